@@ -1,0 +1,141 @@
+"""CRD generation: turns the pydantic models into structural OpenAPI v3 schemas for crds/.
+
+Pydantic's JSON schema uses `$ref`, `anyOf` with null and titles; a Kubernetes structural schema
+allows none of these, so they are resolved here. Defaults are left to the controller (not written
+by the API server), which keeps what users store in Git exactly what they wrote.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from rollout import GROUP, VERSION
+from rollout.api.spec import RolloutSpec
+from rollout.api.status import RolloutStatus
+
+_DROP = {"title", "default", "discriminator"}
+
+
+def structural(model: type[BaseModel]) -> dict[str, Any]:
+    """The structural schema of one model (aliases as property names)."""
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    defs = raw.pop("$defs", {})
+    return _convert(raw, defs)
+
+
+def _convert(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_convert(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = defs[node["$ref"].rsplit("/", 1)[-1]]
+        extra = {k: v for k, v in node.items() if k != "$ref"}
+        return _convert({**target, **extra}, defs)
+    if "anyOf" in node:
+        branches = [b for b in node["anyOf"] if b.get("type") != "null"]
+        rest = {k: v for k, v in node.items() if k != "anyOf"}
+        types = sorted(b.get("type", "") for b in branches)
+        if types == ["integer", "string"]:
+            return {**_convert(rest, defs), "x-kubernetes-int-or-string": True}
+        if len(branches) == 1:
+            return _convert({**branches[0], **rest}, defs)
+        raise ValueError(f"cannot express union {node['anyOf']} in a structural schema")
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _DROP:
+            continue
+        if key == "properties":
+            out[key] = {name: _convert(sub, defs) for name, sub in value.items()}
+        else:
+            out[key] = _convert(value, defs)
+    # Structural schemas forbid `additionalProperties` beside `properties`; unknown fields are
+    # pruned by the API server instead.
+    if out.get("additionalProperties") is False:
+        del out["additionalProperties"]
+    if out.get("x-kubernetes-preserve-unknown-fields"):
+        out.pop("additionalProperties", None)
+        out["type"] = "object"
+    return out
+
+
+def rollout_crd() -> dict[str, Any]:
+    spec_schema = structural(RolloutSpec)
+    status_schema = structural(RolloutStatus)
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"rollouts.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "plural": "rollouts",
+                "singular": "rollout",
+                "kind": "Rollout",
+                "listKind": "RolloutList",
+                "shortNames": ["ro"],
+                "categories": ["all"],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec_schema,
+                                "status": status_schema,
+                            },
+                        }
+                    },
+                    "subresources": {
+                        "status": {},
+                        "scale": {
+                            "specReplicasPath": ".spec.replicas",
+                            "statusReplicasPath": ".status.replicas",
+                            "labelSelectorPath": ".status.selector",
+                        },
+                    },
+                    "additionalPrinterColumns": [
+                        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                        {"name": "Step", "type": "integer", "jsonPath": ".status.currentStepIndex"},
+                        {"name": "Weight", "type": "integer", "jsonPath": ".status.canary.weight"},
+                        {"name": "Stable", "type": "string", "jsonPath": ".status.stableRevision"},
+                        {"name": "Current", "type": "string", "jsonPath": ".status.currentRevision"},
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                    ],
+                }
+            ],
+        },
+    }
+
+
+def all_crds() -> dict[str, dict[str, Any]]:
+    """File name in crds/ -> CRD document."""
+    return {f"{GROUP}_rollouts.yaml": rollout_crd()}
+
+
+def render(crd: dict[str, Any]) -> str:
+    header = "# Generated by `rollout crds` from rollout/api; do not edit by hand.\n"
+    return header + yaml.safe_dump(crd, sort_keys=False, width=120)
+
+
+def write_crds(directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for filename, crd in all_crds().items():
+        path = directory / filename
+        path.write_text(render(crd))
+        written.append(path)
+    return written

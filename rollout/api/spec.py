@@ -1,0 +1,231 @@
+"""The Rollout spec: what a user writes. The CRD schema in crds/ is generated from these models.
+
+Cross-field rules that a CRD schema cannot express (exactly one strategy, exactly one action per
+step, selector vs. template labels) are model validators here, so that a violation is reported as
+InvalidSpec with the field path; references to other objects are checked by the engine.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from rollout.api.base import Duration, IntOrPercent, SpecModel
+
+Weight = Annotated[int, Field(ge=0, le=100)]
+NonNegative = Annotated[int, Field(ge=0)]
+
+
+class LabelSelectorRequirement(SpecModel):
+    key: str
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[str] = Field(default_factory=list)
+
+
+class LabelSelector(SpecModel):
+    match_labels: dict[str, str] = Field(default_factory=dict)
+    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list)
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        if any(labels.get(key) != value for key, value in self.match_labels.items()):
+            return False
+        for req in self.match_expressions:
+            present = req.key in labels
+            if req.operator == "In" and not (present and labels[req.key] in req.values):
+                return False
+            if req.operator == "NotIn" and present and labels[req.key] in req.values:
+                return False
+            if req.operator == "Exists" and not present:
+                return False
+            if req.operator == "DoesNotExist" and present:
+                return False
+        return True
+
+    def as_query(self) -> str:
+        """The selector in the string form of `kubectl get -l` and the scale subresource."""
+        parts = [f"{key}={value}" for key, value in sorted(self.match_labels.items())]
+        for req in self.match_expressions:
+            if req.operator in ("In", "NotIn"):
+                parts.append(f"{req.key} {req.operator.lower()} ({','.join(req.values)})")
+            else:
+                parts.append(req.key if req.operator == "Exists" else f"!{req.key}")
+        return ",".join(parts)
+
+
+class PodTemplateMetadata(SpecModel):
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class PodTemplate(SpecModel):
+    metadata: PodTemplateMetadata = Field(default_factory=PodTemplateMetadata)
+    # A full PodSpec schema is too large for a CRD: kept as is and validated by the API server
+    # when the ReplicaSet is created.
+    spec: dict[str, Any] = Field(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+
+
+class AnalysisTemplateRef(SpecModel):
+    name: str = Field(min_length=1)
+    cluster_scope: bool = False
+
+
+class AnalysisArg(SpecModel):
+    name: str = Field(min_length=1)
+    value: str
+
+
+class RolloutAnalysis(SpecModel):
+    templates: list[AnalysisTemplateRef] = Field(min_length=1)
+    args: list[AnalysisArg] = Field(default_factory=list)
+    starting_step: NonNegative | None = None
+
+
+class PauseStep(SpecModel):
+    duration: Duration | None = None
+
+
+class SetCanaryScale(SpecModel):
+    replicas: NonNegative | None = None
+    weight: Weight | None = None
+    match_traffic_weight: bool | None = None
+
+
+class HeaderMatch(SpecModel):
+    header: str = Field(min_length=1)
+    exact: str | None = None
+    regex: str | None = None
+    prefix: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> HeaderMatch:
+        kinds = [k for k in ("exact", "regex", "prefix") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("a header match needs exactly one of exact, regex or prefix")
+        return self
+
+
+class SetHeaderRoute(SpecModel):
+    name: str = Field(min_length=1)
+    match: list[HeaderMatch] = Field(default_factory=list)
+
+
+class SetMirrorRoute(SpecModel):
+    name: str = Field(min_length=1)
+    percent: Weight | None = None
+
+
+STEP_ACTIONS = ("set_weight", "pause", "set_canary_scale", "set_header_route", "set_mirror_route", "analysis")
+
+
+class CanaryStep(SpecModel):
+    set_weight: Weight | None = None
+    pause: PauseStep | None = None
+    set_canary_scale: SetCanaryScale | None = None
+    set_header_route: SetHeaderRoute | None = None
+    set_mirror_route: SetMirrorRoute | None = None
+    analysis: RolloutAnalysis | None = None
+
+    @model_validator(mode="after")
+    def _one_action(self) -> CanaryStep:
+        actions = [a for a in STEP_ACTIONS if getattr(self, a) is not None]
+        if not actions:
+            # What a real API server leaves of a step type it does not know: an empty object.
+            raise ValueError(
+                "step has no action (unknown step type?); use one of setWeight, pause, "
+                "setCanaryScale, setHeaderRoute, setMirrorRoute, analysis"
+            )
+        if len(actions) > 1:
+            raise ValueError("a step must have exactly one action")
+        return self
+
+
+class RouteRef(SpecModel):
+    name: str = Field(min_length=1)
+    rule: str | None = None
+
+
+class GatewayAPIRouting(SpecModel):
+    http_routes: list[RouteRef] = Field(default_factory=list)
+    grpc_routes: list[RouteRef] = Field(default_factory=list)
+    tcp_routes: list[RouteRef] = Field(default_factory=list)
+
+
+class IstioVirtualService(SpecModel):
+    name: str = Field(min_length=1)
+    routes: list[str] = Field(default_factory=list)
+    tcp_routes: list[Annotated[int, Field(ge=1, le=65535)]] = Field(default_factory=list)
+
+
+class IstioDestinationRule(SpecModel):
+    name: str = Field(min_length=1)
+    stable_subset: str = Field(min_length=1)
+    canary_subset: str = Field(min_length=1)
+
+
+class IstioRouting(SpecModel):
+    virtual_service: IstioVirtualService
+    destination_rule: IstioDestinationRule | None = None
+
+
+class TrafficRouting(SpecModel):
+    gateway_api: GatewayAPIRouting | None = Field(default=None, alias="gatewayAPI")
+    istio: IstioRouting | None = None
+
+
+class RollingStrategy(SpecModel):
+    max_surge: IntOrPercent = "25%"
+    max_unavailable: IntOrPercent = "25%"
+    analysis: RolloutAnalysis | None = None
+
+
+class CanaryStrategy(SpecModel):
+    stable_service: str | None = None
+    canary_service: str | None = None
+    traffic_routing: TrafficRouting | None = None
+    analysis: RolloutAnalysis | None = None
+    steps: list[CanaryStep] = Field(default_factory=list)
+    max_surge: IntOrPercent = "25%"
+    max_unavailable: IntOrPercent = 0
+    scale_down_delay_seconds: NonNegative = 30
+    abort_scale_down_delay_seconds: NonNegative = 30
+
+
+class BlueGreenStrategy(SpecModel):
+    active_service: str = Field(min_length=1)
+    preview_service: str | None = None
+    preview_replica_count: NonNegative | None = None
+    auto_promotion_enabled: bool = True
+    auto_promotion_seconds: NonNegative | None = None
+    pre_promotion_analysis: RolloutAnalysis | None = None
+    post_promotion_analysis: RolloutAnalysis | None = None
+    scale_down_delay_seconds: NonNegative = 30
+    abort_scale_down_delay_seconds: NonNegative = 30
+    traffic_routing: TrafficRouting | None = None
+
+
+class Strategy(SpecModel):
+    rolling: RollingStrategy | None = None
+    canary: CanaryStrategy | None = None
+    blue_green: BlueGreenStrategy | None = None
+
+    @model_validator(mode="after")
+    def _one_strategy(self) -> Strategy:
+        chosen = [s for s in ("rolling", "canary", "blue_green") if getattr(self, s) is not None]
+        if len(chosen) > 1:
+            raise ValueError("choose exactly one strategy: rolling, canary or blueGreen")
+        if not chosen:
+            self.rolling = RollingStrategy()
+        return self
+
+
+class RolloutSpec(SpecModel):
+    replicas: NonNegative = 1
+    selector: LabelSelector
+    template: PodTemplate
+    min_ready_seconds: NonNegative = 0
+    revision_history_limit: NonNegative = 10
+    progress_deadline_seconds: Annotated[int, Field(ge=1)] = 600
+    progress_deadline_abort: bool = False
+    paused: bool = False
+    strategy: Strategy = Field(default_factory=Strategy)

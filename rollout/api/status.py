@@ -1,0 +1,72 @@
+"""The Rollout status: the controller's only memory.
+
+Everything the controller needs to continue after a restart is here; a reconcile reads it, the
+engine returns the next one, and the controller writes it back through the status subresource.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from rollout.api.base import StatusModel
+
+Phase = Literal["Progressing", "Paused", "Healthy", "Degraded"]
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class Condition(StatusModel):
+    type: str
+    status: ConditionStatus
+    reason: str = ""
+    message: str = ""
+    last_transition_time: datetime | None = None
+    last_update_time: datetime | None = None
+
+
+class PauseCondition(StatusModel):
+    reason: str
+    start_time: datetime
+
+
+class CanaryStatus(StatusModel):
+    weight: int = 0
+    header_routes: list[str] = Field(default_factory=list)
+    mirror_routes: list[str] = Field(default_factory=list)
+
+
+class BlueGreenStatus(StatusModel):
+    active_revision: str | None = None
+    preview_revision: str | None = None
+
+
+class RolloutStatus(StatusModel):
+    phase: Phase | None = None
+    message: str = ""
+    observed_generation: int | None = None
+    stable_revision: str | None = None
+    current_revision: str | None = None
+    current_step_index: int | None = None
+    step_started_at: datetime | None = None
+    pause_conditions: list[PauseCondition] = Field(default_factory=list)
+    aborted: bool = False
+    abort_reason: str = ""
+    # Progress toward the current revision; the deadline counts from here.
+    last_progress_at: datetime | None = None
+    replicas: int = 0
+    updated_replicas: int = 0
+    ready_replicas: int = 0
+    available_replicas: int = 0
+    # String form of the selector, for the scale subresource (kubectl scale, HPA).
+    selector: str = ""
+    canary: CanaryStatus | None = None
+    blue_green: BlueGreenStatus | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+
+    def condition(self, type_: str) -> Condition | None:
+        return next((c for c in self.conditions if c.type == type_), None)
+
+    def paused_by(self, reason: str) -> bool:
+        return any(p.reason == reason for p in self.pause_conditions)

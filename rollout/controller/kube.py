@@ -1,0 +1,168 @@
+"""A small async facade over the `kubernetes` client for the few calls the controller makes.
+
+Calls run in worker threads so that the kopf event loop never blocks; transient failures
+(connection errors, 429, 5xx) are retried with tenacity, while 404/409/422 go to the caller."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+FIELD_MANAGER = "rollout-controller"
+
+
+@dataclass(frozen=True)
+class Resource:
+    group: str
+    version: str
+    plural: str
+
+    def path(self, namespace: str | None = None, name: str | None = None, sub: str | None = None) -> str:
+        base = f"/api/{self.version}" if not self.group else f"/apis/{self.group}/{self.version}"
+        parts = [base]
+        if namespace:
+            parts.append(f"namespaces/{namespace}")
+        parts.append(self.plural)
+        if name:
+            parts.append(name)
+        if sub:
+            parts.append(sub)
+        return "/".join(parts)
+
+
+ROLLOUTS = Resource("rollout.dev", "v1alpha1", "rollouts")
+REPLICASETS = Resource("apps", "v1", "replicasets")
+SERVICES = Resource("", "v1", "services")
+EVENTS = Resource("", "v1", "events")
+NAMESPACES = Resource("", "v1", "namespaces")
+CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, ApiException):
+        return exc.status in (429, 500, 502, 503, 504)
+    return isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError)
+
+
+def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
+    """In-cluster configuration when running in a Pod, else the kubeconfig (KUBECONFIG or ~/.kube)."""
+    configuration = client.Configuration()
+    try:
+        if kubeconfig:
+            raise config.ConfigException("explicit kubeconfig")
+        config.load_incluster_config(client_configuration=configuration)
+    except config.ConfigException:
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
+def api_client_for(server: str) -> client.ApiClient:
+    """A client for a plain-HTTP API server with no authentication (the sandbox's emulator)."""
+    configuration = client.Configuration()
+    configuration.host = server.rstrip("/")
+    return client.ApiClient(configuration)
+
+
+class Kube:
+    def __init__(self, api: client.ApiClient, *, timeout: float = 10.0) -> None:
+        self.api = api
+        self.timeout = timeout
+
+    @property
+    def server(self) -> str:
+        return str(self.api.configuration.host)
+
+    def _call(
+        self, method: str, path: str, query: dict[str, str], body: Any, content_type: str | None
+    ) -> Any:
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type or "application/json"
+        params = self.api.param_serialize(
+            method,
+            path,
+            query_params=list(query.items()),
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self.api.call_api(*params, _request_timeout=self.timeout)
+        response.read()
+        text = response.data.decode("utf-8") if response.data else ""
+        if not 200 <= response.status < 300:
+            raise ApiException(status=response.status, reason=response.reason, body=text)
+        return json.loads(text) if text else None
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+    ) -> Any:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(_transient),
+            stop=stop_after_attempt(4),
+            wait=wait_exponential(multiplier=0.1, max=2.0),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await asyncio.to_thread(self._call, method, path, query or {}, body, content_type)
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def get(self, res: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.request("GET", res.path(namespace, name))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def list(
+        self, res: Resource, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        query = {"labelSelector": label_selector} if label_selector else {}
+        result = await self.request("GET", res.path(namespace), query=query)
+        return list(result.get("items") or [])
+
+    async def create(self, res: Resource, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.request(
+            "POST", res.path(namespace), query={"fieldManager": FIELD_MANAGER}, body=body
+        )
+
+    async def patch(
+        self,
+        res: Resource,
+        namespace: str | None,
+        name: str,
+        body: Any,
+        *,
+        sub: str | None = None,
+        content_type: str = MERGE_PATCH,
+    ) -> dict[str, Any]:
+        return await self.request(
+            "PATCH",
+            res.path(namespace, name, sub),
+            query={"fieldManager": FIELD_MANAGER},
+            body=body,
+            content_type=content_type,
+        )
+
+    async def delete(self, res: Resource, namespace: str | None, name: str) -> None:
+        try:
+            await self.request("DELETE", res.path(namespace, name))
+        except ApiException as exc:
+            if exc.status != 404:
+                raise

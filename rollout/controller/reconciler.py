@@ -1,0 +1,241 @@
+"""One reconcile of one Rollout, and the bookkeeping that decides when the next one runs.
+
+Flow: read the Rollout -> consume command annotations -> observe ReplicaSets and Services ->
+`engine.decide` -> apply actions -> write status (the only memory) -> post Events -> schedule a
+look-again if the engine asked for one. Reconciles of one Rollout never overlap, and triggers that
+arrive while one runs collapse into a single follow-up."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import json_merge_patch
+import structlog
+from kubernetes.client.exceptions import ApiException
+
+from rollout.api.rollout import ParsedRollout, parse_rollout
+from rollout.controller.commands import pending_commands, removal_patch
+from rollout.controller.events import event_body
+from rollout.controller.kube import EVENTS, REPLICASETS, ROLLOUTS, SERVICES, Kube
+from rollout.engine import Command, Decision, Observed, decide
+from rollout.engine.types import Action, CreateReplicaSet, DeleteReplicaSet, PinService, ScaleReplicaSet
+from rollout.engine.validation import referenced_services
+from rollout.workload.replicasets import ROLLOUT_NAME_LABEL, build_replicaset, is_owned_by, replicaset_state
+from rollout.workload.services import pin_patch
+
+log = structlog.get_logger("rollout.controller")
+Key = tuple[str, str]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Conflict(Exception):
+    """The Rollout changed under us; the reconcile starts again from a fresh read, carrying the
+    commands it had already consumed so that none is lost."""
+
+    def __init__(self, commands: list[Command] | None = None) -> None:
+        super().__init__("the Rollout changed while it was reconciled")
+        self.commands = commands or []
+
+
+class Reconciler:
+    def __init__(
+        self, kube: Kube, *, clock: Callable[[], datetime] = utcnow, retry_seconds: float = 1.0
+    ) -> None:
+        self.kube = kube
+        self.clock = clock
+        self.retry_seconds = retry_seconds
+        self._locks: dict[Key, asyncio.Lock] = {}
+        self._waiting: set[Key] = set()
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- triggering -------------------------------------------------------------------------
+
+    def trigger(self, namespace: str, name: str) -> None:
+        """Reconcile soon; a trigger while one is already waiting is absorbed by it."""
+        key = (namespace, name)
+        if key in self._waiting:
+            return
+        self._waiting.add(key)
+        task = asyncio.get_running_loop().create_task(self._run(key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def schedule(self, namespace: str, name: str, delay: float) -> None:
+        """Reconcile after `delay` seconds unless something triggers it earlier."""
+        key = (namespace, name)
+        loop = asyncio.get_running_loop()
+        existing = self._timers.get(key)
+        if existing is not None:
+            if existing.when() <= loop.time() + delay:
+                return
+            existing.cancel()
+        self._timers[key] = loop.call_later(delay, self._fire, key)
+
+    def forget(self, namespace: str, name: str) -> None:
+        timer = self._timers.pop((namespace, name), None)
+        if timer is not None:
+            timer.cancel()
+        self._locks.pop((namespace, name), None)
+
+    def _fire(self, key: Key) -> None:
+        self._timers.pop(key, None)
+        self.trigger(*key)
+
+    async def _run(self, key: Key) -> None:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            self._waiting.discard(key)
+            try:
+                await self.reconcile(*key)
+            except Conflict:
+                self.schedule(*key, 0.05)
+            except Exception:
+                log.exception("reconcile failed", namespace=key[0], name=key[1])
+                self.schedule(*key, self.retry_seconds)
+
+    async def close(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # --- one reconcile ----------------------------------------------------------------------
+
+    async def reconcile(self, namespace: str, name: str, attempts: int = 5) -> Decision | None:
+        carried: list[Command] = []
+        for _ in range(attempts - 1):
+            try:
+                return await self._reconcile_once(namespace, name, carried)
+            except Conflict as exc:
+                carried = exc.commands
+        return await self._reconcile_once(namespace, name, carried)
+
+    async def _reconcile_once(self, namespace: str, name: str, carried: list[Command]) -> Decision | None:
+        raw = await self.kube.get(ROLLOUTS, namespace, name)
+        if raw is None:
+            self.forget(namespace, name)
+            return None
+        if (raw.get("metadata") or {}).get("deletionTimestamp"):
+            return None  # owned ReplicaSets go with it through garbage collection
+        parsed = parse_rollout(raw)
+        commands = list(carried)
+        if parsed.rollout is not None:
+            raw, consumed = await self._consume_commands(raw, carried)
+            commands += consumed
+            parsed = parse_rollout(raw)
+        observed = await self._observe(parsed)
+        decision = decide(parsed, observed, commands, self.clock())
+        log.info(
+            "reconciled",
+            namespace=namespace,
+            name=name,
+            phase=decision.status.phase,
+            stable=decision.status.stable_revision,
+            current=decision.status.current_revision,
+            actions=[type(a).__name__ for a in decision.actions],
+            commands=[c.kind for c in commands],
+        )
+        failure: Exception | None = None
+        try:
+            for action in decision.actions:
+                await self._apply(parsed, action)
+        except ApiException as exc:
+            failure = exc
+            log.warning("action failed", namespace=namespace, name=name, status=exc.status, body=exc.body)
+        await self._write_status(raw, decision, commands)
+        await self._post_events(raw, decision)
+        if failure is not None:
+            raise failure
+        if decision.requeue_after is not None:
+            self.schedule(namespace, name, max(decision.requeue_after, 0.0))
+        return decision
+
+    async def _consume_commands(
+        self, raw: dict[str, Any], carried: list[Command]
+    ) -> tuple[dict[str, Any], list[Command]]:
+        commands = pending_commands(raw)
+        if not commands:
+            return raw, []
+        meta = raw["metadata"]
+        try:
+            updated = await self.kube.patch(
+                ROLLOUTS, meta["namespace"], meta["name"], removal_patch(raw, commands)
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                raise Conflict(carried) from exc
+            raise
+        log.info(
+            "commands consumed",
+            namespace=meta["namespace"],
+            name=meta["name"],
+            commands=[f"{c.kind}={c.value}" for c in commands],
+        )
+        return updated, commands
+
+    async def _observe(self, parsed: ParsedRollout) -> Observed:
+        meta = parsed.meta
+        items = await self.kube.list(REPLICASETS, meta.namespace, f"{ROLLOUT_NAME_LABEL}={meta.name}")
+        states = [replicaset_state(rs) for rs in items if is_owned_by(rs, meta.uid)]
+        services: dict[str, dict[str, str] | None] = {}
+        if parsed.rollout is not None:
+            for service in set(referenced_services(parsed.rollout).values()):
+                obj = await self.kube.get(SERVICES, meta.namespace, service)
+                services[service] = (
+                    None if obj is None else dict((obj.get("spec") or {}).get("selector") or {})
+                )
+        return Observed(replicasets=tuple(s for s in states if s is not None), services=services)
+
+    async def _apply(self, parsed: ParsedRollout, action: Action) -> None:
+        rollout, ns = parsed.rollout, parsed.meta.namespace
+        assert rollout is not None  # actions are only decided for a valid spec
+        if isinstance(action, CreateReplicaSet):
+            body = build_replicaset(rollout, action.revision, action.replicas)
+            try:
+                await self.kube.create(REPLICASETS, ns, body)
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                # Created by an earlier reconcile whose status write was lost: take it as is.
+                await self.kube.patch(
+                    REPLICASETS, ns, body["metadata"]["name"], {"spec": {"replicas": action.replicas}}
+                )
+        elif isinstance(action, ScaleReplicaSet):
+            await self.kube.patch(REPLICASETS, ns, action.name, {"spec": {"replicas": action.replicas}})
+        elif isinstance(action, DeleteReplicaSet):
+            await self.kube.delete(REPLICASETS, ns, action.name)
+        elif isinstance(action, PinService):
+            await self.kube.patch(SERVICES, ns, action.service, pin_patch(action.revision))
+
+    async def _write_status(self, raw: dict[str, Any], decision: Decision, commands: list[Command]) -> None:
+        old = raw.get("status") or {}
+        new = decision.status.wire()
+        if old == new:
+            return
+        meta = raw["metadata"]
+        patch = {
+            "metadata": {"resourceVersion": meta.get("resourceVersion")},
+            "status": json_merge_patch.create_patch(old, new),
+        }
+        try:
+            await self.kube.patch(ROLLOUTS, meta["namespace"], meta["name"], patch, sub="status")
+        except ApiException as exc:
+            if exc.status == 409:
+                raise Conflict(commands) from exc
+            raise
+
+    async def _post_events(self, raw: dict[str, Any], decision: Decision) -> None:
+        for event in decision.events:
+            try:
+                await self.kube.create(EVENTS, raw["metadata"]["namespace"], event_body(raw, event))
+            except ApiException as exc:  # an Event is information, never a reason to fail
+                log.warning("event not posted", reason=event.reason, status=exc.status)

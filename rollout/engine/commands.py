@@ -1,0 +1,67 @@
+"""Command annotations applied to the status: abort, retry, pause, resume, promote.
+
+The controller has already removed each annotation from the Rollout before the engine sees it, so
+a command is applied at most once; every command leaves an Event saying what it did."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from rollout.api.status import RolloutStatus
+from rollout.engine.conditions import add_pause, remove_pause
+from rollout.engine.types import Command, Event
+
+USER_PAUSE = "UserPause"
+
+
+def apply_commands(
+    status: RolloutStatus, commands: Iterable[Command], *, in_progress: bool, now: datetime
+) -> list[Event]:
+    events: list[Event] = []
+    for command in commands:
+        if command.kind == "abort":
+            if not in_progress:
+                events.append(
+                    Event("Normal", "AbortIgnored", "Abort: no update in progress, nothing to abort")
+                )
+            elif not status.aborted:
+                status.aborted = True
+                status.abort_reason = "aborted by the rollout.dev/abort command"
+                events.append(
+                    Event(
+                        "Warning",
+                        "RolloutAborted",
+                        f"Aborted by command: returning to stable revision {status.stable_revision}",
+                    )
+                )
+        elif command.kind == "retry":
+            if status.aborted:
+                status.aborted = False
+                status.abort_reason = ""
+                status.last_progress_at = now
+                events.append(
+                    Event("Normal", "RolloutRetried", f"Retrying revision {status.current_revision}")
+                )
+            else:
+                events.append(Event("Normal", "RetryIgnored", "Retry: the rollout is not aborted"))
+        elif command.kind == "pause":
+            if add_pause(status, USER_PAUSE, now):
+                events.append(Event("Normal", "RolloutPaused", "Paused by the rollout.dev/pause command"))
+        elif command.kind == "resume":
+            if remove_pause(status, USER_PAUSE):
+                status.last_progress_at = now
+                events.append(Event("Normal", "RolloutResumed", "Resumed by the rollout.dev/resume command"))
+            else:
+                events.append(Event("Normal", "ResumeIgnored", "Resume: no user pause to clear"))
+        elif command.kind == "promote":
+            # A rolling update has no pause steps or gates to pass yet; say so rather than guess.
+            events.append(
+                Event(
+                    "Normal",
+                    "PromoteIgnored",
+                    f"Promote ({command.value or 'step'}): nothing is waiting "
+                    "for promotion in a rolling update",
+                )
+            )
+    return events

@@ -1,0 +1,287 @@
+"""The engine's entry point: `decide(parsed, observed, commands, now) -> Decision`.
+
+Order of a decision: spec errors first (InvalidSpec, nothing moves), then revision bookkeeping
+(first deploy, new template), commands, the strategy's scaling plan, completion, the progress
+deadline, and finally the phase and conditions a person reads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from rollout.api.base import resolve_int_or_percent
+from rollout.api.revision import revision_hash
+from rollout.api.rollout import ParsedRollout, Rollout, SpecError
+from rollout.api.status import RolloutStatus
+from rollout.engine.commands import apply_commands
+from rollout.engine.conditions import add_pause, remove_condition, remove_pause, set_condition
+from rollout.engine.rolling import oldest_first, plan_rolling
+from rollout.engine.types import (
+    Action,
+    Command,
+    CreateReplicaSet,
+    Decision,
+    DeleteReplicaSet,
+    Event,
+    Observed,
+    ReplicaSetState,
+    ScaleReplicaSet,
+)
+from rollout.engine.validation import validate
+
+SPEC_PAUSE = "SpecPaused"
+INVALID_SPEC = "InvalidSpec"
+PROGRESSING = "Progressing"
+AVAILABLE = "Available"
+DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+
+
+def current_revision(rollout: Rollout) -> str:
+    return revision_hash(rollout.spec.template.model_dump(by_alias=True, exclude_defaults=True, mode="json"))
+
+
+def decide(parsed: ParsedRollout, observed: Observed, commands: Sequence[Command], now: datetime) -> Decision:
+    status = parsed.status.model_copy(deep=True)
+    status.observed_generation = parsed.meta.generation
+    errors = list(parsed.errors)
+    if parsed.rollout is not None:
+        errors += validate(parsed.rollout, observed)
+    if errors or parsed.rollout is None:
+        return _invalid(status, errors, now)
+    events: list[Event] = []
+    if remove_condition(status, INVALID_SPEC):
+        events.append(Event("Normal", "SpecValid", "The spec is valid again; resuming"))
+    return _decide_valid(parsed.rollout, status, observed, commands, now, events)
+
+
+def _invalid(status: RolloutStatus, errors: list[SpecError], now: datetime) -> Decision:
+    message = "; ".join(str(e) for e in errors)
+    previous = status.condition(INVALID_SPEC)
+    set_condition(status, INVALID_SPEC, "True", "InvalidSpec", message, now)
+    status.phase = "Degraded"
+    status.message = f"InvalidSpec: {message}"
+    events = []
+    if previous is None or previous.message != message:
+        events.append(Event("Warning", "InvalidSpec", message))
+    return Decision(status=status, events=events)
+
+
+def _decide_valid(
+    rollout: Rollout,
+    status: RolloutStatus,
+    observed: Observed,
+    commands: Sequence[Command],
+    now: datetime,
+    events: list[Event],
+) -> Decision:
+    spec = rollout.spec
+    current = current_revision(rollout)
+    if status.current_revision != current:
+        if status.current_revision is not None and current != status.stable_revision:
+            events.append(
+                Event("Normal", "NewRevision", f"New revision {current}; stable is {status.stable_revision}")
+            )
+        status.current_revision = current
+        status.aborted, status.abort_reason = False, ""
+        status.last_progress_at = now
+        remove_condition(status, PROGRESSING)
+    if status.stable_revision is None:
+        # First deploy: nothing to protect yet, so the first revision is stable at once.
+        status.stable_revision = current
+        events.append(
+            Event("Normal", "FirstRevision", f"Revision {current} is the first: stable at once, no steps")
+        )
+    if status.last_progress_at is None:
+        status.last_progress_at = now
+
+    in_progress = current != status.stable_revision
+    events += apply_commands(status, commands, in_progress=in_progress, now=now)
+    if spec.paused:
+        if add_pause(status, SPEC_PAUSE, now):
+            events.append(Event("Normal", "RolloutPaused", "Paused by spec.paused"))
+    elif remove_pause(status, SPEC_PAUSE):
+        status.last_progress_at = now
+        events.append(Event("Normal", "RolloutResumed", "spec.paused cleared"))
+
+    by_revision = {rs.revision: rs for rs in observed.replicasets}
+    target = status.stable_revision if status.aborted else current
+    target_rs = by_revision.get(target)
+    others = [rs for rs in observed.replicasets if rs.revision != target]
+    desired = spec.replicas
+
+    actions: list[Action] = []
+    if status.aborted:
+        actions += _abort_actions(target, target_rs, others, desired, events)
+    elif not status.pause_conditions:
+        actions += _rolling_actions(rollout, target, target_rs, others, desired)
+    actions += _history_actions(rollout, observed.replicasets, {current, status.stable_revision or ""})
+
+    previous_counts = (status.updated_replicas, status.available_replicas)
+    _count(status, rollout, observed.replicasets, current)
+    complete = (
+        not status.aborted
+        and not actions
+        and target_rs is not None
+        and target_rs.spec_replicas == desired
+        and target_rs.available >= desired
+        and all(rs.spec_replicas == 0 and rs.replicas == 0 for rs in others)
+    )
+    if complete and status.stable_revision != current:
+        events.append(
+            Event(
+                "Normal",
+                "RolloutCompleted",
+                f"Revision {current} is now stable (was {status.stable_revision})",
+            )
+        )
+        status.stable_revision = current
+    if actions or (status.updated_replicas, status.available_replicas) != previous_counts:
+        status.last_progress_at = now
+
+    requeue_after = _deadline(rollout, status, complete, now, events)
+    _phase(status, rollout, complete, now, events)
+    return Decision(status=status, actions=actions, events=events, requeue_after=requeue_after)
+
+
+def _rolling_actions(
+    rollout: Rollout,
+    target: str,
+    target_rs: ReplicaSetState | None,
+    others: list[ReplicaSetState],
+    desired: int,
+) -> list[Action]:
+    strategy = rollout.spec.strategy.rolling
+    assert strategy is not None  # validation admits only the rolling strategy for now
+    surge = resolve_int_or_percent(strategy.max_surge, desired, round_up=True)
+    unavailable = resolve_int_or_percent(strategy.max_unavailable, desired, round_up=False)
+    plan = plan_rolling(target_rs, others, desired, surge, unavailable)
+    actions: list[Action] = []
+    if target_rs is None:
+        actions.append(CreateReplicaSet(revision=target, replicas=plan.target_replicas))
+    elif plan.target_replicas != target_rs.spec_replicas:
+        actions.append(ScaleReplicaSet(name=target_rs.name, replicas=plan.target_replicas))
+    actions += [ScaleReplicaSet(name=name, replicas=n) for name, n in plan.scale_down.items()]
+    return actions
+
+
+def _abort_actions(
+    stable: str,
+    stable_rs: ReplicaSetState | None,
+    others: list[ReplicaSetState],
+    desired: int,
+    events: list[Event],
+) -> list[Action]:
+    """Stable back to full scale first; only once it is fully available, the rest down to zero."""
+    if stable_rs is None:
+        events.append(
+            Event(
+                "Warning",
+                "StableMissing",
+                f"The ReplicaSet of stable revision {stable} is gone; cannot scale it back up",
+            )
+        )
+        return []
+    if stable_rs.spec_replicas != desired:
+        return [ScaleReplicaSet(name=stable_rs.name, replicas=desired)]
+    if stable_rs.available < desired:
+        return []
+    return [ScaleReplicaSet(name=rs.name, replicas=0) for rs in others if rs.spec_replicas != 0]
+
+
+def _history_actions(
+    rollout: Rollout, replicasets: Sequence[ReplicaSetState], keep: set[str]
+) -> list[Action]:
+    """Old ReplicaSets at zero beyond `revisionHistoryLimit` are deleted, oldest first."""
+    idle = [
+        rs
+        for rs in oldest_first(replicasets)
+        if rs.revision not in keep and rs.spec_replicas == 0 and rs.replicas == 0
+    ]
+    excess = len(idle) - rollout.spec.revision_history_limit
+    return [DeleteReplicaSet(name=rs.name) for rs in idle[: max(0, excess)]]
+
+
+def _count(
+    status: RolloutStatus, rollout: Rollout, replicasets: Sequence[ReplicaSetState], current: str
+) -> None:
+    status.replicas = sum(rs.replicas for rs in replicasets)
+    status.ready_replicas = sum(rs.ready for rs in replicasets)
+    status.available_replicas = sum(rs.available for rs in replicasets)
+    status.updated_replicas = sum(rs.replicas for rs in replicasets if rs.revision == current)
+    status.selector = rollout.spec.selector.as_query()
+
+
+def _deadline(
+    rollout: Rollout, status: RolloutStatus, complete: bool, now: datetime, events: list[Event]
+) -> float | None:
+    """Degraded when no progress was made for progressDeadlineSeconds; abort if asked to."""
+    if complete or status.aborted or status.pause_conditions or status.last_progress_at is None:
+        return None
+    deadline = rollout.spec.progress_deadline_seconds
+    waited = (now - status.last_progress_at).total_seconds()
+    if waited < deadline:
+        return deadline - waited
+    message = (
+        f"Revision {status.current_revision} made no progress for {deadline}s "
+        f"(progressDeadlineSeconds); {status.available_replicas}/{rollout.spec.replicas} available"
+    )
+    if set_condition(status, PROGRESSING, "False", DEADLINE_EXCEEDED, message, now):
+        events.append(Event("Warning", DEADLINE_EXCEEDED, message))
+    if rollout.spec.progress_deadline_abort:
+        status.aborted = True
+        status.abort_reason = "progress deadline exceeded"
+        events.append(Event("Warning", "RolloutAborted", f"Aborted: {message}"))
+        return 0.0
+    return None
+
+
+def _phase(
+    status: RolloutStatus, rollout: Rollout, complete: bool, now: datetime, events: list[Event]
+) -> None:
+    desired = rollout.spec.replicas
+    progressing = status.condition(PROGRESSING)
+    deadline_exceeded = progressing is not None and progressing.reason == DEADLINE_EXCEEDED
+    if status.aborted:
+        phase, message = (
+            "Degraded",
+            f"Aborted ({status.abort_reason}); stable revision {status.stable_revision}",
+        )
+        set_condition(status, PROGRESSING, "False", "RolloutAborted", message, now)
+    elif complete and status.stable_revision == status.current_revision:
+        phase, message = (
+            "Healthy",
+            f"Revision {status.stable_revision}: {status.available_replicas}/{desired} available",
+        )
+        set_condition(status, PROGRESSING, "True", "RolloutCompleted", message, now)
+    elif status.pause_conditions:
+        reasons = ", ".join(p.reason for p in status.pause_conditions)
+        phase, message = "Paused", f"Paused ({reasons}) at {status.updated_replicas}/{desired} updated"
+        set_condition(status, PROGRESSING, "Unknown", "RolloutPaused", message, now)
+    elif deadline_exceeded:
+        assert progressing is not None
+        phase, message = "Degraded", progressing.message
+    else:
+        phase = "Progressing"
+        message = (
+            f"Updating to {status.current_revision}: {status.updated_replicas}/{desired} updated, "
+            f"{status.available_replicas} available"
+        )
+        set_condition(status, PROGRESSING, "True", "ReplicaSetUpdated", message, now)
+    available = "True" if status.available_replicas >= desired else "False"
+    set_condition(
+        status,
+        AVAILABLE,
+        available,
+        "Available" if available == "True" else "NotAvailable",
+        f"{status.available_replicas}/{desired} available",
+        now,
+    )
+    if status.phase != phase:
+        events.append(
+            Event(
+                "Warning" if phase == "Degraded" else "Normal",
+                f"Phase{phase}",
+                f"{status.phase or 'New'} -> {phase}: {message}",
+            )
+        )
+    status.phase, status.message = phase, message

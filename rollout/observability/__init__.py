@@ -1,0 +1,1 @@
+"""Logging and the controller's own metrics."""

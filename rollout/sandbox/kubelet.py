@@ -1,0 +1,78 @@
+"""A stand-in for kube-controller-manager's ReplicaSet controller and the kubelet: it brings each
+ReplicaSet's pods up to `spec.replicas`, makes them Ready after a start-up delay (and Available
+after `minReadySeconds`), and reports it in the ReplicaSet's status through the API, as a cluster
+does. Pods whose image matches `never_ready` never become Ready (a crash-looping release)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import kmock
+
+REPLICASETS = kmock.resource("apps/v1/replicasets")
+
+
+def images(rs: dict[str, Any]) -> list[str]:
+    containers = (((rs.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+    return [str(c.get("image", "")) for c in containers]
+
+
+def image_matches(pattern: str) -> Callable[[dict[str, Any]], bool]:
+    regex = re.compile(pattern)
+    return lambda rs: any(regex.search(image) for image in images(rs))
+
+
+@dataclass
+class FakeKubelet:
+    server: kmock.KubernetesEmulator
+    url: str
+    startup_seconds: float = 0.5
+    tick_seconds: float = 0.05
+    never_ready: Callable[[dict[str, Any]], bool] = field(default=lambda rs: False)
+    # ReplicaSet uid -> start times of its pods (oldest first)
+    _pods: dict[str, list[float]] = field(default_factory=dict)
+
+    def status_for(self, rs: dict[str, Any], now: float) -> dict[str, Any]:
+        uid = rs["metadata"]["uid"]
+        pods = self._pods.setdefault(uid, [])
+        desired = int((rs.get("spec") or {}).get("replicas", 1))
+        while len(pods) < desired:
+            pods.append(now)
+        del pods[desired:]  # the newest (least ready) pods go first, as the ReplicaSet controller does
+        min_ready = float((rs.get("spec") or {}).get("minReadySeconds", 0))
+        broken = self.never_ready(rs)
+        ready = 0 if broken else sum(1 for start in pods if now - start >= self.startup_seconds)
+        available = (
+            0 if broken else sum(1 for start in pods if now - start >= self.startup_seconds + min_ready)
+        )
+        return {
+            "replicas": len(pods),
+            "readyReplicas": ready,
+            "availableReplicas": available,
+            "observedGeneration": rs["metadata"].get("generation", 1),
+        }
+
+    async def run(self) -> None:
+        async with aiohttp.ClientSession(self.url) as session:
+            while True:
+                now = time.monotonic()
+                for (resource, namespace, name), obj in list(self.server.objects.items()):
+                    if resource != REPLICASETS or obj.deleted:
+                        continue
+                    rs = obj.raw
+                    status = self.status_for(rs, now)
+                    if (rs.get("status") or {}) != status:
+                        path = f"/apis/apps/v1/namespaces/{namespace}/replicasets/{name}/status"
+                        async with session.patch(
+                            path,
+                            json={"status": status},
+                            headers={"Content-Type": "application/merge-patch+json"},
+                        ) as response:
+                            await response.read()
+                await asyncio.sleep(self.tick_seconds)
