@@ -109,18 +109,17 @@ def _decide_valid(
     others = [rs for rs in observed.replicasets if rs.revision != target]
     desired = spec.replicas
 
-    actions: list[Action] = []
+    scaling: list[Action] = []
     if status.aborted:
-        actions += _abort_actions(target, target_rs, others, desired, events)
+        scaling += _abort_actions(target, target_rs, others, desired, events)
     elif not status.pause_conditions:
-        actions += _rolling_actions(rollout, target, target_rs, others, desired)
-    actions += _history_actions(rollout, observed.replicasets, {current, status.stable_revision or ""})
+        scaling += _rolling_actions(rollout, target, target_rs, others, desired)
 
     previous_counts = (status.updated_replicas, status.available_replicas)
     _count(status, rollout, observed.replicasets, current)
     complete = (
         not status.aborted
-        and not actions
+        and not scaling
         and target_rs is not None
         and target_rs.spec_replicas == desired
         and target_rs.available >= desired
@@ -135,8 +134,10 @@ def _decide_valid(
             )
         )
         status.stable_revision = current
-    if actions or (status.updated_replicas, status.available_replicas) != previous_counts:
+    if scaling or (status.updated_replicas, status.available_replicas) != previous_counts:
         status.last_progress_at = now
+    # Idle ReplicaSets beyond the history limit; the stable and current revisions are never among them.
+    actions = scaling + _history_actions(rollout, observed.replicasets, {current, status.stable_revision or ""})
 
     requeue_after = _deadline(rollout, status, complete, now, events)
     _phase(status, rollout, complete, now, events)

@@ -186,7 +186,7 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
     async def _collect_garbage(self) -> None:
         """Delete objects whose controlling owner is gone (what kube-controller-manager does)."""
         live = {obj.raw["metadata"].get("uid") for obj in self.objects.values() if not obj.deleted}
-        for (resource, namespace, name), obj in list(self.objects.items()):
+        for (resource, _, _), obj in list(self.objects.items()):
             if obj.deleted:
                 continue
             owners = [r.get("uid") for r in obj.raw.get("metadata", {}).get("ownerReferences") or []]

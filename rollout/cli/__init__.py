@@ -1,0 +1,1 @@
+"""The `rollout` command (also installed as the kubectl plugin `kubectl-rollouts`)."""

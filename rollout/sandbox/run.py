@@ -1,0 +1,124 @@
+"""`rollout sandbox`: the real controller against the emulated cluster, an example Rollout applied,
+an image update rolled out, progress printed as it happens and a summary at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from rollout.controller.kube import EVENTS, REPLICASETS, ROLLOUTS
+from rollout.sandbox.cluster import EmulatedCluster, emulated_cluster
+
+DEFAULT_ROLLOUT = "rollout.yaml"
+
+
+def load_rollout(path: Path | None) -> dict[str, Any]:
+    text = path.read_text() if path else resources.files("rollout.sandbox").joinpath(DEFAULT_ROLLOUT).read_text()
+    return dict(yaml.safe_load(text))
+
+
+def first_image(rollout: dict[str, Any]) -> str:
+    return str(rollout["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+def bumped_image(image: str) -> str:
+    """`web:1.0` -> `web:2.0`; anything else gets a `-next` tag."""
+    name, _, tag = image.rpartition(":")
+    if name and tag.split(".")[0].isdigit():
+        major, *rest = tag.split(".")
+        return f"{name}:{int(major) + 1}" + "".join(f".{part}" for part in rest)
+    return f"{image}-next"
+
+
+class ProgressPrinter:
+    def __init__(self, cluster: EmulatedCluster, namespace: str, name: str, out: TextIO) -> None:
+        self.cluster, self.namespace, self.name, self.out = cluster, namespace, name, out
+        self.started = time.monotonic()
+        self.last_line = ""
+
+    async def line(self) -> tuple[str, dict[str, Any]]:
+        rollout = await self.cluster.kube.get(ROLLOUTS, self.namespace, self.name) or {}
+        status = rollout.get("status") or {}
+        replicasets = await self.cluster.kube.list(REPLICASETS, self.namespace)
+        pods = "  ".join(
+            f"{rs['metadata']['labels'].get('rollout.dev/revision', '?')}:"
+            f"{(rs.get('status') or {}).get('availableReplicas', 0)}/{rs['spec']['replicas']}"
+            for rs in sorted(replicasets, key=lambda r: r["metadata"]["name"])
+        )
+        weight = (status.get("canary") or {}).get("weight")
+        text = (
+            f"{status.get('phase', '-'):<11} stable={status.get('stableRevision', '-')} "
+            f"current={status.get('currentRevision', '-')}"
+            + (f" weight={weight}" if weight is not None else "")
+            + f"  pods(available/desired) {pods or '-'}"
+        )
+        return text, rollout
+
+    async def until(self, done: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            text, rollout = await self.line()
+            if text != self.last_line:
+                print(f"[{time.monotonic() - self.started:6.1f}s] {text}", file=self.out, flush=True)
+                self.last_line = text
+            if done(rollout):
+                return rollout
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"gave up after {timeout:.0f}s: {text}")
+            await asyncio.sleep(0.1)
+
+
+def healthy_at(revision_of: Callable[[dict[str, Any]], str | None]) -> Callable[[dict[str, Any]], bool]:
+    def check(rollout: dict[str, Any]) -> bool:
+        status = rollout.get("status") or {}
+        return status.get("phase") == "Healthy" and status.get("stableRevision") == revision_of(rollout)
+    return check
+
+
+async def run_sandbox(
+    out: TextIO, *, file: Path | None = None, new_image: str | None = None, timeout: float = 60.0
+) -> int:
+    manifest = load_rollout(file)
+    namespace = manifest["metadata"].setdefault("namespace", "default")
+    name = manifest["metadata"]["name"]
+    old_image = first_image(manifest)
+    new_image = new_image or bumped_image(old_image)
+    print(f"sandbox: emulated Kubernetes API, real controller; Rollout {namespace}/{name}", file=out)
+    async with emulated_cluster(startup_seconds=0.4) as cluster:
+        cluster.create_namespace(namespace)
+        async with cluster.controller():
+            printer = ProgressPrinter(cluster, namespace, name, out)
+            await cluster.kube.create(ROLLOUTS, namespace, manifest)
+            print(f"applied {name} with image {old_image}", file=out, flush=True)
+            first = await printer.until(healthy_at(lambda r: (r.get("status") or {}).get("currentRevision")),
+                                        timeout)
+            first_revision = first["status"]["stableRevision"]
+            containers = manifest["spec"]["template"]["spec"]["containers"]
+            containers[0]["image"] = new_image
+            update_started = time.monotonic()
+            await cluster.kube.patch(ROLLOUTS, namespace, name, {"spec": {"template": manifest["spec"]["template"]}})
+            print(f"updated image to {new_image}", file=out, flush=True)
+
+            def moved_on(rollout: dict[str, Any]) -> str | None:
+                current = (rollout.get("status") or {}).get("currentRevision")
+                return current if current != first_revision else None
+
+            final = await printer.until(healthy_at(moved_on), timeout)
+            took = time.monotonic() - update_started
+            events = await cluster.kube.list(EVENTS, namespace)
+    status = final["status"]
+    reasons = [e["reason"] for e in events if e["involvedObject"].get("name") == name]
+    print(
+        f"\nsummary: {name} rolled from {old_image} (revision {first_revision}) to {new_image} "
+        f"(revision {status['stableRevision']}) in {took:.1f}s; phase {status['phase']}, "
+        f"{status['availableReplicas']}/{final['spec']['replicas']} available\n"
+        f"events: {', '.join(reasons)}",
+        file=out,
+    )
+    return 0

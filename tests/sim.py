@@ -1,0 +1,107 @@
+"""A pure, in-memory cluster for engine tests: ReplicaSets whose pods become available when the
+test says so, and a controller loop that applies the engine's actions like the real one does."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rollout.api.rollout import parse_rollout
+from rollout.engine import Command, Decision, Observed, ReplicaSetState, decide
+from rollout.engine.types import CreateReplicaSet, DeleteReplicaSet, ScaleReplicaSet
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class SimReplicaSet:
+    name: str
+    revision: str
+    spec: int
+    available: int = 0
+    created: int = 0
+
+
+@dataclass
+class Sim:
+    manifest: dict[str, Any]
+    services: dict[str, dict[str, str] | None] = field(default_factory=dict)
+    now: datetime = T0
+    replicasets: dict[str, SimReplicaSet] = field(default_factory=dict)
+    decisions: list[Decision] = field(default_factory=list)
+    _created: int = 0
+
+    @property
+    def status(self) -> dict[str, Any]:
+        return self.manifest.get("status") or {}
+
+    def observed(self) -> Observed:
+        return Observed(
+            replicasets=tuple(
+                ReplicaSetState(name=rs.name, revision=rs.revision, spec_replicas=rs.spec, replicas=rs.spec,
+                                ready=rs.available, available=rs.available, created_at=f"{rs.created:06d}")
+                for rs in self.replicasets.values()
+            ),
+            services=self.services,
+        )
+
+    def reconcile(self, *commands: Command, lose_status: bool = False) -> Decision:
+        decision = decide(parse_rollout(copy.deepcopy(self.manifest)), self.observed(), commands, self.now)
+        for action in decision.actions:
+            if isinstance(action, CreateReplicaSet):
+                self._created += 1
+                name = f"web-{action.revision}"
+                self.replicasets[name] = SimReplicaSet(name, action.revision, action.replicas, created=self._created)
+            elif isinstance(action, ScaleReplicaSet):
+                rs = self.replicasets[action.name]
+                rs.spec = action.replicas
+                rs.available = min(rs.available, rs.spec)  # removed pods are gone at once
+            elif isinstance(action, DeleteReplicaSet):
+                del self.replicasets[action.name]
+        if not lose_status:  # a crash between acting and writing status loses only the status
+            self.manifest["status"] = decision.status.wire()
+        self.decisions.append(decision)
+        return decision
+
+    def pods_ready(self, count: int | None = None) -> None:
+        """Make up to `count` pending pods available (all when None), oldest ReplicaSet first."""
+        budget = count
+        for rs in sorted(self.replicasets.values(), key=lambda r: r.created):
+            missing = rs.spec - rs.available
+            add = missing if budget is None else min(missing, budget)
+            rs.available += add
+            if budget is not None:
+                budget -= add
+
+    def tick(self, seconds: float = 1.0) -> None:
+        self.now += timedelta(seconds=seconds)
+
+    def set_image(self, image: str) -> None:
+        self.manifest["spec"]["template"]["spec"]["containers"][0]["image"] = image
+
+    def revision_of(self, image: str) -> str:
+        return next(rs.revision for rs in self.replicasets.values()
+                    if rs.name.startswith("web-") and self._image_revision(image) == rs.revision)
+
+    def _image_revision(self, image: str) -> str:
+        from rollout.engine.decide import current_revision
+        manifest = copy.deepcopy(self.manifest)
+        manifest["spec"]["template"]["spec"]["containers"][0]["image"] = image
+        return current_revision(parse_rollout(manifest).rollout)
+
+    def spec_of(self, revision: str) -> int:
+        return sum(rs.spec for rs in self.replicasets.values() if rs.revision == revision)
+
+    def available_total(self) -> int:
+        return sum(rs.available for rs in self.replicasets.values())
+
+    def settle(self, rounds: int = 50) -> None:
+        """Reconcile with every pod becoming ready until nothing changes."""
+        for _ in range(rounds):
+            decision = self.reconcile()
+            self.pods_ready()
+            self.tick()
+            if not decision.actions and self.status.get("phase") in ("Healthy", "Degraded", "Paused"):
+                return
