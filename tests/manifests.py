@@ -7,8 +7,13 @@ from typing import Any
 
 
 def rollout_manifest(
-    name: str = "web", namespace: str = "shop", *, replicas: int = 4, image: str = "web:1",
-    strategy: dict[str, Any] | None = None, **spec: Any,
+    name: str = "web",
+    namespace: str = "shop",
+    *,
+    replicas: int = 4,
+    image: str = "web:1",
+    strategy: dict[str, Any] | None = None,
+    **spec: Any,
 ) -> dict[str, Any]:
     return {
         "apiVersion": "rollout.dev/v1alpha1",
@@ -21,8 +26,9 @@ def rollout_manifest(
                 "metadata": {"labels": {"app": name}},
                 "spec": {"containers": [{"name": "app", "image": image}]},
             },
-            "strategy": copy.deepcopy(strategy) if strategy is not None else {
-                "rolling": {"maxSurge": 1, "maxUnavailable": 1}},
+            "strategy": copy.deepcopy(strategy)
+            if strategy is not None
+            else {"rolling": {"maxSurge": 1, "maxUnavailable": 1}},
             **spec,
         },
     }
@@ -30,12 +36,19 @@ def rollout_manifest(
 
 def service_manifest(name: str, namespace: str = "shop", app: str = "web") -> dict[str, Any]:
     return {
-        "apiVersion": "v1", "kind": "Service",
+        "apiVersion": "v1",
+        "kind": "Service",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {"selector": {"app": app}, "ports": [{"port": 80, "targetPort": 8080}]},
     }
 
 
 def image_patch(image: str, name: str = "web") -> dict[str, Any]:
-    return {"spec": {"template": {"metadata": {"labels": {"app": name}},
-                                  "spec": {"containers": [{"name": "app", "image": image}]}}}}
+    return {
+        "spec": {
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": image}]},
+            }
+        }
+    }

@@ -40,8 +40,15 @@ class Sim:
     def observed(self) -> Observed:
         return Observed(
             replicasets=tuple(
-                ReplicaSetState(name=rs.name, revision=rs.revision, spec_replicas=rs.spec, replicas=rs.spec,
-                                ready=rs.available, available=rs.available, created_at=f"{rs.created:06d}")
+                ReplicaSetState(
+                    name=rs.name,
+                    revision=rs.revision,
+                    spec_replicas=rs.spec,
+                    replicas=rs.spec,
+                    ready=rs.available,
+                    available=rs.available,
+                    created_at=f"{rs.created:06d}",
+                )
                 for rs in self.replicasets.values()
             ),
             services=self.services,
@@ -53,7 +60,9 @@ class Sim:
             if isinstance(action, CreateReplicaSet):
                 self._created += 1
                 name = f"web-{action.revision}"
-                self.replicasets[name] = SimReplicaSet(name, action.revision, action.replicas, created=self._created)
+                self.replicasets[name] = SimReplicaSet(
+                    name, action.revision, action.replicas, created=self._created
+                )
             elif isinstance(action, ScaleReplicaSet):
                 rs = self.replicasets[action.name]
                 rs.spec = action.replicas
@@ -82,11 +91,15 @@ class Sim:
         self.manifest["spec"]["template"]["spec"]["containers"][0]["image"] = image
 
     def revision_of(self, image: str) -> str:
-        return next(rs.revision for rs in self.replicasets.values()
-                    if rs.name.startswith("web-") and self._image_revision(image) == rs.revision)
+        return next(
+            rs.revision
+            for rs in self.replicasets.values()
+            if rs.name.startswith("web-") and self._image_revision(image) == rs.revision
+        )
 
     def _image_revision(self, image: str) -> str:
         from rollout.engine.decide import current_revision
+
         manifest = copy.deepcopy(self.manifest)
         manifest["spec"]["template"]["spec"]["containers"][0]["image"] = image
         return current_revision(parse_rollout(manifest).rollout)
@@ -101,7 +114,12 @@ class Sim:
         """Reconcile with every pod becoming ready until nothing changes."""
         for _ in range(rounds):
             decision = self.reconcile()
+            all_ready = all(rs.available == rs.spec for rs in self.replicasets.values())
             self.pods_ready()
             self.tick()
-            if not decision.actions and self.status.get("phase") in ("Healthy", "Degraded", "Paused"):
+            if (
+                not decision.actions
+                and all_ready
+                and self.status.get("phase") in ("Healthy", "Degraded", "Paused")
+            ):
                 return

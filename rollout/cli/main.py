@@ -26,10 +26,15 @@ def _controller(args: argparse.Namespace) -> int:
 def _crds(args: argparse.Namespace) -> int:
     directory = Path(args.output)
     if args.check:
-        stale = [name for name, crd in all_crds().items()
-                 if not (directory / name).exists() or (directory / name).read_text() != render(crd)]
+        stale = [
+            name
+            for name, crd in all_crds().items()
+            if not (directory / name).exists() or (directory / name).read_text() != render(crd)
+        ]
         if stale:
-            print(f"rollout: stale CRDs in {directory}: {', '.join(stale)}; run `rollout crds`", file=sys.stderr)
+            print(
+                f"rollout: stale CRDs in {directory}: {', '.join(stale)}; run `rollout crds`", file=sys.stderr
+            )
             return 1
         return 0
     for path in write_crds(directory):
@@ -41,8 +46,11 @@ def _sandbox(args: argparse.Namespace) -> int:
     try:
         from rollout.sandbox.run import run_sandbox
     except ImportError as exc:
-        print(f"rollout: the sandbox needs the 'sandbox' extra (pip install 'rollout-controller[sandbox]'): "
-              f"{exc}", file=sys.stderr)
+        print(
+            f"rollout: the sandbox needs the 'sandbox' extra (pip install 'rollout-controller[sandbox]'): "
+            f"{exc}",
+            file=sys.stderr,
+        )
         return 2
     from rollout.observability.logging import configure_logging
 
@@ -55,9 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     ctl = sub.add_parser("controller", help="run the controller")
-    ctl.add_argument("--namespace", "-n", action="append", default=[],
-                     help="watch only this namespace (repeatable); cluster-wide by default")
-    ctl.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, then KUBECONFIG or ~/.kube/config)")
+    ctl.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        help="watch only this namespace (repeatable); cluster-wide by default",
+    )
+    ctl.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: in-cluster, then KUBECONFIG or ~/.kube/config)"
+    )
     ctl.add_argument("--resync-seconds", type=float, default=30.0, help="period of the full re-check")
     ctl.add_argument("--log-level", default="INFO")
     ctl.set_defaults(run=_controller)

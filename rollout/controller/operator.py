@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -107,8 +108,8 @@ async def run_controller(
     *,
     resync_seconds: float = 30.0,
     login: kopf.ConnectionInfo | None = None,
-    stop_flag: asyncio.Event | None = None,
-    ready_flag: asyncio.Event | None = None,
+    stop_flag: asyncio.Event | threading.Event | None = None,
+    ready_flag: asyncio.Event | threading.Event | None = None,
 ) -> None:
     """Run the controller until `stop_flag` is set (or forever)."""
     reconciler = Reconciler(kube)

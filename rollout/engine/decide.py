@@ -137,7 +137,9 @@ def _decide_valid(
     if scaling or (status.updated_replicas, status.available_replicas) != previous_counts:
         status.last_progress_at = now
     # Idle ReplicaSets beyond the history limit; the stable and current revisions are never among them.
-    actions = scaling + _history_actions(rollout, observed.replicasets, {current, status.stable_revision or ""})
+    actions = scaling + _history_actions(
+        rollout, observed.replicasets, {current, status.stable_revision or ""}
+    )
 
     requeue_after = _deadline(rollout, status, complete, now, events)
     _phase(status, rollout, complete, now, events)

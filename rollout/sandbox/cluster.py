@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,28 +58,47 @@ class EmulatedCluster:
     async def controller(
         self, namespaces: tuple[str, ...] = (), *, resync_seconds: float = 2.0
     ) -> AsyncIterator[None]:
-        """Run the real controller (kopf) in this event loop for the duration of the block."""
-        stop, ready = asyncio.Event(), asyncio.Event()
-        task = asyncio.get_running_loop().create_task(
-            run_controller(
-                Kube(api_client_for(self.url)),
-                namespaces,
-                resync_seconds=resync_seconds,
-                login=kopf.ConnectionInfo(server=self.url),
-                stop_flag=stop,
-                ready_flag=ready,
+        """Run the real controller (kopf) for the duration of the block.
+
+        It gets a thread and an event loop of its own, as in a process of its own: kopf cancels
+        every task of its loop when it stops, which must not include the emulator's."""
+        stop, ready = threading.Event(), threading.Event()
+        failure: list[BaseException] = []
+
+        async def until_stopped() -> None:
+            task = asyncio.get_running_loop().create_task(
+                run_controller(
+                    Kube(api_client_for(self.url)),
+                    namespaces,
+                    resync_seconds=resync_seconds,
+                    login=kopf.ConnectionInfo(server=self.url),
+                    ready_flag=ready,
+                )
             )
-        )
-        try:
-            await asyncio.wait_for(ready.wait(), timeout=30)
-            yield
-        finally:
-            # Cancelled rather than stopped by flag: kopf would otherwise wait 5 s for the
-            # emulator's own watch-stream handlers, which share this event loop.
-            stop.set()
+            while not stop.is_set() and not task.done():
+                await asyncio.sleep(0.05)
+            # Cancelled rather than flagged: a flagged kopf waits 5 s for its open watch streams.
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+        def serve() -> None:
+            try:
+                asyncio.run(until_stopped())
+            except BaseException as exc:
+                failure.append(exc)
+                ready.set()
+
+        thread = threading.Thread(target=serve, name="rollout-controller", daemon=True)
+        thread.start()
+        try:
+            await asyncio.to_thread(ready.wait, 30)
+            if failure:
+                raise RuntimeError(f"the controller did not start: {failure[0]!r}") from failure[0]
+            yield
+        finally:
+            stop.set()
+            await asyncio.to_thread(thread.join, 30)
 
 
 @contextlib.asynccontextmanager

@@ -19,7 +19,9 @@ DEFAULT_ROLLOUT = "rollout.yaml"
 
 
 def load_rollout(path: Path | None) -> dict[str, Any]:
-    text = path.read_text() if path else resources.files("rollout.sandbox").joinpath(DEFAULT_ROLLOUT).read_text()
+    text = (
+        path.read_text() if path else resources.files("rollout.sandbox").joinpath(DEFAULT_ROLLOUT).read_text()
+    )
     return dict(yaml.safe_load(text))
 
 
@@ -78,6 +80,7 @@ def healthy_at(revision_of: Callable[[dict[str, Any]], str | None]) -> Callable[
     def check(rollout: dict[str, Any]) -> bool:
         status = rollout.get("status") or {}
         return status.get("phase") == "Healthy" and status.get("stableRevision") == revision_of(rollout)
+
     return check
 
 
@@ -96,13 +99,16 @@ async def run_sandbox(
             printer = ProgressPrinter(cluster, namespace, name, out)
             await cluster.kube.create(ROLLOUTS, namespace, manifest)
             print(f"applied {name} with image {old_image}", file=out, flush=True)
-            first = await printer.until(healthy_at(lambda r: (r.get("status") or {}).get("currentRevision")),
-                                        timeout)
+            first = await printer.until(
+                healthy_at(lambda r: (r.get("status") or {}).get("currentRevision")), timeout
+            )
             first_revision = first["status"]["stableRevision"]
             containers = manifest["spec"]["template"]["spec"]["containers"]
             containers[0]["image"] = new_image
             update_started = time.monotonic()
-            await cluster.kube.patch(ROLLOUTS, namespace, name, {"spec": {"template": manifest["spec"]["template"]}})
+            await cluster.kube.patch(
+                ROLLOUTS, namespace, name, {"spec": {"template": manifest["spec"]["template"]}}
+            )
             print(f"updated image to {new_image}", file=out, flush=True)
 
             def moved_on(rollout: dict[str, Any]) -> str | None:

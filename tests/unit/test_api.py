@@ -33,13 +33,23 @@ def test_valid_rollout_parses_with_defaults():
     ("strategy", "path", "fragment"),
     [
         ({"canary": {"steps": [{"setWeight": 10}, {}]}}, "spec.strategy.canary.steps[1]", "no action"),
-        ({"canary": {"steps": [{"setWeight": 10, "pause": {}}]}}, "spec.strategy.canary.steps[0]", "exactly one"),
-        ({"canary": {"steps": [{"pause": {"duration": "soon"}}]}},
-         "spec.strategy.canary.steps[0].pause.duration", "not a duration"),
+        (
+            {"canary": {"steps": [{"setWeight": 10, "pause": {}}]}},
+            "spec.strategy.canary.steps[0]",
+            "exactly one",
+        ),
+        (
+            {"canary": {"steps": [{"pause": {"duration": "soon"}}]}},
+            "spec.strategy.canary.steps[0].pause.duration",
+            "not a duration",
+        ),
         ({"rolling": {"maxSurge": "lots"}}, "spec.strategy.rolling.maxSurge", "percentage"),
         ({"rolling": {}, "canary": {}}, "spec.strategy", "exactly one strategy"),
-        ({"canary": {"steps": [{"setHeaderRoute": {"name": "h", "match": [{"header": "x"}]}}]}},
-         "spec.strategy.canary.steps[0].setHeaderRoute.match[0]", "exactly one of exact"),
+        (
+            {"canary": {"steps": [{"setHeaderRoute": {"name": "h", "match": [{"header": "x"}]}}]}},
+            "spec.strategy.canary.steps[0].setHeaderRoute.match[0]",
+            "exactly one of exact",
+        ),
     ],
 )
 def test_spec_errors_name_the_field(strategy, path, fragment):
@@ -54,8 +64,9 @@ def test_unknown_field_is_an_error_with_its_path():
     assert "spec.strategy.rolling.maxSurprise" in errors_of(manifest)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("30s", 30), ("2m", 120), ("1h30m", 5400), ("500ms", 0.5), (45, 45), ("90", 90)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30s", 30), ("2m", 120), ("1h30m", 5400), ("500ms", 0.5), (45, 45), ("90", 90)]
+)
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
@@ -66,8 +77,10 @@ def test_bad_durations(bad):
         parse_duration(bad)
 
 
-@pytest.mark.parametrize(("value", "total", "up", "expected"), [
-    ("25%", 5, True, 2), ("25%", 5, False, 1), (3, 10, True, 3), ("100%", 4, False, 4), ("0%", 7, True, 0)])
+@pytest.mark.parametrize(
+    ("value", "total", "up", "expected"),
+    [("25%", 5, True, 2), ("25%", 5, False, 1), (3, 10, True, 3), ("100%", 4, False, 4), ("0%", 7, True, 0)],
+)
 def test_int_or_percent(value, total, up, expected):
     assert resolve_int_or_percent(value, total, round_up=up) == expected
 
@@ -81,6 +94,7 @@ def test_revision_hash_is_stable_and_key_order_independent():
 
 
 # --- the generated CRD ---------------------------------------------------------------------
+
 
 def test_crds_directory_is_up_to_date():
     for name, crd in all_crds().items():
@@ -124,7 +138,13 @@ def test_crd_has_subresources_and_printer_columns():
     assert version["subresources"]["status"] == {}
     assert version["subresources"]["scale"]["specReplicasPath"] == ".spec.replicas"
     assert [c["name"] for c in version["additionalPrinterColumns"]] == [
-        "Phase", "Step", "Weight", "Stable", "Current", "Age"]
+        "Phase",
+        "Step",
+        "Weight",
+        "Stable",
+        "Current",
+        "Age",
+    ]
 
 
 def crd_validator():
@@ -132,13 +152,19 @@ def crd_validator():
     return jsonschema.Draft7Validator(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
 
 
-@pytest.mark.parametrize(("mutate", "field"), [
-    (lambda m: m["spec"].update(replicas=-1), "replicas"),
-    (lambda m: m["spec"].update(strategy={"canary": {"steps": [{"setWeight": 120}]}}), "setWeight"),
-    (lambda m: m["spec"]["selector"].update(matchExpressions=[{"key": "a", "operator": "Near"}]), "operator"),
-    (lambda m: m["spec"].update(replicas="three"), "replicas"),
-    (lambda m: m["spec"].pop("template"), "template"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda m: m["spec"].update(replicas=-1), "replicas"),
+        (lambda m: m["spec"].update(strategy={"canary": {"steps": [{"setWeight": 120}]}}), "setWeight"),
+        (
+            lambda m: m["spec"]["selector"].update(matchExpressions=[{"key": "a", "operator": "Near"}]),
+            "operator",
+        ),
+        (lambda m: m["spec"].update(replicas="three"), "replicas"),
+        (lambda m: m["spec"].pop("template"), "template"),
+    ],
+)
 def test_schema_rejects_bad_shapes_naming_the_field(mutate, field):
     manifest = rollout_manifest()
     mutate(manifest)
@@ -148,13 +174,27 @@ def test_schema_rejects_bad_shapes_naming_the_field(mutate, field):
 
 
 def test_schema_accepts_the_design_example():
-    manifest = rollout_manifest(strategy={"canary": {
-        "stableService": "web-stable", "canaryService": "web-canary",
-        "trafficRouting": {"gatewayAPI": {"httpRoutes": [{"name": "web"}]}},
-        "analysis": {"templates": [{"name": "success-rate"}], "args": [{"name": "service", "value": "web-canary"}]},
-        "steps": [{"setHeaderRoute": {"name": "dark", "match": [{"header": "x-canary", "exact": "true"}]}},
-                  {"pause": {}}, {"setWeight": 10}, {"pause": {"duration": "2m"}},
-                  {"analysis": {"templates": [{"name": "latency-p99"}]}},
-                  {"setMirrorRoute": {"name": "shadow", "percent": 20}}, {"setWeight": 50}]}})
+    manifest = rollout_manifest(
+        strategy={
+            "canary": {
+                "stableService": "web-stable",
+                "canaryService": "web-canary",
+                "trafficRouting": {"gatewayAPI": {"httpRoutes": [{"name": "web"}]}},
+                "analysis": {
+                    "templates": [{"name": "success-rate"}],
+                    "args": [{"name": "service", "value": "web-canary"}],
+                },
+                "steps": [
+                    {"setHeaderRoute": {"name": "dark", "match": [{"header": "x-canary", "exact": "true"}]}},
+                    {"pause": {}},
+                    {"setWeight": 10},
+                    {"pause": {"duration": "2m"}},
+                    {"analysis": {"templates": [{"name": "latency-p99"}]}},
+                    {"setMirrorRoute": {"name": "shadow", "percent": 20}},
+                    {"setWeight": 50},
+                ],
+            }
+        }
+    )
     assert list(crd_validator().iter_errors(manifest)) == []
     assert parse_rollout(manifest).errors == ()

@@ -11,8 +11,15 @@ from tests.sim import Sim
 
 
 def rs(name, spec, available, created="0"):
-    return ReplicaSetState(name=name, revision=name, spec_replicas=spec, replicas=spec,
-                           ready=available, available=available, created_at=created)
+    return ReplicaSetState(
+        name=name,
+        revision=name,
+        spec_replicas=spec,
+        replicas=spec,
+        ready=available,
+        available=available,
+        created_at=created,
+    )
 
 
 @pytest.mark.parametrize(
@@ -171,8 +178,11 @@ def test_progress_deadline_degrades_with_a_clear_reason():
 
 
 def test_progress_deadline_abort_rolls_back():
-    sim = deployed(progressDeadlineSeconds=30, progressDeadlineAbort=True,
-                   strategy={"rolling": {"maxSurge": 0, "maxUnavailable": 1}})
+    sim = deployed(
+        progressDeadlineSeconds=30,
+        progressDeadlineAbort=True,
+        strategy={"rolling": {"maxSurge": 0, "maxUnavailable": 1}},
+    )
     old = sim.status["stableRevision"]
     sim.set_image("web:broken")
     sim.reconcile()  # one old pod goes
@@ -183,7 +193,11 @@ def test_progress_deadline_abort_rolls_back():
     decision = sim.reconcile()
     assert sim.status["aborted"] is True and decision.requeue_after == 0
     assert sim.status["abortReason"] == "progress deadline exceeded"
-    assert [e.reason for e in decision.events] == ["ProgressDeadlineExceeded", "RolloutAborted", "PhaseDegraded"]
+    assert [e.reason for e in decision.events] == [
+        "ProgressDeadlineExceeded",
+        "RolloutAborted",
+        "PhaseDegraded",
+    ]
     decision = sim.reconcile()
     assert decision.actions == [ScaleReplicaSet(f"web-{old}", 4)]
     sim.pods_ready()
@@ -219,20 +233,44 @@ def test_revision_history_limit_deletes_the_oldest_idle_replicasets():
     assert decision.actions == [] and sim.status["phase"] == "Healthy"
 
 
-@pytest.mark.parametrize(("mutate", "path", "fragment"), [
-    (lambda m: m["spec"]["selector"].update(matchLabels={"app": "other"}), "spec.selector", "does not match"),
-    (lambda m: m["spec"]["selector"].update(matchLabels={}), "spec.selector", "empty"),
-    (lambda m: m["spec"]["template"]["metadata"]["labels"].update({"rollout.dev/revision": "x"}),
-     "spec.template.metadata.labels", "set by the controller"),
-    (lambda m: m["spec"].update(strategy={"rolling": {"maxSurge": 0, "maxUnavailable": "0%"}}),
-     "spec.strategy.rolling.maxUnavailable", "both 0"),
-    (lambda m: m["spec"].update(strategy={"canary": {"steps": [{"setWeight": 10}, {}]}}),
-     "spec.strategy.canary.steps[1]", "no action"),
-    (lambda m: m["spec"].update(strategy={"canary": {"stableService": "web-stable", "canaryService": "web-canary"}}),
-     "spec.strategy.canary.stableService", "Service shop/web-stable not found"),
-    (lambda m: m["spec"].update(strategy={"blueGreen": {"activeService": "web-active"}}),
-     "spec.strategy.blueGreen.activeService", "Service shop/web-active not found"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "path", "fragment"),
+    [
+        (
+            lambda m: m["spec"]["selector"].update(matchLabels={"app": "other"}),
+            "spec.selector",
+            "does not match",
+        ),
+        (lambda m: m["spec"]["selector"].update(matchLabels={}), "spec.selector", "empty"),
+        (
+            lambda m: m["spec"]["template"]["metadata"]["labels"].update({"rollout.dev/revision": "x"}),
+            "spec.template.metadata.labels",
+            "set by the controller",
+        ),
+        (
+            lambda m: m["spec"].update(strategy={"rolling": {"maxSurge": 0, "maxUnavailable": "0%"}}),
+            "spec.strategy.rolling.maxUnavailable",
+            "both 0",
+        ),
+        (
+            lambda m: m["spec"].update(strategy={"canary": {"steps": [{"setWeight": 10}, {}]}}),
+            "spec.strategy.canary.steps[1]",
+            "no action",
+        ),
+        (
+            lambda m: m["spec"].update(
+                strategy={"canary": {"stableService": "web-stable", "canaryService": "web-canary"}}
+            ),
+            "spec.strategy.canary.stableService",
+            "Service shop/web-stable not found",
+        ),
+        (
+            lambda m: m["spec"].update(strategy={"blueGreen": {"activeService": "web-active"}}),
+            "spec.strategy.blueGreen.activeService",
+            "Service shop/web-active not found",
+        ),
+    ],
+)
 def test_invalid_spec_moves_nothing_and_names_the_field(mutate, path, fragment):
     manifest = rollout_manifest()
     mutate(manifest)
