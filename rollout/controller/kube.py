@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import kopf
 import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -70,6 +71,29 @@ def api_client_for(server: str) -> client.ApiClient:
     configuration = client.Configuration()
     configuration.host = server.rstrip("/")
     return client.ApiClient(configuration)
+
+
+def connection_info(configuration: client.Configuration) -> kopf.ConnectionInfo:
+    """kopf's credentials from the same configuration the controller's own client uses, so both
+    talk to one server as one identity (kubeconfig, in-cluster, or the sandbox's plain HTTP)."""
+    if configuration.refresh_api_key_hook is not None:  # exec plugins and expiring tokens
+        configuration.refresh_api_key_hook(configuration)
+    token = configuration.api_key.get("authorization") or configuration.api_key.get("BearerToken")
+    scheme, _, value = (token or "").partition(" ")
+    return kopf.ConnectionInfo(
+        server=str(configuration.host),
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+        scheme=scheme if value else ("Bearer" if token else None),
+        token=value or token or None,
+        username=configuration.username or None,
+        password=configuration.password or None,
+    )
+
+
+USER_AGENT = "rollout-controller/0.1.0"
 
 
 class Kube:

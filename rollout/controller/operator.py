@@ -17,7 +17,7 @@ import structlog
 
 from rollout import GROUP, VERSION
 from rollout.api.revision import REVISION_LABEL
-from rollout.controller.kube import ROLLOUTS, Kube
+from rollout.controller.kube import ROLLOUTS, USER_AGENT, Kube, connection_info
 from rollout.controller.reconciler import Reconciler
 
 log = structlog.get_logger("rollout.controller")
@@ -46,21 +46,13 @@ def build_registry(
     namespaces: Sequence[str] = (),
     *,
     resync_seconds: float = 30.0,
-    login: kopf.ConnectionInfo | None = None,
 ) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     resync: dict[str, asyncio.Task[None]] = {}
 
-    if login is not None:
-
-        @kopf.on.login(registry=registry)
-        def fixed_login(**_: Any) -> kopf.ConnectionInfo:
-            return login
-    else:
-
-        @kopf.on.login(registry=registry)
-        def client_login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-            return kopf.login_via_client(**kwargs)
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return connection_info(reconciler.kube.api.configuration)
 
     @kopf.on.event(GROUP, VERSION, "rollouts", registry=registry)
     async def rollout_changed(type: str, name: str, namespace: str, **_: Any) -> None:
@@ -107,13 +99,13 @@ async def run_controller(
     namespaces: Sequence[str] = (),
     *,
     resync_seconds: float = 30.0,
-    login: kopf.ConnectionInfo | None = None,
     stop_flag: asyncio.Event | threading.Event | None = None,
     ready_flag: asyncio.Event | threading.Event | None = None,
 ) -> None:
     """Run the controller until `stop_flag` is set (or forever)."""
+    kube.api.user_agent = USER_AGENT  # its requests are told apart in audit logs and benchmarks
     reconciler = Reconciler(kube)
-    registry = build_registry(reconciler, namespaces, resync_seconds=resync_seconds, login=login)
+    registry = build_registry(reconciler, namespaces, resync_seconds=resync_seconds)
     await kopf.operator(
         registry=registry,
         settings=build_settings(),

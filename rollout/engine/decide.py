@@ -158,12 +158,12 @@ def _rolling_actions(
     surge = resolve_int_or_percent(strategy.max_surge, desired, round_up=True)
     unavailable = resolve_int_or_percent(strategy.max_unavailable, desired, round_up=False)
     plan = plan_rolling(target_rs, others, desired, surge, unavailable)
-    actions: list[Action] = []
+    # Scale-downs first: the pod count stays within replicas + maxSurge between the two writes.
+    actions: list[Action] = [ScaleReplicaSet(name=name, replicas=n) for name, n in plan.scale_down.items()]
     if target_rs is None:
         actions.append(CreateReplicaSet(revision=target, replicas=plan.target_replicas))
     elif plan.target_replicas != target_rs.spec_replicas:
         actions.append(ScaleReplicaSet(name=target_rs.name, replicas=plan.target_replicas))
-    actions += [ScaleReplicaSet(name=name, replicas=n) for name, n in plan.scale_down.items()]
     return actions
 
 

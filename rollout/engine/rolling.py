@@ -35,16 +35,8 @@ def plan_rolling(
     target_healthy = target.healthy if target else 0
     total_spec = target_spec + sum(rs.spec_replicas for rs in others)
 
-    if target_spec > desired:
-        target_replicas = desired
-    elif target_spec < desired:
-        room = desired + max_surge - total_spec
-        target_replicas = min(desired, target_spec + max(0, room))
-    else:
-        target_replicas = target_spec
-
-    # Scale-down is computed from what is observed now, not from the scale-up just planned: pods
-    # that are not yet available must never be counted on.
+    # Scale-down first, from what is observed now: pods that are not yet available are never
+    # counted on.
     min_available = desired - max_unavailable
     target_unavailable = target_spec - target_healthy
     budget = total_spec - min_available - target_unavailable
@@ -63,5 +55,16 @@ def plan_rolling(
             cut = min(new_spec[rs.name], removable)
             new_spec[rs.name] -= cut
             removable -= cut
+
+    # Then scale-up into the room the scale-down left, so that one reconcile does both halves
+    # of a step without ever exceeding replicas + maxSurge pods.
+    total_after = target_spec + sum(new_spec.values())
+    if target_spec > desired:
+        target_replicas = desired
+    elif target_spec < desired:
+        room = desired + max_surge - total_after
+        target_replicas = min(desired, target_spec + max(0, room))
+    else:
+        target_replicas = target_spec
     changed = {rs.name: new_spec[rs.name] for rs in others if new_spec[rs.name] != rs.spec_replicas}
     return RollingPlan(target_replicas=target_replicas, scale_down=changed)

@@ -19,7 +19,7 @@ import aiohttp.web
 import attrs
 import jsonschema
 import kmock
-from kmock._internal import dicts, enums, rendering
+from kmock._internal import dicts, enums, parsing, rendering
 
 # Resources the controller and kopf need, with the discovery information a real server gives.
 _VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
@@ -35,6 +35,21 @@ BACKBONE: dict[str, kmock.ResourceInfo] = {
         kind="ReplicaSet", namespaced=True, verbs=_VERBS, subresources=["status", "scale"]
     ),
 }
+
+
+_kmock_parse_path = parsing.parse_path
+
+
+def _parse_path(path: str) -> parsing.ParsedPath:
+    # kmock 0.8 reads `/api/v1/namespaces[/name]` as "namespace <name>" with no resource, so the
+    # Namespace resource (which kopf lists when given --namespace) would be unreachable.
+    parts = path.strip("/").split("/")
+    if parts[:3] == ["api", "v1", "namespaces"] and len(parts) <= 4:
+        return parsing.ParsedPath("", "v1", "namespaces", None, parts[3] if len(parts) == 4 else None, None)
+    return _kmock_parse_path(path)
+
+
+parsing.parse_path = _parse_path
 
 
 def _now() -> str:

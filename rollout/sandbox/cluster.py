@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import kmock
-import kopf
 import yaml
 
 from rollout.api.crds import all_crds
@@ -71,7 +70,6 @@ class EmulatedCluster:
                     Kube(api_client_for(self.url)),
                     namespaces,
                     resync_seconds=resync_seconds,
-                    login=kopf.ConnectionInfo(server=self.url),
                     ready_flag=ready,
                 )
             )

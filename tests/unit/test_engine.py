@@ -30,14 +30,15 @@ def rs(name, spec, available, created="0"):
         # surge 1, unavailable 0: one new pod, nothing removed until it is available
         (None, [rs("old", 5, 5)], 5, 1, 0, 1, {}),
         (rs("new", 1, 0), [rs("old", 5, 5)], 5, 1, 0, 1, {}),
-        (rs("new", 1, 1), [rs("old", 5, 5)], 5, 1, 0, 1, {"old": 4}),
-        # surge 0, unavailable 1: remove one old pod first, then add one new
-        (None, [rs("old", 4, 4)], 4, 0, 1, 0, {"old": 3}),
+        # ... and once it is, one old pod goes and the next new one comes in the same step
+        (rs("new", 1, 1), [rs("old", 5, 5)], 5, 1, 0, 2, {"old": 4}),
+        # surge 0, unavailable 1: one old pod goes and one new pod takes its place
+        (None, [rs("old", 4, 4)], 4, 0, 1, 1, {"old": 3}),
         (rs("new", 0, 0), [rs("old", 3, 3)], 4, 0, 1, 1, {}),
         # unavailable old pods are removed first, without touching availability
-        (rs("new", 2, 2), [rs("old", 3, 1)], 4, 1, 0, 2, {"old": 2}),
+        (rs("new", 2, 2), [rs("old", 3, 1)], 4, 1, 0, 3, {"old": 2}),
         # oldest revision goes down first
-        (rs("new", 2, 2), [rs("a", 1, 1, "1"), rs("b", 2, 2, "2")], 4, 0, 1, 2, {"a": 0, "b": 1}),
+        (rs("new", 2, 2), [rs("a", 1, 1, "1"), rs("b", 2, 2, "2")], 4, 0, 1, 3, {"a": 0, "b": 1}),
         # replicas lowered: the target follows at once
         (rs("new", 6, 6), [], 4, 1, 1, 4, {}),
     ],

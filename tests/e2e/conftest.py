@@ -1,0 +1,119 @@
+"""End-to-end tests against a real Kubernetes API server, given by ROLLOUT_E2E_KUBECONFIG.
+
+They apply crds/, run `rollout controller` as a subprocess, and use only the Python client. With
+ROLLOUT_E2E_MARK_PODS_READY=1 (a cluster without nodes), a helper marks the test namespace's Pods
+Ready through the pods/status subresource, except those of a "broken" image."""
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes.client.exceptions import ApiException
+
+from rollout.controller.kube import CRDS, NAMESPACES, Kube, Resource, load_api_client
+
+KUBECONFIG = os.environ.get("ROLLOUT_E2E_KUBECONFIG")
+MARK_READY = os.environ.get("ROLLOUT_E2E_MARK_PODS_READY") == "1"
+REPO = Path(__file__).resolve().parents[2]
+PODS = Resource("", "v1", "pods")
+
+pytestmark = pytest.mark.e2e
+
+
+def pytest_collection_modifyitems(config, items):
+    if KUBECONFIG:
+        return
+    skip = pytest.mark.skip(reason="set ROLLOUT_E2E_KUBECONFIG to run the e2e suite against a real cluster")
+    for item in items:
+        if "tests/e2e" in str(item.fspath):
+            item.add_marker(skip)
+
+
+@pytest.fixture
+async def kube():
+    return Kube(load_api_client(KUBECONFIG))
+
+
+@pytest.fixture
+async def crds_applied(kube):
+    for path in sorted((REPO / "crds").glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        existing = await kube.get(CRDS, None, crd["metadata"]["name"])
+        if existing is None:
+            await kube.create(CRDS, None, crd)
+        else:
+            await kube.patch(CRDS, None, crd["metadata"]["name"], {"spec": crd["spec"]})
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            obj = await kube.get(CRDS, None, crd["metadata"]["name"])
+            conditions = (obj.get("status") or {}).get("conditions") or []
+            if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
+                break
+            await asyncio.sleep(0.5)
+
+
+@pytest.fixture
+async def namespace(kube, crds_applied):
+    name = f"rollout-e2e-{uuid.uuid4().hex[:6]}"
+    await kube.create(NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    yield name
+    with contextlib.suppress(ApiException):
+        await kube.delete(NAMESPACES, None, name)
+
+
+@pytest.fixture
+async def pods_made_ready(kube, namespace):
+    """Plays the kubelet on a cluster without nodes: Pods become Ready, unless their image is broken."""
+    if not MARK_READY:
+        yield
+        return
+
+    async def loop():
+        while True:
+            for pod in await kube.list(PODS, namespace):
+                images = [c.get("image", "") for c in pod["spec"].get("containers", [])]
+                conditions = (pod.get("status") or {}).get("conditions") or []
+                ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+                if ready or any("broken" in image for image in images) or pod["metadata"].get("deletionTimestamp"):
+                    continue
+                now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                status = {"phase": "Running", "conditions": [
+                    {"type": t, "status": "True", "lastTransitionTime": now}
+                    for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")]}
+                with contextlib.suppress(ApiException):
+                    await kube.patch(PODS, namespace, pod["metadata"]["name"], {"status": status}, sub="status")
+            await asyncio.sleep(0.3)
+
+    task = asyncio.get_running_loop().create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+@pytest.fixture
+def start_controller(namespace, tmp_path):
+    processes = []
+
+    def start():
+        log = open(tmp_path / f"controller-{len(processes)}.log", "w")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rollout.cli.main", "controller", "--kubeconfig", KUBECONFIG,
+             "--namespace", namespace, "--resync-seconds", "2"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        processes.append(proc)
+        return proc
+
+    yield start
+    for proc in processes:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
