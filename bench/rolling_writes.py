@@ -35,7 +35,9 @@ async def one(replicas, surge, unavailable):
         cluster.create_namespace("shop")
         async with cluster.controller():
             strategy = {"rolling": {"maxSurge": surge, "maxUnavailable": unavailable}}
-            await cluster.kube.create(ROLLOUTS, "shop", rollout_manifest(replicas=replicas, strategy=strategy))
+            await cluster.kube.create(
+                ROLLOUTS, "shop", rollout_manifest(replicas=replicas, strategy=strategy)
+            )
             first = await wait_healthy(cluster, None)
             before = len(list(cluster.api))
             started = time.monotonic()
@@ -47,11 +49,19 @@ async def one(replicas, surge, unavailable):
     reads = sum(1 for r in requests if r.headers.get("User-Agent") == USER_AGENT) - sum(writes.values())
     scale_steps = writes["PATCH replicasets"] + writes["POST replicasets"]
     return {
-        "replicas": replicas, "maxSurge": surge, "maxUnavailable": unavailable, "seconds": took,
-        "scale writes": scale_steps, "status writes": writes["PATCH rollouts/status"],
-        "events": writes["POST events"], "reads": reads,
-        "reconciles": sum(1 for r in requests if r.headers.get("User-Agent") == USER_AGENT
-                          and r.method.value == "GET" and r.name == "web"),
+        "replicas": replicas,
+        "maxSurge": surge,
+        "maxUnavailable": unavailable,
+        "seconds": took,
+        "scale writes": scale_steps,
+        "status writes": writes["PATCH rollouts/status"],
+        "events": writes["POST events"],
+        "reads": reads,
+        "reconciles": sum(
+            1
+            for r in requests
+            if r.headers.get("User-Agent") == USER_AGENT and r.method.value == "GET" and r.name == "web"
+        ),
         "writes/scale step": (scale_steps + writes["PATCH rollouts/status"]) / max(1, scale_steps),
     }
 

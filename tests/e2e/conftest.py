@@ -7,8 +7,6 @@ Ready through the pods/status subresource, except those of a "broken" image."""
 import asyncio
 import contextlib
 import os
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -18,6 +16,7 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from rollout.controller.kube import CRDS, NAMESPACES, Kube, Resource, load_api_client
+from tests.processes import ControllerProcesses
 
 KUBECONFIG = os.environ.get("ROLLOUT_E2E_KUBECONFIG")
 MARK_READY = os.environ.get("ROLLOUT_E2E_MARK_PODS_READY") == "1"
@@ -81,14 +80,24 @@ async def pods_made_ready(kube, namespace):
                 images = [c.get("image", "") for c in pod["spec"].get("containers", [])]
                 conditions = (pod.get("status") or {}).get("conditions") or []
                 ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-                if ready or any("broken" in image for image in images) or pod["metadata"].get("deletionTimestamp"):
+                if (
+                    ready
+                    or any("broken" in image for image in images)
+                    or pod["metadata"].get("deletionTimestamp")
+                ):
                     continue
                 now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-                status = {"phase": "Running", "conditions": [
-                    {"type": t, "status": "True", "lastTransitionTime": now}
-                    for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")]}
+                status = {
+                    "phase": "Running",
+                    "conditions": [
+                        {"type": t, "status": "True", "lastTransitionTime": now}
+                        for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+                    ],
+                }
                 with contextlib.suppress(ApiException):
-                    await kube.patch(PODS, namespace, pod["metadata"]["name"], {"status": status}, sub="status")
+                    await kube.patch(
+                        PODS, namespace, pod["metadata"]["name"], {"status": status}, sub="status"
+                    )
             await asyncio.sleep(0.3)
 
     task = asyncio.get_running_loop().create_task(loop())
@@ -100,20 +109,6 @@ async def pods_made_ready(kube, namespace):
 
 @pytest.fixture
 def start_controller(namespace, tmp_path):
-    processes = []
-
-    def start():
-        log = open(tmp_path / f"controller-{len(processes)}.log", "w")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "rollout.cli.main", "controller", "--kubeconfig", KUBECONFIG,
-             "--namespace", namespace, "--resync-seconds", "2"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-        processes.append(proc)
-        return proc
-
-    yield start
-    for proc in processes:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
+    processes = ControllerProcesses(KUBECONFIG, namespace, tmp_path, resync_seconds=2)
+    yield processes.start
+    processes.stop_all()

@@ -27,14 +27,16 @@ async def wait_for(probe, timeout=120.0, what="condition"):
 def healthy(kube, ns, not_revision=None):
     async def probe():
         status = ((await kube.get(ROLLOUTS, ns, "web")) or {}).get("status") or {}
-        ok = status.get("phase") == "Healthy" and status.get("stableRevision") == status.get("currentRevision")
+        ok = status.get("phase") == "Healthy" and status.get("stableRevision") == status.get(
+            "currentRevision"
+        )
         return status if ok and status.get("stableRevision") != not_revision else None
+
     return probe
 
 
 async def replicas_by_revision(kube, ns):
-    return {rs["metadata"]["labels"]["rollout.dev/revision"]: rs
-            for rs in await kube.list(REPLICASETS, ns)}
+    return {rs["metadata"]["labels"]["rollout.dev/revision"]: rs for rs in await kube.list(REPLICASETS, ns)}
 
 
 async def test_rolling_update_and_abort(kube, namespace, pods_made_ready, start_controller):
@@ -52,6 +54,7 @@ async def test_rolling_update_and_abort(kube, namespace, pods_made_ready, start_
     async def stuck():
         rs = await replicas_by_revision(kube, namespace)
         return len([r for r in rs.values() if r["spec"]["replicas"] > 0]) == 2
+
     await wait_for(stuck, what="broken revision started")
     await kube.patch(ROLLOUTS, namespace, "web", {"metadata": {"annotations": {"rollout.dev/abort": "yes"}}})
 
@@ -61,6 +64,7 @@ async def test_rolling_update_and_abort(kube, namespace, pods_made_ready, start_
         others = [r["spec"]["replicas"] for rev, r in rs.items() if rev != v2]
         ok = rollout["status"].get("aborted") and rs[v2]["spec"]["replicas"] == 3 and set(others) == {0}
         return rollout if ok else None
+
     rollout = await wait_for(restored, what="abort back to v2")
     assert rollout["status"]["phase"] == "Degraded"
     assert "rollout.dev/abort" not in (rollout["metadata"].get("annotations") or {})
@@ -68,13 +72,19 @@ async def test_rolling_update_and_abort(kube, namespace, pods_made_ready, start_
 
 async def test_killed_controller_resumes_from_status(kube, namespace, pods_made_ready, start_controller):
     first = start_controller()
-    await kube.create(ROLLOUTS, namespace, rollout_manifest(
-        namespace=namespace, replicas=4, strategy={"rolling": {"maxSurge": 1, "maxUnavailable": 0}}))
+    await kube.create(
+        ROLLOUTS,
+        namespace,
+        rollout_manifest(
+            namespace=namespace, replicas=4, strategy={"rolling": {"maxSurge": 1, "maxUnavailable": 0}}
+        ),
+    )
     v1 = (await wait_for(healthy(kube, namespace), what="first deploy"))["stableRevision"]
     await kube.patch(ROLLOUTS, namespace, "web", image_patch("registry.example/web:2"))
 
     async def started():
         return len(await replicas_by_revision(kube, namespace)) == 2
+
     await wait_for(started, what="update started")
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
@@ -101,15 +111,26 @@ async def test_invalid_spec_and_schema_errors(kube, namespace, start_controller)
     async def invalid():
         status = ((await kube.get(ROLLOUTS, namespace, "web")) or {}).get("status") or {}
         return status if any(c["type"] == "InvalidSpec" for c in status.get("conditions", [])) else None
+
     status = await wait_for(invalid, what="InvalidSpec")
     assert status["phase"] == "Degraded" and "spec.selector" in status["message"]
     assert await kube.list(REPLICASETS, namespace) == []
 
     # an unknown step type arrives pruned to {} by the real server
-    await kube.create(ROLLOUTS, namespace, {**rollout_manifest(
-        name="steps", namespace=namespace, strategy={"canary": {"steps": [{"setWeight": 5}, {"bogus": {}}]}})})
+    await kube.create(
+        ROLLOUTS,
+        namespace,
+        {
+            **rollout_manifest(
+                name="steps",
+                namespace=namespace,
+                strategy={"canary": {"steps": [{"setWeight": 5}, {"bogus": {}}]}},
+            )
+        },
+    )
 
     async def pruned():
         status = ((await kube.get(ROLLOUTS, namespace, "steps")) or {}).get("status") or {}
         return status if "steps[1]" in status.get("message", "") else None
+
     await wait_for(pruned, what="InvalidSpec for the pruned step")

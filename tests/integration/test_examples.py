@@ -18,7 +18,9 @@ async def test_example_applies_and_becomes_healthy(cluster, path):
     namespaces = {d["metadata"].setdefault("namespace", "default") for d in documents}
     for namespace in namespaces - {"shop"}:
         cluster.create_namespace(namespace)
-    rollouts = [(d["metadata"]["namespace"], d["metadata"]["name"]) for d in documents if d["kind"] == "Rollout"]
+    rollouts = [
+        (d["metadata"]["namespace"], d["metadata"]["name"]) for d in documents if d["kind"] == "Rollout"
+    ]
     assert rollouts, f"{path.name} has no Rollout"
     async with cluster.controller():
         for doc in documents:
@@ -32,4 +34,7 @@ async def test_example_applies_and_becomes_healthy(cluster, path):
             status = await wait_for(healthy, timeout=30, what=f"{name} Healthy")
             assert status["stableRevision"] == status["currentRevision"]
             assert status["availableReplicas"] == next(
-                d["spec"]["replicas"] for d in documents if d["kind"] == "Rollout" and d["metadata"]["name"] == name)
+                d["spec"]["replicas"]
+                for d in documents
+                if d["kind"] == "Rollout" and d["metadata"]["name"] == name
+            )

@@ -2,43 +2,27 @@
 continues from the Rollout's status alone and finishes the update."""
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 
 import pytest
 
 from rollout.controller.kube import ROLLOUTS
 from tests.integration.conftest import NS, event_reasons, healthy_at, replicasets, wait_for
 from tests.manifests import image_patch, rollout_manifest
+from tests.processes import ControllerProcesses
 
 
 @pytest.fixture
 def start_controller(cluster, tmp_path):
-    kubeconfig = cluster.kubeconfig(tmp_path / "kubeconfig")
-    processes = []
-
-    def start():
-        log = open(tmp_path / f"controller-{len(processes)}.log", "w")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "rollout.cli.main", "controller", "--kubeconfig", str(kubeconfig),
-             "--namespace", NS, "--resync-seconds", "1"],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        processes.append(proc)
-        return proc
-
-    yield start
-    for proc in processes:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
+    processes = ControllerProcesses(str(cluster.kubeconfig(tmp_path / "kubeconfig")), NS, tmp_path)
+    yield processes.start
+    processes.stop_all()
 
 
 async def test_killed_mid_update_and_restarted_finishes_the_same_way(cluster, start_controller):
-    await cluster.kube.create(ROLLOUTS, NS, rollout_manifest(
-        replicas=6, strategy={"rolling": {"maxSurge": 1, "maxUnavailable": 0}}))
+    await cluster.kube.create(
+        ROLLOUTS, NS, rollout_manifest(replicas=6, strategy={"rolling": {"maxSurge": 1, "maxUnavailable": 0}})
+    )
     first = start_controller()
     v1 = (await wait_for(healthy_at(cluster), timeout=30, what="first deploy"))["stableRevision"]
     await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
@@ -47,6 +31,7 @@ async def test_killed_mid_update_and_restarted_finishes_the_same_way(cluster, st
         rs = await replicasets(cluster)
         new = [r["spec"]["replicas"] for rev, r in rs.items() if rev != v1]
         return bool(new) and new[0] >= 2 and 0 < rs[v1]["spec"]["replicas"] < 6
+
     await wait_for(midway, what="the update half done")
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
