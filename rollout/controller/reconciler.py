@@ -147,7 +147,7 @@ class Reconciler:
         failure: Exception | None = None
         try:
             for action in decision.actions:
-                await self._apply(parsed, action)
+                await self.apply_action(parsed, action)
         except ApiException as exc:
             failure = exc
             log.warning("action failed", namespace=namespace, name=name, status=exc.status, body=exc.body)
@@ -195,7 +195,7 @@ class Reconciler:
                 )
         return Observed(replicasets=tuple(s for s in states if s is not None), services=services)
 
-    async def _apply(self, parsed: ParsedRollout, action: Action) -> None:
+    async def apply_action(self, parsed: ParsedRollout, action: Action) -> None:
         rollout, ns = parsed.rollout, parsed.meta.namespace
         assert rollout is not None  # actions are only decided for a valid spec
         if isinstance(action, CreateReplicaSet):

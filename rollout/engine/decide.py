@@ -223,6 +223,9 @@ def _deadline(
     deadline = rollout.spec.progress_deadline_seconds
     waited = (now - status.last_progress_at).total_seconds()
     if waited < deadline:
+        progressing = status.condition(PROGRESSING)
+        if progressing is not None and progressing.reason == DEADLINE_EXCEEDED:
+            remove_condition(status, PROGRESSING)  # progress resumed since the deadline passed
         return deadline - waited
     message = (
         f"Revision {status.current_revision} made no progress for {deadline}s "
@@ -250,16 +253,16 @@ def _phase(
             f"Aborted ({status.abort_reason}); stable revision {status.stable_revision}",
         )
         set_condition(status, PROGRESSING, "False", "RolloutAborted", message, now)
+    elif status.pause_conditions:
+        reasons = ", ".join(p.reason for p in status.pause_conditions)
+        phase, message = "Paused", f"Paused ({reasons}) at {status.updated_replicas}/{desired} updated"
+        set_condition(status, PROGRESSING, "Unknown", "RolloutPaused", message, now)
     elif complete and status.stable_revision == status.current_revision:
         phase, message = (
             "Healthy",
             f"Revision {status.stable_revision}: {status.available_replicas}/{desired} available",
         )
         set_condition(status, PROGRESSING, "True", "RolloutCompleted", message, now)
-    elif status.pause_conditions:
-        reasons = ", ".join(p.reason for p in status.pause_conditions)
-        phase, message = "Paused", f"Paused ({reasons}) at {status.updated_replicas}/{desired} updated"
-        set_condition(status, PROGRESSING, "Unknown", "RolloutPaused", message, now)
     elif deadline_exceeded:
         assert progressing is not None
         phase, message = "Degraded", progressing.message

@@ -33,6 +33,7 @@ async def wait_for(probe, timeout=20.0, interval=0.05, what="condition"):
 
 
 async def get_rollout(cluster, name="web"):
+    """The Rollout as stored; `cluster` is the emulated cluster or any object with a `kube`."""
     return await cluster.kube.get(ROLLOUTS, NS, name)
 
 

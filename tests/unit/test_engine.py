@@ -176,6 +176,11 @@ def test_progress_deadline_degrades_with_a_clear_reason():
     assert progressing["status"] == "False" and progressing["reason"] == "ProgressDeadlineExceeded"
     assert "ProgressDeadlineExceeded" in [e.reason for e in decision.events]
     assert sim.status["aborted"] is False  # without progressDeadlineAbort it keeps trying
+    sim.pods_ready()  # the pods come up after all: progress clears the deadline condition
+    decision = sim.reconcile()
+    assert sim.status["phase"] == "Progressing"
+    sim.settle()
+    assert sim.status["phase"] == "Healthy"
 
 
 def test_progress_deadline_abort_rolls_back():

@@ -1,0 +1,59 @@
+"""Command annotations: removed before they act, never applied twice, never lost to a conflict."""
+
+from rollout.controller.kube import ROLLOUTS, Kube
+from rollout.controller.reconciler import Reconciler
+from tests.integration.conftest import NS, get_rollout, wait_for
+from tests.manifests import image_patch, rollout_manifest
+
+
+class MeddlingKube(Kube):
+    """A user edits the Rollout between the controller's read and its status write, once."""
+
+    meddled = False
+
+    async def patch(self, res, namespace, name, body, **kwargs):
+        if kwargs.get("sub") == "status" and not self.meddled:
+            self.meddled = True
+            await super().patch(ROLLOUTS, namespace, name, {"metadata": {"labels": {"team": "checkout"}}})
+        return await super().patch(res, namespace, name, body, **kwargs)
+
+
+async def reconciled_until(reconciler, predicate, what):
+    async def probe():
+        await reconciler.reconcile(NS, "web")
+        status = (await get_rollout(reconciler)).get("status") or {}
+        return status if predicate(status) else None
+
+    return await wait_for(probe, what=what)
+
+
+async def test_a_conflict_after_consuming_a_command_does_not_lose_it(cluster):
+    await cluster.kube.create(ROLLOUTS, NS, rollout_manifest(replicas=2))
+    plain = Reconciler(cluster.kube)
+    await reconciled_until(plain, lambda s: s.get("phase") == "Healthy", "first deploy")
+    await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:broken"))
+    await plain.reconcile(NS, "web")
+    await cluster.kube.patch(ROLLOUTS, NS, "web", {"metadata": {"annotations": {"rollout.dev/abort": ""}}})
+
+    meddling = MeddlingKube(cluster.kube.api)
+    decision = await Reconciler(meddling).reconcile(NS, "web")
+
+    assert meddling.meddled, "the status write should have met a changed Rollout"
+    rollout = await get_rollout(cluster)
+    assert rollout["metadata"]["labels"] == {"team": "checkout"}
+    assert "rollout.dev/abort" not in rollout["metadata"].get("annotations", {})
+    assert rollout["status"]["aborted"] is True and rollout["status"]["phase"] == "Degraded"
+    assert [e.reason for e in decision.events if e.reason == "RolloutAborted"] == ["RolloutAborted"]
+
+
+async def test_a_command_is_applied_once(cluster):
+    await cluster.kube.create(ROLLOUTS, NS, rollout_manifest(replicas=2))
+    reconciler = Reconciler(cluster.kube)
+    await reconciled_until(reconciler, lambda s: s.get("phase") == "Healthy", "first deploy")
+    await cluster.kube.patch(ROLLOUTS, NS, "web", {"metadata": {"annotations": {"rollout.dev/pause": ""}}})
+    first = await reconciler.reconcile(NS, "web")
+    second = await reconciler.reconcile(NS, "web")
+    assert [e.reason for e in first.events] == ["RolloutPaused", "PhasePaused"]
+    assert second.events == []
+    status = (await get_rollout(cluster))["status"]
+    assert [p["reason"] for p in status["pauseConditions"]] == ["UserPause"]
