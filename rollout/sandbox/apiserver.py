@@ -12,7 +12,7 @@ import copy
 import datetime
 import itertools
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp.web
@@ -84,7 +84,7 @@ def _replace_data(request: rendering.Request, data: Any) -> None:
 
 @attrs.define(kw_only=True)
 class EmulatedApiServer(kmock.KubernetesEmulator):
-    _versions: Iterable[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
+    _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
     # resource -> (kind, openAPIV3Schema, has status subresource)
     _schemas: dict[Any, tuple[str, dict[str, Any]]] = attrs.field(factory=dict, init=False)
 
@@ -117,7 +117,7 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
     def stamp_new(self, obj: dict[str, Any]) -> dict[str, Any]:
         meta = obj.setdefault("metadata", {})
         meta["uid"] = str(uuid.uuid4())
-        meta["resourceVersion"] = str(next(self._versions))  # type: ignore[call-overload]
+        meta["resourceVersion"] = str(next(self._versions))
         meta["generation"] = 1
         meta["creationTimestamp"] = _now()
         return obj
@@ -162,7 +162,7 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
             if new.get("status") is None:
                 new.pop("status", None)
         meta = new.setdefault("metadata", {})
-        meta["resourceVersion"] = str(next(self._versions))  # type: ignore[call-overload]
+        meta["resourceVersion"] = str(next(self._versions))
 
         def content(o: dict[str, Any]) -> dict[str, Any]:
             return {k: v for k, v in o.items() if k not in ("metadata", "status")}

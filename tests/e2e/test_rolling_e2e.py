@@ -1,27 +1,19 @@
 """The rolling-update scenarios of the integration suite, on a real API server."""
 
-import asyncio
 import signal
-import time
 
 import pytest
 from kubernetes.client.exceptions import ApiException
 
 from rollout.controller.kube import REPLICASETS, ROLLOUTS
+from tests import waiting
 from tests.manifests import image_patch, rollout_manifest
 
 pytestmark = pytest.mark.e2e
 
 
 async def wait_for(probe, timeout=120.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = await probe()
-        if last:
-            return last
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}; last seen: {last!r}")
+    return await waiting.wait_for(probe, timeout=timeout, interval=0.3, what=what)
 
 
 def healthy(kube, ns, not_revision=None):

@@ -1,8 +1,5 @@
 """Fixtures for tests of the real controller against the emulated cluster (kmock)."""
 
-import asyncio
-import time
-
 import pytest
 
 from rollout.controller.kube import EVENTS, REPLICASETS, ROLLOUTS
@@ -18,18 +15,6 @@ async def cluster():
     async with emulated_cluster(startup_seconds=0.2, never_ready=image_matches("broken")) as c:
         c.create_namespace(NS)
         yield c
-
-
-async def wait_for(probe, timeout=20.0, interval=0.05, what="condition"):
-    """Poll an async probe until it returns something truthy; fail with the last value seen."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = await probe()
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}; last seen: {last!r}")
 
 
 async def get_rollout(cluster, name="web"):
@@ -54,13 +39,10 @@ async def event_reasons(cluster, name="web"):
 def healthy_at(cluster, revision=None, name="web"):
     async def probe():
         status = await status_of(cluster, name)
-        ok = status.get("phase") == "Healthy" and status.get("stableRevision") == status.get(
+        settled = status.get("phase") == "Healthy" and status.get("stableRevision") == status.get(
             "currentRevision"
         )
-        if revision is not None:
-            ok = ok and status.get("stableRevision") == revision
-        elif revision is None and ok:
-            return status
-        return status if ok else None
+        wanted = revision is None or status.get("stableRevision") == revision
+        return status if settled and wanted else None
 
     return probe

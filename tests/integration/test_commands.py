@@ -2,8 +2,9 @@
 
 from rollout.controller.kube import ROLLOUTS, Kube
 from rollout.controller.reconciler import Reconciler
-from tests.integration.conftest import NS, get_rollout, wait_for
+from tests.integration.conftest import NS, get_rollout
 from tests.manifests import image_patch, rollout_manifest
+from tests.waiting import wait_for
 
 
 class MeddlingKube(Kube):

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from rollout.controller.kube import ROLLOUTS, SERVICES
-from tests.integration.conftest import wait_for
+from tests.waiting import wait_for
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
 KINDS = {"Rollout": ROLLOUTS, "Service": SERVICES}

@@ -7,9 +7,10 @@ import signal
 import pytest
 
 from rollout.controller.kube import ROLLOUTS
-from tests.integration.conftest import NS, event_reasons, healthy_at, replicasets, wait_for
+from tests.integration.conftest import NS, event_reasons, healthy_at, replicasets
 from tests.manifests import image_patch, rollout_manifest
 from tests.processes import ControllerProcesses
+from tests.waiting import wait_for
 
 
 @pytest.fixture

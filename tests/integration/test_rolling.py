@@ -11,9 +11,9 @@ from tests.integration.conftest import (
     healthy_at,
     replicasets,
     status_of,
-    wait_for,
 )
 from tests.manifests import image_patch, rollout_manifest, service_manifest
+from tests.waiting import wait_for
 
 
 async def deploy(cluster, **kwargs):
