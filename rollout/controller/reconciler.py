@@ -94,7 +94,14 @@ class Reconciler:
             self._waiting.discard(key)
             try:
                 await self.reconcile(*key)
-            except Conflict:
+            except Conflict as exc:
+                if exc.commands:  # at most once: a crash or endless conflicts may drop a command
+                    log.warning(
+                        "commands dropped after repeated conflicts",
+                        namespace=key[0],
+                        name=key[1],
+                        commands=[c.kind for c in exc.commands],
+                    )
                 self.schedule(*key, 0.05)
             except Exception:
                 log.exception("reconcile failed", namespace=key[0], name=key[1])
@@ -134,7 +141,8 @@ class Reconciler:
             parsed = parse_rollout(raw)
         observed = await self._observe(parsed)
         decision = decide(parsed, observed, commands, self.clock())
-        log.info(
+        busy = decision.actions or decision.events or commands
+        (log.info if busy else log.debug)(
             "reconciled",
             namespace=namespace,
             name=name,
