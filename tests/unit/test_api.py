@@ -127,6 +127,15 @@ def test_crd_schema_is_structural():
         assert not ("properties" in node and "additionalProperties" in node), path
         if "properties" in node or "items" in node:
             assert node.get("type") in ("object", "array"), path
+    # every property and item schema has a type, unless it is int-or-string or kept as is
+    for path, node in _walk(schema):
+        for sub in [
+            *node.get("properties", {}).values(),
+            node.get("items"),
+            node.get("additionalProperties"),
+        ]:
+            if isinstance(sub, dict):
+                assert "type" in sub or sub.get("x-kubernetes-int-or-string"), (path, sub)
     rolling = schema["properties"]["spec"]["properties"]["strategy"]["properties"]["rolling"]["properties"]
     assert rolling["maxSurge"] == {"x-kubernetes-int-or-string": True}
     template = schema["properties"]["spec"]["properties"]["template"]["properties"]["spec"]
