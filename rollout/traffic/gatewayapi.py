@@ -1,0 +1,189 @@
+"""Gateway API router: HTTPRoute, GRPCRoute and TCPRoute (gateway.networking.k8s.io/v1).
+
+Weights go on the backendRefs that name the stable and canary Services, always both explicitly
+(an omitted weight counts as 1). Header routes are managed rules named `rollout.dev.<rollout>.<n>`
+that copy the base rule's matches and filters, add the header matches and send to the canary
+only; a mirror is a RequestMirror filter with `percent` on the base rules. Everything else the
+user wrote is left exactly as it was."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from rollout.traffic.base import (
+    MANAGED_PREFIX,
+    HeaderRoute,
+    Mirror,
+    RouteHealth,
+    RouteProblem,
+    TrafficState,
+    managed_name,
+)
+
+MAX_RULES = 16
+KINDS = {"httproutes": "HTTPRoute", "grpcroutes": "GRPCRoute", "tcproutes": "TCPRoute"}
+
+
+def _is_service(ref: dict[str, Any], name: str) -> bool:
+    return ref.get("name") == name and ref.get("group", "") == "" and ref.get("kind", "Service") == "Service"
+
+
+@dataclass(frozen=True)
+class GatewayRouter:
+    plural: str  # httproutes | grpcroutes | tcproutes
+    rollout: str
+    stable_service: str
+    canary_service: str
+    rule: str | None = None  # only this named rule; otherwise every rule naming both Services
+
+    @property
+    def kind(self) -> str:
+        return KINDS[self.plural]
+
+    def _managed(self, rule: dict[str, Any]) -> bool:
+        return str(rule.get("name", "")).startswith(f"{MANAGED_PREFIX}{self.rollout}.")
+
+    def _base_rules(self, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        def names_both(rule: dict[str, Any]) -> bool:
+            refs = rule.get("backendRefs") or []
+            return any(_is_service(r, self.stable_service) for r in refs) and any(
+                _is_service(r, self.canary_service) for r in refs
+            )
+
+        base = [r for r in rules if not self._managed(r)]
+        if self.rule is not None:
+            chosen = [r for r in base if r.get("name") == self.rule]
+            if not chosen:
+                raise RouteProblem(f"{self.kind} has no rule named {self.rule!r}")
+            if not names_both(chosen[0]):
+                raise RouteProblem(
+                    f"{self.kind} rule {self.rule!r} must have backendRefs to both "
+                    f"{self.stable_service} and {self.canary_service}"
+                )
+            return chosen
+        chosen = [r for r in base if names_both(r)]
+        if not chosen:
+            raise RouteProblem(
+                f"{self.kind} has no rule with backendRefs to both {self.stable_service} "
+                f"and {self.canary_service}"
+            )
+        return chosen
+
+    def _canary_ref(self, rule: dict[str, Any]) -> dict[str, Any]:
+        ref = next(r for r in rule["backendRefs"] if _is_service(r, self.canary_service))
+        return {k: v for k, v in ref.items() if k in ("group", "kind", "name", "namespace", "port")}
+
+    def _is_managed_mirror(self, flt: dict[str, Any]) -> bool:
+        target = (flt.get("requestMirror") or {}).get("backendRef") or {}
+        return flt.get("type") == "RequestMirror" and _is_service(target, self.canary_service)
+
+    def desired(self, route: dict[str, Any], state: TrafficState) -> dict[str, Any]:
+        new = copy.deepcopy(route)
+        spec = new.setdefault("spec", {})
+        rules = [r for r in spec.get("rules") or [] if not self._managed(r)]
+        base = self._base_rules(rules)
+        if self.plural == "tcproutes" and (state.header_routes or state.mirror):
+            raise RouteProblem("TCPRoute carries weights only: header and mirror routes need HTTP or gRPC")
+        for rule in base:
+            for ref in rule["backendRefs"]:
+                if _is_service(ref, self.stable_service):
+                    ref["weight"] = 100 - state.weight
+                elif _is_service(ref, self.canary_service):
+                    ref["weight"] = state.weight
+            if self.plural != "tcproutes":
+                self._set_mirror(rule, state.mirror)
+        for header_route in state.header_routes:
+            for index, rule in enumerate(base):
+                suffix = f"-{index}" if len(base) > 1 else ""
+                managed = self._header_rule(rule, header_route, suffix)
+                rules.insert(rules.index(rule), managed)
+        if len(rules) > MAX_RULES:
+            raise RouteProblem(f"{self.kind} would have {len(rules)} rules; at most {MAX_RULES} are allowed")
+        spec["rules"] = rules
+        return new
+
+    def _set_mirror(self, rule: dict[str, Any], mirror: Mirror | None) -> None:
+        filters = [f for f in rule.get("filters") or [] if not self._is_managed_mirror(f)]
+        if mirror is not None and mirror.percent > 0:
+            filters.append(
+                {
+                    "type": "RequestMirror",
+                    "requestMirror": {"backendRef": self._canary_ref(rule), "percent": mirror.percent},
+                }
+            )
+        if filters:
+            rule["filters"] = filters
+        else:
+            rule.pop("filters", None)
+
+    def _header_rule(self, base: dict[str, Any], header_route: HeaderRoute, suffix: str) -> dict[str, Any]:
+        headers = []
+        for match in header_route.matches:
+            if match.prefix is not None:
+                raise RouteProblem(
+                    "Gateway API header matches are Exact or RegularExpression; prefix is Istio only"
+                )
+            kind, value = (
+                ("Exact", match.exact) if match.exact is not None else ("RegularExpression", match.regex)
+            )
+            headers.append({"name": match.header, "type": kind, "value": value})
+        matches = copy.deepcopy(base.get("matches") or [{}])
+        for match in matches:
+            match["headers"] = [*(match.get("headers") or []), *headers]
+        rule: dict[str, Any] = {
+            "name": managed_name(self.rollout, header_route.name) + suffix,
+            "matches": matches,
+            "backendRefs": [{**self._canary_ref(base), "weight": 1}],
+        }
+        filters = [copy.deepcopy(f) for f in base.get("filters") or [] if not self._is_managed_mirror(f)]
+        if filters:
+            rule["filters"] = filters
+        return rule
+
+    def applied(self, route: dict[str, Any]) -> TrafficState:
+        rules = (route.get("spec") or {}).get("rules") or []
+        base = self._base_rules(rules)[0]
+        weights = {"stable": 1, "canary": 1}  # an omitted weight counts as 1
+        for ref in base["backendRefs"]:
+            if _is_service(ref, self.stable_service):
+                weights["stable"] = int(ref.get("weight", 1))
+            elif _is_service(ref, self.canary_service):
+                weights["canary"] = int(ref.get("weight", 1))
+        total = weights["stable"] + weights["canary"]
+        weight = round(100 * weights["canary"] / total) if total else 0
+        prefix = f"{MANAGED_PREFIX}{self.rollout}."
+        headers = tuple(
+            HeaderRoute(name=str(r["name"])[len(prefix) :], matches=()) for r in rules if self._managed(r)
+        )
+        mirror = next(
+            (
+                Mirror(name="", percent=int(f["requestMirror"].get("percent", 100)))
+                for f in base.get("filters") or []
+                if self._is_managed_mirror(f)
+            ),
+            None,
+        )
+        return TrafficState(weight=weight, header_routes=headers, mirror=mirror)
+
+    def health(self, route: dict[str, Any]) -> RouteHealth:
+        generation = (route.get("metadata") or {}).get("generation")
+        parents = ((route.get("status") or {}).get("parents")) or []
+        current = [
+            c
+            for p in parents
+            for c in p.get("conditions") or []
+            if generation is None or c.get("observedGeneration") in (None, generation)
+        ]
+        if not current:
+            return RouteHealth("unknown", "NoRouteStatus", f"no Gateway reports status for this {self.kind}")
+        for condition in current:
+            if condition.get("type") in ("Accepted", "ResolvedRefs") and condition.get("status") == "False":
+                return RouteHealth(
+                    "blocked",
+                    str(condition.get("reason", condition["type"])),
+                    f"{self.kind} {condition['type']}=False ({condition.get('reason')}): "
+                    f"{condition.get('message', '')}",
+                )
+        return RouteHealth("ok")

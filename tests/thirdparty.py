@@ -1,0 +1,28 @@
+"""Validators from the real third-party CRD schemas in ../shared/thirdparty/crds (read, not copied)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+CRDS = Path(__file__).resolve().parents[1].parent / "shared" / "thirdparty" / "crds"
+GATEWAY_FILES = {"HTTPRoute": "httproutes.yaml", "GRPCRoute": "grpcroutes.yaml", "TCPRoute": "tcproutes.yaml"}
+
+
+@functools.cache
+def gateway_validator(kind: str, version: str = "v1") -> jsonschema.Draft7Validator:
+    crd = yaml.safe_load((CRDS / "gateway-api-v1.6.1" / GATEWAY_FILES[kind]).read_text())
+    schema = next(v for v in crd["spec"]["versions"] if v["name"] == version)["schema"]["openAPIV3Schema"]
+    return jsonschema.Draft7Validator(schema)
+
+
+def schema_errors(kind: str, document: dict[str, Any]) -> list[str]:
+    """Structural-schema errors (the CEL rules are checked by a real API server in tests/e2e)."""
+    return [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in gateway_validator(kind).iter_errors(document)
+    ]
