@@ -26,3 +26,21 @@ def schema_errors(kind: str, document: dict[str, Any]) -> list[str]:
         f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
         for e in gateway_validator(kind).iter_errors(document)
     ]
+
+
+@functools.cache
+def istio_validator(kind: str = "VirtualService", version: str = "v1") -> jsonschema.Draft7Validator:
+    documents = yaml.safe_load_all((CRDS / "istio" / "customresourcedefinitions.gen.yaml").read_text())
+    crd = next(
+        d
+        for d in documents
+        if d and d["spec"]["names"]["kind"] == kind and d["spec"]["group"] == "networking.istio.io"
+    )
+    schema = next(v for v in crd["spec"]["versions"] if v["name"] == version)["schema"]["openAPIV3Schema"]
+    return jsonschema.Draft7Validator(schema)
+
+
+def istio_errors(document: dict[str, Any]) -> list[str]:
+    return [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in istio_validator().iter_errors(document)
+    ]

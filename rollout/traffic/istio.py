@@ -1,0 +1,201 @@
+"""Istio router: a VirtualService's `http[]` entries chosen by name and `tcp[]` entries chosen by
+port (they have no name), destinations told apart by host (the stable and canary Services) or by
+DestinationRule subset.
+
+Weights go on the two destinations, explicitly. A header route is an `http[]` entry named
+`rollout.dev.<rollout>.<n>`, inserted before the entry it copies, with lowercase header
+conditions added to each match and the canary as its only destination. A mirror is `mirror` +
+`mirrorPercentage` on the managed entries. Other fields (timeouts, retries, fault, corsPolicy) are
+left as the user wrote them."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from rollout.traffic.base import (
+    MANAGED_PREFIX,
+    HeaderRoute,
+    Mirror,
+    RouteHealth,
+    RouteProblem,
+    TrafficState,
+    managed_name,
+)
+
+# Fields of a base entry that a header route does not copy: it gets its own.
+_NOT_COPIED = {
+    "name",
+    "match",
+    "route",
+    "mirror",
+    "mirrorPercentage",
+    "mirror_percent",
+    "mirrorPercent",
+    "mirrors",
+}
+
+
+@dataclass(frozen=True)
+class IstioRouter:
+    rollout: str
+    stable_host: str
+    canary_host: str
+    http_routes: tuple[str, ...] = ()
+    tcp_ports: tuple[int, ...] = ()
+    stable_subset: str | None = None
+    canary_subset: str | None = None
+
+    def _host_is(self, host: str, service: str) -> bool:
+        return host == service or host.startswith(f"{service}.")
+
+    def _role(self, destination: dict[str, Any]) -> str | None:
+        if self.stable_subset is not None:
+            subset = destination.get("subset")
+            return (
+                "stable"
+                if subset == self.stable_subset
+                else "canary"
+                if subset == self.canary_subset
+                else None
+            )
+        host = str(destination.get("host", ""))
+        if self._host_is(host, self.stable_host):
+            return "stable"
+        if self._host_is(host, self.canary_host):
+            return "canary"
+        return None
+
+    def _has_both(self, entry: dict[str, Any]) -> bool:
+        roles = {self._role(r.get("destination") or {}) for r in entry.get("route") or []}
+        return {"stable", "canary"} <= roles
+
+    def _managed(self, entry: dict[str, Any]) -> bool:
+        return str(entry.get("name", "")).startswith(f"{MANAGED_PREFIX}{self.rollout}.")
+
+    def _base_http(self, http: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        user = [e for e in http if not self._managed(e)]
+        if self.http_routes:
+            chosen = []
+            for name in self.http_routes:
+                entry = next((e for e in user if e.get("name") == name), None)
+                if entry is None:
+                    raise RouteProblem(f"VirtualService has no http route named {name!r}")
+                if not self._has_both(entry):
+                    raise RouteProblem(
+                        f"VirtualService http route {name!r} must route to both stable and canary"
+                    )
+                chosen.append(entry)
+            return chosen
+        if self.tcp_ports:
+            return []
+        chosen = [e for e in user if self._has_both(e)]
+        if not chosen:
+            raise RouteProblem(
+                "VirtualService has no http route with both the stable and the canary destination"
+            )
+        return chosen
+
+    def _base_tcp(self, tcp: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        chosen = []
+        for port in self.tcp_ports:
+            entry = next((e for e in tcp if any(m.get("port") == port for m in e.get("match") or [])), None)
+            if entry is None:
+                raise RouteProblem(f"VirtualService has no tcp route matching port {port}")
+            if not self._has_both(entry):
+                raise RouteProblem(
+                    f"VirtualService tcp route for port {port} must route to both stable and canary"
+                )
+            chosen.append(entry)
+        return chosen
+
+    def _set_weights(self, entry: dict[str, Any], weight: int) -> None:
+        for route in entry["route"]:
+            role = self._role(route.get("destination") or {})
+            if role == "stable":
+                route["weight"] = 100 - weight
+            elif role == "canary":
+                route["weight"] = weight
+
+    def _canary_destination(self, entry: dict[str, Any]) -> dict[str, Any]:
+        route = next(r for r in entry["route"] if self._role(r.get("destination") or {}) == "canary")
+        return copy.deepcopy(route["destination"])
+
+    def desired(self, route: dict[str, Any], state: TrafficState) -> dict[str, Any]:
+        new = copy.deepcopy(route)
+        spec = new.setdefault("spec", {})
+        http = [e for e in spec.get("http") or [] if not self._managed(e)]
+        base = self._base_http(http)
+        tcp = spec.get("tcp") or []
+        base_tcp = self._base_tcp(tcp)
+        if (state.header_routes or state.mirror) and not base:
+            raise RouteProblem("header and mirror routes need an http route; tcp routes carry weights only")
+        for entry in [*base, *base_tcp]:
+            self._set_weights(entry, state.weight)
+        for entry in base:
+            self._set_mirror(entry, state.mirror)
+        for header_route in state.header_routes:
+            for index, entry in enumerate(base):
+                suffix = f"-{index}" if len(base) > 1 else ""
+                http.insert(http.index(entry), self._header_entry(entry, header_route, suffix))
+        if spec.get("http") is not None or http:
+            spec["http"] = http
+        return new
+
+    def _set_mirror(self, entry: dict[str, Any], mirror: Mirror | None) -> None:
+        existing = entry.get("mirror")
+        if existing is not None and self._role(existing) != "canary":
+            if mirror is not None:
+                raise RouteProblem(
+                    f"http route {entry.get('name')!r} already mirrors to {existing.get('host')}"
+                )
+            return
+        entry.pop("mirror", None)
+        entry.pop("mirrorPercentage", None)
+        if mirror is not None and mirror.percent > 0:
+            entry["mirror"] = self._canary_destination(entry)
+            entry["mirrorPercentage"] = {"value": float(mirror.percent)}
+
+    def _header_entry(self, base: dict[str, Any], header_route: HeaderRoute, suffix: str) -> dict[str, Any]:
+        headers = {}
+        for match in header_route.matches:
+            kind = "exact" if match.exact is not None else "regex" if match.regex is not None else "prefix"
+            headers[match.header.lower()] = {kind: getattr(match, kind)}
+        matches = copy.deepcopy(base.get("match") or [{}])
+        for match in matches:
+            match["headers"] = {**(match.get("headers") or {}), **headers}
+        entry = {k: copy.deepcopy(v) for k, v in base.items() if k not in _NOT_COPIED}
+        return {
+            "name": managed_name(self.rollout, header_route.name) + suffix,
+            "match": matches,
+            "route": [{"destination": self._canary_destination(base), "weight": 100}],
+            **entry,
+        }
+
+    def applied(self, route: dict[str, Any]) -> TrafficState:
+        spec = route.get("spec") or {}
+        http = spec.get("http") or []
+        base = self._base_http(http) or self._base_tcp(spec.get("tcp") or [])
+        weights = {"stable": 0, "canary": 0}
+        for entry in base[:1]:
+            for r in entry["route"]:
+                role = self._role(r.get("destination") or {})
+                if role is not None:
+                    weights[role] = int(r.get("weight", 0))
+        total = weights["stable"] + weights["canary"]
+        weight = round(100 * weights["canary"] / total) if total else 0
+        prefix = f"{MANAGED_PREFIX}{self.rollout}."
+        headers = tuple(HeaderRoute(str(e["name"])[len(prefix) :], ()) for e in http if self._managed(e))
+        mirror = None
+        for entry in base[:1]:
+            if entry.get("mirror") is not None and self._role(entry["mirror"]) == "canary":
+                mirror = Mirror("", round(float((entry.get("mirrorPercentage") or {}).get("value", 100))))
+        return TrafficState(weight=weight, header_routes=headers, mirror=mirror)
+
+    def health(self, route: dict[str, Any]) -> RouteHealth:
+        # Istio reports no per-parent acceptance for a VirtualService; analysis messages are
+        # advisory. The rollout proceeds and says so.
+        return RouteHealth(
+            "unknown", "NoRouteStatus", "Istio reports no acceptance status for VirtualServices"
+        )
