@@ -101,10 +101,6 @@ class Kube:
         self.api = api
         self.timeout = timeout
 
-    @property
-    def server(self) -> str:
-        return str(self.api.configuration.host)
-
     def _call(
         self, method: str, path: str, query: dict[str, str], body: Any, content_type: str | None
     ) -> Any:

@@ -85,7 +85,7 @@ def _replace_data(request: rendering.Request, data: Any) -> None:
 @attrs.define(kw_only=True)
 class EmulatedApiServer(kmock.KubernetesEmulator):
     _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
-    # resource -> (kind, openAPIV3Schema, has status subresource)
+    # resource -> ("Kind.group" for error messages, its openAPIV3Schema)
     _schemas: dict[Any, tuple[str, dict[str, Any]]] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:

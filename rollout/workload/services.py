@@ -11,7 +11,3 @@ from rollout.api.revision import REVISION_LABEL
 def pin_patch(revision: str) -> dict[str, Any]:
     """A merge patch that points a Service at one revision."""
     return {"spec": {"selector": {REVISION_LABEL: revision}}}
-
-
-def pinned_revision(service: dict[str, Any]) -> str | None:
-    return ((service.get("spec") or {}).get("selector") or {}).get(REVISION_LABEL)
