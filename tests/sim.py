@@ -10,6 +10,7 @@ from typing import Any
 
 from rollout.api.rollout import parse_rollout
 from rollout.engine import Command, Decision, Observed, ReplicaSetState, decide
+from rollout.engine.decide import current_revision
 from rollout.engine.types import CreateReplicaSet, DeleteReplicaSet, ScaleReplicaSet
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -90,16 +91,8 @@ class Sim:
     def set_image(self, image: str) -> None:
         self.manifest["spec"]["template"]["spec"]["containers"][0]["image"] = image
 
-    def revision_of(self, image: str) -> str:
-        return next(
-            rs.revision
-            for rs in self.replicasets.values()
-            if rs.name.startswith("web-") and self._image_revision(image) == rs.revision
-        )
-
-    def _image_revision(self, image: str) -> str:
-        from rollout.engine.decide import current_revision
-
+    def revision_for(self, image: str) -> str:
+        """The revision hash the spec would have with this image."""
         manifest = copy.deepcopy(self.manifest)
         manifest["spec"]["template"]["spec"]["containers"][0]["image"] = image
         return current_revision(parse_rollout(manifest).rollout)

@@ -11,6 +11,7 @@ left as the user wrote them."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,20 +75,24 @@ class IstioRouter:
     def _managed(self, entry: dict[str, Any]) -> bool:
         return str(entry.get("name", "")).startswith(f"{MANAGED_PREFIX}{self.rollout}.")
 
+    def _pick(
+        self, entries: list[dict[str, Any]], found: Callable[[dict[str, Any]], bool], label: str
+    ) -> dict[str, Any]:
+        """The one entry that `found` selects; it must route to both stable and canary."""
+        entry = next((e for e in entries if found(e)), None)
+        if entry is None:
+            raise RouteProblem(f"VirtualService has no {label}")
+        if not self._has_both(entry):
+            raise RouteProblem(f"VirtualService {label} must route to both stable and canary")
+        return entry
+
     def _base_http(self, http: list[dict[str, Any]]) -> list[dict[str, Any]]:
         user = [e for e in http if not self._managed(e)]
         if self.http_routes:
-            chosen = []
-            for name in self.http_routes:
-                entry = next((e for e in user if e.get("name") == name), None)
-                if entry is None:
-                    raise RouteProblem(f"VirtualService has no http route named {name!r}")
-                if not self._has_both(entry):
-                    raise RouteProblem(
-                        f"VirtualService http route {name!r} must route to both stable and canary"
-                    )
-                chosen.append(entry)
-            return chosen
+            return [
+                self._pick(user, lambda e, name=name: e.get("name") == name, f"http route named {name!r}")
+                for name in self.http_routes
+            ]
         if self.tcp_ports:
             return []
         chosen = [e for e in user if self._has_both(e)]
@@ -98,17 +103,14 @@ class IstioRouter:
         return chosen
 
     def _base_tcp(self, tcp: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        chosen = []
-        for port in self.tcp_ports:
-            entry = next((e for e in tcp if any(m.get("port") == port for m in e.get("match") or [])), None)
-            if entry is None:
-                raise RouteProblem(f"VirtualService has no tcp route matching port {port}")
-            if not self._has_both(entry):
-                raise RouteProblem(
-                    f"VirtualService tcp route for port {port} must route to both stable and canary"
-                )
-            chosen.append(entry)
-        return chosen
+        return [
+            self._pick(
+                tcp,
+                lambda e, port=port: any(m.get("port") == port for m in e.get("match") or []),
+                f"tcp route matching port {port}",
+            )
+            for port in self.tcp_ports
+        ]
 
     def _set_weights(self, entry: dict[str, Any], weight: int) -> None:
         for route in entry["route"]:

@@ -234,7 +234,7 @@ def test_revision_history_limit_deletes_the_oldest_idle_replicasets():
     assert len(deleted) == 2
     assert len(sim.replicasets) == 2  # current + the newest idle one
     assert sim.spec_of(sim.status["stableRevision"]) == 4
-    assert sim.spec_of(sim._image_revision("web:3")) == 0
+    assert sim.spec_of(sim.revision_for("web:3")) == 0
     decision = sim.reconcile()
     assert decision.actions == [] and sim.status["phase"] == "Healthy"
 

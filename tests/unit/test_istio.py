@@ -145,7 +145,7 @@ def test_route_problems():
         IstioRouter("web", "web-stable", "web-canary", http_routes=("api",)).desired(
             virtual_service(), STABLE_ONLY
         )
-    with pytest.raises(RouteProblem, match="'admin' must route to both"):
+    with pytest.raises(RouteProblem, match="http route named 'admin' must route to both"):
         IstioRouter("web", "web-stable", "web-canary", http_routes=("admin",)).desired(
             virtual_service(), STABLE_ONLY
         )
