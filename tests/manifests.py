@@ -52,3 +52,90 @@ def image_patch(image: str, name: str = "web") -> dict[str, Any]:
             }
         }
     }
+
+
+def http_route_manifest(name: str = "web", namespace: str = "shop") -> dict[str, Any]:
+    """An HTTPRoute with a rule of its own (static) and one splitting web-stable/web-canary."""
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": namespace, "generation": 3},
+        "spec": {
+            "parentRefs": [{"name": "public"}],
+            "hostnames": ["shop.example.com"],
+            "rules": [
+                {
+                    "name": "static",
+                    "matches": [{"path": {"type": "PathPrefix", "value": "/static"}}],
+                    "backendRefs": [{"name": "cdn", "port": 80}],
+                },
+                {
+                    "name": "app",
+                    "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                    "filters": [
+                        {
+                            "type": "RequestHeaderModifier",
+                            "requestHeaderModifier": {"add": [{"name": "x-env", "value": "prod"}]},
+                        }
+                    ],
+                    "timeouts": {"request": "10s"},
+                    "backendRefs": [
+                        {"name": "web-stable", "port": 8080},
+                        {"name": "web-canary", "port": 8080, "weight": 0},
+                    ],
+                },
+            ],
+        },
+    }
+
+
+def virtual_service_manifest(name: str = "web", namespace: str = "shop") -> dict[str, Any]:
+    """A VirtualService with an http route of its own (admin), a primary http route and a tcp
+    route on 5432, both splitting web-stable/web-canary."""
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "hosts": ["web.shop.svc.cluster.local"],
+            "http": [
+                {
+                    "name": "admin",
+                    "match": [{"uri": {"prefix": "/admin"}}],
+                    "route": [{"destination": {"host": "admin"}}],
+                },
+                {
+                    "name": "primary",
+                    "match": [{"uri": {"prefix": "/"}}],
+                    "timeout": "5s",
+                    "retries": {"attempts": 3, "perTryTimeout": "2s"},
+                    "corsPolicy": {"allowOrigins": [{"exact": "https://shop.example.com"}]},
+                    "route": [
+                        {"destination": {"host": "web-stable", "port": {"number": 80}}, "weight": 100},
+                        {"destination": {"host": "web-canary", "port": {"number": 80}}, "weight": 0},
+                    ],
+                },
+            ],
+            "tcp": [
+                {
+                    "match": [{"port": 5432}],
+                    "route": [
+                        {
+                            "destination": {
+                                "host": "web-stable.shop.svc.cluster.local",
+                                "port": {"number": 5432},
+                            },
+                            "weight": 100,
+                        },
+                        {
+                            "destination": {
+                                "host": "web-canary.shop.svc.cluster.local",
+                                "port": {"number": 5432},
+                            },
+                            "weight": 0,
+                        },
+                    ],
+                },
+            ],
+        },
+    }

@@ -8,10 +8,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import parse_rollout
 from rollout.engine import Command, Decision, Observed, ReplicaSetState, decide
 from rollout.engine.decide import current_revision
-from rollout.engine.types import CreateReplicaSet, DeleteReplicaSet, ScaleReplicaSet
+from rollout.engine.types import (
+    CreateReplicaSet,
+    DeleteReplicaSet,
+    PinService,
+    PinSubset,
+    ScaleReplicaSet,
+    SetTraffic,
+)
+from rollout.traffic.bindings import observe_route, probe_state, route_bindings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -32,6 +41,12 @@ class Sim:
     now: datetime = T0
     replicasets: dict[str, SimReplicaSet] = field(default_factory=dict)
     decisions: list[Decision] = field(default_factory=list)
+    # Route documents by name (HTTPRoute, VirtualService, ...), written through the real routers.
+    routes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # DestinationRule subsets: name -> labels (None: no DestinationRule).
+    subsets: dict[str, dict[str, str]] | None = None
+    # Every traffic state written, in order, for the property tests.
+    traffic_writes: list[Any] = field(default_factory=list)
     _created: int = 0
 
     @property
@@ -53,7 +68,20 @@ class Sim:
                 for rs in self.replicasets.values()
             ),
             services=self.services,
+            routes=tuple(self._observe_routes()),
+            subsets=self.subsets,
         )
+
+    def _bindings(self) -> list[Any]:
+        parsed = parse_rollout(copy.deepcopy(self.manifest))
+        return route_bindings(parsed.rollout) if parsed.rollout is not None else []
+
+    def _observe_routes(self) -> list[Any]:
+        parsed = parse_rollout(copy.deepcopy(self.manifest))
+        if parsed.rollout is None or parsed.rollout.spec.strategy.canary is None:
+            return []
+        probe = probe_state(parsed.rollout.spec.strategy.canary)
+        return [observe_route(b, self.routes.get(b.name), probe) for b in self._bindings()]
 
     def reconcile(self, *commands: Command, lose_status: bool = False) -> Decision:
         decision = decide(parse_rollout(copy.deepcopy(self.manifest)), self.observed(), commands, self.now)
@@ -70,6 +98,20 @@ class Sim:
                 rs.available = min(rs.available, rs.spec)  # removed pods are gone at once
             elif isinstance(action, DeleteReplicaSet):
                 del self.replicasets[action.name]
+            elif isinstance(action, PinService):
+                selector = self.services[action.service]
+                assert selector is not None
+                self.services[action.service] = {**selector, REVISION_LABEL: action.revision}
+            elif isinstance(action, PinSubset):
+                assert self.subsets is not None
+                self.subsets[action.subset] = {**self.subsets[action.subset], REVISION_LABEL: action.revision}
+            elif isinstance(action, SetTraffic):
+                self.traffic_writes.append(action.state)
+                for binding in self._bindings():
+                    if binding.name in self.routes:
+                        self.routes[binding.name] = binding.router.desired(
+                            self.routes[binding.name], action.state
+                        )
         if not lose_status:  # a crash between acting and writing status loses only the status
             self.manifest["status"] = decision.status.wire()
         self.decisions.append(decision)

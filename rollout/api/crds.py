@@ -113,6 +113,7 @@ def rollout_crd() -> dict[str, Any]:
                         {"name": "Weight", "type": "integer", "jsonPath": ".status.canary.weight"},
                         {"name": "Stable", "type": "string", "jsonPath": ".status.stableRevision"},
                         {"name": "Current", "type": "string", "jsonPath": ".status.currentRevision"},
+                        {"name": "Message", "type": "string", "jsonPath": ".status.message"},
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                     ],
                 }

@@ -86,9 +86,23 @@ class PauseStep(SpecModel):
 
 
 class SetCanaryScale(SpecModel):
+    """Canary replicas as a count, as a percent of spec.replicas, or (matchTrafficWeight: true)
+    following the traffic weight again."""
+
     replicas: NonNegative | None = None
     weight: Weight | None = None
     match_traffic_weight: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SetCanaryScale:
+        kinds = [k for k in ("replicas", "weight") if getattr(self, k) is not None]
+        if self.match_traffic_weight:
+            kinds.append("matchTrafficWeight")
+        if len(kinds) != 1:
+            raise ValueError(
+                "setCanaryScale needs exactly one of replicas, weight or matchTrafficWeight: true"
+            )
+        return self
 
 
 class HeaderMatch(SpecModel):
@@ -106,11 +120,15 @@ class HeaderMatch(SpecModel):
 
 
 class SetHeaderRoute(SpecModel):
+    """Requests matching every `match` go to the canary only; an empty `match` removes the route."""
+
     name: str = Field(min_length=1)
     match: list[HeaderMatch] = Field(default_factory=list)
 
 
 class SetMirrorRoute(SpecModel):
+    """Mirror `percent`% (default 100) of the traffic to the canary; `percent: 0` removes it."""
+
     name: str = Field(min_length=1)
     percent: Weight | None = None
 

@@ -32,9 +32,14 @@ class PauseCondition(StatusModel):
 
 
 class CanaryStatus(StatusModel):
+    # Read back from the routes (or replica proportions without trafficRouting).
     weight: int = 0
     header_routes: list[str] = Field(default_factory=list)
     mirror_routes: list[str] = Field(default_factory=list)
+    # Steps the current canary runs; an edit restarts it at step 0.
+    steps_hash: str | None = None
+    # Old ReplicaSets are scaled down from this time on (scaleDownDelaySeconds after traffic left them).
+    scale_down_at: datetime | None = None
 
 
 class BlueGreenStatus(StatusModel):

@@ -5,7 +5,7 @@ a command is applied at most once; every command leaves an Event saying what it 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from rollout.api.status import RolloutStatus
@@ -16,8 +16,14 @@ USER_PAUSE = "UserPause"
 
 
 def apply_commands(
-    status: RolloutStatus, commands: Iterable[Command], *, in_progress: bool, now: datetime
+    status: RolloutStatus,
+    commands: Iterable[Command],
+    *,
+    in_progress: bool,
+    now: datetime,
+    promote: Callable[[Command], Event] | None = None,
 ) -> list[Event]:
+    """Apply each command to the status; `promote` is the strategy's own (None: nothing to pass)."""
     events: list[Event] = []
     for command in commands:
         if command.kind == "abort":
@@ -40,6 +46,7 @@ def apply_commands(
                 status.aborted = False
                 status.abort_reason = ""
                 status.last_progress_at = now
+                status.current_step_index = None  # a canary starts again from step 1
                 events.append(
                     Event("Normal", "RolloutRetried", f"Retrying revision {status.current_revision}")
                 )
@@ -54,6 +61,8 @@ def apply_commands(
                 events.append(Event("Normal", "RolloutResumed", "Resumed by the rollout.dev/resume command"))
             else:
                 events.append(Event("Normal", "ResumeIgnored", "Resume: no user pause to clear"))
+        elif command.kind == "promote" and promote is not None:
+            events.append(promote(command))
         elif command.kind == "promote":
             # A rolling update has no pause steps or gates to pass yet; say so rather than guess.
             events.append(

@@ -13,6 +13,7 @@ from rollout.api.base import resolve_int_or_percent
 from rollout.api.revision import revision_hash
 from rollout.api.rollout import ParsedRollout, Rollout, SpecError
 from rollout.api.status import RolloutStatus
+from rollout.engine.canary import CANARY_PAUSE, plan_canary, promote
 from rollout.engine.commands import apply_commands
 from rollout.engine.conditions import add_pause, remove_condition, remove_pause, set_condition
 from rollout.engine.rolling import oldest_first, plan_rolling
@@ -84,6 +85,8 @@ def _decide_valid(
         status.current_revision = current
         status.aborted, status.abort_reason = False, ""
         status.last_progress_at = now
+        status.current_step_index = None  # a canary starts again from step 1 with the newest revision
+        remove_pause(status, CANARY_PAUSE)
         remove_condition(status, PROGRESSING)
     if status.stable_revision is None:
         # First deploy: nothing to protect yet, so the first revision is stable at once.
@@ -95,7 +98,13 @@ def _decide_valid(
         status.last_progress_at = now
 
     in_progress = current != status.stable_revision
-    events += apply_commands(status, commands, in_progress=in_progress, now=now)
+    events += apply_commands(
+        status,
+        commands,
+        in_progress=in_progress,
+        now=now,
+        promote=(lambda c: promote(rollout, status, c, now)) if spec.strategy.canary is not None else None,
+    )
     if spec.paused:
         if add_pause(status, SPEC_PAUSE, now):
             events.append(Event("Normal", "RolloutPaused", "Paused by spec.paused"))
@@ -103,20 +112,46 @@ def _decide_valid(
         status.last_progress_at = now
         events.append(Event("Normal", "RolloutResumed", "spec.paused cleared"))
 
+    if spec.strategy.canary is not None:
+        outcome = plan_canary(rollout, status, observed, current, now, events)
+        scaling, complete, progressed = outcome.actions, outcome.at_rest, outcome.progressed
+        waiting, blocked, requeue_after = outcome.waiting, outcome.blocked, outcome.requeue_after
+    else:
+        scaling, complete = _rolling(rollout, status, observed, current, events)
+        progressed, waiting, blocked, requeue_after = bool(scaling), "", "", None
+
+    previous_counts = (status.updated_replicas, status.available_replicas)
+    _count(status, rollout, observed.replicasets, current)
+    if progressed or (status.updated_replicas, status.available_replicas) != previous_counts:
+        status.last_progress_at = now
+    # Idle ReplicaSets beyond the history limit; the stable and current revisions are never among them.
+    actions = scaling + _history_actions(
+        rollout, observed.replicasets, {current, status.stable_revision or ""}
+    )
+
+    deadline = _deadline(rollout, status, complete, now, events)
+    _phase(status, rollout, complete, now, events, waiting=waiting, blocked=blocked)
+    if deadline is not None:
+        requeue_after = deadline if requeue_after is None else min(requeue_after, deadline)
+    return Decision(status=status, actions=actions, events=events, requeue_after=requeue_after)
+
+
+def _rolling(
+    rollout: Rollout, status: RolloutStatus, observed: Observed, current: str, events: list[Event]
+) -> tuple[list[Action], bool]:
+    """The rolling update's scaling, and whether it is complete (which makes `current` stable)."""
     by_revision = {rs.revision: rs for rs in observed.replicasets}
     target = status.stable_revision if status.aborted else current
+    assert target is not None
     target_rs = by_revision.get(target)
     others = [rs for rs in observed.replicasets if rs.revision != target]
-    desired = spec.replicas
+    desired = rollout.spec.replicas
 
     scaling: list[Action] = []
     if status.aborted:
         scaling += _abort_actions(target, target_rs, others, desired, events)
     elif not status.pause_conditions:
         scaling += _rolling_actions(rollout, target, target_rs, others, desired)
-
-    previous_counts = (status.updated_replicas, status.available_replicas)
-    _count(status, rollout, observed.replicasets, current)
     complete = (
         not status.aborted
         and not scaling
@@ -134,16 +169,7 @@ def _decide_valid(
             )
         )
         status.stable_revision = current
-    if scaling or (status.updated_replicas, status.available_replicas) != previous_counts:
-        status.last_progress_at = now
-    # Idle ReplicaSets beyond the history limit; the stable and current revisions are never among them.
-    actions = scaling + _history_actions(
-        rollout, observed.replicasets, {current, status.stable_revision or ""}
-    )
-
-    requeue_after = _deadline(rollout, status, complete, now, events)
-    _phase(status, rollout, complete, now, events)
-    return Decision(status=status, actions=actions, events=events, requeue_after=requeue_after)
+    return scaling, complete
 
 
 def _rolling_actions(
@@ -242,7 +268,14 @@ def _deadline(
 
 
 def _phase(
-    status: RolloutStatus, rollout: Rollout, complete: bool, now: datetime, events: list[Event]
+    status: RolloutStatus,
+    rollout: Rollout,
+    complete: bool,
+    now: datetime,
+    events: list[Event],
+    *,
+    waiting: str = "",
+    blocked: str = "",
 ) -> None:
     desired = rollout.spec.replicas
     progressing = status.condition(PROGRESSING)
@@ -253,15 +286,20 @@ def _phase(
             f"Aborted ({status.abort_reason}); stable revision {status.stable_revision}",
         )
         set_condition(status, PROGRESSING, "False", "RolloutAborted", message, now)
+    elif blocked:
+        phase, message = "Degraded", f"Stopped: {blocked}"
+        set_condition(status, PROGRESSING, "False", "RouteNotAccepted", message, now)
     elif status.pause_conditions:
         reasons = ", ".join(p.reason for p in status.pause_conditions)
-        phase, message = "Paused", f"Paused ({reasons}) at {status.updated_replicas}/{desired} updated"
+        phase, message = "Paused", f"Paused ({reasons}){_where(status, rollout)}"
         set_condition(status, PROGRESSING, "Unknown", "RolloutPaused", message, now)
     elif complete and status.stable_revision == status.current_revision:
         phase, message = (
             "Healthy",
             f"Revision {status.stable_revision}: {status.available_replicas}/{desired} available",
         )
+        if waiting:
+            message += f"; {waiting}"
         set_condition(status, PROGRESSING, "True", "RolloutCompleted", message, now)
     elif deadline_exceeded:
         assert progressing is not None
@@ -272,6 +310,10 @@ def _phase(
             f"Updating to {status.current_revision}: {status.updated_replicas}/{desired} updated, "
             f"{status.available_replicas} available"
         )
+        if rollout.spec.strategy.canary is not None:
+            message += _where(status, rollout)
+        if waiting:
+            message += f"; {waiting}"
         set_condition(status, PROGRESSING, "True", "ReplicaSetUpdated", message, now)
     available = "True" if status.available_replicas >= desired else "False"
     set_condition(
@@ -291,3 +333,15 @@ def _phase(
             )
         )
     status.phase, status.message = phase, message
+
+
+def _where(status: RolloutStatus, rollout: Rollout) -> str:
+    """Where a canary is: its step and the weight its routes carry."""
+    canary = rollout.spec.strategy.canary
+    if canary is None:
+        return f" at {status.updated_replicas}/{rollout.spec.replicas} updated"
+    weight = status.canary.weight if status.canary else 0
+    if status.current_step_index is None:
+        return f", canary weight {weight}%"
+    step = min(status.current_step_index + 1, len(canary.steps))
+    return f" at step {step}/{len(canary.steps)}, canary weight {weight}%"

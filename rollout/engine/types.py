@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from rollout.api.status import RolloutStatus
+from rollout.traffic.base import UNKNOWN_HEALTH, RouteHealth, TrafficState
 
 CommandKind = Literal["promote", "abort", "retry", "pause", "resume"]
 
@@ -30,12 +31,30 @@ class ReplicaSetState:
 
 
 @dataclass(frozen=True)
+class ObservedRoute:
+    """One route of the Rollout's trafficRouting as read back: what it applies and its health, or
+    `problem` when the router cannot manage it (no rule naming both Services, ...)."""
+
+    kind: str  # HTTPRoute, GRPCRoute, TCPRoute, VirtualService
+    name: str
+    path: str  # field path in the Rollout spec, for errors
+    traffic: TrafficState | None = None
+    health: RouteHealth = UNKNOWN_HEALTH
+    explicit: bool = True  # both weights written out; otherwise rewritten even if equivalent
+    problem: str = ""
+
+
+@dataclass(frozen=True)
 class Observed:
     """The world around one Rollout at the start of a reconcile."""
 
     replicasets: tuple[ReplicaSetState, ...] = ()
     # Services the spec refers to: name -> selector, or None when the Service does not exist.
     services: Mapping[str, Mapping[str, str] | None] = field(default_factory=dict)
+    # Routes of spec.strategy.canary.trafficRouting, in spec order; None when the route is missing.
+    routes: tuple[ObservedRoute | None, ...] = ()
+    # DestinationRule subsets: subset name -> labels; the map is None when the rule is missing.
+    subsets: Mapping[str, Mapping[str, str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -71,7 +90,22 @@ class PinService:
     revision: str
 
 
-Action = CreateReplicaSet | ScaleReplicaSet | DeleteReplicaSet | PinService
+@dataclass(frozen=True)
+class PinSubset:
+    """Set `rollout.dev/revision: <revision>` in the labels of a DestinationRule subset."""
+
+    subset: str
+    revision: str
+
+
+@dataclass(frozen=True)
+class SetTraffic:
+    """Write this traffic state to every route of the Rollout (each only if it differs)."""
+
+    state: TrafficState
+
+
+Action = CreateReplicaSet | ScaleReplicaSet | DeleteReplicaSet | PinService | PinSubset | SetTraffic
 
 
 @dataclass(frozen=True)

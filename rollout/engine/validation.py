@@ -6,7 +6,11 @@ from __future__ import annotations
 from rollout.api.base import resolve_int_or_percent
 from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import Rollout, SpecError
+from rollout.api.spec import CanaryStrategy
 from rollout.engine.types import Observed
+from rollout.traffic.bindings import ROUTING_PATH, route_bindings
+
+CANARY = "spec.strategy.canary"
 
 CONTROLLER_VERSION_NOTE = "this controller version does not implement it yet; nothing was changed"
 
@@ -65,13 +69,117 @@ def validate(rollout: Rollout, observed: Observed) -> list[SpecError]:
     for path, name in referenced_services(rollout).items():
         if observed.services.get(name) is None:
             errors.append(SpecError(path, f"Service {rollout.metadata.namespace}/{name} not found"))
-    canary = strategy.canary
-    if canary is not None:
-        if canary.stable_service and canary.stable_service == canary.canary_service:
-            errors.append(SpecError("spec.strategy.canary.canaryService", "must differ from stableService"))
-        errors.append(SpecError("spec.strategy.canary", f"the canary strategy: {CONTROLLER_VERSION_NOTE}"))
+    if strategy.canary is not None:
+        errors += _canary_errors(rollout, observed)
     if strategy.blue_green is not None:
         errors.append(
             SpecError("spec.strategy.blueGreen", f"the blueGreen strategy: {CONTROLLER_VERSION_NOTE}")
         )
+    return errors
+
+
+def _canary_errors(rollout: Rollout, observed: Observed) -> list[SpecError]:
+    canary = rollout.spec.strategy.canary
+    assert canary is not None
+    errors: list[SpecError] = []
+    if canary.stable_service and canary.stable_service == canary.canary_service:
+        errors.append(SpecError(f"{CANARY}.canaryService", "must differ from stableService"))
+    replicas = rollout.spec.replicas
+    surge = resolve_int_or_percent(canary.max_surge, replicas, round_up=True)
+    unavailable = resolve_int_or_percent(canary.max_unavailable, replicas, round_up=False)
+    if canary.traffic_routing is None and surge == 0 and unavailable == 0 and replicas > 0:
+        errors.append(
+            SpecError(
+                f"{CANARY}.maxSurge",
+                "maxSurge and maxUnavailable are both 0: without trafficRouting no pod could move",
+            )
+        )
+    if canary.analysis is not None:
+        errors.append(SpecError(f"{CANARY}.analysis", f"analysis: {CONTROLLER_VERSION_NOTE}"))
+    errors += _step_errors(canary)
+    if canary.traffic_routing is not None:
+        errors += _routing_errors(rollout, canary, observed)
+    return errors
+
+
+def _step_errors(canary: CanaryStrategy) -> list[SpecError]:
+    routing = canary.traffic_routing
+    gateway = routing.gateway_api if routing else None
+    istio = routing.istio if routing else None
+    weights_only = (gateway is not None and bool(gateway.tcp_routes)) or (
+        istio is not None and bool(istio.virtual_service.tcp_routes) and not istio.virtual_service.routes
+    )
+    errors: list[SpecError] = []
+    for index, step in enumerate(canary.steps):
+        path = f"{CANARY}.steps[{index}]"
+        if step.analysis is not None:
+            errors.append(SpecError(f"{path}.analysis", f"analysis steps: {CONTROLLER_VERSION_NOTE}"))
+        routed_step = (
+            "setHeaderRoute" if step.set_header_route else "setMirrorRoute" if step.set_mirror_route else ""
+        )
+        if not routed_step:
+            continue
+        if routing is None:
+            errors.append(
+                SpecError(f"{path}.{routed_step}", "needs trafficRouting (a route to add rules to)")
+            )
+        elif weights_only:
+            errors.append(
+                SpecError(
+                    f"{path}.{routed_step}", "TCP routes carry weights only; header and mirror need HTTP"
+                )
+            )
+        if step.set_header_route is not None and gateway is not None:
+            for k, match in enumerate(step.set_header_route.match):
+                if match.prefix is not None:
+                    errors.append(
+                        SpecError(
+                            f"{path}.setHeaderRoute.match[{k}].prefix",
+                            "Gateway API header matches are exact or regex; prefix is Istio only",
+                        )
+                    )
+    return errors
+
+
+def _routing_errors(rollout: Rollout, canary: CanaryStrategy, observed: Observed) -> list[SpecError]:
+    routing = canary.traffic_routing
+    assert routing is not None
+    errors: list[SpecError] = []
+    namespace = rollout.metadata.namespace
+    if routing.gateway_api is None and routing.istio is None:
+        errors.append(SpecError(ROUTING_PATH, "name gatewayAPI or istio routes"))
+    gateway = routing.gateway_api
+    if gateway is not None and not (gateway.http_routes or gateway.grpc_routes or gateway.tcp_routes):
+        errors.append(
+            SpecError(f"{ROUTING_PATH}.gatewayAPI", "list at least one httpRoute, grpcRoute or tcpRoute")
+        )
+    by_subset = routing.istio is not None and routing.istio.destination_rule is not None
+    if (gateway is not None or not by_subset) and not (canary.stable_service and canary.canary_service):
+        missing = "stableService" if not canary.stable_service else "canaryService"
+        errors.append(
+            SpecError(f"{CANARY}.{missing}", "required with trafficRouting (the routes send to it)")
+        )
+    for binding, route in zip(route_bindings(rollout), observed.routes, strict=False):
+        if route is None:
+            errors.append(SpecError(binding.path, f"{binding.plural} {namespace}/{binding.name} not found"))
+        elif route.problem:
+            errors.append(
+                SpecError(binding.path, f"{route.kind} {namespace}/{binding.name}: {route.problem}")
+            )
+    rule = routing.istio.destination_rule if routing.istio else None
+    if rule is not None:
+        path = f"{ROUTING_PATH}.istio.destinationRule"
+        if observed.subsets is None:
+            errors.append(SpecError(f"{path}.name", f"DestinationRule {namespace}/{rule.name} not found"))
+        else:
+            for field_name, subset in (
+                ("stableSubset", rule.stable_subset),
+                ("canarySubset", rule.canary_subset),
+            ):
+                if subset not in observed.subsets:
+                    errors.append(
+                        SpecError(
+                            f"{path}.{field_name}", f"DestinationRule {rule.name} has no subset {subset!r}"
+                        )
+                    )
     return errors

@@ -36,14 +36,32 @@ class TrafficState:
 STABLE_ONLY = TrafficState()
 
 
+def same_traffic(a: TrafficState, b: TrafficState) -> bool:
+    """Equal as far as a route can tell: weight, header route names, mirror percent (a route does
+    not keep the mirror's name or the header matches in a form worth comparing)."""
+    return (
+        a.weight == b.weight
+        and sorted(h.name for h in a.header_routes) == sorted(h.name for h in b.header_routes)
+        and (a.mirror.percent if a.mirror else 0) == (b.mirror.percent if b.mirror else 0)
+    )
+
+
+def at_rest(state: TrafficState) -> bool:
+    return same_traffic(state, STABLE_ONLY)
+
+
 @dataclass(frozen=True)
 class RouteHealth:
     """What the route's own status says: `ok`, `blocked` (Accepted/ResolvedRefs False at the
-    current generation) or `unknown` (no status at all, as with meshes that write none)."""
+    current generation), `pending` (a Gateway writes status but has not caught up with the
+    current generation yet) or `unknown` (no status at all, as with meshes that write none)."""
 
-    state: Literal["ok", "blocked", "unknown"]
+    state: Literal["ok", "blocked", "pending", "unknown"]
     reason: str = ""
     message: str = ""
+
+
+UNKNOWN_HEALTH = RouteHealth("unknown")
 
 
 class RouteProblem(Exception):
@@ -52,11 +70,47 @@ class RouteProblem(Exception):
 
 
 class Router(Protocol):
+    """Apply a traffic state (weight, header routes, mirror) to a route document, read back what
+    a document applies, report the route's health, and restore it (100% stable, no managed
+    rules)."""
+
+    kind: str
+
     def desired(self, route: dict[str, Any], state: TrafficState) -> dict[str, Any]: ...
 
     def applied(self, route: dict[str, Any]) -> TrafficState: ...
 
     def health(self, route: dict[str, Any]) -> RouteHealth: ...
+
+    def explicit(self, route: dict[str, Any]) -> bool:
+        """Both weights are written out (an omitted one means something else to each provider)."""
+        ...
+
+    def restore(self, route: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class Restoring:
+    """`restore` for every router: the desired document for stable only."""
+
+    def restore(self: Router, route: dict[str, Any]) -> dict[str, Any]:
+        return self.desired(route, STABLE_ONLY)
+
+
+def managed_names(rules: list[dict[str, Any]], rollout: str, base_count: int) -> tuple[HeaderRoute, ...]:
+    """Header routes named by the managed rules/entries of a route. With several base rules each
+    header route has one copy per base rule, suffixed `-<index>`; the suffix is dropped."""
+    prefix = f"{MANAGED_PREFIX}{rollout}."
+    names: list[str] = []
+    for rule in rules:
+        name = str(rule.get("name", ""))
+        if not name.startswith(prefix):
+            continue
+        name = name[len(prefix) :]
+        if base_count > 1:
+            name = name.rsplit("-", 1)[0]
+        if name not in names:
+            names.append(name)
+    return tuple(HeaderRoute(name=n, matches=()) for n in names)
 
 
 def managed_name(rollout: str, name: str) -> str:

@@ -16,10 +16,12 @@ from rollout.traffic.base import (
     MANAGED_PREFIX,
     HeaderRoute,
     Mirror,
+    Restoring,
     RouteHealth,
     RouteProblem,
     TrafficState,
     managed_name,
+    managed_names,
 )
 
 MAX_RULES = 16
@@ -31,7 +33,7 @@ def _is_service(ref: dict[str, Any], name: str) -> bool:
 
 
 @dataclass(frozen=True)
-class GatewayRouter:
+class GatewayRouter(Restoring):
     plural: str  # httproutes | grpcroutes | tcproutes
     rollout: str
     stable_service: str
@@ -144,7 +146,8 @@ class GatewayRouter:
 
     def applied(self, route: dict[str, Any]) -> TrafficState:
         rules = (route.get("spec") or {}).get("rules") or []
-        base = self._base_rules(rules)[0]
+        bases = self._base_rules(rules)
+        base = bases[0]
         weights = {"stable": 1, "canary": 1}  # an omitted weight counts as 1
         for ref in base["backendRefs"]:
             if _is_service(ref, self.stable_service):
@@ -153,10 +156,7 @@ class GatewayRouter:
                 weights["canary"] = int(ref.get("weight", 1))
         total = weights["stable"] + weights["canary"]
         weight = round(100 * weights["canary"] / total) if total else 0
-        prefix = f"{MANAGED_PREFIX}{self.rollout}."
-        headers = tuple(
-            HeaderRoute(name=str(r["name"])[len(prefix) :], matches=()) for r in rules if self._managed(r)
-        )
+        headers = managed_names(rules, self.rollout, len(bases))
         mirror = next(
             (
                 Mirror(name="", percent=int(f["requestMirror"].get("percent", 100)))
@@ -166,6 +166,15 @@ class GatewayRouter:
             None,
         )
         return TrafficState(weight=weight, header_routes=headers, mirror=mirror)
+
+    def explicit(self, route: dict[str, Any]) -> bool:
+        rules = self._base_rules((route.get("spec") or {}).get("rules") or [])
+        return all(
+            "weight" in ref
+            for rule in rules
+            for ref in rule["backendRefs"]
+            if _is_service(ref, self.stable_service) or _is_service(ref, self.canary_service)
+        )
 
     def health(self, route: dict[str, Any]) -> RouteHealth:
         generation = (route.get("metadata") or {}).get("generation")
@@ -177,6 +186,12 @@ class GatewayRouter:
             if generation is None or c.get("observedGeneration") in (None, generation)
         ]
         if not current:
+            if any(p.get("conditions") for p in parents):
+                return RouteHealth(
+                    "pending",
+                    "StatusPending",
+                    f"waiting for the Gateway to report status for {self.kind} generation {generation}",
+                )
             return RouteHealth("unknown", "NoRouteStatus", f"no Gateway reports status for this {self.kind}")
         for condition in current:
             if condition.get("type") in ("Accepted", "ResolvedRefs") and condition.get("status") == "False":

@@ -19,10 +19,12 @@ from rollout.traffic.base import (
     MANAGED_PREFIX,
     HeaderRoute,
     Mirror,
+    Restoring,
     RouteHealth,
     RouteProblem,
     TrafficState,
     managed_name,
+    managed_names,
 )
 
 # Fields of a base entry that a header route does not copy: it gets its own.
@@ -39,7 +41,9 @@ _NOT_COPIED = {
 
 
 @dataclass(frozen=True)
-class IstioRouter:
+class IstioRouter(Restoring):
+    kind = "VirtualService"
+
     rollout: str
     stable_host: str
     canary_host: str
@@ -178,7 +182,8 @@ class IstioRouter:
     def applied(self, route: dict[str, Any]) -> TrafficState:
         spec = route.get("spec") or {}
         http = spec.get("http") or []
-        base = self._base_http(http) or self._base_tcp(spec.get("tcp") or [])
+        base_http = self._base_http(http)
+        base = base_http or self._base_tcp(spec.get("tcp") or [])
         weights = {"stable": 0, "canary": 0}
         for entry in base[:1]:
             for r in entry["route"]:
@@ -187,13 +192,22 @@ class IstioRouter:
                     weights[role] = int(r.get("weight", 0))
         total = weights["stable"] + weights["canary"]
         weight = round(100 * weights["canary"] / total) if total else 0
-        prefix = f"{MANAGED_PREFIX}{self.rollout}."
-        headers = tuple(HeaderRoute(str(e["name"])[len(prefix) :], ()) for e in http if self._managed(e))
+        headers = managed_names(http, self.rollout, len(base_http))
         mirror = None
         for entry in base[:1]:
             if entry.get("mirror") is not None and self._role(entry["mirror"]) == "canary":
                 mirror = Mirror("", round(float((entry.get("mirrorPercentage") or {}).get("value", 100))))
         return TrafficState(weight=weight, header_routes=headers, mirror=mirror)
+
+    def explicit(self, route: dict[str, Any]) -> bool:
+        spec = route.get("spec") or {}
+        entries = [*self._base_http(spec.get("http") or []), *self._base_tcp(spec.get("tcp") or [])]
+        return all(
+            "weight" in r
+            for entry in entries
+            for r in entry["route"]
+            if self._role(r.get("destination") or {}) is not None
+        )
 
     def health(self, route: dict[str, Any]) -> RouteHealth:
         # Istio reports no per-parent acceptance for a VirtualService; analysis messages are

@@ -152,6 +152,7 @@ def test_crd_has_subresources_and_printer_columns():
         "Weight",
         "Stable",
         "Current",
+        "Message",
         "Age",
     ]
 

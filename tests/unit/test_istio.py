@@ -7,57 +7,12 @@ import pytest
 from rollout.api.spec import HeaderMatch
 from rollout.traffic.base import STABLE_ONLY, HeaderRoute, Mirror, RouteProblem, TrafficState
 from rollout.traffic.istio import IstioRouter
+from tests.manifests import virtual_service_manifest
 from tests.thirdparty import istio_errors
 
 
 def virtual_service():
-    return {
-        "apiVersion": "networking.istio.io/v1",
-        "kind": "VirtualService",
-        "metadata": {"name": "web", "namespace": "shop"},
-        "spec": {
-            "hosts": ["web.shop.svc.cluster.local"],
-            "http": [
-                {
-                    "name": "admin",
-                    "match": [{"uri": {"prefix": "/admin"}}],
-                    "route": [{"destination": {"host": "admin"}}],
-                },
-                {
-                    "name": "primary",
-                    "match": [{"uri": {"prefix": "/"}}],
-                    "timeout": "5s",
-                    "retries": {"attempts": 3, "perTryTimeout": "2s"},
-                    "corsPolicy": {"allowOrigins": [{"exact": "https://shop.example.com"}]},
-                    "route": [
-                        {"destination": {"host": "web-stable", "port": {"number": 80}}, "weight": 100},
-                        {"destination": {"host": "web-canary", "port": {"number": 80}}, "weight": 0},
-                    ],
-                },
-            ],
-            "tcp": [
-                {
-                    "match": [{"port": 5432}],
-                    "route": [
-                        {
-                            "destination": {
-                                "host": "web-stable.shop.svc.cluster.local",
-                                "port": {"number": 5432},
-                            },
-                            "weight": 100,
-                        },
-                        {
-                            "destination": {
-                                "host": "web-canary.shop.svc.cluster.local",
-                                "port": {"number": 5432},
-                            },
-                            "weight": 0,
-                        },
-                    ],
-                },
-            ],
-        },
-    }
+    return virtual_service_manifest()
 
 
 ROUTER = IstioRouter("web", "web-stable", "web-canary", http_routes=("primary",))

@@ -1,0 +1,453 @@
+"""The canary strategy: steps walked in order, traffic moved on the routes (or by replica
+proportions without trafficRouting), completion and abort in the order the design fixes.
+
+decide() calls `plan_canary` after the common bookkeeping (revisions, commands, pauses). Three
+situations, one method each:
+- at rest (current == stable): stable at full scale, routes 100/0 with no managed rules, canary
+  Service back on stable, other ReplicaSets down after scaleDownDelaySeconds;
+- aborted: the same return to stable, with abortScaleDownDelaySeconds;
+- progressing: (re)start with traffic on stable, then one step at a time; a step that moves
+  traffic passes only once every route reads back what it asked for; completion scales the
+  canary to full, re-pins the stable Service (and subset) to it, and only then calls it stable.
+
+Weight only goes to a canary with enough available pods; with none available the canary gets no
+traffic at all, and a route whose status says it is not accepted holds traffic on stable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from rollout.api.base import parse_duration, resolve_int_or_percent
+from rollout.api.revision import REVISION_LABEL
+from rollout.api.rollout import Rollout
+from rollout.api.spec import CanaryStrategy
+from rollout.api.status import CanaryStatus, RolloutStatus
+from rollout.engine.conditions import add_pause, remove_condition, remove_pause, set_condition
+from rollout.engine.steps import canary_replicas, describe, steps_hash, target_at
+from rollout.engine.types import (
+    Action,
+    Command,
+    CreateReplicaSet,
+    Event,
+    Observed,
+    ObservedRoute,
+    PinService,
+    PinSubset,
+    ReplicaSetState,
+    ScaleReplicaSet,
+    SetTraffic,
+)
+from rollout.traffic.base import STABLE_ONLY, TrafficState, at_rest, same_traffic
+
+CANARY_PAUSE = "CanaryPauseStep"
+ROUTE_STATUS = "RouteStatus"
+# How often a route whose status is pending or blocked is read again (routes are not watched).
+ROUTE_POLL_SECONDS = 1.0
+BLOCKED_POLL_SECONDS = 5.0
+
+
+@dataclass
+class CanaryOutcome:
+    actions: list[Action] = field(default_factory=list)
+    at_rest: bool = False  # stable == current, routes 100/0, stable fully available
+    progressed: bool = False
+    requeue_after: float | None = None
+    waiting: str = ""  # what the canary waits for, shown in the status message
+    blocked: str = ""  # a route's own status stops the rollout
+
+
+def promote(rollout: Rollout, status: RolloutStatus, command: Command, now: datetime) -> Event:
+    """`promote: full` skips to completion; any other value passes the current pause step."""
+    steps = _strategy(rollout).steps
+    index = status.current_step_index
+    if status.aborted or status.current_revision == status.stable_revision:
+        return Event("Normal", "PromoteIgnored", "Promote: no canary in progress")
+    if command.value == "full":
+        remove_pause(status, CANARY_PAUSE)
+        status.current_step_index, status.step_started_at = len(steps), now
+        return Event("Normal", "PromotedFull", "Promoted in full: skipping the remaining steps")
+    if index is not None and index < len(steps) and steps[index].pause is not None:
+        remove_pause(status, CANARY_PAUSE)
+        status.current_step_index, status.step_started_at = index + 1, now
+        return Event("Normal", "PromotedStep", f"Promoted past step {index + 1} ({describe(steps[index])})")
+    at = "not started" if index is None else f"at step {index + 1}/{len(steps)}"
+    return Event("Normal", "PromoteIgnored", f"Promote: no pause step is waiting (canary {at})")
+
+
+def plan_canary(
+    rollout: Rollout,
+    status: RolloutStatus,
+    observed: Observed,
+    current: str,
+    now: datetime,
+    events: list[Event],
+) -> CanaryOutcome:
+    return _Canary(rollout, status, observed, current, now, events).run()
+
+
+def _strategy(rollout: Rollout) -> CanaryStrategy:
+    strategy = rollout.spec.strategy.canary
+    assert strategy is not None
+    return strategy
+
+
+class _Canary:
+    def __init__(
+        self,
+        rollout: Rollout,
+        status: RolloutStatus,
+        observed: Observed,
+        current: str,
+        now: datetime,
+        events: list[Event],
+    ) -> None:
+        self.strategy = _strategy(rollout)
+        self.rollout, self.status, self.observed = rollout, status, observed
+        self.current, self.now, self.events = current, now, events
+        self.replicas = rollout.spec.replicas
+        self.routed = self.strategy.traffic_routing is not None
+        self.routes: list[ObservedRoute] = [r for r in observed.routes if r is not None]
+        self.by_revision = {rs.revision: rs for rs in observed.replicasets}
+        self.out = CanaryOutcome()
+        if status.canary is None:
+            status.canary = CanaryStatus()
+        self.cs: CanaryStatus = status.canary
+
+    # --- what the routes say --------------------------------------------------------------
+
+    def traffic_is(self, state: TrafficState) -> bool:
+        return all(
+            r.traffic is not None and r.explicit and same_traffic(r.traffic, state) for r in self.routes
+        )
+
+    def record_applied(self) -> None:
+        """status.canary from what the routes (or the replica counts) say now."""
+        if self.routed:
+            states = [r.traffic for r in self.routes if r.traffic is not None]
+            self.cs.weight = max((s.weight for s in states), default=0)
+            self.cs.header_routes = sorted({h.name for s in states for h in s.header_routes})
+            mirrored = any(s.mirror is not None for s in states)
+            self.cs.mirror_routes = [self._mirror_name()] if mirrored else []
+        else:
+            canary = self.by_revision.get(self.current)
+            total = sum(rs.healthy for rs in self.observed.replicasets)
+            in_progress = self.current != self.status.stable_revision and canary is not None
+            self.cs.weight = round(100 * canary.healthy / total) if in_progress and canary and total else 0
+
+    def _mirror_name(self) -> str:
+        index = self.status.current_step_index
+        if index is None:
+            return "mirror"
+        mirror = target_at(self.strategy.steps, index).traffic.mirror
+        return mirror.name if mirror is not None else "mirror"
+
+    def health_allows_progress(self) -> bool:
+        """Route status gate for any forward move; sets the RouteStatus condition."""
+        if not self.routed:
+            remove_condition(self.status, ROUTE_STATUS)
+            return True
+        blocked = [r for r in self.routes if r.health.state == "blocked"]
+        pending = [r for r in self.routes if r.health.state == "pending"]
+        unknown = [r for r in self.routes if r.health.state == "unknown"]
+        if blocked:
+            route = blocked[0]
+            message = f"{route.kind} {route.name}: {route.health.message}"
+            if set_condition(self.status, ROUTE_STATUS, "False", route.health.reason, message, self.now):
+                self.events.append(
+                    Event("Warning", "RouteNotAccepted", f"{message}; traffic stays on stable")
+                )
+            self.out.blocked = message
+            self.out.requeue_after = BLOCKED_POLL_SECONDS
+            return False
+        if pending:
+            route = pending[0]
+            message = f"{route.kind} {route.name}: {route.health.message}"
+            set_condition(self.status, ROUTE_STATUS, "Unknown", route.health.reason, message, self.now)
+            self.out.waiting = message
+            self.out.requeue_after = ROUTE_POLL_SECONDS
+            return False
+        if unknown:
+            route = unknown[0]
+            message = f"{route.kind} {route.name}: {route.health.message}; proceeding without it"
+            set_condition(self.status, ROUTE_STATUS, "Unknown", route.health.reason, message, self.now)
+        else:
+            set_condition(self.status, ROUTE_STATUS, "True", "Accepted", "every route is accepted", self.now)
+        return True
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def set_traffic(self, state: TrafficState) -> bool:
+        """True when every route already applies `state`; otherwise asks for the write."""
+        if not self.routed or self.traffic_is(state):
+            return True
+        self.out.actions.append(SetTraffic(state))
+        self.out.progressed = True
+        self.out.requeue_after = 0.0  # routes are not watched: read them back right after
+        return False
+
+    def pin(self, role: str, revision: str) -> bool:
+        """Stable or canary Service (and DestinationRule subset) on `revision`; True once observed."""
+        done = True
+        service = self.strategy.stable_service if role == "stable" else self.strategy.canary_service
+        if service:
+            selector = self.observed.services.get(service) or {}
+            if selector.get(REVISION_LABEL) != revision:
+                self.out.actions.append(PinService(service, revision))
+                done = False
+        routing = self.strategy.traffic_routing
+        rule = routing.istio.destination_rule if routing and routing.istio else None
+        if rule is not None:
+            subset = rule.stable_subset if role == "stable" else rule.canary_subset
+            labels = (self.observed.subsets or {}).get(subset) or {}
+            if labels.get(REVISION_LABEL) != revision:
+                self.out.actions.append(PinSubset(subset, revision))
+                done = False
+        if not done:
+            self.out.progressed = True
+            self.out.requeue_after = 0.0
+        return done
+
+    def scale(self, revision: str, count: int) -> bool:
+        """The revision's ReplicaSet at `count`; True once that many pods are available."""
+        rs = self.by_revision.get(revision)
+        if rs is None:
+            if revision != self.current:
+                self.events.append(
+                    Event(
+                        "Warning",
+                        "StableMissing",
+                        f"The ReplicaSet of stable revision {revision} is gone; cannot scale it back up",
+                    )
+                )
+                return False
+            if count > 0:
+                self.out.actions.append(CreateReplicaSet(revision=revision, replicas=count))
+                self.out.progressed = True
+            return count == 0
+        if rs.spec_replicas != count:
+            self.out.actions.append(ScaleReplicaSet(name=rs.name, replicas=count))
+            self.out.progressed = True
+            return count == 0 or (rs.healthy >= count and rs.spec_replicas > count)
+        return rs.healthy >= count
+
+    # --- the three situations ---------------------------------------------------------------
+
+    def run(self) -> CanaryOutcome:
+        self.record_applied()
+        stable = self.status.stable_revision
+        assert stable is not None
+        if self.current == stable:
+            self.out.at_rest = self.return_to_stable(stable, self.strategy.scale_down_delay_seconds)
+        elif self.status.aborted:
+            self.return_to_stable(stable, self.strategy.abort_scale_down_delay_seconds)
+        else:
+            self.progress(stable)
+        return self.out
+
+    def return_to_stable(self, stable: str, delay: int) -> bool:
+        """Stable at full scale, traffic 100/0 and managed rules gone, canary Service back on
+        stable; then the other ReplicaSets down once `delay` has passed. True when at rest."""
+        self.status.current_step_index = None
+        remove_pause(self.status, CANARY_PAUSE)
+        stable_ready = self.scale(stable, self.replicas)
+        self.pin("stable", stable)
+        at_rest_now = self.set_traffic(STABLE_ONLY) and self.pin("canary", stable)
+        others = [rs for rs in self.observed.replicasets if rs.revision != stable and rs.spec_replicas > 0]
+        if not others:
+            self.cs.scale_down_at = None
+        elif at_rest_now and stable_ready:
+            self.scale_down_later(others, delay)
+        return at_rest_now and stable_ready
+
+    def scale_down_later(self, others: list[ReplicaSetState], delay: int) -> None:
+        # Proxies and endpoints take a moment to follow a route or selector change; without any
+        # (no routes, no Services) there is nothing to wait for.
+        if not (self.routed or self.strategy.stable_service or self.strategy.canary_service):
+            delay = 0
+        if self.cs.scale_down_at is None:
+            self.cs.scale_down_at = self.now + timedelta(seconds=delay)
+        wait = (self.cs.scale_down_at - self.now).total_seconds()
+        if wait > 0:
+            self.out.requeue_after = wait
+            self.out.waiting = f"scaling down {', '.join(rs.name for rs in others)} in {wait:.0f}s"
+            return
+        for rs in others:
+            self.out.actions.append(ScaleReplicaSet(name=rs.name, replicas=0))
+        self.out.progressed = True
+
+    def progress(self, stable: str) -> None:
+        self.cs.scale_down_at = None
+        steps = self.strategy.steps
+        digest = steps_hash(steps)
+        if self.cs.steps_hash != digest:
+            if self.cs.steps_hash is not None and self.status.current_step_index is not None:
+                self.events.append(Event("Normal", "StepsChanged", "The steps changed: restarting at step 1"))
+                self.status.current_step_index = None
+                remove_pause(self.status, CANARY_PAUSE)
+            self.cs.steps_hash = digest
+        if self.routed:
+            self.scale(stable, self.replicas)  # stable keeps full scale during a routed canary
+        if self.status.current_step_index is None and not self.restart():
+            return
+        held = [p.reason for p in self.status.pause_conditions if p.reason != CANARY_PAUSE]
+        for _ in range(len(steps) + 1):
+            index = self.status.current_step_index
+            assert index is not None
+            if index >= len(steps):
+                self.complete(stable, held)
+                return
+            if not self.run_step(index, held):
+                return
+
+    def restart(self) -> bool:
+        """Before step 1: traffic on stable, then the canary Service on the new revision."""
+        if not self.set_traffic(STABLE_ONLY):
+            self.out.waiting = "moving traffic back to stable before the canary starts"
+            return False
+        if not self.pin("canary", self.current):
+            self.out.waiting = f"pointing the canary at revision {self.current}"
+            return False
+        self.status.current_step_index, self.status.step_started_at = 0, self.now
+        self.out.progressed = True
+        return True
+
+    def run_step(self, index: int, held: list[str]) -> bool:
+        """Work on step `index`; True when it is done and the next one may start."""
+        steps = self.strategy.steps
+        step = steps[index]
+        target = target_at(steps, index)
+        count = canary_replicas(target, self.replicas)
+        if held:  # a user pause holds the canary where it is, except to take traffic off it
+            self.hold(target.traffic, count)
+            return False
+        canary_ready = self.scale_canary(count, self.status.stable_revision or "")
+        allowed = self.allowed_traffic(target.traffic, count)
+        if not self.health_allows_progress():
+            if self.out.blocked:
+                self.set_traffic(STABLE_ONLY)
+            return False
+        if not self.set_traffic(allowed):
+            return False
+        if not canary_ready or not same_traffic(allowed, target.traffic):
+            rs = self.by_revision.get(self.current)
+            self.out.waiting = (
+                f"step {index + 1} ({describe(step)}) waits for canary pods: "
+                f"{rs.healthy if rs else 0}/{count} available"
+            )
+            return False
+        if step.pause is not None:
+            add_pause(self.status, CANARY_PAUSE, self.now)
+            if step.pause.duration is None:
+                self.out.waiting = f"paused at step {index + 1} until rollout.dev/promote"
+                return False
+            started = next(p.start_time for p in self.status.pause_conditions if p.reason == CANARY_PAUSE)
+            left = parse_duration(step.pause.duration) - (self.now - started).total_seconds()
+            if left > 0:
+                self.out.requeue_after = left
+                self.out.waiting = f"paused at step {index + 1} for another {left:.0f}s"
+                return False
+            remove_pause(self.status, CANARY_PAUSE)
+        self.events.append(
+            Event("Normal", "StepCompleted", f"Step {index + 1}/{len(steps)} done: {describe(step)}")
+        )
+        self.status.current_step_index, self.status.step_started_at = index + 1, self.now
+        self.out.progressed = True
+        return True
+
+    def allowed_traffic(self, wanted: TrafficState, count: int) -> TrafficState:
+        """Never more traffic than the canary's available pods can take: none with no pods,
+        the step's weight only once `count` pods are available (until then what is applied)."""
+        rs = self.by_revision.get(self.current)
+        healthy = rs.healthy if rs else 0
+        if healthy == 0:
+            return STABLE_ONLY
+        if healthy >= count:
+            return wanted
+        return TrafficState(min(self.cs.weight, wanted.weight), wanted.header_routes, wanted.mirror)
+
+    def hold(self, wanted: TrafficState, count: int) -> None:
+        allowed = self.allowed_traffic(wanted, count)
+        if allowed.weight < self.cs.weight or (at_rest(allowed) and not self.traffic_is(STABLE_ONLY)):
+            self.set_traffic(allowed)
+
+    def scale_canary(self, count: int, stable: str) -> bool:
+        if self.routed:
+            ready = self.scale(self.current, count)
+            for rs in self.observed.replicasets:  # earlier canaries, abandoned for this one
+                if rs.revision not in (stable, self.current) and rs.spec_replicas > 0:
+                    self.out.actions.append(ScaleReplicaSet(name=rs.name, replicas=0))
+            return ready
+        return self.scale_by_proportion(count, stable)
+
+    def scale_by_proportion(self, count: int, stable: str) -> bool:
+        """Without trafficRouting the weight is the share of pods: the canary grows to `count`
+        and stable shrinks to the rest, within maxSurge and maxUnavailable."""
+        surge = resolve_int_or_percent(self.strategy.max_surge, self.replicas, round_up=True)
+        unavailable = resolve_int_or_percent(self.strategy.max_unavailable, self.replicas, round_up=False)
+        targets = {stable: self.replicas - count, self.current: count}
+        sets = self.observed.replicasets
+        min_available = self.replicas - unavailable
+        removable = sum(rs.healthy for rs in sets) - min_available
+        new = {rs.revision: rs.spec_replicas for rs in sets}
+        # Scale-downs first, abandoned canaries before the stable: unavailable pods cost nothing,
+        # available ones only while availability stays above replicas - maxUnavailable.
+        for rs in sorted(sets, key=lambda r: r.revision in targets):
+            excess = rs.spec_replicas - targets.get(rs.revision, 0)
+            if excess <= 0:
+                continue
+            cut_unavailable = min(excess, rs.spec_replicas - rs.healthy)
+            cut_available = min(excess - cut_unavailable, max(0, removable))
+            removable -= cut_available
+            new[rs.revision] -= cut_unavailable + cut_available
+        room = self.replicas + surge - sum(new.values())
+        for revision in (stable, self.current):  # stable first: it carries the users
+            grow = min(targets[revision] - new.get(revision, 0), max(0, room))
+            if grow > 0:
+                new[revision] = new.get(revision, 0) + grow
+                room -= grow
+        for rs in sets:
+            if new[rs.revision] != rs.spec_replicas:
+                self.out.actions.append(ScaleReplicaSet(name=rs.name, replicas=new[rs.revision]))
+                self.out.progressed = True
+        if self.current not in self.by_revision and new.get(self.current, 0) > 0:
+            self.out.actions.append(CreateReplicaSet(revision=self.current, replicas=new[self.current]))
+            self.out.progressed = True
+
+        def settled(revision: str, count: int) -> bool:
+            rs = self.by_revision.get(revision)
+            if rs is None:
+                return count == 0
+            return rs.spec_replicas == count and rs.healthy >= count
+
+        return all(settled(rev, n) for rev, n in targets.items()) and all(
+            rs.spec_replicas == 0 for rs in sets if rs.revision not in targets
+        )
+
+    def complete(self, stable: str, held: list[str]) -> None:
+        """The canary to full scale, the stable Service (and subset) re-pinned to it, and only
+        then the new revision is stable; traffic returns to 100/0 from there (at rest)."""
+        if held:
+            return
+        if self.routed:
+            ready = self.scale(self.current, self.replicas)
+        else:
+            self.pin("stable", self.current)  # before stable's pods go away
+            ready = self.scale_by_proportion(self.replicas, stable)
+        if not ready:
+            rs = self.by_revision.get(self.current)
+            self.out.waiting = f"promoting: canary {rs.healthy if rs else 0}/{self.replicas} available"
+            return
+        if not self.health_allows_progress():
+            if self.out.blocked:
+                self.set_traffic(STABLE_ONLY)
+            return
+        if not self.pin("stable", self.current):
+            self.out.waiting = f"pointing the stable Service at revision {self.current}"
+            return
+        self.events.append(
+            Event("Normal", "RolloutCompleted", f"Revision {self.current} is now stable (was {stable})")
+        )
+        self.status.stable_revision = self.current
+        self.out.progressed = True
+        self.out.at_rest = self.return_to_stable(self.current, self.strategy.scale_down_delay_seconds)
