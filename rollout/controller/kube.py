@@ -46,6 +46,7 @@ SERVICES = Resource("", "v1", "services")
 EVENTS = Resource("", "v1", "events")
 NAMESPACES = Resource("", "v1", "namespaces")
 CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+DESTINATION_RULES = Resource("networking.istio.io", "v1", "destinationrules")
 
 
 def _transient(exc: BaseException) -> bool:

@@ -1,9 +1,11 @@
 """One reconcile of one Rollout, and the bookkeeping that decides when the next one runs.
 
-Flow: read the Rollout -> consume command annotations -> observe ReplicaSets and Services ->
-`engine.decide` -> apply actions -> write status (the only memory) -> post Events -> schedule a
-look-again if the engine asked for one. Reconciles of one Rollout never overlap, and triggers that
-arrive while one runs collapse into a single follow-up."""
+Flow: read the Rollout -> consume command annotations -> observe ReplicaSets, Services, routes ->
+`engine.decide` -> hold the traffic finalizer if traffic leaves stable -> apply actions -> write
+status (the only memory) -> release the finalizer once routes are at rest -> post Events ->
+schedule a look-again if the engine asked for one. A Rollout being deleted has its routes
+restored. Reconciles of one Rollout never overlap, and triggers that arrive while one runs collapse
+into a single follow-up."""
 
 from __future__ import annotations
 
@@ -19,10 +21,28 @@ from kubernetes.client.exceptions import ApiException
 from rollout.api.rollout import ParsedRollout, parse_rollout
 from rollout.controller.commands import pending_commands, removal_patch
 from rollout.controller.events import event_body
-from rollout.controller.kube import EVENTS, REPLICASETS, ROLLOUTS, SERVICES, Kube
+from rollout.controller.finalizer import FINALIZER, finalizer_patch, finalizers, holds_traffic, routes_at_rest
+from rollout.controller.kube import EVENTS, JSON_PATCH, REPLICASETS, ROLLOUTS, SERVICES, Kube
+from rollout.controller.routes import (
+    observe_routes,
+    observe_subsets,
+    pin_subset,
+    restore_routes,
+    write_traffic,
+)
 from rollout.engine import Command, Decision, Observed, decide
-from rollout.engine.types import Action, CreateReplicaSet, DeleteReplicaSet, PinService, ScaleReplicaSet
+from rollout.engine.types import (
+    Action,
+    CreateReplicaSet,
+    DeleteReplicaSet,
+    Event,
+    PinService,
+    PinSubset,
+    ScaleReplicaSet,
+    SetTraffic,
+)
 from rollout.engine.validation import referenced_services
+from rollout.traffic.base import RouteProblem
 from rollout.workload.replicasets import ROLLOUT_NAME_LABEL, build_replicaset, is_owned_by, replicaset_state
 from rollout.workload.services import pin_patch
 
@@ -132,7 +152,9 @@ class Reconciler:
             self.forget(namespace, name)
             return None
         if (raw.get("metadata") or {}).get("deletionTimestamp"):
-            return None  # owned ReplicaSets go with it through garbage collection
+            # Owned ReplicaSets go with it through garbage collection; routes are not owned.
+            await self._finalize(raw)
+            return None
         parsed = parse_rollout(raw)
         commands = list(carried)
         if parsed.rollout is not None:
@@ -154,12 +176,16 @@ class Reconciler:
         )
         failure: Exception | None = None
         try:
+            if holds_traffic(decision) and FINALIZER not in finalizers(raw):
+                raw = await self._set_finalizer(raw, add=True, commands=commands)
             for action in decision.actions:
                 await self.apply_action(parsed, action)
-        except ApiException as exc:
+        except (ApiException, RouteProblem) as exc:
             failure = exc
-            log.warning("action failed", namespace=namespace, name=name, status=exc.status, body=exc.body)
-        await self._write_status(raw, decision, commands)
+            log.warning("action failed", namespace=namespace, name=name, error=str(exc))
+        raw = await self._write_status(raw, decision, commands)
+        if FINALIZER in finalizers(raw) and routes_at_rest(observed, decision):
+            raw = await self._set_finalizer(raw, add=False, commands=commands)
         await self._post_events(raw, decision)
         if failure is not None:
             raise failure
@@ -195,13 +221,17 @@ class Reconciler:
         items = await self.kube.list(REPLICASETS, meta.namespace, f"{ROLLOUT_NAME_LABEL}={meta.name}")
         states = [replicaset_state(rs) for rs in items if is_owned_by(rs, meta.uid)]
         services: dict[str, dict[str, str] | None] = {}
-        if parsed.rollout is not None:
-            for service in set(referenced_services(parsed.rollout).values()):
-                obj = await self.kube.get(SERVICES, meta.namespace, service)
-                services[service] = (
-                    None if obj is None else dict((obj.get("spec") or {}).get("selector") or {})
-                )
-        return Observed(replicasets=tuple(s for s in states if s is not None), services=services)
+        if parsed.rollout is None:
+            return Observed(replicasets=tuple(s for s in states if s is not None))
+        for service in set(referenced_services(parsed.rollout).values()):
+            obj = await self.kube.get(SERVICES, meta.namespace, service)
+            services[service] = None if obj is None else dict((obj.get("spec") or {}).get("selector") or {})
+        return Observed(
+            replicasets=tuple(s for s in states if s is not None),
+            services=services,
+            routes=await observe_routes(self.kube, parsed.rollout),
+            subsets=await observe_subsets(self.kube, parsed.rollout),
+        )
 
     async def apply_action(self, parsed: ParsedRollout, action: Action) -> None:
         rollout, ns = parsed.rollout, parsed.meta.namespace
@@ -223,19 +253,65 @@ class Reconciler:
             await self.kube.delete(REPLICASETS, ns, action.name)
         elif isinstance(action, PinService):
             await self.kube.patch(SERVICES, ns, action.service, pin_patch(action.revision))
+        elif isinstance(action, PinSubset):
+            await pin_subset(self.kube, rollout, action.subset, action.revision)
+        elif isinstance(action, SetTraffic):
+            await write_traffic(self.kube, rollout, action.state)
 
-    async def _write_status(self, raw: dict[str, Any], decision: Decision, commands: list[Command]) -> None:
+    async def _set_finalizer(
+        self, raw: dict[str, Any], *, add: bool, commands: list[Command]
+    ) -> dict[str, Any]:
+        """Add or remove the traffic finalizer, guarded by resourceVersion; returns the new object."""
+        meta = raw["metadata"]
+        try:
+            return await self.kube.patch(
+                ROLLOUTS,
+                meta["namespace"],
+                meta["name"],
+                finalizer_patch(raw, add=add),
+                content_type=JSON_PATCH,
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                raise Conflict(commands) from exc
+            raise
+
+    async def _finalize(self, raw: dict[str, Any]) -> None:
+        """A Rollout being deleted: routes back to 100% stable with managed rules removed, then
+        the finalizer released so that deletion completes."""
+        if FINALIZER not in finalizers(raw):
+            return
+        meta = raw["metadata"]
+        parsed = parse_rollout(raw)
+        if parsed.rollout is None:
+            problems = ["the spec cannot be read, so its routes are unknown"]
+        else:
+            problems = await restore_routes(self.kube, parsed.rollout)
+        event = (
+            Event("Warning", "TrafficNotRestored", "Deleted; not restored: " + "; ".join(problems))
+            if problems
+            else Event(
+                "Normal", "TrafficRestored", "Deleted: routes restored to 100% stable, managed rules removed"
+            )
+        )
+        log.info("finalized", namespace=meta["namespace"], name=meta["name"], problems=problems)
+        await self._set_finalizer(raw, add=False, commands=[])
+        await self._post_events(raw, Decision(status=parsed.status, events=[event]))
+
+    async def _write_status(
+        self, raw: dict[str, Any], decision: Decision, commands: list[Command]
+    ) -> dict[str, Any]:
         old = raw.get("status") or {}
         new = decision.status.wire()
         if old == new:
-            return
+            return raw
         meta = raw["metadata"]
         patch = {
             "metadata": {"resourceVersion": meta.get("resourceVersion")},
             "status": json_merge_patch.create_patch(old, new),
         }
         try:
-            await self.kube.patch(ROLLOUTS, meta["namespace"], meta["name"], patch, sub="status")
+            return await self.kube.patch(ROLLOUTS, meta["namespace"], meta["name"], patch, sub="status")
         except ApiException as exc:
             if exc.status == 409:
                 raise Conflict(commands) from exc

@@ -56,6 +56,15 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _stale(request: rendering.Request) -> kmock.KubernetesError:
+    return kmock.KubernetesError(
+        status=409,
+        reason="Conflict",
+        message=f'Operation cannot be fulfilled on {request.resource.plural} "{request.name}": '
+        "the object has been modified; please apply your changes to the latest version",
+    )
+
+
 def _invalid(kind: str, name: str, causes: list[tuple[str, str]]) -> kmock.KubernetesError:
     text = ", ".join(f"{field}: {message}" for field, message in causes)
     return kmock.KubernetesError(
@@ -137,15 +146,18 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
     def _updated(self, request: rendering.Request, current: dict[str, Any]) -> dict[str, Any]:
         """The object after a PATCH, with a real server's rules for versions and subresources."""
         body = request.data
+        if isinstance(body, list):  # a JSON patch may carry the resourceVersion as its precondition
+            guards = [
+                op.get("value")
+                for op in body
+                if op.get("path") == "/metadata/resourceVersion" and op.get("op") in ("replace", "test")
+            ]
+            if any(v != current["metadata"].get("resourceVersion") for v in guards):
+                raise _stale(request)
         if isinstance(body, dict):
             wanted_version = (body.get("metadata") or {}).get("resourceVersion")
             if wanted_version is not None and wanted_version != current["metadata"].get("resourceVersion"):
-                raise kmock.KubernetesError(
-                    status=409,
-                    reason="Conflict",
-                    message=f'Operation cannot be fulfilled on {request.resource.plural} "{request.name}": '
-                    "the object has been modified; please apply your changes to the latest version",
-                )
+                raise _stale(request)
             body = copy.deepcopy(body)
             (body.get("metadata") or {}).pop("resourceVersion", None)
         try:
@@ -194,8 +206,10 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         except kmock.KubernetesError as exc:
             return await self._render_error(exc)
         response = await super()._handle(request)
-        if request.action == enums.action.DELETE and request.name is not None:
-            await self._collect_garbage()
+        if request.name is not None and request.action in (enums.action.DELETE, enums.action.UPDATE):
+            key = (request.resource, request.namespace, request.name)
+            if key not in self.objects or self.objects[key].deleted:  # gone, possibly by a finalizer release
+                await self._collect_garbage()
         return response
 
     async def _collect_garbage(self) -> None:

@@ -5,6 +5,7 @@ import pytest
 from rollout.controller.kube import EVENTS, REPLICASETS, ROLLOUTS
 from rollout.sandbox.cluster import emulated_cluster
 from rollout.sandbox.kubelet import image_matches
+from tests.thirdparty import routing_crds
 
 NS = "shop"
 
@@ -14,6 +15,8 @@ async def cluster():
     # Pods of an image with "broken" in it never become ready: a release that crash-loops.
     async with emulated_cluster(startup_seconds=0.2, never_ready=image_matches("broken")) as c:
         c.create_namespace(NS)
+        for crd in routing_crds():  # routes are validated against their real schemas
+            c.api.install_crd(crd)
         yield c
 
 
