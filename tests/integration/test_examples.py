@@ -1,15 +1,77 @@
-"""Every file in examples/ is applied to the emulated cluster and its Rollouts reach Healthy."""
+"""Every file in examples/ is applied to the emulated cluster (routes under their real Gateway API
+and Istio schemas) and its Rollouts reach Healthy; canary examples are then updated and driven
+through their steps with promotes, traffic shown at each pause, and routes back as written."""
 
 from pathlib import Path
 
 import pytest
 import yaml
 
-from rollout.controller.kube import ROLLOUTS, SERVICES
+from rollout.controller.kube import ROLLOUTS, SERVICES, Resource
 from tests.waiting import wait_for
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
-KINDS = {"Rollout": ROLLOUTS, "Service": SERVICES}
+KINDS = {
+    "Rollout": ROLLOUTS,
+    "Service": SERVICES,
+    "HTTPRoute": Resource("gateway.networking.k8s.io", "v1", "httproutes"),
+    "GRPCRoute": Resource("gateway.networking.k8s.io", "v1", "grpcroutes"),
+    "TCPRoute": Resource("gateway.networking.k8s.io", "v1", "tcproutes"),
+    "VirtualService": Resource("networking.istio.io", "v1", "virtualservices"),
+    "DestinationRule": Resource("networking.istio.io", "v1", "destinationrules"),
+}
+ROUTE_KINDS = ("HTTPRoute", "GRPCRoute", "TCPRoute", "VirtualService")
+
+
+def rollout_status(cluster, namespace, name):
+    async def probe():
+        return (await cluster.kube.get(ROLLOUTS, namespace, name) or {}).get("status") or {}
+
+    return probe
+
+
+async def route_specs(cluster, documents):
+    specs = {}
+    for doc in documents:
+        if doc["kind"] in ROUTE_KINDS:
+            meta = doc["metadata"]
+            specs[doc["kind"], meta["name"]] = (
+                await cluster.kube.get(KINDS[doc["kind"]], meta["namespace"], meta["name"])
+            )["spec"]
+    return specs
+
+
+async def drive_canary(cluster, namespace, name, image):
+    """Update the image and promote at every pause until the new revision is stable; returns the
+    status seen at each pause."""
+    await cluster.kube.patch(
+        ROLLOUTS,
+        namespace,
+        name,
+        {"spec": {"template": {"spec": {"containers": [{"name": image[0], "image": image[1] + "-next"}]}}}},
+    )
+    status_now = rollout_status(cluster, namespace, name)
+    start = await status_now()
+    pauses = []
+    for _ in range(10):
+        previous = pauses[-1]["currentStepIndex"] if pauses else None
+
+        async def paused_or_done(previous=previous):
+            status = await status_now()
+            done = (
+                status.get("phase") == "Healthy" and status.get("stableRevision") != start["stableRevision"]
+            )
+            paused = status.get("phase") == "Paused" and status.get("currentStepIndex") != previous
+            return status if done or paused else None
+
+        status = await wait_for(paused_or_done, timeout=30, what=f"{name} paused or done")
+        if status["phase"] == "Healthy":
+            return pauses
+        pauses.append(status)
+        await cluster.kube.patch(
+            ROLLOUTS, namespace, name, {"metadata": {"annotations": {"rollout.dev/promote": "step"}}}
+        )
+    raise AssertionError(f"{name} did not complete: {pauses}")
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
@@ -18,23 +80,42 @@ async def test_example_applies_and_becomes_healthy(cluster, path):
     namespaces = {d["metadata"].setdefault("namespace", "default") for d in documents}
     for namespace in namespaces - {"shop"}:
         cluster.create_namespace(namespace)
-    rollouts = [
-        (d["metadata"]["namespace"], d["metadata"]["name"]) for d in documents if d["kind"] == "Rollout"
-    ]
+    rollouts = [d for d in documents if d["kind"] == "Rollout"]
     assert rollouts, f"{path.name} has no Rollout"
     async with cluster.controller():
         for doc in documents:
             await cluster.kube.create(KINDS[doc["kind"]], doc["metadata"]["namespace"], doc)
-        for namespace, name in rollouts:
-
-            async def healthy(namespace=namespace, name=name):
-                status = (await cluster.kube.get(ROLLOUTS, namespace, name) or {}).get("status") or {}
-                return status if status.get("phase") == "Healthy" else None
-
-            status = await wait_for(healthy, timeout=30, what=f"{name} Healthy")
-            assert status["stableRevision"] == status["currentRevision"]
-            assert status["availableReplicas"] == next(
-                d["spec"]["replicas"]
-                for d in documents
-                if d["kind"] == "Rollout" and d["metadata"]["name"] == name
+        for doc in rollouts:
+            namespace, name = doc["metadata"]["namespace"], doc["metadata"]["name"]
+            status = await wait_for(
+                lambda ns=namespace, n=name: _healthy(cluster, ns, n), timeout=30, what=f"{name} Healthy"
             )
+            assert status["stableRevision"] == status["currentRevision"]
+            assert status["availableReplicas"] == doc["spec"]["replicas"]
+        at_rest = await route_specs(cluster, documents)
+        for doc in rollouts:
+            if "canary" not in doc["spec"]["strategy"]:
+                continue
+            container = doc["spec"]["template"]["spec"]["containers"][0]
+            meta = doc["metadata"]
+            pauses = await drive_canary(
+                cluster, meta["namespace"], meta["name"], (container["name"], container["image"])
+            )
+            assert pauses, f"{meta['name']} never paused"
+            # At some pause the canary carried traffic: a weight, a header route or a mirror.
+            assert any(
+                p["canary"]["weight"] > 0 or p["canary"]["headerRoutes"] or p["canary"]["mirrorRoutes"]
+                for p in pauses
+            ), pauses
+
+            async def back_at_rest(ns=meta["namespace"], n=meta["name"]):
+                status = await _healthy(cluster, ns, n)
+                return status if status and status["canary"]["weight"] == 0 else None
+
+            await wait_for(back_at_rest, timeout=30, what=f"{meta['name']} back at 100/0")
+        assert await route_specs(cluster, documents) == at_rest  # routes exactly as written
+
+
+async def _healthy(cluster, namespace, name):
+    status = await rollout_status(cluster, namespace, name)()
+    return status if status.get("phase") == "Healthy" else None

@@ -1,0 +1,198 @@
+"""The canary scenarios of the integration suite on a real API server, which also checks every
+route write against the Gateway API and Istio CRDs in full (CEL rules included)."""
+
+import asyncio
+import copy
+import time
+
+import pytest
+
+from rollout.controller.kube import CRDS, ROLLOUTS, SERVICES, Resource
+from tests import waiting
+from tests.manifests import (
+    http_route_manifest,
+    image_patch,
+    rollout_manifest,
+    service_manifest,
+    virtual_service_manifest,
+)
+from tests.thirdparty import routing_crds
+
+pytestmark = pytest.mark.e2e
+HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes")
+VIRTUALSERVICES = Resource("networking.istio.io", "v1", "virtualservices")
+
+
+async def wait_for(probe, timeout=120.0, what="condition"):
+    return await waiting.wait_for(probe, timeout=timeout, interval=0.3, what=what)
+
+
+@pytest.fixture
+async def routing_installed(kube):
+    """Gateway API and Istio CRDs from ../shared, unless the cluster already has them."""
+    for crd in routing_crds():
+        name = crd["metadata"]["name"]
+        if await kube.get(CRDS, None, name) is None:
+            body = copy.deepcopy(crd)
+            body["metadata"] = {
+                k: v for k, v in body["metadata"].items() if k in ("name", "labels", "annotations")
+            }
+            body.pop("status", None)
+            await kube.create(CRDS, None, body)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            conditions = ((await kube.get(CRDS, None, name)).get("status") or {}).get("conditions") or []
+            if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
+                break
+            await asyncio.sleep(0.5)
+
+
+async def deploy(kube, ns, steps, routing=None, route=None, resource=HTTPROUTES):
+    for name in ("web-stable", "web-canary"):
+        await kube.create(SERVICES, ns, service_manifest(name, namespace=ns))
+    route = route or http_route_manifest(namespace=ns)
+    route["metadata"] = {"name": "web", "namespace": ns}
+    await kube.create(resource, ns, route)
+    strategy = {
+        "canary": {
+            "stableService": "web-stable",
+            "canaryService": "web-canary",
+            "trafficRouting": routing or {"gatewayAPI": {"httpRoutes": [{"name": "web"}]}},
+            "steps": steps,
+            "scaleDownDelaySeconds": 2,
+            "abortScaleDownDelaySeconds": 2,
+        }
+    }
+    await kube.create(ROLLOUTS, ns, rollout_manifest(namespace=ns, replicas=2, strategy=strategy))
+    return await wait_for(phase_is(kube, ns, "Healthy"), what="first deploy")
+
+
+def phase_is(kube, ns, phase, index=None):
+    async def probe():
+        status = ((await kube.get(ROLLOUTS, ns, "web")) or {}).get("status") or {}
+        ok = status.get("phase") == phase and (index is None or status.get("currentStepIndex") == index)
+        return status if ok else None
+
+    return probe
+
+
+def spec_of(route):
+    return route["spec"]
+
+
+def app_weights(route):
+    rule = next(r for r in route["spec"]["rules"] if r.get("name") == "app")
+    return {ref["name"]: ref["weight"] for ref in rule["backendRefs"]}
+
+
+async def annotate(kube, ns, key, value="yes"):
+    await kube.patch(ROLLOUTS, ns, "web", {"metadata": {"annotations": {key: value}}})
+
+
+async def test_httproute_canary_to_completion(
+    kube, namespace, routing_installed, pods_made_ready, start_controller
+):
+    start_controller()
+    v1 = (await deploy(kube, namespace, [{"setWeight": 50}, {"pause": {}}]))["stableRevision"]
+    at_rest = await kube.get(HTTPROUTES, namespace, "web")
+    assert app_weights(at_rest) == {"web-stable": 100, "web-canary": 0}
+    await kube.patch(ROLLOUTS, namespace, "web", image_patch("registry.example/web:2"))
+    await wait_for(phase_is(kube, namespace, "Paused", 1), what="paused at 50%")
+    assert app_weights(await kube.get(HTTPROUTES, namespace, "web")) == {"web-stable": 50, "web-canary": 50}
+    await annotate(kube, namespace, "rollout.dev/promote", "step")
+
+    async def done():
+        status = await phase_is(kube, namespace, "Healthy")()
+        return status if status and status["stableRevision"] != v1 else None
+
+    await wait_for(done, what="v2 stable")
+    final = await kube.get(HTTPROUTES, namespace, "web")
+    assert spec_of(final) == spec_of(at_rest)
+
+
+async def test_abort_and_delete_restore_the_route(
+    kube, namespace, routing_installed, pods_made_ready, start_controller
+):
+    start_controller()
+    steps = [
+        {"setHeaderRoute": {"name": "dark", "match": [{"header": "version", "exact": "v2"}]}},
+        {"setMirrorRoute": {"name": "shadow", "percent": 10}},
+        {"setWeight": 50},
+        {"pause": {}},
+    ]
+    await deploy(kube, namespace, steps)
+    at_rest = await kube.get(HTTPROUTES, namespace, "web")
+    await kube.patch(ROLLOUTS, namespace, "web", image_patch("registry.example/web:2"))
+    await wait_for(phase_is(kube, namespace, "Paused", 3), what="paused at 50% with dark launch and mirror")
+    await annotate(kube, namespace, "rollout.dev/abort")
+
+    async def restored():
+        route = await kube.get(HTTPROUTES, namespace, "web")
+        return route if spec_of(route) == spec_of(at_rest) else None
+
+    await wait_for(restored, what="route back as written after abort")
+    await annotate(kube, namespace, "rollout.dev/retry")
+    await wait_for(phase_is(kube, namespace, "Paused", 3), what="paused at 50% again")
+    await kube.delete(ROLLOUTS, namespace, "web")
+    await wait_for(restored, what="route restored on deletion")
+
+    async def gone():
+        return await kube.get(ROLLOUTS, namespace, "web") is None
+
+    await wait_for(gone, what="Rollout deleted after the finalizer released it")
+
+
+async def test_unresolved_backend_stops_the_rollout(
+    kube, namespace, routing_installed, pods_made_ready, start_controller
+):
+    start_controller()
+    await deploy(kube, namespace, [{"setWeight": 20}, {"pause": {}}])
+    route = await kube.get(HTTPROUTES, namespace, "web")
+    condition = {
+        "type": "ResolvedRefs",
+        "status": "False",
+        "reason": "BackendNotFound",
+        "message": "web-canary not found",
+        "observedGeneration": route["metadata"]["generation"],
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+    }
+    parent = {
+        "parentRef": {"name": "public"},
+        "controllerName": "example.com/gateway",
+        "conditions": [condition],
+    }
+    await kube.patch(HTTPROUTES, namespace, "web", {"status": {"parents": [parent]}}, sub="status")
+    await kube.patch(ROLLOUTS, namespace, "web", image_patch("registry.example/web:2"))
+
+    async def stopped():
+        status = ((await kube.get(ROLLOUTS, namespace, "web")) or {}).get("status") or {}
+        return status if "BackendNotFound" in status.get("message", "") else None
+
+    status = await wait_for(stopped, what="stopped on BackendNotFound")
+    assert status["phase"] == "Degraded"
+    assert app_weights(await kube.get(HTTPROUTES, namespace, "web"))["web-canary"] == 0
+
+
+async def test_virtualservice_canary(kube, namespace, routing_installed, pods_made_ready, start_controller):
+    start_controller()
+    routing = {"istio": {"virtualService": {"name": "web", "routes": ["primary"], "tcpRoutes": [5432]}}}
+    await deploy(
+        kube,
+        namespace,
+        [{"setWeight": 20}, {"pause": {}}],
+        routing,
+        virtual_service_manifest(),
+        VIRTUALSERVICES,
+    )
+    at_rest = await kube.get(VIRTUALSERVICES, namespace, "web")
+    await kube.patch(ROLLOUTS, namespace, "web", image_patch("registry.example/web:2"))
+    await wait_for(phase_is(kube, namespace, "Paused", 1), what="paused at 20%")
+    route = await kube.get(VIRTUALSERVICES, namespace, "web")
+    assert [r["weight"] for r in route["spec"]["tcp"][0]["route"]] == [80, 20]
+    await annotate(kube, namespace, "rollout.dev/abort")
+
+    async def restored():
+        current = await kube.get(VIRTUALSERVICES, namespace, "web")
+        return current if spec_of(current) == spec_of(at_rest) else None
+
+    await wait_for(restored, what="VirtualService back as written")
