@@ -5,7 +5,7 @@ installed, so every route write is schema-checked), with pods ready 0.2 s after 
 takes one canary through N setWeight steps (no pauses) to completion. Counts the controller's
 requests by resource (its User-Agent tells them apart) and prints a table.
 
-    python bench/canary_writes.py
+    python -m bench.canary_writes
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Runs the real controller (kopf, in its own thread) against the kmock-based API s
 kubelet stand-in (pods ready 0.2 s after they are created), rolls out one image update per row, and
 counts the requests the controller made (its User-Agent tells them apart). Prints a table.
 
-    python bench/rolling_writes.py
+    python -m bench.rolling_writes
 """
 
 from __future__ import annotations
