@@ -24,6 +24,7 @@ from rollout.controller.events import event_body
 from rollout.controller.finalizer import FINALIZER, finalizer_patch, finalizers, holds_traffic, routes_at_rest
 from rollout.controller.kube import EVENTS, JSON_PATCH, REPLICASETS, ROLLOUTS, SERVICES, Kube
 from rollout.controller.routes import (
+    Seen,
     observe_routes,
     observe_subsets,
     pin_subset,
@@ -161,7 +162,8 @@ class Reconciler:
             raw, consumed = await self._consume_commands(raw, carried)
             commands += consumed
             parsed = parse_rollout(raw)
-        observed = await self._observe(parsed)
+        routes_seen: Seen = {}
+        observed = await self._observe(parsed, routes_seen)
         decision = decide(parsed, observed, commands, self.clock())
         busy = decision.actions or decision.events or commands
         (log.info if busy else log.debug)(
@@ -179,7 +181,7 @@ class Reconciler:
             if holds_traffic(decision) and FINALIZER not in finalizers(raw):
                 raw = await self._set_finalizer(raw, add=True, commands=commands)
             for action in decision.actions:
-                await self.apply_action(parsed, action)
+                await self.apply_action(parsed, action, routes_seen)
         except (ApiException, RouteProblem) as exc:
             failure = exc
             log.warning("action failed", namespace=namespace, name=name, error=str(exc))
@@ -216,7 +218,7 @@ class Reconciler:
         )
         return updated, commands
 
-    async def _observe(self, parsed: ParsedRollout) -> Observed:
+    async def _observe(self, parsed: ParsedRollout, routes_seen: Seen) -> Observed:
         meta = parsed.meta
         items = await self.kube.list(REPLICASETS, meta.namespace, f"{ROLLOUT_NAME_LABEL}={meta.name}")
         states = [replicaset_state(rs) for rs in items if is_owned_by(rs, meta.uid)]
@@ -229,11 +231,13 @@ class Reconciler:
         return Observed(
             replicasets=tuple(s for s in states if s is not None),
             services=services,
-            routes=await observe_routes(self.kube, parsed.rollout),
+            routes=await observe_routes(self.kube, parsed.rollout, routes_seen),
             subsets=await observe_subsets(self.kube, parsed.rollout),
         )
 
-    async def apply_action(self, parsed: ParsedRollout, action: Action) -> None:
+    async def apply_action(
+        self, parsed: ParsedRollout, action: Action, routes_seen: Seen | None = None
+    ) -> None:
         rollout, ns = parsed.rollout, parsed.meta.namespace
         assert rollout is not None  # actions are only decided for a valid spec
         if isinstance(action, CreateReplicaSet):
@@ -256,7 +260,7 @@ class Reconciler:
         elif isinstance(action, PinSubset):
             await pin_subset(self.kube, rollout, action.subset, action.revision)
         elif isinstance(action, SetTraffic):
-            await write_traffic(self.kube, rollout, action.state)
+            await write_traffic(self.kube, rollout, action.state, {} if routes_seen is None else routes_seen)
 
     async def _set_finalizer(
         self, raw: dict[str, Any], *, add: bool, commands: list[Command]

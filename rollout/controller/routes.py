@@ -57,7 +57,12 @@ def _retrying_on_conflict() -> AsyncRetrying:
     )
 
 
-async def observe_routes(kube: Kube, rollout: Rollout) -> tuple[ObservedRoute | None, ...]:
+# Route documents read in this reconcile, by (plural, name): a write starts from them and reads
+# again only after a conflict.
+Seen = dict[tuple[str, str], dict[str, Any]]
+
+
+async def observe_routes(kube: Kube, rollout: Rollout, seen: Seen) -> tuple[ObservedRoute | None, ...]:
     canary = rollout.spec.strategy.canary
     if canary is None or canary.traffic_routing is None:
         return ()
@@ -66,6 +71,8 @@ async def observe_routes(kube: Kube, rollout: Rollout) -> tuple[ObservedRoute | 
     observed = []
     for binding in route_bindings(rollout):
         route = await kube.get(_resource(binding), namespace, binding.name)
+        if route is not None:
+            seen[binding.plural, binding.name] = route
         observed.append(observe_route(binding, route, probe))
     return tuple(observed)
 
@@ -84,11 +91,15 @@ async def observe_subsets(kube: Kube, rollout: Rollout) -> dict[str, dict[str, s
     }
 
 
-async def _write_one(kube: Kube, binding: RouteBinding, namespace: str, state: TrafficState) -> bool:
+async def _write_one(
+    kube: Kube, binding: RouteBinding, namespace: str, state: TrafficState, seen: Seen
+) -> bool:
     """Write `state` to one route; False when there was nothing to change."""
     async for attempt in _retrying_on_conflict():
         with attempt:
-            route = await kube.get(_resource(binding), namespace, binding.name)
+            route = seen.pop((binding.plural, binding.name), None)
+            if route is None:
+                route = await kube.get(_resource(binding), namespace, binding.name)
             if route is None:
                 return False  # validation reports it; nothing to write to
             patch = guarded_patch(route, binding.router.desired(route, state))
@@ -109,11 +120,11 @@ async def _write_one(kube: Kube, binding: RouteBinding, namespace: str, state: T
     return False
 
 
-async def write_traffic(kube: Kube, rollout: Rollout, state: TrafficState) -> int:
+async def write_traffic(kube: Kube, rollout: Rollout, state: TrafficState, seen: Seen) -> int:
     """Apply `state` to every route of the Rollout; returns how many routes were written."""
     written = 0
     for binding in route_bindings(rollout):
-        written += await _write_one(kube, binding, rollout.metadata.namespace, state)
+        written += await _write_one(kube, binding, rollout.metadata.namespace, state, seen)
     return written
 
 
@@ -123,7 +134,7 @@ async def restore_routes(kube: Kube, rollout: Rollout) -> list[str]:
     problems = []
     for binding in route_bindings(rollout):
         try:
-            await _write_one(kube, binding, rollout.metadata.namespace, TrafficState())
+            await _write_one(kube, binding, rollout.metadata.namespace, TrafficState(), {})
         except RouteProblem as exc:
             problems.append(f"{binding.router.kind} {binding.name}: {exc}")
     return problems
