@@ -8,6 +8,7 @@ recomputes, and the write is retried (tenacity)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jsonpatch
@@ -19,7 +20,7 @@ from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import Rollout
 from rollout.controller.kube import DESTINATION_RULES, JSON_PATCH, Kube, Resource
 from rollout.engine.types import ObservedRoute
-from rollout.traffic.base import RouteProblem, TrafficState
+from rollout.traffic.base import STABLE_ONLY, RouteProblem, TrafficState
 from rollout.traffic.bindings import RouteBinding, observe_route, probe_state, route_bindings
 
 log = structlog.get_logger("rollout.controller.routes")
@@ -92,9 +93,15 @@ async def observe_subsets(kube: Kube, rollout: Rollout) -> dict[str, dict[str, s
 
 
 async def _write_one(
-    kube: Kube, binding: RouteBinding, namespace: str, state: TrafficState, seen: Seen
+    kube: Kube,
+    binding: RouteBinding,
+    namespace: str,
+    state: TrafficState,
+    seen: Seen,
+    wanted: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> bool:
-    """Write `state` to one route; False when there was nothing to change."""
+    """Write `state` (or what `wanted` makes of the route) to one route; False when there was
+    nothing to change."""
     async for attempt in _retrying_on_conflict():
         with attempt:
             route = seen.pop((binding.plural, binding.name), None)
@@ -102,7 +109,8 @@ async def _write_one(
                 route = await kube.get(_resource(binding), namespace, binding.name)
             if route is None:
                 return False  # validation reports it; nothing to write to
-            patch = guarded_patch(route, binding.router.desired(route, state))
+            new = wanted(route) if wanted is not None else binding.router.desired(route, state)
+            patch = guarded_patch(route, new)
             if not patch:
                 return False
             await kube.patch(_resource(binding), namespace, binding.name, patch, content_type=JSON_PATCH)
@@ -134,7 +142,9 @@ async def restore_routes(kube: Kube, rollout: Rollout) -> list[str]:
     problems = []
     for binding in route_bindings(rollout):
         try:
-            await _write_one(kube, binding, rollout.metadata.namespace, TrafficState(), {})
+            await _write_one(
+                kube, binding, rollout.metadata.namespace, STABLE_ONLY, {}, binding.router.restore
+            )
         except RouteProblem as exc:
             problems.append(f"{binding.router.kind} {binding.name}: {exc}")
     return problems
