@@ -14,7 +14,8 @@ import asyncio
 import collections
 import time
 
-from rollout.controller.kube import ROLLOUTS, SERVICES, USER_AGENT, Resource
+from bench.common import classify, print_table, wait_healthy
+from rollout.controller.kube import ROLLOUTS, SERVICES, Resource
 from rollout.observability.logging import configure_logging
 from rollout.sandbox.cluster import emulated_cluster
 from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest
@@ -22,15 +23,6 @@ from tests.thirdparty import routing_crds
 
 HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes")
 CASES = [(10, [20, 50]), (10, [10, 20, 30, 40, 50, 60, 70, 80, 90]), (30, [5, 10, 25, 50, 75])]
-
-
-def classify(request) -> str | None:
-    method = request.method.value
-    if request.headers.get("User-Agent") != USER_AGENT or method == "GET":
-        return None
-    plural = request.resource.plural if request.resource else "?"
-    sub = f"/{request.subresource}" if request.subresource else ""
-    return f"{method} {plural}{sub}"
 
 
 async def one(replicas: int, weights: list[int]) -> dict[str, object]:
@@ -80,22 +72,10 @@ async def one(replicas: int, weights: list[int]) -> dict[str, object]:
     }
 
 
-async def wait_healthy(cluster, not_revision):
-    while True:
-        status = ((await cluster.kube.get(ROLLOUTS, "shop", "web")) or {}).get("status") or {}
-        if status.get("phase") == "Healthy" and status.get("stableRevision") != not_revision:
-            return status["stableRevision"]
-        await asyncio.sleep(0.02)
-
-
 async def main():
     configure_logging("ERROR", json=False)
     rows = [await one(*case) for case in CASES]
-    columns = list(rows[0])
-    print(" | ".join(f"{c:>13}" for c in columns))
-    print("-+-".join("-" * 13 for _ in columns))
-    for row in rows:
-        print(" | ".join(f"{v:>13.2f}" if isinstance(v, float) else f"{v!s:>13}" for v in row.values()))
+    print_table(rows, width=13)
 
 
 if __name__ == "__main__":

@@ -13,21 +13,13 @@ import asyncio
 import collections
 import time
 
+from bench.common import classify, print_table, wait_healthy
 from rollout.controller.kube import ROLLOUTS, USER_AGENT
 from rollout.observability.logging import configure_logging
 from rollout.sandbox.cluster import emulated_cluster
 from tests.manifests import image_patch, rollout_manifest
 
 CASES = [(4, 1, 0), (10, 1, 0), (10, "25%", "25%"), (30, "10%", 0)]
-
-
-def classify(request) -> str | None:
-    method = request.method.value
-    if request.headers.get("User-Agent") != USER_AGENT or method == "GET":
-        return None
-    plural = request.resource.plural if request.resource else "?"
-    sub = f"/{request.subresource}" if request.subresource else ""
-    return f"{method} {plural}{sub}"
 
 
 async def one(replicas, surge, unavailable):
@@ -66,22 +58,10 @@ async def one(replicas, surge, unavailable):
     }
 
 
-async def wait_healthy(cluster, not_revision):
-    while True:
-        status = ((await cluster.kube.get(ROLLOUTS, "shop", "web")) or {}).get("status") or {}
-        if status.get("phase") == "Healthy" and status.get("stableRevision") != not_revision:
-            return status["stableRevision"]
-        await asyncio.sleep(0.02)
-
-
 async def main():
     configure_logging("ERROR", json=False)
     rows = [await one(*case) for case in CASES]
-    columns = list(rows[0])
-    print(" | ".join(f"{c:>15}" for c in columns))
-    print("-+-".join("-" * 15 for _ in columns))
-    for row in rows:
-        print(" | ".join(f"{v:>15.2f}" if isinstance(v, float) else f"{v!s:>15}" for v in row.values()))
+    print_table(rows, width=15)
 
 
 if __name__ == "__main__":

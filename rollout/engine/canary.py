@@ -147,33 +147,42 @@ class _Canary:
         if not self.routed:
             remove_condition(self.status, ROUTE_STATUS)
             return True
-        blocked = [r for r in self.routes if r.health.state == "blocked"]
-        pending = [r for r in self.routes if r.health.state == "pending"]
-        unknown = [r for r in self.routes if r.health.state == "unknown"]
-        if blocked:
-            route = blocked[0]
-            message = f"{route.kind} {route.name}: {route.health.message}"
-            if set_condition(self.status, ROUTE_STATUS, "False", route.health.reason, message, self.now):
+        # The worst state any route is in decides: blocked, then pending, then unknown.
+        route = next(
+            (
+                r
+                for state in ("blocked", "pending", "unknown")
+                for r in self.routes
+                if r.health.state == state
+            ),
+            None,
+        )
+        if route is None:
+            set_condition(self.status, ROUTE_STATUS, "True", "Accepted", "every route is accepted", self.now)
+            return True
+        message = f"{route.kind} {route.name}: {route.health.message}"
+        state = route.health.state
+        if state == "unknown":
+            message += "; proceeding without it"
+        changed = set_condition(
+            self.status,
+            ROUTE_STATUS,
+            "False" if state == "blocked" else "Unknown",
+            route.health.reason,
+            message,
+            self.now,
+        )
+        if state == "blocked":
+            if changed:
                 self.events.append(
                     Event("Warning", "RouteNotAccepted", f"{message}; traffic stays on stable")
                 )
             self.out.blocked = message
             self.out.requeue_after = BLOCKED_POLL_SECONDS
-            return False
-        if pending:
-            route = pending[0]
-            message = f"{route.kind} {route.name}: {route.health.message}"
-            set_condition(self.status, ROUTE_STATUS, "Unknown", route.health.reason, message, self.now)
+        elif state == "pending":
             self.out.waiting = message
             self.out.requeue_after = ROUTE_POLL_SECONDS
-            return False
-        if unknown:
-            route = unknown[0]
-            message = f"{route.kind} {route.name}: {route.health.message}; proceeding without it"
-            set_condition(self.status, ROUTE_STATUS, "Unknown", route.health.reason, message, self.now)
-        else:
-            set_condition(self.status, ROUTE_STATUS, "True", "Accepted", "every route is accepted", self.now)
-        return True
+        return state == "unknown"
 
     # --- writes -----------------------------------------------------------------------------
 
