@@ -3,7 +3,7 @@ real Gateway API and Istio schemas (every write the controller makes is validate
 
 import copy
 
-from rollout.controller.kube import ROLLOUTS, SERVICES, Resource
+from rollout.controller.kube import CRDS, ROLLOUTS, SERVICES, Resource
 from tests.integration.conftest import NS, event_reasons, get_rollout, healthy_at, replicasets, status_of
 from tests.manifests import (
     http_route_manifest,
@@ -233,7 +233,8 @@ async def test_route_with_unresolved_refs_stops_the_rollout_with_the_reason_show
         condition = next(c for c in status["conditions"] if c["type"] == "RouteStatus")
         assert condition["status"] == "False" and condition["reason"] == "BackendNotFound"
         # What `kubectl get rollout` prints: the Message column is the status message.
-        columns = {c["name"]: c["jsonPath"] for c in _printer_columns(cluster)}
+        crd = await cluster.kube.get(CRDS, None, "rollouts.rollout.dev")
+        columns = {c["name"]: c["jsonPath"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]}
         assert columns["Message"] == ".status.message"
         route = await cluster.kube.get(HTTPROUTES, NS, "web")
         assert app_weights(route)["web-canary"] == 0 and status["currentStepIndex"] == 0
@@ -242,9 +243,3 @@ async def test_route_with_unresolved_refs_stops_the_rollout_with_the_reason_show
         await cluster.kube.patch(HTTPROUTES, NS, "web", {"status": {"parents": [parent]}}, sub="status")
         await wait_for(weight_is(cluster, 20), what="canary at 20% once resolved")
     assert "RouteNotAccepted" in await event_reasons(cluster)
-
-
-def _printer_columns(cluster):
-    from rollout.api.crds import rollout_crd
-
-    return rollout_crd()["spec"]["versions"][0]["additionalPrinterColumns"]
