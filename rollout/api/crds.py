@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel
 
 from rollout import GROUP, VERSION
+from rollout.api.analysis import AnalysisTemplateSpec
 from rollout.api.spec import RolloutSpec
 from rollout.api.status import RolloutStatus
 
@@ -63,9 +64,49 @@ def _convert(node: Any, defs: dict[str, Any]) -> Any:
     return out
 
 
+def _object_schema(spec: type[BaseModel], status: type[BaseModel] | None) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "apiVersion": {"type": "string"},
+        "kind": {"type": "string"},
+        "metadata": {"type": "object"},
+        "spec": structural(spec),
+    }
+    if status is not None:
+        properties["status"] = structural(status)
+    return {"openAPIV3Schema": {"type": "object", "required": ["spec"], "properties": properties}}
+
+
+def analysis_template_crd(kind: str, plural: str, scope: str, short_names: list[str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "scope": scope,
+            "names": {
+                "plural": plural,
+                "singular": kind.lower(),
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "shortNames": short_names,
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "schema": _object_schema(AnalysisTemplateSpec, None),
+                    "additionalPrinterColumns": [
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+                    ],
+                }
+            ],
+        },
+    }
+
+
 def rollout_crd() -> dict[str, Any]:
-    spec_schema = structural(RolloutSpec)
-    status_schema = structural(RolloutStatus)
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -86,19 +127,7 @@ def rollout_crd() -> dict[str, Any]:
                     "name": VERSION,
                     "served": True,
                     "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "required": ["spec"],
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": spec_schema,
-                                "status": status_schema,
-                            },
-                        }
-                    },
+                    "schema": _object_schema(RolloutSpec, RolloutStatus),
                     "subresources": {
                         "status": {},
                         "scale": {
@@ -124,7 +153,15 @@ def rollout_crd() -> dict[str, Any]:
 
 def all_crds() -> dict[str, dict[str, Any]]:
     """File name in crds/ -> CRD document."""
-    return {f"{GROUP}_rollouts.yaml": rollout_crd()}
+    return {
+        f"{GROUP}_rollouts.yaml": rollout_crd(),
+        f"{GROUP}_analysistemplates.yaml": analysis_template_crd(
+            "AnalysisTemplate", "analysistemplates", "Namespaced", ["at"]
+        ),
+        f"{GROUP}_clusteranalysistemplates.yaml": analysis_template_crd(
+            "ClusterAnalysisTemplate", "clusteranalysistemplates", "Cluster", ["cat"]
+        ),
+    }
 
 
 def render(crd: dict[str, Any]) -> str:

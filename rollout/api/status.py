@@ -42,6 +42,51 @@ class CanaryStatus(StatusModel):
     scale_down_at: datetime | None = None
 
 
+AnalysisPhase = Literal["Running", "Successful", "Failed", "Inconclusive", "Error"]
+
+
+class Measurement(StatusModel):
+    phase: AnalysisPhase
+    at: datetime
+    value: str = ""  # as Prometheus returned it: "0.998" or "[0.998, 0.97]"; empty on error
+    message: str = ""
+
+
+class MetricResult(StatusModel):
+    """Counts over every measurement of one metric in one run, and the latest few measurements."""
+
+    name: str
+    phase: AnalysisPhase = "Running"
+    message: str = ""
+    count: int = 0
+    successful: int = 0
+    failed: int = 0
+    inconclusive: int = 0
+    error: int = 0
+    consecutive_errors: int = 0
+    measurements: list[Measurement] = Field(default_factory=list)
+
+
+class AnalysisRun(StatusModel):
+    """One run of an analysis: `step-<n>` (1-based), `background`, `pre-promotion` or
+    `post-promotion`, for one revision."""
+
+    name: str
+    revision: str
+    phase: AnalysisPhase = "Running"
+    message: str = ""
+    started_at: datetime
+    finished_at: datetime | None = None
+    metrics: list[MetricResult] = Field(default_factory=list)
+
+    def metric(self, name: str) -> MetricResult:
+        found = next((m for m in self.metrics if m.name == name), None)
+        if found is None:
+            found = MetricResult(name=name)
+            self.metrics.append(found)
+        return found
+
+
 class BlueGreenStatus(StatusModel):
     active_revision: str | None = None
     preview_revision: str | None = None
@@ -68,10 +113,16 @@ class RolloutStatus(StatusModel):
     selector: str = ""
     canary: CanaryStatus | None = None
     blue_green: BlueGreenStatus | None = None
+    analysis_runs: list[AnalysisRun] = Field(default_factory=list)
+    # Set by `promote: full`: the current revision completes without waiting for any analysis.
+    skip_analysis: bool = False
     conditions: list[Condition] = Field(default_factory=list)
 
     def condition(self, type_: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == type_), None)
+
+    def analysis_run(self, name: str, revision: str | None) -> AnalysisRun | None:
+        return next((r for r in self.analysis_runs if r.name == name and r.revision == revision), None)
 
     def paused_by(self, reason: str) -> bool:
         return any(p.reason == reason for p in self.pause_conditions)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -19,7 +20,14 @@ def _controller(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_level)
     kube = Kube(load_api_client(args.kubeconfig))
-    asyncio.run(run_controller(kube, tuple(args.namespace), resync_seconds=args.resync_seconds))
+    asyncio.run(
+        run_controller(
+            kube,
+            tuple(args.namespace),
+            resync_seconds=args.resync_seconds,
+            prometheus_address=args.prometheus_address,
+        )
+    )
     return 0
 
 
@@ -74,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--kubeconfig", help="kubeconfig file (default: in-cluster, then KUBECONFIG or ~/.kube/config)"
     )
     ctl.add_argument("--resync-seconds", type=float, default=30.0, help="period of the full re-check")
+    ctl.add_argument(
+        "--prometheus-address",
+        default=os.environ.get("ROLLOUT_PROMETHEUS_ADDRESS"),
+        help="Prometheus for analysis templates that name no address (env ROLLOUT_PROMETHEUS_ADDRESS)",
+    )
     ctl.add_argument("--log-level", default="INFO")
     ctl.set_defaults(run=_controller)
 

@@ -47,6 +47,9 @@ EVENTS = Resource("", "v1", "events")
 NAMESPACES = Resource("", "v1", "namespaces")
 CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 DESTINATION_RULES = Resource("networking.istio.io", "v1", "destinationrules")
+SECRETS = Resource("", "v1", "secrets")
+ANALYSIS_TEMPLATES = Resource("rollout.dev", "v1alpha1", "analysistemplates")
+CLUSTER_ANALYSIS_TEMPLATES = Resource("rollout.dev", "v1alpha1", "clusteranalysistemplates")
 
 
 def _transient(exc: BaseException) -> bool:

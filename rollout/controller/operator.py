@@ -16,6 +16,7 @@ import kopf
 import structlog
 
 from rollout import GROUP, VERSION
+from rollout.analysis.prometheus import Prometheus
 from rollout.api.revision import REVISION_LABEL
 from rollout.controller.kube import ROLLOUTS, USER_AGENT, Kube, connection_info
 from rollout.controller.reconciler import Reconciler
@@ -101,10 +102,12 @@ async def run_controller(
     resync_seconds: float = 30.0,
     stop_flag: asyncio.Event | threading.Event | None = None,
     ready_flag: asyncio.Event | threading.Event | None = None,
+    prometheus_address: str | None = None,
 ) -> None:
-    """Run the controller until `stop_flag` is set (or forever)."""
+    """Run the controller until `stop_flag` is set (or forever); `prometheus_address` is the
+    default for analysis templates that name none."""
     kube.api.user_agent = USER_AGENT  # its requests are told apart in audit logs and benchmarks
-    reconciler = Reconciler(kube)
+    reconciler = Reconciler(kube, prometheus=Prometheus(prometheus_address))
     registry = build_registry(reconciler, namespaces, resync_seconds=resync_seconds)
     await kopf.operator(
         registry=registry,

@@ -1,9 +1,10 @@
 """One reconcile of one Rollout, and the bookkeeping that decides when the next one runs.
 
-Flow: read the Rollout -> consume command annotations -> observe ReplicaSets, Services, routes ->
-`engine.decide` -> hold the traffic finalizer if traffic leaves stable -> apply actions -> write
-status (the only memory) -> release the finalizer once routes are at rest -> post Events ->
-schedule a look-again if the engine asked for one. A Rollout being deleted has its routes
+Flow: read the Rollout -> consume command annotations -> observe ReplicaSets, Services, routes,
+analysis templates -> take the analysis measurements that are due -> `engine.decide` -> hold
+the traffic finalizer if traffic leaves stable -> apply actions -> write status (the only
+memory) -> release the finalizer once routes are at rest -> post Events -> schedule a look-again
+if the engine asked for one. A Rollout being deleted has its routes
 restored. Reconciles of one Rollout never overlap, and triggers that arrive while one runs collapse
 into a single follow-up."""
 
@@ -18,7 +19,9 @@ import json_merge_patch
 import structlog
 from kubernetes.client.exceptions import ApiException
 
+from rollout.analysis.prometheus import Prometheus
 from rollout.api.rollout import ParsedRollout, parse_rollout
+from rollout.controller.analysis import measure, observe_templates
 from rollout.controller.commands import pending_commands, removal_patch
 from rollout.controller.events import event_body
 from rollout.controller.finalizer import FINALIZER, finalizer_patch, finalizers, holds_traffic, routes_at_rest
@@ -32,6 +35,7 @@ from rollout.controller.routes import (
     write_traffic,
 )
 from rollout.engine import Command, Decision, Observed, decide
+from rollout.engine.decide import current_revision
 from rollout.engine.types import (
     Action,
     CreateReplicaSet,
@@ -66,9 +70,15 @@ class Conflict(Exception):
 
 class Reconciler:
     def __init__(
-        self, kube: Kube, *, clock: Callable[[], datetime] = utcnow, retry_seconds: float = 1.0
+        self,
+        kube: Kube,
+        *,
+        prometheus: Prometheus | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        retry_seconds: float = 1.0,
     ) -> None:
         self.kube = kube
+        self.prometheus = prometheus or Prometheus()
         self.clock = clock
         self.retry_seconds = retry_seconds
         self._locks: dict[Key, asyncio.Lock] = {}
@@ -228,11 +238,23 @@ class Reconciler:
         for service in set(referenced_services(parsed.rollout).values()):
             obj = await self.kube.get(SERVICES, meta.namespace, service)
             services[service] = None if obj is None else dict((obj.get("spec") or {}).get("selector") or {})
+        templates = await observe_templates(self.kube, parsed.rollout)
+        measurements = await measure(
+            self.kube,
+            self.prometheus,
+            parsed.rollout,
+            parsed.status,
+            templates,
+            current_revision(parsed.rollout),
+            self.clock(),
+        )
         return Observed(
             replicasets=tuple(s for s in states if s is not None),
             services=services,
             routes=await observe_routes(self.kube, parsed.rollout, routes_seen),
             subsets=await observe_subsets(self.kube, parsed.rollout),
+            analysis_templates=templates,
+            measurements=measurements,
         )
 
     async def apply_action(

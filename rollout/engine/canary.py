@@ -23,6 +23,7 @@ from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import Rollout
 from rollout.api.spec import CanaryStrategy
 from rollout.api.status import CanaryStatus, RolloutStatus
+from rollout.engine.analysis import BACKGROUND, Analyses, Gate, reset_runs, step_gate
 from rollout.engine.conditions import add_pause, remove_condition, remove_pause, set_condition
 from rollout.engine.steps import canary_replicas, describe, steps_hash, target_at
 from rollout.engine.types import (
@@ -66,6 +67,7 @@ def promote(rollout: Rollout, status: RolloutStatus, command: Command, now: date
     if command.value == "full":
         remove_pause(status, CANARY_PAUSE)
         status.current_step_index, status.step_started_at = len(steps), now
+        status.skip_analysis = True
         return Event("Normal", "PromotedFull", "Promoted in full: skipping the remaining steps")
     if index is not None and index < len(steps) and steps[index].pause is not None:
         remove_pause(status, CANARY_PAUSE)
@@ -82,8 +84,9 @@ def plan_canary(
     current: str,
     now: datetime,
     events: list[Event],
+    analyses: Analyses,
 ) -> CanaryOutcome:
-    return _Canary(rollout, status, observed, current, now, events).run()
+    return _Canary(rollout, status, observed, current, now, events, analyses).run()
 
 
 def _strategy(rollout: Rollout) -> CanaryStrategy:
@@ -101,8 +104,10 @@ class _Canary:
         current: str,
         now: datetime,
         events: list[Event],
+        analyses: Analyses,
     ) -> None:
         self.strategy = _strategy(rollout)
+        self.analyses = analyses
         self.rollout, self.status, self.observed = rollout, status, observed
         self.current, self.now, self.events = current, now, events
         self.replicas = rollout.spec.replicas
@@ -294,10 +299,13 @@ class _Canary:
                 self.events.append(Event("Normal", "StepsChanged", "The steps changed: restarting at step 1"))
                 self.status.current_step_index = None
                 remove_pause(self.status, CANARY_PAUSE)
+                reset_runs(self.status, keep_background=True)
             self.cs.steps_hash = digest
         if self.routed:
             self.scale(stable, self.replicas)  # stable keeps full scale during a routed canary
         if self.status.current_step_index is None and not self.restart():
+            return
+        if not self.background_allows_progress(stable):
             return
         held = [p.reason for p in self.status.pause_conditions if p.reason != CANARY_PAUSE]
         for _ in range(len(steps) + 1):
@@ -308,6 +316,34 @@ class _Canary:
                 return
             if not self.run_step(index, held):
                 return
+
+    def wake(self, seconds: float | None) -> None:
+        if seconds is not None:
+            current = self.out.requeue_after
+            self.out.requeue_after = seconds if current is None else min(current, seconds)
+
+    def act_on_analysis(self, gate: Gate, stable: str) -> bool:
+        """False when a failed analysis has aborted the rollout: back to stable right now."""
+        if self.status.aborted:
+            self.return_to_stable(stable, self.strategy.abort_scale_down_delay_seconds)
+            return False
+        self.wake(gate.requeue_after)
+        return True
+
+    def background_allows_progress(self, stable: str) -> bool:
+        """The background analysis runs from its startingStep (a step index) until completion."""
+        index = self.status.current_step_index or 0
+        ref = self.strategy.analysis
+        if (
+            ref is None
+            or self.status.skip_analysis
+            or index < min(ref.starting_step or 0, len(self.strategy.steps))
+        ):
+            return True
+        gate = self.analyses.gate(BACKGROUND)
+        if gate.phase == "Inconclusive":
+            self.out.waiting = f"background {gate.message}"
+        return self.act_on_analysis(gate, stable)
 
     def restart(self) -> bool:
         """Before step 1: traffic on stable, then the canary Service on the new revision."""
@@ -337,7 +373,12 @@ class _Canary:
                 self.set_traffic(STABLE_ONLY)
             return False
         if not self.set_traffic(allowed):
-            if canary_ready and step.pause is None and same_traffic(allowed, target.traffic):
+            if (
+                canary_ready
+                and step.pause is None
+                and step.analysis is None
+                and same_traffic(allowed, target.traffic)
+            ):
                 # Written now: the step is done once the write lands. Whatever comes next reads
                 # the routes back before it moves traffic again or starts a pause, so a lost
                 # write is simply written again. Saves a reconcile and a status write per step.
@@ -363,6 +404,13 @@ class _Canary:
                 self.out.waiting = f"paused at step {index + 1} for another {left:.0f}s"
                 return False
             remove_pause(self.status, CANARY_PAUSE)
+        if step.analysis is not None:
+            gate = step_gate(self.analyses, index)
+            if not self.act_on_analysis(gate, self.status.stable_revision or ""):
+                return False
+            if not gate.passed:
+                self.out.waiting = f"step {index + 1}: {gate.message}"
+                return False
         self.advance(index)
         return True
 
@@ -471,6 +519,12 @@ class _Canary:
         if not self.pin("stable", self.current):
             self.out.waiting = f"pointing the stable Service at revision {self.current}"
             return
+        background = self.analyses.background_passed() if not self.status.skip_analysis else None
+        if background is not None and not background.passed:
+            if self.act_on_analysis(background, stable):
+                self.out.waiting = f"promoting once the background analysis passes: {background.message}"
+            return
+        self.analyses.stop("the rollout completed")
         self.events.append(
             Event("Normal", "RolloutCompleted", f"Revision {self.current} is now stable (was {stable})")
         )

@@ -47,6 +47,7 @@ def apply_commands(
                 status.abort_reason = ""
                 status.last_progress_at = now
                 status.current_step_index = None  # a canary starts again from step 1
+                status.analysis_runs = []  # and every analysis runs again
                 events.append(
                     Event("Normal", "RolloutRetried", f"Retrying revision {status.current_revision}")
                 )

@@ -13,6 +13,16 @@ from rollout.api.base import resolve_int_or_percent
 from rollout.api.revision import revision_hash
 from rollout.api.rollout import ParsedRollout, Rollout, SpecError
 from rollout.api.status import RolloutStatus
+from rollout.engine.analysis import (
+    ANALYSIS_CONDITION,
+    ANALYSIS_PAUSE,
+    BACKGROUND,
+    Analyses,
+    Gate,
+    analysis_errors,
+    promote_analysis,
+    reset_runs,
+)
 from rollout.engine.canary import CANARY_PAUSE, plan_canary, promote
 from rollout.engine.commands import apply_commands
 from rollout.engine.conditions import add_pause, remove_condition, remove_pause, set_condition
@@ -47,6 +57,8 @@ def decide(parsed: ParsedRollout, observed: Observed, commands: Sequence[Command
     errors = list(parsed.errors)
     if parsed.rollout is not None:
         errors += validate(parsed.rollout, observed)
+        current = current_revision(parsed.rollout)
+        errors += analysis_errors(parsed.rollout, observed, status.stable_revision or current, current)
     if errors or parsed.rollout is None:
         return _invalid(status, errors, now)
     events: list[Event] = []
@@ -87,7 +99,11 @@ def _decide_valid(
         status.last_progress_at = now
         status.current_step_index = None  # a canary starts again from step 1 with the newest revision
         remove_pause(status, CANARY_PAUSE)
+        remove_pause(status, ANALYSIS_PAUSE)
         remove_condition(status, PROGRESSING)
+        remove_condition(status, ANALYSIS_CONDITION)
+        reset_runs(status)
+        status.skip_analysis = False
     if status.stable_revision is None:
         # First deploy: nothing to protect yet, so the first revision is stable at once.
         status.stable_revision = current
@@ -98,13 +114,24 @@ def _decide_valid(
         status.last_progress_at = now
 
     in_progress = current != status.stable_revision
-    events += apply_commands(
-        status,
-        commands,
-        in_progress=in_progress,
-        now=now,
-        promote=(lambda c: promote(rollout, status, c, now)) if spec.strategy.canary is not None else None,
-    )
+    analyses = Analyses(rollout, status, observed, current, now, events)
+    analyses.fold()
+
+    def promote_command(command: Command) -> Event:
+        passed = promote_analysis(status, now) if in_progress else None
+        if spec.strategy.canary is not None:
+            event = promote(rollout, status, command, now)
+            return passed if passed is not None and event.reason == "PromoteIgnored" else event
+        if command.value == "full" and in_progress:
+            status.skip_analysis = True
+            return Event("Normal", "PromotedFull", "Promoted in full: completing without analysis")
+        return passed or Event(
+            "Normal",
+            "PromoteIgnored",
+            f"Promote ({command.value or 'step'}): nothing is waiting for promotion",
+        )
+
+    events += apply_commands(status, commands, in_progress=in_progress, now=now, promote=promote_command)
     if spec.paused:
         if add_pause(status, SPEC_PAUSE, now):
             events.append(Event("Normal", "RolloutPaused", "Paused by spec.paused"))
@@ -112,13 +139,21 @@ def _decide_valid(
         status.last_progress_at = now
         events.append(Event("Normal", "RolloutResumed", "spec.paused cleared"))
 
+    if status.aborted:
+        analyses.stop("the rollout was aborted")
     if spec.strategy.canary is not None:
-        outcome = plan_canary(rollout, status, observed, current, now, events)
+        outcome = plan_canary(rollout, status, observed, current, now, events, analyses)
         scaling, complete, progressed = outcome.actions, outcome.at_rest, outcome.progressed
         waiting, blocked, requeue_after = outcome.waiting, outcome.blocked, outcome.requeue_after
     else:
-        scaling, complete = _rolling(rollout, status, observed, current, events)
-        progressed, waiting, blocked, requeue_after = bool(scaling), "", "", None
+        gate = Gate("Successful", "")
+        if in_progress and not status.aborted and BACKGROUND in analyses.refs and not status.skip_analysis:
+            gate = analyses.background_passed()
+        scaling, complete = _rolling(rollout, status, observed, current, events, hold=not gate.passed)
+        progressed, blocked, requeue_after = bool(scaling), "", gate.requeue_after
+        waiting = "" if gate.passed or status.aborted else gate.message
+        if complete:
+            analyses.stop("the rollout completed")
 
     previous_counts = (status.updated_replicas, status.available_replicas)
     _count(status, rollout, observed.replicasets, current)
@@ -137,9 +172,16 @@ def _decide_valid(
 
 
 def _rolling(
-    rollout: Rollout, status: RolloutStatus, observed: Observed, current: str, events: list[Event]
+    rollout: Rollout,
+    status: RolloutStatus,
+    observed: Observed,
+    current: str,
+    events: list[Event],
+    *,
+    hold: bool = False,
 ) -> tuple[list[Action], bool]:
-    """The rolling update's scaling, and whether it is complete (which makes `current` stable)."""
+    """The rolling update's scaling, and whether it is complete (which makes `current` stable);
+    `hold`: the background analysis has not passed yet, so the update may not complete."""
     by_revision = {rs.revision: rs for rs in observed.replicasets}
     target = status.stable_revision if status.aborted else current
     assert target is not None
@@ -154,6 +196,7 @@ def _rolling(
         scaling += _rolling_actions(rollout, target, target_rs, others, desired)
     complete = (
         not status.aborted
+        and not hold
         and not scaling
         and target_rs is not None
         and target_rs.spec_replicas == desired
@@ -292,6 +335,8 @@ def _phase(
     elif status.pause_conditions:
         reasons = ", ".join(p.reason for p in status.pause_conditions)
         phase, message = "Paused", f"Paused ({reasons}){_where(status, rollout)}"
+        if waiting and status.paused_by(ANALYSIS_PAUSE):
+            message += f"; {waiting}"
         set_condition(status, PROGRESSING, "Unknown", "RolloutPaused", message, now)
     elif complete and status.stable_revision == status.current_revision:
         phase, message = (

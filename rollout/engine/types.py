@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from rollout.analysis.resolve import TemplateLookup
+from rollout.analysis.runs import QueryResult
 from rollout.api.status import RolloutStatus
 from rollout.traffic.base import UNKNOWN_HEALTH, RouteHealth, TrafficState
 
@@ -55,6 +57,10 @@ class Observed:
     routes: tuple[ObservedRoute | None, ...] = ()
     # DestinationRule subsets: subset name -> labels; the map is None when the rule is missing.
     subsets: Mapping[str, Mapping[str, str]] | None = None
+    # Analysis templates the spec refers to, as found (a spec, why it cannot be read, or None).
+    analysis_templates: TemplateLookup = field(default_factory=dict)
+    # Measurements taken for this reconcile, for runs in status that were due.
+    measurements: tuple[QueryResult, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -63,8 +63,6 @@ def validate(rollout: Rollout, observed: Observed) -> list[SpecError]:
                     "maxSurge and maxUnavailable are both 0: the update could never make progress",
                 )
             )
-        if strategy.rolling.analysis is not None:
-            errors.append(SpecError("spec.strategy.rolling.analysis", f"analysis: {CONTROLLER_VERSION_NOTE}"))
 
     for path, name in referenced_services(rollout).items():
         if observed.services.get(name) is None:
@@ -94,8 +92,6 @@ def _canary_errors(rollout: Rollout, observed: Observed) -> list[SpecError]:
                 "maxSurge and maxUnavailable are both 0: without trafficRouting no pod could move",
             )
         )
-    if canary.analysis is not None:
-        errors.append(SpecError(f"{CANARY}.analysis", f"analysis: {CONTROLLER_VERSION_NOTE}"))
     errors += _step_errors(canary)
     if canary.traffic_routing is not None:
         errors += _routing_errors(rollout, canary, observed)
@@ -112,8 +108,6 @@ def _step_errors(canary: CanaryStrategy) -> list[SpecError]:
     errors: list[SpecError] = []
     for index, step in enumerate(canary.steps):
         path = f"{CANARY}.steps[{index}]"
-        if step.analysis is not None:
-            errors.append(SpecError(f"{path}.analysis", f"analysis steps: {CONTROLLER_VERSION_NOTE}"))
         routed_step = (
             "setHeaderRoute" if step.set_header_route else "setMirrorRoute" if step.set_mirror_route else ""
         )

@@ -30,6 +30,7 @@ BACKBONE: dict[str, kmock.ResourceInfo] = {
     "v1/namespaces": kmock.ResourceInfo(kind="Namespace", namespaced=False, verbs=_VERBS),
     "v1/events": kmock.ResourceInfo(kind="Event", namespaced=True, verbs=_VERBS),
     "v1/services": kmock.ResourceInfo(kind="Service", namespaced=True, verbs=_VERBS, subresources=["status"]),
+    "v1/secrets": kmock.ResourceInfo(kind="Secret", namespaced=True, verbs=_VERBS),
     "v1/pods": kmock.ResourceInfo(kind="Pod", namespaced=True, verbs=_VERBS, subresources=["status"]),
     "apps/v1/replicasets": kmock.ResourceInfo(
         kind="ReplicaSet", namespaced=True, verbs=_VERBS, subresources=["status", "scale"]

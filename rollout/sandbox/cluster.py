@@ -55,7 +55,11 @@ class EmulatedCluster:
 
     @contextlib.asynccontextmanager
     async def controller(
-        self, namespaces: tuple[str, ...] = (), *, resync_seconds: float = 2.0
+        self,
+        namespaces: tuple[str, ...] = (),
+        *,
+        resync_seconds: float = 2.0,
+        prometheus_address: str | None = None,
     ) -> AsyncIterator[None]:
         """Run the real controller (kopf) for the duration of the block.
 
@@ -71,6 +75,7 @@ class EmulatedCluster:
                     namespaces,
                     resync_seconds=resync_seconds,
                     ready_flag=ready,
+                    prometheus_address=prometheus_address,
                 )
             )
             while not stop.is_set() and not task.done():

@@ -1,0 +1,61 @@
+"""Success and failure conditions: small expressions over `result`, evaluated by simpleeval
+(a maintained evaluator that walks a restricted AST: no attribute access, no imports, no eval).
+
+`result` is a float for a scalar query and a list of floats for a vector: `result >= 0.99`,
+`result[0] < 500`, `len(result) > 0`, `max(result) < 0.5`, `all(r < 0.5 for r in result)`."""
+
+from __future__ import annotations
+
+import math
+
+from simpleeval import EvalWithCompoundTypes, InvalidExpression
+
+Result = float | list[float]
+
+FUNCTIONS = {
+    "len": len,
+    "min": min,
+    "max": max,
+    "sum": sum,
+    "abs": abs,
+    "all": all,
+    "any": any,
+    "isNaN": math.isnan,
+}
+
+
+class ConditionError(ValueError):
+    """A condition that does not parse, names something unknown, or does not give true/false."""
+
+
+def evaluate(condition: str, result: Result) -> bool:
+    evaluator = EvalWithCompoundTypes(functions=FUNCTIONS, names={"result": result})
+    try:
+        value = evaluator.eval(condition)
+    except InvalidExpression as exc:  # unknown names and functions, disallowed syntax
+        raise ConditionError(f"{condition!r}: {exc}") from exc
+    except SyntaxError as exc:
+        raise ConditionError(f"{condition!r} is not an expression: {exc.msg}") from exc
+    except (TypeError, IndexError, KeyError, ValueError, ZeroDivisionError) as exc:
+        hint = ""
+        if isinstance(result, list) and isinstance(exc, TypeError):
+            hint = f" (result is a vector of {len(result)} values: compare result[0], or use len/min/max)"
+        elif isinstance(result, list) and isinstance(exc, IndexError):
+            hint = f" (result has {len(result)} values)"
+        raise ConditionError(f"{condition!r} cannot be evaluated: {exc}{hint}") from exc
+    if not isinstance(value, bool):
+        raise ConditionError(f"{condition!r} gives {value!r}, not true or false")
+    return value
+
+
+def check(condition: str) -> str | None:
+    """Why `condition` can never work (syntax, unknown names), or None. Tried on a one-value
+    vector and on a scalar: a condition that fails on both has a mistake of its own."""
+    problems = []
+    for sample in ([1.0], 1.0):
+        try:
+            evaluate(condition, sample)
+            return None
+        except ConditionError as exc:
+            problems.append(str(exc))
+    return problems[0]

@@ -1,0 +1,161 @@
+"""The Prometheus provider: one instant query per measurement, through prometheus-api-client.
+
+Called by the controller (in a worker thread) for each measurement that is due. Connection
+failures, timeouts and 5xx answers are retried with tenacity a few times within the
+measurement; what still fails becomes an error measurement (counted toward
+consecutiveErrorLimit by the bookkeeping), and a 4xx (a bad query) fails at once. Each query,
+its duration and its outcome go to the structured log."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+import structlog
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+from urllib3.util.retry import Retry
+
+from rollout.analysis.conditions import Result
+
+log = structlog.get_logger("rollout.analysis")
+
+
+_BODY = re.compile(r"\((b(?:'.*'|\".*\"))\)$", re.DOTALL)
+
+
+class QueryError(Exception):
+    """The query gave no result: Prometheus unreachable, too slow, or the query rejected."""
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, requests.ConnectionError | requests.Timeout):
+        return True
+    return isinstance(exc, PrometheusApiClientException) and "HTTP Status Code 5" in str(exc)
+
+
+def parse_result(data: Any) -> Result:
+    """A scalar as a float, an instant vector as a list of floats (NaN and Inf kept as such)."""
+    if isinstance(data, list) and len(data) == 2 and not isinstance(data[0], dict):
+        return float(data[1])  # resultType scalar: [time, "value"]
+    if isinstance(data, list) and all(isinstance(s, dict) for s in data):
+        if any("values" in s for s in data):
+            raise QueryError("the query returns a range vector; use an instant vector or a scalar")
+        return [float(s["value"][1]) for s in data]
+    raise QueryError(f"unexpected result from Prometheus: {str(data)[:200]}")
+
+
+class Prometheus:
+    """Queries any Prometheus by address; `default_address` is the controller's fallback."""
+
+    def __init__(
+        self, default_address: str | None = None, *, attempts: int = 3, backoff: float = 0.2
+    ) -> None:
+        self.default_address = default_address
+        self.attempts = attempts
+        self.backoff = backoff
+
+    def address_for(self, address: str | None) -> str:
+        chosen = address or self.default_address
+        if not chosen:
+            raise QueryError(
+                "no Prometheus address: set provider.prometheus.address in the template "
+                "or --prometheus-address on the controller"
+            )
+        return chosen
+
+    def query(
+        self,
+        query: str,
+        *,
+        address: str | None = None,
+        timeout: float = 10.0,
+        headers: Mapping[str, str] | None = None,
+        insecure: bool = False,
+        context: Mapping[str, str] | None = None,
+    ) -> Result:
+        url = self.address_for(address).rstrip("/")
+        # Retries are tenacity's (below), so that each attempt is logged and bounded the same way.
+        client = PrometheusConnect(
+            url=url, headers=dict(headers or {}), disable_ssl=insecure, retry=Retry(total=0), timeout=timeout
+        )
+        started = time.monotonic()
+        attempt = 0
+        try:
+            for attempt_state in Retrying(
+                retry=retry_if_exception(_transient),
+                stop=stop_after_attempt(self.attempts),
+                wait=wait_exponential(multiplier=self.backoff, max=2.0),
+                reraise=True,
+            ):
+                with attempt_state:
+                    attempt = attempt_state.retry_state.attempt_number
+                    data = client.custom_query(query)
+            value = parse_result(data)
+        except QueryError as exc:
+            self._log(query, url, started, attempt, context, error=str(exc))
+            raise
+        except (requests.RequestException, PrometheusApiClientException) as exc:
+            message = _describe(exc, url)
+            self._log(query, url, started, attempt, context, error=message)
+            raise QueryError(message) from exc
+        self._log(query, url, started, attempt, context, value=value)
+        return value
+
+    @staticmethod
+    def _log(
+        query: str,
+        url: str,
+        started: float,
+        attempts: int,
+        context: Mapping[str, str] | None,
+        *,
+        value: Result | None = None,
+        error: str = "",
+    ) -> None:
+        fields = dict(context or {})
+        seconds = round(time.monotonic() - started, 4)
+        if error:
+            log.warning(
+                "prometheus query failed",
+                query=query,
+                address=url,
+                seconds=seconds,
+                attempts=attempts,
+                error=error,
+                **fields,
+            )
+        else:
+            log.info(
+                "prometheus query",
+                query=query,
+                address=url,
+                seconds=seconds,
+                attempts=attempts,
+                value=value,
+                **fields,
+            )
+
+
+def _describe(exc: Exception, url: str) -> str:
+    if isinstance(exc, requests.ConnectionError):
+        return f"Prometheus at {url} is unreachable (connection failed)"
+    if isinstance(exc, requests.Timeout):
+        return f"Prometheus at {url} did not answer in time"
+    text = str(exc)
+    # The client puts the response body's repr in its message; Prometheus explains a rejected
+    # query in that body's JSON "error" field.
+    body = _BODY.search(text)
+    if body:
+        try:
+            explained = json.loads(ast.literal_eval(body.group(1)))["error"]
+        except (ValueError, SyntaxError, KeyError, TypeError):
+            explained = None
+        if explained:
+            return f"query rejected by Prometheus: {explained}"
+    return text[:300]

@@ -1,0 +1,198 @@
+"""From a Rollout's `analysis` reference to the concrete metrics a run measures: templates looked
+up (namespaced or cluster-scoped), arguments merged (template defaults < built-ins < the
+Rollout's own) and substituted, and every problem reported with its field path."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from rollout.analysis.args import ArgError, placeholders, substitute_condition, substitute_query
+from rollout.analysis.conditions import check
+from rollout.api.analysis import AnalysisTemplateSpec, Metric, PrometheusHeader
+from rollout.api.base import parse_duration
+from rollout.api.rollout import Rollout, SpecError
+from rollout.api.spec import RolloutAnalysis
+
+# Where the Rollout refers to analysis: run name -> field path. Step runs are `step-<n>`, 1-based.
+BACKGROUND = "background"
+PRE_PROMOTION = "pre-promotion"
+POST_PROMOTION = "post-promotion"
+# An error measurement of a metric without an interval is tried again after this many seconds.
+ERROR_RETRY_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class TemplateKey:
+    name: str
+    cluster_scope: bool = False
+
+    def __str__(self) -> str:
+        kind = "ClusterAnalysisTemplate" if self.cluster_scope else "AnalysisTemplate"
+        return f"{kind} {self.name}"
+
+
+# What the controller found for a template: its spec, a line saying why it cannot be read, or None.
+TemplateLookup = Mapping[TemplateKey, AnalysisTemplateSpec | str | None]
+
+
+@dataclass(frozen=True)
+class ResolvedMetric:
+    name: str
+    template: str  # "AnalysisTemplate success-rate", for messages
+    query: str
+    address: str | None
+    timeout: float
+    headers: tuple[PrometheusHeader, ...]
+    insecure: bool
+    interval: float | None
+    count: int | None  # None: measured until the analysis ends
+    initial_delay: float
+    success_condition: str | None
+    failure_condition: str | None
+    failure_limit: int
+    inconclusive_limit: int
+    consecutive_error_limit: int
+
+    @property
+    def retry_after(self) -> float:
+        return self.interval if self.interval is not None else ERROR_RETRY_SECONDS
+
+
+def analysis_refs(rollout: Rollout) -> dict[str, tuple[str, RolloutAnalysis]]:
+    """Every analysis the spec asks for: run name -> (field path, reference)."""
+    strategy = rollout.spec.strategy
+    refs: dict[str, tuple[str, RolloutAnalysis]] = {}
+    if strategy.rolling is not None and strategy.rolling.analysis is not None:
+        refs[BACKGROUND] = ("spec.strategy.rolling.analysis", strategy.rolling.analysis)
+    if strategy.canary is not None:
+        if strategy.canary.analysis is not None:
+            refs[BACKGROUND] = ("spec.strategy.canary.analysis", strategy.canary.analysis)
+        for index, step in enumerate(strategy.canary.steps):
+            if step.analysis is not None:
+                refs[step_run_name(index)] = (f"spec.strategy.canary.steps[{index}].analysis", step.analysis)
+    if strategy.blue_green is not None:
+        for name, ref, field in (
+            (PRE_PROMOTION, strategy.blue_green.pre_promotion_analysis, "prePromotionAnalysis"),
+            (POST_PROMOTION, strategy.blue_green.post_promotion_analysis, "postPromotionAnalysis"),
+        ):
+            if ref is not None:
+                refs[name] = (f"spec.strategy.blueGreen.{field}", ref)
+    return refs
+
+
+def step_run_name(index: int) -> str:
+    return f"step-{index + 1}"
+
+
+def template_keys(rollout: Rollout) -> set[TemplateKey]:
+    return {
+        TemplateKey(t.name, t.cluster_scope)
+        for _, ref in analysis_refs(rollout).values()
+        for t in ref.templates
+    }
+
+
+def builtin_args(rollout: Rollout, stable: str | None, current: str) -> dict[str, str]:
+    strategy = rollout.spec.strategy
+    stable_service = canary_service = ""
+    if strategy.canary is not None:
+        stable_service = strategy.canary.stable_service or ""
+        canary_service = strategy.canary.canary_service or ""
+    elif strategy.blue_green is not None:
+        stable_service = strategy.blue_green.active_service
+        canary_service = strategy.blue_green.preview_service or ""
+    return {
+        "namespace": rollout.metadata.namespace,
+        "rollout": rollout.metadata.name,
+        "stable-hash": stable or "",
+        "canary-hash": current,
+        "stable-service": stable_service,
+        "canary-service": canary_service,
+    }
+
+
+def resolve(
+    ref: RolloutAnalysis,
+    path: str,
+    templates: TemplateLookup,
+    builtins: Mapping[str, str],
+    *,
+    bounded: bool,
+) -> tuple[list[ResolvedMetric], list[SpecError]]:
+    """The metrics of `ref`; `bounded` runs (steps, blue/green hooks) must end by themselves."""
+    metrics: list[ResolvedMetric] = []
+    errors: list[SpecError] = []
+    given = {arg.name: arg.value for arg in ref.args}
+    seen: dict[str, str] = {}
+    for index, template_ref in enumerate(ref.templates):
+        key = TemplateKey(template_ref.name, template_ref.cluster_scope)
+        at = f"{path}.templates[{index}]"
+        spec = templates.get(key)
+        if spec is None:
+            errors.append(SpecError(at, f"{key} not found"))
+            continue
+        if isinstance(spec, str):
+            errors.append(SpecError(at, f"{key} is not valid: {spec}"))
+            continue
+        args = {a.name: a.value for a in spec.args if a.value is not None} | dict(builtins) | given
+        for metric in spec.metrics:
+            where = f"{at} ({key}, metric {metric.name})"
+            if metric.name in seen:
+                errors.append(SpecError(at, f"metric {metric.name!r} is also defined by {seen[metric.name]}"))
+                continue
+            seen[metric.name] = str(key)
+            resolved, problem = _resolve_metric(metric, str(key), args, bounded=bounded)
+            if problem:
+                errors.append(SpecError(where, problem))
+            elif resolved is not None:
+                metrics.append(resolved)
+    return metrics, errors
+
+
+def _resolve_metric(
+    metric: Metric, template: str, args: Mapping[str, str], *, bounded: bool
+) -> tuple[ResolvedMetric | None, str]:
+    prometheus = metric.provider.prometheus
+    interval = parse_duration(metric.interval) if metric.interval is not None else None
+    count = metric.count if interval is not None else (metric.count or 1)
+    if interval is None and count > 1:
+        return None, f"count {count} needs an interval between measurements"
+    if bounded and count is None:
+        return None, "an interval without a count never ends; an analysis step or hook needs a count"
+    declared = placeholders(prometheus.query)
+    for condition in (metric.success_condition, metric.failure_condition):
+        declared |= placeholders(condition or "")
+    missing = sorted(declared - set(args))
+    if missing:
+        return None, f"argument(s) {', '.join(missing)} have no value (give them in the Rollout's args)"
+    try:
+        query = substitute_query(prometheus.query, args)
+        success = substitute_condition(metric.success_condition, args) if metric.success_condition else None
+        failure = substitute_condition(metric.failure_condition, args) if metric.failure_condition else None
+    except ArgError as exc:
+        return None, str(exc)
+    for name, condition in (("successCondition", success), ("failureCondition", failure)):
+        problem = check(condition) if condition else None
+        if problem:
+            return None, f"{name} {problem}"
+    return (
+        ResolvedMetric(
+            name=metric.name,
+            template=template,
+            query=query,
+            address=prometheus.address,
+            timeout=parse_duration(prometheus.timeout),
+            headers=tuple(prometheus.headers),
+            insecure=prometheus.insecure,
+            interval=interval,
+            count=count,
+            initial_delay=parse_duration(metric.initial_delay) if metric.initial_delay is not None else 0.0,
+            success_condition=success,
+            failure_condition=failure,
+            failure_limit=metric.failure_limit,
+            inconclusive_limit=metric.inconclusive_limit,
+            consecutive_error_limit=metric.consecutive_error_limit,
+        ),
+        "",
+    )

@@ -1,0 +1,112 @@
+"""AnalysisTemplate and ClusterAnalysisTemplate: the metrics a Rollout is gated on.
+
+A template is read by the controller whenever a Rollout refers to it (analysis steps, background
+analysis, blue/green hooks); its CRD in crds/ is generated from these models. Shape errors are
+rejected by the API server; what needs more than a schema (a condition that does not parse, an
+argument no one provides) is an InvalidSpec on the Rollout that uses the template.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from rollout.api.base import Duration, SpecModel
+from rollout.api.rollout import field_path
+
+NonNegative = Annotated[int, Field(ge=0)]
+
+
+class SecretKeyRef(SpecModel):
+    name: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+
+
+class HeaderValueFrom(SpecModel):
+    secret_key_ref: SecretKeyRef
+
+
+class PrometheusHeader(SpecModel):
+    """An HTTP header sent with each query: a literal `value`, or one read from a Secret in the
+    Rollout's namespace (an Authorization token, typically)."""
+
+    key: str = Field(min_length=1)
+    value: str | None = None
+    value_from: HeaderValueFrom | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PrometheusHeader:
+        if (self.value is None) == (self.value_from is None):
+            raise ValueError("a header needs exactly one of value or valueFrom")
+        return self
+
+
+class PrometheusProvider(SpecModel):
+    # Falls back to the controller's --prometheus-address.
+    address: str | None = None
+    query: str = Field(min_length=1)
+    timeout: Duration = "10s"
+    headers: list[PrometheusHeader] = Field(default_factory=list)
+    insecure: bool = False  # skip TLS certificate verification
+
+
+class MetricProvider(SpecModel):
+    prometheus: PrometheusProvider
+
+
+class Metric(SpecModel):
+    """One measurement series. Without `interval` it is measured once; with `interval` and no
+    `count` it is measured until the analysis ends (background analysis only)."""
+
+    name: str = Field(min_length=1)
+    interval: Duration | None = None
+    count: Annotated[int, Field(ge=1)] | None = None
+    initial_delay: Duration | None = None
+    success_condition: str | None = None
+    failure_condition: str | None = None
+    failure_limit: NonNegative = 0
+    inconclusive_limit: NonNegative = 0
+    consecutive_error_limit: NonNegative = 4
+    provider: MetricProvider
+
+    @model_validator(mode="after")
+    def _has_condition(self) -> Metric:
+        if not self.success_condition and not self.failure_condition:
+            raise ValueError("a metric needs a successCondition, a failureCondition or both")
+        return self
+
+
+class TemplateArg(SpecModel):
+    """An argument the template's queries use as `{{args.<name>}}`; `value` is its default."""
+
+    name: str = Field(min_length=1)
+    value: str | None = None
+
+
+class AnalysisTemplateSpec(SpecModel):
+    args: list[TemplateArg] = Field(default_factory=list)
+    metrics: list[Metric] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> AnalysisTemplateSpec:
+        names = [m.name for m in self.metrics]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"metric names must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+
+class _TemplateObject(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    spec: AnalysisTemplateSpec
+
+
+def parse_template(raw: dict[str, Any]) -> AnalysisTemplateSpec | str:
+    """A template object's spec, or one readable line saying what is wrong with it."""
+    try:
+        return _TemplateObject.model_validate(raw).spec
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = field_path(("spec", *first["loc"]))
+        return f"{where}: {first['msg'].removeprefix('Value error, ')}"

@@ -1,0 +1,113 @@
+"""The controller's side of analysis: read the templates a Rollout refers to, and take the
+measurements that are due before the engine decides.
+
+Flow inside a reconcile: observe -> `observe_templates` (one GET per template) -> `measure`:
+for each run in status that is still open, the metrics whose next measurement is due are
+queried concurrently (each in a worker thread, so the event loop never blocks) and handed to the
+engine as raw results; the engine judges them and keeps the counts in status."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from datetime import datetime
+
+from rollout.analysis.prometheus import Prometheus, QueryError
+from rollout.analysis.resolve import (
+    BACKGROUND,
+    ResolvedMetric,
+    TemplateKey,
+    TemplateLookup,
+    analysis_refs,
+    builtin_args,
+    resolve,
+    template_keys,
+)
+from rollout.analysis.runs import QueryResult, due
+from rollout.api.analysis import AnalysisTemplateSpec, parse_template
+from rollout.api.rollout import Rollout
+from rollout.api.status import RolloutStatus
+from rollout.controller.kube import ANALYSIS_TEMPLATES, CLUSTER_ANALYSIS_TEMPLATES, SECRETS, Kube
+
+
+async def observe_templates(kube: Kube, rollout: Rollout) -> TemplateLookup:
+    found: dict[TemplateKey, AnalysisTemplateSpec | str | None] = {}
+    for key in template_keys(rollout):
+        if key.cluster_scope:
+            raw = await kube.get(CLUSTER_ANALYSIS_TEMPLATES, None, key.name)
+        else:
+            raw = await kube.get(ANALYSIS_TEMPLATES, rollout.metadata.namespace, key.name)
+        found[key] = None if raw is None else parse_template(raw)
+    return found
+
+
+async def _headers(kube: Kube, namespace: str, metric: ResolvedMetric) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for header in metric.headers:
+        if header.value is not None:
+            headers[header.key] = header.value
+            continue
+        assert header.value_from is not None
+        ref = header.value_from.secret_key_ref
+        secret = await kube.get(SECRETS, namespace, ref.name)
+        data = (secret or {}).get("data") or {}
+        if ref.key not in data:
+            raise QueryError(f"header {header.key}: Secret {namespace}/{ref.name} has no key {ref.key!r}")
+        headers[header.key] = base64.b64decode(data[ref.key]).decode()
+    return headers
+
+
+async def _measure_one(
+    kube: Kube,
+    prometheus: Prometheus,
+    rollout: Rollout,
+    run: str,
+    revision: str,
+    metric: ResolvedMetric,
+    now: datetime,
+) -> QueryResult:
+    context = {
+        "namespace": rollout.metadata.namespace,
+        "rollout": rollout.metadata.name,
+        "analysis": run,
+        "metric": metric.name,
+    }
+    try:
+        headers = await _headers(kube, rollout.metadata.namespace, metric)
+        value = await asyncio.to_thread(
+            prometheus.query,
+            metric.query,
+            address=metric.address,
+            timeout=metric.timeout,
+            headers=headers,
+            insecure=metric.insecure,
+            context=context,
+        )
+    except QueryError as exc:
+        return QueryResult(run=run, revision=revision, metric=metric.name, at=now, error=str(exc))
+    return QueryResult(run=run, revision=revision, metric=metric.name, at=now, value=value)
+
+
+async def measure(
+    kube: Kube,
+    prometheus: Prometheus,
+    rollout: Rollout,
+    status: RolloutStatus,
+    templates: TemplateLookup,
+    current: str,
+    now: datetime,
+) -> tuple[QueryResult, ...]:
+    """Query every metric that is due in the open runs of the current revision."""
+    refs = analysis_refs(rollout)
+    builtins = builtin_args(rollout, status.stable_revision, current)
+    jobs = []
+    for run in status.analysis_runs:
+        if run.finished_at is not None or run.revision != current or run.name not in refs:
+            continue
+        path, ref = refs[run.name]
+        metrics, errors = resolve(ref, path, templates, builtins, bounded=run.name != BACKGROUND)
+        if errors:
+            continue  # the engine reports them as InvalidSpec
+        for metric in due(run.model_copy(deep=True), metrics, now):
+            jobs.append(_measure_one(kube, prometheus, rollout, run.name, run.revision, metric, now))
+    return tuple(await asyncio.gather(*jobs))

@@ -1,0 +1,193 @@
+"""Analysis gates inside the engine: runs started, measurements folded in, outcomes acted on.
+
+decide() builds one `Analyses` per reconcile. It first folds the measurements the controller
+took (Observed.measurements) into the runs kept in status, then each strategy asks `gate(name)`
+where the spec puts an analysis (a canary step, the background analysis, a blue/green hook):
+- Successful: the caller moves on;
+- Failed or Error: the rollout is aborted here (the strategy then returns traffic to stable
+  first), with an Event and the `Analysis` condition naming the metric, value and condition;
+- Inconclusive (no data included): paused with reason AnalysisInconclusive until a person
+  promotes (pass the step, or start the background analysis afresh), aborts or retries;
+- Running: the caller waits; `requeue_after` says when the next measurement is due."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from rollout.analysis.resolve import (
+    BACKGROUND,
+    ResolvedMetric,
+    analysis_refs,
+    builtin_args,
+    resolve,
+    step_run_name,
+)
+from rollout.analysis.runs import TERMINAL, assess, passed_so_far, record, seconds_to_next
+from rollout.api.rollout import Rollout, SpecError
+from rollout.api.status import AnalysisRun, RolloutStatus
+from rollout.engine.conditions import add_pause, remove_pause, set_condition
+from rollout.engine.types import Event, Observed
+
+ANALYSIS_PAUSE = "AnalysisInconclusive"
+ANALYSIS_CONDITION = "Analysis"
+MAX_FINISHED_RUNS = 5  # finished runs of the current revision kept in status, for people to read
+
+
+@dataclass
+class Gate:
+    phase: str  # the run's phase
+    message: str
+    requeue_after: float | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.phase == "Successful"
+
+
+def analysis_errors(
+    rollout: Rollout, observed: Observed, stable: str | None, current: str
+) -> list[SpecError]:
+    """Every analysis reference resolved once: missing templates, bad conditions, missing args."""
+    errors: list[SpecError] = []
+    builtins = builtin_args(rollout, stable, current)
+    for name, (path, ref) in analysis_refs(rollout).items():
+        errors += resolve(ref, path, observed.analysis_templates, builtins, bounded=name != BACKGROUND)[1]
+    return errors
+
+
+def reset_runs(status: RolloutStatus, *, keep_background: bool = False) -> None:
+    """Forget runs (a new revision, a retry, a canary restarting at step 1)."""
+    status.analysis_runs = [r for r in status.analysis_runs if keep_background and r.name == BACKGROUND]
+
+
+def promote_analysis(status: RolloutStatus, now: datetime) -> Event | None:
+    """`rollout.dev/promote` on an Inconclusive analysis: a step run counts as passed (the strategy
+    moves on), a background run starts afresh."""
+    if not remove_pause(status, ANALYSIS_PAUSE):
+        return None
+    status.last_progress_at = now
+    status.analysis_runs = [
+        r for r in status.analysis_runs if not (r.name == BACKGROUND and r.phase == "Inconclusive")
+    ]
+    for run in status.analysis_runs:
+        if run.phase == "Inconclusive" and run.name != BACKGROUND:
+            run.phase, run.message = "Successful", f"passed by rollout.dev/promote after: {run.message}"
+    return Event("Normal", "PromotedAnalysis", "Promoted past an inconclusive analysis")
+
+
+class Analyses:
+    def __init__(
+        self,
+        rollout: Rollout,
+        status: RolloutStatus,
+        observed: Observed,
+        current: str,
+        now: datetime,
+        events: list[Event],
+    ) -> None:
+        self.rollout, self.status, self.observed = rollout, status, observed
+        self.current, self.now, self.events = current, now, events
+        self.refs = analysis_refs(rollout)
+        self._metrics: dict[str, list[ResolvedMetric]] = {}
+
+    def metrics(self, name: str) -> list[ResolvedMetric]:
+        if name not in self._metrics:
+            path, ref = self.refs[name]
+            builtins = builtin_args(self.rollout, self.status.stable_revision, self.current)
+            self._metrics[name] = resolve(
+                ref, path, self.observed.analysis_templates, builtins, bounded=name != BACKGROUND
+            )[0]
+        return self._metrics[name]
+
+    def fold(self) -> None:
+        """Measurements taken by the controller for runs still open go into their runs."""
+        for result in self.observed.measurements:
+            run = self.status.analysis_run(result.run, result.revision)
+            if run is None or run.finished_at is not None or result.run not in self.refs:
+                continue
+            metric = next((m for m in self.metrics(result.run) if m.name == result.metric), None)
+            if metric is not None:
+                record(run, metric, result)
+
+    def stop(self, why: str) -> None:
+        """Runs still measuring stop (the rollout completed or was aborted)."""
+        for run in self.status.analysis_runs:
+            if run.finished_at is None:
+                run.finished_at = self.now
+                run.message = f"stopped: {why}; {run.message}"
+
+    def gate(self, name: str) -> Gate:
+        run = self.status.analysis_run(name, self.current)
+        if run is None:
+            run = AnalysisRun(name=name, revision=self.current, started_at=self.now)
+            self.status.analysis_runs.append(run)
+            self._trim()
+            self.events.append(Event("Normal", "AnalysisStarted", f"Analysis {name} started"))
+        metrics = self.metrics(name)
+        was = run.phase
+        if run.finished_at is None or run.phase not in TERMINAL:
+            assess(run, metrics, self.now)
+        if run.phase == "Running":
+            wait = seconds_to_next(run, metrics, self.now)
+            set_condition(
+                self.status, ANALYSIS_CONDITION, "Unknown", "Running", f"{name}: {run.message}", self.now
+            )
+            return Gate("Running", f"analysis {name}: {run.message}", wait)
+        if run.phase == "Successful":
+            if was != "Successful":
+                self.events.append(Event("Normal", "AnalysisSuccessful", f"Analysis {name}: {run.message}"))
+            set_condition(
+                self.status, ANALYSIS_CONDITION, "True", "Successful", f"{name}: {run.message}", self.now
+            )
+            return Gate("Successful", run.message)
+        self._act_on(run, was)
+        return Gate(run.phase, run.message)
+
+    def background_passed(self) -> Gate:
+        """Completion check for the background analysis: Successful, or (for metrics measured
+        until the end) each one successful so far."""
+        if BACKGROUND not in self.refs or self.status.skip_analysis:
+            return Gate("Successful", "")
+        gate = self.gate(BACKGROUND)
+        if gate.phase == "Running":
+            run = self.status.analysis_run(BACKGROUND, self.current)
+            assert run is not None
+            if passed_so_far(run, self.metrics(BACKGROUND)):
+                return Gate("Successful", run.message)
+        return gate
+
+    def _act_on(self, run: AnalysisRun, was: str) -> None:
+        text = f"Analysis {run.name} {run.phase.lower()}: {run.message}"
+        if run.phase in ("Failed", "Error"):
+            set_condition(self.status, ANALYSIS_CONDITION, "False", run.phase, text, self.now)
+            if not self.status.aborted:
+                self.status.aborted = True
+                self.status.abort_reason = text
+                self.events.append(Event("Warning", f"Analysis{run.phase}", text))
+                self.events.append(
+                    Event(
+                        "Warning",
+                        "RolloutAborted",
+                        f"Aborted by analysis {run.name}: returning to stable revision "
+                        f"{self.status.stable_revision}",
+                    )
+                )
+                self.stop("the rollout was aborted")
+        elif run.phase == "Inconclusive":
+            set_condition(self.status, ANALYSIS_CONDITION, "Unknown", "Inconclusive", text, self.now)
+            if add_pause(self.status, ANALYSIS_PAUSE, self.now) or was != "Inconclusive":
+                self.events.append(
+                    Event("Warning", "AnalysisInconclusive", f"{text}; paused until rollout.dev/promote")
+                )
+
+    def _trim(self) -> None:
+        finished = [r for r in self.status.analysis_runs if r.finished_at is not None]
+        excess = len(finished) - MAX_FINISHED_RUNS
+        if excess > 0:
+            drop = {id(r) for r in sorted(finished, key=lambda r: r.started_at)[:excess]}
+            self.status.analysis_runs = [r for r in self.status.analysis_runs if id(r) not in drop]
+
+
+def step_gate(analyses: Analyses, index: int) -> Gate:
+    return analyses.gate(step_run_name(index))
