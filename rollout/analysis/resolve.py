@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from rollout.analysis.args import ArgError, placeholders, substitute_condition, substitute_query
+from rollout.analysis.args import PLACEHOLDER, ArgError, placeholders, substitute_condition, substitute_query
 from rollout.analysis.conditions import check
 from rollout.api.analysis import AnalysisTemplateSpec, Metric, PrometheusHeader
 from rollout.api.base import parse_duration
@@ -79,6 +79,32 @@ def analysis_refs(rollout: Rollout) -> dict[str, tuple[str, RolloutAnalysis]]:
             if ref is not None:
                 refs[name] = (f"spec.strategy.blueGreen.{field}", ref)
     return refs
+
+
+def _filled(value: int | str, args: Mapping[str, str]) -> int | str:
+    whole = PLACEHOLDER.fullmatch(value.strip()) if isinstance(value, str) else None
+    return args[whole.group(1)] if whole else value
+
+
+def _seconds(value: int | str | None, args: Mapping[str, str], field: str) -> float | None:
+    if value is None:
+        return None
+    filled = _filled(value, args)
+    try:
+        return parse_duration(filled)
+    except ValueError as exc:
+        raise ArgError(f"{field}: {exc}") from exc
+
+
+def _count(value: int | str | None, args: Mapping[str, str]) -> int | None:
+    if value is None:
+        return None
+    filled = _filled(value, args)
+    if isinstance(filled, str):
+        if not filled.strip().isdigit() or int(filled) < 1:
+            raise ArgError(f"count: {filled!r} is not a positive integer")
+        return int(filled)
+    return filled
 
 
 def step_run_name(index: int) -> str:
@@ -154,18 +180,25 @@ def _resolve_metric(
     metric: Metric, template: str, args: Mapping[str, str], *, bounded: bool
 ) -> tuple[ResolvedMetric | None, str]:
     prometheus = metric.provider.prometheus
-    interval = parse_duration(metric.interval) if metric.interval is not None else None
-    count = metric.count if interval is not None else (metric.count or 1)
-    if interval is None and count > 1:
-        return None, f"count {count} needs an interval between measurements"
-    if bounded and count is None:
-        return None, "an interval without a count never ends; an analysis step or hook needs a count"
     declared = placeholders(prometheus.query)
-    for condition in (metric.success_condition, metric.failure_condition):
-        declared |= placeholders(condition or "")
+    for text in (metric.success_condition, metric.failure_condition, metric.interval, metric.count):
+        declared |= placeholders(text) if isinstance(text, str) else set()
+    declared |= placeholders(metric.initial_delay) if isinstance(metric.initial_delay, str) else set()
     missing = sorted(declared - set(args))
     if missing:
         return None, f"argument(s) {', '.join(missing)} have no value (give them in the Rollout's args)"
+    try:
+        interval = _seconds(metric.interval, args, "interval")
+        initial_delay = _seconds(metric.initial_delay, args, "initialDelay") or 0.0
+        count = _count(metric.count, args)
+    except ArgError as exc:
+        return None, str(exc)
+    if interval is None:
+        count = count or 1
+        if count > 1:
+            return None, f"count {count} needs an interval between measurements"
+    if bounded and count is None:
+        return None, "an interval without a count never ends; an analysis step or hook needs a count"
     try:
         query = substitute_query(prometheus.query, args)
         success = substitute_condition(metric.success_condition, args) if metric.success_condition else None
@@ -187,7 +220,7 @@ def _resolve_metric(
             insecure=prometheus.insecure,
             interval=interval,
             count=count,
-            initial_delay=parse_duration(metric.initial_delay) if metric.initial_delay is not None else 0.0,
+            initial_delay=initial_delay,
             success_condition=success,
             failure_condition=failure,
             failure_limit=metric.failure_limit,

@@ -199,13 +199,14 @@ def assess(run: AnalysisRun, metrics: Sequence[ResolvedMetric], now: datetime) -
 
 
 def passed_so_far(run: AnalysisRun, metrics: Sequence[ResolvedMetric]) -> bool:
-    """A background run may end with the rollout: every metric measured successfully at least
-    once and none in trouble (Running with its last measurement not an error, or Successful)."""
+    """A background run may end with the rollout: metrics with a count have all their
+    measurements done (Successful); those measured until the end have succeeded at least once
+    and their latest measurement is a success."""
     for metric in metrics:
         result = run.metric(metric.name)
         if result.phase == "Successful":
             continue
-        if result.phase != "Running" or result.successful == 0:
+        if metric.count is not None or result.phase != "Running" or result.successful == 0:
             return False
         if result.measurements and result.measurements[-1].phase != "Successful":
             return False

@@ -8,14 +8,37 @@ argument no one provides) is an InvalidSpec on the Rollout that uses the templat
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from rollout.api.base import Duration, SpecModel
+from rollout.api.base import Duration, SpecModel, parse_duration
 from rollout.api.rollout import field_path
 
 NonNegative = Annotated[int, Field(ge=0)]
+_WHOLE_PLACEHOLDER = re.compile(r"^\{\{\s*args\.[A-Za-z0-9_.-]+\s*\}\}$")
+
+
+def _duration_or_arg(value: Any) -> Any:
+    if isinstance(value, str) and _WHOLE_PLACEHOLDER.match(value):
+        return value
+    parse_duration(value)
+    return value
+
+
+def _count_or_arg(value: Any) -> Any:
+    if isinstance(value, str) and _WHOLE_PLACEHOLDER.match(value):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError("count must be a positive integer or an argument such as '{{args.count}}'")
+    return value
+
+
+# interval, initialDelay and count may be given by an argument, so that one template serves
+# quick checks and long soaks alike; the value is checked when the arguments are known.
+DurationOrArg = Annotated[int | str, BeforeValidator(_duration_or_arg)]
+CountOrArg = Annotated[int | str, BeforeValidator(_count_or_arg)]
 
 
 class SecretKeyRef(SpecModel):
@@ -60,9 +83,9 @@ class Metric(SpecModel):
     `count` it is measured until the analysis ends (background analysis only)."""
 
     name: str = Field(min_length=1)
-    interval: Duration | None = None
-    count: Annotated[int, Field(ge=1)] | None = None
-    initial_delay: Duration | None = None
+    interval: DurationOrArg | None = None
+    count: CountOrArg | None = None
+    initial_delay: DurationOrArg | None = None
     success_condition: str | None = None
     failure_condition: str | None = None
     failure_limit: NonNegative = 0

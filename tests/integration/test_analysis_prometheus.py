@@ -1,0 +1,251 @@
+"""Analysis gates against a real Prometheus: the controller on the emulated cluster, the built-in
+ClusterAnalysisTemplates from examples/, workload processes per revision scraped every second,
+and a load generator that follows the route's weights the way a proxy would."""
+
+import json
+from contextlib import ExitStack, asynccontextmanager
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rollout.api.rollout import parse_rollout
+from rollout.controller.kube import CLUSTER_ANALYSIS_TEMPLATES, REPLICASETS, ROLLOUTS, SERVICES
+from rollout.engine.decide import current_revision
+from tests.integration.conftest import NS, event_reasons, healthy_at, status_of
+from tests.integration.test_canary import HTTPROUTES, app_weights, canary_strategy, weight_is
+from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest
+from tests.prom.stack import REVISION, LoadGenerator, PrometheusServer, Workload
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.prometheus
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+# Quick settings for the built-in templates: measure every second over a 5 s window.
+FAST = {"interval": "1s", "count": "3", "window": "5s", "initial-delay": "3s"}
+
+
+def args(**extra):
+    return [{"name": k, "value": v} for k, v in {**FAST, **extra}.items()]
+
+
+def analysis_step(*templates, **extra):
+    return {
+        "analysis": {
+            "templates": [{"name": t, "clusterScope": True} for t in templates],
+            "args": args(**extra),
+        }
+    }
+
+
+def revisions(manifest):
+    v1 = current_revision(parse_rollout(manifest).rollout)
+    updated = {**manifest, "spec": {**manifest["spec"]}}
+    updated["spec"]["template"] = image_patch("web:2")["spec"]["template"]
+    return v1, current_revision(parse_rollout(updated).rollout)
+
+
+def route_weights(cluster):
+    """revision -> weight, from the HTTPRoute and the Services' revision selectors."""
+
+    async def read():
+        route = await cluster.kube.get(HTTPROUTES, NS, "web")
+        weights = {}
+        for service, weight in app_weights(route).items():
+            selector = (await cluster.kube.get(SERVICES, NS, service))["spec"]["selector"]
+            if REVISION in selector:
+                weights[selector[REVISION]] = weights.get(selector[REVISION], 0) + weight
+        return weights
+
+    return read
+
+
+def pod_weights(cluster):
+    """revision -> ready pods: what a Service selecting every revision spreads traffic over."""
+
+    async def read():
+        items = await cluster.kube.list(REPLICASETS, NS)
+        return {
+            rs["metadata"]["labels"][REVISION]: (rs.get("status") or {}).get("readyReplicas", 0)
+            for rs in items
+        }
+
+    return read
+
+
+@asynccontextmanager
+async def stack(cluster, manifest, *, v2_errors=0.0, v2_latency_ms=50.0, weights=route_weights):
+    """Workloads for v1 and v2, Prometheus scraping them, the built-in templates installed, the
+    Rollout deployed at v1 (Healthy), and load flowing; yields (prometheus, v1, v2 workloads)."""
+    v1, v2 = revisions(manifest)
+    with ExitStack() as stop:
+        stable = Workload(v1)
+        stop.callback(stable.stop)
+        canary = Workload(v2, error_ratio=v2_errors, latency_ms=v2_latency_ms)
+        stop.callback(canary.stop)
+        prometheus = PrometheusServer([stable, canary], NS)
+        stop.callback(prometheus.stop)
+        for template in yaml.safe_load_all((EXAMPLES / "analysis-templates.yaml").read_text()):
+            await cluster.kube.create(CLUSTER_ANALYSIS_TEMPLATES, None, template)
+        async with cluster.controller(prometheus_address=prometheus.url):
+            if weights is route_weights:
+                for name in ("web-stable", "web-canary"):
+                    await cluster.kube.create(SERVICES, NS, service_manifest(name))
+                await cluster.kube.create(HTTPROUTES, NS, http_route_manifest())
+            await cluster.kube.create(ROLLOUTS, NS, manifest)
+            await wait_for(healthy_at(cluster, v1), what="v1 Healthy")
+            async with LoadGenerator([stable, canary], weights(cluster)):
+                yield prometheus, stable, canary
+
+
+def canary_rollout(steps, **extra):
+    return rollout_manifest(replicas=2, strategy=canary_strategy(steps, **extra))
+
+
+def degraded(cluster):
+    async def probe():
+        status = await status_of(cluster)
+        return status if status.get("phase") == "Degraded" and status.get("aborted") else None
+
+    return probe
+
+
+def last_value(metric):
+    """The latest measurement of a vector query: "[0.998]" -> 0.998."""
+    return json.loads(metric["measurements"][-1]["value"])[0]
+
+
+def condition(status, type_):
+    return next(c for c in status["conditions"] if c["type"] == type_)
+
+
+async def test_a_healthy_canary_is_promoted_through_every_step(cluster):
+    steps = [
+        {"setWeight": 20},
+        analysis_step("http-success-rate", "http-latency-p99"),
+        {"setWeight": 50},
+        analysis_step("http-success-rate"),
+    ]
+    manifest = canary_rollout(steps)
+    async with stack(cluster, manifest) as (_, _, canary):
+        await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
+        status = await wait_for(healthy_at(cluster, canary.revision), timeout=60, what="v2 promoted")
+    runs = {r["name"]: r for r in status["analysisRuns"]}
+    assert runs["step-2"]["phase"] == "Successful" and runs["step-4"]["phase"] == "Successful"
+    success = next(m for m in runs["step-2"]["metrics"] if m["name"] == "success-rate")
+    assert success["successful"] == 3 and last_value(success) >= 0.99
+    latency = next(m for m in runs["step-2"]["metrics"] if m["name"] == "latency-p99")
+    assert last_value(latency) <= 0.5
+    assert condition(status, "Analysis")["status"] == "True"
+    reasons = await event_reasons(cluster)
+    assert reasons.count("AnalysisSuccessful") == 2 and "RolloutAborted" not in reasons
+
+
+async def test_an_error_ratio_rising_after_the_first_step_rolls_back(cluster):
+    steps = [{"setWeight": 20}, analysis_step("http-success-rate", count="5"), {"setWeight": 60}]
+    manifest = canary_rollout(steps)
+    async with stack(cluster, manifest) as (_, stable, canary):
+        await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
+        await wait_for(weight_is(cluster, 20), timeout=20, what="canary at 20%")
+        canary.configure(error_ratio=0.2)
+        status = await wait_for(degraded(cluster), timeout=40, what="automatic rollback")
+        route = await cluster.kube.get(HTTPROUTES, NS, "web")
+        assert app_weights(route) == {"web-stable": 100, "web-canary": 0}
+    assert status["stableRevision"] == stable.revision
+    analysis = condition(status, "Analysis")
+    assert analysis["status"] == "False" and analysis["reason"] == "Failed"
+    assert "success-rate" in analysis["message"] and "result[0] >= 0.99" in analysis["message"]
+    assert "success-rate" in status["abortReason"]
+    reasons = await event_reasons(cluster)
+    assert "AnalysisFailed" in reasons and "RolloutAborted" in reasons
+    assert "RolloutCompleted" not in reasons  # v2 never became stable
+
+
+async def test_a_latency_regression_rolls_back(cluster):
+    steps = [{"setWeight": 30}, analysis_step("http-latency-p99"), {"setWeight": 60}]
+    manifest = canary_rollout(steps)
+    async with stack(cluster, manifest, v2_latency_ms=800) as (_, stable, _):
+        await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
+        status = await wait_for(degraded(cluster), timeout=40, what="rollback on latency")
+        route = await cluster.kube.get(HTTPROUTES, NS, "web")
+        assert app_weights(route) == {"web-stable": 100, "web-canary": 0}
+    run = next(r for r in status["analysisRuns"] if r["name"] == "step-2")
+    p99 = last_value(run["metrics"][0])
+    assert p99 > 0.5, p99  # the 800 ms requests, through the histogram's buckets
+    assert "latency-p99" in condition(status, "Analysis")["message"]
+    assert status["stableRevision"] == stable.revision
+
+
+async def test_a_query_matching_no_series_pauses_with_no_data(cluster):
+    steps = [{"setWeight": 20}, analysis_step("http-success-rate", **{"revision-label": "no_such_label"})]
+    manifest = canary_rollout(steps)
+    async with stack(cluster, manifest):
+
+        async def paused():
+            status = await status_of(cluster)
+            return status if status.get("phase") == "Paused" else None
+
+        await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
+        status = await wait_for(paused, timeout=30, what="paused on no data")
+    assert [p["reason"] for p in status["pauseConditions"]] == ["AnalysisInconclusive"]
+    assert "no data" in status["message"] and "no_such_label" in status["message"]
+    assert "likely causes" in status["message"]
+    assert status["canary"]["weight"] == 20 and not status.get("aborted")  # held, not promoted
+    assert "AnalysisInconclusive" in await event_reasons(cluster)
+
+
+async def test_prometheus_killed_mid_analysis_errors_and_never_promotes(cluster):
+    steps = [{"setWeight": 20}, analysis_step("http-success-rate", count="30"), {"setWeight": 100}]
+    manifest = canary_rollout(steps)
+    async with stack(cluster, manifest) as (prometheus, stable, _):
+        await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
+
+        async def measured_once():
+            status = await status_of(cluster)
+            run = next((r for r in status.get("analysisRuns", []) if r["name"] == "step-2"), None)
+            return run and run["metrics"] and run["metrics"][0]["successful"] >= 1
+
+        await wait_for(measured_once, timeout=30, what="a first successful measurement")
+        prometheus.kill()
+
+        async def erroring():
+            status = await status_of(cluster)
+            run = next(r for r in status["analysisRuns"] if r["name"] == "step-2")
+            return status if run["metrics"][0]["consecutiveErrors"] >= 2 else None
+
+        held = await wait_for(erroring, timeout=30, what="errors counted")
+        assert held["currentStepIndex"] == 1 and held["canary"]["weight"] == 20  # waiting at the step
+        assert "unreachable" in held["message"]
+        status = await wait_for(degraded(cluster), timeout=30, what="abort after consecutiveErrorLimit")
+        route = await cluster.kube.get(HTTPROUTES, NS, "web")
+        assert app_weights(route) == {"web-stable": 100, "web-canary": 0}
+    assert status["stableRevision"] == stable.revision
+    analysis = condition(status, "Analysis")
+    assert analysis["reason"] == "Error" and "consecutiveErrorLimit 4" in analysis["message"]
+    run = next(r for r in status["analysisRuns"] if r["name"] == "step-2")
+    assert run["metrics"][0]["consecutiveErrors"] == 5
+    assert "RolloutCompleted" not in await event_reasons(cluster)
+
+
+async def test_a_successful_background_analysis_lets_a_rolling_update_finish(cluster):
+    strategy = {
+        "rolling": {
+            "maxSurge": 1,
+            "maxUnavailable": 0,
+            "analysis": {"templates": [{"name": "http-success-rate", "clusterScope": True}], "args": args()},
+        }
+    }
+    manifest = rollout_manifest(replicas=2, strategy=strategy)
+    async with stack(cluster, manifest, weights=pod_weights) as (_, _, canary):
+        await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
+
+        async def waiting_on_analysis():
+            status = await status_of(cluster)
+            scaled = status.get("updatedReplicas") == 2 and status.get("phase") == "Progressing"
+            return status if scaled and "analysis background" in status.get("message", "") else None
+
+        waiting = await wait_for(waiting_on_analysis, timeout=30, what="all pods updated, analysis running")
+        assert waiting["stableRevision"] != canary.revision
+        status = await wait_for(healthy_at(cluster, canary.revision), timeout=30, what="v2 stable")
+    run = next(r for r in status["analysisRuns"] if r["name"] == "background")
+    assert run["phase"] == "Successful" and run["metrics"][0]["successful"] == 3

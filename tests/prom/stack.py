@@ -1,0 +1,211 @@
+"""A real Prometheus and real workload processes for the analysis tests.
+
+`PrometheusServer` runs the `prometheus` binary (Debian package `prometheus`) on a free loopback
+port, scraping every second; `Workload` runs one revision of tests/prom/workload.py; and
+`LoadGenerator` sends requests to the revisions in the proportion the HTTPRoute's weights give
+(read from the route object, with each Service's `rollout.dev/revision` selector telling which
+revision a backend is), or in proportion to ready pods when there is no route."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+import yaml
+
+REVISION = "rollout.dev/revision"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_http(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} did not answer within {timeout}s")
+        time.sleep(0.1)
+
+
+def prometheus_binary() -> str:
+    """The binary's path; CI installs it (.ci/run), so there a missing binary is a failure."""
+    path = shutil.which("prometheus")
+    if path is None:
+        message = "the prometheus binary is missing (apt-get install -y prometheus)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+class Workload:
+    """One revision of the application, as a process of its own."""
+
+    def __init__(self, revision: str, *, error_ratio: float = 0.0, latency_ms: float = 50.0) -> None:
+        self.revision = revision
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.prom.workload",
+                "--port",
+                str(self.port),
+                "--error-ratio",
+                str(error_ratio),
+                "--latency-ms",
+                str(latency_ms),
+            ],
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        _wait_http(f"{self.url}/metrics")
+
+    def configure(self, **settings: float) -> None:
+        request = urllib.request.Request(
+            f"{self.url}/config", data=json.dumps(settings).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status == 200
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+class PrometheusServer:
+    def __init__(self, workloads: list[Workload], namespace: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.directory = tempfile.mkdtemp(prefix="prometheus-")
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": [
+                {
+                    "job_name": "app",
+                    "static_configs": [
+                        {
+                            "targets": [f"127.0.0.1:{w.port}"],
+                            # What a Kubernetes scrape config's relabelling gives from pod labels.
+                            "labels": {"namespace": namespace, "rollout_dev_revision": w.revision},
+                        }
+                        for w in workloads
+                    ],
+                }
+            ],
+        }
+        config_path = Path(self.directory, "prometheus.yml")
+        config_path.write_text(yaml.safe_dump(config))
+        self.process = subprocess.Popen(
+            [
+                prometheus_binary(),
+                f"--config.file={config_path}",
+                f"--storage.tsdb.path={self.directory}/data",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=open(Path(self.directory, "prometheus.log"), "w"),
+        )
+        _wait_http(f"{self.url}/-/ready")
+        self._wait_scraping(len(workloads))
+
+    def _wait_scraping(self, targets: int, timeout: float = 30.0) -> None:
+        """Prometheus hands new targets to its scrapers only every few seconds: wait until each
+        target has been scraped, so that a test's first queries see data."""
+        deadline = time.monotonic() + timeout
+        query = urllib.parse.quote("count(up == 1)")
+        while time.monotonic() < deadline:
+            with urllib.request.urlopen(f"{self.url}/api/v1/query?query={query}", timeout=2) as response:
+                result = json.load(response)["data"]["result"]
+            if result and int(float(result[0]["value"][1])) >= targets:
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"Prometheus did not scrape its {targets} targets within {timeout}s")
+
+    def kill(self) -> None:
+        """As a crash would: no clean shutdown."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(20)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+WeightsFn = Callable[[], Awaitable[dict[str, int]]]
+
+
+class LoadGenerator:
+    """Requests at about `rate` per second over `workers` connections; each goes to a revision
+    drawn with the weights `weights()` gives (revision -> weight), refreshed every 0.2 s."""
+
+    def __init__(
+        self, workloads: list[Workload], weights: WeightsFn, *, rate: float = 40.0, workers: int = 8
+    ):
+        self.by_revision = {w.revision: w for w in workloads}
+        self.weights_fn, self.rate, self.workers = weights, rate, workers
+        self.weights: dict[str, int] = {}
+        self.sent: dict[str, int] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> LoadGenerator:
+        self.weights = await self.weights_fn()
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+        self._tasks = [asyncio.create_task(self._refresh())]
+        self._tasks += [asyncio.create_task(self._worker()) for _ in range(self.workers)]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._session.close()
+
+    async def _refresh(self) -> None:
+        while True:
+            await asyncio.sleep(0.2)
+            with contextlib.suppress(Exception):  # a route read that fails keeps the last weights
+                self.weights = await self.weights_fn()
+
+    async def _worker(self) -> None:
+        pause = self.workers / self.rate
+        while True:
+            started = time.monotonic()
+            choices = [(rev, w) for rev, w in self.weights.items() if w > 0 and rev in self.by_revision]
+            if choices:
+                revision = random.choices([c[0] for c in choices], [c[1] for c in choices])[0]
+                self.sent[revision] = self.sent.get(revision, 0) + 1
+                with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+                    async with self._session.get(self.by_revision[revision].url + "/") as response:
+                        await response.read()
+            await asyncio.sleep(max(0.0, pause - (time.monotonic() - started)))
