@@ -9,7 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from rollout.analysis.prometheus import Prometheus
+from rollout.analysis.resolve import TemplateKey, builtin_args, resolve
+from rollout.api.analysis import AnalysisTemplateSpec, parse_template
 from rollout.api.rollout import parse_rollout
+from rollout.api.spec import RolloutAnalysis
 from rollout.controller.kube import CLUSTER_ANALYSIS_TEMPLATES, REPLICASETS, ROLLOUTS, SERVICES
 from rollout.engine.decide import current_revision
 from tests.integration.conftest import NS, event_reasons, healthy_at, status_of
@@ -249,3 +253,29 @@ async def test_a_successful_background_analysis_lets_a_rolling_update_finish(clu
         status = await wait_for(healthy_at(cluster, canary.revision), timeout=30, what="v2 stable")
     run = next(r for r in status["analysisRuns"] if r["name"] == "background")
     assert run["phase"] == "Successful" and run["metrics"][0]["successful"] == 3
+
+
+def test_every_builtin_template_resolves_and_its_queries_run_on_prometheus():
+    """Each built-in template is valid (model, conditions, arguments with the Rollout's built-ins)
+    and Prometheus accepts each of its queries: no data here, but no parse error either."""
+    rollout = parse_rollout(canary_rollout([{"setWeight": 10}])).rollout
+    templates = list(yaml.safe_load_all((EXAMPLES / "analysis-templates.yaml").read_text()))
+    lookup = {TemplateKey(t["metadata"]["name"], True): parse_template(t) for t in templates}
+    assert len(lookup) == 10 and all(isinstance(spec, AnalysisTemplateSpec) for spec in lookup.values())
+    builtins = builtin_args(rollout, "stablehash", "canaryhash")
+    prometheus = PrometheusServer([], NS)
+    try:
+        client = Prometheus(prometheus.url)
+        for key in lookup:
+            ref = RolloutAnalysis(
+                templates=[{"name": key.name, "clusterScope": True}],
+                args=[{"name": "envoy-cluster", "value": "shop/web-canary"}],
+            )
+            metrics, errors = resolve(ref, "spec.analysis", lookup, builtins, bounded=True)
+            assert not errors and metrics, (key, errors)
+            for metric in metrics:
+                assert "{{" not in metric.query
+                assert metric.count == 5 and metric.interval == 60 and metric.initial_delay == 30
+                assert client.query(metric.query) == [], (key, metric.query)
+    finally:
+        prometheus.stop()

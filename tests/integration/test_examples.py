@@ -1,19 +1,33 @@
 """Every file in examples/ is applied to the emulated cluster (routes under their real Gateway API
-and Istio schemas) and its Rollouts reach Healthy; canary examples are then updated and driven
-through their steps with promotes, traffic shown at each pause, and routes back as written."""
+and Istio schemas, analysis templates under theirs) and its Rollouts reach Healthy; canary
+examples are then updated and driven through their steps with promotes, traffic shown at each
+pause, and routes back as written. Canaries gated on analysis are driven against a real
+Prometheus in test_analysis_prometheus.py, which also runs the built-in templates."""
 
 from pathlib import Path
 
 import pytest
 import yaml
 
-from rollout.controller.kube import ROLLOUTS, SERVICES, Resource
+from rollout.controller.kube import (
+    ANALYSIS_TEMPLATES,
+    CLUSTER_ANALYSIS_TEMPLATES,
+    ROLLOUTS,
+    SECRETS,
+    SERVICES,
+    Resource,
+)
 from tests.waiting import wait_for
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
+# The built-in ClusterAnalysisTemplates, applied first as the examples' instructions say.
+BUILTIN_TEMPLATES = Path(__file__).resolve().parents[2] / "examples" / "analysis-templates.yaml"
+EXAMPLES = sorted(p for p in BUILTIN_TEMPLATES.parent.glob("*.yaml") if p != BUILTIN_TEMPLATES)
 KINDS = {
     "Rollout": ROLLOUTS,
     "Service": SERVICES,
+    "Secret": SECRETS,
+    "AnalysisTemplate": ANALYSIS_TEMPLATES,
+    "ClusterAnalysisTemplate": CLUSTER_ANALYSIS_TEMPLATES,
     "HTTPRoute": Resource("gateway.networking.k8s.io", "v1", "httproutes"),
     "GRPCRoute": Resource("gateway.networking.k8s.io", "v1", "grpcroutes"),
     "TCPRoute": Resource("gateway.networking.k8s.io", "v1", "tcproutes"),
@@ -77,14 +91,19 @@ async def drive_canary(cluster, namespace, name, image):
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
 async def test_example_applies_and_becomes_healthy(cluster, path):
     documents = [d for d in yaml.safe_load_all(path.read_text()) if d]
-    namespaces = {d["metadata"].setdefault("namespace", "default") for d in documents}
+    cluster_scoped = ("ClusterAnalysisTemplate",)
+    namespaces = {
+        d["metadata"].setdefault("namespace", "default") for d in documents if d["kind"] not in cluster_scoped
+    }
     for namespace in namespaces - {"shop"}:
         cluster.create_namespace(namespace)
     rollouts = [d for d in documents if d["kind"] == "Rollout"]
     assert rollouts, f"{path.name} has no Rollout"
     async with cluster.controller():
+        for template in yaml.safe_load_all(BUILTIN_TEMPLATES.read_text()):
+            await cluster.kube.create(CLUSTER_ANALYSIS_TEMPLATES, None, template)
         for doc in documents:
-            await cluster.kube.create(KINDS[doc["kind"]], doc["metadata"]["namespace"], doc)
+            await cluster.kube.create(KINDS[doc["kind"]], doc["metadata"].get("namespace"), doc)
         for doc in rollouts:
             namespace, name = doc["metadata"]["namespace"], doc["metadata"]["name"]
             status = await wait_for(
@@ -94,7 +113,8 @@ async def test_example_applies_and_becomes_healthy(cluster, path):
             assert status["availableReplicas"] == doc["spec"]["replicas"]
         at_rest = await route_specs(cluster, documents)
         for doc in rollouts:
-            if "canary" not in doc["spec"]["strategy"]:
+            canary = doc["spec"]["strategy"].get("canary")
+            if canary is None or canary.get("analysis") or any("analysis" in s for s in canary["steps"]):
                 continue
             container = doc["spec"]["template"]["spec"]["containers"][0]
             meta = doc["metadata"]
