@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from rollout.analysis.due import due_measurements
+from rollout.analysis.runs import QueryResult
 from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import parse_rollout
 from rollout.engine import Command, Decision, Observed, ReplicaSetState, decide
@@ -47,6 +49,9 @@ class Sim:
     subsets: dict[str, dict[str, str]] | None = None
     # Every traffic state written, in order, for the property tests.
     traffic_writes: list[Any] = field(default_factory=list)
+    # Analysis templates by key, and what a query returns: metric name -> value, or a str (error).
+    templates: dict[Any, Any] = field(default_factory=dict)
+    metric_values: dict[str, Any] = field(default_factory=dict)
     _created: int = 0
 
     @property
@@ -70,7 +75,22 @@ class Sim:
             services=self.services,
             routes=tuple(self._observe_routes()),
             subsets=self.subsets,
+            analysis_templates=self.templates,
+            measurements=self._measure(),
         )
+
+    def _measure(self) -> tuple[QueryResult, ...]:
+        """What the controller would query now, answered from `metric_values`."""
+        parsed = parse_rollout(copy.deepcopy(self.manifest))
+        if parsed.rollout is None:
+            return ()
+        current = current_revision(parsed.rollout)
+        results = []
+        for item in due_measurements(parsed.rollout, parsed.status, self.templates, current, self.now):
+            answer = self.metric_values.get(item.metric.name, "no answer scripted")
+            error, value = (answer, None) if isinstance(answer, str) else ("", answer)
+            results.append(QueryResult(item.run, item.revision, item.metric.name, self.now, value, error))
+        return tuple(results)
 
     def _bindings(self) -> list[Any]:
         parsed = parse_rollout(copy.deepcopy(self.manifest))

@@ -12,18 +12,10 @@ import asyncio
 import base64
 from datetime import datetime
 
+from rollout.analysis.due import due_measurements
 from rollout.analysis.prometheus import Prometheus, QueryError
-from rollout.analysis.resolve import (
-    BACKGROUND,
-    ResolvedMetric,
-    TemplateKey,
-    TemplateLookup,
-    analysis_refs,
-    builtin_args,
-    resolve,
-    template_keys,
-)
-from rollout.analysis.runs import QueryResult, due
+from rollout.analysis.resolve import ResolvedMetric, TemplateKey, TemplateLookup, template_keys
+from rollout.analysis.runs import QueryResult
 from rollout.api.analysis import AnalysisTemplateSpec, parse_template
 from rollout.api.rollout import Rollout
 from rollout.api.status import RolloutStatus
@@ -97,17 +89,9 @@ async def measure(
     current: str,
     now: datetime,
 ) -> tuple[QueryResult, ...]:
-    """Query every metric that is due in the open runs of the current revision."""
-    refs = analysis_refs(rollout)
-    builtins = builtin_args(rollout, status.stable_revision, current)
-    jobs = []
-    for run in status.analysis_runs:
-        if run.finished_at is not None or run.revision != current or run.name not in refs:
-            continue
-        path, ref = refs[run.name]
-        metrics, errors = resolve(ref, path, templates, builtins, bounded=run.name != BACKGROUND)
-        if errors:
-            continue  # the engine reports them as InvalidSpec
-        for metric in due(run.model_copy(deep=True), metrics, now):
-            jobs.append(_measure_one(kube, prometheus, rollout, run.name, run.revision, metric, now))
+    """Query every metric that is due in the open runs of the current revision, concurrently."""
+    jobs = [
+        _measure_one(kube, prometheus, rollout, item.run, item.revision, item.metric, now)
+        for item in due_measurements(rollout, status, templates, current, now)
+    ]
     return tuple(await asyncio.gather(*jobs))

@@ -335,8 +335,9 @@ def _phase(
     elif status.pause_conditions:
         reasons = ", ".join(p.reason for p in status.pause_conditions)
         phase, message = "Paused", f"Paused ({reasons}){_where(status, rollout)}"
-        if waiting and status.paused_by(ANALYSIS_PAUSE):
-            message += f"; {waiting}"
+        analysis = status.condition(ANALYSIS_CONDITION)
+        if status.paused_by(ANALYSIS_PAUSE) and analysis is not None:
+            message += f"; {analysis.message}"
         set_condition(status, PROGRESSING, "Unknown", "RolloutPaused", message, now)
     elif complete and status.stable_revision == status.current_revision:
         phase, message = (
