@@ -1,0 +1,167 @@
+"""Time from a canary's error ratio rising to the route's stable weight being 100 again.
+
+The real controller on the emulated cluster, a real Prometheus scraping one workload process per
+revision every second, and a load generator following the route's weights (the set-up of
+tests/integration/test_analysis_prometheus.py). The canary sits at 20% in an analysis step of the
+built-in `http-success-rate` template (window 5 s); at t0 its error ratio goes from 0 to 20%.
+Columns: the analysis interval; when the failing value was first visible in Prometheus (polled
+every 50 ms with the template's own query); when the route's stable weight was 100; the
+difference; and the design's target (rollback within one interval + 1 s of the value being
+available).
+
+    python -m bench.rollback            # needs the prometheus binary
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import yaml
+
+from bench.common import print_table
+from rollout.analysis.prometheus import Prometheus
+from rollout.analysis.resolve import TemplateKey, builtin_args, resolve
+from rollout.api.analysis import parse_template
+from rollout.api.rollout import Rollout, parse_rollout
+from rollout.api.spec import RolloutAnalysis
+from rollout.controller.kube import CLUSTER_ANALYSIS_TEMPLATES, ROLLOUTS, SERVICES, Resource
+from rollout.engine.decide import current_revision
+from rollout.observability.logging import configure_logging
+from rollout.sandbox.cluster import emulated_cluster
+from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest
+from tests.prom.stack import REVISION, LoadGenerator, PrometheusServer, Workload
+from tests.thirdparty import routing_crds
+
+NS = "shop"
+HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes")
+TEMPLATES = Path(__file__).resolve().parents[1] / "examples" / "analysis-templates.yaml"
+INTERVALS = ["1s", "2s", "5s"]
+
+
+def canary_weight(route: dict) -> int:
+    rule = next(r for r in route["spec"]["rules"] if r.get("name") == "app")
+    return next(ref["weight"] for ref in rule["backendRefs"] if ref["name"] == "web-canary")
+
+
+async def one(interval: str) -> dict[str, object]:
+    args = {"interval": interval, "count": "1000", "window": "5s", "initial-delay": "2s"}
+    strategy = {
+        "canary": {
+            "stableService": "web-stable",
+            "canaryService": "web-canary",
+            "trafficRouting": {"gatewayAPI": {"httpRoutes": [{"name": "web"}]}},
+            "steps": [
+                {"setWeight": 20},
+                {
+                    "analysis": {
+                        "templates": [{"name": "http-success-rate", "clusterScope": True}],
+                        "args": [{"name": k, "value": v} for k, v in args.items()],
+                    }
+                },
+            ],
+        }
+    }
+    manifest = rollout_manifest(replicas=2, strategy=strategy)
+    v1 = current_revision(parse_rollout(manifest).rollout)
+    updated = {**manifest, "spec": {**manifest["spec"], "template": image_patch("web:2")["spec"]["template"]}}
+    v2 = current_revision(parse_rollout(updated).rollout)
+    with ExitStack() as stop:
+        stable, canary = Workload(v1), Workload(v2)
+        stop.callback(stable.stop)
+        stop.callback(canary.stop)
+        prometheus = PrometheusServer([stable, canary], NS)
+        stop.callback(prometheus.stop)
+        async with emulated_cluster(startup_seconds=0.2) as cluster:
+            cluster.create_namespace(NS)
+            for crd in routing_crds():
+                cluster.api.install_crd(crd)
+            for template in yaml.safe_load_all(TEMPLATES.read_text()):
+                await cluster.kube.create(CLUSTER_ANALYSIS_TEMPLATES, None, template)
+            for name in ("web-stable", "web-canary"):
+                await cluster.kube.create(SERVICES, NS, service_manifest(name))
+            await cluster.kube.create(HTTPROUTES, NS, http_route_manifest())
+            async with cluster.controller(prometheus_address=prometheus.url):
+                await cluster.kube.create(ROLLOUTS, NS, manifest)
+                await _until(cluster, lambda s: s.get("phase") == "Healthy")
+
+                async def weights() -> dict[str, int]:
+                    route = await cluster.kube.get(HTTPROUTES, NS, "web")
+                    out = {}
+                    for ref in next(r for r in route["spec"]["rules"] if r.get("name") == "app")[
+                        "backendRefs"
+                    ]:
+                        selector = (await cluster.kube.get(SERVICES, NS, ref["name"]))["spec"]["selector"]
+                        out[selector.get(REVISION, "")] = ref["weight"]
+                    return out
+
+                async with LoadGenerator([stable, canary], weights):
+                    await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
+                    # Healthy measurements first, so the failure is a change, not a start-up state.
+                    await _until(cluster, lambda s: _successes(s) >= 2, timeout=60)
+                    parsed = parse_rollout(updated).rollout
+                    step = parsed.spec.strategy.canary.steps[1].analysis
+                    query = _success_query(parsed, step, v1, v2)
+                    client = Prometheus(prometheus.url)
+                    t0 = time.monotonic()
+                    canary.configure(error_ratio=0.2)
+                    visible = None
+                    while True:
+                        if visible is None:
+                            value = await asyncio.to_thread(client.query, query)
+                            if value and value[0] < 0.99:
+                                visible = time.monotonic() - t0
+                        route = await cluster.kube.get(HTTPROUTES, NS, "web")
+                        if canary_weight(route) == 0:
+                            restored = time.monotonic() - t0
+                            break
+                        if time.monotonic() - t0 > 120:
+                            raise TimeoutError("no rollback within 120 s")
+                        await asyncio.sleep(0.05)
+    seconds = float(interval.rstrip("s"))
+    visible = visible if visible is not None else restored
+    return {
+        "interval s": seconds,
+        "visible s": visible,
+        "stable 100 s": restored,
+        "after visible": restored - visible,
+        "target": seconds + 1.0,
+        "met": "yes" if restored - visible <= seconds + 1.0 else "no",
+    }
+
+
+def _successes(status: dict) -> int:
+    run = next((r for r in status.get("analysisRuns", []) if r["name"] == "step-2"), None)
+    return run["metrics"][0]["successful"] if run and run["metrics"] else 0
+
+
+def _success_query(rollout: Rollout, ref: RolloutAnalysis, stable: str, canary: str) -> str:
+    """The template's own query, as the controller resolves it for this canary."""
+    lookup = {
+        TemplateKey(t["metadata"]["name"], True): parse_template(t)
+        for t in yaml.safe_load_all(TEMPLATES.read_text())
+    }
+    metrics, _ = resolve(ref, "bench", lookup, builtin_args(rollout, stable, canary), bounded=True)
+    return metrics[0].query
+
+
+async def _until(cluster, predicate, timeout: float = 30.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = ((await cluster.kube.get(ROLLOUTS, NS, "web")) or {}).get("status") or {}
+        if predicate(status):
+            return status
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"waited {timeout}s; status {status}")
+
+
+async def main() -> None:
+    configure_logging("ERROR", json=False)
+    rows = [await one(interval) for interval in INTERVALS]
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
