@@ -2,6 +2,7 @@
 ClusterAnalysisTemplates from examples/, workload processes per revision scraped every second,
 and a load generator that follows the route's weights the way a proxy would."""
 
+import base64
 import json
 from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
@@ -9,17 +10,24 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rollout.analysis.prometheus import Prometheus
+from rollout.analysis.prometheus import Prometheus, QueryError
 from rollout.analysis.resolve import TemplateKey, builtin_args, resolve
 from rollout.api.analysis import AnalysisTemplateSpec, parse_template
 from rollout.api.rollout import parse_rollout
 from rollout.api.spec import RolloutAnalysis
-from rollout.controller.kube import CLUSTER_ANALYSIS_TEMPLATES, REPLICASETS, ROLLOUTS, SERVICES
+from rollout.controller.kube import (
+    ANALYSIS_TEMPLATES,
+    CLUSTER_ANALYSIS_TEMPLATES,
+    REPLICASETS,
+    ROLLOUTS,
+    SECRETS,
+    SERVICES,
+)
 from rollout.engine.decide import current_revision
 from tests.integration.conftest import NS, event_reasons, healthy_at, status_of
 from tests.integration.test_canary import HTTPROUTES, app_weights, canary_strategy, weight_is
 from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest
-from tests.prom.stack import REVISION, LoadGenerator, PrometheusServer, Workload
+from tests.prom.stack import REVISION, LoadGenerator, PrometheusServer, Workload, basic_auth
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.prometheus
@@ -78,7 +86,7 @@ def pod_weights(cluster):
 
 
 @asynccontextmanager
-async def stack(cluster, manifest, *, v2_errors=0.0, v2_latency_ms=50.0, weights=route_weights):
+async def stack(cluster, manifest, *, v2_errors=0.0, v2_latency_ms=50.0, weights=route_weights, auth=None):
     """Workloads for v1 and v2, Prometheus scraping them, the built-in templates installed, the
     Rollout deployed at v1 (Healthy), and load flowing; yields (prometheus, v1, v2 workloads)."""
     v1, v2 = revisions(manifest)
@@ -87,7 +95,7 @@ async def stack(cluster, manifest, *, v2_errors=0.0, v2_latency_ms=50.0, weights
         stop.callback(stable.stop)
         canary = Workload(v2, error_ratio=v2_errors, latency_ms=v2_latency_ms)
         stop.callback(canary.stop)
-        prometheus = PrometheusServer([stable, canary], NS)
+        prometheus = PrometheusServer([stable, canary], NS, auth=auth)
         stop.callback(prometheus.stop)
         for template in yaml.safe_load_all((EXAMPLES / "analysis-templates.yaml").read_text()):
             await cluster.kube.create(CLUSTER_ANALYSIS_TEMPLATES, None, template)
@@ -279,3 +287,56 @@ def test_every_builtin_template_resolves_and_its_queries_run_on_prometheus():
                 assert client.query(metric.query) == [], (key, metric.query)
     finally:
         prometheus.stop()
+
+
+REQUEST_RATE = 'sum(rate(http_requests_total{rollout_dev_revision="{{args.canary-hash}}"}[5s]))'
+
+
+async def test_query_headers_are_read_from_a_secret(cluster):
+    """A Prometheus behind basic auth: the template's Authorization header comes from a Secret."""
+    template = {
+        "apiVersion": "rollout.dev/v1alpha1",
+        "kind": "AnalysisTemplate",
+        "metadata": {"name": "traffic", "namespace": NS},
+        "spec": {
+            "metrics": [
+                {
+                    "name": "requests",
+                    "count": 2,
+                    "interval": "1s",
+                    "initialDelay": "3s",
+                    "successCondition": "result[0] > 0",
+                    "provider": {
+                        "prometheus": {
+                            "query": REQUEST_RATE,
+                            "headers": [
+                                {
+                                    "key": "Authorization",
+                                    "valueFrom": {
+                                        "secretKeyRef": {"name": "prometheus-auth", "key": "header"}
+                                    },
+                                }
+                            ],
+                        }
+                    },
+                }
+            ]
+        },
+    }
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "prometheus-auth", "namespace": NS},
+        "data": {"header": base64.b64encode(basic_auth("rollout", "s3cret").encode()).decode()},
+    }
+    await cluster.kube.create(ANALYSIS_TEMPLATES, NS, template)
+    await cluster.kube.create(SECRETS, NS, secret)
+    steps = [{"setWeight": 20}, {"analysis": {"templates": [{"name": "traffic"}]}}]
+    manifest = canary_rollout(steps)
+    async with stack(cluster, manifest, auth=("rollout", "s3cret")) as (prometheus, _, canary):
+        with pytest.raises(QueryError, match="401"):
+            Prometheus(prometheus.url).query("up")  # no header: refused
+        await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
+        status = await wait_for(healthy_at(cluster, canary.revision), timeout=40, what="v2 promoted")
+    run = next(r for r in status["analysisRuns"] if r["name"] == "step-2")
+    assert run["phase"] == "Successful" and run["metrics"][0]["successful"] == 2

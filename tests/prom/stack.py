@@ -9,6 +9,7 @@ revision a backend is), or in proportion to ready pods when there is no route.""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -26,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
+import bcrypt
 import pytest
 import yaml
 
@@ -38,11 +40,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_http(url: str, timeout: float = 20.0) -> None:
+def _wait_http(url: str, timeout: float = 20.0, headers: dict[str, str] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=1) as response:
+            with urllib.request.urlopen(
+                urllib.request.Request(url, headers=headers or {}), timeout=1
+            ) as response:
                 if response.status == 200:
                     return
         except OSError:
@@ -98,8 +102,17 @@ class Workload:
         self.process.wait(10)
 
 
+def basic_auth(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
 class PrometheusServer:
-    def __init__(self, workloads: list[Workload], namespace: str) -> None:
+    """`auth=(user, password)`: every request needs that basic auth (Prometheus' web config)."""
+
+    def __init__(
+        self, workloads: list[Workload], namespace: str, auth: tuple[str, str] | None = None
+    ) -> None:
+        self.headers = {"Authorization": basic_auth(*auth)} if auth else {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.directory = tempfile.mkdtemp(prefix="prometheus-")
@@ -121,17 +134,22 @@ class PrometheusServer:
         }
         config_path = Path(self.directory, "prometheus.yml")
         config_path.write_text(yaml.safe_dump(config))
+        flags = [
+            f"--config.file={config_path}",
+            f"--storage.tsdb.path={self.directory}/data",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+        ]
+        if auth:
+            hashed = bcrypt.hashpw(auth[1].encode(), bcrypt.gensalt(rounds=4)).decode()
+            web_config = Path(self.directory, "web.yml")
+            web_config.write_text(yaml.safe_dump({"basic_auth_users": {auth[0]: hashed}}))
+            flags.append(f"--web.config.file={web_config}")
         self.process = subprocess.Popen(
-            [
-                prometheus_binary(),
-                f"--config.file={config_path}",
-                f"--storage.tsdb.path={self.directory}/data",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-            ],
+            [prometheus_binary(), *flags],
             stdout=subprocess.DEVNULL,
             stderr=open(Path(self.directory, "prometheus.log"), "w"),
         )
-        _wait_http(f"{self.url}/-/ready")
+        _wait_http(f"{self.url}/-/ready", headers=self.headers)
         self._wait_scraping(len(workloads))
 
     def _wait_scraping(self, targets: int, timeout: float = 30.0) -> None:
@@ -140,7 +158,8 @@ class PrometheusServer:
         deadline = time.monotonic() + timeout
         query = urllib.parse.quote("count(up == 1)")
         while targets and time.monotonic() < deadline:
-            with urllib.request.urlopen(f"{self.url}/api/v1/query?query={query}", timeout=2) as response:
+            request = urllib.request.Request(f"{self.url}/api/v1/query?query={query}", headers=self.headers)
+            with urllib.request.urlopen(request, timeout=2) as response:
                 result = json.load(response)["data"]["result"]
             if result and int(float(result[0]["value"][1])) >= targets:
                 return
