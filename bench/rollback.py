@@ -47,7 +47,7 @@ def canary_weight(route: dict) -> int:
 
 
 async def one(interval: str) -> dict[str, object]:
-    args = {"interval": interval, "count": "1000", "window": "5s", "initial-delay": "2s"}
+    args = {"interval": interval, "count": "1000", "window": "5s", "initial-delay": "5s"}
     strategy = {
         "canary": {
             "stableService": "web-stable",

@@ -33,8 +33,9 @@ from tests.waiting import wait_for
 pytestmark = pytest.mark.prometheus
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-# Quick settings for the built-in templates: measure every second over a 5 s window.
-FAST = {"interval": "1s", "count": "3", "window": "5s", "initial-delay": "3s"}
+# Quick settings for the built-in templates: measure every second over a 5 s window, starting
+# once the canary's traffic has been scraped a few times (no data would pause the rollout).
+FAST = {"interval": "1s", "count": "3", "window": "5s", "initial-delay": "5s"}
 
 
 def args(**extra):
@@ -304,7 +305,7 @@ async def test_query_headers_are_read_from_a_secret(cluster):
                     "name": "requests",
                     "count": 2,
                     "interval": "1s",
-                    "initialDelay": "3s",
+                    "initialDelay": "5s",
                     "successCondition": "result[0] > 0",
                     "provider": {
                         "prometheus": {

@@ -51,11 +51,14 @@ class Handler(BaseHTTPRequestHandler):
         self._reply(200, body, "application/json")
 
     def _reply(self, code: int, body: bytes, content_type: str) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the load generator gave up on this request (its timeout, or it stopped)
 
     def log_message(self, format: str, *args: object) -> None:  # quiet: thousands of requests
         pass
