@@ -153,6 +153,7 @@ async def test_a_healthy_canary_is_promoted_through_every_step(cluster):
     async with stack(cluster, manifest) as (_, _, canary):
         await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
         status = await wait_for(healthy_at(cluster, canary.revision), timeout=60, what="v2 promoted")
+        await wait_for(events_seen(cluster, "RolloutCompleted"), what="the completion Event")
     runs = {r["name"]: r for r in status["analysisRuns"]}
     assert runs["step-2"]["phase"] == "Successful" and runs["step-4"]["phase"] == "Successful"
     success = next(m for m in runs["step-2"]["metrics"] if m["name"] == "success-rate")
