@@ -6,14 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from rollout.analysis.resolve import (
-    BACKGROUND,
-    ResolvedMetric,
-    TemplateLookup,
-    analysis_refs,
-    builtin_args,
-    resolve,
-)
+from rollout.analysis.resolve import ResolvedMetric, TemplateLookup, resolve_all
 from rollout.analysis.runs import due
 from rollout.api.rollout import Rollout
 from rollout.api.status import RolloutStatus
@@ -29,17 +22,15 @@ class DueMeasurement:
 def due_measurements(
     rollout: Rollout, status: RolloutStatus, templates: TemplateLookup, current: str, now: datetime
 ) -> list[DueMeasurement]:
-    refs = analysis_refs(rollout)
-    builtins = builtin_args(rollout, status.stable_revision, current)
+    resolved, errors = resolve_all(rollout, templates, status.stable_revision or current, current)
+    if errors:
+        return []  # the engine reports them as InvalidSpec and measures nothing
     out = []
     for run in status.analysis_runs:
-        if run.finished_at is not None or run.revision != current or run.name not in refs:
-            continue
-        path, ref = refs[run.name]
-        metrics, errors = resolve(ref, path, templates, builtins, bounded=run.name != BACKGROUND)
-        if errors:
-            continue  # the engine reports them as InvalidSpec
-        out += [
-            DueMeasurement(run.name, run.revision, m) for m in due(run.model_copy(deep=True), metrics, now)
-        ]
+        if run.finished_at is None and run.revision == current and run.name in resolved:
+            metrics = resolved[run.name]
+            out += [
+                DueMeasurement(run.name, run.revision, m)
+                for m in due(run.model_copy(deep=True), metrics, now)
+            ]
     return out

@@ -229,3 +229,17 @@ def _resolve_metric(
         ),
         "",
     )
+
+
+def resolve_all(
+    rollout: Rollout, templates: TemplateLookup, stable: str | None, current: str
+) -> tuple[dict[str, list[ResolvedMetric]], list[SpecError]]:
+    """Every analysis of the spec resolved once: run name -> metrics, and all problems found."""
+    builtins = builtin_args(rollout, stable, current)
+    resolved: dict[str, list[ResolvedMetric]] = {}
+    errors: list[SpecError] = []
+    for name, (path, ref) in analysis_refs(rollout).items():
+        metrics, problems = resolve(ref, path, templates, builtins, bounded=name != BACKGROUND)
+        resolved[name] = metrics
+        errors += problems
+    return resolved, errors

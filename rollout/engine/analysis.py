@@ -15,16 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from rollout.analysis.resolve import (
-    BACKGROUND,
-    ResolvedMetric,
-    analysis_refs,
-    builtin_args,
-    resolve,
-    step_run_name,
-)
+from rollout.analysis.resolve import BACKGROUND, ResolvedMetric, step_run_name
 from rollout.analysis.runs import TERMINAL, assess, passed_so_far, record, seconds_to_next
-from rollout.api.rollout import Rollout, SpecError
+from rollout.api.rollout import Rollout
 from rollout.api.status import AnalysisRun, RolloutStatus
 from rollout.engine.conditions import add_pause, remove_pause, set_condition
 from rollout.engine.types import Event, Observed
@@ -43,17 +36,6 @@ class Gate:
     @property
     def passed(self) -> bool:
         return self.phase == "Successful"
-
-
-def analysis_errors(
-    rollout: Rollout, observed: Observed, stable: str | None, current: str
-) -> list[SpecError]:
-    """Every analysis reference resolved once: missing templates, bad conditions, missing args."""
-    errors: list[SpecError] = []
-    builtins = builtin_args(rollout, stable, current)
-    for name, (path, ref) in analysis_refs(rollout).items():
-        errors += resolve(ref, path, observed.analysis_templates, builtins, bounded=name != BACKGROUND)[1]
-    return errors
 
 
 def reset_runs(status: RolloutStatus, *, keep_background: bool = False) -> None:
@@ -82,29 +64,23 @@ class Analyses:
         rollout: Rollout,
         status: RolloutStatus,
         observed: Observed,
+        resolved: dict[str, list[ResolvedMetric]],
         current: str,
         now: datetime,
         events: list[Event],
     ) -> None:
-        self.rollout, self.status, self.observed = rollout, status, observed
+        """`resolved`: run name -> metrics, every analysis of the spec as decide() resolved it."""
+        self.rollout, self.status, self.observed, self.resolved = rollout, status, observed, resolved
         self.current, self.now, self.events = current, now, events
-        self.refs = analysis_refs(rollout)
-        self._metrics: dict[str, list[ResolvedMetric]] = {}
 
     def metrics(self, name: str) -> list[ResolvedMetric]:
-        if name not in self._metrics:
-            path, ref = self.refs[name]
-            builtins = builtin_args(self.rollout, self.status.stable_revision, self.current)
-            self._metrics[name] = resolve(
-                ref, path, self.observed.analysis_templates, builtins, bounded=name != BACKGROUND
-            )[0]
-        return self._metrics[name]
+        return self.resolved[name]
 
     def fold(self) -> None:
         """Measurements taken by the controller for runs still open go into their runs."""
         for result in self.observed.measurements:
             run = self.status.analysis_run(result.run, result.revision)
-            if run is None or run.finished_at is not None or result.run not in self.refs:
+            if run is None or run.finished_at is not None or result.run not in self.resolved:
                 continue
             metric = next((m for m in self.metrics(result.run) if m.name == result.metric), None)
             if metric is not None:
@@ -147,7 +123,7 @@ class Analyses:
     def background_passed(self) -> Gate:
         """Completion check for the background analysis: Successful, or (for metrics measured
         until the end) each one successful so far."""
-        if BACKGROUND not in self.refs or self.status.skip_analysis:
+        if BACKGROUND not in self.resolved or self.status.skip_analysis:
             return Gate("Successful", "")
         gate = self.gate(BACKGROUND)
         if gate.phase == "Running":

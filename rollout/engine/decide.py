@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from rollout.analysis.resolve import ResolvedMetric, resolve_all
 from rollout.api.base import resolve_int_or_percent
 from rollout.api.revision import revision_hash
 from rollout.api.rollout import ParsedRollout, Rollout, SpecError
@@ -19,7 +20,6 @@ from rollout.engine.analysis import (
     BACKGROUND,
     Analyses,
     Gate,
-    analysis_errors,
     promote_analysis,
     reset_runs,
 )
@@ -58,13 +58,16 @@ def decide(parsed: ParsedRollout, observed: Observed, commands: Sequence[Command
     if parsed.rollout is not None:
         errors += validate(parsed.rollout, observed)
         current = current_revision(parsed.rollout)
-        errors += analysis_errors(parsed.rollout, observed, status.stable_revision or current, current)
+        resolved, problems = resolve_all(
+            parsed.rollout, observed.analysis_templates, status.stable_revision or current, current
+        )
+        errors += problems
     if errors or parsed.rollout is None:
         return _invalid(status, errors, now)
     events: list[Event] = []
     if remove_condition(status, INVALID_SPEC):
         events.append(Event("Normal", "SpecValid", "The spec is valid again; resuming"))
-    return _decide_valid(parsed.rollout, status, observed, commands, now, events)
+    return _decide_valid(parsed.rollout, status, observed, resolved, commands, now, events)
 
 
 def _invalid(status: RolloutStatus, errors: list[SpecError], now: datetime) -> Decision:
@@ -83,6 +86,7 @@ def _decide_valid(
     rollout: Rollout,
     status: RolloutStatus,
     observed: Observed,
+    resolved: dict[str, list[ResolvedMetric]],
     commands: Sequence[Command],
     now: datetime,
     events: list[Event],
@@ -114,7 +118,7 @@ def _decide_valid(
         status.last_progress_at = now
 
     in_progress = current != status.stable_revision
-    analyses = Analyses(rollout, status, observed, current, now, events)
+    analyses = Analyses(rollout, status, observed, resolved, current, now, events)
     analyses.fold()
 
     def promote_command(command: Command) -> Event:
@@ -147,7 +151,12 @@ def _decide_valid(
         waiting, blocked, requeue_after = outcome.waiting, outcome.blocked, outcome.requeue_after
     else:
         gate = Gate("Successful", "")
-        if in_progress and not status.aborted and BACKGROUND in analyses.refs and not status.skip_analysis:
+        if (
+            in_progress
+            and not status.aborted
+            and BACKGROUND in analyses.resolved
+            and not status.skip_analysis
+        ):
             gate = analyses.background_passed()
         scaling, complete = _rolling(rollout, status, observed, current, events, hold=not gate.passed)
         progressed, blocked, requeue_after = bool(scaling), "", gate.requeue_after
