@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from rollout.engine.decide import current_revision
 from rollout.observability.logging import configure_logging
 from rollout.sandbox.cluster import emulated_cluster
 from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest
-from tests.prom.stack import REVISION, LoadGenerator, PrometheusServer, Workload
+from tests.prom.stack import LoadGenerator, PrometheusServer, Workload, route_revision_weights
 from tests.thirdparty import routing_crds
 
 NS = "shop"
@@ -87,15 +88,8 @@ async def one(interval: str) -> dict[str, object]:
                 await cluster.kube.create(ROLLOUTS, NS, manifest)
                 await _until(cluster, lambda s: s.get("phase") == "Healthy")
 
-                async def weights() -> dict[str, int]:
-                    route = await cluster.kube.get(HTTPROUTES, NS, "web")
-                    out = {}
-                    for ref in next(r for r in route["spec"]["rules"] if r.get("name") == "app")[
-                        "backendRefs"
-                    ]:
-                        selector = (await cluster.kube.get(SERVICES, NS, ref["name"]))["spec"]["selector"]
-                        out[selector.get(REVISION, "")] = ref["weight"]
-                    return out
+                def weights() -> Awaitable[dict[str, int]]:
+                    return route_revision_weights(cluster.kube, NS, "web")
 
                 async with LoadGenerator([stable, canary], weights):
                     await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))

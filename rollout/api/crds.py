@@ -76,7 +76,14 @@ def _object_schema(spec: type[BaseModel], status: type[BaseModel] | None) -> dic
     return {"openAPIV3Schema": {"type": "object", "required": ["spec"], "properties": properties}}
 
 
-def analysis_template_crd(kind: str, plural: str, scope: str, short_names: list[str]) -> dict[str, Any]:
+AGE_COLUMN = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+
+
+def _crd(
+    kind: str, plural: str, scope: str, short_names: list[str], version: dict[str, Any], **names: Any
+) -> dict[str, Any]:
+    """A CRD of the rollout.dev group with one served and stored version (`version` adds the
+    schema, subresources and printer columns); `names` adds to spec.names (categories)."""
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -90,65 +97,40 @@ def analysis_template_crd(kind: str, plural: str, scope: str, short_names: list[
                 "kind": kind,
                 "listKind": f"{kind}List",
                 "shortNames": short_names,
+                **names,
             },
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "schema": _object_schema(AnalysisTemplateSpec, None),
-                    "additionalPrinterColumns": [
-                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
-                    ],
-                }
-            ],
+            "versions": [{"name": VERSION, "served": True, "storage": True, **version}],
         },
     }
+
+
+def analysis_template_crd(kind: str, plural: str, scope: str, short_names: list[str]) -> dict[str, Any]:
+    version = {"schema": _object_schema(AnalysisTemplateSpec, None), "additionalPrinterColumns": [AGE_COLUMN]}
+    return _crd(kind, plural, scope, short_names, version)
 
 
 def rollout_crd() -> dict[str, Any]:
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"rollouts.{GROUP}"},
-        "spec": {
-            "group": GROUP,
-            "scope": "Namespaced",
-            "names": {
-                "plural": "rollouts",
-                "singular": "rollout",
-                "kind": "Rollout",
-                "listKind": "RolloutList",
-                "shortNames": ["ro"],
-                "categories": ["all"],
+    version = {
+        "schema": _object_schema(RolloutSpec, RolloutStatus),
+        "subresources": {
+            "status": {},
+            "scale": {
+                "specReplicasPath": ".spec.replicas",
+                "statusReplicasPath": ".status.replicas",
+                "labelSelectorPath": ".status.selector",
             },
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "schema": _object_schema(RolloutSpec, RolloutStatus),
-                    "subresources": {
-                        "status": {},
-                        "scale": {
-                            "specReplicasPath": ".spec.replicas",
-                            "statusReplicasPath": ".status.replicas",
-                            "labelSelectorPath": ".status.selector",
-                        },
-                    },
-                    "additionalPrinterColumns": [
-                        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-                        {"name": "Step", "type": "integer", "jsonPath": ".status.currentStepIndex"},
-                        {"name": "Weight", "type": "integer", "jsonPath": ".status.canary.weight"},
-                        {"name": "Stable", "type": "string", "jsonPath": ".status.stableRevision"},
-                        {"name": "Current", "type": "string", "jsonPath": ".status.currentRevision"},
-                        {"name": "Message", "type": "string", "jsonPath": ".status.message"},
-                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                    ],
-                }
-            ],
         },
+        "additionalPrinterColumns": [
+            {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            {"name": "Step", "type": "integer", "jsonPath": ".status.currentStepIndex"},
+            {"name": "Weight", "type": "integer", "jsonPath": ".status.canary.weight"},
+            {"name": "Stable", "type": "string", "jsonPath": ".status.stableRevision"},
+            {"name": "Current", "type": "string", "jsonPath": ".status.currentRevision"},
+            {"name": "Message", "type": "string", "jsonPath": ".status.message"},
+            AGE_COLUMN,
+        ],
     }
+    return _crd("Rollout", "rollouts", "Namespaced", ["ro"], version, categories=["all"])
 
 
 def all_crds() -> dict[str, dict[str, Any]]:

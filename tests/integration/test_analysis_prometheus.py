@@ -27,7 +27,14 @@ from rollout.engine.decide import current_revision
 from tests.integration.conftest import NS, event_reasons, healthy_at, status_of
 from tests.integration.test_canary import HTTPROUTES, app_weights, canary_strategy, weight_is
 from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest
-from tests.prom.stack import REVISION, LoadGenerator, PrometheusServer, Workload, basic_auth
+from tests.prom.stack import (
+    REVISION,
+    LoadGenerator,
+    PrometheusServer,
+    Workload,
+    basic_auth,
+    route_revision_weights,
+)
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.prometheus
@@ -59,18 +66,7 @@ def revisions(manifest):
 
 
 def route_weights(cluster):
-    """revision -> weight, from the HTTPRoute and the Services' revision selectors."""
-
-    async def read():
-        route = await cluster.kube.get(HTTPROUTES, NS, "web")
-        weights = {}
-        for service, weight in app_weights(route).items():
-            selector = (await cluster.kube.get(SERVICES, NS, service))["spec"]["selector"]
-            if REVISION in selector:
-                weights[selector[REVISION]] = weights.get(selector[REVISION], 0) + weight
-        return weights
-
-    return read
+    return lambda: route_revision_weights(cluster.kube, NS, "web")
 
 
 def pod_weights(cluster):

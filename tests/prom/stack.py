@@ -25,13 +25,17 @@ import urllib.parse
 import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import bcrypt
 import pytest
 import yaml
 
+from rollout.controller.kube import SERVICES, Resource
+
 REVISION = "rollout.dev/revision"
+HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes")
 
 
 def free_port() -> int:
@@ -181,6 +185,18 @@ class PrometheusServer:
 
 
 WeightsFn = Callable[[], Awaitable[dict[str, int]]]
+
+
+async def route_revision_weights(kube: Any, namespace: str, route: str, rule: str = "app") -> dict[str, int]:
+    """revision -> weight, from an HTTPRoute rule's backendRefs and each Service's revision
+    selector: what a proxy following the route sends to each revision."""
+    doc = await kube.get(HTTPROUTES, namespace, route)
+    weights: dict[str, int] = {}
+    for ref in next(r for r in doc["spec"]["rules"] if r.get("name") == rule)["backendRefs"]:
+        selector = (await kube.get(SERVICES, namespace, ref["name"]))["spec"]["selector"]
+        if REVISION in selector:
+            weights[selector[REVISION]] = weights.get(selector[REVISION], 0) + ref["weight"]
+    return weights
 
 
 class LoadGenerator:
