@@ -54,8 +54,12 @@ def image_patch(image: str, name: str = "web") -> dict[str, Any]:
     }
 
 
-def http_route_manifest(name: str = "web", namespace: str = "shop") -> dict[str, Any]:
-    """An HTTPRoute with a rule of its own (static) and one splitting web-stable/web-canary."""
+def http_route_manifest(
+    name: str = "web", namespace: str = "shop", backends: tuple[str, str] = ("web-stable", "web-canary")
+) -> dict[str, Any]:
+    """An HTTPRoute with a rule of its own (static) and one splitting the two `backends`
+    (stable and canary, or active and preview)."""
+    stable, canary = backends
     return {
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "HTTPRoute",
@@ -80,8 +84,8 @@ def http_route_manifest(name: str = "web", namespace: str = "shop") -> dict[str,
                     ],
                     "timeouts": {"request": "10s"},
                     "backendRefs": [
-                        {"name": "web-stable", "port": 8080},
-                        {"name": "web-canary", "port": 8080, "weight": 0},
+                        {"name": stable, "port": 8080},
+                        {"name": canary, "port": 8080, "weight": 0},
                     ],
                 },
             ],

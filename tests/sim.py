@@ -98,9 +98,9 @@ class Sim:
 
     def _observe_routes(self) -> list[Any]:
         parsed = parse_rollout(copy.deepcopy(self.manifest))
-        if parsed.rollout is None or parsed.rollout.spec.strategy.canary is None:
+        if parsed.rollout is None:
             return []
-        probe = probe_state(parsed.rollout.spec.strategy.canary)
+        probe = probe_state(parsed.rollout)
         return [observe_route(b, self.routes.get(b.name), probe) for b in self._bindings()]
 
     def reconcile(self, *commands: Command, lose_status: bool = False) -> Decision:

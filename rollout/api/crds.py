@@ -126,6 +126,8 @@ def rollout_crd() -> dict[str, Any]:
             {"name": "Weight", "type": "integer", "jsonPath": ".status.canary.weight"},
             {"name": "Stable", "type": "string", "jsonPath": ".status.stableRevision"},
             {"name": "Current", "type": "string", "jsonPath": ".status.currentRevision"},
+            {"name": "Active", "type": "string", "jsonPath": ".status.blueGreen.activeRevision"},
+            {"name": "Preview", "type": "string", "jsonPath": ".status.blueGreen.previewRevision"},
             {"name": "Message", "type": "string", "jsonPath": ".status.message"},
             AGE_COLUMN,
         ],

@@ -88,8 +88,22 @@ class AnalysisRun(StatusModel):
 
 
 class BlueGreenStatus(StatusModel):
+    # Read back from the active and preview Services (or the routes, with trafficRouting).
     active_revision: str | None = None
     preview_revision: str | None = None
+    # The current revision may be switched to (rollout.dev/promote, or auto-promotion).
+    promoted: bool = False
+    # The preview was available and its pre-promotion analysis passed (autoPromotionSeconds
+    # counts from here).
+    preview_ready_at: datetime | None = None
+    # The active Service (or route) was switched to the current revision.
+    switched_at: datetime | None = None
+    # Old ReplicaSets are scaled down from this time on (scaleDownDelaySeconds after the switch).
+    scale_down_at: datetime | None = None
+
+    def restart(self) -> None:
+        """Forget the attempt in progress (a new revision, a retry): promotion starts again."""
+        self.promoted, self.preview_ready_at, self.switched_at = False, None, None
 
 
 class RolloutStatus(StatusModel):

@@ -21,7 +21,7 @@ from rollout.api.rollout import Rollout
 from rollout.controller.kube import DESTINATION_RULES, JSON_PATCH, Kube, Resource
 from rollout.engine.types import ObservedRoute
 from rollout.traffic.base import STABLE_ONLY, RouteProblem, TrafficState
-from rollout.traffic.bindings import RouteBinding, observe_route, probe_state, route_bindings
+from rollout.traffic.bindings import RouteBinding, observe_route, probe_state, route_bindings, routing_of
 
 log = structlog.get_logger("rollout.controller.routes")
 VERSION = "v1"  # gateway.networking.k8s.io/v1 and networking.istio.io/v1
@@ -64,10 +64,9 @@ Seen = dict[tuple[str, str], dict[str, Any]]
 
 
 async def observe_routes(kube: Kube, rollout: Rollout, seen: Seen) -> tuple[ObservedRoute | None, ...]:
-    canary = rollout.spec.strategy.canary
-    if canary is None or canary.traffic_routing is None:
+    if routing_of(rollout) is None:
         return ()
-    probe = probe_state(canary)
+    probe = probe_state(rollout)
     namespace = rollout.metadata.namespace
     observed = []
     for binding in route_bindings(rollout):
@@ -80,8 +79,8 @@ async def observe_routes(kube: Kube, rollout: Rollout, seen: Seen) -> tuple[Obse
 
 async def observe_subsets(kube: Kube, rollout: Rollout) -> dict[str, dict[str, str]] | None:
     """Subset name -> labels of the Rollout's DestinationRule; None without one or when missing."""
-    canary = rollout.spec.strategy.canary
-    routing = canary.traffic_routing if canary is not None else None
+    spec = routing_of(rollout)
+    routing = spec.routing if spec is not None else None
     if routing is None or routing.istio is None or routing.istio.destination_rule is None:
         return None
     rule = await kube.get(DESTINATION_RULES, rollout.metadata.namespace, routing.istio.destination_rule.name)
@@ -151,9 +150,9 @@ async def restore_routes(kube: Kube, rollout: Rollout) -> list[str]:
 
 
 async def pin_subset(kube: Kube, rollout: Rollout, subset: str, revision: str) -> None:
-    canary = rollout.spec.strategy.canary
-    assert canary is not None and canary.traffic_routing is not None and canary.traffic_routing.istio
-    rule_ref = canary.traffic_routing.istio.destination_rule
+    spec = routing_of(rollout)
+    assert spec is not None and spec.routing.istio is not None
+    rule_ref = spec.routing.istio.destination_rule
     assert rule_ref is not None
     namespace = rollout.metadata.namespace
     async for attempt in _retrying_on_conflict():

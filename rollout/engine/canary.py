@@ -15,8 +15,7 @@ traffic at all, and a route whose status says it is not accepted holds traffic o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from rollout.api.base import parse_duration, resolve_int_or_percent
 from rollout.api.revision import REVISION_LABEL
@@ -24,38 +23,21 @@ from rollout.api.rollout import Rollout
 from rollout.api.spec import CanaryStrategy
 from rollout.api.status import CanaryStatus, RolloutStatus
 from rollout.engine.analysis import BACKGROUND, Analyses, Gate, reset_runs, step_gate
-from rollout.engine.conditions import add_pause, remove_condition, remove_pause, set_condition
+from rollout.engine.conditions import add_pause, remove_pause
+from rollout.engine.moves import Moves, Outcome
 from rollout.engine.steps import canary_replicas, describe, steps_hash, target_at
 from rollout.engine.types import (
-    Action,
     Command,
     CreateReplicaSet,
     Event,
     Observed,
-    ObservedRoute,
-    PinService,
     PinSubset,
     ReplicaSetState,
     ScaleReplicaSet,
-    SetTraffic,
 )
 from rollout.traffic.base import STABLE_ONLY, TrafficState, at_rest, same_traffic
 
 CANARY_PAUSE = "CanaryPauseStep"
-ROUTE_STATUS = "RouteStatus"
-# How often a route whose status is pending or blocked is read again (routes are not watched).
-ROUTE_POLL_SECONDS = 1.0
-BLOCKED_POLL_SECONDS = 5.0
-
-
-@dataclass
-class CanaryOutcome:
-    actions: list[Action] = field(default_factory=list)
-    at_rest: bool = False  # stable == current, routes 100/0, stable fully available
-    progressed: bool = False
-    requeue_after: float | None = None
-    waiting: str = ""  # what the canary waits for, shown in the status message
-    blocked: str = ""  # a route's own status stops the rollout
 
 
 def promote(rollout: Rollout, status: RolloutStatus, command: Command, now: datetime) -> Event:
@@ -85,7 +67,7 @@ def plan_canary(
     now: datetime,
     events: list[Event],
     analyses: Analyses,
-) -> CanaryOutcome:
+) -> Outcome:
     return _Canary(rollout, status, observed, current, now, events, analyses).run()
 
 
@@ -95,7 +77,7 @@ def _strategy(rollout: Rollout) -> CanaryStrategy:
     return strategy
 
 
-class _Canary:
+class _Canary(Moves):
     def __init__(
         self,
         rollout: Rollout,
@@ -107,24 +89,14 @@ class _Canary:
         analyses: Analyses,
     ) -> None:
         self.strategy = _strategy(rollout)
+        routed = self.strategy.traffic_routing is not None
+        super().__init__(rollout, status, observed, current, now, events, routed=routed)
         self.analyses = analyses
-        self.rollout, self.status, self.observed = rollout, status, observed
-        self.current, self.now, self.events = current, now, events
-        self.replicas = rollout.spec.replicas
-        self.routed = self.strategy.traffic_routing is not None
-        self.routes: list[ObservedRoute] = [r for r in observed.routes if r is not None]
-        self.by_revision = {rs.revision: rs for rs in observed.replicasets}
-        self.out = CanaryOutcome()
         if status.canary is None:
             status.canary = CanaryStatus()
         self.cs: CanaryStatus = status.canary
 
     # --- what the routes say --------------------------------------------------------------
-
-    def traffic_is(self, state: TrafficState) -> bool:
-        return all(
-            r.traffic is not None and r.explicit and same_traffic(r.traffic, state) for r in self.routes
-        )
 
     def record_applied(self) -> None:
         """status.canary from what the routes (or the replica counts) say now."""
@@ -147,68 +119,12 @@ class _Canary:
         mirror = target_at(self.strategy.steps, index).traffic.mirror
         return mirror.name if mirror is not None else "mirror"
 
-    def health_allows_progress(self) -> bool:
-        """Route status gate for any forward move; sets the RouteStatus condition."""
-        if not self.routed:
-            remove_condition(self.status, ROUTE_STATUS)
-            return True
-        # The worst state any route is in decides: blocked, then pending, then unknown.
-        route = next(
-            (
-                r
-                for state in ("blocked", "pending", "unknown")
-                for r in self.routes
-                if r.health.state == state
-            ),
-            None,
-        )
-        if route is None:
-            set_condition(self.status, ROUTE_STATUS, "True", "Accepted", "every route is accepted", self.now)
-            return True
-        message = f"{route.kind} {route.name}: {route.health.message}"
-        state = route.health.state
-        if state == "unknown":
-            message += "; proceeding without it"
-        changed = set_condition(
-            self.status,
-            ROUTE_STATUS,
-            "False" if state == "blocked" else "Unknown",
-            route.health.reason,
-            message,
-            self.now,
-        )
-        if state == "blocked":
-            if changed:
-                self.events.append(
-                    Event("Warning", "RouteNotAccepted", f"{message}; traffic stays on stable")
-                )
-            self.out.blocked = message
-            self.out.requeue_after = BLOCKED_POLL_SECONDS
-        elif state == "pending":
-            self.out.waiting = message
-            self.out.requeue_after = ROUTE_POLL_SECONDS
-        return state == "unknown"
-
     # --- writes -----------------------------------------------------------------------------
-
-    def set_traffic(self, state: TrafficState) -> bool:
-        """True when every route already applies `state`; otherwise asks for the write."""
-        if not self.routed or self.traffic_is(state):
-            return True
-        self.out.actions.append(SetTraffic(state))
-        self.out.progressed = True
-        self.out.requeue_after = 0.0  # routes are not watched: read them back right after
-        return False
 
     def pin(self, role: str, revision: str) -> bool:
         """Stable or canary Service (and DestinationRule subset) on `revision`; True once observed."""
-        done = True
         service = self.strategy.stable_service if role == "stable" else self.strategy.canary_service
-        if service:
-            selector = self.observed.services.get(service) or {}
-            if selector.get(REVISION_LABEL) != revision:
-                self.out.actions.append(PinService(service, revision))
-                done = False
+        done = self.pin_service(service, revision)
         routing = self.strategy.traffic_routing
         rule = routing.istio.destination_rule if routing and routing.istio else None
         if rule is not None:
@@ -216,38 +132,13 @@ class _Canary:
             labels = (self.observed.subsets or {}).get(subset) or {}
             if labels.get(REVISION_LABEL) != revision:
                 self.out.actions.append(PinSubset(subset, revision))
+                self.look_again()
                 done = False
-        if not done:
-            self.out.progressed = True
-            self.out.requeue_after = 0.0
         return done
-
-    def scale(self, revision: str, count: int) -> bool:
-        """The revision's ReplicaSet at `count`; True once that many pods are available."""
-        rs = self.by_revision.get(revision)
-        if rs is None:
-            if revision != self.current:
-                self.events.append(
-                    Event(
-                        "Warning",
-                        "StableMissing",
-                        f"The ReplicaSet of stable revision {revision} is gone; cannot scale it back up",
-                    )
-                )
-                return False
-            if count > 0:
-                self.out.actions.append(CreateReplicaSet(revision=revision, replicas=count))
-                self.out.progressed = True
-            return count == 0
-        if rs.spec_replicas != count:
-            self.out.actions.append(ScaleReplicaSet(name=rs.name, replicas=count))
-            self.out.progressed = True
-            return count == 0 or (rs.healthy >= count and rs.spec_replicas > count)
-        return rs.healthy >= count
 
     # --- the three situations ---------------------------------------------------------------
 
-    def run(self) -> CanaryOutcome:
+    def run(self) -> Outcome:
         self.record_applied()
         stable = self.status.stable_revision
         assert stable is not None
@@ -271,24 +162,15 @@ class _Canary:
         if not others:
             self.cs.scale_down_at = None
         elif at_rest_now and stable_ready:
-            self.scale_down_later(others, delay)
+            self.scale_old_down(others, delay)
         return at_rest_now and stable_ready
 
-    def scale_down_later(self, others: list[ReplicaSetState], delay: int) -> None:
+    def scale_old_down(self, others: list[ReplicaSetState], delay: int) -> None:
         # Proxies and endpoints take a moment to follow a route or selector change; without any
         # (no routes, no Services) there is nothing to wait for.
         if not (self.routed or self.strategy.stable_service or self.strategy.canary_service):
             delay = 0
-        if self.cs.scale_down_at is None:
-            self.cs.scale_down_at = self.now + timedelta(seconds=delay)
-        wait = (self.cs.scale_down_at - self.now).total_seconds()
-        if wait > 0:
-            self.out.requeue_after = wait
-            self.out.waiting = f"scaling down {', '.join(rs.name for rs in others)} in {wait:.0f}s"
-            return
-        for rs in others:
-            self.out.actions.append(ScaleReplicaSet(name=rs.name, replicas=0))
-        self.out.progressed = True
+        self.scale_down_later(others, delay, self.cs)
 
     def progress(self, stable: str) -> None:
         self.cs.scale_down_at = None
@@ -316,11 +198,6 @@ class _Canary:
                 return
             if not self.run_step(index, held):
                 return
-
-    def wake(self, seconds: float | None) -> None:
-        if seconds is not None:
-            current = self.out.requeue_after
-            self.out.requeue_after = seconds if current is None else min(current, seconds)
 
     def act_on_analysis(self, gate: Gate, stable: str) -> bool:
         """False when a failed analysis has aborted the rollout: back to stable right now."""

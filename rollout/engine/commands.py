@@ -48,6 +48,8 @@ def apply_commands(
                 status.last_progress_at = now
                 status.current_step_index = None  # a canary starts again from step 1
                 status.analysis_runs = []  # and every analysis runs again
+                if status.blue_green is not None:
+                    status.blue_green.restart()  # and a blue/green waits for promotion again
                 events.append(
                     Event("Normal", "RolloutRetried", f"Retrying revision {status.current_revision}")
                 )

@@ -23,6 +23,8 @@ from rollout.engine.analysis import (
     promote_analysis,
     reset_runs,
 )
+from rollout.engine.bluegreen import BLUE_GREEN_PAUSE, plan_blue_green
+from rollout.engine.bluegreen import promote as promote_blue_green
 from rollout.engine.canary import CANARY_PAUSE, plan_canary, promote
 from rollout.engine.commands import apply_commands
 from rollout.engine.conditions import add_pause, remove_condition, remove_pause, set_condition
@@ -104,6 +106,9 @@ def _decide_valid(
         status.current_step_index = None  # a canary starts again from step 1 with the newest revision
         remove_pause(status, CANARY_PAUSE)
         remove_pause(status, ANALYSIS_PAUSE)
+        remove_pause(status, BLUE_GREEN_PAUSE)
+        if status.blue_green is not None:
+            status.blue_green.restart()
         remove_condition(status, PROGRESSING)
         remove_condition(status, ANALYSIS_CONDITION)
         reset_runs(status)
@@ -123,8 +128,17 @@ def _decide_valid(
 
     def promote_command(command: Command) -> Event:
         passed = promote_analysis(status, now) if in_progress else None
-        if spec.strategy.canary is not None:
-            event = promote(rollout, status, command, now)
+        strategy_promote = (
+            promote
+            if spec.strategy.canary is not None
+            else promote_blue_green
+            if spec.strategy.blue_green is not None
+            else None
+        )
+        if passed is not None and spec.strategy.blue_green is not None:
+            return passed  # one promote passes one gate: the analysis, not the switch as well
+        if strategy_promote is not None:
+            event = strategy_promote(rollout, status, command, now)
             return passed if passed is not None and event.reason == "PromoteIgnored" else event
         if command.value == "full" and in_progress:
             status.skip_analysis = True
@@ -145,8 +159,9 @@ def _decide_valid(
 
     if status.aborted:
         analyses.stop("the rollout was aborted")
-    if spec.strategy.canary is not None:
-        outcome = plan_canary(rollout, status, observed, current, now, events, analyses)
+    if spec.strategy.canary is not None or spec.strategy.blue_green is not None:
+        plan = plan_canary if spec.strategy.canary is not None else plan_blue_green
+        outcome = plan(rollout, status, observed, current, now, events, analyses)
         scaling, complete, progressed = outcome.actions, outcome.at_rest, outcome.progressed
         waiting, blocked, requeue_after = outcome.waiting, outcome.blocked, outcome.requeue_after
     else:
@@ -166,7 +181,12 @@ def _decide_valid(
 
     previous_counts = (status.updated_replicas, status.available_replicas)
     _count(status, rollout, observed.replicasets, current)
-    if progressed or (status.updated_replicas, status.available_replicas) != previous_counts:
+    # A measurement taken counts as progress: a long analysis is not a stuck rollout.
+    if (
+        progressed
+        or observed.measurements
+        or (status.updated_replicas, status.available_replicas) != previous_counts
+    ):
         status.last_progress_at = now
     # Idle ReplicaSets beyond the history limit; the stable and current revisions are never among them.
     actions = scaling + _history_actions(
@@ -347,6 +367,8 @@ def _phase(
         analysis = status.condition(ANALYSIS_CONDITION)
         if status.paused_by(ANALYSIS_PAUSE) and analysis is not None:
             message += f"; {analysis.message}"
+        elif rollout.spec.strategy.blue_green is not None and waiting:
+            message += f"; {waiting}"
         set_condition(status, PROGRESSING, "Unknown", "RolloutPaused", message, now)
     elif complete and status.stable_revision == status.current_revision:
         phase, message = (
@@ -365,7 +387,7 @@ def _phase(
             f"Updating to {status.current_revision}: {status.updated_replicas}/{desired} updated, "
             f"{status.available_replicas} available"
         )
-        if rollout.spec.strategy.canary is not None:
+        if rollout.spec.strategy.rolling is None:
             message += _where(status, rollout)
         if waiting:
             message += f"; {waiting}"
@@ -391,8 +413,12 @@ def _phase(
 
 
 def _where(status: RolloutStatus, rollout: Rollout) -> str:
-    """Where a canary is: its step and the weight its routes carry."""
+    """Where a canary is (its step and the weight its routes carry), or a blue/green (which
+    revision is active and which is preview)."""
     canary = rollout.spec.strategy.canary
+    blue_green = status.blue_green
+    if rollout.spec.strategy.blue_green is not None and blue_green is not None:
+        return f", active {blue_green.active_revision or '-'}, preview {blue_green.preview_revision or '-'}"
     if canary is None:
         return f" at {status.updated_replicas}/{rollout.spec.replicas} updated"
     weight = status.canary.weight if status.canary else 0

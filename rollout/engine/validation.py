@@ -8,11 +8,10 @@ from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import Rollout, SpecError
 from rollout.api.spec import CanaryStrategy
 from rollout.engine.types import Observed
-from rollout.traffic.bindings import ROUTING_PATH, route_bindings
+from rollout.traffic.bindings import Routing, route_bindings, routing_of
 
 CANARY = "spec.strategy.canary"
-
-CONTROLLER_VERSION_NOTE = "this controller version does not implement it yet; nothing was changed"
+BLUE_GREEN = "spec.strategy.blueGreen"
 
 
 def referenced_services(rollout: Rollout) -> dict[str, str]:
@@ -70,8 +69,27 @@ def validate(rollout: Rollout, observed: Observed) -> list[SpecError]:
     if strategy.canary is not None:
         errors += _canary_errors(rollout, observed)
     if strategy.blue_green is not None:
+        errors += _blue_green_errors(rollout)
+    routing = routing_of(rollout)
+    if routing is not None:
+        errors += _routing_errors(rollout, routing, observed)
+    return errors
+
+
+def _blue_green_errors(rollout: Rollout) -> list[SpecError]:
+    blue_green = rollout.spec.strategy.blue_green
+    assert blue_green is not None
+    errors: list[SpecError] = []
+    if blue_green.preview_service == blue_green.active_service:
+        errors.append(SpecError(f"{BLUE_GREEN}.previewService", "must differ from activeService"))
+    routing = blue_green.traffic_routing
+    if routing is not None and routing.istio is not None and routing.istio.destination_rule is not None:
         errors.append(
-            SpecError("spec.strategy.blueGreen", f"the blueGreen strategy: {CONTROLLER_VERSION_NOTE}")
+            SpecError(
+                f"{BLUE_GREEN}.trafficRouting.istio.destinationRule",
+                "a blue/green switch routes to the active and preview Services; "
+                "DestinationRule subsets are for canaries (remove destinationRule)",
+            )
         )
     return errors
 
@@ -93,8 +111,6 @@ def _canary_errors(rollout: Rollout, observed: Observed) -> list[SpecError]:
             )
         )
     errors += _step_errors(canary)
-    if canary.traffic_routing is not None:
-        errors += _routing_errors(rollout, canary, observed)
     return errors
 
 
@@ -135,23 +151,21 @@ def _step_errors(canary: CanaryStrategy) -> list[SpecError]:
     return errors
 
 
-def _routing_errors(rollout: Rollout, canary: CanaryStrategy, observed: Observed) -> list[SpecError]:
-    routing = canary.traffic_routing
-    assert routing is not None
+def _routing_errors(rollout: Rollout, spec: Routing, observed: Observed) -> list[SpecError]:
+    routing, path = spec.routing, spec.path
+    strategy = path.rsplit(".", 1)[0]
     errors: list[SpecError] = []
     namespace = rollout.metadata.namespace
     if routing.gateway_api is None and routing.istio is None:
-        errors.append(SpecError(ROUTING_PATH, "name gatewayAPI or istio routes"))
+        errors.append(SpecError(path, "name gatewayAPI or istio routes"))
     gateway = routing.gateway_api
     if gateway is not None and not (gateway.http_routes or gateway.grpc_routes or gateway.tcp_routes):
-        errors.append(
-            SpecError(f"{ROUTING_PATH}.gatewayAPI", "list at least one httpRoute, grpcRoute or tcpRoute")
-        )
+        errors.append(SpecError(f"{path}.gatewayAPI", "list at least one httpRoute, grpcRoute or tcpRoute"))
     by_subset = routing.istio is not None and routing.istio.destination_rule is not None
-    if (gateway is not None or not by_subset) and not (canary.stable_service and canary.canary_service):
-        missing = "stableService" if not canary.stable_service else "canaryService"
+    if (gateway is not None or not by_subset) and not (spec.stable_service and spec.canary_service):
+        missing = spec.stable_field if not spec.stable_service else spec.canary_field
         errors.append(
-            SpecError(f"{CANARY}.{missing}", "required with trafficRouting (the routes send to it)")
+            SpecError(f"{strategy}.{missing}", "required with trafficRouting (the routes send to it)")
         )
     for binding, route in zip(route_bindings(rollout), observed.routes, strict=False):
         if route is None:
@@ -162,9 +176,11 @@ def _routing_errors(rollout: Rollout, canary: CanaryStrategy, observed: Observed
             )
     rule = routing.istio.destination_rule if routing.istio else None
     if rule is not None:
-        path = f"{ROUTING_PATH}.istio.destinationRule"
+        rule_path = f"{path}.istio.destinationRule"
         if observed.subsets is None:
-            errors.append(SpecError(f"{path}.name", f"DestinationRule {namespace}/{rule.name} not found"))
+            errors.append(
+                SpecError(f"{rule_path}.name", f"DestinationRule {namespace}/{rule.name} not found")
+            )
         else:
             for field_name, subset in (
                 ("stableSubset", rule.stable_subset),
@@ -173,7 +189,8 @@ def _routing_errors(rollout: Rollout, canary: CanaryStrategy, observed: Observed
                 if subset not in observed.subsets:
                     errors.append(
                         SpecError(
-                            f"{path}.{field_name}", f"DestinationRule {rule.name} has no subset {subset!r}"
+                            f"{rule_path}.{field_name}",
+                            f"DestinationRule {rule.name} has no subset {subset!r}",
                         )
                     )
     return errors

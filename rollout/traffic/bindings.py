@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rollout.api.rollout import Rollout
-from rollout.api.spec import CanaryStrategy
+from rollout.api.spec import TrafficRouting
 from rollout.engine.types import ObservedRoute
 from rollout.traffic.base import HeaderRoute, Mirror, RouteProblem, Router, TrafficState
 from rollout.traffic.gatewayapi import GatewayRouter
@@ -15,7 +15,44 @@ from rollout.traffic.istio import IstioRouter
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 ISTIO_GROUP = "networking.istio.io"
-ROUTING_PATH = "spec.strategy.canary.trafficRouting"
+
+
+@dataclass(frozen=True)
+class Routing:
+    """The trafficRouting of a canary or a blue/green Rollout and the two Services its routes send
+    to: stable and canary, or for blue/green active and preview."""
+
+    path: str  # field path of trafficRouting, for errors
+    routing: TrafficRouting
+    stable_service: str
+    canary_service: str
+    stable_field: str  # the spec fields naming the two Services, for errors
+    canary_field: str
+
+
+def routing_of(rollout: Rollout) -> Routing | None:
+    strategy = rollout.spec.strategy
+    if strategy.canary is not None and strategy.canary.traffic_routing is not None:
+        canary = strategy.canary
+        return Routing(
+            "spec.strategy.canary.trafficRouting",
+            canary.traffic_routing,
+            canary.stable_service or "",
+            canary.canary_service or "",
+            "stableService",
+            "canaryService",
+        )
+    if strategy.blue_green is not None and strategy.blue_green.traffic_routing is not None:
+        blue_green = strategy.blue_green
+        return Routing(
+            "spec.strategy.blueGreen.trafficRouting",
+            blue_green.traffic_routing,
+            blue_green.active_service,
+            blue_green.preview_service or "",
+            "activeService",
+            "previewService",
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -28,12 +65,12 @@ class RouteBinding:
 
 
 def route_bindings(rollout: Rollout) -> list[RouteBinding]:
-    canary = rollout.spec.strategy.canary
-    routing = canary.traffic_routing if canary is not None else None
-    if canary is None or routing is None:
+    spec = routing_of(rollout)
+    if spec is None:
         return []
+    routing, path = spec.routing, spec.path
     owner = rollout.metadata.name
-    stable, preview = canary.stable_service or "", canary.canary_service or ""
+    stable, preview = spec.stable_service, spec.canary_service
     bindings: list[RouteBinding] = []
     if routing.gateway_api is not None:
         gateway = routing.gateway_api
@@ -48,7 +85,7 @@ def route_bindings(rollout: Rollout) -> list[RouteBinding]:
                         GATEWAY_GROUP,
                         plural,
                         ref.name,
-                        f"{ROUTING_PATH}.gatewayAPI.{field_name}[{index}]",
+                        f"{path}.gatewayAPI.{field_name}[{index}]",
                         GatewayRouter(plural, owner, stable, preview, ref.rule),
                     )
                 )
@@ -65,16 +102,18 @@ def route_bindings(rollout: Rollout) -> list[RouteBinding]:
             canary_subset=rule.canary_subset if rule else None,
         )
         bindings.append(
-            RouteBinding(
-                ISTIO_GROUP, "virtualservices", service.name, f"{ROUTING_PATH}.istio.virtualService", router
-            )
+            RouteBinding(ISTIO_GROUP, "virtualservices", service.name, f"{path}.istio.virtualService", router)
         )
     return bindings
 
 
-def probe_state(canary: CanaryStrategy) -> TrafficState:
-    """The most a route will be asked to carry (every header route and mirror of the steps), to
-    find a route the router cannot manage before any traffic moves."""
+def probe_state(rollout: Rollout) -> TrafficState:
+    """The most a route will be asked to carry (every header route and mirror of the steps; a
+    weight alone for blue/green), to find a route the router cannot manage before any traffic
+    moves."""
+    canary = rollout.spec.strategy.canary
+    if canary is None:
+        return TrafficState(weight=1)
     headers = {
         s.set_header_route.name: HeaderRoute(s.set_header_route.name, tuple(s.set_header_route.match))
         for s in canary.steps

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from rollout.api.revision import revision_hash
+from rollout.api.revision import REVISION_LABEL, revision_hash
 from rollout.controller.kube import REPLICASETS, ROLLOUTS, SERVICES
 from tests.integration.conftest import (
     NS,
@@ -212,7 +212,10 @@ async def test_missing_service_is_rechecked_without_restart(cluster):
             return message if "not found" not in message else None
 
         await wait_for(rechecked, what="the periodic re-check to see the Service")
-    assert await replicasets(cluster) == {}  # nothing scaled while the spec is not fully usable
+        # The first revision then comes up and the active Service is pinned to it.
+        healthy = await wait_for(_phase_is(cluster, "Healthy"), what="the first revision")
+        service = await cluster.kube.get(SERVICES, NS, "web-active")
+    assert service["spec"]["selector"][REVISION_LABEL] == healthy["blueGreen"]["activeRevision"]
 
 
 async def test_schema_rejects_bad_shapes_with_the_field_named(cluster):

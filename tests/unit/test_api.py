@@ -152,6 +152,8 @@ def test_crd_has_subresources_and_printer_columns():
         "Weight",
         "Stable",
         "Current",
+        "Active",
+        "Preview",
         "Message",
         "Age",
     ]

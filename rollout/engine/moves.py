@@ -1,0 +1,192 @@
+"""The moves both traffic strategies make (canary.py, bluegreen.py): scale a revision's ReplicaSet,
+pin a Service to a revision, write a traffic state to the routes, wait on the routes' own status,
+and scale old ReplicaSets down after a delay.
+
+Each move appends the actions it needs to an `Outcome` and returns whether what it asks for is
+already observed, so a strategy reads as a sequence of `if not done: return`; a move that writes
+asks for a look again right away (routes and Services are not watched)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from rollout.api.revision import REVISION_LABEL
+from rollout.api.rollout import Rollout
+from rollout.api.status import BlueGreenStatus, CanaryStatus, RolloutStatus
+from rollout.engine.conditions import remove_condition, set_condition
+from rollout.engine.types import (
+    Action,
+    CreateReplicaSet,
+    Event,
+    Observed,
+    ObservedRoute,
+    PinService,
+    ReplicaSetState,
+    ScaleReplicaSet,
+    SetTraffic,
+)
+from rollout.traffic.base import TrafficState, same_traffic
+
+ROUTE_STATUS = "RouteStatus"
+# How often a route whose status is pending or blocked is read again (routes are not watched).
+ROUTE_POLL_SECONDS = 1.0
+BLOCKED_POLL_SECONDS = 5.0
+
+
+@dataclass
+class Outcome:
+    actions: list[Action] = field(default_factory=list)
+    at_rest: bool = False  # stable == current, traffic on stable, stable fully available
+    progressed: bool = False
+    requeue_after: float | None = None
+    waiting: str = ""  # what the strategy waits for, shown in the status message
+    blocked: str = ""  # a route's own status stops the rollout
+
+
+class Moves:
+    def __init__(
+        self,
+        rollout: Rollout,
+        status: RolloutStatus,
+        observed: Observed,
+        current: str,
+        now: datetime,
+        events: list[Event],
+        *,
+        routed: bool,
+    ) -> None:
+        self.rollout, self.status, self.observed = rollout, status, observed
+        self.current, self.now, self.events = current, now, events
+        self.replicas = rollout.spec.replicas
+        self.routed = routed
+        self.routes: list[ObservedRoute] = [r for r in observed.routes if r is not None]
+        self.by_revision = {rs.revision: rs for rs in observed.replicasets}
+        self.out = Outcome()
+
+    def healthy(self, revision: str | None) -> int:
+        rs = self.by_revision.get(revision or "")
+        return rs.healthy if rs is not None else 0
+
+    def wake(self, seconds: float | None) -> None:
+        if seconds is not None:
+            current = self.out.requeue_after
+            self.out.requeue_after = seconds if current is None else min(current, seconds)
+
+    def look_again(self) -> None:
+        self.out.progressed = True
+        self.out.requeue_after = 0.0
+
+    # --- routes -----------------------------------------------------------------------------
+
+    def traffic_is(self, state: TrafficState) -> bool:
+        return all(
+            r.traffic is not None and r.explicit and same_traffic(r.traffic, state) for r in self.routes
+        )
+
+    def set_traffic(self, state: TrafficState) -> bool:
+        """True when every route already applies `state`; otherwise asks for the write."""
+        if not self.routed or self.traffic_is(state):
+            return True
+        self.out.actions.append(SetTraffic(state))
+        self.look_again()
+        return False
+
+    def health_allows_progress(self) -> bool:
+        """Route status gate for any forward move; sets the RouteStatus condition."""
+        if not self.routed:
+            remove_condition(self.status, ROUTE_STATUS)
+            return True
+        # The worst state any route is in decides: blocked, then pending, then unknown.
+        route = next(
+            (
+                r
+                for state in ("blocked", "pending", "unknown")
+                for r in self.routes
+                if r.health.state == state
+            ),
+            None,
+        )
+        if route is None:
+            set_condition(self.status, ROUTE_STATUS, "True", "Accepted", "every route is accepted", self.now)
+            return True
+        message = f"{route.kind} {route.name}: {route.health.message}"
+        state = route.health.state
+        if state == "unknown":
+            message += "; proceeding without it"
+        changed = set_condition(
+            self.status,
+            ROUTE_STATUS,
+            "False" if state == "blocked" else "Unknown",
+            route.health.reason,
+            message,
+            self.now,
+        )
+        if state == "blocked":
+            if changed:
+                self.events.append(
+                    Event("Warning", "RouteNotAccepted", f"{message}; traffic stays on stable")
+                )
+            self.out.blocked = message
+            self.out.requeue_after = BLOCKED_POLL_SECONDS
+        elif state == "pending":
+            self.out.waiting = message
+            self.out.requeue_after = ROUTE_POLL_SECONDS
+        return state == "unknown"
+
+    # --- Services and ReplicaSets -----------------------------------------------------------
+
+    def pinned(self, service: str | None) -> str | None:
+        """The revision a Service selects, as observed (None: not pinned, or no such Service)."""
+        if not service:
+            return None
+        return (self.observed.services.get(service) or {}).get(REVISION_LABEL)
+
+    def pin_service(self, service: str | None, revision: str) -> bool:
+        """The Service on `revision`; True once observed (or when there is no Service to pin)."""
+        if not service or self.pinned(service) == revision:
+            return True
+        self.out.actions.append(PinService(service, revision))
+        self.look_again()
+        return False
+
+    def scale(self, revision: str, count: int) -> bool:
+        """The revision's ReplicaSet at `count`; True once that many pods are available."""
+        rs = self.by_revision.get(revision)
+        if rs is None:
+            if revision != self.current:
+                self.events.append(
+                    Event(
+                        "Warning",
+                        "StableMissing",
+                        f"The ReplicaSet of stable revision {revision} is gone; cannot scale it back up",
+                    )
+                )
+                return False
+            if count > 0:
+                self.out.actions.append(CreateReplicaSet(revision=revision, replicas=count))
+                self.out.progressed = True
+            return count == 0
+        if rs.spec_replicas != count:
+            action = ScaleReplicaSet(name=rs.name, replicas=count)
+            if action not in self.out.actions:  # asked for twice on one path (abort mid-step)
+                self.out.actions.append(action)
+            self.out.progressed = True
+            return count == 0 or (rs.healthy >= count and rs.spec_replicas > count)
+        return rs.healthy >= count
+
+    def scale_down_later(
+        self, others: list[ReplicaSetState], delay: int, timer: CanaryStatus | BlueGreenStatus
+    ) -> None:
+        """`others` down to zero once `delay` seconds have passed since the first call (the time
+        is kept in `timer.scale_down_at`, so a restart does not start the wait again)."""
+        if timer.scale_down_at is None:
+            timer.scale_down_at = self.now + timedelta(seconds=delay)
+        wait = (timer.scale_down_at - self.now).total_seconds()
+        if wait > 0:
+            self.out.requeue_after = wait
+            self.out.waiting = f"scaling down {', '.join(rs.name for rs in others)} in {wait:.0f}s"
+            return
+        for rs in others:
+            self.out.actions.append(ScaleReplicaSet(name=rs.name, replicas=0))
+        self.out.progressed = True
