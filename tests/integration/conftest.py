@@ -5,9 +5,18 @@ import pytest
 from rollout.controller.kube import EVENTS, REPLICASETS, ROLLOUTS
 from rollout.sandbox.cluster import emulated_cluster
 from rollout.sandbox.kubelet import image_matches
+from tests.processes import ControllerProcesses
 from tests.thirdparty import routing_crds
 
 NS = "shop"
+
+
+@pytest.fixture
+def start_controller(cluster, tmp_path):
+    """Start `rollout controller` as a process of its own (to be killed); all stopped at the end."""
+    processes = ControllerProcesses(str(cluster.kubeconfig(tmp_path / "kubeconfig")), NS, tmp_path)
+    yield processes.start
+    processes.stop_all()
 
 
 @pytest.fixture

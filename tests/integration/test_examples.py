@@ -1,8 +1,9 @@
 """Every file in examples/ is applied to the emulated cluster (routes under their real Gateway API
 and Istio schemas, analysis templates under theirs) and its Rollouts reach Healthy; canary
 examples are then updated and driven through their steps with promotes, traffic shown at each
-pause, and routes back as written. Canaries gated on analysis are driven against a real
-Prometheus in test_analysis_prometheus.py, which also runs the built-in templates."""
+pause, and routes back as written; blue/green examples are updated, promoted when they wait for
+it, and switched. Canaries gated on analysis are driven against a real Prometheus in
+test_analysis_prometheus.py, which also runs the built-in templates."""
 
 from pathlib import Path
 
@@ -113,6 +114,9 @@ async def test_example_applies_and_becomes_healthy(cluster, path):
             assert status["availableReplicas"] == doc["spec"]["replicas"]
         at_rest = await route_specs(cluster, documents)
         for doc in rollouts:
+            if "blueGreen" in doc["spec"]["strategy"]:
+                await drive_blue_green(cluster, doc)
+                continue
             canary = doc["spec"]["strategy"].get("canary")
             if canary is None or canary.get("analysis") or any("analysis" in s for s in canary["steps"]):
                 continue
@@ -134,6 +138,48 @@ async def test_example_applies_and_becomes_healthy(cluster, path):
 
             await wait_for(back_at_rest, timeout=30, what=f"{meta['name']} back at 100/0")
         assert await route_specs(cluster, documents) == at_rest  # routes exactly as written
+
+
+async def drive_blue_green(cluster, doc):
+    """Update the image; where the Rollout waits for promotion, check the preview and promote;
+    then the active Service selects the new revision and the old pods go."""
+    meta, strategy = doc["metadata"], doc["spec"]["strategy"]["blueGreen"]
+    namespace, name = meta["namespace"], meta["name"]
+    container = doc["spec"]["template"]["spec"]["containers"][0]
+    status_now = rollout_status(cluster, namespace, name)
+    old = (await status_now())["stableRevision"]
+    await cluster.kube.patch(
+        ROLLOUTS,
+        namespace,
+        name,
+        {
+            "spec": {
+                "template": {"spec": {"containers": [{**container, "image": container["image"] + "-next"}]}}
+            }
+        },
+    )
+    if strategy.get("autoPromotionEnabled") is False:
+
+        async def waiting_for_promotion():
+            status = await status_now()
+            return status if status.get("phase") == "Paused" else None
+
+        paused = await wait_for(waiting_for_promotion, timeout=30, what=f"{name} waiting for promotion")
+        assert paused["blueGreen"]["activeRevision"] == old
+        assert paused["blueGreen"]["previewRevision"] == paused["currentRevision"] != old
+        assert "rollout.dev/promote" in paused["message"]
+        await cluster.kube.patch(
+            ROLLOUTS, namespace, name, {"metadata": {"annotations": {"rollout.dev/promote": "step"}}}
+        )
+
+    async def switched():
+        status = await _healthy(cluster, namespace, name)
+        return status if status and status["stableRevision"] != old else None
+
+    status = await wait_for(switched, timeout=30, what=f"{name} switched")
+    active = await cluster.kube.get(SERVICES, namespace, strategy["activeService"])
+    assert active["spec"]["selector"]["rollout.dev/revision"] == status["currentRevision"]
+    assert status["blueGreen"]["activeRevision"] == status["currentRevision"]
 
 
 async def _healthy(cluster, namespace, name):

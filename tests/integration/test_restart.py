@@ -4,20 +4,10 @@ continues from the Rollout's status alone and finishes the update."""
 import asyncio
 import signal
 
-import pytest
-
 from rollout.controller.kube import ROLLOUTS
 from tests.integration.conftest import NS, event_reasons, healthy_at, replicasets
 from tests.manifests import image_patch, rollout_manifest
-from tests.processes import ControllerProcesses
 from tests.waiting import wait_for
-
-
-@pytest.fixture
-def start_controller(cluster, tmp_path):
-    processes = ControllerProcesses(str(cluster.kubeconfig(tmp_path / "kubeconfig")), NS, tmp_path)
-    yield processes.start
-    processes.stop_all()
 
 
 async def test_killed_mid_update_and_restarted_finishes_the_same_way(cluster, start_controller):
