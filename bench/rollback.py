@@ -26,9 +26,10 @@ from bench.common import print_table
 from rollout.analysis.prometheus import Prometheus
 from rollout.analysis.resolve import TemplateKey, builtin_args, resolve
 from rollout.api.analysis import parse_template
+from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import Rollout, parse_rollout
 from rollout.api.spec import RolloutAnalysis
-from rollout.controller.kube import CLUSTER_ANALYSIS_TEMPLATES, ROLLOUTS, SERVICES, Resource
+from rollout.controller.kube import CLUSTER_ANALYSIS_TEMPLATES, ROLLOUTS, SERVICES, Kube, Resource
 from rollout.engine.decide import current_revision
 from rollout.observability.logging import configure_logging
 from rollout.sandbox.cluster import emulated_cluster
@@ -40,6 +41,7 @@ NS = "shop"
 HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes")
 TEMPLATES = Path(__file__).resolve().parents[1] / "examples" / "analysis-templates.yaml"
 INTERVALS = ["1s", "2s", "5s"]
+STRATEGIES = ["canary", "blue/green"]
 
 
 def canary_weight(route: dict) -> int:
@@ -47,25 +49,40 @@ def canary_weight(route: dict) -> int:
     return next(ref["weight"] for ref in rule["backendRefs"] if ref["name"] == "web-canary")
 
 
-async def one(interval: str) -> dict[str, object]:
+def strategy_of(kind: str, interval: str) -> dict[str, object]:
     args = {"interval": interval, "count": "1000", "window": "5s", "initial-delay": "5s"}
-    strategy = {
+    analysis = {
+        "templates": [{"name": "http-success-rate", "clusterScope": True}],
+        "args": [{"name": k, "value": v} for k, v in args.items()],
+    }
+    if kind == "blue/green":
+        return {
+            "blueGreen": {
+                "activeService": "web-active",
+                "previewService": "web-preview",
+                "postPromotionAnalysis": analysis,
+            }
+        }
+    return {
         "canary": {
             "stableService": "web-stable",
             "canaryService": "web-canary",
             "trafficRouting": {"gatewayAPI": {"httpRoutes": [{"name": "web"}]}},
-            "steps": [
-                {"setWeight": 20},
-                {
-                    "analysis": {
-                        "templates": [{"name": "http-success-rate", "clusterScope": True}],
-                        "args": [{"name": k, "value": v} for k, v in args.items()],
-                    }
-                },
-            ],
+            "steps": [{"setWeight": 20}, {"analysis": analysis}],
         }
     }
-    manifest = rollout_manifest(replicas=2, strategy=strategy)
+
+
+async def active_weights(kube: Kube, unpinned: str) -> dict[str, int]:
+    """Users on whichever revision the active Service selects (`unpinned` before it is pinned)."""
+    selector = (await kube.get(SERVICES, NS, "web-active"))["spec"]["selector"]
+    return {selector.get(REVISION_LABEL, unpinned): 100}
+
+
+async def one(interval: str, kind: str) -> dict[str, object]:
+    blue_green = kind == "blue/green"
+    manifest = rollout_manifest(replicas=2, strategy=strategy_of(kind, interval))
+    run_name = "post-promotion" if blue_green else "step-2"
     v1 = current_revision(parse_rollout(manifest).rollout)
     updated = {**manifest, "spec": {**manifest["spec"], "template": image_patch("web:2")["spec"]["template"]}}
     v2 = current_revision(parse_rollout(updated).rollout)
@@ -81,23 +98,33 @@ async def one(interval: str) -> dict[str, object]:
                 cluster.api.install_crd(crd)
             for template in yaml.safe_load_all(TEMPLATES.read_text()):
                 await cluster.kube.create(CLUSTER_ANALYSIS_TEMPLATES, None, template)
-            for name in ("web-stable", "web-canary"):
+            services = ("web-active", "web-preview") if blue_green else ("web-stable", "web-canary")
+            for name in services:
                 await cluster.kube.create(SERVICES, NS, service_manifest(name))
-            await cluster.kube.create(HTTPROUTES, NS, http_route_manifest())
+            if not blue_green:
+                await cluster.kube.create(HTTPROUTES, NS, http_route_manifest())
             async with cluster.controller(prometheus_address=prometheus.url):
                 await cluster.kube.create(ROLLOUTS, NS, manifest)
                 await _until(cluster, lambda s: s.get("phase") == "Healthy")
 
                 def weights() -> Awaitable[dict[str, int]]:
+                    if blue_green:
+                        return active_weights(cluster.kube, v1)
                     return route_revision_weights(cluster.kube, NS, "web")
 
                 async with LoadGenerator([stable, canary], weights):
                     await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
                     # Healthy measurements first, so the failure is a change, not a start-up state.
-                    await _until(cluster, lambda s: _successes(s) >= 2, timeout=60)
+                    await _until(cluster, lambda s: _successes(s, run_name) >= 2, timeout=60)
                     parsed = parse_rollout(updated).rollout
-                    step = parsed.spec.strategy.canary.steps[1].analysis
-                    query = _success_query(parsed, step, v1, v2)
+                    strategy = parsed.spec.strategy
+                    if strategy.blue_green is not None:
+                        ref = strategy.blue_green.post_promotion_analysis
+                    else:
+                        assert strategy.canary is not None
+                        ref = strategy.canary.steps[1].analysis
+                    assert ref is not None
+                    query = _success_query(parsed, ref, v1, v2)
                     client = Prometheus(prometheus.url)
                     t0 = time.monotonic()
                     canary.configure(error_ratio=0.2)
@@ -107,8 +134,12 @@ async def one(interval: str) -> dict[str, object]:
                             value = await asyncio.to_thread(client.query, query)
                             if value and value[0] < 0.99:
                                 visible = time.monotonic() - t0
-                        route = await cluster.kube.get(HTTPROUTES, NS, "web")
-                        if canary_weight(route) == 0:
+                        if blue_green:
+                            users = await active_weights(cluster.kube, v1)
+                            back = users == {v1: 100}
+                        else:
+                            back = canary_weight(await cluster.kube.get(HTTPROUTES, NS, "web")) == 0
+                        if back:
                             restored = time.monotonic() - t0
                             break
                         if time.monotonic() - t0 > 120:
@@ -117,6 +148,7 @@ async def one(interval: str) -> dict[str, object]:
     seconds = float(interval.rstrip("s"))
     visible = visible if visible is not None else restored
     return {
+        "strategy": kind,
         "interval s": seconds,
         "visible s": visible,
         "stable 100 s": restored,
@@ -126,8 +158,8 @@ async def one(interval: str) -> dict[str, object]:
     }
 
 
-def _successes(status: dict) -> int:
-    run = next((r for r in status.get("analysisRuns", []) if r["name"] == "step-2"), None)
+def _successes(status: dict, run_name: str) -> int:
+    run = next((r for r in status.get("analysisRuns", []) if r["name"] == run_name), None)
     return run["metrics"][0]["successful"] if run and run["metrics"] else 0
 
 
@@ -153,7 +185,7 @@ async def _until(cluster, predicate, timeout: float = 30.0) -> dict:
 
 async def main() -> None:
     configure_logging("ERROR", json=False)
-    rows = [await one(interval) for interval in INTERVALS]
+    rows = [await one(interval, kind) for kind in STRATEGIES for interval in INTERVALS]
     print_table(rows)
 
 

@@ -54,10 +54,12 @@ class ProgressPrinter:
             for rs in sorted(replicasets, key=lambda r: r["metadata"]["name"])
         )
         weight = (status.get("canary") or {}).get("weight")
+        blue_green = status.get("blueGreen") or {}
         text = (
             f"{status.get('phase', '-'):<11} stable={status.get('stableRevision', '-')} "
             f"current={status.get('currentRevision', '-')}"
             + (f" weight={weight}" if weight is not None else "")
+            + (_blue_green(blue_green) if blue_green else "")
             + f"  pods(available/desired) {pods or '-'}"
         )
         return text, rollout
@@ -74,6 +76,10 @@ class ProgressPrinter:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"gave up after {timeout:.0f}s: {text}")
             await asyncio.sleep(0.1)
+
+
+def _blue_green(status: dict[str, Any]) -> str:
+    return f" active={status.get('activeRevision') or '-'} preview={status.get('previewRevision') or '-'}"
 
 
 def healthy_at(revision_of: Callable[[dict[str, Any]], str | None]) -> Callable[[dict[str, Any]], bool]:

@@ -83,9 +83,19 @@ def pod_weights(cluster):
 
 
 @asynccontextmanager
-async def stack(cluster, manifest, *, v2_errors=0.0, v2_latency_ms=50.0, weights=route_weights, auth=None):
-    """Workloads for v1 and v2, Prometheus scraping them, the built-in templates installed, the
-    Rollout deployed at v1 (Healthy), and load flowing; yields (prometheus, v1, v2 workloads)."""
+async def stack(
+    cluster,
+    manifest,
+    *,
+    v2_errors=0.0,
+    v2_latency_ms=50.0,
+    weights=route_weights,
+    auth=None,
+    services=("web-stable", "web-canary"),
+):
+    """Workloads for v1 and v2, Prometheus scraping them, the built-in templates installed,
+    `services` created (and with route_weights the HTTPRoute), the Rollout deployed at v1
+    (Healthy), and load flowing; yields (prometheus, v1, v2 workloads)."""
     v1, v2 = revisions(manifest)
     with ExitStack() as stop:
         stable = Workload(v1)
@@ -97,9 +107,9 @@ async def stack(cluster, manifest, *, v2_errors=0.0, v2_latency_ms=50.0, weights
         for template in yaml.safe_load_all((EXAMPLES / "analysis-templates.yaml").read_text()):
             await cluster.kube.create(CLUSTER_ANALYSIS_TEMPLATES, None, template)
         async with cluster.controller(prometheus_address=prometheus.url):
+            for name in services:
+                await cluster.kube.create(SERVICES, NS, service_manifest(name))
             if weights is route_weights:
-                for name in ("web-stable", "web-canary"):
-                    await cluster.kube.create(SERVICES, NS, service_manifest(name))
                 await cluster.kube.create(HTTPROUTES, NS, http_route_manifest())
             await cluster.kube.create(ROLLOUTS, NS, manifest)
             await wait_for(healthy_at(cluster, v1), what="v1 Healthy")
@@ -255,7 +265,7 @@ async def test_a_successful_background_analysis_lets_a_rolling_update_finish(clu
         }
     }
     manifest = rollout_manifest(replicas=2, strategy=strategy)
-    async with stack(cluster, manifest, weights=pod_weights) as (_, _, canary):
+    async with stack(cluster, manifest, weights=pod_weights, services=()) as (_, _, canary):
         await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
 
         async def waiting_on_analysis():
