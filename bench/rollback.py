@@ -151,7 +151,7 @@ async def one(interval: str, kind: str) -> dict[str, object]:
         "strategy": kind,
         "interval s": seconds,
         "visible s": visible,
-        "stable 100 s": restored,
+        "on stable s": restored,
         "after visible": restored - visible,
         "target": seconds + 1.0,
         "met": "yes" if restored - visible <= seconds + 1.0 else "no",

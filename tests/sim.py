@@ -147,6 +147,17 @@ class Sim:
             if budget is not None:
                 budget -= add
 
+    def operate(self, kind: str, value: Any = None) -> tuple[Command, ...]:
+        """One step of a property test's random script: the commands it sends, or the change it
+        makes to the spec (`image`: web:<value>)."""
+        if kind in ("promote", "abort", "retry", "pause", "resume"):
+            return (Command(kind),)  # type: ignore[arg-type]
+        if kind == "promote-full":
+            return (Command("promote", "full"),)
+        if kind == "image":
+            self.set_image(f"web:{value}")
+        return ()
+
     def tick(self, seconds: float = 1.0) -> None:
         self.now += timedelta(seconds=seconds)
 

@@ -95,23 +95,21 @@ def plan_blue_green(
 
 
 class _BlueGreen(Moves):
-    def __init__(
-        self,
-        rollout: Rollout,
-        status: RolloutStatus,
-        observed: Observed,
-        current: str,
-        now: datetime,
-        events: list[Event],
-        analyses: Analyses,
-    ) -> None:
-        self.strategy = _strategy(rollout)
-        routed = self.strategy.traffic_routing is not None
-        super().__init__(rollout, status, observed, current, now, events, routed=routed)
-        self.analyses = analyses
-        self.bg = blue_green_status(status)
-        self.active = self.strategy.active_service
-        self.preview = self.strategy.preview_service
+    @property
+    def strategy(self) -> BlueGreenStrategy:
+        return _strategy(self.rollout)
+
+    @property
+    def bg(self) -> BlueGreenStatus:
+        return blue_green_status(self.status)
+
+    @property
+    def active(self) -> str:
+        return self.strategy.active_service
+
+    @property
+    def preview(self) -> str | None:
+        return self.strategy.preview_service
 
     # --- what the Services and routes say ---------------------------------------------------
 
@@ -170,19 +168,7 @@ class _BlueGreen(Moves):
         )
         self.bg.switched_at = self.now
 
-    # --- the situations ---------------------------------------------------------------------
-
-    def run(self) -> Outcome:
-        self.record_applied()
-        stable = self.status.stable_revision
-        assert stable is not None
-        if self.current == stable:
-            self.out.at_rest = self.return_to(stable, self.strategy.scale_down_delay_seconds)
-        elif self.status.aborted:
-            self.return_to(stable, self.strategy.abort_scale_down_delay_seconds)
-        else:
-            self.progress(stable)
-        return self.out
+    # --- the situations (Moves.run picks one) ----------------------------------------------
 
     def return_to(self, stable: str, delay: int) -> bool:
         """Stable at full scale, users and the preview Service on it, then the other ReplicaSets

@@ -78,23 +78,15 @@ def _strategy(rollout: Rollout) -> CanaryStrategy:
 
 
 class _Canary(Moves):
-    def __init__(
-        self,
-        rollout: Rollout,
-        status: RolloutStatus,
-        observed: Observed,
-        current: str,
-        now: datetime,
-        events: list[Event],
-        analyses: Analyses,
-    ) -> None:
-        self.strategy = _strategy(rollout)
-        routed = self.strategy.traffic_routing is not None
-        super().__init__(rollout, status, observed, current, now, events, routed=routed)
-        self.analyses = analyses
-        if status.canary is None:
-            status.canary = CanaryStatus()
-        self.cs: CanaryStatus = status.canary
+    @property
+    def strategy(self) -> CanaryStrategy:
+        return _strategy(self.rollout)
+
+    @property
+    def cs(self) -> CanaryStatus:
+        if self.status.canary is None:
+            self.status.canary = CanaryStatus()
+        return self.status.canary
 
     # --- what the routes say --------------------------------------------------------------
 
@@ -136,21 +128,9 @@ class _Canary(Moves):
                 done = False
         return done
 
-    # --- the three situations ---------------------------------------------------------------
+    # --- the three situations (Moves.run picks one) -----------------------------------------
 
-    def run(self) -> Outcome:
-        self.record_applied()
-        stable = self.status.stable_revision
-        assert stable is not None
-        if self.current == stable:
-            self.out.at_rest = self.return_to_stable(stable, self.strategy.scale_down_delay_seconds)
-        elif self.status.aborted:
-            self.return_to_stable(stable, self.strategy.abort_scale_down_delay_seconds)
-        else:
-            self.progress(stable)
-        return self.out
-
-    def return_to_stable(self, stable: str, delay: int) -> bool:
+    def return_to(self, stable: str, delay: int) -> bool:
         """Stable at full scale, traffic 100/0 and managed rules gone, canary Service back on
         stable; then the other ReplicaSets down once `delay` has passed. True when at rest."""
         self.status.current_step_index = None
@@ -202,7 +182,7 @@ class _Canary(Moves):
     def act_on_analysis(self, gate: Gate, stable: str) -> bool:
         """False when a failed analysis has aborted the rollout: back to stable right now."""
         if self.status.aborted:
-            self.return_to_stable(stable, self.strategy.abort_scale_down_delay_seconds)
+            self.return_to(stable, self.strategy.abort_scale_down_delay_seconds)
             return False
         self.wake(gate.requeue_after)
         return True
@@ -407,4 +387,4 @@ class _Canary(Moves):
         )
         self.status.stable_revision = self.current
         self.out.progressed = True
-        self.out.at_rest = self.return_to_stable(self.current, self.strategy.scale_down_delay_seconds)
+        self.out.at_rest = self.return_to(self.current, self.strategy.scale_down_delay_seconds)

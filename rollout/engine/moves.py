@@ -13,7 +13,9 @@ from datetime import datetime, timedelta
 
 from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import Rollout
+from rollout.api.spec import BlueGreenStrategy, CanaryStrategy
 from rollout.api.status import BlueGreenStatus, CanaryStatus, RolloutStatus
+from rollout.engine.analysis import Analyses
 from rollout.engine.conditions import remove_condition, set_condition
 from rollout.engine.types import (
     Action,
@@ -27,6 +29,7 @@ from rollout.engine.types import (
     SetTraffic,
 )
 from rollout.traffic.base import TrafficState, same_traffic
+from rollout.traffic.bindings import routing_of
 
 ROUTE_STATUS = "RouteStatus"
 # How often a route whose status is pending or blocked is read again (routes are not watched).
@@ -45,6 +48,8 @@ class Outcome:
 
 
 class Moves:
+    """One decision of a strategy: what it observed, and the Outcome it builds."""
+
     def __init__(
         self,
         rollout: Rollout,
@@ -53,16 +58,48 @@ class Moves:
         current: str,
         now: datetime,
         events: list[Event],
-        *,
-        routed: bool,
+        analyses: Analyses,
     ) -> None:
         self.rollout, self.status, self.observed = rollout, status, observed
         self.current, self.now, self.events = current, now, events
+        self.analyses = analyses
         self.replicas = rollout.spec.replicas
-        self.routed = routed
+        self.routed = routing_of(rollout) is not None
         self.routes: list[ObservedRoute] = [r for r in observed.routes if r is not None]
         self.by_revision = {rs.revision: rs for rs in observed.replicasets}
         self.out = Outcome()
+
+    # --- what a strategy provides ----------------------------------------------------------
+
+    @property
+    def strategy(self) -> CanaryStrategy | BlueGreenStrategy:
+        raise NotImplementedError
+
+    def record_applied(self) -> None:
+        """Status fields read back from the cluster (weights, active revision)."""
+        raise NotImplementedError
+
+    def return_to(self, stable: str, delay: int) -> bool:
+        """Users back on `stable`, the rest scaled down after `delay`; True when at rest."""
+        raise NotImplementedError
+
+    def progress(self, stable: str) -> None:
+        raise NotImplementedError
+
+    def run(self) -> Outcome:
+        """At rest (current is stable) or aborted: back to stable; otherwise progress."""
+        self.record_applied()
+        stable = self.status.stable_revision
+        assert stable is not None
+        if self.current == stable:
+            self.out.at_rest = self.return_to(stable, self.strategy.scale_down_delay_seconds)
+        elif self.status.aborted:
+            self.return_to(stable, self.strategy.abort_scale_down_delay_seconds)
+        else:
+            self.progress(stable)
+        return self.out
+
+    # --- shared moves -----------------------------------------------------------------------
 
     def healthy(self, revision: str | None) -> int:
         rs = self.by_revision.get(revision or "")

@@ -78,8 +78,11 @@ def post_run(status, name="post-promotion"):
     return next(r for r in status["analysisRuns"] if r["name"] == name)
 
 
-async def test_green_returning_500s_is_switched_back_within_one_interval(cluster):
-    manifest = blue_green_rollout(postPromotionAnalysis=success_rate(), abortScaleDownDelaySeconds=2)
+@contextlib.asynccontextmanager
+async def green_returning_500s(cluster, **extra):
+    """Blue deployed, green answering half its requests with 500, the active Service watched;
+    yields (blue, green, changes of the active Service)."""
+    manifest = blue_green_rollout(**extra)
     async with (
         stack(cluster, manifest, v2_errors=0.5, weights=blue_green_weights, services=SERVICES_BG) as (
             _,
@@ -88,13 +91,24 @@ async def test_green_returning_500s_is_switched_back_within_one_interval(cluster
         ),
         watching_active(cluster, blue.revision) as seen,
     ):
+        yield blue, green, seen
+
+
+def scaled_to_zero(cluster, revision):
+    async def probe():
+        return (await replicasets(cluster))[revision]["spec"]["replicas"] == 0
+
+    return probe
+
+
+async def test_green_returning_500s_is_switched_back_within_one_interval(cluster):
+    extra = {"postPromotionAnalysis": success_rate(), "abortScaleDownDelaySeconds": 2}
+    async with green_returning_500s(cluster, **extra) as (blue, green, seen):
         await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
         status = await wait_for(degraded(cluster), timeout=40, what="post-promotion failure")
-
-        async def green_gone():
-            return (await replicasets(cluster))[green.revision]["spec"]["replicas"] == 0
-
-        await wait_for(green_gone, timeout=20, what="green scaled down after the switch back")
+        await wait_for(
+            scaled_to_zero(cluster, green.revision), timeout=20, what="green down after the switch back"
+        )
         after = await status_of(cluster)
     revisions = [revision for _, revision, _ in seen]
     assert revisions[:3] == [blue.revision, green.revision, blue.revision], seen
@@ -111,22 +125,11 @@ async def test_green_returning_500s_is_switched_back_within_one_interval(cluster
 
 
 async def test_pre_promotion_failure_never_switches(cluster):
-    manifest = blue_green_rollout(prePromotionAnalysis=success_rate(), abortScaleDownDelaySeconds=1)
-    async with (
-        stack(cluster, manifest, v2_errors=0.5, weights=blue_green_weights, services=SERVICES_BG) as (
-            _,
-            blue,
-            green,
-        ),
-        watching_active(cluster, blue.revision) as seen,
-    ):
+    extra = {"prePromotionAnalysis": success_rate(), "abortScaleDownDelaySeconds": 1}
+    async with green_returning_500s(cluster, **extra) as (blue, green, seen):
         await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
         status = await wait_for(degraded(cluster), timeout=40, what="pre-promotion failure")
-
-        async def green_gone():
-            return (await replicasets(cluster))[green.revision]["spec"]["replicas"] == 0
-
-        await wait_for(green_gone, timeout=20, what="green scaled down")
+        await wait_for(scaled_to_zero(cluster, green.revision), timeout=20, what="green scaled down")
         preview = (await cluster.kube.get(SERVICES, NS, "web-preview"))["spec"]["selector"]
     assert [revision for _, revision, _ in seen] == [blue.revision]  # never switched
     assert "pre-promotion" in status["abortReason"] and "success-rate" in status["abortReason"]

@@ -73,14 +73,8 @@ def test_users_only_on_available_pods_and_abort_switches_back_before_scaling_dow
     sim.settle()
     sim.set_image("web:2")
     for kind, value in operations:
-        commands = ()
-        if kind in ("promote", "abort", "retry", "pause", "resume"):
-            commands = (Command(kind),)
-        elif kind == "promote-full":
-            commands = (Command("promote", "full"),)
-        elif kind == "image":
-            sim.set_image(f"web:{value}")
-        elif kind == "metric":
+        commands = sim.operate(kind, value)
+        if kind == "metric":
             sim.metric_values = {"success-rate": [] if value is None else [value]}
         users_before = users_on(sim, routed)
         specs_before = {rs.name: (rs.revision, rs.spec) for rs in sim.replicasets.values()}

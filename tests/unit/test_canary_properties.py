@@ -67,13 +67,7 @@ def test_weights_stay_in_bounds_within_the_step_and_end_at_zero_after_abort(step
     parsed_steps = parse_rollout(sim.manifest).rollout.spec.strategy.canary.steps
     sim.set_image("web:2")
     for kind, value in operations:
-        commands = ()
-        if kind in ("promote", "abort", "retry", "pause", "resume"):
-            commands = (Command(kind),)
-        elif kind == "promote-full":
-            commands = (Command("promote", "full"),)
-        elif kind == "image":
-            sim.set_image(f"web:{value}")
+        commands = sim.operate(kind, value)
         image = sim.manifest["spec"]["template"]["spec"]["containers"][0]["image"]
         canary_available = sum(
             rs.available for rs in sim.replicasets.values() if rs.revision == sim.revision_for(image)
