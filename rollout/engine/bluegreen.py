@@ -1,7 +1,7 @@
 """The blue/green strategy: the new revision comes up beside the old one, reachable on the preview
 Service, and one switch moves every user to it; a rollback is the same switch back.
 
-decide() calls `plan_blue_green` after the common bookkeeping (revisions, commands, pauses):
+decide() runs `BlueGreenPlan(...).run()` after the common bookkeeping (revisions, commands, pauses):
 - at rest (current == stable) or aborted: `return_to(stable)`: stable at full scale, the active
   Service (then, with trafficRouting, the routes) on stable, the preview Service on stable too,
   and only then the other ReplicaSets down after scaleDownDelaySeconds (or the abort delay);
@@ -24,10 +24,9 @@ from rollout.analysis.resolve import POST_PROMOTION, PRE_PROMOTION
 from rollout.api.rollout import Rollout
 from rollout.api.spec import BlueGreenStrategy, RolloutAnalysis
 from rollout.api.status import BlueGreenStatus, RolloutStatus
-from rollout.engine.analysis import Analyses
 from rollout.engine.conditions import add_pause, remove_pause
-from rollout.engine.moves import Moves, Outcome
-from rollout.engine.types import Command, Event, Observed, ScaleReplicaSet
+from rollout.engine.moves import Moves
+from rollout.engine.types import Command, Event, ScaleReplicaSet
 from rollout.traffic.base import STABLE_ONLY, TrafficState
 
 BLUE_GREEN_PAUSE = "BlueGreenPause"
@@ -82,19 +81,7 @@ def promote(rollout: Rollout, status: RolloutStatus, command: Command, now: date
     )
 
 
-def plan_blue_green(
-    rollout: Rollout,
-    status: RolloutStatus,
-    observed: Observed,
-    current: str,
-    now: datetime,
-    events: list[Event],
-    analyses: Analyses,
-) -> Outcome:
-    return _BlueGreen(rollout, status, observed, current, now, events, analyses).run()
-
-
-class _BlueGreen(Moves):
+class BlueGreenPlan(Moves):
     @property
     def strategy(self) -> BlueGreenStrategy:
         return _strategy(self.rollout)

@@ -1,8 +1,8 @@
 """The canary strategy: steps walked in order, traffic moved on the routes (or by replica
 proportions without trafficRouting), completion and abort in the order the design fixes.
 
-decide() calls `plan_canary` after the common bookkeeping (revisions, commands, pauses). Three
-situations, one method each:
+decide() runs `CanaryPlan(...).run()` after the common bookkeeping (revisions, commands,
+pauses). Three situations, one method each:
 - at rest (current == stable): stable at full scale, routes 100/0 with no managed rules, canary
   Service back on stable, other ReplicaSets down after scaleDownDelaySeconds;
 - aborted: the same return to stable, with abortScaleDownDelaySeconds;
@@ -22,15 +22,14 @@ from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import Rollout
 from rollout.api.spec import CanaryStrategy
 from rollout.api.status import CanaryStatus, RolloutStatus
-from rollout.engine.analysis import BACKGROUND, Analyses, Gate, reset_runs, step_gate
+from rollout.engine.analysis import BACKGROUND, Gate, reset_runs, step_gate
 from rollout.engine.conditions import add_pause, remove_pause
-from rollout.engine.moves import Moves, Outcome
+from rollout.engine.moves import Moves
 from rollout.engine.steps import canary_replicas, describe, steps_hash, target_at
 from rollout.engine.types import (
     Command,
     CreateReplicaSet,
     Event,
-    Observed,
     PinSubset,
     ReplicaSetState,
     ScaleReplicaSet,
@@ -59,25 +58,13 @@ def promote(rollout: Rollout, status: RolloutStatus, command: Command, now: date
     return Event("Normal", "PromoteIgnored", f"Promote: no pause step is waiting (canary {at})")
 
 
-def plan_canary(
-    rollout: Rollout,
-    status: RolloutStatus,
-    observed: Observed,
-    current: str,
-    now: datetime,
-    events: list[Event],
-    analyses: Analyses,
-) -> Outcome:
-    return _Canary(rollout, status, observed, current, now, events, analyses).run()
-
-
 def _strategy(rollout: Rollout) -> CanaryStrategy:
     strategy = rollout.spec.strategy.canary
     assert strategy is not None
     return strategy
 
 
-class _Canary(Moves):
+class CanaryPlan(Moves):
     @property
     def strategy(self) -> CanaryStrategy:
         return _strategy(self.rollout)

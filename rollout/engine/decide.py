@@ -23,9 +23,9 @@ from rollout.engine.analysis import (
     promote_analysis,
     reset_runs,
 )
-from rollout.engine.bluegreen import BLUE_GREEN_PAUSE, plan_blue_green
+from rollout.engine.bluegreen import BLUE_GREEN_PAUSE, BlueGreenPlan
 from rollout.engine.bluegreen import promote as promote_blue_green
-from rollout.engine.canary import CANARY_PAUSE, plan_canary, promote
+from rollout.engine.canary import CANARY_PAUSE, CanaryPlan, promote
 from rollout.engine.commands import apply_commands
 from rollout.engine.conditions import add_pause, remove_condition, remove_pause, set_condition
 from rollout.engine.rolling import oldest_first, plan_rolling
@@ -128,17 +128,12 @@ def _decide_valid(
 
     def promote_command(command: Command) -> Event:
         passed = promote_analysis(status, now) if in_progress else None
-        strategy_promote = (
-            promote
-            if spec.strategy.canary is not None
-            else promote_blue_green
-            if spec.strategy.blue_green is not None
-            else None
-        )
-        if passed is not None and spec.strategy.blue_green is not None:
-            return passed  # one promote passes one gate: the analysis, not the switch as well
-        if strategy_promote is not None:
-            event = strategy_promote(rollout, status, command, now)
+        if spec.strategy.blue_green is not None:
+            if passed is not None and command.value != "full":
+                return passed  # one promote passes one gate: the analysis, not the switch as well
+            return promote_blue_green(rollout, status, command, now)
+        if spec.strategy.canary is not None:
+            event = promote(rollout, status, command, now)
             return passed if passed is not None and event.reason == "PromoteIgnored" else event
         if command.value == "full" and in_progress:
             status.skip_analysis = True
@@ -160,8 +155,8 @@ def _decide_valid(
     if status.aborted:
         analyses.stop("the rollout was aborted")
     if spec.strategy.canary is not None or spec.strategy.blue_green is not None:
-        plan = plan_canary if spec.strategy.canary is not None else plan_blue_green
-        outcome = plan(rollout, status, observed, current, now, events, analyses)
+        plan = CanaryPlan if spec.strategy.canary is not None else BlueGreenPlan
+        outcome = plan(rollout, status, observed, current, now, events, analyses).run()
         scaling, complete, progressed = outcome.actions, outcome.at_rest, outcome.progressed
         waiting, blocked, requeue_after = outcome.waiting, outcome.blocked, outcome.requeue_after
     else:

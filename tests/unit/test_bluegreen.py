@@ -262,6 +262,26 @@ def test_promote_full_skips_both_analyses():
     assert "PromotedFull" in reasons(sim)
 
 
+def test_promote_passes_an_inconclusive_pre_promotion_analysis_then_the_switch_waits_for_another():
+    sim = make_sim(prePromotionAnalysis=ANALYSIS, autoPromotionEnabled=False)
+    old = sim.status["stableRevision"]
+    sim.metric_values = {"success-rate": []}  # no data
+    sim.set_image("web:2")
+    new = sim.revision_for("web:2")
+    run(sim, rounds=20, seconds=5)
+    assert sim.status["phase"] == "Paused" and "no data" in sim.status["message"]
+    assert [p["reason"] for p in sim.status["pauseConditions"]] == ["AnalysisInconclusive"]
+    run(sim, 1, 1.0, True, Command("promote"))
+    run(sim, rounds=3)
+    pre = next(r for r in sim.status["analysisRuns"] if r["name"] == "pre-promotion")
+    assert pre["phase"] == "Successful" and "passed by rollout.dev/promote" in pre["message"]
+    assert [p["reason"] for p in sim.status["pauseConditions"]] == ["BlueGreenPause"]
+    assert active(sim) == old
+    run(sim, 1, 1.0, True, Command("promote"))
+    run(sim, rounds=3)
+    assert active(sim) == new and sim.status["stableRevision"] == new
+
+
 def test_retry_after_abort_waits_for_promotion_again():
     sim = make_sim(autoPromotionEnabled=False, postPromotionAnalysis=ANALYSIS)
     old = sim.status["stableRevision"]
