@@ -64,8 +64,6 @@ Seen = dict[tuple[str, str], dict[str, Any]]
 
 
 async def observe_routes(kube: Kube, rollout: Rollout, seen: Seen) -> tuple[ObservedRoute | None, ...]:
-    if routing_of(rollout) is None:
-        return ()
     probe = probe_state(rollout)
     namespace = rollout.metadata.namespace
     observed = []

@@ -153,7 +153,6 @@ def _step_errors(canary: CanaryStrategy) -> list[SpecError]:
 
 def _routing_errors(rollout: Rollout, spec: Routing, observed: Observed) -> list[SpecError]:
     routing, path = spec.routing, spec.path
-    strategy = path.rsplit(".", 1)[0]
     errors: list[SpecError] = []
     namespace = rollout.metadata.namespace
     if routing.gateway_api is None and routing.istio is None:
@@ -165,7 +164,9 @@ def _routing_errors(rollout: Rollout, spec: Routing, observed: Observed) -> list
     if (gateway is not None or not by_subset) and not (spec.stable_service and spec.canary_service):
         missing = spec.stable_field if not spec.stable_service else spec.canary_field
         errors.append(
-            SpecError(f"{strategy}.{missing}", "required with trafficRouting (the routes send to it)")
+            SpecError(
+                f"{spec.strategy_path}.{missing}", "required with trafficRouting (the routes send to it)"
+            )
         )
     for binding, route in zip(route_bindings(rollout), observed.routes, strict=False):
         if route is None:

@@ -22,12 +22,16 @@ class Routing:
     """The trafficRouting of a canary or a blue/green Rollout and the two Services its routes send
     to: stable and canary, or for blue/green active and preview."""
 
-    path: str  # field path of trafficRouting, for errors
+    strategy_path: str  # spec.strategy.canary or spec.strategy.blueGreen, for errors
     routing: TrafficRouting
     stable_service: str
     canary_service: str
     stable_field: str  # the spec fields naming the two Services, for errors
     canary_field: str
+
+    @property
+    def path(self) -> str:
+        return f"{self.strategy_path}.trafficRouting"
 
 
 def routing_of(rollout: Rollout) -> Routing | None:
@@ -35,7 +39,7 @@ def routing_of(rollout: Rollout) -> Routing | None:
     if strategy.canary is not None and strategy.canary.traffic_routing is not None:
         canary = strategy.canary
         return Routing(
-            "spec.strategy.canary.trafficRouting",
+            "spec.strategy.canary",
             canary.traffic_routing,
             canary.stable_service or "",
             canary.canary_service or "",
@@ -45,7 +49,7 @@ def routing_of(rollout: Rollout) -> Routing | None:
     if strategy.blue_green is not None and strategy.blue_green.traffic_routing is not None:
         blue_green = strategy.blue_green
         return Routing(
-            "spec.strategy.blueGreen.trafficRouting",
+            "spec.strategy.blueGreen",
             blue_green.traffic_routing,
             blue_green.active_service,
             blue_green.preview_service or "",

@@ -64,7 +64,7 @@ def test_first_deploy_pins_both_services_and_shows_the_revisions():
     assert active(sim) == preview(sim) == stable
     assert sim.status["blueGreen"]["activeRevision"] == stable
     assert sim.status["blueGreen"]["previewRevision"] == stable
-    assert f"active {stable}, preview {stable}" not in sim.status["message"]  # Healthy says revision
+    assert sim.status["message"] == f"Revision {stable}: 4/4 available"
     assert sim.spec_of(stable) == 4
 
 
