@@ -18,28 +18,30 @@ import asyncio
 import time
 from collections.abc import Awaitable
 from contextlib import ExitStack
-from pathlib import Path
 
 import yaml
 
 from bench.common import print_table
 from rollout.analysis.prometheus import Prometheus
-from rollout.analysis.resolve import TemplateKey, builtin_args, resolve
-from rollout.api.analysis import parse_template
 from rollout.api.revision import REVISION_LABEL
-from rollout.api.rollout import Rollout, parse_rollout
-from rollout.api.spec import RolloutAnalysis
+from rollout.api.rollout import parse_rollout
 from rollout.controller.kube import CLUSTER_ANALYSIS_TEMPLATES, ROLLOUTS, SERVICES, Kube, Resource
 from rollout.engine.decide import current_revision
 from rollout.observability.logging import configure_logging
 from rollout.sandbox.cluster import emulated_cluster
 from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest
-from tests.prom.stack import LoadGenerator, PrometheusServer, Workload, route_revision_weights
+from tests.prom.stack import (
+    BUILTIN_TEMPLATES,
+    LoadGenerator,
+    PrometheusServer,
+    Workload,
+    first_query,
+    route_revision_weights,
+)
 from tests.thirdparty import routing_crds
 
 NS = "shop"
 HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes")
-TEMPLATES = Path(__file__).resolve().parents[1] / "examples" / "analysis-templates.yaml"
 INTERVALS = ["1s", "2s", "5s"]
 STRATEGIES = ["canary", "blue/green"]
 
@@ -96,7 +98,7 @@ async def one(interval: str, kind: str) -> dict[str, object]:
             cluster.create_namespace(NS)
             for crd in routing_crds():
                 cluster.api.install_crd(crd)
-            for template in yaml.safe_load_all(TEMPLATES.read_text()):
+            for template in yaml.safe_load_all(BUILTIN_TEMPLATES.read_text()):
                 await cluster.kube.create(CLUSTER_ANALYSIS_TEMPLATES, None, template)
             services = ("web-active", "web-preview") if blue_green else ("web-stable", "web-canary")
             for name in services:
@@ -124,7 +126,7 @@ async def one(interval: str, kind: str) -> dict[str, object]:
                         assert strategy.canary is not None
                         ref = strategy.canary.steps[1].analysis
                     assert ref is not None
-                    query = _success_query(parsed, ref, v1, v2)
+                    query = first_query(parsed, ref, v1, v2)
                     client = Prometheus(prometheus.url)
                     t0 = time.monotonic()
                     canary.configure(error_ratio=0.2)
@@ -161,16 +163,6 @@ async def one(interval: str, kind: str) -> dict[str, object]:
 def _successes(status: dict, run_name: str) -> int:
     run = next((r for r in status.get("analysisRuns", []) if r["name"] == run_name), None)
     return run["metrics"][0]["successful"] if run and run["metrics"] else 0
-
-
-def _success_query(rollout: Rollout, ref: RolloutAnalysis, stable: str, canary: str) -> str:
-    """The template's own query, as the controller resolves it for this canary."""
-    lookup = {
-        TemplateKey(t["metadata"]["name"], True): parse_template(t)
-        for t in yaml.safe_load_all(TEMPLATES.read_text())
-    }
-    metrics, _ = resolve(ref, "bench", lookup, builtin_args(rollout, stable, canary), bounded=True)
-    return metrics[0].query
 
 
 async def _until(cluster, predicate, timeout: float = 30.0) -> dict:

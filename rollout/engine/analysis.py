@@ -86,6 +86,17 @@ class Analyses:
             if metric is not None:
                 record(run, metric, result)
 
+    def next_measurement_in(self) -> float | None:
+        """Seconds until the earliest measurement due in any open run of the current revision:
+        every run schedules its own look-again, whatever else the strategy waits for (a timed
+        pause must not delay a background measurement)."""
+        waits = [
+            seconds_to_next(run, self.metrics(run.name), self.now)
+            for run in self.status.analysis_runs
+            if run.finished_at is None and run.revision == self.current and run.name in self.resolved
+        ]
+        return min((w for w in waits if w is not None), default=None)
+
     def stop(self, why: str) -> None:
         """Runs still measuring stop (the rollout completed or was aborted)."""
         for run in self.status.analysis_runs:

@@ -244,7 +244,7 @@ class CanaryPlan(Moves):
             started = next(p.start_time for p in self.status.pause_conditions if p.reason == CANARY_PAUSE)
             left = parse_duration(step.pause.duration) - (self.now - started).total_seconds()
             if left > 0:
-                self.out.requeue_after = left
+                self.wake(left)
                 self.out.waiting = f"paused at step {index + 1} for another {left:.0f}s"
                 return False
             remove_pause(self.status, CANARY_PAUSE)

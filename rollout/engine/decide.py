@@ -190,9 +190,12 @@ def _decide_valid(
 
     deadline = _deadline(rollout, status, complete, now, events)
     _phase(status, rollout, complete, now, events, waiting=waiting, blocked=blocked)
-    if deadline is not None:
-        requeue_after = deadline if requeue_after is None else min(requeue_after, deadline)
+    requeue_after = _earliest(requeue_after, deadline, analyses.next_measurement_in())
     return Decision(status=status, actions=actions, events=events, requeue_after=requeue_after)
+
+
+def _earliest(*delays: float | None) -> float | None:
+    return min((d for d in delays if d is not None), default=None)
 
 
 def _rolling(

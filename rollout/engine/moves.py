@@ -165,10 +165,10 @@ class Moves:
                     Event("Warning", "RouteNotAccepted", f"{message}; traffic stays on stable")
                 )
             self.out.blocked = message
-            self.out.requeue_after = BLOCKED_POLL_SECONDS
+            self.wake(BLOCKED_POLL_SECONDS)
         elif state == "pending":
             self.out.waiting = message
-            self.out.requeue_after = ROUTE_POLL_SECONDS
+            self.wake(ROUTE_POLL_SECONDS)
         return state == "unknown"
 
     # --- Services and ReplicaSets -----------------------------------------------------------
@@ -221,7 +221,7 @@ class Moves:
             timer.scale_down_at = self.now + timedelta(seconds=delay)
         wait = (timer.scale_down_at - self.now).total_seconds()
         if wait > 0:
-            self.out.requeue_after = wait
+            self.wake(wait)
             self.out.waiting = f"scaling down {', '.join(rs.name for rs in others)} in {wait:.0f}s"
             return
         for rs in others:

@@ -2,9 +2,12 @@
 ClusterAnalysisTemplates from examples/, workload processes per revision scraped every second,
 and a load generator that follows the route's weights the way a proxy would."""
 
+import asyncio
 import base64
 import json
+import time
 from contextlib import ExitStack, asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -33,6 +36,7 @@ from tests.prom.stack import (
     PrometheusServer,
     Workload,
     basic_auth,
+    first_query,
     route_revision_weights,
 )
 from tests.waiting import wait_for
@@ -92,6 +96,7 @@ async def stack(
     weights=route_weights,
     auth=None,
     services=("web-stable", "web-canary"),
+    resync_seconds=2.0,
 ):
     """Workloads for v1 and v2, Prometheus scraping them, the built-in templates installed,
     `services` created (and with route_weights the HTTPRoute), the Rollout deployed at v1
@@ -106,7 +111,7 @@ async def stack(
         stop.callback(prometheus.stop)
         for template in yaml.safe_load_all((EXAMPLES / "analysis-templates.yaml").read_text()):
             await cluster.kube.create(CLUSTER_ANALYSIS_TEMPLATES, None, template)
-        async with cluster.controller(prometheus_address=prometheus.url):
+        async with cluster.controller(prometheus_address=prometheus.url, resync_seconds=resync_seconds):
             for name in services:
                 await cluster.kube.create(SERVICES, NS, service_manifest(name))
             if weights is route_weights:
@@ -278,6 +283,44 @@ async def test_a_successful_background_analysis_lets_a_rolling_update_finish(clu
         status = await wait_for(healthy_at(cluster, canary.revision), timeout=30, what="v2 stable")
     run = next(r for r in status["analysisRuns"] if r["name"] == "background")
     assert run["phase"] == "Successful" and run["metrics"][0]["successful"] == 3
+
+
+async def test_a_background_analysis_failing_during_a_long_timed_pause_rolls_back_at_once(cluster):
+    """Each due measurement schedules its own reconcile: a 40 s pause does not delay the background
+    analysis, even with the periodic resync (120 s) far longer than the pause. The failure counts
+    as visible once Prometheus shows it and the initial delay (5 s) has passed."""
+    interval, initial_delay = 2.0, 5.0
+    steps = [{"setWeight": 20}, {"pause": {"duration": "40s"}}, {"setWeight": 60}]
+    background = {
+        "templates": [{"name": "http-success-rate", "clusterScope": True}],
+        "args": args(interval="2s", count="100", **{"initial-delay": "5s"}),
+    }
+    manifest = canary_rollout(steps, analysis=background)
+    async with stack(cluster, manifest, v2_errors=0.5, resync_seconds=120) as (prometheus, stable, canary):
+        rollout = parse_rollout(manifest).rollout
+        query = first_query(rollout, rollout.spec.strategy.canary.analysis, stable.revision, canary.revision)
+        client = Prometheus(prometheus.url)
+        await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
+        await wait_for(weight_is(cluster, 20), timeout=20, what="canary at 20%")
+        paused_at = time.time()
+        visible = restored = None
+        while restored is None and time.time() - paused_at < 35:
+            if visible is None:
+                value = await asyncio.to_thread(client.query, query)
+                if value and value[0] < 0.99:
+                    visible = time.time()
+            route = await cluster.kube.get(HTTPROUTES, NS, "web")
+            if app_weights(route)["web-canary"] == 0:
+                restored = time.time()
+            await asyncio.sleep(0.05)
+        assert restored is not None, "no rollback before the 40 s pause would have ended"
+        status = await wait_for(degraded(cluster), timeout=10, what="Degraded")
+    run = next(r for r in status["analysisRuns"] if r["name"] == "background")
+    first_due = datetime.fromisoformat(run["startedAt"].replace("Z", "+00:00")).timestamp() + initial_delay
+    assert visible is not None
+    assert restored - max(visible, first_due) <= interval + 1.0, (visible, first_due, restored)
+    assert status["stableRevision"] == stable.revision
+    assert "background" in status["abortReason"]
 
 
 def test_every_builtin_template_resolves_and_its_queries_run_on_prometheus():

@@ -32,10 +32,26 @@ import bcrypt
 import pytest
 import yaml
 
+from rollout.analysis.resolve import TemplateKey, builtin_args, resolve
+from rollout.api.analysis import parse_template
+from rollout.api.rollout import Rollout
+from rollout.api.spec import RolloutAnalysis
 from rollout.controller.kube import SERVICES, Resource
 
 REVISION = "rollout.dev/revision"
 HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes")
+BUILTIN_TEMPLATES = Path(__file__).resolve().parents[2] / "examples" / "analysis-templates.yaml"
+
+
+def first_query(rollout: Rollout, ref: RolloutAnalysis, stable: str, canary: str) -> str:
+    """The first metric's query of a built-in template reference, resolved as the controller
+    resolves it for this Rollout (to poll Prometheus for the value the controller will see)."""
+    lookup = {
+        TemplateKey(t["metadata"]["name"], True): parse_template(t)
+        for t in yaml.safe_load_all(BUILTIN_TEMPLATES.read_text())
+    }
+    metrics, _ = resolve(ref, "query", lookup, builtin_args(rollout, stable, canary), bounded=False)
+    return metrics[0].query
 
 
 def free_port() -> int:

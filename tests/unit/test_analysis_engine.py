@@ -160,3 +160,26 @@ def test_rolling_update_waits_for_background_analysis():
     assert sim.status["updatedReplicas"] == 2 and sim.status["phase"] == "Progressing"
     run(sim, rounds=10, seconds=5)
     assert sim.status["phase"] == "Healthy" and sim.status["stableRevision"] == sim.status["currentRevision"]
+
+
+def test_a_timed_pause_never_postpones_a_due_background_measurement():
+    """The reconcile is requeued for the next measurement, not for the end of the pause: with a
+    40 s pause and a 10 s interval, the engine asks to look again within 10 s every time."""
+    background = {"templates": [{"name": "success-rate"}]}
+    sim = analysed_sim(
+        [{"setWeight": 20}, {"pause": {"duration": "40s"}}, {"setWeight": 60}], analysis=background
+    )
+    start(sim)
+    assert sim.status["phase"] == "Paused" and sim.status["currentStepIndex"] == 1
+    paused_at = sim.now
+    sim.metric_values = {"success-rate": [0.5]}
+    for _ in range(10):
+        decision = sim.reconcile()
+        if decision.status.aborted:
+            break
+        assert decision.requeue_after is not None and decision.requeue_after <= 10
+        sim.tick(decision.requeue_after)
+    assert sim.status["aborted"] and "background" in sim.status["abortReason"]
+    assert app_weights(sim)["web-canary"] == 0
+    # Aborted at the next measurement (interval 10 s), long before the pause would end.
+    assert (sim.now - paused_at).total_seconds() <= 10
