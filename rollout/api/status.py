@@ -130,6 +130,9 @@ class RolloutStatus(StatusModel):
     analysis_runs: list[AnalysisRun] = Field(default_factory=list)
     # Set by `promote: full`: the current revision completes without waiting for any analysis.
     skip_analysis: bool = False
+    # A `rollout.dev/promote` consumed while nothing waited for it: it passes the next pause step
+    # or inconclusive analysis of the current revision (a consumed command is never lost).
+    promote_pending: bool = False
     conditions: list[Condition] = Field(default_factory=list)
 
     def condition(self, type_: str) -> Condition | None:

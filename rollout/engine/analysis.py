@@ -129,6 +129,18 @@ class Analyses:
             )
             return Gate("Successful", run.message)
         self._act_on(run, was)
+        if run.phase == "Inconclusive" and self.status.promote_pending:
+            # A promote that came before this analysis had an outcome passes it now.
+            self.status.promote_pending = False
+            if promote_analysis(self.status, self.now) is not None:
+                self.events.append(
+                    Event(
+                        "Normal",
+                        "PromotedAnalysis",
+                        f"Analysis {name} was inconclusive; passed by the pending rollout.dev/promote",
+                    )
+                )
+                return self.gate(name)
         return Gate(run.phase, run.message)
 
     def background_passed(self) -> Gate:

@@ -40,22 +40,47 @@ CANARY_PAUSE = "CanaryPauseStep"
 
 
 def promote(rollout: Rollout, status: RolloutStatus, command: Command, now: datetime) -> Event:
-    """`promote: full` skips to completion; any other value passes the current pause step."""
+    """`promote: full` skips to completion; any other value passes the current pause step, or
+    the next pause or inconclusive analysis the canary reaches (kept in `promote_pending`)."""
     steps = _strategy(rollout).steps
     index = status.current_step_index
-    if status.aborted or status.current_revision == status.stable_revision:
-        return Event("Normal", "PromoteIgnored", "Promote: no canary in progress")
+    if status.aborted:
+        return Event(
+            "Normal", "PromoteIgnored", "Promote: the canary was aborted; rollout.dev/retry starts it again"
+        )
+    if status.current_revision == status.stable_revision:
+        return Event(
+            "Normal",
+            "PromoteIgnored",
+            f"Promote: nothing to promote, revision {status.stable_revision} is stable",
+        )
     if command.value == "full":
         remove_pause(status, CANARY_PAUSE)
         status.current_step_index, status.step_started_at = len(steps), now
-        status.skip_analysis = True
+        status.skip_analysis, status.promote_pending = True, False
         return Event("Normal", "PromotedFull", "Promoted in full: skipping the remaining steps")
     if index is not None and index < len(steps) and steps[index].pause is not None:
         remove_pause(status, CANARY_PAUSE)
         status.current_step_index, status.step_started_at = index + 1, now
         return Event("Normal", "PromotedStep", f"Promoted past step {index + 1} ({describe(steps[index])})")
-    at = "not started" if index is None else f"at step {index + 1}/{len(steps)}"
-    return Event("Normal", "PromoteIgnored", f"Promote: no pause step is waiting (canary {at})")
+    if index is None:
+        at = "before step 1"
+    elif index < len(steps):
+        at = f"at step {index + 1}/{len(steps)} ({describe(steps[index])})"
+    else:
+        at = "completing"
+    if status.promote_pending:
+        return Event(
+            "Normal",
+            "PromoteIgnored",
+            f"Promote: one is already pending (canary {at}); promotes do not add up",
+        )
+    status.promote_pending = True
+    return Event(
+        "Normal",
+        "PromotePending",
+        f"Promote: nothing waits yet (canary {at}); it passes the next pause or inconclusive analysis",
+    )
 
 
 def _strategy(rollout: Rollout) -> CanaryStrategy:
@@ -236,7 +261,17 @@ class CanaryPlan(Moves):
                 f"{rs.healthy if rs else 0}/{count} available"
             )
             return False
-        if step.pause is not None:
+        if step.pause is not None and self.status.promote_pending:
+            self.status.promote_pending = False
+            remove_pause(self.status, CANARY_PAUSE)
+            self.events.append(
+                Event(
+                    "Normal",
+                    "PromotedStep",
+                    f"Promoted past step {index + 1} ({describe(step)}) by the pending rollout.dev/promote",
+                )
+            )
+        elif step.pause is not None:
             add_pause(self.status, CANARY_PAUSE, self.now)
             if step.pause.duration is None:
                 self.out.waiting = f"paused at step {index + 1} until rollout.dev/promote"

@@ -113,6 +113,7 @@ def _decide_valid(
         remove_condition(status, ANALYSIS_CONDITION)
         reset_runs(status)
         status.skip_analysis = False
+        _drop_pending_promote(status, events, f"revision {current} replaced the one it was for")
     if status.stable_revision is None:
         # First deploy: nothing to protect yet, so the first revision is stable at once.
         status.stable_revision = current
@@ -128,23 +129,29 @@ def _decide_valid(
 
     def promote_command(command: Command) -> Event:
         passed = promote_analysis(status, now) if in_progress else None
+        if passed is not None and command.value != "full":
+            return passed  # one promote passes one gate: the analysis, not a pause or switch as well
         if spec.strategy.blue_green is not None:
-            if passed is not None and command.value != "full":
-                return passed  # one promote passes one gate: the analysis, not the switch as well
             return promote_blue_green(rollout, status, command, now)
         if spec.strategy.canary is not None:
-            event = promote(rollout, status, command, now)
-            return passed if passed is not None and event.reason == "PromoteIgnored" else event
+            return promote(rollout, status, command, now)
         if command.value == "full" and in_progress:
             status.skip_analysis = True
             return Event("Normal", "PromotedFull", "Promoted in full: completing without analysis")
+        if not in_progress:
+            return Event(
+                "Normal", "PromoteIgnored", f"Promote: nothing to promote, revision {current} is stable"
+            )
         return passed or Event(
-            "Normal",
-            "PromoteIgnored",
-            f"Promote ({command.value or 'step'}): nothing is waiting for promotion",
+            "Normal", "PromoteIgnored", "Promote: nothing waits for promotion in a rolling update"
         )
 
-    events += apply_commands(status, commands, in_progress=in_progress, now=now, promote=promote_command)
+    command_events = apply_commands(
+        status, commands, in_progress=in_progress, now=now, promote=promote_command
+    )
+    events += command_events
+    # An ignored promote is said in the message too (until the next reconcile), not only in an Event.
+    note = "; ".join(e.message for e in command_events if e.reason == "PromoteIgnored")
     if spec.paused:
         if add_pause(status, SPEC_PAUSE, now):
             events.append(Event("Normal", "RolloutPaused", "Paused by spec.paused"))
@@ -174,6 +181,11 @@ def _decide_valid(
         if complete:
             analyses.stop("the rollout completed")
 
+    if status.aborted:
+        _drop_pending_promote(status, events, "the rollout was aborted")
+    elif status.stable_revision == current:
+        _drop_pending_promote(status, events, "the rollout completed with no pause or analysis left to pass")
+
     previous_counts = (status.updated_replicas, status.available_replicas)
     _count(status, rollout, observed.replicasets, current)
     # A measurement taken counts as progress: a long analysis is not a stuck rollout.
@@ -189,9 +201,18 @@ def _decide_valid(
     )
 
     deadline = _deadline(rollout, status, complete, now, events)
-    _phase(status, rollout, complete, now, events, waiting=waiting, blocked=blocked)
+    _phase(status, rollout, complete, now, events, waiting=waiting, blocked=blocked, note=note)
     requeue_after = _earliest(requeue_after, deadline, analyses.next_measurement_in())
     return Decision(status=status, actions=actions, events=events, requeue_after=requeue_after)
+
+
+def _drop_pending_promote(status: RolloutStatus, events: list[Event], why: str) -> None:
+    """A pending promote that can no longer take effect is said to be unused, never lost quietly."""
+    if status.promote_pending:
+        status.promote_pending = False
+        events.append(
+            Event("Normal", "PromoteUnused", f"The pending rollout.dev/promote was not used: {why}")
+        )
 
 
 def _earliest(*delays: float | None) -> float | None:
@@ -346,6 +367,7 @@ def _phase(
     *,
     waiting: str = "",
     blocked: str = "",
+    note: str = "",
 ) -> None:
     desired = rollout.spec.replicas
     progressing = status.condition(PROGRESSING)
@@ -399,6 +421,10 @@ def _phase(
         f"{status.available_replicas}/{desired} available",
         now,
     )
+    if status.promote_pending:
+        message += "; a rollout.dev/promote is pending: it passes the next pause or inconclusive analysis"
+    if note:
+        message += f"; {note}"
     if status.phase != phase:
         events.append(
             Event(

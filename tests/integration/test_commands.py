@@ -2,7 +2,8 @@
 
 from rollout.controller.kube import ROLLOUTS, Kube
 from rollout.controller.reconciler import Reconciler
-from tests.integration.conftest import NS, get_rollout
+from tests.integration.conftest import NS, event_reasons, get_rollout
+from tests.integration.test_canary import paused_at, promote, setup, weight_is
 from tests.manifests import image_patch, rollout_manifest
 from tests.waiting import wait_for
 
@@ -58,3 +59,25 @@ async def test_a_command_is_applied_once(cluster):
     assert second.events == []
     status = (await get_rollout(cluster))["status"]
     assert [p["reason"] for p in status["pauseConditions"]] == ["UserPause"]
+
+
+async def test_a_promote_annotated_as_soon_as_the_weight_shows_passes_the_pause(cluster):
+    """The user sees 80/20 and promotes at once: the controller may consume the annotation before
+    the pause step has begun; the promote must still pass exactly that pause."""
+    steps = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}]
+    async with cluster.controller((NS,), resync_seconds=60):
+        await setup(cluster, steps)
+        await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
+        await wait_for(weight_is(cluster, 20), timeout=20, interval=0.01, what="canary at 20%")
+        await promote(cluster)
+        await wait_for(weight_is(cluster, 50), timeout=20, what="promoted past the first pause")
+        await wait_for(paused_at(cluster, 3), timeout=20, what="paused at the second pause")
+        await wait_for(lambda: event_seen(cluster, "PromotedStep"), what="the PromotedStep Event")
+    assert (await event_reasons(cluster)).count("PromotedStep") == 1
+    rollout = await get_rollout(cluster)
+    assert "rollout.dev/promote" not in rollout["metadata"].get("annotations", {})
+    assert not rollout["status"].get("promotePending")
+
+
+async def event_seen(cluster, reason):
+    return reason in await event_reasons(cluster)

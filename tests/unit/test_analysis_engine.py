@@ -183,3 +183,18 @@ def test_a_timed_pause_never_postpones_a_due_background_measurement():
     assert app_weights(sim)["web-canary"] == 0
     # Aborted at the next measurement (interval 10 s), long before the pause would end.
     assert (sim.now - paused_at).total_seconds() <= 10
+
+
+def test_a_promote_issued_before_an_analysis_step_passes_it_once_inconclusive():
+    sim = analysed_sim([{"setWeight": 20}, STEP, {"setWeight": 50}, {"pause": {}}])
+    sim.metric_values = {"success-rate": []}  # no data: the step will be inconclusive
+    sim.set_image("web:2")
+    first = sim.reconcile(Command("promote"))
+    assert [e.reason for e in first.events if e.reason.startswith("Promote")] == ["PromotePending"]
+    run(sim, rounds=20, seconds=5)
+    assert step_run(sim)["phase"] == "Successful"
+    assert "passed by rollout.dev/promote" in step_run(sim)["message"]
+    reasons = [e.reason for d in sim.decisions for e in d.events]
+    assert reasons.count("PromotedAnalysis") == 1 and "PromotedStep" not in reasons
+    # One promote, one gate: the pause after the analysis still waits.
+    assert sim.status["phase"] == "Paused" and sim.status["currentStepIndex"] == 3
