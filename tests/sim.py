@@ -132,7 +132,13 @@ class Sim:
                         self.routes[binding.name] = binding.router.desired(
                             self.routes[binding.name], action.state
                         )
-        if not lose_status:  # a crash between acting and writing status loses only the status
+        if decision.conditions_only:  # an unreadable status: only its conditions are written
+            stored = self.manifest.get("status")
+            self.manifest["status"] = {
+                **(stored if isinstance(stored, dict) else {}),
+                "conditions": decision.status.wire()["conditions"],
+            }
+        elif not lose_status:  # a crash between acting and writing status loses only the status
             self.manifest["status"] = decision.status.wire()
         self.decisions.append(decision)
         return decision

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rollout.api.spec import RolloutSpec
-from rollout.api.status import RolloutStatus
+from rollout.api.status import Condition, RolloutStatus
 
 
 class ObjectMeta(BaseModel):
@@ -68,29 +68,53 @@ def _errors_from(exc: ValidationError, prefix: tuple[str, ...]) -> list[SpecErro
     return errors
 
 
-def parse_status(raw: dict[str, Any]) -> RolloutStatus:
-    """The stored status; a status this version cannot read starts afresh rather than failing."""
+def parse_status(raw: dict[str, Any]) -> tuple[RolloutStatus, tuple[SpecError, ...]]:
+    """The stored status, or the problems that make it unreadable (each at its field path).
+    Unknown fields are ignored; a known field with a value this version does not understand (a
+    newer phase, a hand edit, a restored backup) makes the whole status unreadable: acting on a
+    part of it could promote a canary that no analysis passed."""
+    stored = raw.get("status") or {}
+    if not isinstance(stored, dict):
+        return RolloutStatus(), (SpecError("status", f"expected an object, got {type(stored).__name__}"),)
     try:
-        return RolloutStatus.model_validate(raw.get("status") or {})
-    except ValidationError:
-        return RolloutStatus()
+        return RolloutStatus.model_validate(stored), ()
+    except ValidationError as exc:
+        return RolloutStatus(), tuple(_errors_from(exc, ("status",)))
+
+
+def readable_conditions(raw: dict[str, Any]) -> list[Condition]:
+    """The conditions of a stored status that can be read, even when the rest of it cannot."""
+    stored = raw.get("status")
+    items = stored.get("conditions") if isinstance(stored, dict) else None
+    conditions = []
+    for item in items if isinstance(items, list) else []:
+        try:
+            conditions.append(Condition.model_validate(item))
+        except ValidationError:
+            continue
+    return conditions
 
 
 @dataclass(frozen=True)
 class ParsedRollout:
-    """A Rollout as read from the API server: `rollout` is None when the spec has `errors`."""
+    """A Rollout as read from the API server: `rollout` is None when the spec has `errors`;
+    `status_errors` says why the stored status cannot be read (it then reads as empty)."""
 
     meta: ObjectMeta
     status: RolloutStatus
     rollout: Rollout | None
     errors: tuple[SpecError, ...] = ()
+    status_errors: tuple[SpecError, ...] = ()
+    conditions: tuple[Condition, ...] = ()  # of an unreadable status, those that can be read
 
 
 def parse_rollout(raw: dict[str, Any]) -> ParsedRollout:
     meta = ObjectMeta.model_validate(raw.get("metadata") or {})
-    status = parse_status(raw)
+    status, status_errors = parse_status(raw)
+    held = (status_errors, tuple(readable_conditions(raw)) if status_errors else ())
     try:
         spec = RolloutSpec.model_validate(raw.get("spec") or {})
     except ValidationError as exc:
-        return ParsedRollout(meta, status, None, tuple(_errors_from(exc, ("spec",))))
-    return ParsedRollout(meta, status, Rollout(metadata=meta, spec=spec, status=status))
+        return ParsedRollout(meta, status, None, tuple(_errors_from(exc, ("spec",))), *held)
+    rollout = Rollout(metadata=meta, spec=spec, status=status)
+    return ParsedRollout(meta, status, rollout, (), *held)

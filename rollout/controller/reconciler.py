@@ -168,7 +168,7 @@ class Reconciler:
             return None
         parsed = parse_rollout(raw)
         commands = list(carried)
-        if parsed.rollout is not None:
+        if parsed.rollout is not None and not parsed.status_errors:  # a held Rollout keeps its commands
             raw, consumed = await self._consume_commands(raw, carried)
             commands += consumed
             parsed = parse_rollout(raw)
@@ -327,9 +327,13 @@ class Reconciler:
     async def _write_status(
         self, raw: dict[str, Any], decision: Decision, commands: list[Command]
     ) -> dict[str, Any]:
-        old = raw.get("status") or {}
+        stored = raw.get("status")
+        old = stored if isinstance(stored, dict) else {}
         new = decision.status.wire()
-        if old == new:
+        if decision.conditions_only:  # an unreadable status: the rest of it stays as it is
+            new = {**old, "conditions": new.get("conditions", [])}
+        garbage = stored is not None and not isinstance(stored, dict)  # overwritten, not merged into
+        if old == new and not garbage:
             return raw
         meta = raw["metadata"]
         patch = {

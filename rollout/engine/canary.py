@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from rollout.analysis.resolve import step_run_name
 from rollout.api.base import parse_duration, resolve_int_or_percent
 from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import Rollout
@@ -175,6 +176,7 @@ class CanaryPlan(Moves):
                 remove_pause(self.status, CANARY_PAUSE)
                 reset_runs(self.status, keep_background=True)
             self.cs.steps_hash = digest
+        self.check_step_evidence()
         if self.routed:
             self.scale(stable, self.replicas)  # stable keeps full scale during a routed canary
         if self.status.current_step_index is None and not self.restart():
@@ -190,6 +192,32 @@ class CanaryPlan(Moves):
                 return
             if not self.run_step(index, held):
                 return
+
+    def check_step_evidence(self) -> None:
+        """A step index past an analysis step is believed only with that step's run Successful
+        for this revision in status (the nearest one: older runs may have been trimmed). A status
+        restored from a backup or written by hand starts again at step 1 instead."""
+        index = self.status.current_step_index
+        if index is None or self.status.skip_analysis:
+            return
+        steps = self.strategy.steps
+        gates = [j for j in range(min(index, len(steps))) if steps[j].analysis is not None]
+        if not gates:
+            return
+        run = self.status.analysis_run(step_run_name(gates[-1]), self.current)
+        if run is not None and run.phase == "Successful":
+            return
+        self.events.append(
+            Event(
+                "Warning",
+                "StepsRestarted",
+                f"Status says step {min(index, len(steps)) + 1}, but the analysis of step {gates[-1] + 1} "
+                f"has no successful run for revision {self.current}: starting again at step 1",
+            )
+        )
+        self.status.current_step_index = None
+        remove_pause(self.status, CANARY_PAUSE)
+        reset_runs(self.status, keep_background=True)
 
     def act_on_analysis(self, gate: Gate, stable: str) -> bool:
         """False when a failed analysis has aborted the rollout: back to stable right now."""
@@ -215,10 +243,19 @@ class CanaryPlan(Moves):
         return self.act_on_analysis(gate, stable)
 
     def restart(self) -> bool:
-        """Before step 1: traffic on stable, then the canary Service on the new revision."""
+        """Before step 1: traffic on stable (the stable Service too, should it select another
+        revision), then the canary Service on the new revision."""
         if not self.set_traffic(STABLE_ONLY):
             self.out.waiting = "moving traffic back to stable before the canary starts"
             return False
+        stable = self.status.stable_revision or ""
+        if self.pinned(self.strategy.stable_service) not in (None, stable):
+            if self.healthy(stable) == 0:  # never point users at a revision with no available pod
+                self.out.waiting = f"waiting for stable revision {stable} to have available pods"
+                return False
+            if not self.pin("stable", stable):
+                self.out.waiting = f"pointing the stable Service back at revision {stable}"
+                return False
         if not self.pin("canary", self.current):
             self.out.waiting = f"pointing the canary at revision {self.current}"
             return False

@@ -28,6 +28,7 @@ from rollout.engine.bluegreen import promote as promote_blue_green
 from rollout.engine.canary import CANARY_PAUSE, CanaryPlan, promote
 from rollout.engine.commands import apply_commands
 from rollout.engine.conditions import add_pause, remove_condition, remove_pause, set_condition
+from rollout.engine.recovery import disagreement, recover_stable
 from rollout.engine.rolling import oldest_first, plan_rolling
 from rollout.engine.types import (
     Action,
@@ -44,6 +45,7 @@ from rollout.engine.validation import validate
 
 SPEC_PAUSE = "SpecPaused"
 INVALID_SPEC = "InvalidSpec"
+INVALID_STATUS = "InvalidStatus"
 PROGRESSING = "Progressing"
 AVAILABLE = "Available"
 DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
@@ -54,6 +56,8 @@ def current_revision(rollout: Rollout) -> str:
 
 
 def decide(parsed: ParsedRollout, observed: Observed, commands: Sequence[Command], now: datetime) -> Decision:
+    if parsed.status_errors:
+        return _unreadable_status(parsed, now)
     status = parsed.status.model_copy(deep=True)
     status.observed_generation = parsed.meta.generation
     errors = list(parsed.errors)
@@ -69,7 +73,28 @@ def decide(parsed: ParsedRollout, observed: Observed, commands: Sequence[Command
     events: list[Event] = []
     if remove_condition(status, INVALID_SPEC):
         events.append(Event("Normal", "SpecValid", "The spec is valid again; resuming"))
+    if remove_condition(status, INVALID_STATUS):
+        events.append(Event("Normal", "StatusReadable", "The status can be read again; resuming"))
     return _decide_valid(parsed.rollout, status, observed, resolved, commands, now, events)
+
+
+def _unreadable_status(parsed: ParsedRollout, now: datetime) -> Decision:
+    """Hold: no action, and only a condition written. The status is the controller's memory of
+    where a rollout stands; guessing past a part it cannot read could promote a canary that no
+    analysis passed. Fixing or removing the field lets it continue (a status removed as a whole
+    is recovered from what the cluster shows)."""
+    problems = "; ".join(str(e) for e in parsed.status_errors)
+    message = (
+        f"status cannot be read by this controller version: {problems}; holding the rollout "
+        "(no traffic or scale change) until the field is fixed or removed"
+    )
+    status = RolloutStatus(conditions=list(parsed.conditions))
+    previous = status.condition(INVALID_STATUS)
+    set_condition(status, INVALID_STATUS, "True", "StatusUnreadable", message, now)
+    events = []
+    if previous is None or previous.message != message:
+        events.append(Event("Warning", "StatusUnreadable", message))
+    return Decision(status=status, events=events, conditions_only=True)
 
 
 def _invalid(status: RolloutStatus, errors: list[SpecError], now: datetime) -> Decision:
@@ -95,6 +120,7 @@ def _decide_valid(
 ) -> Decision:
     spec = rollout.spec
     current = current_revision(rollout)
+    status = _stable_from_cluster(rollout, status, observed, current, events)
     if status.current_revision != current:
         if status.current_revision is not None and current != status.stable_revision:
             events.append(
@@ -115,7 +141,7 @@ def _decide_valid(
         status.skip_analysis = False
         _drop_pending_promote(status, events, f"revision {current} replaced the one it was for")
     if status.stable_revision is None:
-        # First deploy: nothing to protect yet, so the first revision is stable at once.
+        # First deploy (no ReplicaSet yet): nothing to protect, so the first revision is stable at once.
         status.stable_revision = current
         events.append(
             Event("Normal", "FirstRevision", f"Revision {current} is the first: stable at once, no steps")
@@ -204,6 +230,34 @@ def _decide_valid(
     _phase(status, rollout, complete, now, events, waiting=waiting, blocked=blocked, note=note)
     requeue_after = _earliest(requeue_after, deadline, analyses.next_measurement_in())
     return Decision(status=status, actions=actions, events=events, requeue_after=requeue_after)
+
+
+def _stable_from_cluster(
+    rollout: Rollout, status: RolloutStatus, observed: Observed, current: str, events: list[Event]
+) -> RolloutStatus:
+    """A status with no stable revision while ReplicaSets exist (lost, reset), or naming one users
+    are not on, yields to the cluster: a fresh status on the revision users are on, from which
+    the current revision starts again (recovery.py)."""
+    if status.stable_revision is None and observed.replicasets:
+        found = recover_stable(rollout, observed, current)
+        why = "status has no stable revision (lost or reset)"
+    else:
+        found = disagreement(rollout, status, observed, current)
+        if found is None:
+            return status
+        why = f"status says revision {status.stable_revision} is stable, but users are on {found.revision}"
+    message = f"{why}: taking {found.revision} as stable ({found.evidence})"
+    if found.revision != current:
+        message += f"; {current} starts again with traffic on stable, from step 1 and every analysis"
+        weight = max((r.traffic.weight for r in observed.routes if r and r.traffic), default=0)
+        if weight:
+            message += f" (the routes carried {weight}% to the canary)"
+    events.append(Event("Warning", "StableRecovered", message))
+    return RolloutStatus(
+        observed_generation=status.observed_generation,
+        stable_revision=found.revision,
+        conditions=status.conditions,
+    )
 
 
 def _drop_pending_promote(status: RolloutStatus, events: list[Event], why: str) -> None:

@@ -128,3 +128,5 @@ class Decision:
     events: list[Event] = field(default_factory=list)
     # Seconds until the engine wants to look again even if nothing changes (a deadline, a pause).
     requeue_after: float | None = None
+    # The stored status could not be read: write status.conditions only, nothing else.
+    conditions_only: bool = False

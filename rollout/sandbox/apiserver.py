@@ -87,6 +87,15 @@ def _path(error: jsonschema.ValidationError) -> str:
     return out or "<root>"
 
 
+def _unchanged(path: Any, new: Any, old: Any) -> bool:
+    for part in path:
+        try:
+            new, old = new[part], old[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+    return bool(new == old)
+
+
 def _replace_data(request: rendering.Request, data: Any) -> None:
     # kmock matches reactions to requests by identity, so the request is changed in place.
     object.__setattr__(request, "data", data)
@@ -132,12 +141,18 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         meta["creationTimestamp"] = _now()
         return obj
 
-    def _validate(self, resource: Any, obj: dict[str, Any]) -> None:
+    def _validate(self, resource: Any, obj: dict[str, Any], old: dict[str, Any] | None = None) -> None:
+        """422 naming each invalid field. On an update, a value left as it was stored is not an
+        error (a real server's validation ratcheting: an object stored under an older schema,
+        or by a newer controller before a downgrade, can still be written around)."""
         if resource not in self._schemas:
             return
         kind, schema = self._schemas[resource]
         validator = jsonschema.Draft7Validator(schema)
-        causes = [(_path(e), e.message) for e in sorted(validator.iter_errors(obj), key=str)]
+        errors = [
+            e for e in validator.iter_errors(obj) if old is None or not _unchanged(e.absolute_path, obj, old)
+        ]
+        causes = [(_path(e), e.message) for e in sorted(errors, key=str)]
         if causes:
             raise _invalid(kind, obj.get("metadata", {}).get("name", ""), causes)
 
@@ -199,9 +214,9 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
                 async with self._lock:
                     if key not in self.objects or self.objects[key].deleted:
                         raise kmock.KubernetesObjectNotFoundError()
-                    new = self._updated(request, self.objects[key].raw)
-                    if request.subresource != "status":
-                        self._validate(request.resource, new)
+                    old = self.objects[key].raw
+                    new = self._updated(request, old)
+                    self._validate(request.resource, new, old)
                     self.objects[key].history.append(new)
                 _replace_data(request, {})  # stored above; kmock only announces it
         except kmock.KubernetesError as exc:
