@@ -74,8 +74,25 @@ class PrometheusProvider(SpecModel):
     insecure: bool = False  # skip TLS certificate verification
 
 
+KNOWN_PROVIDERS = ("prometheus",)
+
+
 class MetricProvider(SpecModel):
     prometheus: PrometheusProvider
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_kind(cls, data: Any) -> Any:
+        """A provider this controller does not know (`datadog: {...}`, or `{}`, which is what a
+        real API server leaves of one after pruning) is named as such, never taken as a pass."""
+        if isinstance(data, dict) and not any(kind in data for kind in KNOWN_PROVIDERS):
+            found = ", ".join(sorted(str(k) for k in data))
+            given = f"unknown provider kind {found}" if found else "no provider kind given"
+            raise ValueError(
+                f"{given} (a kind the CRD does not declare is pruned by the API server to {{}}); "
+                f"this controller measures with: {', '.join(KNOWN_PROVIDERS)}"
+            )
+        return data
 
 
 class Metric(SpecModel):
