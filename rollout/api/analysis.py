@@ -148,5 +148,5 @@ def parse_template(raw: dict[str, Any]) -> AnalysisTemplateSpec | str:
         return _TemplateObject.model_validate(raw).spec
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = field_path(("spec", *first["loc"]))
+        where = field_path(tuple(first["loc"]))  # the location starts at `spec` already
         return f"{where}: {first['msg'].removeprefix('Value error, ')}"
