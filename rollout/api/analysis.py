@@ -77,7 +77,16 @@ class PrometheusProvider(SpecModel):
 KNOWN_PROVIDERS = ("prometheus",)
 
 
+def _open_provider_schema(schema: dict[str, Any]) -> None:
+    """In the CRD, a provider kind this version does not declare (one a newer version adds) is
+    kept rather than pruned or rejected, so that the Rollout can say which kind it does not know."""
+    schema.pop("required", None)
+    schema["x-kubernetes-preserve-unknown-fields"] = True
+
+
 class MetricProvider(SpecModel):
+    model_config = ConfigDict(json_schema_extra=_open_provider_schema)
+
     prometheus: PrometheusProvider
 
     @model_validator(mode="before")

@@ -75,11 +75,12 @@ def decide(parsed: ParsedRollout, observed: Observed, commands: Sequence[Command
 def _invalid(status: RolloutStatus, errors: list[SpecError], now: datetime) -> Decision:
     message = "; ".join(str(e) for e in errors)
     previous = status.condition(INVALID_SPEC)
+    previous_message = None if previous is None else previous.message  # set_condition updates it in place
     set_condition(status, INVALID_SPEC, "True", "InvalidSpec", message, now)
     status.phase = "Degraded"
     status.message = f"InvalidSpec: {message}"
     events = []
-    if previous is None or previous.message != message:
+    if previous_message != message:
         events.append(Event("Warning", "InvalidSpec", message))
     return Decision(status=status, events=events)
 

@@ -215,3 +215,16 @@ def test_a_missing_header_secret_is_invalid_spec_then_recovers(secrets, said):
     sim.settle()
     assert sim.status["phase"] == "Healthy"
     assert any(e.reason == "SpecValid" for d in sim.decisions for e in d.events)
+
+
+def test_a_changed_invalid_spec_message_gets_an_event_of_its_own():
+    sim = new_sim(
+        manifest(strategy=ANALYSED), templates={TemplateKey("rate"): template(headers=SECRET_HEADER)}
+    )
+    run(sim, rounds=2)
+    sim.secrets["prom-auth"] = frozenset({"other"})
+    run(sim, rounds=2)
+    said = [
+        e.message.rsplit(": ", 1)[-1] for d in sim.decisions for e in d.events if e.reason == "InvalidSpec"
+    ]
+    assert said == ["Secret shop/prom-auth not found", "Secret shop/prom-auth has no key 'token'"]
