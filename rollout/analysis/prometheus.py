@@ -1,53 +1,127 @@
-"""The Prometheus provider: one instant query per measurement, through prometheus-api-client.
+"""The Prometheus provider: one instant query per measurement (`GET /api/v1/query`).
 
 Called by the controller (in a worker thread) for each measurement that is due. Connection
 failures, timeouts and 5xx answers are retried with tenacity a few times within the
 measurement; what still fails becomes an error measurement (counted toward
-consecutiveErrorLimit by the bookkeeping), and a 4xx (a bad query) fails at once. Each query,
-its duration and its outcome go to the structured log."""
+consecutiveErrorLimit by the bookkeeping), and a 4xx (a bad query) fails at once. Whatever else
+does not look like a Prometheus answer (HTML from a proxy, `"status": "error"` with a 200, a
+matrix, a string, a value that is not a number or is out of any sane range) is an error with a
+message saying what came back, never a value. Each query, its duration and its outcome go to the
+structured log."""
 
 from __future__ import annotations
 
-import ast
-import json
-import re
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import requests
 import structlog
-from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
-from urllib3.util.retry import Retry
 
 from rollout.analysis.conditions import Result
 
 log = structlog.get_logger("rollout.analysis")
 
-
-_BODY = re.compile(r"\((b(?:'.*'|\".*\"))\)$", re.DOTALL)
+# A finite value beyond this is an overflow or a sentinel, not a measurement (float64 ends at 1.8e308).
+MAX_MAGNITUDE = 1e300
+SNIPPET = 120  # characters of an unexpected body quoted in a message
 
 
 class QueryError(Exception):
-    """The query gave no result: Prometheus unreachable, too slow, or the query rejected."""
+    """The query gave no result: Prometheus unreachable, too slow, the query rejected, or an
+    answer that is not a Prometheus result."""
+
+
+class _ServerError(Exception):
+    """A 5xx answer: worth another attempt."""
 
 
 def _transient(exc: BaseException) -> bool:
-    if isinstance(exc, requests.ConnectionError | requests.Timeout):
-        return True
-    return isinstance(exc, PrometheusApiClientException) and "HTTP Status Code 5" in str(exc)
+    return isinstance(exc, requests.ConnectionError | requests.Timeout | _ServerError)
 
 
-def parse_result(data: Any) -> Result:
+def _snippet(text: str) -> str:
+    flat = " ".join(text.split())
+    return repr(flat[:SNIPPET] + ("..." if len(flat) > SNIPPET else ""))
+
+
+def _number(raw: Any) -> float:
+    """A sample value as Prometheus writes it ("0.5", "NaN", "+Inf"); NaN and Inf are kept (no
+    data), anything else that is not a sane number is an error."""
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise QueryError(f"the result holds a value that is not a number: {_snippet(str(raw))}")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise QueryError(f"the result holds a value that is not a number: {_snippet(str(raw))}") from None
+    if math.isfinite(value) and abs(value) > MAX_MAGNITUDE:
+        raise QueryError(
+            f"the result holds {value:.6g}, beyond any sane measurement (|value| > {MAX_MAGNITUDE:g}): "
+            "an overflow or a sentinel value"
+        )
+    return value
+
+
+def parse_result(data: Any, result_type: str | None = None) -> Result:
     """A scalar as a float, an instant vector as a list of floats (NaN and Inf kept as such)."""
+    if result_type == "matrix" or (
+        isinstance(data, list) and any(isinstance(s, dict) and "values" in s for s in data)
+    ):
+        raise QueryError("the query returns a range vector (matrix); use an instant vector or a scalar")
+    if result_type == "string":
+        raise QueryError(f"the query returns a string, not a number: {_snippet(str(data))}")
     if isinstance(data, list) and len(data) == 2 and not isinstance(data[0], dict):
-        return float(data[1])  # resultType scalar: [time, "value"]
+        return _number(data[1])  # resultType scalar: [time, "value"]
     if isinstance(data, list) and all(isinstance(s, dict) for s in data):
-        if any("values" in s for s in data):
-            raise QueryError("the query returns a range vector; use an instant vector or a scalar")
-        return [float(s["value"][1]) for s in data]
-    raise QueryError(f"unexpected result from Prometheus: {str(data)[:200]}")
+        values = []
+        for sample in data:
+            pair = sample.get("value")
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise QueryError(f"a sample of the result has no [time, value]: {_snippet(str(sample))}")
+            values.append(_number(pair[1]))
+        return values
+    raise QueryError(f"unexpected result from Prometheus: {_snippet(str(data))}")
+
+
+def parse_answer(response: requests.Response, url: str) -> Result:
+    """The value in a 200 answer of `/api/v1/query`, or a QueryError saying what came back."""
+    kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+    try:
+        body = response.json()
+    except ValueError:
+        raise QueryError(
+            f"Prometheus at {url} answered HTTP 200 with a body that is not JSON ({kind}): "
+            f"{_snippet(response.text)}; is the address a Prometheus API?"
+        ) from None
+    if not isinstance(body, dict):
+        raise QueryError(
+            f"Prometheus at {url} answered JSON that is not an API response: {_snippet(str(body))}"
+        )
+    if body.get("status") != "success":
+        error = body.get("error") or "no error given"
+        error_type = body.get("errorType") or "no errorType"
+        raise QueryError(
+            f"Prometheus at {url} answered status {body.get('status')!r} ({error_type}): "
+            f"{_snippet(str(error))}"
+        )
+    data = body.get("data")
+    if not isinstance(data, dict) or "result" not in data:
+        raise QueryError(f"Prometheus at {url} answered without data.result: {_snippet(str(body))}")
+    return parse_result(data["result"], data.get("resultType"))
+
+
+def _rejected(response: requests.Response, url: str) -> QueryError:
+    """A 4xx (or a 5xx after the retries): Prometheus explains a rejected query in its JSON body."""
+    try:
+        body = response.json()
+        explained = body.get("error") if isinstance(body, dict) else None
+    except ValueError:
+        explained = None
+    if explained:
+        return QueryError(f"query rejected by Prometheus: {explained}")
+    return QueryError(f"Prometheus at {url} answered HTTP {response.status_code}: {_snippet(response.text)}")
 
 
 class Prometheus:
@@ -80,27 +154,38 @@ class Prometheus:
         context: Mapping[str, str] | None = None,
     ) -> Result:
         url = self.address_for(address).rstrip("/")
-        # Retries are tenacity's (below), so that each attempt is logged and bounded the same way.
-        client = PrometheusConnect(
-            url=url, headers=dict(headers or {}), disable_ssl=insecure, retry=Retry(total=0), timeout=timeout
-        )
         started = time.monotonic()
         attempt = 0
         try:
-            for attempt_state in Retrying(
-                retry=retry_if_exception(_transient),
-                stop=stop_after_attempt(self.attempts),
-                wait=wait_exponential(multiplier=self.backoff, max=2.0),
-                reraise=True,
-            ):
-                with attempt_state:
-                    attempt = attempt_state.retry_state.attempt_number
-                    data = client.custom_query(query)
-            value = parse_result(data)
+            with requests.Session() as session:
+                for attempt_state in Retrying(
+                    retry=retry_if_exception(_transient),
+                    stop=stop_after_attempt(self.attempts),
+                    wait=wait_exponential(multiplier=self.backoff, max=2.0),
+                    reraise=True,
+                ):
+                    with attempt_state:
+                        attempt = attempt_state.retry_state.attempt_number
+                        response = session.get(
+                            f"{url}/api/v1/query",
+                            params={"query": query},
+                            headers=dict(headers or {}),
+                            verify=not insecure,
+                            timeout=timeout,
+                        )
+                        if response.status_code >= 500:
+                            raise _ServerError(response.status_code)
+            if response.status_code != 200:
+                raise _rejected(response, url)
+            value = parse_answer(response, url)
+        except _ServerError:
+            error = _rejected(response, url)
+            self._log(query, url, started, attempt, context, error=str(error))
+            raise error from None
         except QueryError as exc:
             self._log(query, url, started, attempt, context, error=str(exc))
             raise
-        except (requests.RequestException, PrometheusApiClientException) as exc:
+        except requests.RequestException as exc:
             message = _describe(exc, url)
             self._log(query, url, started, attempt, context, error=message)
             raise QueryError(message) from exc
@@ -147,15 +232,4 @@ def _describe(exc: Exception, url: str) -> str:
         return f"Prometheus at {url} is unreachable (connection failed)"
     if isinstance(exc, requests.Timeout):
         return f"Prometheus at {url} did not answer in time"
-    text = str(exc)
-    # The client puts the response body's repr in its message; Prometheus explains a rejected
-    # query in that body's JSON "error" field.
-    body = _BODY.search(text)
-    if body:
-        try:
-            explained = json.loads(ast.literal_eval(body.group(1)))["error"]
-        except (ValueError, SyntaxError, KeyError, TypeError):
-            explained = None
-        if explained:
-            return f"query rejected by Prometheus: {explained}"
-    return text[:300]
+    return f"Prometheus at {url}: {str(exc)[:300]}"
