@@ -159,25 +159,27 @@ async def test_the_younger_of_two_rollouts_on_one_route_is_invalid_and_the_older
 async def test_a_rollout_whose_selector_overlaps_an_older_ones_is_invalid(cluster):
     async with cluster.controller(resync_seconds=0.5):
         await setup(cluster, STEPS)
-        # Services and a route of its own, but a selector that matches the pods of `web`.
-        await services(cluster, "api-stable", "api-canary")
+        # Services and a route of its own, but a selector that matches the pods of `web`; created
+        # within the same second (the emulator's timestamps are whole seconds) the name decides,
+        # and "www" sorts after "web".
+        await services(cluster, "www-stable", "www-canary")
         await cluster.kube.create(
-            HTTPROUTES, NS, http_route_manifest("api", backends=("api-stable", "api-canary"))
+            HTTPROUTES, NS, http_route_manifest("www", backends=("www-stable", "www-canary"))
         )
-        before = copy.deepcopy(await cluster.kube.get(HTTPROUTES, NS, "api"))
-        strategy = canary_strategy(STEPS, {"gatewayAPI": {"httpRoutes": [{"name": "api"}]}})
-        strategy["canary"].update(stableService="api-stable", canaryService="api-canary")
-        other = rollout_manifest("api", strategy=strategy)
+        before = copy.deepcopy(await cluster.kube.get(HTTPROUTES, NS, "www"))
+        strategy = canary_strategy(STEPS, {"gatewayAPI": {"httpRoutes": [{"name": "www"}]}})
+        strategy["canary"].update(stableService="www-stable", canaryService="www-canary")
+        other = rollout_manifest("www", strategy=strategy)
         other["spec"]["selector"]["matchLabels"] = {"app": "web"}
-        other["spec"]["template"]["metadata"]["labels"] = {"app": "web", "tier": "api"}
+        other["spec"]["template"]["metadata"]["labels"] = {"app": "web", "tier": "www"}
         await cluster.kube.create(ROLLOUTS, NS, other)
         fragment = (
             "spec.selector: selector 'app=web' overlaps the selector 'app=web' of Rollout shop/web (older)"
         )
-        await wait_for(invalid_with(cluster, fragment, "api"), what="the overlapping one InvalidSpec")
-        await invalid_event(cluster, fragment, "api")
-        assert await cluster.kube.get(HTTPROUTES, NS, "api") == before
-        assert all(REVISION not in s for s in (await selectors(cluster, "api-stable", "api-canary")).values())
+        await wait_for(invalid_with(cluster, fragment, "www"), what="the overlapping one InvalidSpec")
+        await invalid_event(cluster, fragment, "www")
+        assert await cluster.kube.get(HTTPROUTES, NS, "www") == before
+        assert all(REVISION not in s for s in (await selectors(cluster, "www-stable", "www-canary")).values())
         assert (await status_of(cluster))["phase"] == "Healthy"
 
 
