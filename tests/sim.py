@@ -52,6 +52,9 @@ class Sim:
     # Analysis templates by key, and what a query returns: metric name -> value, or a str (error).
     templates: dict[Any, Any] = field(default_factory=dict)
     metric_values: dict[str, Any] = field(default_factory=dict)
+    # Secrets by name: the keys they hold (None: missing); the other Rollouts' claims.
+    secrets: dict[str, Any] = field(default_factory=dict)
+    others: tuple[Any, ...] = ()
     _created: int = 0
 
     @property
@@ -77,6 +80,8 @@ class Sim:
             subsets=self.subsets,
             analysis_templates=self.templates,
             measurements=self._measure(),
+            secrets=self.secrets,
+            others=self.others,
         )
 
     def _measure(self) -> tuple[QueryResult, ...]:

@@ -3,13 +3,17 @@
 Called by the controller (in a worker thread) for each measurement that is due. Connection
 failures, timeouts and 5xx answers are retried with tenacity a few times within the
 measurement; what still fails becomes an error measurement (counted toward
-consecutiveErrorLimit by the bookkeeping), and a 4xx (a bad query) fails at once. Each query,
-its duration and its outcome go to the structured log."""
+consecutiveErrorLimit by the bookkeeping), and a 4xx (a bad query) fails at once. Whatever else
+does not look like a Prometheus answer (HTML from a proxy, JSON without `data.result`, a matrix,
+a value that is not a number or is out of any sane range) is an error with a message saying
+what came back, never a value. Each query, its duration and its outcome go to the
+structured log."""
 
 from __future__ import annotations
 
 import ast
 import json
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -25,12 +29,15 @@ from rollout.analysis.conditions import Result
 
 log = structlog.get_logger("rollout.analysis")
 
-
+# A finite value beyond this is an overflow or a sentinel, not a measurement (float64 ends at 1.8e308).
+MAX_MAGNITUDE = 1e300
+SNIPPET = 120  # characters of an unexpected value quoted in a message
 _BODY = re.compile(r"\((b(?:'.*'|\".*\"))\)$", re.DOTALL)
 
 
 class QueryError(Exception):
-    """The query gave no result: Prometheus unreachable, too slow, or the query rejected."""
+    """The query gave no result: Prometheus unreachable, too slow, the query rejected, or an
+    answer that is not a Prometheus result."""
 
 
 def _transient(exc: BaseException) -> bool:
@@ -39,15 +46,43 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, PrometheusApiClientException) and "HTTP Status Code 5" in str(exc)
 
 
+def _snippet(text: str) -> str:
+    flat = " ".join(text.split())
+    return repr(flat[:SNIPPET] + ("..." if len(flat) > SNIPPET else ""))
+
+
+def _number(raw: Any) -> float:
+    """A sample value as Prometheus writes it ("0.5", "NaN", "+Inf"); NaN and Inf are kept (no
+    data), anything else that is not a sane number is an error."""
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise QueryError(f"the result holds a value that is not a number: {_snippet(str(raw))}")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise QueryError(f"the result holds a value that is not a number: {_snippet(str(raw))}") from None
+    if math.isfinite(value) and abs(value) > MAX_MAGNITUDE:
+        raise QueryError(
+            f"the result holds {value:.6g}, beyond any sane measurement (|value| > {MAX_MAGNITUDE:g}): "
+            "an overflow or a sentinel value"
+        )
+    return value
+
+
 def parse_result(data: Any) -> Result:
     """A scalar as a float, an instant vector as a list of floats (NaN and Inf kept as such)."""
+    if isinstance(data, list) and any(isinstance(s, dict) and "values" in s for s in data):
+        raise QueryError("the query returns a range vector (matrix); use an instant vector or a scalar")
     if isinstance(data, list) and len(data) == 2 and not isinstance(data[0], dict):
-        return float(data[1])  # resultType scalar: [time, "value"]
+        return _number(data[1])  # resultType scalar: [time, "value"]
     if isinstance(data, list) and all(isinstance(s, dict) for s in data):
-        if any("values" in s for s in data):
-            raise QueryError("the query returns a range vector; use an instant vector or a scalar")
-        return [float(s["value"][1]) for s in data]
-    raise QueryError(f"unexpected result from Prometheus: {str(data)[:200]}")
+        values = []
+        for sample in data:
+            pair = sample.get("value")
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise QueryError(f"a sample of the result has no [time, value]: {_snippet(str(sample))}")
+            values.append(_number(pair[1]))
+        return values
+    raise QueryError(f"unexpected result from Prometheus: {_snippet(str(data))}")
 
 
 class Prometheus:
@@ -100,7 +135,13 @@ class Prometheus:
         except QueryError as exc:
             self._log(query, url, started, attempt, context, error=str(exc))
             raise
-        except (requests.RequestException, PrometheusApiClientException) as exc:
+        except (
+            requests.RequestException,
+            PrometheusApiClientException,
+            ValueError,
+            KeyError,
+            TypeError,
+        ) as exc:
             message = _describe(exc, url)
             self._log(query, url, started, attempt, context, error=message)
             raise QueryError(message) from exc
@@ -147,6 +188,15 @@ def _describe(exc: Exception, url: str) -> str:
         return f"Prometheus at {url} is unreachable (connection failed)"
     if isinstance(exc, requests.Timeout):
         return f"Prometheus at {url} did not answer in time"
+    # The client decodes a 200 answer as JSON and takes data.result from it: anything else (a
+    # proxy's HTML login page, an error document) fails there.
+    if isinstance(exc, ValueError) and not isinstance(exc, PrometheusApiClientException):
+        return (
+            f"Prometheus at {url} answered HTTP 200 with a body that is not JSON; "
+            "is the address a Prometheus API (not a proxy's login or error page)?"
+        )
+    if isinstance(exc, KeyError | TypeError):
+        return f"Prometheus at {url} answered JSON without data.result: not a Prometheus query answer"
     text = str(exc)
     # The client puts the response body's repr in its message; Prometheus explains a rejected
     # query in that body's JSON "error" field.

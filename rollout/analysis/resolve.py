@@ -81,6 +81,46 @@ def analysis_refs(rollout: Rollout) -> dict[str, tuple[str, RolloutAnalysis]]:
     return refs
 
 
+@dataclass(frozen=True)
+class SecretRef:
+    """A header of a metric whose value comes from a Secret, with where it is written."""
+
+    path: str  # the Rollout's reference to the template: spec....analysis.templates[0]
+    template: TemplateKey
+    field: str  # in the template: metrics[0].provider.prometheus.headers[1].valueFrom.secretKeyRef
+    header: str
+    secret: str
+    key: str
+
+
+def secret_refs(rollout: Rollout, templates: TemplateLookup) -> list[SecretRef]:
+    """Every Secret key the analysis headers of the Rollout's (readable) templates refer to."""
+    refs: list[SecretRef] = []
+    for path, ref in analysis_refs(rollout).values():
+        for index, template_ref in enumerate(ref.templates):
+            key = TemplateKey(template_ref.name, template_ref.cluster_scope)
+            spec = templates.get(key)
+            if spec is None or isinstance(spec, str):
+                continue  # reported by resolve()
+            for m, metric in enumerate(spec.metrics):
+                for h, header in enumerate(metric.provider.prometheus.headers):
+                    if header.value_from is None:
+                        continue
+                    secret_key = header.value_from.secret_key_ref
+                    field = f"metrics[{m}].provider.prometheus.headers[{h}].valueFrom.secretKeyRef"
+                    refs.append(
+                        SecretRef(
+                            f"{path}.templates[{index}]",
+                            key,
+                            field,
+                            header.key,
+                            secret_key.name,
+                            secret_key.key,
+                        )
+                    )
+    return refs
+
+
 def _filled(value: int | str, args: Mapping[str, str]) -> int | str:
     whole = PLACEHOLDER.fullmatch(value.strip()) if isinstance(value, str) else None
     return args[whole.group(1)] if whole else value

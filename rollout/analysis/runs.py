@@ -23,6 +23,7 @@ from rollout.analysis.resolve import ResolvedMetric
 from rollout.api.status import AnalysisPhase, AnalysisRun, Measurement, MetricResult
 
 MAX_MEASUREMENTS = 10  # kept per metric in the Rollout status; counts cover all of them
+QUERY_IN_MESSAGE = 120  # characters of the query quoted in a no-data message
 TERMINAL: tuple[AnalysisPhase, ...] = ("Successful", "Failed", "Inconclusive", "Error")
 
 
@@ -41,6 +42,12 @@ class QueryResult:
 def no_data(value: Result) -> bool:
     values = value if isinstance(value, list) else [value]
     return not values or any(not math.isfinite(v) for v in values)
+
+
+def _short(query: str, limit: int = QUERY_IN_MESSAGE) -> str:
+    """A query as quoted in a measurement message (the full one is in the template)."""
+    flat = " ".join(query.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def format_value(value: Result) -> str:
@@ -91,7 +98,7 @@ def judge(metric: ResolvedMetric, result: QueryResult) -> Measurement:
             at=result.at,
             value=value,
             message=(
-                f"no data: the query returned {what}: {metric.query} ; likely causes: labels or "
+                f"no data: the query returned {what}: {_short(metric.query)} ; likely causes: labels or "
                 "arguments that match no series, no traffic to the revision yet in the query's "
                 "window, or the metric not scraped"
             ),

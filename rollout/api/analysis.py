@@ -74,8 +74,34 @@ class PrometheusProvider(SpecModel):
     insecure: bool = False  # skip TLS certificate verification
 
 
+KNOWN_PROVIDERS = ("prometheus",)
+
+
+def _open_provider_schema(schema: dict[str, Any]) -> None:
+    """In the CRD, a provider kind this version does not declare (one a newer version adds) is
+    kept rather than pruned or rejected, so that the Rollout can say which kind it does not know."""
+    schema.pop("required", None)
+    schema["x-kubernetes-preserve-unknown-fields"] = True
+
+
 class MetricProvider(SpecModel):
+    model_config = ConfigDict(json_schema_extra=_open_provider_schema)
+
     prometheus: PrometheusProvider
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_kind(cls, data: Any) -> Any:
+        """A provider this controller does not know (`datadog: {...}`, or `{}`, which is what a
+        real API server leaves of one after pruning) is named as such, never taken as a pass."""
+        if isinstance(data, dict) and not any(kind in data for kind in KNOWN_PROVIDERS):
+            found = ", ".join(sorted(str(k) for k in data))
+            given = f"unknown provider kind {found}" if found else "no provider kind given"
+            raise ValueError(
+                f"{given} (a kind the CRD does not declare is pruned by the API server to {{}}); "
+                f"this controller measures with: {', '.join(KNOWN_PROVIDERS)}"
+            )
+        return data
 
 
 class Metric(SpecModel):
@@ -131,5 +157,5 @@ def parse_template(raw: dict[str, Any]) -> AnalysisTemplateSpec | str:
         return _TemplateObject.model_validate(raw).spec
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = field_path(("spec", *first["loc"]))
+        where = field_path(tuple(first["loc"]))  # the location starts at `spec` already
         return f"{where}: {first['msg'].removeprefix('Value error, ')}"

@@ -26,6 +26,7 @@ class ObjectMeta(BaseModel):
     annotations: dict[str, str] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
     deletion_timestamp: str | None = Field(default=None, alias="deletionTimestamp")
+    creation_timestamp: str = Field(default="", alias="creationTimestamp")
 
 
 class Rollout(BaseModel):

@@ -14,7 +14,13 @@ from datetime import datetime
 
 from rollout.analysis.due import due_measurements
 from rollout.analysis.prometheus import Prometheus, QueryError
-from rollout.analysis.resolve import ResolvedMetric, TemplateKey, TemplateLookup, template_keys
+from rollout.analysis.resolve import (
+    ResolvedMetric,
+    TemplateKey,
+    TemplateLookup,
+    secret_refs,
+    template_keys,
+)
 from rollout.analysis.runs import QueryResult
 from rollout.api.analysis import AnalysisTemplateSpec, parse_template
 from rollout.api.rollout import Rollout
@@ -33,7 +39,27 @@ async def observe_templates(kube: Kube, rollout: Rollout) -> TemplateLookup:
     return found
 
 
-async def _headers(kube: Kube, namespace: str, metric: ResolvedMetric) -> dict[str, str]:
+# Secrets read while observing: name -> its data (base64 values, as the API server gives them),
+# or None when missing. Values stay in the controller; the engine sees only the key names.
+SecretData = dict[str, dict[str, str] | None]
+
+
+async def observe_secrets(kube: Kube, rollout: Rollout, templates: TemplateLookup) -> SecretData:
+    """One GET per Secret named by an analysis header, so that a missing Secret or key is an
+    InvalidSpec found before anything moves (and found again once the Secret is created)."""
+    found: SecretData = {}
+    for name in sorted({ref.secret for ref in secret_refs(rollout, templates)}):
+        secret = await kube.get(SECRETS, rollout.metadata.namespace, name)
+        found[name] = None if secret is None else dict(secret.get("data") or {})
+    return found
+
+
+def secret_keys(secrets: SecretData) -> dict[str, frozenset[str] | None]:
+    """What the engine may know of the Secrets: which keys exist, never their values."""
+    return {name: None if data is None else frozenset(data) for name, data in secrets.items()}
+
+
+def _headers(secrets: SecretData, namespace: str, metric: ResolvedMetric) -> dict[str, str]:
     headers: dict[str, str] = {}
     for header in metric.headers:
         if header.value is not None:
@@ -41,16 +67,21 @@ async def _headers(kube: Kube, namespace: str, metric: ResolvedMetric) -> dict[s
             continue
         assert header.value_from is not None
         ref = header.value_from.secret_key_ref
-        secret = await kube.get(SECRETS, namespace, ref.name)
-        data = (secret or {}).get("data") or {}
-        if ref.key not in data:
+        data = secrets.get(ref.name) or {}
+        if ref.key not in data:  # validation stops the rollout before this is reached
             raise QueryError(f"header {header.key}: Secret {namespace}/{ref.name} has no key {ref.key!r}")
-        headers[header.key] = base64.b64decode(data[ref.key]).decode()
+        try:
+            headers[header.key] = base64.b64decode(data[ref.key]).decode()
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise QueryError(
+                f"header {header.key}: key {ref.key!r} of Secret {namespace}/{ref.name} is not "
+                "base64-encoded text"
+            ) from exc
     return headers
 
 
 async def _measure_one(
-    kube: Kube,
+    secrets: SecretData,
     prometheus: Prometheus,
     rollout: Rollout,
     run: str,
@@ -65,7 +96,7 @@ async def _measure_one(
         "metric": metric.name,
     }
     try:
-        headers = await _headers(kube, rollout.metadata.namespace, metric)
+        headers = _headers(secrets, rollout.metadata.namespace, metric)
         value = await asyncio.to_thread(
             prometheus.query,
             metric.query,
@@ -81,7 +112,7 @@ async def _measure_one(
 
 
 async def measure(
-    kube: Kube,
+    secrets: SecretData,
     prometheus: Prometheus,
     rollout: Rollout,
     status: RolloutStatus,
@@ -89,9 +120,13 @@ async def measure(
     current: str,
     now: datetime,
 ) -> tuple[QueryResult, ...]:
-    """Query every metric that is due in the open runs of the current revision, concurrently."""
+    """Query every metric that is due in the open runs of the current revision, concurrently;
+    nothing while a header's Secret or key is missing (the engine reports that as InvalidSpec)."""
+    for ref in secret_refs(rollout, templates):
+        if ref.key not in (secrets.get(ref.secret) or {}):
+            return ()
     jobs = [
-        _measure_one(kube, prometheus, rollout, item.run, item.revision, item.metric, now)
+        _measure_one(secrets, prometheus, rollout, item.run, item.revision, item.metric, now)
         for item in due_measurements(rollout, status, templates, current, now)
     ]
     return tuple(await asyncio.gather(*jobs))

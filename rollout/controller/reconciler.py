@@ -21,7 +21,8 @@ from kubernetes.client.exceptions import ApiException
 
 from rollout.analysis.prometheus import Prometheus
 from rollout.api.rollout import ParsedRollout, parse_rollout
-from rollout.controller.analysis import measure, observe_templates
+from rollout.controller.analysis import measure, observe_secrets, observe_templates, secret_keys
+from rollout.controller.claims import observe_others
 from rollout.controller.commands import pending_commands, removal_patch
 from rollout.controller.events import event_body
 from rollout.controller.finalizer import FINALIZER, finalizer_patch, finalizers, holds_traffic, routes_at_rest
@@ -239,8 +240,9 @@ class Reconciler:
             obj = await self.kube.get(SERVICES, meta.namespace, service)
             services[service] = None if obj is None else dict((obj.get("spec") or {}).get("selector") or {})
         templates = await observe_templates(self.kube, parsed.rollout)
+        secrets = await observe_secrets(self.kube, parsed.rollout, templates)
         measurements = await measure(
-            self.kube,
+            secrets,
             self.prometheus,
             parsed.rollout,
             parsed.status,
@@ -255,6 +257,8 @@ class Reconciler:
             subsets=await observe_subsets(self.kube, parsed.rollout),
             analysis_templates=templates,
             measurements=measurements,
+            secrets=secret_keys(secrets),
+            others=await observe_others(self.kube, parsed.rollout),
         )
 
     async def apply_action(

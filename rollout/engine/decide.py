@@ -25,6 +25,7 @@ from rollout.engine.analysis import (
 )
 from rollout.engine.bluegreen import BLUE_GREEN_PAUSE, BlueGreenPlan
 from rollout.engine.bluegreen import promote as promote_blue_green
+from rollout.engine.bounds import MESSAGE, bounded, clip
 from rollout.engine.canary import CANARY_PAUSE, CanaryPlan, promote
 from rollout.engine.commands import apply_commands
 from rollout.engine.conditions import add_pause, remove_condition, remove_pause, set_condition
@@ -69,13 +70,13 @@ def decide(parsed: ParsedRollout, observed: Observed, commands: Sequence[Command
         )
         errors += problems
     if errors or parsed.rollout is None:
-        return _invalid(status, errors, now)
+        return bounded(_invalid(status, errors, now))
     events: list[Event] = []
     if remove_condition(status, INVALID_SPEC):
         events.append(Event("Normal", "SpecValid", "The spec is valid again; resuming"))
     if remove_condition(status, INVALID_STATUS):
         events.append(Event("Normal", "StatusReadable", "The status can be read again; resuming"))
-    return _decide_valid(parsed.rollout, status, observed, resolved, commands, now, events)
+    return bounded(_decide_valid(parsed.rollout, status, observed, resolved, commands, now, events))
 
 
 def _unreadable_status(parsed: ParsedRollout, now: datetime) -> Decision:
@@ -84,27 +85,30 @@ def _unreadable_status(parsed: ParsedRollout, now: datetime) -> Decision:
     analysis passed. Fixing or removing the field lets it continue (a status removed as a whole
     is recovered from what the cluster shows)."""
     problems = "; ".join(str(e) for e in parsed.status_errors)
-    message = (
+    message = clip(
         f"status cannot be read by this controller version: {problems}; holding the rollout "
-        "(no traffic or scale change) until the field is fixed or removed"
+        "(no traffic or scale change) until the field is fixed or removed",
+        MESSAGE,
     )
     status = RolloutStatus(conditions=list(parsed.conditions))
     previous = status.condition(INVALID_STATUS)
+    previous_message = None if previous is None else previous.message  # set_condition updates it in place
     set_condition(status, INVALID_STATUS, "True", "StatusUnreadable", message, now)
     events = []
-    if previous is None or previous.message != message:
+    if previous_message != message:
         events.append(Event("Warning", "StatusUnreadable", message))
     return Decision(status=status, events=events, conditions_only=True)
 
 
 def _invalid(status: RolloutStatus, errors: list[SpecError], now: datetime) -> Decision:
-    message = "; ".join(str(e) for e in errors)
+    message = clip("; ".join(str(e) for e in errors), MESSAGE)  # as status keeps it: compared below
     previous = status.condition(INVALID_SPEC)
+    previous_message = None if previous is None else previous.message  # set_condition updates it in place
     set_condition(status, INVALID_SPEC, "True", "InvalidSpec", message, now)
     status.phase = "Degraded"
     status.message = f"InvalidSpec: {message}"
     events = []
-    if previous is None or previous.message != message:
+    if previous_message != message:
         events.append(Event("Warning", "InvalidSpec", message))
     return Decision(status=status, events=events)
 

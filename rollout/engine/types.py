@@ -8,6 +8,7 @@ from typing import Literal
 
 from rollout.analysis.resolve import TemplateLookup
 from rollout.analysis.runs import QueryResult
+from rollout.api.spec import LabelSelector
 from rollout.api.status import RolloutStatus
 from rollout.traffic.base import UNKNOWN_HEALTH, RouteHealth, TrafficState
 
@@ -47,6 +48,25 @@ class ObservedRoute:
 
 
 @dataclass(frozen=True)
+class Claims:
+    """What one Rollout manages in its namespace, for conflicts between Rollouts: the Services it
+    pins, the route rules it writes (`(plural, route, what)` where `what` names the rule, the
+    Istio route or port, or the backend pair when no rule is named), its selector and template
+    labels. Two Rollouts must not share any of them; the younger one is InvalidSpec."""
+
+    name: str
+    created_at: str = ""  # metadata.creationTimestamp (RFC 3339 UTC sorts as a string)
+    services: frozenset[str] = frozenset()
+    rules: frozenset[tuple[str, str, str]] = frozenset()
+    selector: LabelSelector | None = None
+    template_labels: Mapping[str, str] = field(default_factory=dict)
+
+    def older_than(self, other: Claims) -> bool:
+        """Creation time decides which of two Rollouts keeps a claim; ties go by name."""
+        return (self.created_at, self.name) < (other.created_at, other.name)
+
+
+@dataclass(frozen=True)
 class Observed:
     """The world around one Rollout at the start of a reconcile."""
 
@@ -61,6 +81,11 @@ class Observed:
     analysis_templates: TemplateLookup = field(default_factory=dict)
     # Measurements taken for this reconcile, for runs in status that were due.
     measurements: tuple[QueryResult, ...] = ()
+    # Secrets named by analysis headers (valueFrom.secretKeyRef): name -> the keys it holds (never
+    # the values), or None when the Secret does not exist.
+    secrets: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
+    # What the other Rollouts of the namespace claim (see Claims).
+    others: tuple[Claims, ...] = ()
 
 
 @dataclass(frozen=True)

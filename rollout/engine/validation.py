@@ -3,11 +3,12 @@ InvalidSpec with its field path, and nothing is scaled or routed until the spec 
 
 from __future__ import annotations
 
+from rollout.analysis.resolve import secret_refs
 from rollout.api.base import resolve_int_or_percent
 from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import Rollout, SpecError
 from rollout.api.spec import CanaryStrategy
-from rollout.engine.types import Observed
+from rollout.engine.types import Claims, Observed
 from rollout.traffic.bindings import Routing, route_bindings, routing_of
 
 CANARY = "spec.strategy.canary"
@@ -73,6 +74,111 @@ def validate(rollout: Rollout, observed: Observed) -> list[SpecError]:
     routing = routing_of(rollout)
     if routing is not None:
         errors += _routing_errors(rollout, routing, observed)
+    errors += conflict_errors(rollout, observed.others)
+    errors += secret_errors(rollout, observed)
+    return errors
+
+
+def secret_errors(rollout: Rollout, observed: Observed) -> list[SpecError]:
+    """Analysis headers whose Secret or key is missing: found before any query is sent (and before
+    anything moves). Only Secret and key names appear, never a value."""
+    namespace = rollout.metadata.namespace
+    errors: list[SpecError] = []
+    for ref in secret_refs(rollout, observed.analysis_templates):
+        keys = observed.secrets.get(ref.secret)
+        where = f"{ref.template} {ref.field} (header {ref.header!r})"
+        if keys is None:
+            errors.append(SpecError(ref.path, f"{where}: Secret {namespace}/{ref.secret} not found"))
+        elif ref.key not in keys:
+            errors.append(
+                SpecError(ref.path, f"{where}: Secret {namespace}/{ref.secret} has no key {ref.key!r}")
+            )
+    return errors
+
+
+def _rule_claims(rollout: Rollout) -> dict[tuple[str, str, str], str]:
+    """The route rules a Rollout writes: (plural, route, what) -> the field path naming them."""
+    spec = routing_of(rollout)
+    if spec is None:
+        return {}
+    routing, path = spec.routing, spec.path
+    pair = f"backends {spec.stable_service},{spec.canary_service}"
+    claims: dict[tuple[str, str, str], str] = {}
+    gateway = routing.gateway_api
+    if gateway is not None:
+        for plural, field_name, refs in (
+            ("httproutes", "httpRoutes", gateway.http_routes),
+            ("grpcroutes", "grpcRoutes", gateway.grpc_routes),
+            ("tcproutes", "tcpRoutes", gateway.tcp_routes),
+        ):
+            for index, ref in enumerate(refs):
+                what = f"rule {ref.rule!r}" if ref.rule else pair
+                claims[plural, ref.name, what] = f"{path}.gatewayAPI.{field_name}[{index}]"
+    if routing.istio is not None:
+        service = routing.istio.virtual_service
+        at = f"{path}.istio.virtualService"
+        for index, route in enumerate(service.routes):
+            claims["virtualservices", service.name, f"http route {route!r}"] = f"{at}.routes[{index}]"
+        for index, port in enumerate(service.tcp_routes):
+            claims["virtualservices", service.name, f"tcp port {port}"] = f"{at}.tcpRoutes[{index}]"
+        if not service.routes and not service.tcp_routes:
+            claims["virtualservices", service.name, pair] = f"{at}.name"
+    return claims
+
+
+def claims_of(rollout: Rollout) -> Claims:
+    """What `rollout` manages, as other Rollouts of its namespace compare against."""
+    return Claims(
+        name=rollout.metadata.name,
+        created_at=rollout.metadata.creation_timestamp,
+        services=frozenset(referenced_services(rollout).values()),
+        rules=frozenset(_rule_claims(rollout)),
+        selector=rollout.spec.selector,
+        template_labels=dict(rollout.spec.template.metadata.labels),
+    )
+
+
+def selectors_overlap(one: Claims, other: Claims) -> bool:
+    """Either selector matches the other's pod template labels, or one's matchLabels is a subset
+    of the other's: pods of one Rollout could be counted (and routed) as the other's."""
+    if one.selector is None or other.selector is None:
+        return False
+    if one.selector.matches(dict(other.template_labels)) or other.selector.matches(dict(one.template_labels)):
+        return True
+    mine, theirs = one.selector.match_labels.items(), other.selector.match_labels.items()
+    return bool(mine and theirs) and (mine <= theirs or theirs <= mine)
+
+
+def conflict_errors(rollout: Rollout, others: tuple[Claims, ...]) -> list[SpecError]:
+    """What this Rollout shares with an older Rollout of its namespace: the younger one (by
+    creationTimestamp, ties by name) stops with InvalidSpec; the older one keeps working."""
+    mine = claims_of(rollout)
+    namespace = rollout.metadata.namespace
+    services = referenced_services(rollout)
+    rules = _rule_claims(rollout)
+    errors: list[SpecError] = []
+    for other in sorted(others, key=lambda c: (c.created_at, c.name)):
+        if other.name == mine.name or not other.older_than(mine):
+            continue
+        owner = f"Rollout {namespace}/{other.name} (older)"
+        for path, service in services.items():
+            if service in other.services:
+                errors.append(SpecError(path, f"Service {namespace}/{service} is already managed by {owner}"))
+        for key, path in rules.items():
+            if key in other.rules:
+                plural, route, what = key
+                errors.append(
+                    SpecError(path, f"{what} of {plural} {namespace}/{route} is already managed by {owner}")
+                )
+        if selectors_overlap(mine, other):
+            assert other.selector is not None
+            errors.append(
+                SpecError(
+                    "spec.selector",
+                    f"selector {rollout.spec.selector.as_query()!r} overlaps the selector "
+                    f"{other.selector.as_query()!r} of {owner}: their pods would be mixed up",
+                )
+            )
     return errors
 
 
