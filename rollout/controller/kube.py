@@ -83,9 +83,18 @@ class WaitRetryAfter(wait_base):
         return self.fallback(retry_state) if after is None else min(after, self.cap)
 
 
+def _configuration() -> client.Configuration:
+    """urllib3 retries nothing: left to itself it would retry GETs (not writes) three times and
+    sleep out a 429's Retry-After uncapped, under the per-call timeout. `Kube.request` is the one
+    retry layer, the same for reads and writes."""
+    configuration = client.Configuration()
+    configuration.retries = False
+    return configuration
+
+
 def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
     """In-cluster configuration when running in a Pod, else the kubeconfig (KUBECONFIG or ~/.kube)."""
-    configuration = client.Configuration()
+    configuration = _configuration()
     try:
         if kubeconfig:
             raise config.ConfigException("explicit kubeconfig")
@@ -97,7 +106,7 @@ def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
 
 def api_client_for(server: str) -> client.ApiClient:
     """A client for a plain-HTTP API server with no authentication (the sandbox's emulator)."""
-    configuration = client.Configuration()
+    configuration = _configuration()
     configuration.host = server.rstrip("/")
     return client.ApiClient(configuration)
 
@@ -133,11 +142,13 @@ class Kube:
         timeout: float = 10.0,
         attempts: int = 4,
         max_retry_after: float = 10.0,
+        backoff: float = 0.1,
     ) -> None:
         self.api = api
         self.timeout = timeout  # per attempt; a timed-out call is retried like a 503
         self.attempts = attempts
         self.max_retry_after = max_retry_after
+        self.backoff = backoff  # the first wait between attempts; it doubles, up to 2 s
 
     def _call(
         self, method: str, path: str, query: dict[str, str], body: Any, content_type: str | None
@@ -172,7 +183,7 @@ class Kube:
         retrying = AsyncRetrying(
             retry=retry_if_exception(_transient),
             stop=stop_after_attempt(self.attempts),
-            wait=WaitRetryAfter(wait_exponential(multiplier=0.1, max=2.0), self.max_retry_after),
+            wait=WaitRetryAfter(wait_exponential(multiplier=self.backoff, max=2.0), self.max_retry_after),
             reraise=True,
         )
         async for attempt in retrying:

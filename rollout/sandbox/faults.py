@@ -3,7 +3,8 @@
 A `FaultPlan` set on `EmulatedApiServer.faults` makes the emulator misbehave toward the
 controller only (its own client's user agent and kopf's), never toward the test's observer or the
 kubelet stand-in, so that what the test reads is the truth. Each fault has a rate (0..1); draws
-come from one seeded `random.Random`, and `injected` counts what was done. Setting `.faults` to
+come from one seeded `random.Random` (one draw per request or watch event, so the rates of a
+group add up to at most 1), and `injected` counts what was done. Setting `.faults` to
 None at any moment turns them off, open watch streams included.
 
 Request faults (non-watch requests): `conflict` (409 on PATCH/DELETE, as a stale resourceVersion
@@ -51,31 +52,38 @@ class FaultPlan:
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
-        for kind in self.KINDS:
-            rate = getattr(self, kind)
-            if not 0.0 <= rate <= 1.0:
-                raise ValueError(f"fault rate {kind}={rate} is not within 0..1")
+        for group in (REQUEST_FAULTS, WATCH_FAULTS):
+            rates = [getattr(self, kind) for kind in group]
+            if any(r < 0 for r in rates) or sum(rates) > 1.0 + 1e-9:
+                raise ValueError(f"fault rates {dict(zip(group, rates, strict=True))} are not within 0..1")
 
     @classmethod
     def uniform(cls, rate: float, seed: int = 0, **settings: Any) -> FaultPlan:
-        """Every fault at the same rate (each drawn independently, the first hit wins)."""
-        return cls(**{kind: rate for kind in cls.KINDS}, seed=seed, **settings)
+        """A request (and a watch event) meets a fault with chance `rate`, all kinds alike."""
+        shares = {kind: rate / len(REQUEST_FAULTS) for kind in REQUEST_FAULTS}
+        shares |= {kind: rate / len(WATCH_FAULTS) for kind in WATCH_FAULTS}
+        return cls(**(shares | settings), seed=seed)
 
     def applies(self, headers: Any) -> bool:
         agent = str(headers.get("User-Agent") or "")
         return agent.startswith(self.agents)
 
     def _draw(self, kinds: tuple[str, ...]) -> str | None:
+        """One draw: each kind has exactly its rate's chance (the rates of a group add up)."""
+        point, edge = self.rng.random(), 0.0
         for kind in kinds:
-            rate = getattr(self, kind)
-            if rate > 0 and self.rng.random() < rate:
+            edge += getattr(self, kind)
+            if point < edge:
                 self.injected[kind] += 1
                 return kind
         return None
 
     def request_fault(self, method: str) -> str | None:
-        kinds = REQUEST_FAULTS if method.upper() in WRITES else REQUEST_FAULTS[1:]
-        return self._draw(kinds)
+        fault = self._draw(REQUEST_FAULTS)
+        if fault == "conflict" and method.upper() not in WRITES:  # a read cannot conflict
+            self.injected[fault] -= 1
+            return None
+        return fault
 
     def watch_fault(self) -> str | None:
         return self._draw(WATCH_FAULTS)
