@@ -249,11 +249,11 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
 
     async def _serve_watch(self, request: rendering.Request) -> AsyncIterator[Any]:
         stream = super()._serve_watch(request)
-        faulty = self.faults is not None and self.faults.applies(request.headers)
         async with contextlib.aclosing(stream):
             async for item in stream:
-                plan = self.faults  # read per event: faults switched off apply to open streams too
-                fault = plan.watch_fault() if plan is not None and faulty and isinstance(item, dict) else None
+                plan = self.faults  # read per event: faults switched on or off apply to open streams
+                faulty = plan is not None and isinstance(item, dict) and plan.applies(request.headers)
+                fault = plan.watch_fault() if plan is not None and faulty else None
                 if fault == "watch_drop":  # the stream ends early; the client lists and watches again
                     return
                 if fault == "watch_late" and plan is not None:
