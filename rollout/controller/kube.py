@@ -1,7 +1,8 @@
 """A small async facade over the `kubernetes` client for the few calls the controller makes.
 
 Calls run in worker threads so that the kopf event loop never blocks; transient failures
-(connection errors, 429, 5xx) are retried with tenacity, while 404/409/422 go to the caller."""
+(connection errors, timeouts, 429, 5xx) are retried with tenacity, a 429 after the server's
+Retry-After (capped), while 404/409/422 go to the caller."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import kopf
 import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity.wait import wait_base
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -55,12 +57,44 @@ CLUSTER_ANALYSIS_TEMPLATES = Resource("rollout.dev", "v1alpha1", "clusteranalysi
 def _transient(exc: BaseException) -> bool:
     if isinstance(exc, ApiException):
         return exc.status in (429, 500, 502, 503, 504)
-    return isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError)
+    return isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError)
+
+
+def retry_after(exc: BaseException | None) -> float | None:
+    """The seconds a 429 (or 503) asks the client to wait, from its Retry-After header."""
+    if not isinstance(exc, ApiException) or exc.status not in (429, 503) or not exc.headers:
+        return None
+    try:
+        return max(float(exc.headers.get("Retry-After")), 0.0)
+    except (TypeError, ValueError):  # absent, or an HTTP date: the usual backoff applies
+        return None
+
+
+class WaitRetryAfter(wait_base):
+    """Wait as long as the server's Retry-After says (at most `cap`), else as `fallback` does."""
+
+    def __init__(self, fallback: wait_base, cap: float) -> None:
+        self.fallback = fallback
+        self.cap = cap
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        after = retry_after(outcome.exception() if outcome is not None and outcome.failed else None)
+        return self.fallback(retry_state) if after is None else min(after, self.cap)
+
+
+def _configuration() -> client.Configuration:
+    """urllib3 retries nothing: left to itself it would retry GETs (not writes) three times and
+    sleep out a 429's Retry-After uncapped, under the per-call timeout. `Kube.request` is the one
+    retry layer, the same for reads and writes."""
+    configuration = client.Configuration()
+    configuration.retries = False
+    return configuration
 
 
 def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
     """In-cluster configuration when running in a Pod, else the kubeconfig (KUBECONFIG or ~/.kube)."""
-    configuration = client.Configuration()
+    configuration = _configuration()
     try:
         if kubeconfig:
             raise config.ConfigException("explicit kubeconfig")
@@ -72,7 +106,7 @@ def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
 
 def api_client_for(server: str) -> client.ApiClient:
     """A client for a plain-HTTP API server with no authentication (the sandbox's emulator)."""
-    configuration = client.Configuration()
+    configuration = _configuration()
     configuration.host = server.rstrip("/")
     return client.ApiClient(configuration)
 
@@ -101,9 +135,20 @@ USER_AGENT = "rollout-controller/0.1.0"
 
 
 class Kube:
-    def __init__(self, api: client.ApiClient, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        *,
+        timeout: float = 10.0,
+        attempts: int = 4,
+        max_retry_after: float = 10.0,
+        backoff: float = 0.1,
+    ) -> None:
         self.api = api
-        self.timeout = timeout
+        self.timeout = timeout  # per attempt; a timed-out call is retried like a 503
+        self.attempts = attempts
+        self.max_retry_after = max_retry_after
+        self.backoff = backoff  # the first wait between attempts; it doubles, up to 2 s
 
     def _call(
         self, method: str, path: str, query: dict[str, str], body: Any, content_type: str | None
@@ -123,7 +168,7 @@ class Kube:
         response.read()
         text = response.data.decode("utf-8") if response.data else ""
         if not 200 <= response.status < 300:
-            raise ApiException(status=response.status, reason=response.reason, body=text)
+            raise ApiException(status=response.status, reason=response.reason, http_resp=response, body=text)
         return json.loads(text) if text else None
 
     async def request(
@@ -137,8 +182,8 @@ class Kube:
     ) -> Any:
         retrying = AsyncRetrying(
             retry=retry_if_exception(_transient),
-            stop=stop_after_attempt(4),
-            wait=wait_exponential(multiplier=0.1, max=2.0),
+            stop=stop_after_attempt(self.attempts),
+            wait=WaitRetryAfter(wait_exponential(multiplier=self.backoff, max=2.0), self.max_retry_after),
             reraise=True,
         )
         async for attempt in retrying:

@@ -86,6 +86,9 @@ class Reconciler:
         self._waiting: set[Key] = set()
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Commands removed from a Rollout whose status write has not landed yet (a reconcile that
+        # failed in between): the next reconcile applies them, so that none is lost.
+        self._unapplied: dict[Key, list[Command]] = {}
 
     # --- triggering -------------------------------------------------------------------------
 
@@ -115,6 +118,7 @@ class Reconciler:
         if timer is not None:
             timer.cancel()
         self._locks.pop((namespace, name), None)
+        self._unapplied.pop((namespace, name), None)
 
     def _fire(self, key: Key) -> None:
         self._timers.pop(key, None)
@@ -150,7 +154,7 @@ class Reconciler:
     # --- one reconcile ----------------------------------------------------------------------
 
     async def reconcile(self, namespace: str, name: str, attempts: int = 5) -> Decision | None:
-        carried: list[Command] = []
+        carried: list[Command] = self._unapplied.pop((namespace, name), [])
         for _ in range(attempts - 1):
             try:
                 return await self._reconcile_once(namespace, name, carried)
@@ -173,6 +177,8 @@ class Reconciler:
             raw, consumed = await self._consume_commands(raw, carried)
             commands += consumed
             parsed = parse_rollout(raw)
+            if commands:
+                self._unapplied[(namespace, name)] = commands
         routes_seen: Seen = {}
         observed = await self._observe(parsed, routes_seen)
         decision = decide(parsed, observed, commands, self.clock())
@@ -197,8 +203,9 @@ class Reconciler:
             failure = exc
             log.warning("action failed", namespace=namespace, name=name, error=str(exc))
         raw = await self._write_status(raw, decision, commands)
+        self._unapplied.pop((namespace, name), None)  # the status records the commands now
         if FINALIZER in finalizers(raw) and routes_at_rest(observed, decision):
-            raw = await self._set_finalizer(raw, add=False, commands=commands)
+            raw = await self._set_finalizer(raw, add=False, commands=[])
         await self._post_events(raw, decision)
         if failure is not None:
             raise failure
@@ -218,9 +225,13 @@ class Reconciler:
                 ROLLOUTS, meta["namespace"], meta["name"], removal_patch(raw, commands)
             )
         except ApiException as exc:
-            if exc.status == 409:
+            if exc.status != 409:
+                raise
+            # A removal whose answer was lost and that was sent again conflicts with itself.
+            fresh = await self.kube.get(ROLLOUTS, meta["namespace"], meta["name"])
+            if fresh is None or set(pending_commands(fresh)) & set(commands):
                 raise Conflict(carried) from exc
-            raise
+            updated = fresh
         log.info(
             "commands consumed",
             namespace=meta["namespace"],
@@ -347,9 +358,13 @@ class Reconciler:
         try:
             return await self.kube.patch(ROLLOUTS, meta["namespace"], meta["name"], patch, sub="status")
         except ApiException as exc:
-            if exc.status == 409:
+            if exc.status != 409:
+                raise
+            # A write whose answer was lost and that was sent again conflicts with itself.
+            fresh = await self.kube.get(ROLLOUTS, meta["namespace"], meta["name"])
+            if fresh is None or (fresh.get("status") or {}) != new:
                 raise Conflict(commands) from exc
-            raise
+            return fresh
 
     async def _post_events(self, raw: dict[str, Any], decision: Decision) -> None:
         for event in decision.events:

@@ -41,6 +41,8 @@ def apply_commands(
                         f"Aborted by command: returning to stable revision {status.stable_revision}",
                     )
                 )
+            else:
+                events.append(Event("Normal", "AbortIgnored", "Abort: the rollout is already aborted"))
         elif command.kind == "retry":
             if status.aborted:
                 status.aborted = False
@@ -58,6 +60,8 @@ def apply_commands(
         elif command.kind == "pause":
             if add_pause(status, USER_PAUSE, now):
                 events.append(Event("Normal", "RolloutPaused", "Paused by the rollout.dev/pause command"))
+            else:
+                events.append(Event("Normal", "PauseIgnored", "Pause: already paused by rollout.dev/pause"))
         elif command.kind == "resume":
             if remove_pause(status, USER_PAUSE):
                 status.last_progress_at = now

@@ -8,11 +8,13 @@ the integration tests exercise the controller the way a cluster would."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import datetime
 import itertools
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp.web
@@ -20,6 +22,8 @@ import attrs
 import jsonschema
 import kmock
 from kmock._internal import dicts, enums, parsing, rendering
+
+from rollout.sandbox.faults import FaultPlan
 
 # Resources the controller and kopf need, with the discovery information a real server gives.
 _VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
@@ -96,6 +100,34 @@ def _unchanged(path: Any, new: Any, old: Any) -> bool:
     return bool(new == old)
 
 
+def _fault_error(fault: str, request: rendering.Request, plan: FaultPlan) -> kmock.KubernetesError:
+    """An injected error in the shape a real API server gives it."""
+    if fault == "conflict":
+        return _stale(request)
+    if fault == "throttle":
+        return kmock.KubernetesError(
+            status=429,
+            reason="TooManyRequests",
+            message="Too many requests, please try again later.",
+            details={"retryAfterSeconds": plan.retry_after_seconds},
+        )
+    if fault == "unavailable":
+        return kmock.KubernetesError(
+            status=503,
+            reason="ServiceUnavailable",
+            message="the server is currently unable to handle the request",
+        )
+    return kmock.KubernetesError(
+        status=500, reason="InternalError", message="Internal error occurred: injected fault", details={}
+    )
+
+
+def _hang_up(request: rendering.Request) -> None:
+    transport = request._raw_request.transport if request._raw_request is not None else None
+    if transport is not None:
+        transport.close()
+
+
 def _replace_data(request: rendering.Request, data: Any) -> None:
     # kmock matches reactions to requests by identity, so the request is changed in place.
     object.__setattr__(request, "data", data)
@@ -106,11 +138,18 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
     _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
     # resource -> ("Kind.group" for error messages, its openAPIV3Schema)
     _schemas: dict[Any, tuple[str, dict[str, Any]]] = attrs.field(factory=dict, init=False)
+    # Faults toward the controller (rollout/sandbox/faults.py); None: none. Switchable at any time.
+    faults: FaultPlan | None = attrs.field(default=None)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         for key, info in BACKBONE.items():
             self.resources[key] = info
+
+    def forget_requests(self) -> None:
+        """Drop kmock's log of served requests. kmock matches each new request by scanning that
+        log, so a long run slows down quadratically; call only when no request is in flight."""
+        self._requests.clear()
 
     def install_crd(self, crd: dict[str, Any]) -> None:
         """Serve a custom resource the way the API server does once its CRD is applied."""
@@ -200,6 +239,45 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         return new
 
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        plan = self.faults
+        fault = None
+        if plan is not None and request.action != enums.action.WATCH and plan.applies(request.headers):
+            fault = plan.request_fault(str(request.method.value))
+        if fault is None:
+            return await self._serve(request)
+        assert plan is not None
+        if fault == "slow":
+            await asyncio.sleep(plan.slow_seconds)
+        elif fault == "timeout":  # the client gives up first; the request is never applied
+            await asyncio.sleep(plan.timeout_seconds)
+            _hang_up(request)
+            return aiohttp.web.Response(status=504)
+        elif fault != "drop":
+            response = await self._render_error(_fault_error(fault, request, plan))
+            if fault == "throttle":
+                response.headers["Retry-After"] = str(plan.retry_after_seconds)
+            return response
+        response = await self._serve(request)
+        if fault == "drop":  # applied, but the answer never arrives
+            _hang_up(request)
+        return response
+
+    async def _serve_watch(self, request: rendering.Request) -> AsyncIterator[Any]:
+        stream = super()._serve_watch(request)
+        async with contextlib.aclosing(stream):
+            async for item in stream:
+                plan = self.faults  # read per event: faults switched on or off apply to open streams
+                faulty = plan is not None and isinstance(item, dict) and plan.applies(request.headers)
+                fault = plan.watch_fault() if plan is not None and faulty else None
+                if fault == "watch_drop":  # the stream ends early; the client lists and watches again
+                    return
+                if fault == "watch_late" and plan is not None:
+                    await asyncio.sleep(plan.late_seconds)
+                yield item
+                if fault == "watch_duplicate":
+                    yield item
+
+    async def _serve(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         if request.resource is None or request.subresource not in (None, "status", "scale"):
             return await super()._handle(request)
         try:

@@ -35,6 +35,7 @@ class FakeKubelet:
     startup_seconds: float = 0.5
     tick_seconds: float = 0.05
     never_ready: Callable[[dict[str, Any]], bool] = field(default=lambda rs: False)
+    paused: bool = False  # a test that ticks `status_for` on a clock of its own stops the loop
     # ReplicaSet uid -> start times of its pods (oldest first)
     _pods: dict[str, list[float]] = field(default_factory=dict)
 
@@ -61,6 +62,9 @@ class FakeKubelet:
     async def run(self) -> None:
         async with aiohttp.ClientSession(self.url) as session:
             while True:
+                if self.paused:
+                    await asyncio.sleep(self.tick_seconds)
+                    continue
                 now = time.monotonic()
                 for (resource, namespace, name), obj in list(self.server.objects.items()):
                     if resource != REPLICASETS or obj.deleted:

@@ -1,5 +1,7 @@
 """Fixtures for tests of the real controller against the emulated cluster (kmock)."""
 
+import contextlib
+
 import pytest
 
 from rollout.controller.kube import EVENTS, REPLICASETS, ROLLOUTS
@@ -19,13 +21,20 @@ def start_controller(cluster, tmp_path):
     processes.stop_all()
 
 
-@pytest.fixture
-async def cluster():
+@contextlib.asynccontextmanager
+async def make_cluster():
+    """The emulated cluster of these tests (also for tests needing one per hypothesis example)."""
     # Pods of an image with "broken" in it never become ready: a release that crash-loops.
     async with emulated_cluster(startup_seconds=0.2, never_ready=image_matches("broken")) as c:
         c.create_namespace(NS)
         for crd in routing_crds():  # routes are validated against their real schemas
             c.api.install_crd(crd)
+        yield c
+
+
+@pytest.fixture
+async def cluster():
+    async with make_cluster() as c:
         yield c
 
 

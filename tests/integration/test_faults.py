@@ -1,0 +1,139 @@
+"""Faults between the controller and the API server (rollout/sandbox/faults.py): the fault layer
+itself, the client's answer to them (Retry-After, timeouts), property tests of canary and
+blue/green Rollouts under drawn faults and user scripts (tests/fault_scenario.py, also run at
+length by `python -m bench.faults`), and the kopf controller surviving dropped, late and
+repeated watch events."""
+
+import asyncio
+import time
+
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from rollout.controller.kube import ROLLOUTS, SERVICES, USER_AGENT, Kube, api_client_for
+from rollout.sandbox.faults import REQUEST_FAULTS, FaultPlan
+from tests.fault_scenario import OPS, blue_green_spec, canary_spec, canary_steps, run_example
+from tests.integration.conftest import NS, healthy_at
+from tests.integration.test_canary import HTTPROUTES, app_weights, promote, setup
+from tests.manifests import image_patch, service_manifest
+from tests.waiting import wait_for
+
+
+def controller_kube(cluster, **settings):
+    api = api_client_for(cluster.url)
+    api.user_agent = USER_AGENT
+    return Kube(api, **settings)
+
+
+async def test_faults_reach_only_the_controller(cluster):
+    await cluster.kube.create(SERVICES, NS, service_manifest("web-stable"))
+    cluster.api.faults = FaultPlan(error=1.0)
+    assert (await cluster.kube.get(SERVICES, NS, "web-stable"))["metadata"]["name"] == "web-stable"
+    try:
+        await controller_kube(cluster, attempts=2, backoff=0.001).get(SERVICES, NS, "web-stable")
+    except Exception as exc:
+        assert getattr(exc, "status", None) == 500
+    else:
+        raise AssertionError("the controller's request got no fault")
+    assert cluster.api.faults.injected == {"error": 2}
+
+
+async def test_a_dropped_answer_has_applied_the_write_a_timeout_has_not(cluster):
+    await cluster.kube.create(SERVICES, NS, service_manifest("web-stable"))
+    kube = controller_kube(cluster, attempts=1, timeout=0.1)
+    for kind, applied in (("drop", True), ("timeout", False)):
+        cluster.api.faults = FaultPlan(**{kind: 1.0}, timeout_seconds=0.3)
+        body = {"metadata": {"labels": {"via": kind}}}
+        try:
+            await kube.patch(SERVICES, NS, "web-stable", body)
+        except Exception as exc:
+            assert getattr(exc, "status", None) is None  # a connection error, not an answer
+        else:
+            raise AssertionError(f"{kind}: the client got an answer")
+        labels = (await cluster.kube.get(SERVICES, NS, "web-stable"))["metadata"].get("labels") or {}
+        assert (labels.get("via") == kind) is applied, kind
+
+
+async def test_429_waits_for_retry_after(cluster):
+    await cluster.kube.create(SERVICES, NS, service_manifest("web-stable"))
+    cluster.api.faults = FaultPlan(throttle=1.0, retry_after_seconds=1)
+    kube = controller_kube(cluster, backoff=0.001, max_retry_after=5.0)
+
+    async def lift():
+        await asyncio.sleep(0.2)
+        cluster.api.faults = None  # the retry after Retry-After finds the server well again
+
+    started = time.monotonic()
+    _, service = await asyncio.gather(lift(), kube.get(SERVICES, NS, "web-stable"))
+    assert service["metadata"]["name"] == "web-stable"
+    assert 0.95 <= time.monotonic() - started < 2.0  # waited Retry-After (1 s), not the 1 ms backoff
+
+
+# Shrinking a run of the real reconciler takes minutes; the drawn example is printed as is.
+NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
+rates = st.sampled_from([0.0, 0.02, 0.05])
+fault_plans = st.builds(
+    FaultPlan,
+    **{kind: rates for kind in REQUEST_FAULTS},
+    seed=st.integers(0, 2**16),
+)
+ops = st.lists(st.tuples(st.sampled_from(OPS), st.sampled_from([5, 30])), min_size=2, max_size=9)
+
+
+def check(outcome):
+    assert not outcome.violations, "\n".join(outcome.violations[:5])
+    assert outcome.converge_reconciles is not None
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), phases=NO_SHRINK)
+@given(
+    weights=st.lists(st.sampled_from([10, 20, 50, 80]), min_size=1, max_size=3),
+    pauses=st.lists(st.sampled_from(["", "promote", "timed"]), min_size=3, max_size=3),
+    extras=st.sets(st.sampled_from(["header", "mirror"])),
+    plan=fault_plans,
+    script=ops,
+)
+def test_canary_under_faults(weights, pauses, extras, plan, script):
+    strategy = canary_spec(canary_steps(weights, pauses, sorted(extras)))
+    check(asyncio.run(run_example(strategy, [("image", 0), *script], plan)))
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), phases=NO_SHRINK)
+@given(
+    preview=st.sampled_from([None, 1]),
+    auto=st.sampled_from([False, True]),
+    plan=fault_plans,
+    script=ops,
+)
+def test_blue_green_under_faults(preview, auto, plan, script):
+    extra = {"autoPromotionEnabled": auto, "autoPromotionSeconds": 20, "scaleDownDelaySeconds": 5}
+    if preview is not None:
+        extra["previewReplicaCount"] = preview
+    check(asyncio.run(run_example(blue_green_spec(**extra), [("image", 0), *script], plan)))
+
+
+async def test_kopf_controller_survives_watch_and_request_faults(cluster):
+    """The real kopf controller, its watch streams ending early, lagging and repeating events and
+    its requests failing; faults off, the canary completes."""
+    steps = [{"setWeight": 20}, {"pause": {"duration": 1}}, {"setWeight": 50}, {"pause": {}}]
+    async with cluster.controller((NS,), resync_seconds=1.0):
+        await setup(cluster, steps)
+        cluster.api.faults = FaultPlan.uniform(0.1, seed=7, late_seconds=0.1, slow_seconds=0.02)
+        await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
+        await asyncio.sleep(3.0)
+        await promote(cluster)
+        await asyncio.sleep(1.0)
+        injected = dict(cluster.api.faults.injected)
+        cluster.api.faults = None
+
+        async def promoted_when_paused():
+            status = (await cluster.kube.get(ROLLOUTS, NS, "web")).get("status") or {}
+            if status.get("phase") == "Paused":
+                await promote(cluster)
+            return await healthy_at(cluster)()
+
+        final = await wait_for(promoted_when_paused, timeout=30, interval=0.3, what="v2 Healthy")
+    assert final["stableRevision"] == final["currentRevision"]
+    route = await cluster.kube.get(HTTPROUTES, NS, "web")
+    assert app_weights(route) == {"web-stable": 100, "web-canary": 0}
+    assert sum(injected.values()) > 0 and any(k.startswith("watch_") for k in injected), injected
