@@ -131,9 +131,10 @@ class Reconciler:
             try:
                 await self.reconcile(*key)
             except Conflict as exc:
-                if exc.commands:  # at most once: a crash or endless conflicts may drop a command
+                if exc.commands:  # consumed but not yet in status: the next reconcile applies them
+                    self._unapplied.setdefault(key, exc.commands)
                     log.warning(
-                        "commands dropped after repeated conflicts",
+                        "commands kept for the next reconcile after repeated conflicts",
                         namespace=key[0],
                         name=key[1],
                         commands=[c.kind for c in exc.commands],
