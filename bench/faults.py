@@ -1,5 +1,5 @@
-"""The fault scenario of tests/integration/test_faults.py run at length: canary and blue/green
-Rollouts driven by the real reconciler against the emulator with faults on (each request of the
+"""The fault scenario of tests/integration/test_faults.py run at length: canary, blue/green and
+failing-analysis canary Rollouts driven by the real reconciler against the emulator with faults on (each request of the
 controller meets one with chance `rate`, all kinds alike), random steps and user scripts, the
 invariants checked after every reconcile, then faults off and convergence counted.
 
@@ -20,11 +20,14 @@ import structlog
 
 from bench.common import print_table
 from rollout.sandbox.faults import FaultPlan
-from tests.fault_scenario import OPS, blue_green_spec, canary_spec, canary_steps, run_example
+from tests.fault_scenario import ANALYSIS_STEP, OPS, blue_green_spec, canary_spec, canary_steps, run_example
 
 
 def draw(rng: random.Random, kind: str) -> tuple[dict[str, Any], list[tuple[str, int]]]:
-    if kind == "canary":
+    if kind == "analysis":  # a canary whose analysis step always fails: it must end on stable
+        weight = rng.choice([10, 20, 50])
+        strategy = canary_spec([{"setWeight": weight}, ANALYSIS_STEP, {"setWeight": 80}, {"pause": {}}])
+    elif kind == "canary":
         weights = [rng.choice([10, 20, 50, 80]) for _ in range(rng.randint(1, 3))]
         pauses = [rng.choice(["", "promote", "timed"]) for _ in range(3)]
         extras = [e for e in ("header", "mirror") if rng.random() < 0.5]
@@ -51,7 +54,7 @@ async def measure(rate: float, kind: str, runs: int, seed: int) -> dict[str, Any
     for _ in range(runs):
         strategy, script = draw(rng, kind)
         plan = FaultPlan.uniform(rate, seed=rng.randrange(2**32))
-        outcome = await run_example(strategy, script, plan)
+        outcome = await run_example(strategy, script, plan, failing_analysis=kind == "analysis")
         injected += outcome.injected
         violations += len(outcome.violations)
         examples += outcome.violations[:1]
@@ -84,7 +87,7 @@ def main() -> None:
     )
     parser.add_argument("--examples", type=int, default=20, help="runs per rate and strategy")
     parser.add_argument("--rates", default="0.05,0.2")
-    parser.add_argument("--strategies", default="canary,bluegreen")
+    parser.add_argument("--strategies", default="canary,bluegreen,analysis")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))

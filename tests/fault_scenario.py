@@ -14,7 +14,9 @@ world through the test's own fault-free client and checks the invariants:
 - every command annotation is removed and leaves exactly one Event.
 
 Then faults go off and the rollout must complete within `converge_limit` reconciles, with an
-operator's promote / resume / retry whenever it waits for one."""
+operator's promote / resume / retry whenever it waits for one; with `failing_analysis` (every
+measurement fails) it must instead come to rest on stable by itself, unless a `promote: full`
+skipped the analysis."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from typing import Any
 from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import parse_rollout
 from rollout.controller.kube import (
+    ANALYSIS_TEMPLATES,
     EVENTS,
     REPLICASETS,
     ROLLOUTS,
@@ -54,10 +57,11 @@ STARTUP = 1.0  # seconds of virtual time for a pod to become available
 # their message.
 COMMAND_EVENTS: dict[str, tuple[tuple[str, str], ...]] = {
     "promote": (
-        ("PromotedStep", ""),
+        ("PromotedStep", "Promoted past step"),  # not "The pending rollout.dev/promote passed ..."
         ("PromotedFull", ""),
         ("PromoteIgnored", ""),
-        ("PromotedAnalysis", ""),
+        ("PromotePending", ""),  # answered now; its later use (or PromoteUnused) is a follow-up
+        ("PromotedAnalysis", "Promoted past an inconclusive analysis"),
         ("Promoted", ""),
     ),
     "abort": (("RolloutAborted", "Aborted by command"), ("AbortIgnored", "")),
@@ -99,6 +103,33 @@ def blue_green_spec(**extra: Any) -> dict[str, Any]:
     return {"blueGreen": {"activeService": "web-active", "previewService": "web-preview", **extra}}
 
 
+FAILING_TEMPLATE = {
+    "apiVersion": "rollout.dev/v1alpha1",
+    "kind": "AnalysisTemplate",
+    "metadata": {"name": "success-rate", "namespace": NS},
+    "spec": {
+        "metrics": [
+            {
+                "name": "success-rate",
+                "interval": "1s",
+                "count": 2,
+                "successCondition": "result[0] >= 0.99",
+                "provider": {"prometheus": {"address": "http://prometheus.invalid", "query": "ratio"}},
+            }
+        ]
+    },
+}
+ANALYSIS_STEP = {"analysis": {"templates": [{"name": "success-rate"}]}}
+
+
+class FailingMetrics:
+    """Stands in for the Prometheus provider (the API server is what this scenario tests): every
+    query answers a success rate of 50%, so every analysis fails."""
+
+    def query(self, query: str, **_: Any) -> list[float]:
+        return [0.5]
+
+
 @dataclass
 class Outcome:
     injected: Counter[str] = field(default_factory=Counter)
@@ -118,6 +149,8 @@ class Scenario:
     reconciles_per_op: int = 2
     converge_limit: int = 40
     client_timeout: float = 0.1
+    # The canary's steps include ANALYSIS_STEP and every measurement fails: it must end on stable.
+    failing_analysis: bool = False
     outcome: Outcome = field(default_factory=Outcome)
     issued: Counter[str] = field(default_factory=Counter)
     image: int = 1
@@ -146,11 +179,14 @@ class Scenario:
         if self.canary:
             await kube.create(HTTPROUTES, NS, http_route_manifest())
         await kube.create(ROLLOUTS, NS, rollout_manifest(replicas=self.replicas, strategy=self.strategy))
+        if self.failing_analysis:
+            await kube.create(ANALYSIS_TEMPLATES, NS, FAILING_TEMPLATE)
         api = api_client_for(self.cluster.url)
         api.user_agent = USER_AGENT
         # A short client timeout keeps injected timeouts cheap; Retry-After is honoured, capped low.
         controller_kube = Kube(api, timeout=self.client_timeout, max_retry_after=0.05, backoff=0.005)
-        self.reconciler = SteppedReconciler(controller_kube, clock=lambda: self.now)
+        metrics = FailingMetrics() if self.failing_analysis else None
+        self.reconciler = SteppedReconciler(controller_kube, clock=lambda: self.now, prometheus=metrics)
         if self.plan is not None:
             self.plan.timeout_seconds = max(self.plan.timeout_seconds, self.client_timeout * 1.5)
         for _ in range(6):  # the first deploy, fault-free
@@ -227,7 +263,9 @@ class Scenario:
                 self.outcome.converge_reconciles = n
                 return
             status = world["status"]
-            if status.get("phase") == "Degraded":
+            if self.failing_analysis and status.get("aborted"):
+                pass  # a failed analysis: it must come to rest on stable by itself
+            elif status.get("phase") == "Degraded":
                 await self.command("retry")
             elif status.get("phase") == "Paused":
                 paused = {p.get("reason") for p in status.get("pauseConditions") or []}
@@ -277,15 +315,19 @@ class Scenario:
         self.outcome.violations.append(f"reconcile {self.outcome.reconciles}: {text}")
 
     def done(self, world: dict[str, Any]) -> bool:
+        """Healthy on the newest revision, or (failing analysis) aborted and at rest on stable:
+        every selector, the route 100/0 and only the stable ReplicaSet scaled up."""
         raw, status = world["raw"], world["status"]
         parsed = parse_rollout(raw)
         if parsed.rollout is None:
             return False
         wanted = current_revision(parsed.rollout)
+        if self.failing_analysis and status.get("aborted"):  # by the analysis or an abort command
+            wanted = status.get("stableRevision") or ""
+        elif not (status.get("phase") == "Healthy" and status.get("stableRevision") == wanted):
+            return False
         if not (
-            status.get("phase") == "Healthy"
-            and status.get("stableRevision") == wanted
-            and status.get("currentRevision") == wanted
+            status.get("currentRevision") == current_revision(parsed.rollout)
             and status.get("observedGeneration") == raw["metadata"].get("generation")
         ):
             return False

@@ -305,7 +305,7 @@ class CanaryPlan(Moves):
                 Event(
                     "Normal",
                     "PromotedStep",
-                    f"Promoted past step {index + 1} ({describe(step)}) by the pending rollout.dev/promote",
+                    f"The pending rollout.dev/promote passed step {index + 1} ({describe(step)})",
                 )
             )
         elif step.pause is not None:

@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 
 from rollout.controller.kube import ROLLOUTS, SERVICES, USER_AGENT, Kube, api_client_for
 from rollout.sandbox.faults import REQUEST_FAULTS, FaultPlan
-from tests.fault_scenario import OPS, blue_green_spec, canary_spec, canary_steps, run_example
+from tests.fault_scenario import (
+    ANALYSIS_STEP,
+    OPS,
+    blue_green_spec,
+    canary_spec,
+    canary_steps,
+    run_example,
+)
 from tests.integration.conftest import NS, healthy_at
 from tests.integration.test_canary import HTTPROUTES, app_weights, promote, setup
 from tests.manifests import image_patch, service_manifest
@@ -96,6 +103,14 @@ def check(outcome):
 def test_canary_under_faults(weights, pauses, extras, plan, script):
     strategy = canary_spec(canary_steps(weights, pauses, sorted(extras)))
     check(asyncio.run(run_example(strategy, [("image", 0), *script], plan)))
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck), phases=NO_SHRINK)
+@given(weight=st.sampled_from([20, 50]), plan=fault_plans, script=ops)
+def test_a_failed_analysis_ends_on_stable_under_faults(weight, plan, script):
+    strategy = canary_spec([{"setWeight": weight}, ANALYSIS_STEP, {"setWeight": 80}, {"pause": {}}])
+    outcome = asyncio.run(run_example(strategy, [("image", 0), *script], plan, failing_analysis=True))
+    check(outcome)
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), phases=NO_SHRINK)

@@ -82,7 +82,7 @@ def test_a_promote_consumed_before_the_pause_step_began_passes_that_pause():
     assert len(pending) == 1 and "passes the next pause" in pending[0].message
     drive_on(sim, rounds=10)
     passed = [e.message for d in sim.decisions[start:] for e in d.events if e.reason == "PromotedStep"]
-    assert len(passed) == 1 and "step 2 (pause) by the pending rollout.dev/promote" in passed[0]
+    assert passed == ["The pending rollout.dev/promote passed step 2 (pause)"]
     assert sim.status["currentStepIndex"] == SECOND_PAUSE and sim.status["phase"] == "Paused"
     assert app_weights(sim)["web-canary"] == 50 and not sim.status["promotePending"]
 
