@@ -1,7 +1,8 @@
 """The fault scenario of tests/integration/test_faults.py run at length: canary, blue/green and
-failing-analysis canary Rollouts driven by the real reconciler against the emulator with faults on (each request of the
-controller meets one with chance `rate`, all kinds alike), random steps and user scripts, the
-invariants checked after every reconcile, then faults off and convergence counted.
+failing-analysis canary Rollouts driven by the real reconciler against the emulator with faults
+on (each request of the controller meets one with chance `rate`, all kinds alike), random steps
+and user scripts, the invariants checked after every reconcile, then faults off and convergence
+counted (a failing analysis must come to rest on stable).
 
     python -m bench.faults --examples 200 --rates 0.05,0.2
 """

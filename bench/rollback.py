@@ -43,7 +43,9 @@ from tests.thirdparty import routing_crds
 NS = "shop"
 HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes")
 INTERVALS = ["1s", "2s", "5s"]
-STRATEGIES = ["canary", "blue/green"]
+# "canary in a pause": background analysis while a 5-minute timed pause holds the canary at 20%
+# (each due measurement schedules its own reconcile; the controller's resync is 30 s).
+STRATEGIES = ["canary", "canary in a pause", "blue/green"]
 
 
 def canary_weight(route: dict) -> int:
@@ -65,14 +67,16 @@ def strategy_of(kind: str, interval: str) -> dict[str, object]:
                 "postPromotionAnalysis": analysis,
             }
         }
-    return {
-        "canary": {
-            "stableService": "web-stable",
-            "canaryService": "web-canary",
-            "trafficRouting": {"gatewayAPI": {"httpRoutes": [{"name": "web"}]}},
-            "steps": [{"setWeight": 20}, {"analysis": analysis}],
-        }
+    canary: dict[str, object] = {
+        "stableService": "web-stable",
+        "canaryService": "web-canary",
+        "trafficRouting": {"gatewayAPI": {"httpRoutes": [{"name": "web"}]}},
+        "steps": [{"setWeight": 20}, {"analysis": analysis}],
     }
+    if kind == "canary in a pause":
+        canary["steps"] = [{"setWeight": 20}, {"pause": {"duration": "5m"}}, {"setWeight": 60}]
+        canary["analysis"] = analysis
+    return {"canary": canary}
 
 
 async def active_weights(kube: Kube, unpinned: str) -> dict[str, int]:
@@ -84,7 +88,7 @@ async def active_weights(kube: Kube, unpinned: str) -> dict[str, int]:
 async def one(interval: str, kind: str) -> dict[str, object]:
     blue_green = kind == "blue/green"
     manifest = rollout_manifest(replicas=2, strategy=strategy_of(kind, interval))
-    run_name = "post-promotion" if blue_green else "step-2"
+    run_name = {"blue/green": "post-promotion", "canary in a pause": "background"}.get(kind, "step-2")
     v1 = current_revision(parse_rollout(manifest).rollout)
     updated = {**manifest, "spec": {**manifest["spec"], "template": image_patch("web:2")["spec"]["template"]}}
     v2 = current_revision(parse_rollout(updated).rollout)
@@ -105,7 +109,7 @@ async def one(interval: str, kind: str) -> dict[str, object]:
                 await cluster.kube.create(SERVICES, NS, service_manifest(name))
             if not blue_green:
                 await cluster.kube.create(HTTPROUTES, NS, http_route_manifest())
-            async with cluster.controller(prometheus_address=prometheus.url):
+            async with cluster.controller(prometheus_address=prometheus.url, resync_seconds=30):
                 await cluster.kube.create(ROLLOUTS, NS, manifest)
                 await _until(cluster, lambda s: s.get("phase") == "Healthy")
 
@@ -124,7 +128,7 @@ async def one(interval: str, kind: str) -> dict[str, object]:
                         ref = strategy.blue_green.post_promotion_analysis
                     else:
                         assert strategy.canary is not None
-                        ref = strategy.canary.steps[1].analysis
+                        ref = strategy.canary.analysis or strategy.canary.steps[1].analysis
                     assert ref is not None
                     query = first_query(parsed, ref, v1, v2)
                     client = Prometheus(prometheus.url)

@@ -252,7 +252,7 @@ def _stable_from_cluster(
         why = f"status says revision {status.stable_revision} is stable, but users are on {found.revision}"
     message = f"{why}: taking {found.revision} as stable ({found.evidence})"
     if found.revision != current:
-        message += f"; {current} starts again with traffic on stable, from step 1 and every analysis"
+        message += f"; {current} starts again from the beginning with traffic on stable, every analysis again"
         weight = max((r.traffic.weight for r in observed.routes if r and r.traffic), default=0)
         if weight:
             message += f" (the routes carried {weight}% to the canary)"
