@@ -9,6 +9,7 @@ the integration tests exercise the controller the way a cluster would."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import copy
 import datetime
@@ -126,6 +127,15 @@ def _hang_up(request: rendering.Request) -> None:
     transport = request._raw_request.transport if request._raw_request is not None else None
     if transport is not None:
         transport.close()
+
+
+SECRETS = kmock.resource("v1/secrets")
+
+
+def _fold_string_data(secret: dict[str, Any]) -> None:
+    """`stringData` is write-only: a real server stores it base64-encoded in `data`."""
+    for key, value in (secret.pop("stringData", None) or {}).items():
+        secret.setdefault("data", {})[key] = base64.b64encode(str(value).encode()).decode()
 
 
 def _replace_data(request: rendering.Request, data: Any) -> None:
@@ -285,6 +295,8 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
                 obj = self.stamp_new(copy.deepcopy(request.data))
                 if request.namespace:
                     obj["metadata"]["namespace"] = request.namespace
+                if request.resource == SECRETS:
+                    _fold_string_data(obj)
                 self._validate(request.resource, obj)
                 _replace_data(request, obj)
             elif request.action == enums.action.UPDATE and request.name is not None:
@@ -294,6 +306,8 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
                         raise kmock.KubernetesObjectNotFoundError()
                     old = self.objects[key].raw
                     new = self._updated(request, old)
+                    if request.resource == SECRETS:
+                        _fold_string_data(new)
                     self._validate(request.resource, new, old)
                     self.objects[key].history.append(new)
                 _replace_data(request, {})  # stored above; kmock only announces it

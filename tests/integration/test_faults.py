@@ -133,7 +133,16 @@ async def test_kopf_controller_survives_watch_and_request_faults(cluster):
     steps = [{"setWeight": 20}, {"pause": {"duration": 1}}, {"setWeight": 50}, {"pause": {}}]
     async with cluster.controller((NS,), resync_seconds=1.0):
         await setup(cluster, steps)
-        cluster.api.faults = FaultPlan.uniform(0.1, seed=7, late_seconds=0.1, slow_seconds=0.02)
+        # Watch events are few in 3 s (a few dozen): a high watch fault rate makes sure some meet one.
+        cluster.api.faults = FaultPlan.uniform(
+            0.1,
+            seed=7,
+            late_seconds=0.1,
+            slow_seconds=0.02,
+            watch_drop=0.2,
+            watch_late=0.2,
+            watch_duplicate=0.2,
+        )
         await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
         await asyncio.sleep(3.0)
         await promote(cluster)
