@@ -89,7 +89,9 @@ def _fit_analysis_runs(status: RolloutStatus) -> None:
         *((r, "latest") for r in running),  # open runs: the latest measurement per metric (due() needs it)
         *((r, "counts") for r in finished[-1:]),  # the newest finished run: counts and messages only
         *((r, "terse") for r in [*running, *finished[-1:]]),  # short messages everywhere
-        *((r, "drop") for r in finished[-1:]),  # and at last no finished run at all
+        # and at last the newest finished run, unless it passed: a canary past an analysis step
+        # is believed only with that step's successful run in status (canary.check_step_evidence)
+        *((r, "drop") for r in finished[-1:] if r.phase != "Successful"),
     ]
     for run, how in steps:
         if not over():

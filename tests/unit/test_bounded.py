@@ -92,38 +92,37 @@ def test_a_hundred_metrics_measured_many_times_keep_the_status_under_100_kib():
     assert wire_size(status) < MAX_STATUS_BYTES
 
 
+def run_of(name, finished, phase="Failed"):
+    metrics = [
+        MetricResult(
+            name=f"metric-with-a-long-name-{i:03d}",
+            phase="Running",
+            message=LONG,
+            count=1000,
+            successful=500,
+            failed=250,
+            inconclusive=250,
+            measurements=[
+                Measurement(phase="Inconclusive", at=T0, value="[" + "1, " * 50 + "1]", message=LONG)
+                for _ in range(MAX_MEASUREMENTS)
+            ],
+        )
+        for i in range(100)
+    ]
+    return AnalysisRun(
+        name=name,
+        revision="abcdef0123",
+        phase=phase if finished else "Running",
+        message=LONG,
+        started_at=T0 + timedelta(seconds=len(name)),
+        finished_at=T0 if finished else None,
+        metrics=metrics,
+    )
+
+
 def test_the_worst_status_constructed_is_bounded_under_100_kib():
     """Seven runs of 100 metrics, each with MAX_MEASUREMENTS measurements and 5,000-character
     messages everywhere: what the bookkeeping alone would keep (megabytes) is cut to size."""
-    at = T0
-
-    def run_of(name, finished):
-        metrics = [
-            MetricResult(
-                name=f"metric-with-a-long-name-{i:03d}",
-                phase="Running",
-                message=LONG,
-                count=1000,
-                successful=500,
-                failed=250,
-                inconclusive=250,
-                measurements=[
-                    Measurement(phase="Inconclusive", at=at, value="[" + "1, " * 50 + "1]", message=LONG)
-                    for _ in range(MAX_MEASUREMENTS)
-                ],
-            )
-            for i in range(100)
-        ]
-        return AnalysisRun(
-            name=name,
-            revision="abcdef0123",
-            phase="Failed" if finished else "Running",
-            message=LONG,
-            started_at=at + timedelta(seconds=len(name)),
-            finished_at=at if finished else None,
-            metrics=metrics,
-        )
-
     runs = [run_of(f"step-{i}", True) for i in range(1, 6)] + [
         run_of("background", False),
         run_of("step-9", False),
@@ -145,3 +144,18 @@ def test_the_worst_status_constructed_is_bounded_under_100_kib():
     assert all(m.count == 1000 for r in status.analysis_runs for m in r.metrics)  # counts are kept
     assert bound_status(status).wire() == status.wire()  # idempotent: no status write churn
     print(f"worst case constructed: {before} bytes before, {after} bytes after")
+
+
+def test_a_passed_analysis_step_stays_in_status_whatever_the_size():
+    """The newest finished run is kept when it passed: a canary past an analysis step is believed
+    only with that step's successful run in status, so dropping it would restart the canary."""
+    status = RolloutStatus(
+        analysis_runs=[
+            run_of("step-2", True, phase="Successful"),
+            run_of("background", False),
+            run_of("step-9", False),
+        ]
+    )
+    bound_status(status)
+    assert [r.name for r in status.analysis_runs] == ["step-2", "background", "step-9"]
+    assert wire_size(status.wire()) < MAX_STATUS_BYTES
