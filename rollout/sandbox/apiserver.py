@@ -3,7 +3,8 @@
 kmock stores objects and merges patches; a real API server also stamps uid, resourceVersion,
 generation and creationTimestamp, refuses a patch whose resourceVersion is stale (409), separates
 the status subresource from the main resource, validates custom resources against their CRD schema
-(422 naming the field) and garbage-collects owned objects. Those are added here, so the sandbox and
+(422 naming the field) after pruning undeclared fields and applying the schema's defaults
+(structural.py), and garbage-collects owned objects. Those are added here, so the sandbox and
 the integration tests exercise the controller the way a cluster would."""
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import attrs
 import jsonschema
 import kmock
 from kmock._internal import dicts, enums, parsing, rendering
+
+from rollout.sandbox import structural
 
 # Resources the controller and kopf need, with the discovery information a real server gives.
 _VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
@@ -156,6 +159,12 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         if causes:
             raise _invalid(kind, obj.get("metadata", {}).get("name", ""), causes)
 
+    def _normalize(self, resource: Any, obj: dict[str, Any]) -> dict[str, Any]:
+        """Prune and default a custom resource as a real server stores it (status included)."""
+        if resource in self._schemas:
+            structural.normalize(self._schemas[resource][1], obj)
+        return obj
+
     def _has_status(self, resource: Any) -> bool:
         return "status" in self.resources[resource].subresources if resource in self.resources else False
 
@@ -189,6 +198,7 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
                 new["status"] = current.get("status")
             if new.get("status") is None:
                 new.pop("status", None)
+        self._normalize(request.resource, new)  # before the generation is compared
         meta = new.setdefault("metadata", {})
         meta["resourceVersion"] = str(next(self._versions))
 
@@ -207,6 +217,7 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
                 obj = self.stamp_new(copy.deepcopy(request.data))
                 if request.namespace:
                     obj["metadata"]["namespace"] = request.namespace
+                self._normalize(request.resource, obj)
                 self._validate(request.resource, obj)
                 _replace_data(request, obj)
             elif request.action == enums.action.UPDATE and request.name is not None:
