@@ -9,6 +9,7 @@ the integration tests exercise the controller the way a cluster would."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import datetime
 import itertools
@@ -41,6 +42,7 @@ BACKBONE: dict[str, kmock.ResourceInfo] = {
 }
 
 
+_SECRETS = kmock.resource("v1/secrets")
 _kmock_parse_path = parsing.parse_path
 
 
@@ -160,9 +162,14 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
             raise _invalid(kind, obj.get("metadata", {}).get("name", ""), causes)
 
     def _normalize(self, resource: Any, obj: dict[str, Any]) -> dict[str, Any]:
-        """Prune and default a custom resource as a real server stores it (status included)."""
+        """Prune and default a custom resource as a real server stores it (status included); a
+        Secret's write-only `stringData` goes into `data`, base64-encoded."""
         if resource in self._schemas:
             structural.normalize(self._schemas[resource][1], obj)
+        if resource == _SECRETS and isinstance(obj.get("stringData"), dict):
+            plain = obj.pop("stringData")
+            encoded = {k: base64.b64encode(str(v).encode()).decode() for k, v in plain.items()}
+            obj["data"] = {**(obj.get("data") or {}), **encoded}
         return obj
 
     def _has_status(self, resource: Any) -> bool:
