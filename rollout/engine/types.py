@@ -43,7 +43,7 @@ class ObservedRoute:
     path: str  # field path in the Rollout spec, for errors
     traffic: TrafficState | None = None
     health: RouteHealth = UNKNOWN_HEALTH
-    explicit: bool = True  # both weights written out; otherwise rewritten even if equivalent
+    explicit: bool = True  # weights written as the router writes them; else rewritten even if equivalent
     problem: str = ""
 
 

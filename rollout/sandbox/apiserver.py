@@ -3,7 +3,8 @@
 kmock stores objects and merges patches; a real API server also stamps uid, resourceVersion,
 generation and creationTimestamp, refuses a patch whose resourceVersion is stale (409), separates
 the status subresource from the main resource, validates custom resources against their CRD schema
-(422 naming the field) and garbage-collects owned objects. Those are added here, so the sandbox and
+(422 naming the field) after pruning undeclared fields and applying the schema's defaults
+(structural.py), and garbage-collects owned objects. Those are added here, so the sandbox and
 the integration tests exercise the controller the way a cluster would."""
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import jsonschema
 import kmock
 from kmock._internal import dicts, enums, parsing, rendering
 
+from rollout.sandbox import structural
 from rollout.sandbox.faults import FaultPlan
 
 # Resources the controller and kopf need, with the discovery information a real server gives.
@@ -43,6 +45,7 @@ BACKBONE: dict[str, kmock.ResourceInfo] = {
 }
 
 
+_SECRETS = kmock.resource("v1/secrets")
 _kmock_parse_path = parsing.parse_path
 
 
@@ -129,15 +132,6 @@ def _hang_up(request: rendering.Request) -> None:
         transport.close()
 
 
-SECRETS = kmock.resource("v1/secrets")
-
-
-def _fold_string_data(secret: dict[str, Any]) -> None:
-    """`stringData` is write-only: a real server stores it base64-encoded in `data`."""
-    for key, value in (secret.pop("stringData", None) or {}).items():
-        secret.setdefault("data", {})[key] = base64.b64encode(str(value).encode()).decode()
-
-
 def _replace_data(request: rendering.Request, data: Any) -> None:
     # kmock matches reactions to requests by identity, so the request is changed in place.
     object.__setattr__(request, "data", data)
@@ -205,6 +199,17 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         if causes:
             raise _invalid(kind, obj.get("metadata", {}).get("name", ""), causes)
 
+    def _normalize(self, resource: Any, obj: dict[str, Any]) -> dict[str, Any]:
+        """Prune and default a custom resource as a real server stores it (status included); a
+        Secret's write-only `stringData` goes into `data`, base64-encoded."""
+        if resource in self._schemas:
+            structural.normalize(self._schemas[resource][1], obj)
+        if resource == _SECRETS and isinstance(obj.get("stringData"), dict):
+            plain = obj.pop("stringData")
+            encoded = {k: base64.b64encode(str(v).encode()).decode() for k, v in plain.items()}
+            obj["data"] = {**(obj.get("data") or {}), **encoded}
+        return obj
+
     def _has_status(self, resource: Any) -> bool:
         return "status" in self.resources[resource].subresources if resource in self.resources else False
 
@@ -238,6 +243,7 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
                 new["status"] = current.get("status")
             if new.get("status") is None:
                 new.pop("status", None)
+        self._normalize(request.resource, new)  # before the generation is compared
         meta = new.setdefault("metadata", {})
         meta["resourceVersion"] = str(next(self._versions))
 
@@ -295,8 +301,7 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
                 obj = self.stamp_new(copy.deepcopy(request.data))
                 if request.namespace:
                     obj["metadata"]["namespace"] = request.namespace
-                if request.resource == SECRETS:
-                    _fold_string_data(obj)
+                self._normalize(request.resource, obj)
                 self._validate(request.resource, obj)
                 _replace_data(request, obj)
             elif request.action == enums.action.UPDATE and request.name is not None:
@@ -306,8 +311,6 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
                         raise kmock.KubernetesObjectNotFoundError()
                     old = self.objects[key].raw
                     new = self._updated(request, old)
-                    if request.resource == SECRETS:
-                        _fold_string_data(new)
                     self._validate(request.resource, new, old)
                     self.objects[key].history.append(new)
                 _replace_data(request, {})  # stored above; kmock only announces it

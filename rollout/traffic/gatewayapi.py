@@ -1,7 +1,8 @@
 """Gateway API router: HTTPRoute, GRPCRoute and TCPRoute (gateway.networking.k8s.io/v1).
 
 Weights go on the backendRefs that name the stable and canary Services, always both explicitly
-(an omitted weight counts as 1). Header routes are managed rules named `rollout.dev.<rollout>.<n>`
+and summing to 100 (an omitted weight counts as 1, and a real API server writes that 1 in).
+Header routes are managed rules named `rollout.dev.<rollout>.<n>`
 that copy the base rule's matches and filters, add the header matches and send to the canary
 only; a mirror is a RequestMirror filter with `percent` on the base rules. Everything else the
 user wrote is left exactly as it was."""
@@ -168,13 +169,20 @@ class GatewayRouter(Restoring):
         return TrafficState(weight=weight, header_routes=headers, mirror=mirror)
 
     def explicit(self, route: dict[str, Any]) -> bool:
+        """The weights are exactly what `desired` writes for the weight they apply (100 - w and w
+        on every stable and canary backendRef). A weight's mere presence says nothing: a real API
+        server defaults an omitted one to 1, so a route written with no weights reads 1 and 1
+        (1:1), and one written with `weight: 0` on the canary only reads 1 and 0: that is 100/0
+        in effect, but it is rewritten as 100/0 so that users see what the controller applied."""
         rules = self._base_rules((route.get("spec") or {}).get("rules") or [])
-        return all(
-            "weight" in ref
-            for rule in rules
-            for ref in rule["backendRefs"]
-            if _is_service(ref, self.stable_service) or _is_service(ref, self.canary_service)
-        )
+        weight = self.applied(route).weight
+        for rule in rules:
+            for ref in rule["backendRefs"]:
+                if _is_service(ref, self.stable_service) and ref.get("weight") != 100 - weight:
+                    return False
+                if _is_service(ref, self.canary_service) and ref.get("weight") != weight:
+                    return False
+        return True
 
     def health(self, route: dict[str, Any]) -> RouteHealth:
         generation = (route.get("metadata") or {}).get("generation")

@@ -6,6 +6,7 @@ Ready through the pods/status subresource, except those of a "broken" image."""
 
 import asyncio
 import contextlib
+import copy
 import os
 import time
 import uuid
@@ -17,6 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from rollout.controller.kube import CRDS, NAMESPACES, Kube, Resource, load_api_client
 from tests.processes import ControllerProcesses
+from tests.thirdparty import routing_crds
 
 KUBECONFIG = os.environ.get("ROLLOUT_E2E_KUBECONFIG")
 MARK_READY = os.environ.get("ROLLOUT_E2E_MARK_PODS_READY") == "1"
@@ -49,13 +51,33 @@ async def crds_applied(kube):
             await kube.create(CRDS, None, crd)
         else:
             await kube.patch(CRDS, None, crd["metadata"]["name"], {"spec": crd["spec"]})
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            obj = await kube.get(CRDS, None, crd["metadata"]["name"])
-            conditions = (obj.get("status") or {}).get("conditions") or []
-            if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
-                break
-            await asyncio.sleep(0.5)
+        await wait_established(kube, crd["metadata"]["name"])
+
+
+async def wait_established(kube, name):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        obj = await kube.get(CRDS, None, name)
+        conditions = ((obj or {}).get("status") or {}).get("conditions") or []
+        if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
+            return
+        await asyncio.sleep(0.5)
+
+
+@pytest.fixture
+async def routing_installed(kube):
+    """Gateway API and Istio CRDs from tests/thirdparty.py's directory, unless the cluster already
+    has them (used by the canary and blue/green files)."""
+    for crd in routing_crds():
+        name = crd["metadata"]["name"]
+        if await kube.get(CRDS, None, name) is None:
+            body = copy.deepcopy(crd)
+            body["metadata"] = {
+                k: v for k, v in body["metadata"].items() if k in ("name", "labels", "annotations")
+            }
+            body.pop("status", None)
+            await kube.create(CRDS, None, body)
+        await wait_established(kube, name)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ away, and the route-level switch under the full Gateway API schema (CEL rules in
 
 from rollout.api.revision import REVISION_LABEL
 from rollout.controller.kube import REPLICASETS, ROLLOUTS, SERVICES
-from tests.e2e.test_canary_e2e import HTTPROUTES, annotate, app_weights, phase_is, wait_for
+from tests.e2e.helpers import HTTPROUTES, annotate, phase_is, spec_of, wait_for, with_app_weights
 from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest
 
 
@@ -79,10 +79,11 @@ async def test_blue_green_route_level_switch(
 ):
     route = http_route_manifest(namespace=namespace, backends=("web-active", "web-preview"))
     route["metadata"] = {"name": "web", "namespace": namespace}
-    await kube.create(HTTPROUTES, namespace, route)
+    stored = await kube.create(HTTPROUTES, namespace, route)  # web-active reads `weight: 1` (defaulted)
+    at_rest = with_app_weights(stored, {"web-active": 100, "web-preview": 0})
     start_controller()
     v1 = await deploy(kube, namespace, trafficRouting={"gatewayAPI": {"httpRoutes": [{"name": "web"}]}})
-    assert app_weights(await kube.get(HTTPROUTES, namespace, "web")) == {"web-active": 100, "web-preview": 0}
+    assert spec_of(await kube.get(HTTPROUTES, namespace, "web")) == spec_of(at_rest)
     await kube.patch(ROLLOUTS, namespace, "web", image_patch("registry.example/web:2"))
     paused = await wait_for(phase_is(kube, namespace, "Paused"), what="waiting for promotion")
     await annotate(kube, namespace, "rollout.dev/promote", "step")
@@ -92,5 +93,5 @@ async def test_blue_green_route_level_switch(
         return status if status and status["stableRevision"] == paused["currentRevision"] else None
 
     await wait_for(done, what="switched on the route and stable")
-    assert app_weights(await kube.get(HTTPROUTES, namespace, "web")) == {"web-active": 100, "web-preview": 0}
+    assert spec_of(await kube.get(HTTPROUTES, namespace, "web")) == spec_of(at_rest)
     assert await selects(kube, namespace, "web-active") == paused["currentRevision"] != v1

@@ -1,14 +1,19 @@
 """The canary scenarios of the integration suite on a real API server, which also checks every
 route write against the Gateway API and Istio CRDs in full (CEL rules included)."""
 
-import asyncio
-import copy
-import time
-
 import pytest
 
-from rollout.controller.kube import CRDS, ROLLOUTS, SERVICES, Resource
-from tests import waiting
+from rollout.controller.kube import ROLLOUTS, SERVICES
+from tests.e2e.helpers import (
+    HTTPROUTES,
+    VIRTUALSERVICES,
+    annotate,
+    app_weights,
+    phase_is,
+    spec_of,
+    wait_for,
+    with_app_weights,
+)
 from tests.manifests import (
     http_route_manifest,
     image_patch,
@@ -16,43 +21,20 @@ from tests.manifests import (
     service_manifest,
     virtual_service_manifest,
 )
-from tests.thirdparty import routing_crds
 
 pytestmark = pytest.mark.e2e
-HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes")
-VIRTUALSERVICES = Resource("networking.istio.io", "v1", "virtualservices")
-
-
-async def wait_for(probe, timeout=120.0, what="condition"):
-    return await waiting.wait_for(probe, timeout=timeout, interval=0.3, what=what)
-
-
-@pytest.fixture
-async def routing_installed(kube):
-    """Gateway API and Istio CRDs from ../shared, unless the cluster already has them."""
-    for crd in routing_crds():
-        name = crd["metadata"]["name"]
-        if await kube.get(CRDS, None, name) is None:
-            body = copy.deepcopy(crd)
-            body["metadata"] = {
-                k: v for k, v in body["metadata"].items() if k in ("name", "labels", "annotations")
-            }
-            body.pop("status", None)
-            await kube.create(CRDS, None, body)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            conditions = ((await kube.get(CRDS, None, name)).get("status") or {}).get("conditions") or []
-            if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
-                break
-            await asyncio.sleep(0.5)
+AT_REST = {"web-stable": 100, "web-canary": 0}
 
 
 async def deploy(kube, ns, steps, routing=None, route=None, resource=HTTPROUTES):
+    """Services, the route and the Rollout; returns the Rollout's status once Healthy and the
+    route as the server stored it when created (its CRD's defaults applied, e.g. `weight: 1` on a
+    backendRef written without one), before the controller wrote to it."""
     for name in ("web-stable", "web-canary"):
         await kube.create(SERVICES, ns, service_manifest(name, namespace=ns))
     route = route or http_route_manifest(namespace=ns)
     route["metadata"] = {"name": "web", "namespace": ns}
-    await kube.create(resource, ns, route)
+    stored = await kube.create(resource, ns, route)
     strategy = {
         "canary": {
             "stableService": "web-stable",
@@ -64,38 +46,20 @@ async def deploy(kube, ns, steps, routing=None, route=None, resource=HTTPROUTES)
         }
     }
     await kube.create(ROLLOUTS, ns, rollout_manifest(namespace=ns, replicas=2, strategy=strategy))
-    return await wait_for(phase_is(kube, ns, "Healthy"), what="first deploy")
-
-
-def phase_is(kube, ns, phase, index=None):
-    async def probe():
-        status = ((await kube.get(ROLLOUTS, ns, "web")) or {}).get("status") or {}
-        ok = status.get("phase") == phase and (index is None or status.get("currentStepIndex") == index)
-        return status if ok else None
-
-    return probe
-
-
-def spec_of(route):
-    return route["spec"]
-
-
-def app_weights(route):
-    rule = next(r for r in route["spec"]["rules"] if r.get("name") == "app")
-    return {ref["name"]: ref["weight"] for ref in rule["backendRefs"]}
-
-
-async def annotate(kube, ns, key, value="yes"):
-    await kube.patch(ROLLOUTS, ns, "web", {"metadata": {"annotations": {key: value}}})
+    return await wait_for(phase_is(kube, ns, "Healthy"), what="first deploy"), stored
 
 
 async def test_httproute_canary_to_completion(
     kube, namespace, routing_installed, pods_made_ready, start_controller
 ):
     start_controller()
-    v1 = (await deploy(kube, namespace, [{"setWeight": 50}, {"pause": {}}]))["stableRevision"]
+    status, stored = await deploy(kube, namespace, [{"setWeight": 50}, {"pause": {}}])
+    v1 = status["stableRevision"]
+    # The server defaulted the stable backendRef written without a weight to 1 (1:0, all to
+    # stable); the first deploy writes 100/0 and changes nothing else in the route.
+    assert app_weights(stored) == {"web-stable": 1, "web-canary": 0}
     at_rest = await kube.get(HTTPROUTES, namespace, "web")
-    assert app_weights(at_rest) == {"web-stable": 100, "web-canary": 0}
+    assert spec_of(at_rest) == spec_of(with_app_weights(stored, AT_REST))
     await kube.patch(ROLLOUTS, namespace, "web", image_patch("registry.example/web:2"))
     await wait_for(phase_is(kube, namespace, "Paused", 1), what="paused at 50%")
     assert app_weights(await kube.get(HTTPROUTES, namespace, "web")) == {"web-stable": 50, "web-canary": 50}
@@ -107,7 +71,7 @@ async def test_httproute_canary_to_completion(
 
     await wait_for(done, what="v2 stable")
     final = await kube.get(HTTPROUTES, namespace, "web")
-    assert spec_of(final) == spec_of(at_rest)
+    assert spec_of(final) == spec_of(with_app_weights(stored, AT_REST))
 
 
 async def test_abort_and_delete_restore_the_route(
@@ -120,10 +84,14 @@ async def test_abort_and_delete_restore_the_route(
         {"setWeight": 50},
         {"pause": {}},
     ]
-    await deploy(kube, namespace, steps)
-    at_rest = await kube.get(HTTPROUTES, namespace, "web")
+    _, stored = await deploy(kube, namespace, steps)
+    at_rest = with_app_weights(stored, AT_REST)  # as stored, but 100/0: nothing else is ours
+    assert spec_of(await kube.get(HTTPROUTES, namespace, "web")) == spec_of(at_rest)
     await kube.patch(ROLLOUTS, namespace, "web", image_patch("registry.example/web:2"))
     await wait_for(phase_is(kube, namespace, "Paused", 3), what="paused at 50% with dark launch and mirror")
+    busy = await kube.get(HTTPROUTES, namespace, "web")
+    assert app_weights(busy) == {"web-stable": 50, "web-canary": 50}
+    assert [r.get("name") for r in busy["spec"]["rules"]] == ["static", "rollout.dev.web.dark", "app"]
     await annotate(kube, namespace, "rollout.dev/abort")
 
     async def restored():
@@ -147,7 +115,7 @@ async def test_unresolved_backend_stops_the_rollout(
 ):
     start_controller()
     await deploy(kube, namespace, [{"setWeight": 20}, {"pause": {}}])
-    route = await kube.get(HTTPROUTES, namespace, "web")
+    route = await kube.get(HTTPROUTES, namespace, "web")  # after the first deploy's 100/0 write
     condition = {
         "type": "ResolvedRefs",
         "status": "False",

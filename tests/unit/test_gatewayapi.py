@@ -6,10 +6,11 @@ import copy
 import pytest
 
 from rollout.api.spec import HeaderMatch
+from rollout.sandbox.structural import apply_defaults
 from rollout.traffic.base import STABLE_ONLY, HeaderRoute, Mirror, RouteProblem, TrafficState
 from rollout.traffic.gatewayapi import GatewayRouter
 from tests.manifests import http_route_manifest
-from tests.thirdparty import schema_errors
+from tests.thirdparty import gateway_schema, schema_errors
 
 
 def http_route():
@@ -89,6 +90,38 @@ def test_applied_reads_back_weights_headers_and_mirror():
     plain = http_route()
     del plain["spec"]["rules"][1]["backendRefs"][1]["weight"]
     assert ROUTER.applied(plain).weight == 50
+
+
+def stored(route):
+    """The route as a real API server stores it: the HTTPRoute CRD's defaults applied."""
+    return apply_defaults(gateway_schema("HTTPRoute"), copy.deepcopy(route))
+
+
+def test_defaulted_routes_mean_what_gateway_api_says_and_are_rewritten_as_100_0():
+    route = stored(http_route())  # the stable backendRef was written without a weight: reads 1
+    assert [r["weight"] for r in rule(route, "app")["backendRefs"]] == [1, 0]
+    assert ROUTER.applied(route).weight == 0  # 1:0 is all to stable ...
+    assert not ROUTER.explicit(route)  # ... but not written as the controller writes it
+    at_rest = ROUTER.desired(route, STABLE_ONLY)
+    assert [r["weight"] for r in rule(at_rest, "app")["backendRefs"]] == [100, 0]
+    assert ROUTER.explicit(at_rest) and stored(at_rest) == at_rest
+    no_weights = http_route()
+    del no_weights["spec"]["rules"][1]["backendRefs"][1]["weight"]
+    no_weights = stored(no_weights)
+    assert ROUTER.applied(no_weights).weight == 50 and not ROUTER.explicit(no_weights)  # 1:1
+
+
+def test_every_write_on_a_defaulted_route_is_stable_under_defaults_and_restores_exactly():
+    at_rest = ROUTER.desired(stored(http_route()), STABLE_ONLY)
+    for state in (
+        TrafficState(weight=30),
+        TrafficState(weight=10, header_routes=(DARK,), mirror=Mirror("m", 20)),
+    ):
+        busy = stored(ROUTER.desired(at_rest, state))  # what the server stores after the write
+        assert schema_errors("HTTPRoute", busy) == []
+        assert ROUTER.explicit(busy) and ROUTER.applied(busy).weight == state.weight
+        assert ROUTER.desired(busy, state) == busy  # nothing more to write
+        assert ROUTER.restore(busy) == at_rest
 
 
 def test_named_rule_and_route_problems():

@@ -1,0 +1,47 @@
+"""Helpers shared by the e2e test files (fixtures live in conftest.py)."""
+
+import copy
+
+from rollout.controller.kube import ROLLOUTS, Resource
+from tests import waiting
+
+HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes")
+VIRTUALSERVICES = Resource("networking.istio.io", "v1", "virtualservices")
+
+
+async def wait_for(probe, timeout=120.0, what="condition"):
+    return await waiting.wait_for(probe, timeout=timeout, interval=0.3, what=what)
+
+
+def phase_is(kube, ns, phase, index=None):
+    async def probe():
+        status = ((await kube.get(ROLLOUTS, ns, "web")) or {}).get("status") or {}
+        ok = status.get("phase") == phase and (index is None or status.get("currentStepIndex") == index)
+        return status if ok else None
+
+    return probe
+
+
+async def annotate(kube, ns, key, value="yes"):
+    await kube.patch(ROLLOUTS, ns, "web", {"metadata": {"annotations": {key: value}}})
+
+
+def spec_of(route):
+    return route["spec"]
+
+
+def app_rule(route):
+    return next(r for r in route["spec"]["rules"] if r.get("name") == "app")
+
+
+def app_weights(route):
+    return {ref["name"]: ref.get("weight") for ref in app_rule(route)["backendRefs"]}
+
+
+def with_app_weights(route, weights):
+    """A copy of `route` whose `app` rule has these weights: what the controller owns in it."""
+    out = copy.deepcopy(route)
+    for ref in app_rule(out)["backendRefs"]:
+        if ref["name"] in weights:
+            ref["weight"] = weights[ref["name"]]
+    return out
