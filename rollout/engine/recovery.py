@@ -11,8 +11,9 @@ on, so it decides when status has no stable revision, or names one users are not
 - the recovered status starts afresh: traffic back on stable, the steps from the beginning, every
   analysis again. The new revision is never taken as stable unless users are already on it.
 A status that records a move toward the revision it rolls out (a canary completing, a blue/green
-switching) is trusted: the Service then legitimately selects that revision before status says it
-is stable."""
+switched) is trusted: the Service then legitimately selects that revision before status says it
+is stable. Users on the current revision are a move in flight too (a switch whose status write
+was lost): status' stable revision stays the safe point."""
 
 from __future__ import annotations
 
@@ -84,9 +85,9 @@ def disagreement(
 
 
 def _moving_users(rollout: Rollout, status: RolloutStatus) -> bool:
-    """Status rolls users onto its current revision: a canary completing, or a blue/green (whose
-    switch is read back from the Services, so a lost status write after it is still known)."""
+    """Status records moving users onto its current revision: a canary completing, or a blue/green
+    switched to it (the switch time is in status)."""
     canary = rollout.spec.strategy.canary
     if canary is not None:
         return status.current_step_index is not None and status.current_step_index >= len(canary.steps)
-    return True
+    return status.blue_green is not None and status.blue_green.switched_at is not None

@@ -1,11 +1,12 @@
 """Any stored status (lost, truncated, from another version, hand-edited, random) with any cluster
-state mid-canary never moves users to a revision that no analysis passed.
+state mid-canary or mid-blue/green never moves users to a revision that no analysis passed.
 
-The canary's analysis step never passes here (its metric fails, has no data, or errors), so the
-only revision users may be on is the one the stable Service selected at the start. Excluded from
-the random statuses are the records of decisions already made, which a controller must trust to
-resume after a restart: a Successful analysis run, `skipAnalysis` (promote full), a pending
-promote, and a step index at completion."""
+The analysis never passes here (its metric fails, has no data, or errors): the canary's analysis
+step, or the blue/green's pre-promotion analysis (auto-promotion on). So the only revision users
+may be on is the one the stable (active) Service selected at the start. Excluded from the random
+statuses are the records of decisions already made, which a controller must trust to resume
+after a restart: a Successful analysis run, `skipAnalysis` (promote full), a pending promote, a
+step index at completion, and a blue/green's promotion or switch."""
 
 import copy
 
@@ -16,6 +17,8 @@ from rollout.api.revision import REVISION_LABEL
 from rollout.engine import Command
 from rollout.engine.types import ScaleReplicaSet, SetTraffic
 from tests.unit.test_analysis_engine import STEP, analysed_sim
+from tests.unit.test_bluegreen import ANALYSIS, active
+from tests.unit.test_bluegreen import make_sim as make_blue_green
 from tests.unit.test_canary_properties import check_route
 
 STEPS = [{"setWeight": 20}, {"pause": {"duration": 5}}, STEP, {"setWeight": 60}, {"pause": {}}]
@@ -62,6 +65,26 @@ def status_strategy(revisions):
     return st.fixed_dictionaries({}, optional=fields)
 
 
+def random_status(data, real, revisions):
+    return data.draw(
+        st.one_of(
+            st.none(),
+            st.just({}),
+            truncated(real),
+            status_strategy(revisions),
+            status_strategy(revisions).map(lambda s: {**real, **s}),
+        ),
+        label="status",
+    )
+
+
+def store(sim, stored):
+    if stored is None:
+        sim.manifest.pop("status", None)
+    else:
+        sim.manifest["status"] = stored
+
+
 def truncated(real):
     return st.sets(st.sampled_from(sorted(real))).map(lambda keep: {k: real[k] for k in keep})
 
@@ -100,20 +123,7 @@ def test_no_status_ever_moves_users_to_an_unanalysed_revision(data, rounds, thir
         sim.tick(data.draw(st.integers(1, 6)))
 
     real = copy.deepcopy(sim.manifest.get("status") or {})
-    stored = data.draw(
-        st.one_of(
-            st.none(),
-            st.just({}),
-            truncated(real),
-            status_strategy(revisions),
-            status_strategy(revisions).map(lambda s: {**real, **s}),
-        ),
-        label="status",
-    )
-    if stored is None:
-        sim.manifest.pop("status", None)
-    else:
-        sim.manifest["status"] = stored
+    store(sim, random_status(data, real, revisions))
     users_rs = next(rs.name for rs in sim.replicasets.values() if rs.revision == users_on)
 
     def check(decision, canary_available):
@@ -138,3 +148,39 @@ def test_no_status_ever_moves_users_to_an_unanalysed_revision(data, rounds, thir
         check(sim.reconcile(), canary_available)
         sim.pods_ready()
         sim.tick(3)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.data(),
+    st.integers(0, 10),
+    st.sampled_from([[0.5], [], "connection refused"]),
+    st.lists(operation, max_size=20),
+)
+def test_no_status_ever_switches_users_to_an_unanalysed_revision(data, rounds, answer, operations):
+    sim = make_blue_green(prePromotionAnalysis=ANALYSIS, previewReplicaCount=1)
+    sim.metric_values = {"success-rate": answer}
+    users_on = active(sim)
+    revisions = [users_on, sim.revision_for("web:2"), sim.revision_for("web:3")]
+    sim.set_image("web:2")
+    for _ in range(rounds):
+        sim.reconcile()
+        sim.pods_ready(data.draw(st.integers(0, 2)))
+        sim.tick(data.draw(st.integers(1, 6)))
+    real = copy.deepcopy(sim.manifest.get("status") or {})
+    stored = random_status(data, real, revisions)
+    if isinstance(stored, dict):  # a promotion or switch recorded is a decision made: trusted
+        stored.pop("blueGreen", None)
+    store(sim, stored)
+    users_rs = next(rs.name for rs in sim.replicasets.values() if rs.revision == users_on)
+
+    for kind, value in [("start", 0), *operations, *[("ready", 2)] * 20]:
+        commands = () if kind in ("start", "crash", "ready", "wait") else (Command(kind),)
+        decision = sim.reconcile(*commands, lose_status=kind == "crash")
+        assert active(sim) == users_on
+        for action in decision.actions:
+            if isinstance(action, ScaleReplicaSet) and action.name == users_rs:
+                assert action.replicas >= 4, action
+        if kind == "ready":
+            sim.pods_ready(value)
+        sim.tick(value if kind == "wait" else 1)
