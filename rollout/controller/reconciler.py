@@ -77,11 +77,15 @@ class Reconciler:
         prometheus: Prometheus | None = None,
         clock: Callable[[], datetime] = utcnow,
         retry_seconds: float = 1.0,
+        max_retry_seconds: float = 300.0,
     ) -> None:
         self.kube = kube
         self.prometheus = prometheus or Prometheus()
         self.clock = clock
+        # A failing Rollout is tried again after retry_seconds, doubling up to max_retry_seconds.
         self.retry_seconds = retry_seconds
+        self.max_retry_seconds = max_retry_seconds
+        self._failures: dict[Key, int] = {}
         self._locks: dict[Key, asyncio.Lock] = {}
         self._waiting: set[Key] = set()
         self._timers: dict[Key, asyncio.TimerHandle] = {}
@@ -119,6 +123,7 @@ class Reconciler:
             timer.cancel()
         self._locks.pop((namespace, name), None)
         self._unapplied.pop((namespace, name), None)
+        self._failures.pop((namespace, name), None)
 
     def _fire(self, key: Key) -> None:
         self._timers.pop(key, None)
@@ -130,6 +135,7 @@ class Reconciler:
             self._waiting.discard(key)
             try:
                 await self.reconcile(*key)
+                self._failures.pop(key, None)
             except Conflict as exc:
                 if exc.commands:  # consumed but not yet in status: the next reconcile applies them
                     self._unapplied.setdefault(key, exc.commands)
@@ -141,8 +147,12 @@ class Reconciler:
                     )
                 self.schedule(*key, 0.05)
             except Exception:
-                log.exception("reconcile failed", namespace=key[0], name=key[1])
-                self.schedule(*key, self.retry_seconds)
+                failures = self._failures[key] = self._failures.get(key, 0) + 1
+                delay = min(self.max_retry_seconds, self.retry_seconds * 2 ** (failures - 1))
+                log.exception(
+                    "reconcile failed", namespace=key[0], name=key[1], failures=failures, retry_in=delay
+                )
+                self.schedule(*key, delay)
 
     async def close(self) -> None:
         for timer in self._timers.values():

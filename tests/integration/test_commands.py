@@ -1,4 +1,9 @@
-"""Command annotations: removed before they act, never applied twice, never lost to a conflict."""
+"""Command annotations: removed before they act, never applied twice, never lost to a conflict;
+and a Rollout whose reconcile fails is tried again with exponential backoff."""
+
+import asyncio
+
+from kubernetes.client.exceptions import ApiException
 
 from rollout.controller.kube import ROLLOUTS, Kube
 from rollout.controller.reconciler import Reconciler
@@ -81,3 +86,31 @@ async def test_a_promote_annotated_as_soon_as_the_weight_shows_passes_the_pause(
 
 async def event_seen(cluster, reason):
     return reason in await event_reasons(cluster)
+
+
+class BrokenKube(Kube):
+    """An API server that fails every read of the Rollout until `healed`."""
+
+    healed = False
+
+    async def get(self, res, namespace, name):
+        if res == ROLLOUTS and not self.healed:
+            raise ApiException(status=500, reason="Internal Server Error")
+        return await super().get(res, namespace, name)
+
+
+async def test_a_failing_rollout_is_retried_with_exponential_backoff(cluster):
+    await cluster.kube.create(ROLLOUTS, NS, rollout_manifest(replicas=2))
+    kube = BrokenKube(cluster.kube.api, attempts=1)
+    reconciler = Reconciler(kube, retry_seconds=0.5, max_retry_seconds=3.0)
+    loop = asyncio.get_running_loop()
+    delays = []
+    for _ in range(5):
+        await reconciler._run((NS, "web"))
+        delays.append(round(reconciler._timers[(NS, "web")].when() - loop.time(), 1))
+        reconciler._timers.pop((NS, "web")).cancel()
+    assert delays == [0.5, 1.0, 2.0, 3.0, 3.0]
+    kube.healed = True
+    await reconciler._run((NS, "web"))
+    assert (NS, "web") not in reconciler._failures  # a success starts the backoff again
+    await reconciler.close()
