@@ -87,7 +87,7 @@ def test_a_promote_consumed_before_the_pause_step_began_passes_that_pause():
     assert app_weights(sim)["web-canary"] == 50 and not sim.status["promotePending"]
 
 
-def test_a_pending_promote_is_shown_in_the_message_until_it_is_used():
+def test_a_promote_before_the_canary_starts_is_pending_and_shown_in_the_message():
     sim = make_sim(canary(steps=STEPS))
     sim.set_image("web:2")
     decision = sim.reconcile(Command("promote"))  # the canary ReplicaSet does not exist yet
