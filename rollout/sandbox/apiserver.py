@@ -150,6 +150,14 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         for key, info in BACKBONE.items():
             self.resources[key] = info
 
+    async def store_as_is(self, resource: Any, namespace: str | None, name: str, obj: dict[str, Any]) -> None:
+        """Put `obj` into the store unchecked (what another version of the server or of a
+        controller left there), with a new resourceVersion, and tell the watches, as a real
+        server's storage does."""
+        obj["metadata"]["resourceVersion"] = str(next(self._versions))
+        self.objects[resource, namespace, name].history.append(obj)
+        await self._buses[resource].put({"type": "MODIFIED", "object": obj})
+
     def forget_requests(self) -> None:
         """Drop kmock's log of served requests. kmock matches each new request by scanning that
         log, so a long run slows down quadratically; call only when no request is in flight."""
@@ -314,6 +322,8 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
                     self._validate(request.resource, new, old)
                     self.objects[key].history.append(new)
                 _replace_data(request, {})  # stored above; kmock only announces it
+            elif request.action == enums.action.DELETE and request.name is not None:
+                await self._mark_deleted(request)
         except kmock.KubernetesError as exc:
             return await self._render_error(exc)
         response = await super()._handle(request)
@@ -322,6 +332,23 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
             if key not in self.objects or self.objects[key].deleted:  # gone, possibly by a finalizer release
                 await self._collect_garbage()
         return response
+
+    async def _mark_deleted(self, request: rendering.Request) -> None:
+        """An object with finalizers is only marked: deletionTimestamp set, as a new version
+        (kmock would set it without a new resourceVersion, so a watcher comparing versions would
+        take the event for one it already has)."""
+        key = (request.resource, request.namespace, request.name)
+        async with self._lock:
+            if key not in self.objects or self.objects[key].deleted:
+                return
+            meta = self.objects[key].raw.get("metadata") or {}
+            if not meta.get("finalizers") or meta.get("deletionTimestamp"):
+                return
+            marked = copy.deepcopy(self.objects[key].raw)
+            marked["metadata"]["deletionTimestamp"] = _now()
+            marked["metadata"]["resourceVersion"] = str(next(self._versions))
+            self.objects[key].history.append(marked)
+            await self._buses[request.resource].put({"type": "MODIFIED", "object": marked})
 
     async def _collect_garbage(self) -> None:
         """Delete objects whose controlling owner is gone (what kube-controller-manager does)."""

@@ -24,12 +24,11 @@ async def paused_at_twenty(cluster):
     return first["stableRevision"]
 
 
-def stored_as_by_a_newer_version(cluster, **status):
-    stored = cluster.api.objects[kmock.resource("rollout.dev/v1alpha1/rollouts"), NS, "web"]
-    obj = copy.deepcopy(stored.raw)
+async def stored_as_by_a_newer_version(cluster, **status):
+    resource = kmock.resource("rollout.dev/v1alpha1/rollouts")
+    obj = copy.deepcopy(cluster.api.objects[resource, NS, "web"].raw)
     obj["status"].update(status)
-    obj["metadata"]["resourceVersion"] = str(next(cluster.api._versions))
-    stored.history.append(obj)
+    await cluster.api.store_as_is(resource, NS, "web", obj)
 
 
 async def stable_pin(cluster):
@@ -41,7 +40,7 @@ async def test_an_unreadable_status_holds_the_rollout_until_it_is_fixed(cluster)
         old = await paused_at_twenty(cluster)
         # A newer controller (and CRD) wrote a phase this one does not know; the API server does
         # not validate stored objects again after a downgrade, so it goes straight into the store.
-        stored_as_by_a_newer_version(cluster, phase="Suspended")
+        await stored_as_by_a_newer_version(cluster, phase="Suspended")
         await promote(cluster)
 
         async def held():
@@ -59,7 +58,7 @@ async def test_an_unreadable_status_holds_the_rollout_until_it_is_fixed(cluster)
         assert await stable_pin(cluster) == old
         assert (await event_reasons(cluster)).count("StatusUnreadable") == 1
 
-        stored_as_by_a_newer_version(cluster, phase="Paused")  # the fix
+        await stored_as_by_a_newer_version(cluster, phase="Paused")  # the fix
         await wait_for(weight_is(cluster, 50), what="the kept promote passing the pause")
         await wait_for(paused_at(cluster, 3), what="paused at the second pause")
     assert "StatusReadable" in await event_reasons(cluster)
