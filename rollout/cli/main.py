@@ -26,6 +26,7 @@ def _controller(args: argparse.Namespace) -> int:
             tuple(args.namespace),
             resync_seconds=args.resync_seconds,
             prometheus_address=args.prometheus_address,
+            workers=args.workers,
         )
     )
     return 0
@@ -86,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--prometheus-address",
         default=os.environ.get("ROLLOUT_PROMETHEUS_ADDRESS"),
         help="Prometheus for analysis templates that name no address (env ROLLOUT_PROMETHEUS_ADDRESS)",
+    )
+    ctl.add_argument(
+        "--workers",
+        type=int,
+        default=16,
+        help="Rollouts reconciled at the same time (each Rollout one reconcile at a time)",
     )
     ctl.add_argument("--log-level", default="INFO")
     ctl.set_defaults(run=_controller)

@@ -7,7 +7,11 @@ Retry-After (capped), while 404/409/422 go to the caller."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,12 +87,17 @@ class WaitRetryAfter(wait_base):
         return self.fallback(retry_state) if after is None else min(after, self.cap)
 
 
+API_THREADS = 32
+
+
 def _configuration() -> client.Configuration:
     """urllib3 retries nothing: left to itself it would retry GETs (not writes) three times and
     sleep out a 429's Retry-After uncapped, under the per-call timeout. `Kube.request` is the one
     retry layer, the same for reads and writes."""
     configuration = client.Configuration()
     configuration.retries = False
+    # One connection per API thread (see Kube.threads), instead of urllib3's default of ten.
+    configuration.connection_pool_maxsize = API_THREADS
     return configuration
 
 
@@ -143,8 +152,12 @@ class Kube:
         attempts: int = 4,
         max_retry_after: float = 10.0,
         backoff: float = 0.1,
+        threads: int = API_THREADS,
     ) -> None:
         self.api = api
+        # Calls block in the sync client; a pool of their own, so that parallel reconciles are not
+        # held to asyncio's default pool (cores + 4 threads) that Prometheus queries also use.
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="kube")
         self.timeout = timeout  # per attempt; a timed-out call is retried like a 503
         self.attempts = attempts
         self.max_retry_after = max_retry_after
@@ -188,8 +201,31 @@ class Kube:
         )
         async for attempt in retrying:
             with attempt:
-                return await asyncio.to_thread(self._call, method, path, query or {}, body, content_type)
+                call = functools.partial(self._call, method, path, query or {}, body, content_type)
+                return await asyncio.get_running_loop().run_in_executor(self._executor, call)
         raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    @contextlib.contextmanager
+    def reads_for(self, rollout: tuple[str, str]) -> Iterator[None]:
+        """Record what one reconcile of `rollout` reads (a cached facade triggers it again when
+        any of that changes); nothing to record when every read goes to the API server."""
+        yield
+
+    def forget_reads(self, rollout: tuple[str, str]) -> None:
+        """Drop what `reads_for` recorded for a Rollout that is gone."""
+
+    def known_version(self, res: Resource, namespace: str | None, name: str) -> str | None:
+        """The resourceVersion a cache holds for the object; None without a cache."""
+        return None
+
+    async def get_fresh(self, res: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
+        """Read from the API server itself, whatever a cache holds (after a conflict)."""
+        return await Kube.get(self, res, namespace, name)
+
+    async def peek_all(self, res: Resource, namespace: str | None) -> list[dict[str, Any]]:
+        """Every object of a kind in a namespace, for reading only (a cache hands out its own
+        copies, uncopied)."""
+        return await self.list(res, namespace)
 
     async def get(self, res: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
         try:
@@ -229,9 +265,13 @@ class Kube:
             content_type=content_type,
         )
 
-    async def delete(self, res: Resource, namespace: str | None, name: str) -> None:
+    async def delete(
+        self, res: Resource, namespace: str | None, name: str, *, resource_version: str | None = None
+    ) -> None:
+        """Delete; with `resource_version`, only that version of the object (else 409)."""
+        body = {"preconditions": {"resourceVersion": resource_version}} if resource_version else None
         try:
-            await self.request("DELETE", res.path(namespace, name))
+            await self.request("DELETE", res.path(namespace, name), body=body)
         except ApiException as exc:
             if exc.status != 404:
                 raise

@@ -1,8 +1,9 @@
-"""Wires the reconciler into kopf: which watch events trigger a reconcile, the periodic resync, and
-the settings that keep kopf's own bookkeeping out of the way of GitOps.
+"""Runs the controller: kopf for the lifecycle (log-in, start-up, clean-up, signals), the
+watch-fed caches (`cache.py`) for every read, the triggers that turn a cache change into the
+reconciles it concerns, and the periodic resync.
 
-Only `on.event` handlers are used: they store no progress or diff-base on the object and need no
-finalizer (timers and daemons would put one on every Rollout)."""
+kopf gets no resource handlers: it stores nothing on a Rollout (no progress, diff-base or
+finalizer of its own), and its watch streams would only repeat the caches'."""
 
 from __future__ import annotations
 
@@ -14,12 +15,30 @@ from typing import Any
 
 import kopf
 import structlog
+from kubernetes import client
 
-from rollout import GROUP, VERSION
+from rollout import GROUP
 from rollout.analysis.prometheus import Prometheus
-from rollout.api.revision import REVISION_LABEL
-from rollout.controller.kube import ROLLOUTS, USER_AGENT, Kube, connection_info
+from rollout.controller.cache import CachedKind, Caches, Obj, ObjKey
+from rollout.controller.cached import CachedKube
+from rollout.controller.claims import claims_for, overlapping
+from rollout.controller.kube import (
+    ANALYSIS_TEMPLATES,
+    API_THREADS,
+    CLUSTER_ANALYSIS_TEMPLATES,
+    DESTINATION_RULES,
+    REPLICASETS,
+    ROLLOUTS,
+    SECRETS,
+    SERVICES,
+    USER_AGENT,
+    Kube,
+    Resource,
+    connection_info,
+)
 from rollout.controller.reconciler import Reconciler
+from rollout.traffic.bindings import GATEWAY_GROUP, ISTIO_GROUP
+from rollout.workload.replicasets import ROLLOUT_NAME_LABEL
 
 log = structlog.get_logger("rollout.controller")
 
@@ -42,52 +61,120 @@ def _owner_rollout(body: Any) -> str | None:
     return None
 
 
+ROUTE_KINDS = (
+    *(Resource(GATEWAY_GROUP, "v1", plural) for plural in ("httproutes", "grpcroutes", "tcproutes")),
+    Resource(ISTIO_GROUP, "v1", "virtualservices"),
+)
+
+
+def cached_kinds() -> list[CachedKind]:
+    """Every kind a reconcile reads, so that in the steady state it reads nothing from the API
+    server."""
+    return [
+        CachedKind(ROLLOUTS),
+        CachedKind(REPLICASETS, label_selector=ROLLOUT_NAME_LABEL),
+        CachedKind(SERVICES),
+        *(CachedKind(kind) for kind in ROUTE_KINDS),
+        CachedKind(DESTINATION_RULES),
+        CachedKind(ANALYSIS_TEMPLATES),
+        CachedKind(CLUSTER_ANALYSIS_TEMPLATES, namespaced=False),
+        CachedKind(SECRETS),
+    ]
+
+
+class Triggers:
+    """Turns cache changes into reconciles: a Rollout's own changes, its ReplicaSets', anything
+    its last reconcile read, and another Rollout's claims that overlap its own."""
+
+    def __init__(self, reconciler: Reconciler, kube: CachedKube) -> None:
+        self.reconciler = reconciler
+        self.kube = kube
+        self.started = False
+        self._held: set[tuple[str, str]] = set()  # changes before the caches were first listed
+
+    def _trigger(self, namespace: str, name: str) -> None:
+        if self.started:
+            self.reconciler.trigger(namespace, name)
+        else:
+            self._held.add((namespace, name))
+
+    def release(self) -> None:
+        """The caches are listed: reconcile everything that changed meanwhile."""
+        self.started = True
+        for key in sorted(self._held):
+            self.reconciler.trigger(*key)
+        self._held.clear()
+
+    def changed(self, res: Resource, key: ObjKey, old: Obj | None, new: Obj | None) -> None:
+        namespace, name = key
+        if res == ROLLOUTS:
+            assert namespace is not None
+            if new is None:
+                self.reconciler.forget(namespace, name)
+            else:
+                self._trigger(namespace, name)
+            if self.started:
+                self._claims_changed(namespace, name, old, new)
+            return
+        if res == REPLICASETS:
+            owner = _owner_rollout(new or old or {})
+            if owner and namespace is not None:
+                self._trigger(namespace, owner)
+        for reader in self.kube.readers_of(res, namespace, name):
+            self._trigger(*reader)
+
+    def _claims_changed(self, namespace: str, name: str, old: Obj | None, new: Obj | None) -> None:
+        before, after = claims_for(old), claims_for(new)
+        if before == after:
+            return
+        for other in self.kube.caches.stores[ROLLOUTS].values(namespace):
+            other_name = str((other.get("metadata") or {}).get("name"))
+            theirs = claims_for(other)
+            if other_name == name or theirs is None:
+                continue
+            if any(mine is not None and overlapping(mine, theirs) for mine in (before, after)):
+                self._trigger(namespace, other_name)
+
+
 def build_registry(
     reconciler: Reconciler,
     namespaces: Sequence[str] = (),
     *,
     resync_seconds: float = 30.0,
 ) -> kopf.OperatorRegistry:
+    """kopf runs the controller's lifecycle (log-in, start-up, clean-up, signals); the watching
+    is the caches' (they serve the reads, which kopf's watches would not, and say when they are
+    listed)."""
     registry = kopf.OperatorRegistry()
-    resync: dict[str, asyncio.Task[None]] = {}
+    kube = reconciler.kube
+    assert isinstance(kube, CachedKube)
+    triggers = Triggers(reconciler, kube)
+    kube.caches.on_change = triggers.changed
+    background: dict[str, asyncio.Task[None]] = {}
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
-        return connection_info(reconciler.kube.api.configuration)
+        return connection_info(kube.api.configuration)
 
-    @kopf.on.event(GROUP, VERSION, "rollouts", registry=registry)
-    async def rollout_changed(type: str, name: str, namespace: str, **_: Any) -> None:
-        if type == "DELETED":
-            reconciler.forget(namespace, name)
-        else:
-            reconciler.trigger(namespace, name)
-
-    @kopf.on.event("apps", "v1", "replicasets", labels={REVISION_LABEL: kopf.PRESENT}, registry=registry)
-    async def replicaset_changed(body: Any, namespace: str, **_: Any) -> None:
-        owner = _owner_rollout(body)
-        if owner:
-            reconciler.trigger(namespace, owner)
-
-    async def resync_loop() -> None:
-        # Catches what no event announces: a Service created later, a deadline passed while down.
+    async def start_then_resync() -> None:
+        if not await kube.caches.wait_started():
+            log.warning("caches not listed after 60 s; reconciling with reads from the API server")
+        triggers.release()
+        # Catches what no event announces: a deadline passed while down, a lost event.
         while True:
             await asyncio.sleep(resync_seconds)
-            try:
-                scopes: Sequence[str | None] = list(namespaces) or [None]
-                for scope in scopes:
-                    for item in await reconciler.kube.list(ROLLOUTS, scope):
-                        meta = item.get("metadata") or {}
-                        reconciler.trigger(meta["namespace"], meta["name"])
-            except Exception:
-                log.exception("resync failed")
+            for item in list(kube.caches.stores[ROLLOUTS].values()):
+                meta = item.get("metadata") or {}
+                reconciler.trigger(meta["namespace"], meta["name"])
 
     @kopf.on.startup(registry=registry)
-    async def start_resync(**_: Any) -> None:
-        resync["task"] = asyncio.get_running_loop().create_task(resync_loop())
+    async def start(**_: Any) -> None:
+        background["task"] = asyncio.get_running_loop().create_task(start_then_resync())
 
     @kopf.on.cleanup(registry=registry)
     async def stop(**_: Any) -> None:
-        task = resync.pop("task", None)
+        kube.caches.stop()
+        task = background.pop("task", None)
         if task is not None:
             task.cancel()
         await reconciler.close()
@@ -103,18 +190,31 @@ async def run_controller(
     stop_flag: asyncio.Event | threading.Event | None = None,
     ready_flag: asyncio.Event | threading.Event | None = None,
     prometheus_address: str | None = None,
+    workers: int = 16,
 ) -> None:
     """Run the controller until `stop_flag` is set (or forever); `prometheus_address` is the
-    default for analysis templates that name none."""
-    kube.api.user_agent = USER_AGENT  # its requests are told apart in audit logs and benchmarks
-    reconciler = Reconciler(kube, prometheus=Prometheus(prometheus_address))
+    default for analysis templates that name none; up to `workers` Rollouts reconcile at once."""
+    configuration = kube.api.configuration
+
+    def api_client() -> client.ApiClient:
+        api = client.ApiClient(configuration)
+        api.user_agent = USER_AGENT  # its requests are told apart in audit logs and benchmarks
+        return api
+
+    caches = Caches(api_client, cached_kinds(), namespaces)
+    cached = CachedKube(api_client(), caches, threads=max(workers + 4, API_THREADS))
+    reconciler = Reconciler(cached, prometheus=Prometheus(prometheus_address), workers=workers)
     registry = build_registry(reconciler, namespaces, resync_seconds=resync_seconds)
-    await kopf.operator(
-        registry=registry,
-        settings=build_settings(),
-        standalone=True,
-        clusterwide=not namespaces,
-        namespaces=list(namespaces),
-        stop_flag=stop_flag,
-        ready_flag=ready_flag,
-    )
+    caches.start()  # listing runs while kopf starts up
+    try:
+        await kopf.operator(
+            registry=registry,
+            settings=build_settings(),
+            standalone=True,
+            clusterwide=not namespaces,
+            namespaces=list(namespaces),
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+        )
+    finally:
+        caches.stop()  # also when cancelled, when kopf's clean-up does not run

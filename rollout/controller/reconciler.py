@@ -22,11 +22,12 @@ from kubernetes.client.exceptions import ApiException
 from rollout.analysis.prometheus import Prometheus
 from rollout.api.rollout import ParsedRollout, parse_rollout
 from rollout.controller.analysis import measure, observe_secrets, observe_templates, secret_keys
+from rollout.controller.cached import fresh_reads
 from rollout.controller.claims import observe_others
 from rollout.controller.commands import pending_commands, removal_patch
 from rollout.controller.events import event_body
 from rollout.controller.finalizer import FINALIZER, finalizer_patch, finalizers, holds_traffic, routes_at_rest
-from rollout.controller.kube import EVENTS, JSON_PATCH, REPLICASETS, ROLLOUTS, SERVICES, Kube
+from rollout.controller.kube import EVENTS, JSON_PATCH, REPLICASETS, ROLLOUTS, SERVICES, Kube, Resource
 from rollout.controller.routes import (
     Seen,
     observe_routes,
@@ -78,8 +79,11 @@ class Reconciler:
         clock: Callable[[], datetime] = utcnow,
         retry_seconds: float = 1.0,
         max_retry_seconds: float = 300.0,
+        workers: int = 16,
     ) -> None:
         self.kube = kube
+        self.workers = workers  # Rollouts reconciled at the same time (each one at a time)
+        self._slots: asyncio.Semaphore | None = None
         self.prometheus = prometheus or Prometheus()
         self.clock = clock
         # A failing Rollout is tried again after retry_seconds, doubling up to max_retry_seconds.
@@ -124,6 +128,7 @@ class Reconciler:
         self._locks.pop((namespace, name), None)
         self._unapplied.pop((namespace, name), None)
         self._failures.pop((namespace, name), None)
+        self.kube.forget_reads((namespace, name))
 
     def _fire(self, key: Key) -> None:
         self._timers.pop(key, None)
@@ -131,10 +136,13 @@ class Reconciler:
 
     async def _run(self, key: Key) -> None:
         lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.workers)
+        async with lock, self._slots:
             self._waiting.discard(key)
             try:
-                await self.reconcile(*key)
+                with self.kube.reads_for(key):
+                    await self.reconcile(*key)
                 self._failures.pop(key, None)
             except Conflict as exc:
                 if exc.commands:  # consumed but not yet in status: the next reconcile applies them
@@ -166,12 +174,18 @@ class Reconciler:
 
     async def reconcile(self, namespace: str, name: str, attempts: int = 5) -> Decision | None:
         carried: list[Command] = self._unapplied.pop((namespace, name), [])
-        for _ in range(attempts - 1):
-            try:
-                return await self._reconcile_once(namespace, name, carried)
-            except Conflict as exc:
-                carried = exc.commands
-        return await self._reconcile_once(namespace, name, carried)
+        try:
+            return await self._reconcile_once(namespace, name, carried)
+        except Conflict as exc:
+            carried = exc.commands
+        # A conflict means something read was behind: the next attempts read the API server.
+        with fresh_reads():
+            for _ in range(attempts - 2):
+                try:
+                    return await self._reconcile_once(namespace, name, carried)
+                except Conflict as exc:
+                    carried = exc.commands
+            return await self._reconcile_once(namespace, name, carried)
 
     async def _reconcile_once(self, namespace: str, name: str, carried: list[Command]) -> Decision | None:
         raw = await self.kube.get(ROLLOUTS, namespace, name)
@@ -218,6 +232,8 @@ class Reconciler:
         if FINALIZER in finalizers(raw) and routes_at_rest(observed, decision):
             raw = await self._set_finalizer(raw, add=False, commands=[])
         await self._post_events(raw, decision)
+        if isinstance(failure, ApiException) and failure.status == 409:
+            raise Conflict() from failure  # an object changed since it was read: read again
         if failure is not None:
             raise failure
         if decision.requeue_after is not None:
@@ -239,7 +255,7 @@ class Reconciler:
             if exc.status != 409:
                 raise
             # A removal whose answer was lost and that was sent again conflicts with itself.
-            fresh = await self.kube.get(ROLLOUTS, meta["namespace"], meta["name"])
+            fresh = await self.kube.get_fresh(ROLLOUTS, meta["namespace"], meta["name"])
             if fresh is None or set(pending_commands(fresh)) & set(commands):
                 raise Conflict(carried) from exc
             updated = fresh
@@ -280,7 +296,7 @@ class Reconciler:
             analysis_templates=templates,
             measurements=measurements,
             secrets=secret_keys(secrets),
-            others=await observe_others(self.kube, parsed.rollout),
+            others=await observe_others(self.kube, meta.namespace, meta.name),
         )
 
     async def apply_action(
@@ -300,15 +316,30 @@ class Reconciler:
                     REPLICASETS, ns, body["metadata"]["name"], {"spec": {"replicas": action.replicas}}
                 )
         elif isinstance(action, ScaleReplicaSet):
-            await self.kube.patch(REPLICASETS, ns, action.name, {"spec": {"replicas": action.replicas}})
+            # Guarded by the version the decision was made on: a stale read costs a 409, not a
+            # scale computed from a world that has moved on.
+            guard = await self._version_of(REPLICASETS, ns, action.name)
+            await self.kube.patch(
+                REPLICASETS, ns, action.name, {"metadata": guard, "spec": {"replicas": action.replicas}}
+            )
         elif isinstance(action, DeleteReplicaSet):
-            await self.kube.delete(REPLICASETS, ns, action.name)
+            guard = await self._version_of(REPLICASETS, ns, action.name)
+            version = guard.get("resourceVersion")
+            await self.kube.delete(REPLICASETS, ns, action.name, resource_version=version)
         elif isinstance(action, PinService):
-            await self.kube.patch(SERVICES, ns, action.service, pin_patch(action.revision))
+            guard = await self._version_of(SERVICES, ns, action.service)
+            body = {**pin_patch(action.revision), "metadata": guard}
+            await self.kube.patch(SERVICES, ns, action.service, body)
         elif isinstance(action, PinSubset):
             await pin_subset(self.kube, rollout, action.subset, action.revision)
         elif isinstance(action, SetTraffic):
             await write_traffic(self.kube, rollout, action.state, {} if routes_seen is None else routes_seen)
+
+    async def _version_of(self, res: Resource, namespace: str, name: str) -> dict[str, str]:
+        """`{resourceVersion: ...}` of the object as the cache holds it (what the decision was
+        made on); empty without a cache."""
+        version = self.kube.known_version(res, namespace, name)
+        return {"resourceVersion": version} if version else {}
 
     async def _set_finalizer(
         self, raw: dict[str, Any], *, add: bool, commands: list[Command]
@@ -372,7 +403,7 @@ class Reconciler:
             if exc.status != 409:
                 raise
             # A write whose answer was lost and that was sent again conflicts with itself.
-            fresh = await self.kube.get(ROLLOUTS, meta["namespace"], meta["name"])
+            fresh = await self.kube.get_fresh(ROLLOUTS, meta["namespace"], meta["name"])
             if fresh is None or (fresh.get("status") or {}) != new:
                 raise Conflict(commands) from exc
             return fresh

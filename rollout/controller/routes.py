@@ -102,8 +102,9 @@ async def _write_one(
     async for attempt in _retrying_on_conflict():
         with attempt:
             route = seen.pop((binding.plural, binding.name), None)
-            if route is None:
-                route = await kube.get(_resource(binding), namespace, binding.name)
+            if route is None:  # after a conflict, from the API server: a cache may be behind
+                read = kube.get if attempt.retry_state.attempt_number == 1 else kube.get_fresh
+                route = await read(_resource(binding), namespace, binding.name)
             if route is None:
                 return False  # validation reports it; nothing to write to
             new = wanted(route) if wanted is not None else binding.router.desired(route, state)
@@ -155,7 +156,8 @@ async def pin_subset(kube: Kube, rollout: Rollout, subset: str, revision: str) -
     namespace = rollout.metadata.namespace
     async for attempt in _retrying_on_conflict():
         with attempt:
-            rule = await kube.get(DESTINATION_RULES, namespace, rule_ref.name)
+            read = kube.get if attempt.retry_state.attempt_number == 1 else kube.get_fresh
+            rule = await read(DESTINATION_RULES, namespace, rule_ref.name)
             if rule is None:
                 return
             new = {**rule, "spec": dict(rule.get("spec") or {})}

@@ -16,14 +16,14 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from rollout.controller.kube import CRDS, NAMESPACES, Kube, Resource, load_api_client
+from rollout.controller.kube import CRDS, NAMESPACES, Kube, load_api_client
+from tests.e2e.helpers import mark_pods_ready
 from tests.processes import ControllerProcesses
 from tests.thirdparty import routing_crds
 
 KUBECONFIG = os.environ.get("ROLLOUT_E2E_KUBECONFIG")
 MARK_READY = os.environ.get("ROLLOUT_E2E_MARK_PODS_READY") == "1"
 REPO = Path(__file__).resolve().parents[2]
-PODS = Resource("", "v1", "pods")
 
 pytestmark = pytest.mark.e2e
 
@@ -96,33 +96,7 @@ async def pods_made_ready(kube, namespace):
         yield
         return
 
-    async def loop():
-        while True:
-            for pod in await kube.list(PODS, namespace):
-                images = [c.get("image", "") for c in pod["spec"].get("containers", [])]
-                conditions = (pod.get("status") or {}).get("conditions") or []
-                ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-                if (
-                    ready
-                    or any("broken" in image for image in images)
-                    or pod["metadata"].get("deletionTimestamp")
-                ):
-                    continue
-                now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-                status = {
-                    "phase": "Running",
-                    "conditions": [
-                        {"type": t, "status": "True", "lastTransitionTime": now}
-                        for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
-                    ],
-                }
-                with contextlib.suppress(ApiException):
-                    await kube.patch(
-                        PODS, namespace, pod["metadata"]["name"], {"status": status}, sub="status"
-                    )
-            await asyncio.sleep(0.3)
-
-    task = asyncio.get_running_loop().create_task(loop())
+    task = asyncio.get_running_loop().create_task(mark_pods_ready(kube, namespace))
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

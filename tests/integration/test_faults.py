@@ -128,7 +128,7 @@ def test_blue_green_under_faults(preview, auto, plan, script):
 
 
 async def test_kopf_controller_survives_watch_and_request_faults(cluster):
-    """The real kopf controller, its watch streams ending early, lagging and repeating events and
+    """The real controller, its watch streams ending early, lagging and repeating events and
     its requests failing; faults off, the canary completes."""
     steps = [{"setWeight": 20}, {"pause": {"duration": 1}}, {"setWeight": 50}, {"pause": {}}]
     async with cluster.controller((NS,), resync_seconds=1.0):

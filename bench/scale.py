@@ -1,0 +1,298 @@
+"""Many canary Rollouts updated at the same instant: latency, API calls and the controller's memory.
+
+N Rollouts (1 replica each, their own HTTPRoute and Services, steps `setWeight 20`, `pause 2s`,
+`setWeight 60`) are created and left to become Healthy; then all are given a new image at once.
+The controller runs as a process of its own (`rollout controller --workers W`), so that its RSS
+is its own. Printed per N: the time until all are Healthy at first, first-step latency (the
+route at 20%) and completion latency (Healthy on the new revision) as p50/p99/max from the
+update, the API requests the controller made during the update (GETs outside its caches, and
+writes per weight step), and its peak RSS.
+
+On the emulated cluster by default (kmock, in this process; pods Ready 0.2 s after creation). With
+ROLLOUT_BENCH_KUBECONFIG set, on that cluster instead (CRDs and Gateway API installed; with
+ROLLOUT_E2E_MARK_PODS_READY=1 the Pods are marked Ready, for a cluster without nodes); request
+counts come from the emulator only. ROLLOUT_BENCH_LOGS=DIR keeps the controller's log there
+(ROLLOUT_BENCH_LOG_LEVEL, WARNING by default).
+
+    python -m bench.scale                 # N = 10, 100, 1000
+    python -m bench.scale 50 200 --workers 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from bench.common import print_table
+from rollout.controller.kube import (
+    NAMESPACES,
+    ROLLOUTS,
+    SERVICES,
+    USER_AGENT,
+    Kube,
+    Resource,
+    load_api_client,
+)
+from rollout.observability.logging import configure_logging
+from rollout.sandbox.cluster import EmulatedCluster, emulated_cluster
+from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest
+from tests.thirdparty import routing_crds
+
+HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes")
+STEPS = [{"setWeight": 20}, {"pause": {"duration": "2s"}}, {"setWeight": 60}]
+WEIGHT_STEPS = 3  # 20, 60, and 100 at completion
+BATCH = 50  # requests in flight while setting up
+
+
+def strategy(name: str) -> dict[str, Any]:
+    return {
+        "canary": {
+            "stableService": f"{name}-stable",
+            "canaryService": f"{name}-canary",
+            "trafficRouting": {"gatewayAPI": {"httpRoutes": [{"name": name}]}},
+            "steps": STEPS,
+            "scaleDownDelaySeconds": 0,
+        }
+    }
+
+
+async def in_batches(jobs: list[Callable[[], Awaitable[Any]]]) -> None:
+    for start in range(0, len(jobs), BATCH):
+        await asyncio.gather(*(job() for job in jobs[start : start + BATCH]))
+
+
+def canary_weight(route: dict[str, Any], canary: str) -> int | None:
+    for rule in (route.get("spec") or {}).get("rules") or []:
+        for ref in rule.get("backendRefs") or []:
+            if ref.get("name") == canary:
+                return int(ref.get("weight", 1))
+    return None
+
+
+def rss_mib(pid: int) -> float:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def percentiles(values: list[float]) -> str:
+    if not values:
+        return "-"
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return f"{statistics.median(ordered):.1f}/{p99:.1f}/{ordered[-1]:.1f}"
+
+
+class Target:
+    """Where the Rollouts live: the emulated cluster, or a real one."""
+
+    kube: Kube
+    namespace: str
+    kubeconfig: Path
+    cluster: EmulatedCluster | None = None
+
+    async def snapshot(self, names: list[str]) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """Every Rollout's status and every route, by name."""
+        if self.cluster is not None:  # straight from the emulator's store: no requests counted
+            rollouts, routes = {}, {}
+            for (resource, namespace, name), obj in list(self.cluster.api.objects.items()):
+                if namespace != self.namespace or obj.deleted or resource is None:
+                    continue
+                if resource.plural == "rollouts":
+                    rollouts[name] = obj.raw
+                elif resource.plural == "httproutes":
+                    routes[name] = obj.raw
+            return rollouts, routes
+        items = await self.kube.list(ROLLOUTS, self.namespace)
+        route_items = await self.kube.list(HTTPROUTES, self.namespace)
+        return (
+            {r["metadata"]["name"]: r for r in items},
+            {r["metadata"]["name"]: r for r in route_items},
+        )
+
+
+@contextlib.asynccontextmanager
+async def target(workdir: Path) -> AsyncIterator[Target]:
+    found = Target()
+    config = os.environ.get("ROLLOUT_BENCH_KUBECONFIG")
+    if config:
+        found.kube = Kube(load_api_client(config))
+        found.kubeconfig = Path(config)
+        found.namespace = f"rollout-scale-{uuid.uuid4().hex[:6]}"
+        await found.kube.create(
+            NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": found.namespace}}
+        )
+        helper = None
+        if os.environ.get("ROLLOUT_E2E_MARK_PODS_READY") == "1":
+            from tests.e2e.helpers import mark_pods_ready
+
+            helper = asyncio.get_running_loop().create_task(mark_pods_ready(found.kube, found.namespace, 1.0))
+        try:
+            yield found
+        finally:
+            if helper is not None:
+                helper.cancel()
+            await found.kube.delete(NAMESPACES, None, found.namespace)
+        return
+    async with emulated_cluster(startup_seconds=0.2) as cluster:
+        cluster.create_namespace("shop")
+        for crd in routing_crds():
+            cluster.api.install_crd(crd)
+        found.cluster, found.kube, found.namespace = cluster, cluster.kube, "shop"
+        found.kubeconfig = cluster.kubeconfig(workdir / "kubeconfig")
+        yield found
+
+
+def controller_process(where: Target, workers: int, log: Path) -> subprocess.Popen[bytes]:
+    args = [sys.executable, "-m", "rollout", "controller", "--kubeconfig", str(where.kubeconfig)]
+    level = os.environ.get("ROLLOUT_BENCH_LOG_LEVEL", "WARNING")
+    args += ["--namespace", where.namespace, "--workers", str(workers), "--log-level", level]
+    return subprocess.Popen(args, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def counted(requests: list[Any]) -> collections.Counter[str]:
+    """The controller's requests by kind: `read` (a GET of one object, or a list that is not a
+    cache's), `cache` (its caches' lists and watches), and writes as `METHOD plural[/sub]`."""
+    counts: collections.Counter[str] = collections.Counter()
+    for request in requests:
+        if request.headers.get("User-Agent") != USER_AGENT:
+            continue
+        method = request.method.value
+        if method == "GET":
+            watching = request.params.get("watch") in ("true", "1")
+            counts["cache" if watching or request.action.value == "list" else "read"] += 1
+            continue
+        plural = request.resource.plural if request.resource else "?"
+        sub = f"/{request.subresource}" if request.subresource else ""
+        counts[f"{method} {plural}{sub}"] += 1
+    return counts
+
+
+async def run(n: int, workers: int, timeout: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        async with target(workdir) as where:
+            names = [f"app-{i}" for i in range(n)]
+            ns = where.namespace
+            jobs: list[Callable[[], Awaitable[Any]]] = []
+            for name in names:
+                for service in (f"{name}-stable", f"{name}-canary"):
+                    jobs.append(
+                        lambda s=service, a=name: where.kube.create(SERVICES, ns, service_manifest(s, ns, a))
+                    )
+                jobs.append(
+                    lambda a=name: where.kube.create(
+                        HTTPROUTES, ns, http_route_manifest(a, ns, (f"{a}-stable", f"{a}-canary"))
+                    )
+                )
+            await in_batches(jobs)
+            log_dir = Path(os.environ.get("ROLLOUT_BENCH_LOGS") or workdir)
+            controller = controller_process(where, workers, log_dir / f"controller-{n}.log")
+            peak = 0.0
+            try:
+                began = time.monotonic()
+                await in_batches(
+                    [
+                        lambda a=name: where.kube.create(
+                            ROLLOUTS, ns, rollout_manifest(a, ns, replicas=1, strategy=strategy(a))
+                        )
+                        for name in names
+                    ]
+                )
+                first_revision: dict[str, str] = {}
+                while len(first_revision) < n:
+                    if time.monotonic() - began > timeout:
+                        raise TimeoutError(f"only {len(first_revision)}/{n} Healthy at first")
+                    rollouts, _ = await where.snapshot(names)
+                    for name, obj in rollouts.items():
+                        status = obj.get("status") or {}
+                        if status.get("phase") == "Healthy" and status.get("stableRevision"):
+                            first_revision[name] = status["stableRevision"]
+                    peak = max(peak, rss_mib(controller.pid))
+                    await asyncio.sleep(0.1)
+                all_healthy = time.monotonic() - began
+
+                mark = len(list(where.cluster.api)) if where.cluster is not None else 0
+                updated: dict[str, float] = {}
+
+                async def update(name: str) -> None:
+                    await where.kube.patch(ROLLOUTS, ns, name, image_patch("web:2", name))
+                    updated[name] = time.monotonic()
+
+                await in_batches([lambda a=name: update(a) for name in names])
+                first_step: dict[str, float] = {}
+                completed: dict[str, float] = {}
+                while len(completed) < n:
+                    if time.monotonic() - min(updated.values()) > timeout:
+                        raise TimeoutError(f"only {len(completed)}/{n} completed")
+                    rollouts, routes = await where.snapshot(names)
+                    now = time.monotonic()
+                    for name in names:
+                        if (
+                            name not in first_step
+                            and canary_weight(routes.get(name, {}), f"{name}-canary") == 20
+                        ):
+                            first_step[name] = now - updated[name]
+                        status = (rollouts.get(name) or {}).get("status") or {}
+                        if (
+                            name not in completed
+                            and status.get("phase") == "Healthy"
+                            and status.get("stableRevision") not in (None, first_revision[name])
+                        ):
+                            completed[name] = now - updated[name]
+                    peak = max(peak, rss_mib(controller.pid))
+                    await asyncio.sleep(0.05)
+                requests = list(where.cluster.api)[mark:] if where.cluster is not None else []
+            finally:
+                controller.kill()
+                controller.wait(10)
+    counts = counted(requests)
+    writes = sum(
+        v for k, v in counts.items() if k not in ("read", "cache") and not k.startswith("POST events")
+    )
+    return {
+        "N": n,
+        "all Healthy s": round(all_healthy, 1),
+        "step1 p50/99/max": percentiles(list(first_step.values())),
+        "done p50/99/max": percentiles(list(completed.values())),
+        "reads/Rollout": round(counts["read"] / n, 2) if requests else "n/a",
+        "writes/step": round(writes / (n * WEIGHT_STEPS), 2) if requests else "n/a",
+        "events/Rollout": round(counts["POST events"] / n, 1) if requests else "n/a",
+        "RSS MiB": round(peak),
+        "_counts": counts,
+    }
+
+
+async def main(sizes: list[int], workers: int, timeout: float) -> None:
+    configure_logging("ERROR", json=False)
+    rows = []
+    for n in sizes:
+        row = await run(n, workers, timeout)
+        counts = row.pop("_counts")
+        print(f"N={n}: controller requests during the update: {dict(sorted(counts.items()))}", flush=True)
+        rows.append(row)
+    print()
+    print_table(rows, width=16)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("sizes", nargs="*", type=int, default=[10, 100, 1000])
+    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds for each phase")
+    options = parser.parse_args()
+    asyncio.run(main(options.sizes, options.workers, options.timeout))

@@ -1,0 +1,371 @@
+"""Watch-fed caches of everything a reconcile reads: one list+watch stream per kind and namespace
+scope, and the answers to the controller's own writes (so that a reconcile never reads back
+anything older than what it wrote).
+
+Flow: `Caches.start()` runs one `Reflector` thread per (kind, scope). A reflector lists, then
+watches from the list's resourceVersion, and hands each change to the event loop, where the
+kind's `Store` keeps the newest version of every object (by resourceVersion) and `on_change`
+tells the controller which object changed. A kind that cannot be listed (its CRD is not
+installed, or RBAC forbids it) is not served from the cache: `CachedKube` reads it from the API
+server until a later attempt lists it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from kubernetes.watch.watch import iter_resp_lines
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_when_event_set, wait_exponential
+from tenacity.wait import wait_base
+
+from rollout.controller.kube import Resource
+
+log = structlog.get_logger("rollout.controller.cache")
+Obj = dict[str, Any]
+ObjKey = tuple[str | None, str]  # (namespace, name); namespace None for cluster-scoped kinds
+
+
+def resource_version(obj: Obj | None) -> int | None:
+    """The resourceVersion as a number: etcd's revision on a real API server, a counter on the
+    emulator. None when absent or not a number (then nothing is compared by it)."""
+    try:
+        return int(((obj or {}).get("metadata") or {}).get("resourceVersion"))
+    except (TypeError, ValueError):
+        return None
+
+
+def newer(incoming: Obj, stored: Obj | None) -> bool:
+    """Whether `incoming` should replace `stored`: a watch can deliver an event older than the
+    answer to a write that was already noted."""
+    if stored is None:
+        return True
+    mine, theirs = resource_version(incoming), resource_version(stored)
+    if mine is None or theirs is None:
+        return incoming != stored
+    return mine > theirs
+
+
+def key_of(obj: Obj) -> ObjKey:
+    meta = obj.get("metadata") or {}
+    return meta.get("namespace"), str(meta.get("name"))
+
+
+Change = Callable[[Resource, ObjKey, Obj | None, Obj | None], None]  # (kind, key, old, new)
+
+
+@dataclass
+class Store:
+    """The newest known version of each object of one kind, in the scopes that are listed."""
+
+    resource: Resource
+    on_change: Change
+    objects: dict[ObjKey, Obj] = field(default_factory=dict)
+    # Deleted objects' last resourceVersion: a late event from before the deletion is ignored.
+    _gone: dict[ObjKey, int] = field(default_factory=dict)
+
+    def get(self, namespace: str | None, name: str) -> Obj | None:
+        return self.objects.get((namespace, name))
+
+    def values(self, namespace: str | None = None) -> Iterator[Obj]:
+        for (ns, _), obj in list(self.objects.items()):
+            if namespace is None or ns == namespace:
+                yield obj
+
+    def put(self, obj: Obj) -> None:
+        key = key_of(obj)
+        old = self.objects.get(key)
+        if not newer(obj, old):
+            return
+        gone = self._gone.get(key)
+        version = resource_version(obj)
+        if gone is not None and version is not None and version <= gone:
+            return
+        self._gone.pop(key, None)
+        self.objects[key] = obj
+        self.on_change(self.resource, key, old, obj)
+
+    def remove(self, key: ObjKey, last: Obj | None = None) -> None:
+        old = self.objects.pop(key, None)
+        version = resource_version(last) or resource_version(old)
+        if version is not None:
+            self._gone[key] = version
+        if old is not None:
+            self.on_change(self.resource, key, old, None)
+
+    def replace(self, namespace: str | None, items: Sequence[Obj], list_version: int | None) -> None:
+        """A fresh listing of one scope: what it lacks is gone, unless noted after the list."""
+        listed = {key_of(obj) for obj in items}
+        for key, obj in list(self.objects.items()):
+            if (namespace is None or key[0] == namespace) and key not in listed:
+                version = resource_version(obj)
+                if list_version is None or version is None or version <= list_version:
+                    self.remove(key)
+        for key in [k for k in self._gone if namespace is None or k[0] == namespace]:
+            del self._gone[key]
+        for obj in items:
+            self.put(obj)
+
+
+class KindAbsent(Exception):
+    """The API server does not serve this kind (its CRD is not installed)."""
+
+
+class WatchExpired(Exception):
+    """410 Gone: the watch's resourceVersion is too old; list again."""
+
+
+class _AfterFailure(wait_base):
+    """No wait before listing again after 410; half a minute for a kind that is not installed
+    (it may be installed later); exponential up to 30 s after an error."""
+
+    def __init__(self) -> None:
+        self.backoff = wait_exponential(multiplier=0.5, max=30)
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None and outcome.failed else None
+        if isinstance(exc, WatchExpired):
+            return 0.0
+        if isinstance(exc, KindAbsent):
+            return 30.0
+        return float(self.backoff(retry_state))
+
+
+@dataclass
+class Reflector:
+    """List and watch one kind in one scope, in a thread of its own (a watch is a long blocking
+    read); every result is handed to the event loop."""
+
+    api: client.ApiClient
+    resource: Resource
+    namespace: str | None
+    label_selector: str | None
+    loop: asyncio.AbstractEventLoop
+    on_listed: Callable[[Reflector, list[Obj], int | None], None]
+    on_event: Callable[[str, Obj], None]
+    on_failure: Callable[[Reflector, BaseException], None]
+    stop: threading.Event
+    watch_seconds: int = 300
+    _open: Any = None  # the watch response being read, so that `interrupt` can cut it
+
+    def interrupt(self) -> None:
+        """Cut the open watch from another thread (its blocking read fails at once), so that a
+        stopped controller leaves no connection behind."""
+        stream = self._open
+        if stream is not None:
+            stream.shutdown()
+
+    def _request(self, query: list[tuple[str, str]], *, stream: bool) -> Any:
+        params = self.api.param_serialize(
+            "GET",
+            self.resource.path(self.namespace),
+            query_params=query + ([("labelSelector", self.label_selector)] if self.label_selector else []),
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        timeout = (10, self.watch_seconds + 30) if stream else 30
+        response = self.api.call_api(*params, _request_timeout=timeout)
+        if response.status == 404:
+            response.read()
+            raise KindAbsent(self.resource.path(self.namespace))
+        if not 200 <= response.status < 300:
+            body = response.read()
+            raise ApiException(status=response.status, reason=response.reason, body=body)
+        return response
+
+    def _hand_over(self, callback: Callable[..., None], *args: Any) -> None:
+        try:
+            self.loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:  # the loop is closed: the controller has stopped
+            self.stop.set()
+
+    def _list_and_watch(self) -> None:
+        response = self._request([], stream=False)
+        listing = json.loads(response.read() or b"{}")
+        version = str((listing.get("metadata") or {}).get("resourceVersion") or "")
+        self._hand_over(self.on_listed, self, list(listing.get("items") or []), resource_version(listing))
+        while not self.stop.is_set():
+            query = [("watch", "true"), ("allowWatchBookmarks", "true")]
+            query.append(("timeoutSeconds", str(self.watch_seconds)))
+            if version:
+                query.append(("resourceVersion", version))
+            stream = self._open = self._request(query, stream=True).response
+            if self.stop.is_set():
+                stream.shutdown()
+            try:
+                for line in iter_resp_lines(stream):
+                    if self.stop.is_set():
+                        return
+                    if not line:
+                        continue
+                    event = json.loads(line)
+                    kind, obj = event.get("type"), event.get("object") or {}
+                    if kind == "ERROR":
+                        if obj.get("code") == 410:
+                            raise WatchExpired(obj.get("message", ""))
+                        raise ApiException(status=obj.get("code"), reason=obj.get("message"))
+                    version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
+                    if kind != "BOOKMARK":
+                        self._hand_over(self.on_event, str(kind), obj)
+            finally:
+                self._open = None
+                stream.release_conn()
+
+    def run(self) -> None:
+        retrying = Retrying(
+            retry=retry_if_exception(lambda exc: not self.stop.is_set()),
+            wait=_AfterFailure(),
+            stop=stop_when_event_set(self.stop),
+            sleep=self.stop.wait,
+            before_sleep=lambda state: self._hand_over(
+                self.on_failure, self, state.outcome.exception() if state.outcome else None
+            ),
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    self._list_and_watch()
+        except Exception as exc:  # only once stopping: errors are retried until then
+            log.debug("reflector stopped", kind=self.resource.plural, error=str(exc))
+
+
+@dataclass(frozen=True)
+class CachedKind:
+    resource: Resource
+    namespaced: bool = True
+    label_selector: str | None = None  # only objects with these labels are watched
+
+
+class Caches:
+    """The stores of every cached kind, the reflectors that feed them, and which (kind, scope)
+    is listed and may be served from memory."""
+
+    def __init__(
+        self,
+        api_factory: Callable[[], client.ApiClient],
+        kinds: Iterable[CachedKind],
+        namespaces: Sequence[str] = (),
+        *,
+        on_change: Change | None = None,
+    ) -> None:
+        self.api_factory = api_factory
+        self.kinds = {kind.resource: kind for kind in kinds}
+        self.namespaces = tuple(namespaces)
+        self.on_change: Change = on_change or (lambda *_: None)
+        self.stores = {res: Store(res, self._changed) for res in self.kinds}
+        self._listed: set[tuple[Resource, str | None]] = set()  # scopes served from memory
+        self._tried: set[tuple[Resource, str | None]] = set()  # scopes with a first attempt done
+        self._absent: set[tuple[Resource, str | None]] = set()  # kinds the API server does not serve
+        self._all_tried = asyncio.Event()
+        self._stop = threading.Event()
+        self._reflectors: list[Reflector] = []
+
+    def _changed(self, res: Resource, key: ObjKey, old: Obj | None, new: Obj | None) -> None:
+        self.on_change(res, key, old, new)
+
+    def _scopes(self, kind: CachedKind) -> list[str | None]:
+        return list(self.namespaces) if kind.namespaced and self.namespaces else [None]
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for kind in self.kinds.values():
+            for scope in self._scopes(kind):
+                reflector = Reflector(
+                    api=self.api_factory(),
+                    resource=kind.resource,
+                    namespace=scope,
+                    label_selector=kind.label_selector,
+                    loop=loop,
+                    on_listed=self._listed_scope,
+                    on_event=self._event_for(kind.resource),
+                    on_failure=self._failed,
+                    stop=self._stop,
+                )
+                name = f"watch-{kind.resource.plural}-{scope or 'all'}"
+                threading.Thread(target=reflector.run, name=name, daemon=True).start()
+                self._reflectors.append(reflector)
+
+    def _event_for(self, res: Resource) -> Callable[[str, Obj], None]:
+        store = self.stores[res]
+
+        def apply(kind: str, obj: Obj) -> None:
+            if kind == "DELETED":
+                store.remove(key_of(obj), obj)
+            else:
+                store.put(obj)
+
+        return apply
+
+    def _mark_tried(self, scope: tuple[Resource, str | None]) -> None:
+        self._tried.add(scope)
+        expected = sum(len(self._scopes(kind)) for kind in self.kinds.values())
+        if len(self._tried) >= expected:
+            self._all_tried.set()
+
+    def _listed_scope(self, reflector: Reflector, items: list[Obj], version: int | None) -> None:
+        scope = (reflector.resource, reflector.namespace)
+        self.stores[reflector.resource].replace(reflector.namespace, items, version)
+        self._listed.add(scope)
+        self._absent.discard(scope)
+        self._mark_tried(scope)
+
+    def _failed(self, reflector: Reflector, exc: BaseException | None) -> None:
+        scope = (reflector.resource, reflector.namespace)
+        self._listed.discard(scope)  # until listed again, reads of this kind go to the API server
+        self._mark_tried(scope)
+        if isinstance(exc, KindAbsent):
+            self._absent.add(scope)
+            log.debug("kind not served; read from the API server", kind=reflector.resource.plural)
+        elif isinstance(exc, ApiException) and exc.status == 403:
+            log.error(
+                "permission missing: cannot list/watch",
+                resource=f"{reflector.resource.plural}.{reflector.resource.group or 'core'}",
+                namespace=reflector.namespace or "(all)",
+            )
+        elif not isinstance(exc, WatchExpired):
+            log.warning("watch failed; listing again", kind=reflector.resource.plural, error=str(exc))
+
+    async def wait_started(self, timeout: float = 60.0) -> bool:
+        """Until every (kind, scope) was listed or failed once; False after `timeout`."""
+        if not self.kinds:
+            return True
+        try:
+            await asyncio.wait_for(self._all_tried.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def synced(self) -> bool:
+        """Every kind that the API server serves is listed in every scope."""
+        expected = sum(len(self._scopes(kind)) for kind in self.kinds.values())
+        return len(self._listed | self._absent) >= expected
+
+    def serves(self, res: Resource, namespace: str | None) -> bool:
+        kind = self.kinds.get(res)
+        if kind is None:
+            return False
+        scope = namespace if kind.namespaced and self.namespaces else None
+        if kind.namespaced and self.namespaces and namespace not in self.namespaces:
+            return False
+        return (res, scope) in self._listed
+
+    def note(self, res: Resource, obj: Obj) -> None:
+        """The answer to the controller's own write: newer than anything the watch gave yet."""
+        if res in self.stores and isinstance(obj, dict) and obj.get("metadata"):
+            self.stores[res].put(obj)
+
+    def note_deleted(self, res: Resource, namespace: str | None, name: str) -> None:
+        if res in self.stores:
+            self.stores[res].remove((namespace, name))
+
+    def stop(self) -> None:
+        self._stop.set()
+        for reflector in self._reflectors:
+            reflector.interrupt()

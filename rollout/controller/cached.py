@@ -1,0 +1,161 @@
+"""The controller's API facade backed by the watch-fed caches (`cache.py`): reads are served from
+memory once a kind is listed, writes go to the API server and their answers go into the cache.
+
+It also keeps which objects each Rollout's last reconcile read, so that a change to any of them
+(a Service, a route, a template, a Secret, even one that was missing) triggers that Rollout at
+once. After a conflict, `fresh_reads()` makes the next attempt read from the API server."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+from kubernetes import client
+
+from rollout.controller.cache import Caches, Obj
+from rollout.controller.kube import API_THREADS, Kube, Resource
+
+RolloutKey = tuple[str, str]
+ReadKey = tuple[Resource, str | None, str]  # (kind, namespace, name) of an object read
+
+_reads: contextvars.ContextVar[set[ReadKey] | None] = contextvars.ContextVar("reads", default=None)
+_fresh: contextvars.ContextVar[bool] = contextvars.ContextVar("fresh", default=False)
+
+
+@contextlib.contextmanager
+def fresh_reads() -> Iterator[None]:
+    """Reads inside the block go to the API server (the cache may be behind after a 409)."""
+    token = _fresh.set(True)
+    try:
+        yield
+    finally:
+        _fresh.reset(token)
+
+
+def _labels_match(obj: Obj, selector: str | None) -> bool | None:
+    """Whether `obj` matches an equality selector `k=v[,k=v]`; None for any other form (then the
+    API server answers instead)."""
+    if not selector:
+        return True
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    for part in selector.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or value.startswith("=") or key.endswith("!") or not key:
+            return None
+        if labels.get(key.strip()) != value.strip():
+            return False
+    return True
+
+
+class CachedKube(Kube):
+    def __init__(
+        self, api: client.ApiClient, caches: Caches, *, threads: int = API_THREADS, **options: Any
+    ) -> None:
+        super().__init__(api, threads=threads, **options)
+        self.caches = caches
+        self.readers: dict[ReadKey, set[RolloutKey]] = {}  # object -> Rollouts that read it
+        self._read_by: dict[RolloutKey, set[ReadKey]] = {}
+
+    # --- dependencies -----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def reads_for(self, rollout: RolloutKey) -> Iterator[None]:
+        reads: set[ReadKey] = set()
+        token = _reads.set(reads)
+        try:
+            yield
+        finally:
+            _reads.reset(token)
+            self._depend(rollout, reads)
+
+    def _depend(self, rollout: RolloutKey, reads: set[ReadKey]) -> None:
+        for read in self._read_by.pop(rollout, set()) - reads:
+            readers = self.readers.get(read)
+            if readers is not None:
+                readers.discard(rollout)
+                if not readers:
+                    del self.readers[read]
+        for read in reads:
+            self.readers.setdefault(read, set()).add(rollout)
+        if reads:
+            self._read_by[rollout] = reads
+
+    def forget_reads(self, rollout: RolloutKey) -> None:
+        self._depend(rollout, set())
+
+    def known_version(self, res: Resource, namespace: str | None, name: str) -> str | None:
+        if res not in self.caches.stores:
+            return None
+        found = self.caches.stores[res].get(namespace, name)
+        version = ((found or {}).get("metadata") or {}).get("resourceVersion")
+        return str(version) if version else None
+
+    def readers_of(self, res: Resource, namespace: str | None, name: str) -> set[RolloutKey]:
+        return set(self.readers.get((res, namespace, name), ()))
+
+    # --- reads ------------------------------------------------------------------------------
+
+    async def get(self, res: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
+        reads = _reads.get()
+        if reads is not None:
+            reads.add((res, namespace, name))
+        if _fresh.get() or not self.caches.serves(res, namespace):
+            return await self.get_fresh(res, namespace, name)
+        found = self.caches.stores[res].get(namespace, name)
+        return copy.deepcopy(found) if found is not None else None
+
+    async def get_fresh(self, res: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
+        found = await Kube.get(self, res, namespace, name)
+        if found is not None:
+            self.caches.note(res, found)
+        return found
+
+    async def list(
+        self, res: Resource, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        if _fresh.get() or not self.caches.serves(res, namespace):
+            return await self._list_fresh(res, namespace, label_selector)
+        found = []
+        for obj in self.caches.stores[res].values(namespace):
+            match = _labels_match(obj, label_selector)
+            if match is None:
+                return await self._list_fresh(res, namespace, label_selector)
+            if match:
+                found.append(copy.deepcopy(obj))
+        return found
+
+    async def _list_fresh(
+        self, res: Resource, namespace: str | None, label_selector: str | None
+    ) -> list[dict[str, Any]]:
+        found = await super().list(res, namespace, label_selector)
+        for obj in found:
+            self.caches.note(res, obj)
+        return found
+
+    async def peek_all(self, res: Resource, namespace: str | None) -> list[dict[str, Any]]:
+        if _fresh.get() or not self.caches.serves(res, namespace):
+            return await super().list(res, namespace)
+        return list(self.caches.stores[res].values(namespace))
+
+    # --- writes: the answer is the newest version there is ----------------------------------
+
+    async def create(self, res: Resource, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
+        created = await super().create(res, namespace, body)
+        self.caches.note(res, created)
+        return created
+
+    async def patch(
+        self, res: Resource, namespace: str | None, name: str, body: Any, **options: Any
+    ) -> dict[str, Any]:
+        patched = await super().patch(res, namespace, name, body, **options)
+        self.caches.note(res, patched)
+        return patched
+
+    async def delete(
+        self, res: Resource, namespace: str | None, name: str, *, resource_version: str | None = None
+    ) -> None:
+        await super().delete(res, namespace, name, resource_version=resource_version)
+        self.caches.note_deleted(res, namespace, name)

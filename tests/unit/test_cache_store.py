@@ -1,0 +1,105 @@
+"""The caches' store keeps the newest version of each object whatever order the watch and the
+controller's own write answers arrive in; the reconciler runs at most `workers` Rollouts at once,
+and each Rollout one reconcile at a time."""
+
+import asyncio
+
+from rollout.controller.cache import Store, newer
+from rollout.controller.kube import SERVICES
+from rollout.controller.reconciler import Reconciler
+
+
+def obj(name, version, **spec):
+    return {"metadata": {"namespace": "shop", "name": name, "resourceVersion": str(version)}, "spec": spec}
+
+
+def recording_store():
+    changes = []
+    store = Store(
+        SERVICES,
+        lambda res, key, old, new: changes.append((key[1], old and old["spec"], new and new["spec"])),
+    )
+    return store, changes
+
+
+def test_an_older_event_never_replaces_a_newer_write_answer():
+    store, changes = recording_store()
+    store.put(obj("web", 5, selector="a"))
+    store.put(obj("web", 7, selector="b"))  # the answer to our own write
+    store.put(obj("web", 6, selector="x"))  # the watch catching up, late
+    store.put(obj("web", 7, selector="b"))  # the watch delivering our write: nothing new
+    assert store.get("shop", "web")["spec"] == {"selector": "b"}
+    assert [c[2] for c in changes] == [{"selector": "a"}, {"selector": "b"}]
+
+
+def test_a_late_event_does_not_bring_a_deleted_object_back():
+    store, changes = recording_store()
+    store.put(obj("web", 5))
+    store.remove(("shop", "web"), obj("web", 8))
+    store.put(obj("web", 6))  # a MODIFIED from before the deletion
+    assert store.get("shop", "web") is None
+    store.put(obj("web", 9, selector="new"))  # created again
+    assert store.get("shop", "web")["spec"] == {"selector": "new"}
+    assert [(c[1] is not None, c[2] is not None) for c in changes] == [
+        (False, True),
+        (True, False),
+        (False, True),
+    ]
+
+
+def test_a_relist_drops_what_is_gone_but_keeps_what_was_written_after_it():
+    store, changes = recording_store()
+    store.put(obj("old", 3))
+    store.put(obj("mine", 12))  # written after the list below was taken
+    store.replace("shop", [obj("kept", 9)], list_version=10)
+    assert store.get("shop", "old") is None
+    assert ("old", {}, None) in changes  # its readers are told it is gone
+    assert store.get("shop", "mine") is not None and store.get("shop", "kept") is not None
+
+
+def test_versions_that_are_not_numbers_compare_by_content():
+    a = {"metadata": {"name": "x", "resourceVersion": "abc"}, "spec": 1}
+    assert not newer(a, dict(a))
+    assert newer({**a, "spec": 2}, a)
+
+
+class CountingReconciler(Reconciler):
+    def __init__(self, workers):
+        super().__init__(kube=_NoKube(), workers=workers)
+        self.running = 0
+        self.most = 0
+        self.per_key: dict[tuple[str, str], int] = {}
+        self.overlap = False
+
+    async def reconcile(self, namespace, name, attempts=5):
+        key = (namespace, name)
+        self.running += 1
+        self.per_key[key] = self.per_key.get(key, 0) + 1
+        self.overlap |= self.per_key[key] > 1
+        self.most = max(self.most, self.running)
+        await asyncio.sleep(0.05)
+        self.running -= 1
+        self.per_key[key] -= 1
+
+
+class _NoKube:
+    def reads_for(self, key):
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    def forget_reads(self, key):
+        pass
+
+
+async def test_parallel_reconciles_are_bounded_by_workers_and_one_per_rollout():
+    reconciler = CountingReconciler(workers=3)
+    for i in range(10):
+        reconciler.trigger("shop", f"r{i}")
+    for _ in range(5):
+        reconciler.trigger("shop", "r0")  # absorbed, or one follow-up: never concurrent
+        await asyncio.sleep(0.01)
+    while reconciler._tasks:
+        await asyncio.sleep(0.02)
+    assert reconciler.most == 3
+    assert not reconciler.overlap
