@@ -31,22 +31,32 @@ def _controller(args: argparse.Namespace) -> int:
     return 0
 
 
+CHART_CRDS = Path("charts/rollout-controller/crds")
+
+
+def _crd_directories(args: argparse.Namespace) -> list[Path]:
+    """crds/ and the Helm chart's copy, which must never drift apart; `--output` names one."""
+    if args.output is not None:
+        return [Path(args.output)]
+    return [Path("crds"), *([CHART_CRDS] if CHART_CRDS.parent.is_dir() else [])]
+
+
 def _crds(args: argparse.Namespace) -> int:
-    directory = Path(args.output)
+    directories = _crd_directories(args)
     if args.check:
         stale = [
-            name
+            str(directory / name)
+            for directory in directories
             for name, crd in all_crds().items()
             if not (directory / name).exists() or (directory / name).read_text() != render(crd)
         ]
         if stale:
-            print(
-                f"rollout: stale CRDs in {directory}: {', '.join(stale)}; run `rollout crds`", file=sys.stderr
-            )
+            print(f"rollout: stale CRDs: {', '.join(stale)}; run `rollout crds`", file=sys.stderr)
             return 1
         return 0
-    for path in write_crds(directory):
-        print(path)
+    for directory in directories:
+        for path in write_crds(directory):
+            print(path)
     return 0
 
 
@@ -91,7 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     ctl.set_defaults(run=_controller)
 
     crds = sub.add_parser("crds", help="write the CRDs generated from the API models")
-    crds.add_argument("--output", "-o", default="crds", help="directory (default: crds)")
+    crds.add_argument(
+        "--output",
+        "-o",
+        help="one directory (default: crds/ and the Helm chart's charts/rollout-controller/crds/)",
+    )
     crds.add_argument("--check", action="store_true", help="exit 1 if the files differ from the models")
     crds.set_defaults(run=_crds)
 
