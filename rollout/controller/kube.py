@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
 from tenacity.wait import wait_base
+
+from rollout.controller.apiguard import guarded
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -149,6 +152,8 @@ class Kube:
         self.attempts = attempts
         self.max_retry_after = max_retry_after
         self.backoff = backoff  # the first wait between attempts; it doubles, up to 2 s
+        # Writes are refused while this says False (leader election: a follower, or a lost lease).
+        self.fence: Callable[[], bool] | None = None
 
     def _call(
         self, method: str, path: str, query: dict[str, str], body: Any, content_type: str | None
@@ -187,7 +192,7 @@ class Kube:
             reraise=True,
         )
         async for attempt in retrying:
-            with attempt:
+            with attempt, guarded(method, path, query, self.fence):  # metrics, fence, 403 line
                 return await asyncio.to_thread(self._call, method, path, query or {}, body, content_type)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 

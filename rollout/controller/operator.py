@@ -106,7 +106,8 @@ async def run_controller(
 ) -> None:
     """Run the controller until `stop_flag` is set (or forever); `prometheus_address` is the
     default for analysis templates that name none."""
-    kube.api.user_agent = USER_AGENT  # its requests are told apart in audit logs and benchmarks
+    if not kube.api.user_agent.startswith(USER_AGENT):  # a suffix naming the process may follow
+        kube.api.user_agent = USER_AGENT  # its requests are told apart in audit logs and benchmarks
     reconciler = Reconciler(kube, prometheus=Prometheus(prometheus_address))
     registry = build_registry(reconciler, namespaces, resync_seconds=resync_seconds)
     await kopf.operator(

@@ -32,10 +32,18 @@ async def make_cluster():
         yield c
 
 
+# Every request the controller made, over all the tests of this run that used `cluster`
+# (tests/integration/test_rbac.py compares them with the chart's RBAC).
+RECORDED_CALLS: set = set()
+
+
 @pytest.fixture
 async def cluster():
     async with make_cluster() as c:
-        yield c
+        try:
+            yield c
+        finally:
+            RECORDED_CALLS.update(c.api.audit.calls)
 
 
 async def get_rollout(cluster, name="web"):
