@@ -33,8 +33,21 @@ def test_every_request_the_controller_made_is_granted_by_the_chart():
     assert not missing, f"the chart's RBAC lacks (apiGroup, resource, verb): {sorted(missing)}"
 
 
+# Code paths the controller has (routes.py writes GRPCRoutes and TCPRoutes; the engine deletes
+# ReplicaSets beyond revisionHistoryLimit) but no integration test exercises yet: a whole run
+# found them unused. Listed, not hidden: a test driving them should empty this set.
+NOT_YET_EXERCISED = {
+    ("apps", "replicasets", "delete"),
+    ("gateway.networking.k8s.io", "grpcroutes", "get"),
+    ("gateway.networking.k8s.io", "grpcroutes", "patch"),
+    ("gateway.networking.k8s.io", "tcproutes", "get"),
+    ("gateway.networking.k8s.io", "tcproutes", "patch"),
+}
+
+
 def test_every_permission_the_chart_grants_was_used():
     if not WHOLE_SUITE["collected"]:
         pytest.skip("only part of tests/integration ran: unused permissions are checked on a whole run")
-    unused = chart_triples() - recorded_triples()
+    assert NOT_YET_EXERCISED <= chart_triples()  # the list names only what the chart grants
+    unused = chart_triples() - recorded_triples() - NOT_YET_EXERCISED
     assert not unused, f"the chart grants what the controller never used: {sorted(unused)}"
