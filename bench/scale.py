@@ -100,6 +100,22 @@ def percentiles(values: list[float]) -> str:
 class Target:
     """Where the Rollouts live: the emulated cluster, or a real one."""
 
+    counts: collections.Counter[str]
+    writes: dict[str, list[str]]  # Rollout -> its writes in order (the kind written)
+
+    def harvest(self) -> None:
+        """Count the controller's requests served since the last harvest, then let the emulator
+        forget them: kmock scans its request log on every request, so a log of a long run makes
+        each request slower than the last."""
+        if self.cluster is not None:
+            requests = list(self.cluster.api)
+            self.counts.update(counted(requests))
+            for request in requests:
+                owner = rollout_of(request)
+                if owner is not None:
+                    self.writes.setdefault(owner, []).append(request.resource.plural)
+            self.cluster.api.forget_requests()
+
     kube: Kube
     namespace: str
     kubeconfig: Path
@@ -128,6 +144,8 @@ class Target:
 @contextlib.asynccontextmanager
 async def target(workdir: Path) -> AsyncIterator[Target]:
     found = Target()
+    found.counts = collections.Counter()
+    found.writes = {}
     config = os.environ.get("ROLLOUT_BENCH_KUBECONFIG")
     if config:
         found.kube = Kube(load_api_client(config))
@@ -160,8 +178,43 @@ async def target(workdir: Path) -> AsyncIterator[Target]:
 def controller_process(where: Target, workers: int, log: Path) -> subprocess.Popen[bytes]:
     args = [sys.executable, "-m", "rollout", "controller", "--kubeconfig", str(where.kubeconfig)]
     level = os.environ.get("ROLLOUT_BENCH_LOG_LEVEL", "WARNING")
-    args += ["--namespace", where.namespace, "--workers", str(workers), "--log-level", level]
+    args += [
+        "--namespace",
+        where.namespace,
+        "--workers",
+        str(workers),
+        "--log-level",
+        level,
+        "--http-port",
+        "0",
+    ]
     return subprocess.Popen(args, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def rollout_of(request: Any) -> str | None:
+    """The Rollout `app-N` a write of the controller was for (Events aside), else None."""
+    if request.headers.get("User-Agent") != USER_AGENT or request.method.value == "GET":
+        return None
+    if request.resource is None or request.resource.plural == "events":
+        return None
+    name = request.name or ((request.data or {}).get("metadata") or {}).get("name") or ""
+    parts = str(name).split("-")  # app-N, app-N-stable, app-N-<revision>
+    return "-".join(parts[:2]) if len(parts) >= 2 else None
+
+
+def per_step(writes: dict[str, list[str]]) -> str:
+    """Mean writes per Rollout: up to and including the 20% route write (the update's set-up and
+    step 1), after it up to and including the 60% one (a weight step), and the rest (completion),
+    as `a/b/c`."""
+    segments: list[list[int]] = [[], [], []]
+    for sequence in writes.values():
+        cuts = [i + 1 for i, kind in enumerate(sequence) if kind == "httproutes"][:2]
+        if len(cuts) < 2:
+            continue
+        bounds = [0, *cuts, len(sequence)]
+        for index in range(3):
+            segments[index].append(bounds[index + 1] - bounds[index])
+    return "/".join(f"{statistics.mean(s):.1f}" if s else "-" for s in segments)
 
 
 def counted(requests: list[Any]) -> collections.Counter[str]:
@@ -223,10 +276,12 @@ async def run(n: int, workers: int, timeout: float) -> dict[str, Any]:
                         if status.get("phase") == "Healthy" and status.get("stableRevision"):
                             first_revision[name] = status["stableRevision"]
                     peak = max(peak, rss_mib(controller.pid))
+                    where.harvest()
                     await asyncio.sleep(0.1)
                 all_healthy = time.monotonic() - began
-
-                mark = len(list(where.cluster.api)) if where.cluster is not None else 0
+                where.harvest()
+                where.counts.clear()  # from here on: the update
+                where.writes.clear()
                 updated: dict[str, float] = {}
 
                 async def update(name: str) -> None:
@@ -255,12 +310,13 @@ async def run(n: int, workers: int, timeout: float) -> dict[str, Any]:
                         ):
                             completed[name] = now - updated[name]
                     peak = max(peak, rss_mib(controller.pid))
+                    where.harvest()
                     await asyncio.sleep(0.05)
-                requests = list(where.cluster.api)[mark:] if where.cluster is not None else []
+                counts = where.counts
             finally:
                 controller.kill()
                 controller.wait(10)
-    counts = counted(requests)
+    requests = where.cluster is not None
     writes = sum(
         v for k, v in counts.items() if k not in ("read", "cache") and not k.startswith("POST events")
     )
@@ -271,6 +327,7 @@ async def run(n: int, workers: int, timeout: float) -> dict[str, Any]:
         "done p50/99/max": percentiles(list(completed.values())),
         "reads/Rollout": round(counts["read"] / n, 2) if requests else "n/a",
         "writes/step": round(writes / (n * WEIGHT_STEPS), 2) if requests else "n/a",
+        "to20/20-60/done": per_step(where.writes) if requests else "n/a",
         "events/Rollout": round(counts["POST events"] / n, 1) if requests else "n/a",
         "RSS MiB": round(peak),
         "_counts": counts,

@@ -1,34 +1,63 @@
-"""`rollout controller` as a real subprocess, for tests that kill and restart it."""
+"""`rollout controller` as a real subprocess, for tests that kill and restart it. Its arguments
+are those of the Helm chart's rendered Deployment when a test passes them (`args`), plus where
+the emulated cluster is and a free port for /healthz, /readyz and /metrics."""
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 class ControllerProcesses:
-    def __init__(self, kubeconfig: str, namespace: str, logs: Path, resync_seconds: float = 1.0) -> None:
-        self.args = [
-            sys.executable,
-            "-m",
-            "rollout",
+    def __init__(
+        self,
+        kubeconfig: str,
+        namespace: str,
+        logs: Path,
+        resync_seconds: float = 1.0,
+        args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        chart_args = args or [
             "controller",
-            "--kubeconfig",
-            kubeconfig,
             "--namespace",
             namespace,
             "--resync-seconds",
             str(resync_seconds),
         ]
+        self.args = [sys.executable, "-m", "rollout", *chart_args, "--kubeconfig", kubeconfig]
+        self.env = env or {}
         self.logs = logs
         self.running: list[tuple[subprocess.Popen[bytes], object]] = []
+        self.ports: list[int] = []
 
     def start(self) -> subprocess.Popen[bytes]:
-        log = (self.logs / f"controller-{len(self.running)}.log").open("w")
-        proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT)
+        index = len(self.running)
+        log = (self.logs / f"controller-{index}.log").open("w")
+        port = free_port()
+        env = {**os.environ, "POD_NAME": f"controller-{index}", **self.env}
+        # The last --http-port wins over the chart's: processes on one host need one port each.
+        proc = subprocess.Popen(
+            [*self.args, "--http-address", "127.0.0.1", "--http-port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
         self.running.append((proc, log))
+        self.ports.append(port)
         return proc
+
+    def log_of(self, index: int) -> str:
+        return (self.logs / f"controller-{index}.log").read_text()
 
     def stop_all(self) -> None:
         for proc, log in self.running:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -199,6 +200,7 @@ class Reflector:
             stream = self._open = self._request(query, stream=True).response
             if self.stop.is_set():
                 stream.shutdown()
+            opened = time.monotonic()
             try:
                 for line in iter_resp_lines(stream):
                     if self.stop.is_set():
@@ -217,6 +219,10 @@ class Reflector:
             finally:
                 self._open = None
                 stream.release_conn()
+            if time.monotonic() - opened < self.watch_seconds - 5:
+                # Cut short, not timed out: list again rather than trust that a new watch from
+                # the last version replays what was missed (an emulator's does not).
+                raise WatchExpired("watch ended early")
 
     def run(self) -> None:
         retrying = Retrying(
@@ -266,6 +272,7 @@ class Caches:
         self._all_tried = asyncio.Event()
         self._stop = threading.Event()
         self._reflectors: list[Reflector] = []
+        self._forbidden: set[tuple[Resource, str | None]] = set()  # told once
 
     def _changed(self, res: Resource, key: ObjKey, old: Obj | None, new: Obj | None) -> None:
         self.on_change(res, key, old, new)
@@ -314,6 +321,7 @@ class Caches:
         self.stores[reflector.resource].replace(reflector.namespace, items, version)
         self._listed.add(scope)
         self._absent.discard(scope)
+        self._forbidden.discard(scope)
         self._mark_tried(scope)
 
     def _failed(self, reflector: Reflector, exc: BaseException | None) -> None:
@@ -324,6 +332,9 @@ class Caches:
             self._absent.add(scope)
             log.debug("kind not served; read from the API server", kind=reflector.resource.plural)
         elif isinstance(exc, ApiException) and exc.status == 403:
+            if scope in self._forbidden:
+                return
+            self._forbidden.add(scope)
             log.error(
                 "permission missing: cannot list/watch",
                 resource=f"{reflector.resource.plural}.{reflector.resource.group or 'core'}",

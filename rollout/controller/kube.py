@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +21,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
 from tenacity.wait import wait_base
+
+from rollout.controller.apiguard import guarded
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -162,6 +164,8 @@ class Kube:
         self.attempts = attempts
         self.max_retry_after = max_retry_after
         self.backoff = backoff  # the first wait between attempts; it doubles, up to 2 s
+        # Writes are refused while this says False (leader election: a follower, or a lost lease).
+        self.fence: Callable[[], bool] | None = None
 
     def _call(
         self, method: str, path: str, query: dict[str, str], body: Any, content_type: str | None
@@ -200,7 +204,7 @@ class Kube:
             reraise=True,
         )
         async for attempt in retrying:
-            with attempt:
+            with attempt, guarded(method, path, query, self.fence):  # metrics, fence, 403 line
                 call = functools.partial(self._call, method, path, query or {}, body, content_type)
                 return await asyncio.get_running_loop().run_in_executor(self._executor, call)
         raise AssertionError("unreachable: tenacity re-raises the last error")

@@ -141,6 +141,7 @@ def build_registry(
     namespaces: Sequence[str] = (),
     *,
     resync_seconds: float = 30.0,
+    ready_flag: asyncio.Event | threading.Event | None = None,
 ) -> kopf.OperatorRegistry:
     """kopf runs the controller's lifecycle (log-in, start-up, clean-up, signals); the watching
     is the caches' (they serve the reads, which kopf's watches would not, and say when they are
@@ -160,6 +161,8 @@ def build_registry(
         if not await kube.caches.wait_started():
             log.warning("caches not listed after 60 s; reconciling with reads from the API server")
         triggers.release()
+        if kube.caches.synced() and ready_flag is not None:
+            ready_flag.set()  # ready: every kind the API server serves is listed
         # Catches what no event announces: a deadline passed while down, a lost event.
         while True:
             await asyncio.sleep(resync_seconds)
@@ -193,18 +196,22 @@ async def run_controller(
     workers: int = 16,
 ) -> None:
     """Run the controller until `stop_flag` is set (or forever); `prometheus_address` is the
-    default for analysis templates that name none; up to `workers` Rollouts reconcile at once."""
+    default for analysis templates that name none; up to `workers` Rollouts reconcile at once.
+    `ready_flag` is set once the caches are listed."""
     configuration = kube.api.configuration
+    # A suffix naming the process (leader election) may follow the controller's user agent.
+    agent = kube.api.user_agent if kube.api.user_agent.startswith(USER_AGENT) else USER_AGENT
 
     def api_client() -> client.ApiClient:
         api = client.ApiClient(configuration)
-        api.user_agent = USER_AGENT  # its requests are told apart in audit logs and benchmarks
+        api.user_agent = agent  # its requests are told apart in audit logs and benchmarks
         return api
 
     caches = Caches(api_client, cached_kinds(), namespaces)
     cached = CachedKube(api_client(), caches, threads=max(workers + 4, API_THREADS))
+    cached.fence = kube.fence  # leader election: a follower, or a leader that lost its lease, writes nothing
     reconciler = Reconciler(cached, prometheus=Prometheus(prometheus_address), workers=workers)
-    registry = build_registry(reconciler, namespaces, resync_seconds=resync_seconds)
+    registry = build_registry(reconciler, namespaces, resync_seconds=resync_seconds, ready_flag=ready_flag)
     caches.start()  # listing runs while kopf starts up
     try:
         await kopf.operator(
@@ -214,7 +221,6 @@ async def run_controller(
             clusterwide=not namespaces,
             namespaces=list(namespaces),
             stop_flag=stop_flag,
-            ready_flag=ready_flag,
         )
     finally:
         caches.stop()  # also when cancelled, when kopf's clean-up does not run

@@ -49,6 +49,7 @@ from rollout.engine.types import (
     SetTraffic,
 )
 from rollout.engine.validation import referenced_services
+from rollout.observability import metrics
 from rollout.traffic.base import RouteProblem
 from rollout.workload.replicasets import ROLLOUT_NAME_LABEL, build_replicaset, is_owned_by, replicaset_state
 from rollout.workload.services import pin_patch
@@ -129,6 +130,7 @@ class Reconciler:
         self._unapplied.pop((namespace, name), None)
         self._failures.pop((namespace, name), None)
         self.kube.forget_reads((namespace, name))
+        metrics.forget_rollout(namespace, name)
 
     def _fire(self, key: Key) -> None:
         self._timers.pop(key, None)
@@ -139,28 +141,31 @@ class Reconciler:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.workers)
         async with lock, self._slots:
-            self._waiting.discard(key)
-            try:
-                with self.kube.reads_for(key):
-                    await self.reconcile(*key)
-                self._failures.pop(key, None)
-            except Conflict as exc:
-                if exc.commands:  # consumed but not yet in status: the next reconcile applies them
-                    self._unapplied.setdefault(key, exc.commands)
-                    log.warning(
-                        "commands kept for the next reconcile after repeated conflicts",
-                        namespace=key[0],
-                        name=key[1],
-                        commands=[c.kind for c in exc.commands],
+            with metrics.reconcile_timer() as outcome:
+                self._waiting.discard(key)
+                try:
+                    with self.kube.reads_for(key):
+                        await self.reconcile(*key)
+                    self._failures.pop(key, None)
+                except Conflict as exc:
+                    outcome["result"] = "conflict"
+                    if exc.commands:  # consumed but not yet in status: the next reconcile applies them
+                        self._unapplied.setdefault(key, exc.commands)
+                        log.warning(
+                            "commands kept for the next reconcile after repeated conflicts",
+                            namespace=key[0],
+                            name=key[1],
+                            commands=[c.kind for c in exc.commands],
+                        )
+                    self.schedule(*key, 0.05)
+                except Exception:
+                    outcome["result"] = "error"
+                    failures = self._failures[key] = self._failures.get(key, 0) + 1
+                    delay = min(self.max_retry_seconds, self.retry_seconds * 2 ** (failures - 1))
+                    log.exception(
+                        "reconcile failed", namespace=key[0], name=key[1], failures=failures, retry_in=delay
                     )
-                self.schedule(*key, 0.05)
-            except Exception:
-                failures = self._failures[key] = self._failures.get(key, 0) + 1
-                delay = min(self.max_retry_seconds, self.retry_seconds * 2 ** (failures - 1))
-                log.exception(
-                    "reconcile failed", namespace=key[0], name=key[1], failures=failures, retry_in=delay
-                )
-                self.schedule(*key, delay)
+                    self.schedule(*key, delay)
 
     async def close(self) -> None:
         for timer in self._timers.values():
@@ -207,6 +212,7 @@ class Reconciler:
         routes_seen: Seen = {}
         observed = await self._observe(parsed, routes_seen)
         decision = decide(parsed, observed, commands, self.clock())
+        metrics.record_decision(parsed, decision.status, observed.analysis_templates)
         busy = decision.actions or decision.events or commands
         (log.info if busy else log.debug)(
             "reconciled",

@@ -26,6 +26,7 @@ import kmock
 from kmock._internal import dicts, enums, parsing, rendering
 
 from rollout.sandbox import structural
+from rollout.sandbox.audit import READ_VERBS, ApiCall, Audit, Authorizer
 from rollout.sandbox.faults import FaultPlan
 
 # Resources the controller and kopf need, with the discovery information a real server gives.
@@ -42,6 +43,16 @@ BACKBONE: dict[str, kmock.ResourceInfo] = {
     "apps/v1/replicasets": kmock.ResourceInfo(
         kind="ReplicaSet", namespaced=True, verbs=_VERBS, subresources=["status", "scale"]
     ),
+    "coordination.k8s.io/v1/leases": kmock.ResourceInfo(kind="Lease", namespaced=True, verbs=_VERBS),
+}
+_LEASES = kmock.resource("coordination.k8s.io/v1/leases")
+_ACTION_VERBS = {
+    enums.action.LIST: "list",
+    enums.action.WATCH: "watch",
+    enums.action.FETCH: "get",
+    enums.action.CREATE: "create",
+    enums.action.UPDATE: "patch",
+    enums.action.DELETE: "delete",
 }
 
 
@@ -144,6 +155,10 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
     _schemas: dict[Any, tuple[str, dict[str, Any]]] = attrs.field(factory=dict, init=False)
     # Faults toward the controller (rollout/sandbox/faults.py); None: none. Switchable at any time.
     faults: FaultPlan | None = attrs.field(default=None)
+    # The controller's requests as RBAC sees them (rollout/sandbox/audit.py).
+    audit: Audit = attrs.field(factory=Audit)
+    # When set, a controller request it refuses gets a 403 as a real server's RBAC gives it.
+    authorize: Authorizer | None = attrs.field(default=None)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -262,7 +277,47 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
             meta["generation"] = int(current["metadata"].get("generation", 1)) + 1
         return new
 
+    def _api_call(self, request: rendering.Request) -> ApiCall | None:
+        resource = request.resource
+        if resource is None or not resource.plural:  # discovery: /api, /apis/<group>/<version>
+            return None
+        method = str(request.method.value).upper()
+        verb = "update" if method == "PUT" else _ACTION_VERBS.get(request.action) if request.action else None
+        if verb is None:
+            return None
+        group, namespace = resource.group or "", request.namespace or ""
+        return ApiCall(verb, group, resource.plural or "", request.subresource or "", namespace)
+
+    def _lease_holders(self) -> dict[str, str | None]:
+        return {
+            f"{ns}/{name}": (obj.raw.get("spec") or {}).get("holderIdentity")
+            for (res, ns, name), obj in list(self.objects.items())
+            if res == _LEASES and not obj.deleted
+        }
+
+    def _forbidden(self, call: ApiCall, request: rendering.Request) -> kmock.KubernetesError:
+        target = f'{call.resource} "{request.name}"' if request.name else call.resource
+        where = f' in the namespace "{call.namespace}"' if call.namespace else " at the cluster scope"
+        return kmock.KubernetesError(
+            status=403,
+            reason="Forbidden",
+            message=f'{target} is forbidden: User "system:serviceaccount:rollout-system:rollout-controller" '
+            f'cannot {call.verb} resource "{call.rbac_resource}" in API group "{call.group}"{where}',
+        )
+
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        agent = str(request.headers.get("User-Agent") or "")
+        if self.audit.is_controller(agent):
+            call = self._api_call(request)
+            if call is None:
+                self.audit.non_resource.add((str(request.method.value), request.url.path))
+            else:
+                if self.authorize is not None and not self.authorize(call):
+                    self.audit.denied.append(call)
+                    return await self._render_error(self._forbidden(call, request))
+                self.audit.calls.add(call)
+                if call.verb not in READ_VERBS:
+                    self.audit.write(agent, call, request.name, self._lease_holders())
         plan = self.faults
         fault = None
         if plan is not None and request.action != enums.action.WATCH and plan.applies(request.headers):
@@ -301,7 +356,41 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
                 if fault == "watch_duplicate":
                     yield item
 
+    async def _replace(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        """PUT: the whole object replaced, guarded by its resourceVersion when the body has one
+        (kmock serves no PUT; the leader election's Lease lock renews with it)."""
+        key = (request.resource, request.namespace, request.name)
+        try:
+            if not isinstance(request.data, dict):
+                raise kmock.KubernetesError(status=400, reason="BadRequest", message="not an object")
+            async with self._lock:
+                if key not in self.objects or self.objects[key].deleted:
+                    raise kmock.KubernetesObjectNotFoundError()
+                current = self.objects[key].raw
+                wanted = (request.data.get("metadata") or {}).get("resourceVersion")
+                if wanted and wanted != current["metadata"].get("resourceVersion"):
+                    raise _stale(request)
+                new = copy.deepcopy(request.data)
+                meta = new.setdefault("metadata", {})
+                for kept in ("uid", "creationTimestamp", "name", "namespace", "generation"):
+                    if kept in current["metadata"]:
+                        meta[kept] = current["metadata"][kept]
+                if self._has_status(request.resource):
+                    new.pop("status", None)
+                    if "status" in current:
+                        new["status"] = current["status"]
+                self._normalize(request.resource, new)
+                self._validate(request.resource, new, current)
+                meta["resourceVersion"] = str(next(self._versions))
+                self.objects[key].history.append(new)
+                await self._buses[request.resource].put({"type": "MODIFIED", "object": new})
+        except kmock.KubernetesError as exc:
+            return await self._render_error(exc)
+        return aiohttp.web.json_response(new)
+
     async def _serve(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        if request.resource is not None and request.name is not None and str(request.method.value) == "PUT":
+            return await self._replace(request)
         if request.resource is None or request.subresource not in (None, "status", "scale"):
             return await super()._handle(request)
         try:

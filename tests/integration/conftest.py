@@ -1,6 +1,7 @@
 """Fixtures for tests of the real controller against the emulated cluster (kmock)."""
 
 import contextlib
+from pathlib import Path
 
 import pytest
 
@@ -32,10 +33,18 @@ async def make_cluster():
         yield c
 
 
+# Every request the controller made, over all the tests of this run that used `cluster`
+# (tests/integration/test_rbac.py compares them with the chart's RBAC).
+RECORDED_CALLS: set = set()
+
+
 @pytest.fixture
 async def cluster():
     async with make_cluster() as c:
-        yield c
+        try:
+            yield c
+        finally:
+            RECORDED_CALLS.update(c.api.audit.calls)
 
 
 async def get_rollout(cluster, name="web"):
@@ -67,3 +76,16 @@ def healthy_at(cluster, revision=None, name="web"):
         return status if settled and wanted else None
 
     return probe
+
+
+INTEGRATION = Path(__file__).resolve().parent
+# Whether this run collected every integration test file (the RBAC test then checks both ways).
+WHOLE_SUITE: dict[str, bool] = {"collected": False}
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """test_rbac.py runs last: it checks what all the tests before it recorded."""
+    files = {Path(str(item.fspath)).resolve() for item in items}
+    WHOLE_SUITE["collected"] = set(INTEGRATION.glob("test_*.py")) <= files
+    last = [item for item in items if Path(str(item.fspath)).name == "test_rbac.py"]
+    items[:] = [item for item in items if item not in last] + last

@@ -2,13 +2,32 @@
 state, a change to anything a Rollout refers to reconciles it at once, and a cache that is behind
 costs a conflict and a fresh read, never a wrong write."""
 
+import asyncio
 import json
 
-from rollout.controller.kube import ROLLOUTS, USER_AGENT
+from rollout.controller.kube import (
+    ANALYSIS_TEMPLATES,
+    CLUSTER_ANALYSIS_TEMPLATES,
+    DESTINATION_RULES,
+    ROLLOUTS,
+    SECRETS,
+    SERVICES,
+    USER_AGENT,
+    Resource,
+)
 from rollout.sandbox.faults import FaultPlan
-from tests.integration.conftest import NS, status_of
-from tests.integration.test_canary import HTTPROUTES, app_weights, paused_at, promote, setup, weight_is
-from tests.manifests import image_patch
+from tests.integration.conftest import NS, healthy_at, replicasets, status_of
+from tests.integration.test_canary import (
+    HTTPROUTES,
+    VIRTUALSERVICES,
+    app_weights,
+    canary_strategy,
+    paused_at,
+    promote,
+    setup,
+    weight_is,
+)
+from tests.manifests import image_patch, rollout_manifest, service_manifest
 from tests.waiting import wait_for
 
 
@@ -105,3 +124,168 @@ async def test_stale_writes_cost_conflicts_and_fresh_reads_never_a_wrong_write(c
     canary_weights = [w for w in weights if w in (0, 20, 60)]
     steps = [w for i, w in enumerate(canary_weights) if i == 0 or canary_weights[i - 1] != w]
     assert steps == [20, 60, 0], weights
+
+
+def destination_rule():
+    subsets = [{"name": name, "labels": {"app": "web"}} for name in ("stable", "canary")]
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "DestinationRule",
+        "metadata": {"name": "web", "namespace": NS},
+        "spec": {"host": "web", "subsets": subsets},
+    }
+
+
+def subset_virtual_service():
+    route = [
+        {"destination": {"host": "web", "subset": "stable"}, "weight": 100},
+        {"destination": {"host": "web", "subset": "canary"}, "weight": 0},
+    ]
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": "web", "namespace": NS},
+        "spec": {"hosts": ["web"], "http": [{"name": "primary", "route": route}]},
+    }
+
+
+def canary_subset_at(cluster, weight):
+    async def probe():
+        route = await cluster.kube.get(VIRTUALSERVICES, NS, "web")
+        weights = {r["destination"]["subset"]: r["weight"] for r in route["spec"]["http"][0]["route"]}
+        return weights if weights["canary"] == weight else None
+
+    return probe
+
+
+def analysis_template(kind, header=None):
+    provider = {"prometheus": {"address": "http://127.0.0.1:9", "query": "up"}}
+    if header is not None:
+        provider["prometheus"]["headers"] = [header]
+    cluster = kind == "ClusterAnalysisTemplate"
+    metadata = {"name": "cluster-rate"} if cluster else {"name": "rate", "namespace": NS}
+    metric = {
+        "name": "cluster-rate" if cluster else "rate",
+        "successCondition": "result[0] >= 0.99",
+        "provider": provider,
+    }
+    return {
+        "apiVersion": "rollout.dev/v1alpha1",
+        "kind": kind,
+        "metadata": metadata,
+        "spec": {"metrics": [metric]},
+    }
+
+
+async def test_after_a_conflict_every_read_goes_to_the_api_server(cluster):
+    header = {"key": "Authorization", "valueFrom": {"secretKeyRef": {"name": "prom-auth", "key": "token"}}}
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "prom-auth", "namespace": NS}}
+    await cluster.kube.create(SECRETS, NS, {**secret, "data": {"token": "dG9rZW4="}})
+    await cluster.kube.create(ANALYSIS_TEMPLATES, NS, analysis_template("AnalysisTemplate", header))
+    await cluster.kube.create(CLUSTER_ANALYSIS_TEMPLATES, None, analysis_template("ClusterAnalysisTemplate"))
+    await cluster.kube.create(DESTINATION_RULES, NS, destination_rule())
+    routing = {
+        "istio": {
+            "virtualService": {"name": "web", "routes": ["primary"]},
+            "destinationRule": {"name": "web", "stableSubset": "stable", "canarySubset": "canary"},
+        }
+    }
+    templates = [{"name": "rate"}, {"name": "cluster-rate", "clusterScope": True}]
+    steps = [{"setWeight": 20}, {"analysis": {"templates": templates}}]
+    async with cluster.controller(resync_seconds=600):
+        await setup(cluster, steps, routing, subset_virtual_service(), VIRTUALSERVICES)
+        since = len(list(cluster.api))
+        # Every write now conflicts, as one guarded by a version the server has moved past.
+        plan = FaultPlan(conflict=1.0)
+        cluster.api.faults = plan
+        await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
+
+        async def read_again():
+            fetched = {
+                r.resource.plural
+                for r in controller_requests(cluster, since)
+                if r.method.value == "GET" and r.resource and r.params.get("watch") not in ("true", "1")
+            }
+            wanted = {
+                "rollouts",
+                "replicasets",
+                "services",
+                "virtualservices",
+                "destinationrules",
+                "analysistemplates",
+                "clusteranalysistemplates",
+                "secrets",
+            }
+            return fetched if wanted <= fetched else None
+
+        await wait_for(read_again, timeout=10, what="a retry reading everything from the API server")
+        cluster.api.faults = None
+        assert plan.injected["conflict"] > 0
+        await wait_for(canary_subset_at(cluster, 20), what="the canary at 20% after the conflicts")
+
+
+def gateway_route(kind, name):
+    backends = [{"name": "web-stable", "port": 8080}, {"name": "web-canary", "port": 8080, "weight": 0}]
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": kind,
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"parentRefs": [{"name": "public"}], "rules": [{"backendRefs": backends}]},
+    }
+
+
+GRPCROUTES = Resource("gateway.networking.k8s.io", "v1", "grpcroutes")
+TCPROUTES = Resource("gateway.networking.k8s.io", "v1", "tcproutes")
+
+
+async def test_grpc_and_tcp_routes_conflicts_and_history_on_three_revisions(cluster):
+    """A canary on a GRPCRoute and a TCPRoute together, through three revisions with a history
+    of one: both routes step and settle, the second update meets conflicts (the retry reads
+    both routes from the API server), and the oldest ReplicaSet is deleted."""
+    await cluster.kube.create(GRPCROUTES, NS, gateway_route("GRPCRoute", "web-grpc"))
+    await cluster.kube.create(TCPROUTES, NS, gateway_route("TCPRoute", "web-tcp"))
+    routing = {"gatewayAPI": {"grpcRoutes": [{"name": "web-grpc"}], "tcpRoutes": [{"name": "web-tcp"}]}}
+    for name in ("web-stable", "web-canary"):
+        await cluster.kube.create(SERVICES, NS, service_manifest(name))
+    strategy = canary_strategy([{"setWeight": 50}, {"pause": {"duration": "1s"}}], routing)
+    manifest = rollout_manifest(replicas=2, strategy=strategy, revisionHistoryLimit=1)
+    async with cluster.controller(resync_seconds=600):
+        await cluster.kube.create(ROLLOUTS, NS, manifest)
+        first = (await wait_for(healthy_at(cluster), what="first deploy"))["stableRevision"]
+        seen_at_50 = set()
+        since = len(list(cluster.api))
+        for image in ("web:2", "web:3"):
+            if image == "web:3":
+                cluster.api.faults = FaultPlan(conflict=1.0)
+            await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch(image))
+
+            async def both_at_50():
+                weights = []
+                for res, name in ((GRPCROUTES, "web-grpc"), (TCPROUTES, "web-tcp")):
+                    route = await cluster.kube.get(res, NS, name)
+                    weights.append(route["spec"]["rules"][0]["backendRefs"][1].get("weight"))
+                return weights == [50, 50]
+
+            if image == "web:3":
+                await asyncio.sleep(1.0)
+                cluster.api.faults = None
+            if await wait_for(both_at_50, what=f"both routes at 50% for {image}"):
+                seen_at_50.add(image)
+            status = await wait_for(healthy_at(cluster), what=f"{image} Healthy")
+            assert status["stableRevision"] != first
+        fetched = {
+            r.resource.plural
+            for r in controller_requests(cluster, since)
+            if r.method.value == "GET" and r.resource and r.params.get("watch") not in ("true", "1")
+        }
+        assert {"grpcroutes", "tcproutes"} <= fetched, fetched
+
+        async def history_of_one():
+            revisions = await replicasets(cluster)
+            return revisions if first not in revisions and len(revisions) == 2 else None
+
+        await wait_for(history_of_one, what="the oldest ReplicaSet deleted")
+    assert seen_at_50 == {"web:2", "web:3"}
+    for res, name in ((GRPCROUTES, "web-grpc"), (TCPROUTES, "web-tcp")):
+        route = await cluster.kube.get(res, NS, name)
+        assert [ref.get("weight") for ref in route["spec"]["rules"][0]["backendRefs"]] == [100, 0]

@@ -104,6 +104,26 @@ def test_crds_directory_is_up_to_date():
     assert cli(["crds", "--check", "--output", str(REPO / "crds")]) == 0
 
 
+def test_chart_crds_are_identical_to_crds(tmp_path, capsys, monkeypatch):
+    chart = REPO / "charts" / "rollout-controller" / "crds"
+    assert sorted(p.name for p in chart.iterdir()) == sorted(all_crds())
+    for name in all_crds():
+        assert (chart / name).read_text() == (REPO / "crds" / name).read_text(), f"{name} drifted"
+    # `rollout crds` writes both and `--check` looks at both: a drifted chart copy fails it.
+    work = tmp_path / "repo"
+    (work / "charts" / "rollout-controller").mkdir(parents=True)
+    monkeypatch.chdir(work)
+    assert cli(["crds"]) == 0
+    assert (work / "crds" / "rollout.dev_rollouts.yaml").read_text() == (
+        work / "charts" / "rollout-controller" / "crds" / "rollout.dev_rollouts.yaml"
+    ).read_text()
+    assert cli(["crds", "--check"]) == 0
+    (work / "charts" / "rollout-controller" / "crds" / "rollout.dev_rollouts.yaml").write_text("drift: 1\n")
+    capsys.readouterr()
+    assert cli(["crds", "--check"]) == 1
+    assert "charts/rollout-controller/crds/rollout.dev_rollouts.yaml" in capsys.readouterr().err
+
+
 def test_crds_check_fails_on_stale_files(tmp_path, capsys):
     (tmp_path / "rollout.dev_rollouts.yaml").write_text("stale: true\n")
     assert cli(["crds", "--check", "--output", str(tmp_path)]) == 1

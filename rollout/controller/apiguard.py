@@ -1,0 +1,72 @@
+"""The one hook around every request `Kube` sends (controller/kube.py): it refuses writes from a
+process that is not the leader (leader.py sets the fence), counts the request in the metrics,
+and turns a 403 into one readable log line naming the permission the ServiceAccount lacks.
+
+Reads pass the fence: a follower keeps its view of the cluster warm, and only writes could
+conflict with the leader's."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import structlog
+from kubernetes.client.exceptions import ApiException
+
+from rollout.observability import metrics
+
+log = structlog.get_logger("rollout.controller")
+
+READS = frozenset({"GET", "HEAD"})
+# Permissions already reported as missing: each is logged once per process, not per retry.
+_reported: set[tuple[str, str, str]] = set()
+
+
+class NotLeader(Exception):
+    """A write attempted by a process that does not hold the leader Lease (or lost it)."""
+
+    def __init__(self, method: str, path: str) -> None:
+        super().__init__(f"not the leader: {method} {path} refused")
+
+
+def _scope(path: str) -> str:
+    parts = path.split("/")
+    if "namespaces" in parts[:-1]:
+        index = parts.index("namespaces")
+        if index + 2 < len(parts):  # .../namespaces/<ns>/<plural>...: a namespaced resource
+            return f"in namespace {parts[index + 1]}"
+    return "cluster-wide"
+
+
+def report_forbidden(method: str, path: str, query: dict[str, str] | None) -> None:
+    verb, resource = metrics.request_target(method, path, query)
+    scope = _scope(path)
+    key = (verb, resource, scope)
+    if key in _reported:
+        return
+    _reported.add(key)
+    plural, _, sub = resource.partition("/")
+    name, _, group = plural.partition(".")
+    log.error(
+        f"permission missing: the controller may not {verb} {resource} {scope}; grant "
+        f"(apiGroup {group or 'core'!r}, resource {name + ('/' + sub if sub else '')!r}, verb {verb!r}) "
+        "to its ServiceAccount (the Helm chart's RBAC has it)",
+        verb=verb,
+        resource=resource,
+        scope=scope,
+    )
+
+
+@contextmanager
+def guarded(
+    method: str, path: str, query: dict[str, str] | None, fence: Callable[[], bool] | None
+) -> Iterator[None]:
+    if fence is not None and method.upper() not in READS and not fence():
+        raise NotLeader(method, path)
+    with metrics.api_request(method, path, query):
+        try:
+            yield
+        except ApiException as exc:
+            if exc.status == 403:
+                report_forbidden(method, path, query)
+            raise
