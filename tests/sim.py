@@ -17,12 +17,12 @@ from rollout.engine.decide import current_revision
 from rollout.engine.types import (
     CreateReplicaSet,
     DeleteReplicaSet,
+    PinRevision,
     PinService,
-    PinSubset,
     ScaleReplicaSet,
     SetTraffic,
 )
-from rollout.traffic.bindings import observe_route, probe_state, route_bindings
+from rollout.traffic.bindings import observe_pins, observe_route, pin_bindings, probe_state, route_bindings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -77,7 +77,7 @@ class Sim:
             ),
             services=self.services,
             routes=tuple(self._observe_routes()),
-            subsets=self.subsets,
+            pins=tuple(self._observe_pins()),
             analysis_templates=self.templates,
             measurements=self._measure(),
             secrets=self.secrets,
@@ -108,6 +108,18 @@ class Sim:
         probe = probe_state(parsed.rollout)
         return [observe_route(b, self.routes.get(b.name), probe) for b in self._bindings()]
 
+    def _destination_rule(self) -> dict[str, Any] | None:
+        """The DestinationRule that `subsets` stands for (None: no DestinationRule)."""
+        if self.subsets is None:
+            return None
+        return {"spec": {"subsets": [{"name": n, "labels": labels} for n, labels in self.subsets.items()]}}
+
+    def _observe_pins(self) -> list[Any]:
+        parsed = parse_rollout(copy.deepcopy(self.manifest))
+        if parsed.rollout is None:
+            return []
+        return [observe_pins(b, self._destination_rule()) for b in pin_bindings(parsed.rollout)]
+
     def reconcile(self, *commands: Command, lose_status: bool = False) -> Decision:
         decision = decide(parse_rollout(copy.deepcopy(self.manifest)), self.observed(), commands, self.now)
         for action in decision.actions:
@@ -127,9 +139,12 @@ class Sim:
                 selector = self.services[action.service]
                 assert selector is not None
                 self.services[action.service] = {**selector, REVISION_LABEL: action.revision}
-            elif isinstance(action, PinSubset):
-                assert self.subsets is not None
-                self.subsets[action.subset] = {**self.subsets[action.subset], REVISION_LABEL: action.revision}
+            elif isinstance(action, PinRevision):
+                parsed = parse_rollout(copy.deepcopy(self.manifest))
+                assert parsed.rollout is not None and self.subsets is not None
+                for binding in pin_bindings(parsed.rollout):
+                    rule = binding.pinner.pin(self._destination_rule() or {}, action.role, action.revision)
+                    self.subsets = {s["name"]: s["labels"] for s in rule["spec"]["subsets"]}
             elif isinstance(action, SetTraffic):
                 self.traffic_writes.append(action.state)
                 for binding in self._bindings():

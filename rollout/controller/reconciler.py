@@ -29,9 +29,9 @@ from rollout.controller.finalizer import FINALIZER, finalizer_patch, finalizers,
 from rollout.controller.kube import EVENTS, JSON_PATCH, REPLICASETS, ROLLOUTS, SERVICES, Kube
 from rollout.controller.routes import (
     Seen,
+    observe_pinned,
     observe_routes,
-    observe_subsets,
-    pin_subset,
+    pin_revision,
     restore_routes,
     write_traffic,
 )
@@ -42,8 +42,8 @@ from rollout.engine.types import (
     CreateReplicaSet,
     DeleteReplicaSet,
     Event,
+    PinRevision,
     PinService,
-    PinSubset,
     ScaleReplicaSet,
     SetTraffic,
 )
@@ -276,7 +276,7 @@ class Reconciler:
             replicasets=tuple(s for s in states if s is not None),
             services=services,
             routes=await observe_routes(self.kube, parsed.rollout, routes_seen),
-            subsets=await observe_subsets(self.kube, parsed.rollout),
+            pins=await observe_pinned(self.kube, parsed.rollout),
             analysis_templates=templates,
             measurements=measurements,
             secrets=secret_keys(secrets),
@@ -305,8 +305,8 @@ class Reconciler:
             await self.kube.delete(REPLICASETS, ns, action.name)
         elif isinstance(action, PinService):
             await self.kube.patch(SERVICES, ns, action.service, pin_patch(action.revision))
-        elif isinstance(action, PinSubset):
-            await pin_subset(self.kube, rollout, action.subset, action.revision)
+        elif isinstance(action, PinRevision):
+            await pin_revision(self.kube, rollout, action.role, action.revision)
         elif isinstance(action, SetTraffic):
             await write_traffic(self.kube, rollout, action.state, {} if routes_seen is None else routes_seen)
 

@@ -19,7 +19,6 @@ from datetime import datetime
 
 from rollout.analysis.resolve import step_run_name
 from rollout.api.base import parse_duration, resolve_int_or_percent
-from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import Rollout
 from rollout.api.spec import CanaryStrategy
 from rollout.api.status import CanaryStatus, RolloutStatus
@@ -31,7 +30,6 @@ from rollout.engine.types import (
     Command,
     CreateReplicaSet,
     Event,
-    PinSubset,
     ReplicaSetState,
     ScaleReplicaSet,
 )
@@ -127,19 +125,11 @@ class CanaryPlan(Moves):
     # --- writes -----------------------------------------------------------------------------
 
     def pin(self, role: str, revision: str) -> bool:
-        """Stable or canary Service (and DestinationRule subset) on `revision`; True once observed."""
+        """Stable or canary Service (and what the routers pin by revision, such as DestinationRule
+        subsets) on `revision`; True once observed."""
         service = self.strategy.stable_service if role == "stable" else self.strategy.canary_service
-        done = self.pin_service(service, revision)
-        routing = self.strategy.traffic_routing
-        rule = routing.istio.destination_rule if routing and routing.istio else None
-        if rule is not None:
-            subset = rule.stable_subset if role == "stable" else rule.canary_subset
-            labels = (self.observed.subsets or {}).get(subset) or {}
-            if labels.get(REVISION_LABEL) != revision:
-                self.out.actions.append(PinSubset(subset, revision))
-                self.look_again()
-                done = False
-        return done
+        service_done = self.pin_service(service, revision)
+        return self.pin_routers(role, revision) and service_done  # both asked for in one decision
 
     # --- the three situations (Moves.run picks one) -----------------------------------------
 

@@ -23,6 +23,7 @@ from rollout.engine.types import (
     Event,
     Observed,
     ObservedRoute,
+    PinRevision,
     PinService,
     ReplicaSetState,
     ScaleReplicaSet,
@@ -184,6 +185,15 @@ class Moves:
         if not service or self.pinned(service) == revision:
             return True
         self.out.actions.append(PinService(service, revision))
+        self.look_again()
+        return False
+
+    def pin_routers(self, role: str, revision: str) -> bool:
+        """`role` on `revision` in every object the routers pin by revision; True once observed."""
+        pins = [p for p in self.observed.pins if p is not None]
+        if all(p.pinned.get(role) == revision for p in pins):
+            return True
+        self.out.actions.append(PinRevision(role, revision))
         self.look_again()
         return False
 
