@@ -157,6 +157,11 @@ class OwningRouter(Protocol):
 
     kind: str
 
+    def check(self, source: dict[str, Any]) -> None:
+        """Raise RouteProblem when no object can be built from `source` (what a route's probe
+        finds for an edited route; what a step may ask for is validation's, by capabilities)."""
+        ...
+
     def desired(self, source: dict[str, Any], state: TrafficState) -> dict[str, Any] | None: ...
 
     def applied(self, owned: dict[str, Any] | None) -> TrafficState: ...

@@ -116,7 +116,7 @@ def observe_route(
     kind = binding.router.kind
     try:
         if isinstance(binding, OwnedRouteBinding):
-            binding.router.desired(route, probe)
+            binding.router.check(route)
             traffic = binding.router.applied(owned)
             explicit = binding.router.explicit(route, owned)
             health = binding.router.health(route, owned)
