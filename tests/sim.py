@@ -22,7 +22,14 @@ from rollout.engine.types import (
     ScaleReplicaSet,
     SetTraffic,
 )
-from rollout.traffic.bindings import observe_pins, observe_route, pin_bindings, probe_state, route_bindings
+from rollout.traffic.bindings import (
+    OwnedRouteBinding,
+    observe_pins,
+    observe_route,
+    pin_bindings,
+    probe_state,
+    route_bindings,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -106,7 +113,10 @@ class Sim:
         if parsed.rollout is None:
             return []
         probe = probe_state(parsed.rollout)
-        return [observe_route(b, self.routes.get(b.name), probe) for b in self._bindings()]
+        return [
+            observe_route(b, self.routes.get(b.name), probe, self.routes.get(getattr(b, "owned", "")))
+            for b in self._bindings()
+        ]
 
     def _destination_rule(self) -> dict[str, Any] | None:
         """The DestinationRule that `subsets` stands for (None: no DestinationRule)."""
@@ -148,7 +158,9 @@ class Sim:
             elif isinstance(action, SetTraffic):
                 self.traffic_writes.append(action.state)
                 for binding in self._bindings():
-                    if binding.name in self.routes:
+                    if isinstance(binding, OwnedRouteBinding):  # the router's own object, by its name
+                        self._write_owned(binding, action.state)
+                    elif binding.name in self.routes:
                         self.routes[binding.name] = binding.router.desired(
                             self.routes[binding.name], action.state
                         )
@@ -162,6 +174,18 @@ class Sim:
             self.manifest["status"] = decision.status.wire()
         self.decisions.append(decision)
         return decision
+
+    def _write_owned(self, binding: OwnedRouteBinding, state: Any) -> None:
+        if binding.name not in self.routes:
+            return
+        desired = binding.router.desired(self.routes[binding.name], state)
+        if desired is None:
+            self.routes.pop(binding.owned, None)
+        else:
+            self.routes[binding.owned] = {
+                **desired,
+                "metadata": {**desired["metadata"], "name": binding.owned},
+            }
 
     def pods_ready(self, count: int | None = None) -> None:
         """Make up to `count` pending pods available (all when None), oldest ReplicaSet first."""
