@@ -15,7 +15,7 @@ from rollout.api.rollout import SpecError
 from rollout.traffic.base import Capabilities, ResourceType
 from rollout.traffic.routing import Binding, Routing, RuleClaims
 
-MODULES = ("gatewayapi", "istio")
+MODULES = ("gatewayapi", "istio", "nginx")
 
 
 class RouterProvider(Protocol):
