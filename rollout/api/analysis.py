@@ -9,9 +9,18 @@ argument no one provides) is an InvalidSpec on the Rollout that uses the templat
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
 
 from rollout.api.base import Duration, SpecModel, parse_duration
 from rollout.api.rollout import field_path
@@ -74,34 +83,58 @@ class PrometheusProvider(SpecModel):
     insecure: bool = False  # skip TLS certificate verification
 
 
+class PrometheusMetric(SpecModel):
+    """`provider: {prometheus: {...}}`."""
+
+    kind: ClassVar[str] = "prometheus"
+    prometheus: PrometheusProvider
+
+    @property
+    def config(self) -> PrometheusProvider:
+        return self.prometheus
+
+
+# `provider` holds exactly one kind: one member per provider, tagged by its key. Each kind's
+# measuring is in rollout/analysis (one module per provider, listed in providers.py).
+ProviderKinds = Annotated[PrometheusMetric, Tag("prometheus")]
 KNOWN_PROVIDERS = ("prometheus",)
 
 
-def _open_provider_schema(schema: dict[str, Any]) -> None:
-    """In the CRD, a provider kind this version does not declare (one a newer version adds) is
-    kept rather than pruned or rejected, so that the Rollout can say which kind it does not know."""
-    schema.pop("required", None)
-    schema["x-kubernetes-preserve-unknown-fields"] = True
+def _provider_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        found = [kind for kind in KNOWN_PROVIDERS if kind in value]
+        return found[0] if len(found) == 1 else None
+    return getattr(value, "kind", None)
 
 
-class MetricProvider(SpecModel):
-    model_config = ConfigDict(json_schema_extra=_open_provider_schema)
-
-    prometheus: PrometheusProvider
-
-    @model_validator(mode="before")
-    @classmethod
-    def _known_kind(cls, data: Any) -> Any:
-        """A provider this controller does not know (`datadog: {...}`, or `{}`, which is what a
-        real API server leaves of one after pruning) is named as such, never taken as a pass."""
-        if isinstance(data, dict) and not any(kind in data for kind in KNOWN_PROVIDERS):
-            found = ", ".join(sorted(str(k) for k in data))
-            given = f"unknown provider kind {found}" if found else "no provider kind given"
-            raise ValueError(
-                f"{given} (a kind the CRD does not declare is pruned by the API server to {{}}); "
-                f"this controller measures with: {', '.join(KNOWN_PROVIDERS)}"
-            )
+def _one_known_kind(data: Any) -> Any:
+    """A provider this controller does not know (`datadog: {...}`, or `{}`), or more than one
+    kind, is named as such, never taken as a pass."""
+    if not isinstance(data, dict):
         return data
+    kinds = sorted(str(k) for k in data)
+    known = [k for k in kinds if k in KNOWN_PROVIDERS]
+    if len(known) > 1:
+        raise ValueError(f"a provider holds exactly one kind; found {', '.join(known)}")
+    if not known:
+        given = f"unknown provider kind {', '.join(kinds)}" if kinds else "no provider kind given"
+        raise ValueError(
+            f"{given} (a kind the CRD does not declare is pruned by the API server to {{}}); "
+            f"this controller measures with: {', '.join(KNOWN_PROVIDERS)}"
+        )
+    return data
+
+
+# In the CRD: an object with exactly one property (minProperties = maxProperties = 1) that keeps
+# a kind this version does not declare, so that the Rollout can say which kind it does not know
+# (rollout/api/crds.py renders the marker).
+ONE_KIND = {"x-rollout-one-kind": True}
+MetricProvider = Annotated[
+    ProviderKinds,
+    Discriminator(_provider_kind),
+    BeforeValidator(_one_known_kind),
+    Field(json_schema_extra=ONE_KIND),
+]
 
 
 class Metric(SpecModel):

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from rollout.analysis.due import due_measurements
 from rollout.analysis.prometheus import Prometheus, QueryError
+from rollout.analysis.providers import PROVIDERS
 from rollout.analysis.resolve import (
     ResolvedMetric,
     TemplateKey,
@@ -61,7 +62,7 @@ def secret_keys(secrets: SecretData) -> dict[str, frozenset[str] | None]:
 
 def _headers(secrets: SecretData, namespace: str, metric: ResolvedMetric) -> dict[str, str]:
     headers: dict[str, str] = {}
-    for header in metric.headers:
+    for header in metric.request.headers:
         if header.value is not None:
             headers[header.key] = header.value
             continue
@@ -97,15 +98,9 @@ async def _measure_one(
     }
     try:
         headers = _headers(secrets, rollout.metadata.namespace, metric)
-        value = await asyncio.to_thread(
-            prometheus.query,
-            metric.query,
-            address=metric.address,
-            timeout=metric.timeout,
-            headers=headers,
-            insecure=metric.insecure,
-            context=context,
-        )
+        provider = PROVIDERS[metric.provider]
+        clients = {"prometheus": prometheus}
+        value = await asyncio.to_thread(provider.measure, metric.request, headers, clients, context)
     except QueryError as exc:
         return QueryResult(run=run, revision=revision, metric=metric.name, at=now, error=str(exc))
     return QueryResult(run=run, revision=revision, metric=metric.name, at=now, value=value)
