@@ -59,6 +59,7 @@ class PrometheusMetrics:
     """`provider.prometheus`: the provider seam for PromQL (see rollout/analysis/provider.py)."""
 
     kind = "prometheus"
+    json_result = False
 
     def placeholders(self, config: PrometheusProvider) -> set[str]:
         return placeholders(config.query)

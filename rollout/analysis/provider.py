@@ -21,6 +21,11 @@ class QueryError(Exception):
     is not what the provider answers."""
 
 
+class NoData(Exception):
+    """The provider answered, but what the metric looks for is not in the answer (Inconclusive,
+    never a pass); the message says what was looked for where."""
+
+
 @dataclass(frozen=True)
 class SecretUse:
     """A value a provider's config reads from a Secret (a header, typically)."""
@@ -42,6 +47,9 @@ class Request(Protocol):
 
 class MetricProvider(Protocol):
     kind: str  # the key under `provider` in a template: prometheus, ...
+    # True: a result may be any JSON value, so conditions are checked for syntax and names only
+    # before anything is measured; False: a number or a list of numbers.
+    json_result: bool
 
     def placeholders(self, config: Any) -> set[str]:
         """The argument names the config uses."""

@@ -248,7 +248,7 @@ def _resolve_metric(
     except ArgError as exc:
         return None, str(exc)
     for name, condition in (("successCondition", success), ("failureCondition", failure)):
-        problem = check(condition) if condition else None
+        problem = check(condition, any_json=provider.json_result) if condition else None
         if problem:
             return None, f"{name} {problem}"
     return (

@@ -13,7 +13,8 @@ import base64
 from datetime import datetime
 
 from rollout.analysis.due import due_measurements
-from rollout.analysis.prometheus import Prometheus, QueryError
+from rollout.analysis.prometheus import Prometheus
+from rollout.analysis.provider import NoData, QueryError
 from rollout.analysis.providers import PROVIDERS
 from rollout.analysis.resolve import (
     ResolvedMetric,
@@ -103,6 +104,8 @@ async def _measure_one(
         value = await asyncio.to_thread(provider.measure, metric.request, headers, clients, context)
     except QueryError as exc:
         return QueryResult(run=run, revision=revision, metric=metric.name, at=now, error=str(exc))
+    except NoData as exc:
+        return QueryResult(run=run, revision=revision, metric=metric.name, at=now, no_data=str(exc))
     return QueryResult(run=run, revision=revision, metric=metric.name, at=now, value=value)
 
 
