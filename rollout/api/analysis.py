@@ -8,9 +8,11 @@ argument no one provides) is an InvalidSpec on the Rollout that uses the templat
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
+from jsonpath_ng.ext import parse as parse_json_path
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -94,10 +96,55 @@ class PrometheusMetric(SpecModel):
         return self.prometheus
 
 
+class WebProvider(SpecModel):
+    """An HTTP API answering JSON. `{{args.NAME}}` may stand in the url (escaped for where it
+    stands), in header values and inside the strings of the JSON `body`."""
+
+    url: str = Field(min_length=1)
+    method: Literal["GET", "POST"] = "GET"
+    headers: list[PrometheusHeader] = Field(default_factory=list)
+    body: str | None = None  # JSON text, sent with POST
+    timeout: Duration = "10s"
+    # Picks the value out of the answer; several matches are a list. `$`: the whole answer.
+    json_path: str = Field(default="$", min_length=1)
+    insecure: bool = False  # skip TLS certificate verification
+
+    @model_validator(mode="after")
+    def _well_formed(self) -> WebProvider:
+        scheme, _, rest = self.url.partition("://")
+        if scheme.lower() not in ("http", "https") or not rest or rest[0] in "/?#":
+            raise ValueError(f"url {self.url!r} must start with http:// or https:// and a host")
+        if self.body is not None:
+            if self.method != "POST":
+                raise ValueError("a body is sent with method POST only")
+            try:
+                json.loads(self.body)
+            except ValueError as exc:
+                raise ValueError(
+                    f"body is not JSON ({exc}); arguments go inside its strings: \"{{{{args.name}}}}\""
+                ) from exc
+        try:
+            parse_json_path(self.json_path)
+        except Exception as exc:  # jsonpath-ng raises plain Exceptions for lexer errors
+            raise ValueError(f"jsonPath {self.json_path!r} is not a JSONPath: {exc}") from exc
+        return self
+
+
+class WebMetric(SpecModel):
+    """`provider: {web: {...}}`."""
+
+    kind: ClassVar[str] = "web"
+    web: WebProvider
+
+    @property
+    def config(self) -> WebProvider:
+        return self.web
+
+
 # `provider` holds exactly one kind: one member per provider, tagged by its key. Each kind's
 # measuring is in rollout/analysis (one module per provider, listed in providers.py).
-ProviderKinds = Annotated[PrometheusMetric, Tag("prometheus")]
-KNOWN_PROVIDERS = ("prometheus",)
+ProviderKinds = Annotated[PrometheusMetric, Tag("prometheus")] | Annotated[WebMetric, Tag("web")]
+KNOWN_PROVIDERS = ("prometheus", "web")
 
 
 def _provider_kind(value: Any) -> str | None:
