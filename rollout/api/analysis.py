@@ -231,11 +231,22 @@ class _TemplateObject(BaseModel):
     spec: AnalysisTemplateSpec
 
 
+def _without_kind_tag(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """pydantic names the provider's union branch by its tag, which is also its field:
+    `provider.web.web.url` is `provider.web.url` to the user."""
+    out = list(loc)
+    for i in range(len(out) - 2):
+        if out[i] == "provider" and out[i + 1] == out[i + 2]:
+            del out[i + 1]
+            break
+    return tuple(out)
+
+
 def parse_template(raw: dict[str, Any]) -> AnalysisTemplateSpec | str:
     """A template object's spec, or one readable line saying what is wrong with it."""
     try:
         return _TemplateObject.model_validate(raw).spec
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = field_path(tuple(first["loc"]))  # the location starts at `spec` already
+        where = field_path(_without_kind_tag(tuple(first["loc"])))  # starts at `spec` already
         return f"{where}: {first['msg'].removeprefix('Value error, ')}"

@@ -45,6 +45,17 @@ def test_an_unknown_or_missing_kind_is_named(provider, said):
     assert said in parse_template(template(provider))
 
 
+@pytest.mark.parametrize(
+    ("provider", "said"),
+    [
+        ({"prometheus": {}}, "spec.metrics[0].provider.prometheus.query: Field required"),
+        ({"web": {"url": "http://h", "timeout": True}}, "spec.metrics[0].provider.web.timeout: "),
+    ],
+)
+def test_a_mistake_inside_a_provider_names_its_field_once(provider, said):
+    assert parse_template(template(provider)).startswith(said)
+
+
 # --- results of any JSON type (providers that answer JSON) ----------------------------------------
 
 
