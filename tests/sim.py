@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rollout.analysis.due import due_measurements
+from rollout.analysis.resolve import ResolvedAnalyses, resolve_analyses
 from rollout.analysis.runs import QueryResult
 from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import parse_rollout
@@ -69,6 +70,7 @@ class Sim:
         return self.manifest.get("status") or {}
 
     def observed(self) -> Observed:
+        analyses = self._analyses()
         return Observed(
             replicasets=tuple(
                 ReplicaSetState(
@@ -86,19 +88,28 @@ class Sim:
             routes=tuple(self._observe_routes()),
             pins=tuple(self._observe_pins()),
             analysis_templates=self.templates,
-            measurements=self._measure(),
+            analyses=analyses,
+            measurements=self._measure(analyses),
             secrets=self.secrets,
             others=self.others,
         )
 
-    def _measure(self) -> tuple[QueryResult, ...]:
-        """What the controller would query now, answered from `metric_values`."""
+    def _analyses(self) -> ResolvedAnalyses | None:
+        """The analyses resolved once, as the controller does before it measures."""
         parsed = parse_rollout(copy.deepcopy(self.manifest))
         if parsed.rollout is None:
+            return None
+        current = current_revision(parsed.rollout)
+        return resolve_analyses(parsed.rollout, parsed.status, self.templates, current)
+
+    def _measure(self, analyses: ResolvedAnalyses | None) -> tuple[QueryResult, ...]:
+        """What the controller would query now, answered from `metric_values`."""
+        parsed = parse_rollout(copy.deepcopy(self.manifest))
+        if parsed.rollout is None or analyses is None:
             return ()
         current = current_revision(parsed.rollout)
         results = []
-        for item in due_measurements(parsed.rollout, parsed.status, self.templates, current, self.now):
+        for item in due_measurements(analyses, parsed.status, current, self.now):
             answer = self.metric_values.get(item.metric.name, "no answer scripted")
             error, value = (answer, None) if isinstance(answer, str) else ("", answer)
             results.append(QueryResult(item.run, item.revision, item.metric.name, self.now, value, error))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from rollout.analysis.args import PLACEHOLDER, ArgError, placeholders, substitute_condition
 from rollout.analysis.conditions import check
@@ -15,6 +16,7 @@ from rollout.api.analysis import AnalysisTemplateSpec, Metric
 from rollout.api.base import parse_duration
 from rollout.api.rollout import Rollout, SpecError
 from rollout.api.spec import RolloutAnalysis
+from rollout.api.status import RolloutStatus
 
 # Where the Rollout refers to analysis: run name -> field path. Step runs are `step-<n>`, 1-based.
 BACKGROUND = "background"
@@ -270,9 +272,16 @@ def _resolve_metric(
     )
 
 
+class ResolvedAnalyses(NamedTuple):
+    """Every analysis of the spec resolved: run name -> metrics, and all problems found."""
+
+    metrics: dict[str, list[ResolvedMetric]]
+    errors: list[SpecError]
+
+
 def resolve_all(
     rollout: Rollout, templates: TemplateLookup, stable: str | None, current: str
-) -> tuple[dict[str, list[ResolvedMetric]], list[SpecError]]:
+) -> ResolvedAnalyses:
     """Every analysis of the spec resolved once: run name -> metrics, and all problems found."""
     builtins = builtin_args(rollout, stable, current)
     resolved: dict[str, list[ResolvedMetric]] = {}
@@ -281,4 +290,13 @@ def resolve_all(
         metrics, problems = resolve(ref, path, templates, builtins, bounded=name != BACKGROUND)
         resolved[name] = metrics
         errors += problems
-    return resolved, errors
+    return ResolvedAnalyses(resolved, errors)
+
+
+def resolve_analyses(
+    rollout: Rollout, status: RolloutStatus, templates: TemplateLookup, current: str
+) -> ResolvedAnalyses:
+    """The analyses of one reconcile, resolved once by whoever observes the cluster (the
+    controller, which measures what is due with them; the engine decides with the same), with
+    the stable revision the status read at the start of the reconcile names."""
+    return resolve_all(rollout, templates, status.stable_revision or current, current)

@@ -1,7 +1,8 @@
 """The controller's side of analysis: read the templates a Rollout refers to, and take the
 measurements that are due before the engine decides.
 
-Flow inside a reconcile: observe -> `observe_templates` (one GET per template) -> `measure`:
+Flow inside a reconcile: observe -> `observe_templates` (one GET per template) -> the analyses
+resolved once (resolve_analyses; the engine decides with the same) -> `measure`:
 for each run in status that is still open, the metrics whose next measurement is due are
 queried concurrently (each in a worker thread, so the event loop never blocks) and handed to the
 engine as raw results; the engine judges them and keeps the counts in status."""
@@ -17,6 +18,7 @@ from rollout.analysis.prometheus import Prometheus
 from rollout.analysis.provider import NoData, QueryError
 from rollout.analysis.providers import PROVIDERS
 from rollout.analysis.resolve import (
+    ResolvedAnalyses,
     ResolvedMetric,
     TemplateKey,
     TemplateLookup,
@@ -115,6 +117,7 @@ async def measure(
     rollout: Rollout,
     status: RolloutStatus,
     templates: TemplateLookup,
+    analyses: ResolvedAnalyses,
     current: str,
     now: datetime,
 ) -> tuple[QueryResult, ...]:
@@ -125,6 +128,6 @@ async def measure(
             return ()
     jobs = [
         _measure_one(secrets, prometheus, rollout, item.run, item.revision, item.metric, now)
-        for item in due_measurements(rollout, status, templates, current, now)
+        for item in due_measurements(analyses, status, current, now)
     ]
     return tuple(await asyncio.gather(*jobs))

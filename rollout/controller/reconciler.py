@@ -20,6 +20,7 @@ import structlog
 from kubernetes.client.exceptions import ApiException
 
 from rollout.analysis.prometheus import Prometheus
+from rollout.analysis.resolve import resolve_analyses
 from rollout.api.rollout import ParsedRollout, parse_rollout
 from rollout.controller.analysis import measure, observe_secrets, observe_templates, secret_keys
 from rollout.controller.claims import observe_others
@@ -263,13 +264,16 @@ class Reconciler:
             services[service] = None if obj is None else dict((obj.get("spec") or {}).get("selector") or {})
         templates = await observe_templates(self.kube, parsed.rollout)
         secrets = await observe_secrets(self.kube, parsed.rollout, templates)
+        current = current_revision(parsed.rollout)
+        analyses = resolve_analyses(parsed.rollout, parsed.status, templates, current)
         measurements = await measure(
             secrets,
             self.prometheus,
             parsed.rollout,
             parsed.status,
             templates,
-            current_revision(parsed.rollout),
+            analyses,
+            current,
             self.clock(),
         )
         return Observed(
@@ -278,6 +282,7 @@ class Reconciler:
             routes=await observe_routes(self.kube, parsed.rollout, routes_seen),
             pins=await observe_pinned(self.kube, parsed.rollout),
             analysis_templates=templates,
+            analyses=analyses,
             measurements=measurements,
             secrets=secret_keys(secrets),
             others=await observe_others(self.kube, parsed.rollout),

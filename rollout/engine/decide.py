@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from rollout.analysis.resolve import ResolvedMetric, resolve_all
+from rollout.analysis.resolve import ResolvedMetric, resolve_analyses
 from rollout.api.base import resolve_int_or_percent
 from rollout.api.revision import revision_hash
 from rollout.api.rollout import ParsedRollout, Rollout, SpecError
@@ -65,10 +65,11 @@ def decide(parsed: ParsedRollout, observed: Observed, commands: Sequence[Command
     if parsed.rollout is not None:
         errors += validate(parsed.rollout, observed)
         current = current_revision(parsed.rollout)
-        resolved, problems = resolve_all(
-            parsed.rollout, observed.analysis_templates, status.stable_revision or current, current
-        )
-        errors += problems
+        analyses = observed.analyses
+        if analyses is None:
+            analyses = resolve_analyses(parsed.rollout, parsed.status, observed.analysis_templates, current)
+        resolved = analyses.metrics
+        errors += analyses.errors
     if errors or parsed.rollout is None:
         return bounded(_invalid(status, errors, now))
     events: list[Event] = []

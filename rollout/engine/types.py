@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from rollout.analysis.resolve import TemplateLookup
+from rollout.analysis.resolve import ResolvedAnalyses, TemplateLookup
 from rollout.analysis.runs import QueryResult
 from rollout.api.spec import LabelSelector
 from rollout.api.status import RolloutStatus
@@ -66,6 +66,9 @@ class Observed:
     pins: tuple[ObservedPins | None, ...] = ()
     # Analysis templates the spec refers to, as found (a spec, why it cannot be read, or None).
     analysis_templates: TemplateLookup = field(default_factory=dict)
+    # Those analyses resolved once for this reconcile by the observer, which measured with them
+    # (resolve_analyses); None: not resolved yet, decide() resolves them.
+    analyses: ResolvedAnalyses | None = None
     # Measurements taken for this reconcile, for runs in status that were due.
     measurements: tuple[QueryResult, ...] = ()
     # Secrets named by analysis headers (valueFrom.secretKeyRef): name -> the keys it holds (never
