@@ -199,7 +199,8 @@ class BlueGreenPlan(Moves):
         if ref is None or self.status.skip_analysis:
             return True
         gate = self.analyses.gate(name)
-        if self.status.aborted:
+        if gate.fails:
+            self.analyses.abort(gate)
             self.return_to(stable, self.strategy.abort_scale_down_delay_seconds)
             return False
         self.wake(gate.requeue_after)

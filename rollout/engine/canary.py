@@ -210,8 +210,9 @@ class CanaryPlan(Moves):
         reset_runs(self.status, keep_background=True)
 
     def act_on_analysis(self, gate: Gate, stable: str) -> bool:
-        """False when a failed analysis has aborted the rollout: back to stable right now."""
-        if self.status.aborted:
+        """False when the analysis fails: aborted, and back to stable right now."""
+        if gate.fails:
+            self.analyses.abort(gate)
             self.return_to(stable, self.strategy.abort_scale_down_delay_seconds)
             return False
         self.wake(gate.requeue_after)

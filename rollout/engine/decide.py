@@ -206,6 +206,8 @@ def _decide_valid(
             and not status.skip_analysis
         ):
             gate = analyses.background_passed()
+            if gate.fails:
+                analyses.abort(gate)
         scaling, complete = _rolling(rollout, status, observed, current, events, hold=not gate.passed)
         progressed, blocked, requeue_after = bool(scaling), "", gate.requeue_after
         waiting = "" if gate.passed or status.aborted else gate.message

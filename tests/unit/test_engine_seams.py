@@ -1,6 +1,15 @@
 """The seams inside one decision: what is computed once per reconcile and what each strategy owns."""
 
+from datetime import UTC, datetime
+
 import rollout.analysis.resolve as resolve_module
+from rollout.analysis.resolve import resolve_analyses
+from rollout.analysis.runs import QueryResult
+from rollout.api.rollout import parse_rollout
+from rollout.api.status import AnalysisRun
+from rollout.engine.analysis import Analyses
+from rollout.engine.decide import current_revision
+from rollout.engine.types import Observed
 from tests.unit.test_analysis_engine import STEP, analysed_sim, start
 
 
@@ -15,3 +24,28 @@ def test_the_analyses_are_resolved_once_per_reconcile(monkeypatch):
         sim.reconcile()
     assert len(calls) == 3  # observing (what is due) and deciding share one resolution
     assert any(r["name"] == "step-2" for r in sim.status["analysisRuns"])  # measured meanwhile
+
+
+def test_a_failing_gate_is_an_outcome_and_the_abort_is_the_callers():
+    sim = analysed_sim([{"setWeight": 20}, STEP, {"setWeight": 50}])
+    parsed = parse_rollout(sim.manifest)
+    current = current_revision(parsed.rollout)
+    status = parsed.status.model_copy(deep=True)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    status.analysis_runs = [AnalysisRun(name="step-2", revision=current, started_at=now)]
+    analyses = resolve_analyses(parsed.rollout, status, sim.templates, current)
+    measured = QueryResult("step-2", current, "success-rate", now, [0.5])
+    events = []
+    engine = Analyses(
+        parsed.rollout, status, Observed(measurements=(measured,)), analyses.metrics, current, now, events
+    )
+    engine.fold()
+    gate = engine.gate("step-2")
+    assert gate.fails and not gate.passed and gate.run == "step-2"
+    assert not status.aborted and not [e for e in events if e.reason == "RolloutAborted"]
+    assert status.condition("Analysis").reason == "Failed"  # reported, not acted on
+    engine.abort(gate)
+    assert status.aborted and status.abort_reason == gate.text and "[0.5]" in gate.text
+    assert [e.reason for e in events][-2:] == ["AnalysisFailed", "RolloutAborted"]
+    engine.abort(gate)  # an abort already made stands, said once
+    assert [e.reason for e in events].count("RolloutAborted") == 1
