@@ -26,7 +26,7 @@ from rollout.api.spec import BlueGreenStrategy, RolloutAnalysis
 from rollout.api.status import BlueGreenStatus, RolloutStatus
 from rollout.engine.conditions import add_pause, remove_pause
 from rollout.engine.moves import Moves
-from rollout.engine.types import Command, Event, ScaleReplicaSet
+from rollout.engine.types import Command, Event
 from rollout.traffic.base import STABLE_ONLY, TrafficState
 
 BLUE_GREEN_PAUSE = "BlueGreenPause"
@@ -183,10 +183,7 @@ class BlueGreenPlan(Moves):
         if not self.users_to(stable):
             self.out.waiting = self.out.waiting or f"returning users to revision {stable} first"
             return
-        for rs in self.observed.replicasets:
-            if rs.revision not in (stable, self.current) and rs.spec_replicas > 0:
-                self.out.actions.append(ScaleReplicaSet(name=rs.name, replicas=0))
-                self.out.progressed = True
+        self.scale_down_abandoned(stable)
         self.before_switch(stable)
 
     def held(self) -> bool:

@@ -355,9 +355,7 @@ class CanaryPlan(Moves):
     def scale_canary(self, count: int, stable: str) -> bool:
         if self.routed:
             ready = self.scale(self.current, count)
-            for rs in self.observed.replicasets:  # earlier canaries, abandoned for this one
-                if rs.revision not in (stable, self.current) and rs.spec_replicas > 0:
-                    self.out.actions.append(ScaleReplicaSet(name=rs.name, replicas=0))
+            self.scale_down_abandoned(stable)  # earlier canaries, abandoned for this one
             return ready
         return self.scale_by_proportion(count, stable)
 
