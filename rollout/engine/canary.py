@@ -25,6 +25,7 @@ from rollout.api.status import CanaryStatus, RolloutStatus
 from rollout.engine.analysis import BACKGROUND, Gate, reset_runs, step_gate
 from rollout.engine.conditions import add_pause, remove_pause
 from rollout.engine.moves import Moves
+from rollout.engine.rolling import plan_replicas
 from rollout.engine.steps import canary_replicas, describe, steps_hash, target_at
 from rollout.engine.types import (
     Command,
@@ -361,30 +362,13 @@ class CanaryPlan(Moves):
 
     def scale_by_proportion(self, count: int, stable: str) -> bool:
         """Without trafficRouting the weight is the share of pods: the canary grows to `count`
-        and stable shrinks to the rest, within maxSurge and maxUnavailable."""
+        and stable shrinks to the rest, within maxSurge and maxUnavailable (the rolling update's
+        arithmetic, rolling.plan_replicas, with two targets)."""
         surge = resolve_int_or_percent(self.strategy.max_surge, self.replicas, round_up=True)
         unavailable = resolve_int_or_percent(self.strategy.max_unavailable, self.replicas, round_up=False)
-        targets = {stable: self.replicas - count, self.current: count}
+        targets = {stable: self.replicas - count, self.current: count}  # stable first: it carries the users
         sets = self.observed.replicasets
-        min_available = self.replicas - unavailable
-        removable = sum(rs.healthy for rs in sets) - min_available
-        new = {rs.revision: rs.spec_replicas for rs in sets}
-        # Scale-downs first, abandoned canaries before the stable: unavailable pods cost nothing,
-        # available ones only while availability stays above replicas - maxUnavailable.
-        for rs in sorted(sets, key=lambda r: r.revision in targets):
-            excess = rs.spec_replicas - targets.get(rs.revision, 0)
-            if excess <= 0:
-                continue
-            cut_unavailable = min(excess, rs.spec_replicas - rs.healthy)
-            cut_available = min(excess - cut_unavailable, max(0, removable))
-            removable -= cut_available
-            new[rs.revision] -= cut_unavailable + cut_available
-        room = self.replicas + surge - sum(new.values())
-        for revision in (stable, self.current):  # stable first: it carries the users
-            grow = min(targets[revision] - new.get(revision, 0), max(0, room))
-            if grow > 0:
-                new[revision] = new.get(revision, 0) + grow
-                room -= grow
+        new = plan_replicas(sets, targets, self.replicas, surge, unavailable)
         for rs in sets:
             if new[rs.revision] != rs.spec_replicas:
                 self.out.actions.append(ScaleReplicaSet(name=rs.name, replicas=new[rs.revision]))
