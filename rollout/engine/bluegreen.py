@@ -86,6 +86,16 @@ class BlueGreenPlan(Moves):
     def strategy(self) -> BlueGreenStrategy:
         return _strategy(self.rollout)
 
+    def promote(self, command: Command) -> Event:
+        return promote(self.rollout, self.status, command, self.now)
+
+    def where(self, phase: str) -> str:
+        """Which revision is active and which is preview."""
+        return f", active {self.bg.active_revision or '-'}, preview {self.bg.preview_revision or '-'}"
+
+    def waiting_when_paused(self, waiting: str) -> str:
+        return waiting  # paused for promotion: what the preview is ready for, and until when
+
     @property
     def bg(self) -> BlueGreenStatus:
         return blue_green_status(self.status)

@@ -94,6 +94,17 @@ class CanaryPlan(Moves):
     def strategy(self) -> CanaryStrategy:
         return _strategy(self.rollout)
 
+    def promote(self, command: Command) -> Event:
+        return promote(self.rollout, self.status, command, self.now)
+
+    def where(self, phase: str) -> str:
+        """The step and the weight the routes carry."""
+        weight = self.status.canary.weight if self.status.canary else 0
+        if self.status.current_step_index is None:
+            return f", canary weight {weight}%"
+        steps = len(self.strategy.steps)
+        return f" at step {min(self.status.current_step_index + 1, steps)}/{steps}, canary weight {weight}%"
+
     @property
     def cs(self) -> CanaryStatus:
         if self.status.canary is None:

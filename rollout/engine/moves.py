@@ -1,6 +1,7 @@
-"""The moves both traffic strategies make (canary.py, bluegreen.py): scale a revision's ReplicaSet,
-pin a Service to a revision, write a traffic state to the routes, wait on the routes' own status,
-and scale old ReplicaSets down after a delay.
+"""What every strategy is (canary.py, bluegreen.py, rolling.py: `Moves`, whose `run()` decide()
+calls, with the strategy's own `promote` and the `where` of its status message), and the moves
+the strategies make: scale a revision's ReplicaSet, pin a Service to a revision, write a traffic
+state to the routes, wait on the routes' own status, and scale old ReplicaSets down.
 
 Each move appends the actions it needs to an `Outcome` and returns whether what it asks for is
 already observed, so a strategy reads as a sequence of `if not done: return`; a move that writes
@@ -13,12 +14,13 @@ from datetime import datetime, timedelta
 
 from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import Rollout
-from rollout.api.spec import BlueGreenStrategy, CanaryStrategy
+from rollout.api.spec import BlueGreenStrategy, CanaryStrategy, RollingStrategy
 from rollout.api.status import BlueGreenStatus, CanaryStatus, RolloutStatus
 from rollout.engine.analysis import Analyses
 from rollout.engine.conditions import remove_condition, set_condition
 from rollout.engine.types import (
     Action,
+    Command,
     CreateReplicaSet,
     Event,
     Observed,
@@ -73,8 +75,20 @@ class Moves:
     # --- what a strategy provides ----------------------------------------------------------
 
     @property
-    def strategy(self) -> CanaryStrategy | BlueGreenStrategy:
+    def strategy(self) -> CanaryStrategy | BlueGreenStrategy | RollingStrategy:
         raise NotImplementedError
+
+    def promote(self, command: Command) -> Event:
+        """`rollout.dev/promote` (once an inconclusive analysis, if any, was passed first)."""
+        raise NotImplementedError
+
+    def where(self, phase: str) -> str:
+        """Where the update stands, added to the Paused or Progressing status message."""
+        raise NotImplementedError
+
+    def waiting_when_paused(self, waiting: str) -> str:
+        """What the strategy waits for, said in a Paused message too (nothing by default)."""
+        return ""
 
     def record_applied(self) -> None:
         """Status fields read back from the cluster (weights, active revision)."""
@@ -89,13 +103,15 @@ class Moves:
 
     def run(self) -> Outcome:
         """At rest (current is stable) or aborted: back to stable; otherwise progress."""
+        strategy = self.strategy
+        assert not isinstance(strategy, RollingStrategy)  # the rolling update runs its own way
         self.record_applied()
         stable = self.status.stable_revision
         assert stable is not None
         if self.current == stable:
-            self.out.at_rest = self.return_to(stable, self.strategy.scale_down_delay_seconds)
+            self.out.at_rest = self.return_to(stable, strategy.scale_down_delay_seconds)
         elif self.status.aborted:
-            self.return_to(stable, self.strategy.abort_scale_down_delay_seconds)
+            self.return_to(stable, strategy.abort_scale_down_delay_seconds)
         else:
             self.progress(stable)
         return self.out
