@@ -121,7 +121,7 @@ class WebProvider(SpecModel):
                 json.loads(self.body)
             except ValueError as exc:
                 raise ValueError(
-                    f"body is not JSON ({exc}); arguments go inside its strings: \"{{{{args.name}}}}\""
+                    f'body is not JSON ({exc}); arguments go inside its strings: "{{{{args.name}}}}"'
                 ) from exc
         try:
             parse_json_path(self.json_path)
