@@ -143,3 +143,41 @@ def virtual_service_manifest(name: str = "web", namespace: str = "shop") -> dict
             ],
         },
     }
+
+
+def ingress_manifest(name: str = "web", namespace: str = "shop") -> dict[str, Any]:
+    """A stable Ingress (networking.k8s.io/v1, class nginx) with TLS, a path to web-stable on two
+    hosts and a path of its own (/admin -> admin) that a canary must not copy."""
+    backend = {"service": {"name": "web-stable", "port": {"number": 80}}}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "annotations": {"nginx.ingress.kubernetes.io/proxy-body-size": "8m"},
+        },
+        "spec": {
+            "ingressClassName": "nginx",
+            "tls": [{"hosts": ["shop.example.com"], "secretName": "shop-tls"}],
+            "rules": [
+                {
+                    "host": "shop.example.com",
+                    "http": {
+                        "paths": [
+                            {"path": "/", "pathType": "Prefix", "backend": backend},
+                            {
+                                "path": "/admin",
+                                "pathType": "Prefix",
+                                "backend": {"service": {"name": "admin", "port": {"name": "http"}}},
+                            },
+                        ]
+                    },
+                },
+                {
+                    "host": "www.shop.example.com",
+                    "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]},
+                },
+            ],
+        },
+    }

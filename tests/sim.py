@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rollout.analysis.due import due_measurements
+from rollout.analysis.resolve import ResolvedAnalyses, resolve_analyses
 from rollout.analysis.runs import QueryResult
 from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import parse_rollout
@@ -17,12 +18,19 @@ from rollout.engine.decide import current_revision
 from rollout.engine.types import (
     CreateReplicaSet,
     DeleteReplicaSet,
+    PinRevision,
     PinService,
-    PinSubset,
     ScaleReplicaSet,
     SetTraffic,
 )
-from rollout.traffic.bindings import observe_route, probe_state, route_bindings
+from rollout.traffic.bindings import (
+    OwnedRouteBinding,
+    observe_pins,
+    observe_route,
+    pin_bindings,
+    probe_state,
+    route_bindings,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -62,6 +70,7 @@ class Sim:
         return self.manifest.get("status") or {}
 
     def observed(self) -> Observed:
+        analyses = self._analyses()
         return Observed(
             replicasets=tuple(
                 ReplicaSetState(
@@ -77,21 +86,30 @@ class Sim:
             ),
             services=self.services,
             routes=tuple(self._observe_routes()),
-            subsets=self.subsets,
+            pins=tuple(self._observe_pins()),
             analysis_templates=self.templates,
-            measurements=self._measure(),
+            analyses=analyses,
+            measurements=self._measure(analyses),
             secrets=self.secrets,
             others=self.others,
         )
 
-    def _measure(self) -> tuple[QueryResult, ...]:
-        """What the controller would query now, answered from `metric_values`."""
+    def _analyses(self) -> ResolvedAnalyses | None:
+        """The analyses resolved once, as the controller does before it measures."""
         parsed = parse_rollout(copy.deepcopy(self.manifest))
         if parsed.rollout is None:
+            return None
+        current = current_revision(parsed.rollout)
+        return resolve_analyses(parsed.rollout, parsed.status, self.templates, current)
+
+    def _measure(self, analyses: ResolvedAnalyses | None) -> tuple[QueryResult, ...]:
+        """What the controller would query now, answered from `metric_values`."""
+        parsed = parse_rollout(copy.deepcopy(self.manifest))
+        if parsed.rollout is None or analyses is None:
             return ()
         current = current_revision(parsed.rollout)
         results = []
-        for item in due_measurements(parsed.rollout, parsed.status, self.templates, current, self.now):
+        for item in due_measurements(analyses, parsed.status, current, self.now):
             answer = self.metric_values.get(item.metric.name, "no answer scripted")
             error, value = (answer, None) if isinstance(answer, str) else ("", answer)
             results.append(QueryResult(item.run, item.revision, item.metric.name, self.now, value, error))
@@ -106,7 +124,22 @@ class Sim:
         if parsed.rollout is None:
             return []
         probe = probe_state(parsed.rollout)
-        return [observe_route(b, self.routes.get(b.name), probe) for b in self._bindings()]
+        return [
+            observe_route(b, self.routes.get(b.name), probe, self.routes.get(getattr(b, "owned", "")))
+            for b in self._bindings()
+        ]
+
+    def _destination_rule(self) -> dict[str, Any] | None:
+        """The DestinationRule that `subsets` stands for (None: no DestinationRule)."""
+        if self.subsets is None:
+            return None
+        return {"spec": {"subsets": [{"name": n, "labels": labels} for n, labels in self.subsets.items()]}}
+
+    def _observe_pins(self) -> list[Any]:
+        parsed = parse_rollout(copy.deepcopy(self.manifest))
+        if parsed.rollout is None:
+            return []
+        return [observe_pins(b, self._destination_rule()) for b in pin_bindings(parsed.rollout)]
 
     def reconcile(self, *commands: Command, lose_status: bool = False) -> Decision:
         decision = decide(parse_rollout(copy.deepcopy(self.manifest)), self.observed(), commands, self.now)
@@ -127,13 +160,18 @@ class Sim:
                 selector = self.services[action.service]
                 assert selector is not None
                 self.services[action.service] = {**selector, REVISION_LABEL: action.revision}
-            elif isinstance(action, PinSubset):
-                assert self.subsets is not None
-                self.subsets[action.subset] = {**self.subsets[action.subset], REVISION_LABEL: action.revision}
+            elif isinstance(action, PinRevision):
+                parsed = parse_rollout(copy.deepcopy(self.manifest))
+                assert parsed.rollout is not None and self.subsets is not None
+                for binding in pin_bindings(parsed.rollout):
+                    rule = binding.pinner.pin(self._destination_rule() or {}, action.role, action.revision)
+                    self.subsets = {s["name"]: s["labels"] for s in rule["spec"]["subsets"]}
             elif isinstance(action, SetTraffic):
                 self.traffic_writes.append(action.state)
                 for binding in self._bindings():
-                    if binding.name in self.routes:
+                    if isinstance(binding, OwnedRouteBinding):  # the router's own object, by its name
+                        self._write_owned(binding, action.state)
+                    elif binding.name in self.routes:
                         self.routes[binding.name] = binding.router.desired(
                             self.routes[binding.name], action.state
                         )
@@ -147,6 +185,18 @@ class Sim:
             self.manifest["status"] = decision.status.wire()
         self.decisions.append(decision)
         return decision
+
+    def _write_owned(self, binding: OwnedRouteBinding, state: Any) -> None:
+        if binding.name not in self.routes:
+            return
+        desired = binding.router.desired(self.routes[binding.name], state)
+        if desired is None:
+            self.routes.pop(binding.owned, None)
+        else:
+            self.routes[binding.owned] = {
+                **desired,
+                "metadata": {**desired["metadata"], "name": binding.owned},
+            }
 
     def pods_ready(self, count: int | None = None) -> None:
         """Make up to `count` pending pods available (all when None), oldest ReplicaSet first."""

@@ -1,2 +1,3 @@
 """Analysis: metric templates resolved for a Rollout, safe conditions, measurement bookkeeping
-(all pure) and the Prometheus provider (the only part that does I/O)."""
+(all pure), the metric provider interface (provider.py) and registry (providers.py), and the
+Prometheus provider (the only part that does I/O)."""

@@ -1,16 +1,28 @@
 """Success and failure conditions: small expressions over `result`, evaluated by simpleeval
 (a maintained evaluator that walks a restricted AST: no attribute access, no imports, no eval).
 
-`result` is a float for a scalar query and a list of floats for a vector: `result >= 0.99`,
-`result[0] < 500`, `len(result) > 0`, `max(result) < 0.5`, `all(r < 0.5 for r in result)`."""
+`result` is what the provider measured: for Prometheus a float for a scalar query and a list of
+floats for a vector (`result >= 0.99`, `result[0] < 500`, `len(result) > 0`, `max(result) < 0.5`,
+`all(r < 0.5 for r in result)`); for providers that answer JSON any JSON value (`result == true`,
+`result["status"] == "ok"`), with `true`, `false` and `null` spelled as in JSON or Python."""
 
 from __future__ import annotations
 
 import math
 
-from simpleeval import EvalWithCompoundTypes, InvalidExpression
+from simpleeval import (
+    AttributeDoesNotExist,
+    EvalWithCompoundTypes,
+    InvalidExpression,
+    IterableTooLong,
+    NumberTooHigh,
+)
 
-Result = float | list[float]
+# A JSON value as Python holds it; a Prometheus result is a float or a list of floats.
+JSONValue = None | bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"]
+Result = JSONValue
+# JSON's spellings, for conditions over JSON answers (Python's True/False/None work as well).
+CONSTANTS = {"true": True, "false": False, "null": None}
 
 FUNCTIONS = {
     "len": len,
@@ -29,7 +41,7 @@ class ConditionError(ValueError):
 
 
 def evaluate(condition: str, result: Result) -> bool:
-    evaluator = EvalWithCompoundTypes(functions=FUNCTIONS, names={"result": result})
+    evaluator = EvalWithCompoundTypes(functions=FUNCTIONS, names={**CONSTANTS, "result": result})
     try:
         value = evaluator.eval(condition)
     except InvalidExpression as exc:  # unknown names and functions, disallowed syntax
@@ -48,9 +60,29 @@ def evaluate(condition: str, result: Result) -> bool:
     return value
 
 
-def check(condition: str) -> str | None:
+# Values a result of any JSON type may take, to find the mistakes that fail on every one of them.
+JSON_SAMPLES: tuple[Result, ...] = ([1.0], 1.0, {}, "", True, None)
+
+
+def check(condition: str, *, any_json: bool = False) -> str | None:
     """Why `condition` can never work (syntax, unknown names), or None. Tried on a one-value
-    vector and on a scalar: a condition that fails on both has a mistake of its own."""
+    vector and on a scalar: a condition that fails on both has a mistake of its own. With
+    `any_json` (the result may be any JSON value, whose shape is not known before it is
+    measured) only syntax and names are checked: a type that does not fit is the answer's."""
+    if any_json:
+        for sample in JSON_SAMPLES:
+            evaluator = EvalWithCompoundTypes(functions=FUNCTIONS, names={**CONSTANTS, "result": sample})
+            try:
+                evaluator.eval(condition)
+            except (AttributeDoesNotExist, IterableTooLong, NumberTooHigh):
+                continue  # these depend on the value (`result.get` exists on an object only)
+            except InvalidExpression as exc:
+                return f"{condition!r}: {exc}"
+            except SyntaxError as exc:
+                return f"{condition!r} is not an expression: {exc.msg}"
+            except Exception:  # any other failure depends on the value measured
+                continue
+        return None
     problems = []
     for sample in ([1.0], 1.0):
         try:

@@ -6,9 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from rollout.analysis.resolve import ResolvedMetric, TemplateLookup, resolve_all
+from rollout.analysis.resolve import ResolvedAnalyses, ResolvedMetric
 from rollout.analysis.runs import due
-from rollout.api.rollout import Rollout
 from rollout.api.status import RolloutStatus
 
 
@@ -20,9 +19,9 @@ class DueMeasurement:
 
 
 def due_measurements(
-    rollout: Rollout, status: RolloutStatus, templates: TemplateLookup, current: str, now: datetime
+    analyses: ResolvedAnalyses, status: RolloutStatus, current: str, now: datetime
 ) -> list[DueMeasurement]:
-    resolved, errors = resolve_all(rollout, templates, status.stable_revision or current, current)
+    resolved, errors = analyses
     if errors:
         return []  # the engine reports them as InvalidSpec and measures nothing
     out = []

@@ -17,6 +17,7 @@ import math
 import re
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -25,7 +26,11 @@ from prometheus_api_client import PrometheusApiClientException, PrometheusConnec
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 from urllib3.util.retry import Retry
 
+from rollout.analysis.args import placeholders, substitute_query
 from rollout.analysis.conditions import Result
+from rollout.analysis.provider import QueryError, SecretUse, header_uses
+from rollout.api.analysis import PrometheusHeader, PrometheusProvider
+from rollout.api.base import parse_duration
 
 log = structlog.get_logger("rollout.analysis")
 
@@ -35,9 +40,58 @@ SNIPPET = 120  # characters of an unexpected value quoted in a message
 _BODY = re.compile(r"\((b(?:'.*'|\".*\"))\)$", re.DOTALL)
 
 
-class QueryError(Exception):
-    """The query gave no result: Prometheus unreachable, too slow, the query rejected, or an
-    answer that is not a Prometheus result."""
+@dataclass(frozen=True)
+class PrometheusRequest:
+    """A PromQL query with its arguments filled in (label values escaped for their literal)."""
+
+    query: str
+    address: str | None
+    timeout: float
+    headers: tuple[PrometheusHeader, ...]
+    insecure: bool
+
+    @property
+    def text(self) -> str:
+        return self.query
+
+
+class PrometheusMetrics:
+    """`provider.prometheus`: the provider seam for PromQL (see rollout/analysis/provider.py)."""
+
+    kind = "prometheus"
+    json_result = False
+
+    def placeholders(self, config: PrometheusProvider) -> set[str]:
+        return placeholders(config.query)
+
+    def resolve(self, config: PrometheusProvider, args: Mapping[str, str]) -> PrometheusRequest:
+        return PrometheusRequest(
+            query=substitute_query(config.query, args),
+            address=config.address,
+            timeout=parse_duration(config.timeout),
+            headers=tuple(config.headers),
+            insecure=config.insecure,
+        )
+
+    def secret_uses(self, config: PrometheusProvider) -> list[SecretUse]:
+        return header_uses(config.headers)
+
+    def measure(
+        self,
+        request: PrometheusRequest,
+        headers: Mapping[str, str],
+        clients: Mapping[str, Any],
+        context: Mapping[str, str],
+    ) -> Result:
+        client: Prometheus = clients["prometheus"]
+        return client.query(
+            request.query,
+            address=request.address,
+            timeout=request.timeout,
+            headers=headers,
+            insecure=request.insecure,
+            context=context,
+        )
 
 
 def _transient(exc: BaseException) -> bool:
@@ -209,3 +263,6 @@ def _describe(exc: Exception, url: str) -> str:
         if explained:
             return f"query rejected by Prometheus: {explained}"
     return text[:300]
+
+
+PROVIDER = PrometheusMetrics()

@@ -6,13 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from rollout.analysis.args import PLACEHOLDER, ArgError, placeholders, substitute_condition, substitute_query
+from rollout.analysis.args import PLACEHOLDER, ArgError, placeholders, substitute_condition
 from rollout.analysis.conditions import check
-from rollout.api.analysis import AnalysisTemplateSpec, Metric, PrometheusHeader
+from rollout.analysis.provider import Request
+from rollout.analysis.providers import PROVIDERS
+from rollout.api.analysis import AnalysisTemplateSpec, Metric
 from rollout.api.base import parse_duration
 from rollout.api.rollout import Rollout, SpecError
 from rollout.api.spec import RolloutAnalysis
+from rollout.api.status import RolloutStatus
 
 # Where the Rollout refers to analysis: run name -> field path. Step runs are `step-<n>`, 1-based.
 BACKGROUND = "background"
@@ -40,11 +44,8 @@ TemplateLookup = Mapping[TemplateKey, AnalysisTemplateSpec | str | None]
 class ResolvedMetric:
     name: str
     template: str  # "AnalysisTemplate success-rate", for messages
-    query: str
-    address: str | None
-    timeout: float
-    headers: tuple[PrometheusHeader, ...]
-    insecure: bool
+    provider: str  # the provider kind, a key of providers.PROVIDERS
+    request: Request  # what that provider resolved the metric's config to
     interval: float | None
     count: int | None  # None: measured until the analysis ends
     initial_delay: float
@@ -53,6 +54,11 @@ class ResolvedMetric:
     failure_limit: int
     inconclusive_limit: int
     consecutive_error_limit: int
+
+    @property
+    def query(self) -> str:
+        """What is asked, as quoted in messages (the PromQL query, the URL)."""
+        return self.request.text
 
     @property
     def retry_after(self) -> float:
@@ -103,19 +109,16 @@ def secret_refs(rollout: Rollout, templates: TemplateLookup) -> list[SecretRef]:
             if spec is None or isinstance(spec, str):
                 continue  # reported by resolve()
             for m, metric in enumerate(spec.metrics):
-                for h, header in enumerate(metric.provider.prometheus.headers):
-                    if header.value_from is None:
-                        continue
-                    secret_key = header.value_from.secret_key_ref
-                    field = f"metrics[{m}].provider.prometheus.headers[{h}].valueFrom.secretKeyRef"
+                kind = metric.provider.kind
+                for use in PROVIDERS[kind].secret_uses(metric.provider.config):
                     refs.append(
                         SecretRef(
                             f"{path}.templates[{index}]",
                             key,
-                            field,
-                            header.key,
-                            secret_key.name,
-                            secret_key.key,
+                            f"metrics[{m}].provider.{kind}.{use.field}",
+                            use.header,
+                            use.ref.name,
+                            use.ref.key,
                         )
                     )
     return refs
@@ -219,8 +222,9 @@ def resolve(
 def _resolve_metric(
     metric: Metric, template: str, args: Mapping[str, str], *, bounded: bool
 ) -> tuple[ResolvedMetric | None, str]:
-    prometheus = metric.provider.prometheus
-    declared = placeholders(prometheus.query)
+    provider = PROVIDERS[metric.provider.kind]
+    config = metric.provider.config
+    declared = provider.placeholders(config)
     for text in (metric.success_condition, metric.failure_condition, metric.interval, metric.count):
         declared |= placeholders(text) if isinstance(text, str) else set()
     declared |= placeholders(metric.initial_delay) if isinstance(metric.initial_delay, str) else set()
@@ -240,24 +244,21 @@ def _resolve_metric(
     if bounded and count is None:
         return None, "an interval without a count never ends; an analysis step or hook needs a count"
     try:
-        query = substitute_query(prometheus.query, args)
+        request = provider.resolve(config, args)
         success = substitute_condition(metric.success_condition, args) if metric.success_condition else None
         failure = substitute_condition(metric.failure_condition, args) if metric.failure_condition else None
     except ArgError as exc:
         return None, str(exc)
     for name, condition in (("successCondition", success), ("failureCondition", failure)):
-        problem = check(condition) if condition else None
+        problem = check(condition, any_json=provider.json_result) if condition else None
         if problem:
             return None, f"{name} {problem}"
     return (
         ResolvedMetric(
             name=metric.name,
             template=template,
-            query=query,
-            address=prometheus.address,
-            timeout=parse_duration(prometheus.timeout),
-            headers=tuple(prometheus.headers),
-            insecure=prometheus.insecure,
+            provider=provider.kind,
+            request=request,
             interval=interval,
             count=count,
             initial_delay=initial_delay,
@@ -271,9 +272,16 @@ def _resolve_metric(
     )
 
 
+class ResolvedAnalyses(NamedTuple):
+    """Every analysis of the spec resolved: run name -> metrics, and all problems found."""
+
+    metrics: dict[str, list[ResolvedMetric]]
+    errors: list[SpecError]
+
+
 def resolve_all(
     rollout: Rollout, templates: TemplateLookup, stable: str | None, current: str
-) -> tuple[dict[str, list[ResolvedMetric]], list[SpecError]]:
+) -> ResolvedAnalyses:
     """Every analysis of the spec resolved once: run name -> metrics, and all problems found."""
     builtins = builtin_args(rollout, stable, current)
     resolved: dict[str, list[ResolvedMetric]] = {}
@@ -282,4 +290,13 @@ def resolve_all(
         metrics, problems = resolve(ref, path, templates, builtins, bounded=name != BACKGROUND)
         resolved[name] = metrics
         errors += problems
-    return resolved, errors
+    return ResolvedAnalyses(resolved, errors)
+
+
+def resolve_analyses(
+    rollout: Rollout, status: RolloutStatus, templates: TemplateLookup, current: str
+) -> ResolvedAnalyses:
+    """The analyses of one reconcile, resolved once by whoever observes the cluster (the
+    controller, which measures what is due with them; the engine decides with the same), with
+    the stable revision the status read at the start of the reconcile names."""
+    return resolve_all(rollout, templates, status.stable_revision or current, current)

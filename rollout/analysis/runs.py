@@ -3,7 +3,8 @@
 The controller asks `due()` which metrics to measure now, queries the provider, and hands the
 raw results back as `QueryResult`s; `record()` judges each against the metric's conditions and
 `assess()` derives the metric and run phases from the counts:
-- no data (an empty vector, NaN or Inf) is Inconclusive, never a pass;
+- no data (an empty vector, NaN or Inf, or a provider saying it found none: a jsonPath matching
+  nothing) is Inconclusive, never a pass;
 - failureCondition first, then successCondition; with both and neither met: Inconclusive; with
   only one, the other outcome is implied (not meeting successCondition is a failure);
 - failed > failureLimit: Failed; inconclusive > inconclusiveLimit: Inconclusive; consecutive
@@ -13,6 +14,7 @@ A run is Failed, Error or Inconclusive as soon as one metric is, Successful once
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,12 +26,14 @@ from rollout.api.status import AnalysisPhase, AnalysisRun, Measurement, MetricRe
 
 MAX_MEASUREMENTS = 10  # kept per metric in the Rollout status; counts cover all of them
 QUERY_IN_MESSAGE = 120  # characters of the query quoted in a no-data message
+VALUE_CHARS = 200  # of a JSON value formatted for status (the engine's bounds clip it further)
 TERMINAL: tuple[AnalysisPhase, ...] = ("Successful", "Failed", "Inconclusive", "Error")
 
 
 @dataclass(frozen=True)
 class QueryResult:
-    """One query's raw outcome: a value, or the error that prevented one."""
+    """One query's raw outcome: a value, the error that prevented one, or why the provider
+    found no data (`no_data`, said as it is: "jsonPath $.x matched nothing ...")."""
 
     run: str
     revision: str
@@ -37,11 +41,13 @@ class QueryResult:
     at: datetime
     value: Result | None = None
     error: str = ""
+    no_data: str = ""
 
 
 def no_data(value: Result) -> bool:
+    """An empty list, or a NaN or Inf at the top or in a top-level list."""
     values = value if isinstance(value, list) else [value]
-    return not values or any(not math.isfinite(v) for v in values)
+    return not values or any(isinstance(v, float) and not math.isfinite(v) for v in values)
 
 
 def _short(query: str, limit: int = QUERY_IN_MESSAGE) -> str:
@@ -50,10 +56,19 @@ def _short(query: str, limit: int = QUERY_IN_MESSAGE) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def _number(value: Result) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def format_value(value: Result) -> str:
-    if isinstance(value, list):
+    """Numbers as %.6g ("0.998", "[0.998, 0.97]"); any other JSON value as compact JSON, cut to
+    VALUE_CHARS."""
+    if _number(value):
+        return f"{value:.6g}"
+    if isinstance(value, list) and all(_number(v) for v in value):
         return "[" + ", ".join(f"{v:.6g}" for v in value) + "]"
-    return f"{value:.6g}"
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    return text if len(text) <= VALUE_CHARS else text[: VALUE_CHARS - 1] + "…"
 
 
 def _next_at(run: AnalysisRun, result: MetricResult, metric: ResolvedMetric) -> datetime | None:
@@ -89,7 +104,10 @@ def judge(metric: ResolvedMetric, result: QueryResult) -> Measurement:
     """One measurement's phase and message from the raw query result."""
     if result.error:
         return Measurement(phase="Error", at=result.at, message=f"query failed: {result.error}")
-    assert result.value is not None
+    if result.no_data:
+        return Measurement(
+            phase="Inconclusive", at=result.at, message=f"no data: {result.no_data}: {_short(metric.query)}"
+        )
     value = format_value(result.value)
     if no_data(result.value):
         what = "an empty result" if result.value == [] else f"{value} (not a number)"

@@ -8,10 +8,21 @@ argument no one provides) is an InvalidSpec on the Rollout that uses the templat
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from jsonpath_ng.ext import parse as parse_json_path
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
 
 from rollout.api.base import Duration, SpecModel, parse_duration
 from rollout.api.rollout import field_path
@@ -74,34 +85,103 @@ class PrometheusProvider(SpecModel):
     insecure: bool = False  # skip TLS certificate verification
 
 
-KNOWN_PROVIDERS = ("prometheus",)
+class PrometheusMetric(SpecModel):
+    """`provider: {prometheus: {...}}`."""
 
-
-def _open_provider_schema(schema: dict[str, Any]) -> None:
-    """In the CRD, a provider kind this version does not declare (one a newer version adds) is
-    kept rather than pruned or rejected, so that the Rollout can say which kind it does not know."""
-    schema.pop("required", None)
-    schema["x-kubernetes-preserve-unknown-fields"] = True
-
-
-class MetricProvider(SpecModel):
-    model_config = ConfigDict(json_schema_extra=_open_provider_schema)
-
+    kind: ClassVar[str] = "prometheus"
     prometheus: PrometheusProvider
 
-    @model_validator(mode="before")
-    @classmethod
-    def _known_kind(cls, data: Any) -> Any:
-        """A provider this controller does not know (`datadog: {...}`, or `{}`, which is what a
-        real API server leaves of one after pruning) is named as such, never taken as a pass."""
-        if isinstance(data, dict) and not any(kind in data for kind in KNOWN_PROVIDERS):
-            found = ", ".join(sorted(str(k) for k in data))
-            given = f"unknown provider kind {found}" if found else "no provider kind given"
-            raise ValueError(
-                f"{given} (a kind the CRD does not declare is pruned by the API server to {{}}); "
-                f"this controller measures with: {', '.join(KNOWN_PROVIDERS)}"
-            )
+    @property
+    def config(self) -> PrometheusProvider:
+        return self.prometheus
+
+
+class WebProvider(SpecModel):
+    """An HTTP API answering JSON. `{{args.NAME}}` may stand in the url (escaped for where it
+    stands), in header values and inside the strings of the JSON `body`."""
+
+    url: str = Field(min_length=1)
+    method: Literal["GET", "POST"] = "GET"
+    headers: list[PrometheusHeader] = Field(default_factory=list)
+    body: str | None = None  # JSON text, sent with POST
+    timeout: Duration = "10s"
+    # Picks the value out of the answer; several matches are a list. `$`: the whole answer.
+    json_path: str = Field(default="$", min_length=1)
+    insecure: bool = False  # skip TLS certificate verification
+
+    @model_validator(mode="after")
+    def _well_formed(self) -> WebProvider:
+        scheme, _, rest = self.url.partition("://")
+        if scheme.lower() not in ("http", "https") or not rest or rest[0] in "/?#":
+            raise ValueError(f"url {self.url!r} must start with http:// or https:// and a host")
+        if self.body is not None:
+            if self.method != "POST":
+                raise ValueError("a body is sent with method POST only")
+            try:
+                json.loads(self.body)
+            except ValueError as exc:
+                raise ValueError(
+                    f'body is not JSON ({exc}); arguments go inside its strings: "{{{{args.name}}}}"'
+                ) from exc
+        try:
+            parse_json_path(self.json_path)
+        except Exception as exc:  # jsonpath-ng raises plain Exceptions for lexer errors
+            raise ValueError(f"jsonPath {self.json_path!r} is not a JSONPath: {exc}") from exc
+        return self
+
+
+class WebMetric(SpecModel):
+    """`provider: {web: {...}}`."""
+
+    kind: ClassVar[str] = "web"
+    web: WebProvider
+
+    @property
+    def config(self) -> WebProvider:
+        return self.web
+
+
+# `provider` holds exactly one kind: one member per provider, tagged by its key. Each kind's
+# measuring is in rollout/analysis (one module per provider, listed in providers.py).
+ProviderKinds = Annotated[PrometheusMetric, Tag("prometheus")] | Annotated[WebMetric, Tag("web")]
+KNOWN_PROVIDERS = ("prometheus", "web")
+
+
+def _provider_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        found = [kind for kind in KNOWN_PROVIDERS if kind in value]
+        return found[0] if len(found) == 1 else None
+    return getattr(value, "kind", None)
+
+
+def _one_known_kind(data: Any) -> Any:
+    """A provider this controller does not know (`datadog: {...}`, or `{}`), or more than one
+    kind, is named as such, never taken as a pass."""
+    if not isinstance(data, dict):
         return data
+    kinds = sorted(str(k) for k in data)
+    known = [k for k in kinds if k in KNOWN_PROVIDERS]
+    if len(known) > 1:
+        raise ValueError(f"a provider holds exactly one kind; found {', '.join(known)}")
+    if not known:
+        given = f"unknown provider kind {', '.join(kinds)}" if kinds else "no provider kind given"
+        raise ValueError(
+            f"{given} (a kind the CRD does not declare is pruned by the API server to {{}}); "
+            f"this controller measures with: {', '.join(KNOWN_PROVIDERS)}"
+        )
+    return data
+
+
+# In the CRD: an object with exactly one property (minProperties = maxProperties = 1) that keeps
+# a kind this version does not declare, so that the Rollout can say which kind it does not know
+# (rollout/api/crds.py renders the marker).
+ONE_KIND = {"x-rollout-one-kind": True}
+MetricProvider = Annotated[
+    ProviderKinds,
+    Discriminator(_provider_kind),
+    BeforeValidator(_one_known_kind),
+    Field(json_schema_extra=ONE_KIND),
+]
 
 
 class Metric(SpecModel):
@@ -151,11 +231,22 @@ class _TemplateObject(BaseModel):
     spec: AnalysisTemplateSpec
 
 
+def _without_kind_tag(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """pydantic names the provider's union branch by its tag, which is also its field:
+    `provider.web.web.url` is `provider.web.url` to the user."""
+    out = list(loc)
+    for i in range(len(out) - 2):
+        if out[i] == "provider" and out[i + 1] == out[i + 2]:
+            del out[i + 1]
+            break
+    return tuple(out)
+
+
 def parse_template(raw: dict[str, Any]) -> AnalysisTemplateSpec | str:
     """A template object's spec, or one readable line saying what is wrong with it."""
     try:
         return _TemplateObject.model_validate(raw).spec
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = field_path(tuple(first["loc"]))  # the location starts at `spec` already
+        where = field_path(_without_kind_tag(tuple(first["loc"])))  # starts at `spec` already
         return f"{where}: {first['msg'].removeprefix('Value error, ')}"

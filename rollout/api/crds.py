@@ -33,6 +33,8 @@ def _convert(node: Any, defs: dict[str, Any]) -> Any:
         return [_convert(item, defs) for item in node]
     if not isinstance(node, dict):
         return node
+    if node.get("x-rollout-one-kind"):
+        return _one_kind(node, defs)
     if "$ref" in node:
         target = defs[node["$ref"].rsplit("/", 1)[-1]]
         extra = {k: v for k, v in node.items() if k != "$ref"}
@@ -62,6 +64,23 @@ def _convert(node: Any, defs: dict[str, Any]) -> Any:
         out.pop("additionalProperties", None)
         out["type"] = "object"
     return out
+
+
+def _one_kind(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """A union of objects with one key each (a metric's provider kinds): one object holding
+    exactly one of those keys. Unknown keys are kept so the controller can name them."""
+    rest = {k: v for k, v in node.items() if k != "x-rollout-one-kind"}
+    branches = rest.get("oneOf") or rest.get("anyOf") or [rest]
+    properties: dict[str, Any] = {}
+    for branch in branches:
+        properties.update(_convert(branch, defs).get("properties") or {})
+    return {
+        "type": "object",
+        "properties": properties,
+        "minProperties": 1,
+        "maxProperties": 1,
+        "x-kubernetes-preserve-unknown-fields": True,
+    }
 
 
 def _object_schema(spec: type[BaseModel], status: type[BaseModel] | None) -> dict[str, Any]:

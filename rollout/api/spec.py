@@ -186,9 +186,16 @@ class IstioRouting(SpecModel):
     destination_rule: IstioDestinationRule | None = None
 
 
+class NginxRouting(SpecModel):
+    """ingress-nginx: the Ingress users reach the stable Service through; never modified."""
+
+    stable_ingress: str = Field(min_length=1)
+
+
 class TrafficRouting(SpecModel):
     gateway_api: GatewayAPIRouting | None = Field(default=None, alias="gatewayAPI")
     istio: IstioRouting | None = None
+    nginx: NginxRouting | None = None
 
 
 class RollingStrategy(SpecModel):

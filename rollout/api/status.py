@@ -48,7 +48,9 @@ AnalysisPhase = Literal["Running", "Successful", "Failed", "Inconclusive", "Erro
 class Measurement(StatusModel):
     phase: AnalysisPhase
     at: datetime
-    value: str = ""  # as Prometheus returned it: "0.998" or "[0.998, 0.97]"; empty on error
+    # As measured: numbers "0.998" or "[0.998, 0.97]", any other JSON value as compact JSON
+    # (`{"ok":true}`), clipped (rollout/engine/bounds.py); empty on error and on no data.
+    value: str = ""
     message: str = ""
 
 

@@ -1,7 +1,8 @@
 """The controller's side of analysis: read the templates a Rollout refers to, and take the
 measurements that are due before the engine decides.
 
-Flow inside a reconcile: observe -> `observe_templates` (one GET per template) -> `measure`:
+Flow inside a reconcile: observe -> `observe_templates` (one GET per template) -> the analyses
+resolved once (resolve_analyses; the engine decides with the same) -> `measure`:
 for each run in status that is still open, the metrics whose next measurement is due are
 queried concurrently (each in a worker thread, so the event loop never blocks) and handed to the
 engine as raw results; the engine judges them and keeps the counts in status."""
@@ -13,8 +14,11 @@ import base64
 from datetime import datetime
 
 from rollout.analysis.due import due_measurements
-from rollout.analysis.prometheus import Prometheus, QueryError
+from rollout.analysis.prometheus import Prometheus
+from rollout.analysis.provider import NoData, QueryError
+from rollout.analysis.providers import PROVIDERS
 from rollout.analysis.resolve import (
+    ResolvedAnalyses,
     ResolvedMetric,
     TemplateKey,
     TemplateLookup,
@@ -61,7 +65,7 @@ def secret_keys(secrets: SecretData) -> dict[str, frozenset[str] | None]:
 
 def _headers(secrets: SecretData, namespace: str, metric: ResolvedMetric) -> dict[str, str]:
     headers: dict[str, str] = {}
-    for header in metric.headers:
+    for header in metric.request.headers:
         if header.value is not None:
             headers[header.key] = header.value
             continue
@@ -97,17 +101,13 @@ async def _measure_one(
     }
     try:
         headers = _headers(secrets, rollout.metadata.namespace, metric)
-        value = await asyncio.to_thread(
-            prometheus.query,
-            metric.query,
-            address=metric.address,
-            timeout=metric.timeout,
-            headers=headers,
-            insecure=metric.insecure,
-            context=context,
-        )
+        provider = PROVIDERS[metric.provider]
+        clients = {"prometheus": prometheus}
+        value = await asyncio.to_thread(provider.measure, metric.request, headers, clients, context)
     except QueryError as exc:
         return QueryResult(run=run, revision=revision, metric=metric.name, at=now, error=str(exc))
+    except NoData as exc:
+        return QueryResult(run=run, revision=revision, metric=metric.name, at=now, no_data=str(exc))
     return QueryResult(run=run, revision=revision, metric=metric.name, at=now, value=value)
 
 
@@ -117,6 +117,7 @@ async def measure(
     rollout: Rollout,
     status: RolloutStatus,
     templates: TemplateLookup,
+    analyses: ResolvedAnalyses,
     current: str,
     now: datetime,
 ) -> tuple[QueryResult, ...]:
@@ -127,6 +128,6 @@ async def measure(
             return ()
     jobs = [
         _measure_one(secrets, prometheus, rollout, item.run, item.revision, item.metric, now)
-        for item in due_measurements(rollout, status, templates, current, now)
+        for item in due_measurements(analyses, status, current, now)
     ]
     return tuple(await asyncio.gather(*jobs))

@@ -26,7 +26,6 @@ from rollout.controller.kube import (
     ANALYSIS_TEMPLATES,
     API_THREADS,
     CLUSTER_ANALYSIS_TEMPLATES,
-    DESTINATION_RULES,
     REPLICASETS,
     ROLLOUTS,
     SECRETS,
@@ -37,7 +36,7 @@ from rollout.controller.kube import (
     connection_info,
 )
 from rollout.controller.reconciler import Reconciler
-from rollout.traffic.bindings import GATEWAY_GROUP, ISTIO_GROUP
+from rollout.traffic.registry import watched_resources
 from rollout.workload.replicasets import ROLLOUT_NAME_LABEL
 
 log = structlog.get_logger("rollout.controller")
@@ -61,12 +60,6 @@ def _owner_rollout(body: Any) -> str | None:
     return None
 
 
-ROUTE_KINDS = (
-    *(Resource(GATEWAY_GROUP, "v1", plural) for plural in ("httproutes", "grpcroutes", "tcproutes")),
-    Resource(ISTIO_GROUP, "v1", "virtualservices"),
-)
-
-
 def cached_kinds() -> list[CachedKind]:
     """Every kind a reconcile reads, so that in the steady state it reads nothing from the API
     server."""
@@ -74,8 +67,8 @@ def cached_kinds() -> list[CachedKind]:
         CachedKind(ROLLOUTS),
         CachedKind(REPLICASETS, label_selector=ROLLOUT_NAME_LABEL),
         CachedKind(SERVICES),
-        *(CachedKind(kind) for kind in ROUTE_KINDS),
-        CachedKind(DESTINATION_RULES),
+        # Whatever the routers read or own: routes, VirtualServices, DestinationRules, Ingresses.
+        *(CachedKind(Resource(r.group, r.version, r.plural)) for r in watched_resources()),
         CachedKind(ANALYSIS_TEMPLATES),
         CachedKind(CLUSTER_ANALYSIS_TEMPLATES, namespaced=False),
         CachedKind(SECRETS),

@@ -20,6 +20,7 @@ import structlog
 from kubernetes.client.exceptions import ApiException
 
 from rollout.analysis.prometheus import Prometheus
+from rollout.analysis.resolve import resolve_analyses
 from rollout.api.rollout import ParsedRollout, parse_rollout
 from rollout.controller.analysis import measure, observe_secrets, observe_templates, secret_keys
 from rollout.controller.cached import fresh_reads
@@ -30,9 +31,9 @@ from rollout.controller.finalizer import FINALIZER, finalizer_patch, finalizers,
 from rollout.controller.kube import EVENTS, JSON_PATCH, REPLICASETS, ROLLOUTS, SERVICES, Kube, Resource
 from rollout.controller.routes import (
     Seen,
+    observe_pinned,
     observe_routes,
-    observe_subsets,
-    pin_subset,
+    pin_revision,
     restore_routes,
     write_traffic,
 )
@@ -43,8 +44,8 @@ from rollout.engine.types import (
     CreateReplicaSet,
     DeleteReplicaSet,
     Event,
+    PinRevision,
     PinService,
-    PinSubset,
     ScaleReplicaSet,
     SetTraffic,
 )
@@ -285,21 +286,25 @@ class Reconciler:
             services[service] = None if obj is None else dict((obj.get("spec") or {}).get("selector") or {})
         templates = await observe_templates(self.kube, parsed.rollout)
         secrets = await observe_secrets(self.kube, parsed.rollout, templates)
+        current = current_revision(parsed.rollout)
+        analyses = resolve_analyses(parsed.rollout, parsed.status, templates, current)
         measurements = await measure(
             secrets,
             self.prometheus,
             parsed.rollout,
             parsed.status,
             templates,
-            current_revision(parsed.rollout),
+            analyses,
+            current,
             self.clock(),
         )
         return Observed(
             replicasets=tuple(s for s in states if s is not None),
             services=services,
             routes=await observe_routes(self.kube, parsed.rollout, routes_seen),
-            subsets=await observe_subsets(self.kube, parsed.rollout),
+            pins=await observe_pinned(self.kube, parsed.rollout),
             analysis_templates=templates,
+            analyses=analyses,
             measurements=measurements,
             secrets=secret_keys(secrets),
             others=await observe_others(self.kube, meta.namespace, meta.name),
@@ -336,8 +341,8 @@ class Reconciler:
             guard = await self._version_of(SERVICES, ns, action.service)
             body = {**pin_patch(action.revision), "metadata": guard}
             await self.kube.patch(SERVICES, ns, action.service, body)
-        elif isinstance(action, PinSubset):
-            await pin_subset(self.kube, rollout, action.subset, action.revision)
+        elif isinstance(action, PinRevision):
+            await pin_revision(self.kube, rollout, action.role, action.revision)
         elif isinstance(action, SetTraffic):
             await write_traffic(self.kube, rollout, action.state, {} if routes_seen is None else routes_seen)
 

@@ -4,8 +4,9 @@ decide() builds one `Analyses` per reconcile. It first folds the measurements th
 took (Observed.measurements) into the runs kept in status, then each strategy asks `gate(name)`
 where the spec puts an analysis (a canary step, the background analysis, a blue/green hook):
 - Successful: the caller moves on;
-- Failed or Error: the rollout is aborted here (the strategy then returns traffic to stable
-  first), with an Event and the `Analysis` condition naming the metric, value and condition;
+- Failed or Error (`Gate.fails`): the caller aborts with `abort(gate)` (an Event and the abort
+  reason naming the metric, value and condition) and returns traffic to stable first; the
+  `Analysis` condition says so already;
 - Inconclusive (no data included): paused with reason AnalysisInconclusive until a person
   promotes (pass the step, or start the background analysis afresh), aborts or retries;
 - Running: the caller waits; `requeue_after` says when the next measurement is due."""
@@ -27,15 +28,27 @@ ANALYSIS_CONDITION = "Analysis"
 MAX_FINISHED_RUNS = 5  # finished runs of the current revision kept in status, for people to read
 
 
-@dataclass
+@dataclass(frozen=True)
 class Gate:
+    """The outcome of an analysis where the spec puts one."""
+
     phase: str  # the run's phase
     message: str
     requeue_after: float | None = None
+    run: str = ""  # the run's name
 
     @property
     def passed(self) -> bool:
         return self.phase == "Successful"
+
+    @property
+    def fails(self) -> bool:
+        """Failed or Error: the rollout is to be aborted (Analyses.abort)."""
+        return self.phase in ("Failed", "Error")
+
+    @property
+    def text(self) -> str:
+        return f"Analysis {self.run} {self.phase.lower()}: {self.message}"
 
 
 def reset_runs(status: RolloutStatus, *, keep_background: bool = False) -> None:
@@ -128,7 +141,7 @@ class Analyses:
                 self.status, ANALYSIS_CONDITION, "True", "Successful", f"{name}: {run.message}", self.now
             )
             return Gate("Successful", run.message)
-        self._act_on(run, was)
+        self._report(run, was)
         if run.phase == "Inconclusive" and self.status.promote_pending:
             # A promote that came before this analysis had an outcome passes it now.
             self.status.promote_pending = False
@@ -141,7 +154,7 @@ class Analyses:
                     )
                 )
                 return self.gate(name)
-        return Gate(run.phase, run.message)
+        return Gate(run.phase, run.message, run=name)
 
     def background_passed(self) -> Gate:
         """Completion check for the background analysis: Successful, or (for metrics measured
@@ -156,23 +169,28 @@ class Analyses:
                 return Gate("Successful", run.message)
         return gate
 
-    def _act_on(self, run: AnalysisRun, was: str) -> None:
+    def abort(self, gate: Gate) -> None:
+        """The rollout aborted by a gate that fails (once: an abort already made stands)."""
+        assert gate.fails
+        if self.status.aborted:
+            return
+        self.status.aborted = True
+        self.status.abort_reason = gate.text
+        self.events.append(Event("Warning", f"Analysis{gate.phase}", gate.text))
+        self.events.append(
+            Event(
+                "Warning",
+                "RolloutAborted",
+                f"Aborted by analysis {gate.run}: returning to stable revision {self.status.stable_revision}",
+            )
+        )
+        self.stop("the rollout was aborted")
+
+    def _report(self, run: AnalysisRun, was: str) -> None:
+        """The Analysis condition for a run that ended badly; an Inconclusive one pauses."""
         text = f"Analysis {run.name} {run.phase.lower()}: {run.message}"
         if run.phase in ("Failed", "Error"):
             set_condition(self.status, ANALYSIS_CONDITION, "False", run.phase, text, self.now)
-            if not self.status.aborted:
-                self.status.aborted = True
-                self.status.abort_reason = text
-                self.events.append(Event("Warning", f"Analysis{run.phase}", text))
-                self.events.append(
-                    Event(
-                        "Warning",
-                        "RolloutAborted",
-                        f"Aborted by analysis {run.name}: returning to stable revision "
-                        f"{self.status.stable_revision}",
-                    )
-                )
-                self.stop("the rollout was aborted")
         elif run.phase == "Inconclusive":
             set_condition(self.status, ANALYSIS_CONDITION, "Unknown", "Inconclusive", text, self.now)
             if add_pause(self.status, ANALYSIS_PAUSE, self.now) or was != "Inconclusive":

@@ -26,7 +26,7 @@ from rollout.api.spec import BlueGreenStrategy, RolloutAnalysis
 from rollout.api.status import BlueGreenStatus, RolloutStatus
 from rollout.engine.conditions import add_pause, remove_pause
 from rollout.engine.moves import Moves
-from rollout.engine.types import Command, Event, ScaleReplicaSet
+from rollout.engine.types import Command, Event
 from rollout.traffic.base import STABLE_ONLY, TrafficState
 
 BLUE_GREEN_PAUSE = "BlueGreenPause"
@@ -85,6 +85,16 @@ class BlueGreenPlan(Moves):
     @property
     def strategy(self) -> BlueGreenStrategy:
         return _strategy(self.rollout)
+
+    def promote(self, command: Command) -> Event:
+        return promote(self.rollout, self.status, command, self.now)
+
+    def where(self, phase: str) -> str:
+        """Which revision is active and which is preview."""
+        return f", active {self.bg.active_revision or '-'}, preview {self.bg.preview_revision or '-'}"
+
+    def waiting_when_paused(self, waiting: str) -> str:
+        return waiting  # paused for promotion: what the preview is ready for, and until when
 
     @property
     def bg(self) -> BlueGreenStatus:
@@ -183,10 +193,7 @@ class BlueGreenPlan(Moves):
         if not self.users_to(stable):
             self.out.waiting = self.out.waiting or f"returning users to revision {stable} first"
             return
-        for rs in self.observed.replicasets:
-            if rs.revision not in (stable, self.current) and rs.spec_replicas > 0:
-                self.out.actions.append(ScaleReplicaSet(name=rs.name, replicas=0))
-                self.out.progressed = True
+        self.scale_down_abandoned(stable)
         self.before_switch(stable)
 
     def held(self) -> bool:
@@ -199,7 +206,8 @@ class BlueGreenPlan(Moves):
         if ref is None or self.status.skip_analysis:
             return True
         gate = self.analyses.gate(name)
-        if self.status.aborted:
+        if gate.fails:
+            self.analyses.abort(gate)
             self.return_to(stable, self.strategy.abort_scale_down_delay_seconds)
             return False
         self.wake(gate.requeue_after)

@@ -19,19 +19,18 @@ from datetime import datetime
 
 from rollout.analysis.resolve import step_run_name
 from rollout.api.base import parse_duration, resolve_int_or_percent
-from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import Rollout
 from rollout.api.spec import CanaryStrategy
 from rollout.api.status import CanaryStatus, RolloutStatus
 from rollout.engine.analysis import BACKGROUND, Gate, reset_runs, step_gate
 from rollout.engine.conditions import add_pause, remove_pause
 from rollout.engine.moves import Moves
+from rollout.engine.rolling import plan_replicas
 from rollout.engine.steps import canary_replicas, describe, steps_hash, target_at
 from rollout.engine.types import (
     Command,
     CreateReplicaSet,
     Event,
-    PinSubset,
     ReplicaSetState,
     ScaleReplicaSet,
 )
@@ -95,6 +94,17 @@ class CanaryPlan(Moves):
     def strategy(self) -> CanaryStrategy:
         return _strategy(self.rollout)
 
+    def promote(self, command: Command) -> Event:
+        return promote(self.rollout, self.status, command, self.now)
+
+    def where(self, phase: str) -> str:
+        """The step and the weight the routes carry."""
+        weight = self.status.canary.weight if self.status.canary else 0
+        if self.status.current_step_index is None:
+            return f", canary weight {weight}%"
+        steps = len(self.strategy.steps)
+        return f" at step {min(self.status.current_step_index + 1, steps)}/{steps}, canary weight {weight}%"
+
     @property
     def cs(self) -> CanaryStatus:
         if self.status.canary is None:
@@ -127,19 +137,11 @@ class CanaryPlan(Moves):
     # --- writes -----------------------------------------------------------------------------
 
     def pin(self, role: str, revision: str) -> bool:
-        """Stable or canary Service (and DestinationRule subset) on `revision`; True once observed."""
+        """Stable or canary Service (and what the routers pin by revision, such as DestinationRule
+        subsets) on `revision`; True once observed."""
         service = self.strategy.stable_service if role == "stable" else self.strategy.canary_service
-        done = self.pin_service(service, revision)
-        routing = self.strategy.traffic_routing
-        rule = routing.istio.destination_rule if routing and routing.istio else None
-        if rule is not None:
-            subset = rule.stable_subset if role == "stable" else rule.canary_subset
-            labels = (self.observed.subsets or {}).get(subset) or {}
-            if labels.get(REVISION_LABEL) != revision:
-                self.out.actions.append(PinSubset(subset, revision))
-                self.look_again()
-                done = False
-        return done
+        service_done = self.pin_service(service, revision)
+        return self.pin_routers(role, revision) and service_done  # both asked for in one decision
 
     # --- the three situations (Moves.run picks one) -----------------------------------------
 
@@ -220,8 +222,9 @@ class CanaryPlan(Moves):
         reset_runs(self.status, keep_background=True)
 
     def act_on_analysis(self, gate: Gate, stable: str) -> bool:
-        """False when a failed analysis has aborted the rollout: back to stable right now."""
-        if self.status.aborted:
+        """False when the analysis fails: aborted, and back to stable right now."""
+        if gate.fails:
+            self.analyses.abort(gate)
             self.return_to(stable, self.strategy.abort_scale_down_delay_seconds)
             return False
         self.wake(gate.requeue_after)
@@ -364,38 +367,19 @@ class CanaryPlan(Moves):
     def scale_canary(self, count: int, stable: str) -> bool:
         if self.routed:
             ready = self.scale(self.current, count)
-            for rs in self.observed.replicasets:  # earlier canaries, abandoned for this one
-                if rs.revision not in (stable, self.current) and rs.spec_replicas > 0:
-                    self.out.actions.append(ScaleReplicaSet(name=rs.name, replicas=0))
+            self.scale_down_abandoned(stable)  # earlier canaries, abandoned for this one
             return ready
         return self.scale_by_proportion(count, stable)
 
     def scale_by_proportion(self, count: int, stable: str) -> bool:
         """Without trafficRouting the weight is the share of pods: the canary grows to `count`
-        and stable shrinks to the rest, within maxSurge and maxUnavailable."""
+        and stable shrinks to the rest, within maxSurge and maxUnavailable (the rolling update's
+        arithmetic, rolling.plan_replicas, with two targets)."""
         surge = resolve_int_or_percent(self.strategy.max_surge, self.replicas, round_up=True)
         unavailable = resolve_int_or_percent(self.strategy.max_unavailable, self.replicas, round_up=False)
-        targets = {stable: self.replicas - count, self.current: count}
+        targets = {stable: self.replicas - count, self.current: count}  # stable first: it carries the users
         sets = self.observed.replicasets
-        min_available = self.replicas - unavailable
-        removable = sum(rs.healthy for rs in sets) - min_available
-        new = {rs.revision: rs.spec_replicas for rs in sets}
-        # Scale-downs first, abandoned canaries before the stable: unavailable pods cost nothing,
-        # available ones only while availability stays above replicas - maxUnavailable.
-        for rs in sorted(sets, key=lambda r: r.revision in targets):
-            excess = rs.spec_replicas - targets.get(rs.revision, 0)
-            if excess <= 0:
-                continue
-            cut_unavailable = min(excess, rs.spec_replicas - rs.healthy)
-            cut_available = min(excess - cut_unavailable, max(0, removable))
-            removable -= cut_available
-            new[rs.revision] -= cut_unavailable + cut_available
-        room = self.replicas + surge - sum(new.values())
-        for revision in (stable, self.current):  # stable first: it carries the users
-            grow = min(targets[revision] - new.get(revision, 0), max(0, room))
-            if grow > 0:
-                new[revision] = new.get(revision, 0) + grow
-                room -= grow
+        new = plan_replicas(sets, targets, self.replicas, surge, unavailable)
         for rs in sets:
             if new[rs.revision] != rs.spec_replicas:
                 self.out.actions.append(ScaleReplicaSet(name=rs.name, replicas=new[rs.revision]))

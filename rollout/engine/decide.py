@@ -1,46 +1,42 @@
 """The engine's entry point: `decide(parsed, observed, commands, now) -> Decision`.
 
 Order of a decision: spec errors first (InvalidSpec, nothing moves), then revision bookkeeping
-(first deploy, new template), commands, the strategy's scaling plan, completion, the progress
-deadline, and finally the phase and conditions a person reads."""
+(first deploy, new template), commands (a promote goes to the strategy), the strategy's run
+(canary.py, bluegreen.py, rolling.py: scaling, traffic, completion), the progress deadline, and
+finally the phase and conditions a person reads (the strategy says where its update stands)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 
-from rollout.analysis.resolve import ResolvedMetric, resolve_all
-from rollout.api.base import resolve_int_or_percent
+from rollout.analysis.resolve import ResolvedMetric, resolve_analyses
 from rollout.api.revision import revision_hash
 from rollout.api.rollout import ParsedRollout, Rollout, SpecError
 from rollout.api.status import RolloutStatus
 from rollout.engine.analysis import (
     ANALYSIS_CONDITION,
     ANALYSIS_PAUSE,
-    BACKGROUND,
     Analyses,
-    Gate,
     promote_analysis,
     reset_runs,
 )
 from rollout.engine.bluegreen import BLUE_GREEN_PAUSE, BlueGreenPlan
-from rollout.engine.bluegreen import promote as promote_blue_green
 from rollout.engine.bounds import MESSAGE, bounded, clip
-from rollout.engine.canary import CANARY_PAUSE, CanaryPlan, promote
+from rollout.engine.canary import CANARY_PAUSE, CanaryPlan
 from rollout.engine.commands import apply_commands
 from rollout.engine.conditions import add_pause, remove_condition, remove_pause, set_condition
+from rollout.engine.moves import Moves, Outcome
 from rollout.engine.recovery import disagreement, recover_stable
-from rollout.engine.rolling import oldest_first, plan_rolling
+from rollout.engine.rolling import RollingUpdate, oldest_first
 from rollout.engine.types import (
     Action,
     Command,
-    CreateReplicaSet,
     Decision,
     DeleteReplicaSet,
     Event,
     Observed,
     ReplicaSetState,
-    ScaleReplicaSet,
 )
 from rollout.engine.validation import validate
 
@@ -65,10 +61,11 @@ def decide(parsed: ParsedRollout, observed: Observed, commands: Sequence[Command
     if parsed.rollout is not None:
         errors += validate(parsed.rollout, observed)
         current = current_revision(parsed.rollout)
-        resolved, problems = resolve_all(
-            parsed.rollout, observed.analysis_templates, status.stable_revision or current, current
-        )
-        errors += problems
+        analyses = observed.analyses
+        if analyses is None:
+            analyses = resolve_analyses(parsed.rollout, parsed.status, observed.analysis_templates, current)
+        resolved = analyses.metrics
+        errors += analyses.errors
     if errors or parsed.rollout is None:
         return bounded(_invalid(status, errors, now))
     events: list[Event] = []
@@ -122,9 +119,75 @@ def _decide_valid(
     now: datetime,
     events: list[Event],
 ) -> Decision:
-    spec = rollout.spec
     current = current_revision(rollout)
     status = _stable_from_cluster(rollout, status, observed, current, events)
+    _follow_revision(status, current, now, events)
+    in_progress = current != status.stable_revision
+    analyses = Analyses(rollout, status, observed, resolved, current, now, events)
+    analyses.fold()
+    strategy = strategy_of(rollout)(rollout, status, observed, current, now, events, analyses)
+
+    def promote_command(command: Command) -> Event:
+        passed = promote_analysis(status, now) if in_progress else None
+        if passed is not None and command.value != "full":
+            return passed  # one promote passes one gate: the analysis, not a pause or switch as well
+        return strategy.promote(command)
+
+    command_events = apply_commands(
+        status, commands, in_progress=in_progress, now=now, promote=promote_command
+    )
+    events += command_events
+    # An ignored promote is said in the message too (until the next reconcile), not only in an Event.
+    note = "; ".join(e.message for e in command_events if e.reason == "PromoteIgnored")
+    _spec_pause(status, rollout.spec.paused, now, events)
+    if status.aborted:
+        analyses.stop("the rollout was aborted")
+    outcome = strategy.run()
+    if status.aborted:
+        _drop_pending_promote(status, events, "the rollout was aborted")
+    elif status.stable_revision == current:
+        _drop_pending_promote(status, events, "the rollout completed with no pause or analysis left to pass")
+
+    previous_counts = (status.updated_replicas, status.available_replicas)
+    _count(status, rollout, observed.replicasets, current)
+    # A measurement taken counts as progress: a long analysis is not a stuck rollout.
+    if (
+        outcome.progressed
+        or observed.measurements
+        or (status.updated_replicas, status.available_replicas) != previous_counts
+    ):
+        status.last_progress_at = now
+    # Idle ReplicaSets beyond the history limit; the stable and current revisions are never among them.
+    actions = outcome.actions + _history_actions(
+        rollout, observed.replicasets, {current, status.stable_revision or ""}
+    )
+    deadline = _deadline(rollout, status, outcome.at_rest, now, events)
+    _phase(status, strategy, outcome, now, events, note=note)
+    requeue_after = _earliest(outcome.requeue_after, deadline, analyses.next_measurement_in())
+    return Decision(status=status, actions=actions, events=events, requeue_after=requeue_after)
+
+
+def _spec_pause(status: RolloutStatus, paused: bool, now: datetime, events: list[Event]) -> None:
+    if paused:
+        if add_pause(status, SPEC_PAUSE, now):
+            events.append(Event("Normal", "RolloutPaused", "Paused by spec.paused"))
+    elif remove_pause(status, SPEC_PAUSE):
+        status.last_progress_at = now
+        events.append(Event("Normal", "RolloutResumed", "spec.paused cleared"))
+
+
+def strategy_of(rollout: Rollout) -> type[Moves]:
+    """The strategy class of the spec (validation admits exactly one)."""
+    strategy = rollout.spec.strategy
+    if strategy.canary is not None:
+        return CanaryPlan
+    if strategy.blue_green is not None:
+        return BlueGreenPlan
+    return RollingUpdate
+
+
+def _follow_revision(status: RolloutStatus, current: str, now: datetime, events: list[Event]) -> None:
+    """A new template starts its update from the beginning; the first revision is stable at once."""
     if status.current_revision != current:
         if status.current_revision is not None and current != status.stable_revision:
             events.append(
@@ -152,88 +215,6 @@ def _decide_valid(
         )
     if status.last_progress_at is None:
         status.last_progress_at = now
-
-    in_progress = current != status.stable_revision
-    analyses = Analyses(rollout, status, observed, resolved, current, now, events)
-    analyses.fold()
-
-    def promote_command(command: Command) -> Event:
-        passed = promote_analysis(status, now) if in_progress else None
-        if passed is not None and command.value != "full":
-            return passed  # one promote passes one gate: the analysis, not a pause or switch as well
-        if spec.strategy.blue_green is not None:
-            return promote_blue_green(rollout, status, command, now)
-        if spec.strategy.canary is not None:
-            return promote(rollout, status, command, now)
-        if command.value == "full" and in_progress:
-            status.skip_analysis = True
-            return Event("Normal", "PromotedFull", "Promoted in full: completing without analysis")
-        if not in_progress:
-            return Event(
-                "Normal", "PromoteIgnored", f"Promote: nothing to promote, revision {current} is stable"
-            )
-        return passed or Event(
-            "Normal", "PromoteIgnored", "Promote: nothing waits for promotion in a rolling update"
-        )
-
-    command_events = apply_commands(
-        status, commands, in_progress=in_progress, now=now, promote=promote_command
-    )
-    events += command_events
-    # An ignored promote is said in the message too (until the next reconcile), not only in an Event.
-    note = "; ".join(e.message for e in command_events if e.reason == "PromoteIgnored")
-    if spec.paused:
-        if add_pause(status, SPEC_PAUSE, now):
-            events.append(Event("Normal", "RolloutPaused", "Paused by spec.paused"))
-    elif remove_pause(status, SPEC_PAUSE):
-        status.last_progress_at = now
-        events.append(Event("Normal", "RolloutResumed", "spec.paused cleared"))
-
-    if status.aborted:
-        analyses.stop("the rollout was aborted")
-    if spec.strategy.canary is not None or spec.strategy.blue_green is not None:
-        plan = CanaryPlan if spec.strategy.canary is not None else BlueGreenPlan
-        outcome = plan(rollout, status, observed, current, now, events, analyses).run()
-        scaling, complete, progressed = outcome.actions, outcome.at_rest, outcome.progressed
-        waiting, blocked, requeue_after = outcome.waiting, outcome.blocked, outcome.requeue_after
-    else:
-        gate = Gate("Successful", "")
-        if (
-            in_progress
-            and not status.aborted
-            and BACKGROUND in analyses.resolved
-            and not status.skip_analysis
-        ):
-            gate = analyses.background_passed()
-        scaling, complete = _rolling(rollout, status, observed, current, events, hold=not gate.passed)
-        progressed, blocked, requeue_after = bool(scaling), "", gate.requeue_after
-        waiting = "" if gate.passed or status.aborted else gate.message
-        if complete:
-            analyses.stop("the rollout completed")
-
-    if status.aborted:
-        _drop_pending_promote(status, events, "the rollout was aborted")
-    elif status.stable_revision == current:
-        _drop_pending_promote(status, events, "the rollout completed with no pause or analysis left to pass")
-
-    previous_counts = (status.updated_replicas, status.available_replicas)
-    _count(status, rollout, observed.replicasets, current)
-    # A measurement taken counts as progress: a long analysis is not a stuck rollout.
-    if (
-        progressed
-        or observed.measurements
-        or (status.updated_replicas, status.available_replicas) != previous_counts
-    ):
-        status.last_progress_at = now
-    # Idle ReplicaSets beyond the history limit; the stable and current revisions are never among them.
-    actions = scaling + _history_actions(
-        rollout, observed.replicasets, {current, status.stable_revision or ""}
-    )
-
-    deadline = _deadline(rollout, status, complete, now, events)
-    _phase(status, rollout, complete, now, events, waiting=waiting, blocked=blocked, note=note)
-    requeue_after = _earliest(requeue_after, deadline, analyses.next_measurement_in())
-    return Decision(status=status, actions=actions, events=events, requeue_after=requeue_after)
 
 
 def _stable_from_cluster(
@@ -275,95 +256,6 @@ def _drop_pending_promote(status: RolloutStatus, events: list[Event], why: str) 
 
 def _earliest(*delays: float | None) -> float | None:
     return min((d for d in delays if d is not None), default=None)
-
-
-def _rolling(
-    rollout: Rollout,
-    status: RolloutStatus,
-    observed: Observed,
-    current: str,
-    events: list[Event],
-    *,
-    hold: bool = False,
-) -> tuple[list[Action], bool]:
-    """The rolling update's scaling, and whether it is complete (which makes `current` stable);
-    `hold`: the background analysis has not passed yet, so the update may not complete."""
-    by_revision = {rs.revision: rs for rs in observed.replicasets}
-    target = status.stable_revision if status.aborted else current
-    assert target is not None
-    target_rs = by_revision.get(target)
-    others = [rs for rs in observed.replicasets if rs.revision != target]
-    desired = rollout.spec.replicas
-
-    scaling: list[Action] = []
-    if status.aborted:
-        scaling += _abort_actions(target, target_rs, others, desired, events)
-    elif not status.pause_conditions:
-        scaling += _rolling_actions(rollout, target, target_rs, others, desired)
-    complete = (
-        not status.aborted
-        and not hold
-        and not scaling
-        and target_rs is not None
-        and target_rs.spec_replicas == desired
-        and target_rs.available >= desired
-        and all(rs.spec_replicas == 0 and rs.replicas == 0 for rs in others)
-    )
-    if complete and status.stable_revision != current:
-        events.append(
-            Event(
-                "Normal",
-                "RolloutCompleted",
-                f"Revision {current} is now stable (was {status.stable_revision})",
-            )
-        )
-        status.stable_revision = current
-    return scaling, complete
-
-
-def _rolling_actions(
-    rollout: Rollout,
-    target: str,
-    target_rs: ReplicaSetState | None,
-    others: list[ReplicaSetState],
-    desired: int,
-) -> list[Action]:
-    strategy = rollout.spec.strategy.rolling
-    assert strategy is not None  # validation admits only the rolling strategy for now
-    surge = resolve_int_or_percent(strategy.max_surge, desired, round_up=True)
-    unavailable = resolve_int_or_percent(strategy.max_unavailable, desired, round_up=False)
-    plan = plan_rolling(target_rs, others, desired, surge, unavailable)
-    # Scale-downs first: the pod count stays within replicas + maxSurge between the two writes.
-    actions: list[Action] = [ScaleReplicaSet(name=name, replicas=n) for name, n in plan.scale_down.items()]
-    if target_rs is None:
-        actions.append(CreateReplicaSet(revision=target, replicas=plan.target_replicas))
-    elif plan.target_replicas != target_rs.spec_replicas:
-        actions.append(ScaleReplicaSet(name=target_rs.name, replicas=plan.target_replicas))
-    return actions
-
-
-def _abort_actions(
-    stable: str,
-    stable_rs: ReplicaSetState | None,
-    others: list[ReplicaSetState],
-    desired: int,
-    events: list[Event],
-) -> list[Action]:
-    """Stable back to full scale first; only once it is fully available, the rest down to zero."""
-    if stable_rs is None:
-        events.append(
-            Event(
-                "Warning",
-                "StableMissing",
-                f"The ReplicaSet of stable revision {stable} is gone; cannot scale it back up",
-            )
-        )
-        return []
-    if stable_rs.spec_replicas != desired:
-        return [ScaleReplicaSet(name=stable_rs.name, replicas=desired)]
-    if stable_rs.available < desired:
-        return []
-    return [ScaleReplicaSet(name=rs.name, replicas=0) for rs in others if rs.spec_replicas != 0]
 
 
 def _history_actions(
@@ -417,17 +309,11 @@ def _deadline(
 
 
 def _phase(
-    status: RolloutStatus,
-    rollout: Rollout,
-    complete: bool,
-    now: datetime,
-    events: list[Event],
-    *,
-    waiting: str = "",
-    blocked: str = "",
-    note: str = "",
+    status: RolloutStatus, strategy: Moves, outcome: Outcome, now: datetime, events: list[Event], *, note: str
 ) -> None:
-    desired = rollout.spec.replicas
+    """The phase and message a person reads; the strategy says where its update stands."""
+    desired = strategy.replicas
+    complete, waiting, blocked = outcome.at_rest, outcome.waiting, outcome.blocked
     progressing = status.condition(PROGRESSING)
     deadline_exceeded = progressing is not None and progressing.reason == DEADLINE_EXCEEDED
     if status.aborted:
@@ -441,12 +327,12 @@ def _phase(
         set_condition(status, PROGRESSING, "False", "RouteNotAccepted", message, now)
     elif status.pause_conditions:
         reasons = ", ".join(p.reason for p in status.pause_conditions)
-        phase, message = "Paused", f"Paused ({reasons}){_where(status, rollout)}"
+        phase, message = "Paused", f"Paused ({reasons}){strategy.where('Paused')}"
         analysis = status.condition(ANALYSIS_CONDITION)
         if status.paused_by(ANALYSIS_PAUSE) and analysis is not None:
             message += f"; {analysis.message}"
-        elif rollout.spec.strategy.blue_green is not None and waiting:
-            message += f"; {waiting}"
+        elif strategy.waiting_when_paused(waiting):
+            message += f"; {strategy.waiting_when_paused(waiting)}"
         set_condition(status, PROGRESSING, "Unknown", "RolloutPaused", message, now)
     elif complete and status.stable_revision == status.current_revision:
         phase, message = (
@@ -465,8 +351,7 @@ def _phase(
             f"Updating to {status.current_revision}: {status.updated_replicas}/{desired} updated, "
             f"{status.available_replicas} available"
         )
-        if rollout.spec.strategy.rolling is None:
-            message += _where(status, rollout)
+        message += strategy.where("Progressing")
         if waiting:
             message += f"; {waiting}"
         set_condition(status, PROGRESSING, "True", "ReplicaSetUpdated", message, now)
@@ -492,19 +377,3 @@ def _phase(
             )
         )
     status.phase, status.message = phase, message
-
-
-def _where(status: RolloutStatus, rollout: Rollout) -> str:
-    """Where a canary is (its step and the weight its routes carry), or a blue/green (which
-    revision is active and which is preview)."""
-    canary = rollout.spec.strategy.canary
-    blue_green = status.blue_green
-    if rollout.spec.strategy.blue_green is not None and blue_green is not None:
-        return f", active {blue_green.active_revision or '-'}, preview {blue_green.preview_revision or '-'}"
-    if canary is None:
-        return f" at {status.updated_replicas}/{rollout.spec.replicas} updated"
-    weight = status.canary.weight if status.canary else 0
-    if status.current_step_index is None:
-        return f", canary weight {weight}%"
-    step = min(status.current_step_index + 1, len(canary.steps))
-    return f" at step {step}/{len(canary.steps)}, canary weight {weight}%"

@@ -1,6 +1,7 @@
-"""The moves both traffic strategies make (canary.py, bluegreen.py): scale a revision's ReplicaSet,
-pin a Service to a revision, write a traffic state to the routes, wait on the routes' own status,
-and scale old ReplicaSets down after a delay.
+"""What every strategy is (canary.py, bluegreen.py, rolling.py: `Moves`, whose `run()` decide()
+calls, with the strategy's own `promote` and the `where` of its status message), and the moves
+the strategies make: scale a revision's ReplicaSet, pin a Service to a revision, write a traffic
+state to the routes, wait on the routes' own status, and scale old ReplicaSets down.
 
 Each move appends the actions it needs to an `Outcome` and returns whether what it asks for is
 already observed, so a strategy reads as a sequence of `if not done: return`; a move that writes
@@ -13,16 +14,18 @@ from datetime import datetime, timedelta
 
 from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import Rollout
-from rollout.api.spec import BlueGreenStrategy, CanaryStrategy
+from rollout.api.spec import BlueGreenStrategy, CanaryStrategy, RollingStrategy
 from rollout.api.status import BlueGreenStatus, CanaryStatus, RolloutStatus
 from rollout.engine.analysis import Analyses
 from rollout.engine.conditions import remove_condition, set_condition
 from rollout.engine.types import (
     Action,
+    Command,
     CreateReplicaSet,
     Event,
     Observed,
     ObservedRoute,
+    PinRevision,
     PinService,
     ReplicaSetState,
     ScaleReplicaSet,
@@ -72,8 +75,20 @@ class Moves:
     # --- what a strategy provides ----------------------------------------------------------
 
     @property
-    def strategy(self) -> CanaryStrategy | BlueGreenStrategy:
+    def strategy(self) -> CanaryStrategy | BlueGreenStrategy | RollingStrategy:
         raise NotImplementedError
+
+    def promote(self, command: Command) -> Event:
+        """`rollout.dev/promote` (once an inconclusive analysis, if any, was passed first)."""
+        raise NotImplementedError
+
+    def where(self, phase: str) -> str:
+        """Where the update stands, added to the Paused or Progressing status message."""
+        raise NotImplementedError
+
+    def waiting_when_paused(self, waiting: str) -> str:
+        """What the strategy waits for, said in a Paused message too (nothing by default)."""
+        return ""
 
     def record_applied(self) -> None:
         """Status fields read back from the cluster (weights, active revision)."""
@@ -88,13 +103,15 @@ class Moves:
 
     def run(self) -> Outcome:
         """At rest (current is stable) or aborted: back to stable; otherwise progress."""
+        strategy = self.strategy
+        assert not isinstance(strategy, RollingStrategy)  # the rolling update runs its own way
         self.record_applied()
         stable = self.status.stable_revision
         assert stable is not None
         if self.current == stable:
-            self.out.at_rest = self.return_to(stable, self.strategy.scale_down_delay_seconds)
+            self.out.at_rest = self.return_to(stable, strategy.scale_down_delay_seconds)
         elif self.status.aborted:
-            self.return_to(stable, self.strategy.abort_scale_down_delay_seconds)
+            self.return_to(stable, strategy.abort_scale_down_delay_seconds)
         else:
             self.progress(stable)
         return self.out
@@ -187,6 +204,15 @@ class Moves:
         self.look_again()
         return False
 
+    def pin_routers(self, role: str, revision: str) -> bool:
+        """`role` on `revision` in every object the routers pin by revision; True once observed."""
+        pins = [p for p in self.observed.pins if p is not None]
+        if all(p.pinned.get(role) == revision for p in pins):
+            return True
+        self.out.actions.append(PinRevision(role, revision))
+        self.look_again()
+        return False
+
     def scale(self, revision: str, count: int) -> bool:
         """The revision's ReplicaSet at `count`; True once that many pods are available."""
         rs = self.by_revision.get(revision)
@@ -211,6 +237,14 @@ class Moves:
             self.out.progressed = True
             return count == 0 or (rs.healthy >= count and rs.spec_replicas > count)
         return rs.healthy >= count
+
+    def scale_down_abandoned(self, stable: str) -> None:
+        """ReplicaSets of neither the stable nor the current revision (earlier attempts, replaced
+        by the current one) down to zero at once: no user is sent to them."""
+        for rs in self.observed.replicasets:
+            if rs.revision not in (stable, self.current) and rs.spec_replicas > 0:
+                self.out.actions.append(ScaleReplicaSet(name=rs.name, replicas=0))
+                self.out.progressed = True
 
     def scale_down_later(
         self, others: list[ReplicaSetState], delay: int, timer: CanaryStatus | BlueGreenStatus

@@ -6,11 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from rollout.analysis.resolve import TemplateLookup
+from rollout.analysis.resolve import ResolvedAnalyses, TemplateLookup
 from rollout.analysis.runs import QueryResult
 from rollout.api.spec import LabelSelector
 from rollout.api.status import RolloutStatus
-from rollout.traffic.base import UNKNOWN_HEALTH, RouteHealth, TrafficState
+from rollout.traffic.base import ObservedPins, ObservedRoute, TrafficState
 
 CommandKind = Literal["promote", "abort", "retry", "pause", "resume"]
 
@@ -31,20 +31,6 @@ class ReplicaSetState:
     def healthy(self) -> int:
         """Available pods the ReplicaSet still wants (a scale-down leaves a few extra briefly)."""
         return min(self.available, self.spec_replicas)
-
-
-@dataclass(frozen=True)
-class ObservedRoute:
-    """One route of the Rollout's trafficRouting as read back: what it applies and its health, or
-    `problem` when the router cannot manage it (no rule naming both Services, ...)."""
-
-    kind: str  # HTTPRoute, GRPCRoute, TCPRoute, VirtualService
-    name: str
-    path: str  # field path in the Rollout spec, for errors
-    traffic: TrafficState | None = None
-    health: RouteHealth = UNKNOWN_HEALTH
-    explicit: bool = True  # weights written as the router writes them; else rewritten even if equivalent
-    problem: str = ""
 
 
 @dataclass(frozen=True)
@@ -75,10 +61,14 @@ class Observed:
     services: Mapping[str, Mapping[str, str] | None] = field(default_factory=dict)
     # Routes of spec.strategy.canary.trafficRouting, in spec order; None when the route is missing.
     routes: tuple[ObservedRoute | None, ...] = ()
-    # DestinationRule subsets: subset name -> labels; the map is None when the rule is missing.
-    subsets: Mapping[str, Mapping[str, str]] | None = None
+    # Objects that select pods by revision besides the Services (DestinationRule subsets), in
+    # spec order; None when the object is missing.
+    pins: tuple[ObservedPins | None, ...] = ()
     # Analysis templates the spec refers to, as found (a spec, why it cannot be read, or None).
     analysis_templates: TemplateLookup = field(default_factory=dict)
+    # Those analyses resolved once for this reconcile by the observer, which measured with them
+    # (resolve_analyses); None: not resolved yet, decide() resolves them.
+    analyses: ResolvedAnalyses | None = None
     # Measurements taken for this reconcile, for runs in status that were due.
     measurements: tuple[QueryResult, ...] = ()
     # Secrets named by analysis headers (valueFrom.secretKeyRef): name -> the keys it holds (never
@@ -122,10 +112,11 @@ class PinService:
 
 
 @dataclass(frozen=True)
-class PinSubset:
-    """Set `rollout.dev/revision: <revision>` in the labels of a DestinationRule subset."""
+class PinRevision:
+    """Select `revision` for `role` (stable or canary) in every object that the routers pin by
+    revision (the Istio router: the role's DestinationRule subset)."""
 
-    subset: str
+    role: str
     revision: str
 
 
@@ -136,7 +127,7 @@ class SetTraffic:
     state: TrafficState
 
 
-Action = CreateReplicaSet | ScaleReplicaSet | DeleteReplicaSet | PinService | PinSubset | SetTraffic
+Action = CreateReplicaSet | ScaleReplicaSet | DeleteReplicaSet | PinService | PinRevision | SetTraffic
 
 
 @dataclass(frozen=True)

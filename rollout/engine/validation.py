@@ -7,9 +7,18 @@ from rollout.analysis.resolve import secret_refs
 from rollout.api.base import resolve_int_or_percent
 from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import Rollout, SpecError
-from rollout.api.spec import CanaryStrategy
+from rollout.api.spec import CanaryStep
 from rollout.engine.types import Claims, Observed
-from rollout.traffic.bindings import Routing, route_bindings, routing_of
+from rollout.traffic.base import Capabilities
+from rollout.traffic.bindings import (
+    Routing,
+    capabilities,
+    pin_bindings,
+    route_bindings,
+    routing_of,
+    rule_claims,
+)
+from rollout.traffic.registry import configured, fields
 
 CANARY = "spec.strategy.canary"
 BLUE_GREEN = "spec.strategy.blueGreen"
@@ -96,43 +105,13 @@ def secret_errors(rollout: Rollout, observed: Observed) -> list[SpecError]:
     return errors
 
 
-def _rule_claims(rollout: Rollout) -> dict[tuple[str, str, str], str]:
-    """The route rules a Rollout writes: (plural, route, what) -> the field path naming them."""
-    spec = routing_of(rollout)
-    if spec is None:
-        return {}
-    routing, path = spec.routing, spec.path
-    pair = f"backends {spec.stable_service},{spec.canary_service}"
-    claims: dict[tuple[str, str, str], str] = {}
-    gateway = routing.gateway_api
-    if gateway is not None:
-        for plural, field_name, refs in (
-            ("httproutes", "httpRoutes", gateway.http_routes),
-            ("grpcroutes", "grpcRoutes", gateway.grpc_routes),
-            ("tcproutes", "tcpRoutes", gateway.tcp_routes),
-        ):
-            for index, ref in enumerate(refs):
-                what = f"rule {ref.rule!r}" if ref.rule else pair
-                claims[plural, ref.name, what] = f"{path}.gatewayAPI.{field_name}[{index}]"
-    if routing.istio is not None:
-        service = routing.istio.virtual_service
-        at = f"{path}.istio.virtualService"
-        for index, route in enumerate(service.routes):
-            claims["virtualservices", service.name, f"http route {route!r}"] = f"{at}.routes[{index}]"
-        for index, port in enumerate(service.tcp_routes):
-            claims["virtualservices", service.name, f"tcp port {port}"] = f"{at}.tcpRoutes[{index}]"
-        if not service.routes and not service.tcp_routes:
-            claims["virtualservices", service.name, pair] = f"{at}.name"
-    return claims
-
-
 def claims_of(rollout: Rollout) -> Claims:
     """What `rollout` manages, as other Rollouts of its namespace compare against."""
     return Claims(
         name=rollout.metadata.name,
         created_at=rollout.metadata.creation_timestamp,
         services=frozenset(referenced_services(rollout).values()),
-        rules=frozenset(_rule_claims(rollout)),
+        rules=frozenset(rule_claims(rollout)),
         selector=rollout.spec.selector,
         template_labels=dict(rollout.spec.template.metadata.labels),
     )
@@ -155,7 +134,7 @@ def conflict_errors(rollout: Rollout, others: tuple[Claims, ...]) -> list[SpecEr
     mine = claims_of(rollout)
     namespace = rollout.metadata.namespace
     services = referenced_services(rollout)
-    rules = _rule_claims(rollout)
+    rules = rule_claims(rollout)
     errors: list[SpecError] = []
     for other in sorted(others, key=lambda c: (c.created_at, c.name)):
         if other.name == mine.name or not other.older_than(mine):
@@ -188,13 +167,12 @@ def _blue_green_errors(rollout: Rollout) -> list[SpecError]:
     errors: list[SpecError] = []
     if blue_green.preview_service == blue_green.active_service:
         errors.append(SpecError(f"{BLUE_GREEN}.previewService", "must differ from activeService"))
-    routing = blue_green.traffic_routing
-    if routing is not None and routing.istio is not None and routing.istio.destination_rule is not None:
+    for binding in pin_bindings(rollout):
         errors.append(
             SpecError(
-                f"{BLUE_GREEN}.trafficRouting.istio.destinationRule",
-                "a blue/green switch routes to the active and preview Services; "
-                "DestinationRule subsets are for canaries (remove destinationRule)",
+                binding.path,
+                f"a blue/green switch routes to the active and preview Services; {binding.pinner.kind} "
+                "subsets are for canaries (remove it)",
             )
         )
     return errors
@@ -216,58 +194,83 @@ def _canary_errors(rollout: Rollout, observed: Observed) -> list[SpecError]:
                 "maxSurge and maxUnavailable are both 0: without trafficRouting no pod could move",
             )
         )
-    errors += _step_errors(canary)
+    errors += _step_errors(rollout)
     return errors
 
 
-def _step_errors(canary: CanaryStrategy) -> list[SpecError]:
-    routing = canary.traffic_routing
-    gateway = routing.gateway_api if routing else None
-    istio = routing.istio if routing else None
-    weights_only = (gateway is not None and bool(gateway.tcp_routes)) or (
-        istio is not None and bool(istio.virtual_service.tcp_routes) and not istio.virtual_service.routes
-    )
+def _step_errors(rollout: Rollout) -> list[SpecError]:
+    """Steps asking for what a router cannot carry, each router asked for its capabilities."""
+    canary = rollout.spec.strategy.canary
+    assert canary is not None
+    spec = routing_of(rollout)
+    caps = [c for _, c in capabilities(spec)] if spec is not None else []
     errors: list[SpecError] = []
+    active: list[str] = []  # header routes in place after each step
     for index, step in enumerate(canary.steps):
         path = f"{CANARY}.steps[{index}]"
-        routed_step = (
-            "setHeaderRoute" if step.set_header_route else "setMirrorRoute" if step.set_mirror_route else ""
-        )
-        if not routed_step:
-            continue
-        if routing is None:
+        header = step.set_header_route
+        if header is not None:
+            if header.name in active:
+                active.remove(header.name)
+            if header.match:
+                active.append(header.name)
+        routed_step = "setHeaderRoute" if header else "setMirrorRoute" if step.set_mirror_route else ""
+        if routed_step and spec is None:
             errors.append(
                 SpecError(f"{path}.{routed_step}", "needs trafficRouting (a route to add rules to)")
             )
-        elif weights_only:
+            continue
+        for cap in caps:
+            errors += _capability_errors(cap, step, path, active)
+    return list(dict.fromkeys(errors))  # one provider's reason once, though several say it
+
+
+def _capability_errors(cap: Capabilities, step: CanaryStep, path: str, active: list[str]) -> list[SpecError]:
+    errors: list[SpecError] = []
+    if step.set_weight is not None and not cap.weights:
+        errors.append(SpecError(f"{path}.setWeight", cap.why.get("weights", "the router has no weights")))
+    header = step.set_header_route
+    if header is not None and header.match:
+        if not cap.header_matches:
+            why = cap.why.get("headers", "the router has no header routes")
+            return [*errors, SpecError(f"{path}.setHeaderRoute", why)]
+        for k, match in enumerate(header.match):
+            kind = "exact" if match.exact is not None else "regex" if match.regex is not None else "prefix"
+            if kind not in cap.header_matches:
+                allowed = " or ".join(sorted(cap.header_matches))
+                why = cap.why.get("match", f"header matches here are {allowed}")
+                errors.append(SpecError(f"{path}.setHeaderRoute.match[{k}].{kind}", why))
+        limit = cap.matches_per_header_route
+        if limit is not None and len(header.match) > limit:
+            why = cap.why.get("matches", f"at most {limit} header match(es) per header route")
+            errors.append(SpecError(f"{path}.setHeaderRoute.match", why))
+        limit = cap.header_routes_at_once
+        if limit is not None and len(active) > limit:
+            why = cap.why.get("at_once", f"at most {limit} header route(s) at a time")
+            errors.append(SpecError(f"{path}.setHeaderRoute", f"{why}; active here: {', '.join(active)}"))
+    mirror = step.set_mirror_route
+    if mirror is not None and (mirror.percent is None or mirror.percent > 0):
+        if not cap.mirror:
             errors.append(
-                SpecError(
-                    f"{path}.{routed_step}", "TCP routes carry weights only; header and mirror need HTTP"
-                )
+                SpecError(f"{path}.setMirrorRoute", cap.why.get("mirror", "the router cannot mirror"))
             )
-        if step.set_header_route is not None and gateway is not None:
-            for k, match in enumerate(step.set_header_route.match):
-                if match.prefix is not None:
-                    errors.append(
-                        SpecError(
-                            f"{path}.setHeaderRoute.match[{k}].prefix",
-                            "Gateway API header matches are exact or regex; prefix is Istio only",
-                        )
-                    )
+        elif not cap.mirror_percent and mirror.percent not in (None, 100):
+            why = cap.why.get("mirror_percent", "the router mirrors all requests or none")
+            errors.append(SpecError(f"{path}.setMirrorRoute.percent", why))
     return errors
 
 
 def _routing_errors(rollout: Rollout, spec: Routing, observed: Observed) -> list[SpecError]:
-    routing, path = spec.routing, spec.path
+    path = spec.path
     errors: list[SpecError] = []
     namespace = rollout.metadata.namespace
-    if routing.gateway_api is None and routing.istio is None:
-        errors.append(SpecError(path, "name gatewayAPI or istio routes"))
-    gateway = routing.gateway_api
-    if gateway is not None and not (gateway.http_routes or gateway.grpc_routes or gateway.tcp_routes):
-        errors.append(SpecError(f"{path}.gatewayAPI", "list at least one httpRoute, grpcRoute or tcpRoute"))
-    by_subset = routing.istio is not None and routing.istio.destination_rule is not None
-    if (gateway is not None or not by_subset) and not (spec.stable_service and spec.canary_service):
+    providers = configured(spec)
+    if not providers:
+        errors.append(SpecError(path, f"name the routes: one of {', '.join(fields())}"))
+    for provider, config in providers:
+        errors += provider.config_errors(config, spec)
+    by_subset = bool(providers) and all(c.subsets for _, c in capabilities(spec))
+    if not by_subset and not (spec.stable_service and spec.canary_service):
         missing = spec.stable_field if not spec.stable_service else spec.canary_field
         errors.append(
             SpecError(
@@ -281,23 +284,12 @@ def _routing_errors(rollout: Rollout, spec: Routing, observed: Observed) -> list
             errors.append(
                 SpecError(binding.path, f"{route.kind} {namespace}/{binding.name}: {route.problem}")
             )
-    rule = routing.istio.destination_rule if routing.istio else None
-    if rule is not None:
-        rule_path = f"{path}.istio.destinationRule"
-        if observed.subsets is None:
+    for pin_binding, pins in zip(pin_bindings(rollout), observed.pins, strict=False):
+        kind = pin_binding.pinner.kind
+        if pins is None:
+            errors.append(SpecError(pin_binding.path, f"{kind} {namespace}/{pin_binding.name} not found"))
+        elif pins.problem:
             errors.append(
-                SpecError(f"{rule_path}.name", f"DestinationRule {namespace}/{rule.name} not found")
+                SpecError(pin_binding.path, f"{kind} {namespace}/{pin_binding.name}: {pins.problem}")
             )
-        else:
-            for field_name, subset in (
-                ("stableSubset", rule.stable_subset),
-                ("canarySubset", rule.canary_subset),
-            ):
-                if subset not in observed.subsets:
-                    errors.append(
-                        SpecError(
-                            f"{rule_path}.{field_name}",
-                            f"DestinationRule {rule.name} has no subset {subset!r}",
-                        )
-                    )
     return errors

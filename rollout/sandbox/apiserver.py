@@ -40,6 +40,10 @@ BACKBONE: dict[str, kmock.ResourceInfo] = {
     "v1/services": kmock.ResourceInfo(kind="Service", namespaced=True, verbs=_VERBS, subresources=["status"]),
     "v1/secrets": kmock.ResourceInfo(kind="Secret", namespaced=True, verbs=_VERBS),
     "v1/pods": kmock.ResourceInfo(kind="Pod", namespaced=True, verbs=_VERBS, subresources=["status"]),
+    # Served for routers that own an Ingress (ingress-nginx canaries).
+    "networking.k8s.io/v1/ingresses": kmock.ResourceInfo(
+        kind="Ingress", namespaced=True, verbs=_VERBS, subresources=["status"]
+    ),
     "apps/v1/replicasets": kmock.ResourceInfo(
         kind="ReplicaSet", namespaced=True, verbs=_VERBS, subresources=["status", "scale"]
     ),

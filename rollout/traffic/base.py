@@ -1,8 +1,11 @@
-"""The router interface and the traffic state it applies."""
+"""The router interface and the traffic state it applies, and what the engine reads back from a
+route (ObservedRoute, ObservedPins): both the engine and the routers import from here, the
+routers never from the engine."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from rollout.api.spec import HeaderMatch
@@ -64,6 +67,63 @@ class RouteHealth:
 UNKNOWN_HEALTH = RouteHealth("unknown")
 
 
+@dataclass(frozen=True)
+class ResourceType:
+    """A kind of object a router reads or writes, as the API server serves it."""
+
+    group: str
+    version: str
+    kind: str
+    plural: str
+
+
+MatchKind = Literal["exact", "regex", "prefix"]
+ALL_MATCHES: frozenset[str] = frozenset({"exact", "regex", "prefix"})
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a router can carry for one trafficRouting, asked by validation before any traffic
+    moves. A capability it lacks comes with the sentence that tells the user why (`why`, keyed
+    by `headers`, `match`, `matches`, `at_once`, `mirror`, `mirror_percent`, `weights`)."""
+
+    weights: bool = True
+    header_matches: frozenset[str] = ALL_MATCHES  # match kinds a header route may use; empty: none
+    header_routes_at_once: int | None = None  # header routes active together; None: any number
+    matches_per_header_route: int | None = None
+    mirror: bool = True
+    mirror_percent: bool = True  # a mirror of less than 100%
+    subsets: bool = False  # selects pods by revision itself (the Services are then not needed)
+    why: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ObservedRoute:
+    """One route of the Rollout's trafficRouting as read back: what it applies and its health, or
+    `problem` when the router cannot manage it (no rule naming both Services, ...)."""
+
+    kind: str  # HTTPRoute, GRPCRoute, TCPRoute, VirtualService, Ingress
+    name: str
+    path: str  # field path in the Rollout spec, for errors
+    traffic: TrafficState | None = None
+    health: RouteHealth = UNKNOWN_HEALTH
+    explicit: bool = True  # weights written as the router writes them; else rewritten even if equivalent
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class ObservedPins:
+    """An object that selects the pods of each role by revision (Istio DestinationRule subsets):
+    role (`stable`, `canary`) -> the revision it selects (None: not pinned), or `problem` when the
+    router cannot pin through it (a subset missing)."""
+
+    kind: str
+    name: str
+    path: str
+    pinned: Mapping[str, str | None] = field(default_factory=dict)
+    problem: str = ""
+
+
 class RouteProblem(Exception):
     """The route cannot carry the Rollout's traffic as asked (no rule names both Services, too
     many rules, a match the provider does not have); reported on the Rollout, nothing written."""
@@ -87,6 +147,41 @@ class Router(Protocol):
         ...
 
     def restore(self, route: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class OwningRouter(Protocol):
+    """A router that writes an object of its own beside the route the user names (ingress-nginx's
+    canary Ingress): built from the user's route (`source`, never modified) for a traffic state,
+    created, updated and deleted by the controller. `desired` is None when no object should exist
+    (traffic at rest)."""
+
+    kind: str
+
+    def check(self, source: dict[str, Any]) -> None:
+        """Raise RouteProblem when no object can be built from `source` (what a route's probe
+        finds for an edited route; what a step may ask for is validation's, by capabilities)."""
+        ...
+
+    def desired(self, source: dict[str, Any], state: TrafficState) -> dict[str, Any] | None: ...
+
+    def applied(self, owned: dict[str, Any] | None) -> TrafficState: ...
+
+    def health(self, source: dict[str, Any], owned: dict[str, Any] | None) -> RouteHealth: ...
+
+    def explicit(self, source: dict[str, Any], owned: dict[str, Any] | None) -> bool:
+        """The owned object is exactly what `desired` builds for the state it applies."""
+        ...
+
+
+class Pinner(Protocol):
+    """Pins the pods of a role to a revision in an object other than a Service (Istio
+    DestinationRule subsets): reads which revision each role selects, and writes one."""
+
+    kind: str
+
+    def pinned(self, document: dict[str, Any]) -> dict[str, str | None]: ...
+
+    def pin(self, document: dict[str, Any], role: str, revision: str) -> dict[str, Any]: ...
 
 
 class Restoring:

@@ -1,114 +1,88 @@
-"""Which routes a Rollout's trafficRouting names, and the router for each: the bridge from the
-spec to the routers, used by validation (paths in errors) and by the controller (reads, writes)."""
+"""Which objects a Rollout's trafficRouting names, and the router for each: the bridge from the
+spec to the routers (through the registry), used by validation (paths in errors), the engine
+(capabilities) and the controller (reads, writes)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from rollout.api.rollout import Rollout
-from rollout.api.spec import TrafficRouting
-from rollout.engine.types import ObservedRoute
-from rollout.traffic.base import HeaderRoute, Mirror, RouteProblem, Router, TrafficState
-from rollout.traffic.gatewayapi import GatewayRouter
-from rollout.traffic.istio import IstioRouter
+from rollout.traffic.base import (
+    Capabilities,
+    HeaderRoute,
+    Mirror,
+    ObservedPins,
+    ObservedRoute,
+    RouteProblem,
+    TrafficState,
+)
+from rollout.traffic.registry import configured
+from rollout.traffic.routing import (
+    OwnedRouteBinding,
+    PinBinding,
+    RouteBinding,
+    Routing,
+    RuleClaims,
+    TrafficBinding,
+    routing_of,
+)
 
-GATEWAY_GROUP = "gateway.networking.k8s.io"
-ISTIO_GROUP = "networking.istio.io"
-
-
-@dataclass(frozen=True)
-class Routing:
-    """The trafficRouting of a canary or a blue/green Rollout and the two Services its routes send
-    to: stable and canary, or for blue/green active and preview."""
-
-    strategy_path: str  # spec.strategy.canary or spec.strategy.blueGreen, for errors
-    routing: TrafficRouting
-    stable_service: str
-    canary_service: str
-    stable_field: str  # the spec fields naming the two Services, for errors
-    canary_field: str
-
-    @property
-    def path(self) -> str:
-        return f"{self.strategy_path}.trafficRouting"
-
-
-def routing_of(rollout: Rollout) -> Routing | None:
-    strategy = rollout.spec.strategy
-    if strategy.canary is not None and strategy.canary.traffic_routing is not None:
-        canary = strategy.canary
-        return Routing(
-            "spec.strategy.canary",
-            canary.traffic_routing,
-            canary.stable_service or "",
-            canary.canary_service or "",
-            "stableService",
-            "canaryService",
-        )
-    if strategy.blue_green is not None and strategy.blue_green.traffic_routing is not None:
-        blue_green = strategy.blue_green
-        return Routing(
-            "spec.strategy.blueGreen",
-            blue_green.traffic_routing,
-            blue_green.active_service,
-            blue_green.preview_service or "",
-            "activeService",
-            "previewService",
-        )
-    return None
+__all__ = [
+    "OwnedRouteBinding",
+    "PinBinding",
+    "RouteBinding",
+    "Routing",
+    "capabilities",
+    "observe_pins",
+    "observe_route",
+    "pin_bindings",
+    "probe_state",
+    "route_bindings",
+    "routing_of",
+    "rule_claims",
+]
 
 
-@dataclass(frozen=True)
-class RouteBinding:
-    group: str
-    plural: str
-    name: str
-    path: str  # field path of the reference in the Rollout spec
-    router: Router
-
-
-def route_bindings(rollout: Rollout) -> list[RouteBinding]:
+def route_bindings(rollout: Rollout) -> list[TrafficBinding]:
+    """The objects that carry the Rollout's traffic, in spec order."""
     spec = routing_of(rollout)
     if spec is None:
         return []
-    routing, path = spec.routing, spec.path
-    owner = rollout.metadata.name
-    stable, preview = spec.stable_service, spec.canary_service
-    bindings: list[RouteBinding] = []
-    if routing.gateway_api is not None:
-        gateway = routing.gateway_api
-        for plural, field_name, refs in (
-            ("httproutes", "httpRoutes", gateway.http_routes),
-            ("grpcroutes", "grpcRoutes", gateway.grpc_routes),
-            ("tcproutes", "tcpRoutes", gateway.tcp_routes),
-        ):
-            for index, ref in enumerate(refs):
-                bindings.append(
-                    RouteBinding(
-                        GATEWAY_GROUP,
-                        plural,
-                        ref.name,
-                        f"{path}.gatewayAPI.{field_name}[{index}]",
-                        GatewayRouter(plural, owner, stable, preview, ref.rule),
-                    )
-                )
-    if routing.istio is not None:
-        service = routing.istio.virtual_service
-        rule = routing.istio.destination_rule
-        router = IstioRouter(
-            owner,
-            stable,
-            preview,
-            http_routes=tuple(service.routes),
-            tcp_ports=tuple(service.tcp_routes),
-            stable_subset=rule.stable_subset if rule else None,
-            canary_subset=rule.canary_subset if rule else None,
-        )
-        bindings.append(
-            RouteBinding(ISTIO_GROUP, "virtualservices", service.name, f"{path}.istio.virtualService", router)
-        )
-    return bindings
+    return [
+        b
+        for provider, config in configured(spec)
+        for b in provider.bindings(config, spec)
+        if isinstance(b, RouteBinding | OwnedRouteBinding)
+    ]
+
+
+def pin_bindings(rollout: Rollout) -> list[PinBinding]:
+    """The objects that select the Rollout's pods by revision besides its Services."""
+    spec = routing_of(rollout)
+    if spec is None:
+        return []
+    return [
+        b
+        for provider, config in configured(spec)
+        for b in provider.bindings(config, spec)
+        if isinstance(b, PinBinding)
+    ]
+
+
+def capabilities(spec: Routing) -> list[tuple[str, Capabilities]]:
+    """What each configured provider can carry: (field path of its config, capabilities)."""
+    return [(f"{spec.path}.{p.field}", p.capabilities(config)) for p, config in configured(spec)]
+
+
+def rule_claims(rollout: Rollout) -> RuleClaims:
+    """The route rules a Rollout writes: (plural, route, what) -> the field path naming them."""
+    spec = routing_of(rollout)
+    if spec is None:
+        return {}
+    claims: RuleClaims = {}
+    for provider, config in configured(spec):
+        claims.update(provider.claims(config, spec))
+    return claims
 
 
 def probe_state(rollout: Rollout) -> TrafficState:
@@ -129,17 +103,38 @@ def probe_state(rollout: Rollout) -> TrafficState:
 
 
 def observe_route(
-    binding: RouteBinding, route: dict[str, Any] | None, probe: TrafficState
+    binding: TrafficBinding,
+    route: dict[str, Any] | None,
+    probe: TrafficState,
+    owned: dict[str, Any] | None = None,
 ) -> ObservedRoute | None:
     """What the engine needs to know of one route: None when it does not exist, a problem when
-    the router could not carry `probe` on it, else what it applies and what its status says."""
+    the router could not carry `probe` on it, else what it applies and what its status says.
+    For a router that owns an object, `route` is the user's route and `owned` its own object."""
     if route is None:
         return None
     kind = binding.router.kind
     try:
-        binding.router.desired(route, probe)
-        traffic = binding.router.applied(route)
-        explicit = binding.router.explicit(route)
+        if isinstance(binding, OwnedRouteBinding):
+            binding.router.check(route)
+            traffic = binding.router.applied(owned)
+            explicit = binding.router.explicit(route, owned)
+            health = binding.router.health(route, owned)
+        else:
+            binding.router.desired(route, probe)
+            traffic = binding.router.applied(route)
+            explicit = binding.router.explicit(route)
+            health = binding.router.health(route)
     except RouteProblem as exc:
         return ObservedRoute(kind, binding.name, binding.path, problem=str(exc))
-    return ObservedRoute(kind, binding.name, binding.path, traffic, binding.router.health(route), explicit)
+    return ObservedRoute(kind, binding.name, binding.path, traffic, health, explicit)
+
+
+def observe_pins(binding: PinBinding, document: dict[str, Any] | None) -> ObservedPins | None:
+    if document is None:
+        return None
+    kind = binding.pinner.kind
+    try:
+        return ObservedPins(kind, binding.name, binding.path, binding.pinner.pinned(document))
+    except RouteProblem as exc:
+        return ObservedPins(kind, binding.name, binding.path, problem=str(exc))

@@ -13,10 +13,14 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+from rollout.api.rollout import SpecError
+from rollout.api.spec import GatewayAPIRouting, RouteRef
 from rollout.traffic.base import (
     MANAGED_PREFIX,
+    Capabilities,
     HeaderRoute,
     Mirror,
+    ResourceType,
     Restoring,
     RouteHealth,
     RouteProblem,
@@ -24,9 +28,14 @@ from rollout.traffic.base import (
     managed_name,
     managed_names,
 )
+from rollout.traffic.routing import Binding, RouteBinding, Routing, RuleClaims
 
 MAX_RULES = 16
 KINDS = {"httproutes": "HTTPRoute", "grpcroutes": "GRPCRoute", "tcproutes": "TCPRoute"}
+GROUP = "gateway.networking.k8s.io"
+VERSION = "v1"
+RESOURCES = {plural: ResourceType(GROUP, VERSION, kind, plural) for plural, kind in KINDS.items()}
+WEIGHTS_ONLY = "TCP routes carry weights only; header and mirror need HTTP"
 
 
 def _is_service(ref: dict[str, Any], name: str) -> bool:
@@ -210,3 +219,60 @@ class GatewayRouter(Restoring):
                     f"{condition.get('message', '')}",
                 )
         return RouteHealth("ok")
+
+
+class GatewayAPIProvider:
+    """`trafficRouting.gatewayAPI`: HTTPRoutes, GRPCRoutes and TCPRoutes by name."""
+
+    field = "gatewayAPI"
+    attribute = "gateway_api"
+    resources = tuple(RESOURCES.values())
+
+    @staticmethod
+    def _refs(config: GatewayAPIRouting) -> list[tuple[str, str, list[RouteRef]]]:
+        return [
+            ("httproutes", "httpRoutes", config.http_routes),
+            ("grpcroutes", "grpcRoutes", config.grpc_routes),
+            ("tcproutes", "tcpRoutes", config.tcp_routes),
+        ]
+
+    def capabilities(self, config: GatewayAPIRouting) -> Capabilities:
+        if config.tcp_routes:
+            return Capabilities(
+                header_matches=frozenset(),
+                mirror=False,
+                why={"headers": WEIGHTS_ONLY, "mirror": WEIGHTS_ONLY},
+            )
+        return Capabilities(
+            header_matches=frozenset({"exact", "regex"}),
+            why={"match": "Gateway API header matches are exact or regex; prefix is Istio only"},
+        )
+
+    def bindings(self, config: GatewayAPIRouting, routing: Routing) -> list[Binding]:
+        out: list[Binding] = []
+        for plural, field_name, refs in self._refs(config):
+            for index, ref in enumerate(refs):
+                router = GatewayRouter(
+                    plural, routing.rollout, routing.stable_service, routing.canary_service, ref.rule
+                )
+                path = f"{routing.path}.{self.field}.{field_name}[{index}]"
+                out.append(RouteBinding(RESOURCES[plural], ref.name, path, router))
+        return out
+
+    def claims(self, config: GatewayAPIRouting, routing: Routing) -> RuleClaims:
+        claims: RuleClaims = {}
+        for plural, field_name, refs in self._refs(config):
+            for index, ref in enumerate(refs):
+                what = f"rule {ref.rule!r}" if ref.rule else routing.backend_pair
+                claims[plural, ref.name, what] = f"{routing.path}.{self.field}.{field_name}[{index}]"
+        return claims
+
+    def config_errors(self, config: GatewayAPIRouting, routing: Routing) -> list[SpecError]:
+        if config.http_routes or config.grpc_routes or config.tcp_routes:
+            return []
+        return [
+            SpecError(f"{routing.path}.{self.field}", "list at least one httpRoute, grpcRoute or tcpRoute")
+        ]
+
+
+PROVIDER = GatewayAPIProvider()

@@ -6,7 +6,10 @@ Weights go on the two destinations, explicitly. A header route is an `http[]` en
 `rollout.dev.<rollout>.<n>`, inserted before the entry it copies, with lowercase header
 conditions added to each match and the canary as its only destination. A mirror is `mirror` +
 `mirrorPercentage` on the managed entries. Other fields (timeouts, retries, fault, corsPolicy) are
-left as the user wrote them."""
+left as the user wrote them.
+
+With a DestinationRule, the destinations are its `stable` and `canary` subsets, and the
+controller pins each subset to a revision (IstioSubsets) as it pins the Services."""
 
 from __future__ import annotations
 
@@ -15,10 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from rollout.api.revision import REVISION_LABEL
+from rollout.api.rollout import SpecError
+from rollout.api.spec import IstioRouting
 from rollout.traffic.base import (
     MANAGED_PREFIX,
+    Capabilities,
     HeaderRoute,
     Mirror,
+    ResourceType,
     Restoring,
     RouteHealth,
     RouteProblem,
@@ -26,6 +34,11 @@ from rollout.traffic.base import (
     managed_name,
     managed_names,
 )
+from rollout.traffic.routing import Binding, PinBinding, RouteBinding, Routing, RuleClaims
+
+GROUP = "networking.istio.io"
+VIRTUAL_SERVICES = ResourceType(GROUP, "v1", "VirtualService", "virtualservices")
+DESTINATION_RULES = ResourceType(GROUP, "v1", "DestinationRule", "destinationrules")
 
 # Fields of a base entry that a header route does not copy: it gets its own.
 _NOT_COPIED = {
@@ -215,3 +228,98 @@ class IstioRouter(Restoring):
         return RouteHealth(
             "unknown", "NoRouteStatus", "Istio reports no acceptance status for VirtualServices"
         )
+
+
+@dataclass(frozen=True)
+class IstioSubsets:
+    """The DestinationRule whose subsets select the stable and canary pods: each role's subset
+    carries `rollout.dev/revision: <revision>` in its labels."""
+
+    kind = "DestinationRule"
+
+    name: str
+    stable_subset: str
+    canary_subset: str
+
+    def _subset(self, role: str) -> str:
+        return self.stable_subset if role == "stable" else self.canary_subset
+
+    def pinned(self, document: dict[str, Any]) -> dict[str, str | None]:
+        subsets = {
+            str(s.get("name")): dict(s.get("labels") or {})
+            for s in (document.get("spec") or {}).get("subsets") or []
+        }
+        missing = [
+            f"{subset!r} ({field})"
+            for field, subset in (("stableSubset", self.stable_subset), ("canarySubset", self.canary_subset))
+            if subset not in subsets
+        ]
+        if missing:
+            raise RouteProblem(f"has no subset {', '.join(missing)}")
+        return {role: subsets[self._subset(role)].get(REVISION_LABEL) for role in ("stable", "canary")}
+
+    def pin(self, document: dict[str, Any], role: str, revision: str) -> dict[str, Any]:
+        new = copy.deepcopy(document)
+        spec = new.setdefault("spec", {})
+        spec["subsets"] = [
+            {**s, "labels": {**(s.get("labels") or {}), REVISION_LABEL: revision}}
+            if s.get("name") == self._subset(role)
+            else s
+            for s in spec.get("subsets") or []
+        ]
+        return new
+
+
+class IstioProvider:
+    """`trafficRouting.istio`: one VirtualService, optionally with DestinationRule subsets."""
+
+    field = "istio"
+    attribute = "istio"
+    resources = (VIRTUAL_SERVICES, DESTINATION_RULES)
+
+    def capabilities(self, config: IstioRouting) -> Capabilities:
+        subsets = config.destination_rule is not None
+        service = config.virtual_service
+        if service.tcp_routes and not service.routes:
+            why = "TCP routes carry weights only; header and mirror need HTTP"
+            return Capabilities(
+                header_matches=frozenset(), mirror=False, subsets=subsets, why={"headers": why, "mirror": why}
+            )
+        return Capabilities(subsets=subsets)
+
+    def bindings(self, config: IstioRouting, routing: Routing) -> list[Binding]:
+        service = config.virtual_service
+        rule = config.destination_rule
+        router = IstioRouter(
+            routing.rollout,
+            routing.stable_service,
+            routing.canary_service,
+            http_routes=tuple(service.routes),
+            tcp_ports=tuple(service.tcp_routes),
+            stable_subset=rule.stable_subset if rule else None,
+            canary_subset=rule.canary_subset if rule else None,
+        )
+        at = f"{routing.path}.{self.field}"
+        out: list[Binding] = [RouteBinding(VIRTUAL_SERVICES, service.name, f"{at}.virtualService", router)]
+        if rule is not None:
+            subsets = IstioSubsets(rule.name, rule.stable_subset, rule.canary_subset)
+            out.append(PinBinding(DESTINATION_RULES, rule.name, f"{at}.destinationRule", subsets))
+        return out
+
+    def claims(self, config: IstioRouting, routing: Routing) -> RuleClaims:
+        service = config.virtual_service
+        at = f"{routing.path}.{self.field}.virtualService"
+        claims: RuleClaims = {}
+        for index, route in enumerate(service.routes):
+            claims["virtualservices", service.name, f"http route {route!r}"] = f"{at}.routes[{index}]"
+        for index, port in enumerate(service.tcp_routes):
+            claims["virtualservices", service.name, f"tcp port {port}"] = f"{at}.tcpRoutes[{index}]"
+        if not service.routes and not service.tcp_routes:
+            claims["virtualservices", service.name, routing.backend_pair] = f"{at}.name"
+        return claims
+
+    def config_errors(self, config: IstioRouting, routing: Routing) -> list[SpecError]:
+        return []
+
+
+PROVIDER = IstioProvider()

@@ -18,6 +18,19 @@ def replicaset_name(rollout_name: str, revision: str) -> str:
     return f"{rollout_name}-{revision}"
 
 
+def owner_reference(rollout: Rollout) -> dict[str, Any]:
+    """The Rollout as the controller owner of an object it creates (garbage-collected with it)."""
+    meta = rollout.metadata
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Rollout",
+        "name": meta.name,
+        "uid": meta.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
 def build_replicaset(rollout: Rollout, revision: str, replicas: int) -> dict[str, Any]:
     meta = rollout.metadata
     template = rollout.spec.template.model_dump(by_alias=True, exclude_defaults=True, mode="json")
@@ -36,16 +49,7 @@ def build_replicaset(rollout: Rollout, revision: str, replicas: int) -> dict[str
                 REVISION_LABEL: revision,
                 ROLLOUT_NAME_LABEL: meta.name,
             },
-            "ownerReferences": [
-                {
-                    "apiVersion": API_VERSION,
-                    "kind": "Rollout",
-                    "name": meta.name,
-                    "uid": meta.uid,
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "ownerReferences": [owner_reference(rollout)],
         },
         "spec": {
             "replicas": replicas,

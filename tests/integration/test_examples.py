@@ -34,8 +34,9 @@ KINDS = {
     "TCPRoute": Resource("gateway.networking.k8s.io", "v1", "tcproutes"),
     "VirtualService": Resource("networking.istio.io", "v1", "virtualservices"),
     "DestinationRule": Resource("networking.istio.io", "v1", "destinationrules"),
+    "Ingress": Resource("networking.k8s.io", "v1", "ingresses"),
 }
-ROUTE_KINDS = ("HTTPRoute", "GRPCRoute", "TCPRoute", "VirtualService")
+ROUTE_KINDS = ("HTTPRoute", "GRPCRoute", "TCPRoute", "VirtualService", "Ingress")
 
 
 def rollout_status(cluster, namespace, name):

@@ -65,6 +65,9 @@ to the controller; when the controller's calls change, these lists are all that 
 - apiGroups: ["networking.istio.io"]
   resources: ["virtualservices", "destinationrules"]
   verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["ingresses"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 {{- end -}}
 
 {{- /* Cluster-scoped, needed in both modes: ClusterAnalysisTemplates are cluster-scoped objects

@@ -1,0 +1,223 @@
+"""The web provider: one HTTP GET or POST per measurement to a URL that answers JSON, for signals
+behind an HTTP API (a load-test service, a SaaS metrics query API, a custom health endpoint).
+
+Resolved with the other metrics (pure): each argument is escaped for where it stands, percent-
+encoded as a component in the URL's path and query, limited to a host name (and port) in its host,
+refused with a CR or LF in a header, and substituted into the parsed JSON body (so JSON string
+escaping applies and no value is ever spliced into the text). Measured by the controller in a
+worker thread: `jsonPath` (jsonpath-ng, with its filter extensions) picks the value out of the
+answer, one match as it is, several as a list. A 3xx, 4xx or 5xx, a timeout (over the whole
+exchange) or a body that is not JSON is an Error measurement; a jsonPath that matches nothing is
+no data (Inconclusive). Nothing is retried within a measurement: a POST may start work on the
+other side (a load test), and errors are retried at the metric's next interval within
+consecutiveErrorLimit."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+import structlog
+from jsonpath_ng.ext import parse as parse_json_path
+
+from rollout.analysis.args import PLACEHOLDER, ArgError, placeholders
+from rollout.analysis.conditions import Result
+from rollout.analysis.provider import NoData, QueryError, SecretUse, header_uses
+from rollout.api.analysis import PrometheusHeader, WebProvider
+from rollout.api.base import parse_duration
+
+log = structlog.get_logger("rollout.analysis")
+
+MAX_ANSWER_BYTES = 1024 * 1024  # an answer larger than this is not a metric
+SNIPPET = 120  # characters of an unexpected answer quoted in a message
+_HOST_VALUE = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")  # a host name, with a port at most
+_HEADER_BREAKS = ("\r", "\n", "\0")
+
+
+@dataclass(frozen=True)
+class WebRequest:
+    """An HTTP request with its arguments filled in, escaped for where each stands."""
+
+    method: str
+    url: str
+    headers: tuple[PrometheusHeader, ...]
+    body: str | None  # JSON text
+    json_path: str
+    timeout: float
+    insecure: bool
+
+    @property
+    def text(self) -> str:
+        return f"{self.method} {self.url}"
+
+
+def _value(name: str, args: Mapping[str, str]) -> str:
+    if name not in args:
+        raise ArgError(f"argument {name!r} has no value (give it in the Rollout's analysis args)")
+    return args[name]
+
+
+def substitute_url(url: str, args: Mapping[str, str]) -> str:
+    """Arguments in the host limited to a host name and port; in the path, query and fragment
+    percent-encoded as one component (a value cannot add a path segment or a query parameter)."""
+    split = urlsplit(url)
+    authority_end = len(f"{split.scheme}://{split.netloc}")
+
+    def host(match: re.Match[str]) -> str:
+        value = _value(match.group(1), args)
+        if not _HOST_VALUE.match(value):
+            raise ArgError(
+                f"argument {match.group(1)!r} = {value!r} is used in the url's host, where only "
+                "a host name (letters, digits, dots and dashes) and a :port are allowed"
+            )
+        return value
+
+    def component(match: re.Match[str]) -> str:
+        return quote(_value(match.group(1), args), safe="")
+
+    return PLACEHOLDER.sub(host, url[:authority_end]) + PLACEHOLDER.sub(component, url[authority_end:])
+
+
+def substitute_header(header: PrometheusHeader, args: Mapping[str, str]) -> PrometheusHeader:
+    if header.value is None:
+        return header  # read from a Secret by the controller, never substituted
+    value = PLACEHOLDER.sub(lambda m: _value(m.group(1), args), header.value)
+    if any(ch in value for ch in _HEADER_BREAKS):
+        raise ArgError(f"header {header.key}: a value with a line break (CR or LF) cannot be sent")
+    return header.model_copy(update={"value": value})
+
+
+def substitute_body(body: str, args: Mapping[str, str]) -> str:
+    """The JSON body with arguments substituted inside its strings (keys and values), written
+    back as JSON: a value is always inside the string it was placed in."""
+
+    def fill(node: Any) -> Any:
+        if isinstance(node, str):
+            return PLACEHOLDER.sub(lambda m: _value(m.group(1), args), node)
+        if isinstance(node, list):
+            return [fill(item) for item in node]
+        if isinstance(node, dict):
+            return {fill(key): fill(value) for key, value in node.items()}
+        return node
+
+    return json.dumps(fill(json.loads(body)), separators=(",", ":"))
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _snippet(text: str) -> str:
+    flat = " ".join(text.split())
+    return repr(flat[:SNIPPET] + ("..." if len(flat) > SNIPPET else ""))
+
+
+class WebMetrics:
+    """`provider.web`: the provider seam for HTTP APIs answering JSON (see provider.py)."""
+
+    kind = "web"
+    json_result = True
+
+    def placeholders(self, config: WebProvider) -> set[str]:
+        found = placeholders(config.url) | placeholders(config.body or "")
+        for header in config.headers:
+            found |= placeholders(header.value or "")
+        return found
+
+    def resolve(self, config: WebProvider, args: Mapping[str, str]) -> WebRequest:
+        return WebRequest(
+            method=config.method,
+            url=substitute_url(config.url, args),
+            headers=tuple(substitute_header(h, args) for h in config.headers),
+            body=substitute_body(config.body, args) if config.body is not None else None,
+            json_path=config.json_path,
+            timeout=parse_duration(config.timeout),
+            insecure=config.insecure,
+        )
+
+    def secret_uses(self, config: WebProvider) -> list[SecretUse]:
+        return header_uses(config.headers)
+
+    def measure(
+        self,
+        request: WebRequest,
+        headers: Mapping[str, str],
+        clients: Mapping[str, Any],
+        context: Mapping[str, str],
+    ) -> Result:
+        started = time.monotonic()
+        try:
+            value = _measure(request, headers)
+        except (QueryError, NoData) as exc:
+            log.warning(
+                "web measurement failed" if isinstance(exc, QueryError) else "web measurement: no data",
+                request=request.text,
+                seconds=round(time.monotonic() - started, 4),
+                error=str(exc),
+                **context,
+            )
+            raise
+        log.info(
+            "web measurement",
+            request=request.text,
+            seconds=round(time.monotonic() - started, 4),
+            value=value,
+            **context,
+        )
+        return value
+
+
+def _measure(request: WebRequest, headers: Mapping[str, str]) -> Result:
+    sent = {"Accept": "application/json", **headers}
+    if request.body is not None and not any(k.lower() == "content-type" for k in sent):
+        sent["Content-Type"] = "application/json"
+    deadline = time.monotonic() + request.timeout
+    what = request.text
+    try:
+        with requests.request(
+            request.method,
+            request.url,
+            headers=sent,
+            data=request.body.encode() if request.body is not None else None,
+            timeout=request.timeout,
+            verify=not request.insecure,
+            allow_redirects=False,  # a redirect (to a login page, typically) is not an answer
+            stream=True,
+        ) as response:
+            body = bytearray()
+            # The timeout bounds the whole exchange, not only each read: a trickling answer ends too.
+            for chunk in response.iter_content(64 * 1024):
+                body += chunk
+                if time.monotonic() > deadline:
+                    raise QueryError(f"{what} did not answer within {request.timeout:g}s")
+                if len(body) > MAX_ANSWER_BYTES:
+                    raise QueryError(f"{what} answered more than {MAX_ANSWER_BYTES} bytes: not a metric")
+    except requests.Timeout as exc:
+        raise QueryError(f"{what} did not answer within {request.timeout:g}s") from exc
+    except requests.ConnectionError as exc:
+        raise QueryError(f"{what}: unreachable (connection failed)") from exc
+    except requests.RequestException as exc:  # an invalid URL or header value, a TLS failure
+        raise QueryError(f"{what}: {exc}") from exc
+    text = body.decode(response.encoding or "utf-8", errors="replace")
+    if not 200 <= response.status_code < 300:
+        where = f" (to {response.headers.get('Location')})" if response.is_redirect else ""
+        raise QueryError(f"{what} answered HTTP {response.status_code}{where}: {_snippet(text)}")
+    try:
+        answer = json.loads(text, parse_constant=_not_json)
+    except ValueError as exc:
+        raise QueryError(
+            f"{what} answered HTTP {response.status_code} with a body that is not JSON: {_snippet(text)}"
+        ) from exc
+    matches = [match.value for match in parse_json_path(request.json_path).find(answer)]
+    if not matches:
+        raise NoData(f"jsonPath {request.json_path} matched nothing in the answer of {what}")
+    return matches[0] if len(matches) == 1 else matches
+
+
+PROVIDER = WebMetrics()

@@ -1,0 +1,116 @@
+"""The trafficRouting of a Rollout as the routers see it (`Routing`), and the bindings a router
+provider makes of it: which object of which resource, at which spec path, handled by which router.
+Providers (gatewayapi.py, istio.py, ...) build bindings; the registry lists the providers;
+bindings.py and the controller use them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rollout.api.rollout import Rollout
+from rollout.api.spec import TrafficRouting
+from rollout.traffic.base import OwningRouter, Pinner, ResourceType, Router
+
+
+@dataclass(frozen=True)
+class Routing:
+    """The trafficRouting of a canary or a blue/green Rollout and the two Services its routes send
+    to: stable and canary, or for blue/green active and preview."""
+
+    strategy_path: str  # spec.strategy.canary or spec.strategy.blueGreen, for errors
+    routing: TrafficRouting
+    stable_service: str
+    canary_service: str
+    stable_field: str  # the spec fields naming the two Services, for errors
+    canary_field: str
+    rollout: str = ""  # the Rollout's name: managed rules and owned objects are named after it
+
+    @property
+    def path(self) -> str:
+        return f"{self.strategy_path}.trafficRouting"
+
+    @property
+    def backend_pair(self) -> str:
+        return f"backends {self.stable_service},{self.canary_service}"
+
+
+def routing_of(rollout: Rollout) -> Routing | None:
+    strategy = rollout.spec.strategy
+    name = rollout.metadata.name
+    if strategy.canary is not None and strategy.canary.traffic_routing is not None:
+        canary = strategy.canary
+        return Routing(
+            "spec.strategy.canary",
+            canary.traffic_routing,
+            canary.stable_service or "",
+            canary.canary_service or "",
+            "stableService",
+            "canaryService",
+            name,
+        )
+    if strategy.blue_green is not None and strategy.blue_green.traffic_routing is not None:
+        blue_green = strategy.blue_green
+        return Routing(
+            "spec.strategy.blueGreen",
+            blue_green.traffic_routing,
+            blue_green.active_service,
+            blue_green.preview_service or "",
+            "activeService",
+            "previewService",
+            name,
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class RouteBinding:
+    """A route the user owns; the router edits it in place."""
+
+    resource: ResourceType
+    name: str
+    path: str  # field path of the reference in the Rollout spec
+    router: Router
+
+    @property
+    def group(self) -> str:
+        return self.resource.group
+
+    @property
+    def plural(self) -> str:
+        return self.resource.plural
+
+
+@dataclass(frozen=True)
+class OwnedRouteBinding:
+    """A route the user owns (`name`, read only) and an object of the same resource that the
+    router builds from it and the controller creates, updates and deletes (`owned`)."""
+
+    resource: ResourceType
+    name: str
+    owned: str
+    path: str
+    router: OwningRouter
+
+    @property
+    def group(self) -> str:
+        return self.resource.group
+
+    @property
+    def plural(self) -> str:
+        return self.resource.plural
+
+
+@dataclass(frozen=True)
+class PinBinding:
+    """An object that selects pods by revision per role (DestinationRule subsets)."""
+
+    resource: ResourceType
+    name: str
+    path: str
+    pinner: Pinner
+
+
+TrafficBinding = RouteBinding | OwnedRouteBinding
+Binding = RouteBinding | OwnedRouteBinding | PinBinding
+# The route rules a Rollout writes, for conflicts between Rollouts: (plural, route, what) -> path.
+RuleClaims = dict[tuple[str, str, str], str]

@@ -1,0 +1,110 @@
+"""ingress-nginx canaries by the real controller on the emulated cluster: the canary Ingress is
+created beside the stable one (checked against the networking.k8s.io/v1 Ingress schema by
+kubernetes-validate), follows the steps, and is deleted at completion, on abort and when the
+Rollout is deleted; the stable Ingress is never modified."""
+
+import asyncio
+
+import kubernetes_validate
+
+from rollout.controller.kube import ROLLOUTS, SERVICES, Resource
+from rollout.sandbox.faults import FaultPlan
+from tests.integration.conftest import NS, get_rollout, healthy_at, status_of
+from tests.manifests import image_patch, ingress_manifest, rollout_manifest, service_manifest
+from tests.waiting import wait_for
+
+INGRESSES = Resource("networking.k8s.io", "v1", "ingresses")
+CANARY = "web-web-canary"
+WEIGHT = "nginx.ingress.kubernetes.io/canary-weight"
+
+
+def strategy(steps):
+    return {
+        "canary": {
+            "stableService": "web-stable",
+            "canaryService": "web-canary",
+            "trafficRouting": {"nginx": {"stableIngress": "web"}},
+            "steps": steps,
+            "scaleDownDelaySeconds": 1,
+            "abortScaleDownDelaySeconds": 1,
+        }
+    }
+
+
+async def setup(cluster, steps):
+    for name in ("web-stable", "web-canary"):
+        await cluster.kube.create(SERVICES, NS, service_manifest(name))
+    await cluster.kube.create(INGRESSES, NS, ingress_manifest())
+    await cluster.kube.create(ROLLOUTS, NS, rollout_manifest(replicas=4, strategy=strategy(steps)))
+    await wait_for(healthy_at(cluster), what="first deploy Healthy")
+    return await cluster.kube.get(INGRESSES, NS, "web")
+
+
+def canary_weight(cluster, weight):
+    async def probe():
+        canary = await cluster.kube.get(INGRESSES, NS, CANARY)
+        return canary if canary and canary["metadata"]["annotations"].get(WEIGHT) == weight else None
+
+    return probe
+
+
+def no_canary_ingress(cluster):
+    async def probe():
+        return await cluster.kube.get(INGRESSES, NS, CANARY) is None
+
+    return probe
+
+
+def spec_and_annotations(ingress):
+    return ingress["spec"], ingress["metadata"].get("annotations")
+
+
+async def test_canary_ingress_follows_the_steps_and_goes_at_completion(cluster):
+    steps = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}, {"pause": {"duration": 1}}]
+    async with cluster.controller():
+        stable = await setup(cluster, steps)
+        assert await cluster.kube.get(INGRESSES, NS, CANARY) is None
+        await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
+        canary = await wait_for(canary_weight(cluster, "20"), what="canary Ingress at 20%")
+        rollout = await get_rollout(cluster)
+        assert canary["metadata"]["ownerReferences"][0]["uid"] == rollout["metadata"]["uid"]
+        assert {
+            p["backend"]["service"]["name"] for r in canary["spec"]["rules"] for p in r["http"]["paths"]
+        } == {"web-canary"}
+        kubernetes_validate.validate(canary, kubernetes_validate.latest_version(), strict=True)
+        # The promote meets a second of conflicting writes: the retries read the canary Ingress
+        # (and everything else) from the API server, not from a cache that may be behind.
+        cluster.api.faults = FaultPlan(conflict=1.0)
+        await cluster.kube.patch(
+            ROLLOUTS, NS, "web", {"metadata": {"annotations": {"rollout.dev/promote": "step"}}}
+        )
+        await asyncio.sleep(1.0)
+        cluster.api.faults = None
+        await wait_for(canary_weight(cluster, "50"), what="canary Ingress at 50%")
+        await wait_for(healthy_at(cluster, (await status_of(cluster))["currentRevision"]), what="v2 stable")
+        await wait_for(no_canary_ingress(cluster), what="canary Ingress deleted at completion")
+    final = await cluster.kube.get(INGRESSES, NS, "web")
+    assert spec_and_annotations(final) == spec_and_annotations(stable)
+
+
+async def test_abort_and_deletion_remove_the_canary_ingress(cluster):
+    async with cluster.controller():
+        stable = await setup(cluster, [{"setWeight": 30}, {"pause": {}}])
+        await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
+        await wait_for(canary_weight(cluster, "30"), what="canary Ingress at 30%")
+        await cluster.kube.patch(
+            ROLLOUTS, NS, "web", {"metadata": {"annotations": {"rollout.dev/abort": "x"}}}
+        )
+        await wait_for(no_canary_ingress(cluster), what="canary Ingress deleted on abort")
+        assert (await status_of(cluster))["aborted"] is True
+        await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:3"))
+        await wait_for(canary_weight(cluster, "30"), what="canary Ingress back at 30% for web:3")
+        await cluster.kube.delete(ROLLOUTS, NS, "web")
+
+        async def rollout_gone():
+            return await get_rollout(cluster) is None
+
+        await wait_for(rollout_gone, what="Rollout deleted")
+        await wait_for(no_canary_ingress(cluster), what="canary Ingress deleted with the Rollout")
+    final = await cluster.kube.get(INGRESSES, NS, "web")
+    assert spec_and_annotations(final) == spec_and_annotations(stable)
