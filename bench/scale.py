@@ -89,6 +89,14 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far."""
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
 def percentiles(values: list[float]) -> str:
     if not values:
         return "-"
@@ -281,6 +289,7 @@ async def run(n: int, workers: int, timeout: float) -> dict[str, Any]:
                 all_healthy = time.monotonic() - began
                 where.harvest()
                 where.counts.clear()  # from here on: the update
+                cpu_before = cpu_seconds(controller.pid)
                 where.writes.clear()
                 updated: dict[str, float] = {}
 
@@ -313,6 +322,8 @@ async def run(n: int, workers: int, timeout: float) -> dict[str, Any]:
                     where.harvest()
                     await asyncio.sleep(0.05)
                 counts = where.counts
+                cpu = cpu_seconds(controller.pid) - cpu_before
+                took = time.monotonic() - min(updated.values())
             finally:
                 controller.kill()
                 controller.wait(10)
@@ -330,6 +341,7 @@ async def run(n: int, workers: int, timeout: float) -> dict[str, Any]:
         "to20/20-60/done": per_step(where.writes) if requests else "n/a",
         "events/Rollout": round(counts["POST events"] / n, 1) if requests else "n/a",
         "RSS MiB": round(peak),
+        "ctl CPU": f"{cpu:.0f}s/{took:.0f}s",
         "_counts": counts,
     }
 

@@ -119,6 +119,8 @@ def test_rbac_modes():
     cluster_wide = {(g.group, g.resource, g.verb) for g in namespaced if g.namespace == ""}
     assert cluster_wide == {
         ("rollout.dev", "clusteranalysistemplates", "get"),
+        ("rollout.dev", "clusteranalysistemplates", "list"),
+        ("rollout.dev", "clusteranalysistemplates", "watch"),
         ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
         ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
         ("", "namespaces", "list"),
