@@ -50,6 +50,24 @@ def _crds(args: argparse.Namespace) -> int:
     return 0
 
 
+def _argocd(args: argparse.Namespace) -> int:
+    from rollout.argocd import config
+
+    directory = Path(args.output)
+    if args.check:
+        stale = config.stale(directory)
+        if stale:
+            print(
+                f"rollout: stale Argo CD snippets in {directory}: {', '.join(stale)}; run `rollout argocd`",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    for path in config.write(directory):
+        print(path)
+    return 0
+
+
 def _sandbox(args: argparse.Namespace) -> int:
     try:
         from rollout.sandbox.run import run_sandbox
@@ -94,6 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
     crds.add_argument("--output", "-o", default="crds", help="directory (default: crds)")
     crds.add_argument("--check", action="store_true", help="exit 1 if the files differ from the models")
     crds.set_defaults(run=_crds)
+
+    argocd = sub.add_parser(
+        "argocd",
+        help="write the Argo CD health/actions snippets (argocd-cm, Helm values) from the Lua scripts",
+    )
+    argocd.add_argument(
+        "--output", "-o", default="examples/argocd", help="directory (default: examples/argocd)"
+    )
+    argocd.add_argument("--check", action="store_true", help="exit 1 if the files differ from the scripts")
+    argocd.set_defaults(run=_argocd)
 
     box = sub.add_parser("sandbox", help="run the controller on an emulated cluster and roll out an update")
     box.add_argument("--file", "-f", type=Path, help="a Rollout manifest (default: the embedded example)")

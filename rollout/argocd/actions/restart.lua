@@ -1,0 +1,6 @@
+-- Argo CD action "restart": sets rollout.dev/restart=true for the rollout controller to act on.
+if obj.metadata.annotations == nil then
+  obj.metadata.annotations = {}
+end
+obj.metadata.annotations["rollout.dev/restart"] = "true"
+return obj
