@@ -180,6 +180,8 @@ class Kube:
         body: Any = None,
         content_type: str | None = None,
     ) -> Any:
+        if method in ("POST", "PUT", "PATCH"):  # every write names us, for managedFields and GitOps diffs
+            query = {"fieldManager": FIELD_MANAGER, **(query or {})}
         retrying = AsyncRetrying(
             retry=retry_if_exception(_transient),
             stop=stop_after_attempt(self.attempts),

@@ -16,7 +16,9 @@ import copy
 import datetime
 import itertools
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp.web
@@ -137,6 +139,20 @@ def _replace_data(request: rendering.Request, data: Any) -> None:
     object.__setattr__(request, "data", data)
 
 
+@dataclass(frozen=True)
+class Write:
+    """A write the server received: who made it (User-Agent) and the field manager it named,
+    which a real server records in managedFields (and Argo CD's managedFieldsManagers reads)."""
+
+    method: str
+    path: str
+    field_manager: str | None
+    user_agent: str
+
+
+_WRITES = frozenset({"POST", "PUT", "PATCH"})
+
+
 @attrs.define(kw_only=True)
 class EmulatedApiServer(kmock.KubernetesEmulator):
     _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
@@ -144,6 +160,8 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
     _schemas: dict[Any, tuple[str, dict[str, Any]]] = attrs.field(factory=dict, init=False)
     # Faults toward the controller (rollout/sandbox/faults.py); None: none. Switchable at any time.
     faults: FaultPlan | None = attrs.field(default=None)
+    # The latest writes, oldest first (bounded: a benchmark makes millions).
+    writes: deque[Write] = attrs.field(factory=lambda: deque(maxlen=100_000), init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -294,6 +312,16 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
                     yield item
 
     async def _serve(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        method = str(request.method.value).upper()
+        if method in _WRITES:
+            self.writes.append(
+                Write(
+                    method=method,
+                    path=request.url.path,
+                    field_manager=request.params.get("fieldManager"),
+                    user_agent=request.headers.get("User-Agent", ""),
+                )
+            )
         if request.resource is None or request.subresource not in (None, "status", "scale"):
             return await super()._handle(request)
         try:
