@@ -143,8 +143,10 @@ class Kube:
         attempts: int = 4,
         max_retry_after: float = 10.0,
         backoff: float = 0.1,
+        field_manager: str = FIELD_MANAGER,
     ) -> None:
         self.api = api
+        self.field_manager = field_manager  # the CLI's writes name a manager of their own
         self.timeout = timeout  # per attempt; a timed-out call is retried like a 503
         self.attempts = attempts
         self.max_retry_after = max_retry_after
@@ -181,7 +183,7 @@ class Kube:
         content_type: str | None = None,
     ) -> Any:
         if method in ("POST", "PUT", "PATCH"):  # every write names us, for managedFields and GitOps diffs
-            query = {"fieldManager": FIELD_MANAGER, **(query or {})}
+            query = {"fieldManager": self.field_manager, **(query or {})}
         retrying = AsyncRetrying(
             retry=retry_if_exception(_transient),
             stop=stop_after_attempt(self.attempts),
@@ -210,7 +212,7 @@ class Kube:
 
     async def create(self, res: Resource, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
         return await self.request(
-            "POST", res.path(namespace), query={"fieldManager": FIELD_MANAGER}, body=body
+            "POST", res.path(namespace), body=body
         )
 
     async def patch(
@@ -226,7 +228,6 @@ class Kube:
         return await self.request(
             "PATCH",
             res.path(namespace, name, sub),
-            query={"fieldManager": FIELD_MANAGER},
             body=body,
             content_type=content_type,
         )
