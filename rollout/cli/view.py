@@ -201,16 +201,22 @@ async def show(session: Session, name: str, console: Console, output: str | None
 
 
 async def watch(session: Session, name: str, console: Console, interval: float = 1.0) -> int:
-    """Redraw the tree in place until interrupted (KeyboardInterrupt ends the command with 0)."""
+    """Redraw the tree in place until interrupted (Ctrl-C ends the command with 0). The tree is
+    drawn on the terminal's alternate screen, each frame from the top, so a frame shorter or
+    narrower than the last leaves nothing behind; the last frame is printed on leaving."""
     obj = await session.rollout(name)
-    with Live(await tree(session, obj), console=console, auto_refresh=False, transient=False) as live:
-        try:
+    frame = await tree(session, obj)
+    try:
+        with Live(frame, console=console, auto_refresh=False, screen=True) as live:
             while True:
                 await asyncio.sleep(interval)
                 obj = await session.rollout(name)
-                live.update(Group(await tree(session, obj)), refresh=True)
-        except (KeyboardInterrupt, asyncio.CancelledError):
-            return 0
+                frame = await tree(session, obj)
+                live.update(Group(frame), refresh=True)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        pass
+    console.print(frame)
+    return 0
 
 
 async def listing(session: Session, console: Console) -> int:
