@@ -96,9 +96,4 @@ def refusal(action: str, obj: dict[str, Any]) -> str | None:
     elif action == "resume":
         if "UserPause" not in pauses:
             return "it is not paused by `rollout pause` (a pause step is passed with `rollout promote`)"
-    elif action == "restart":
-        if not status.get("stableRevision"):
-            return "it has no stable revision yet"
-        if updating(obj) or status.get("aborted") is True:
-            return "an update is in progress or aborted; restart restarts a settled stable revision"
     return None

@@ -9,6 +9,8 @@ import pytest
 import yaml
 
 from rollout.argocd import config
+from rollout.cli.health import health as cli_health
+from rollout.cli.health import refusal
 from rollout.cli.main import main
 from tests.argocd_lua import action, discovery, health, run
 
@@ -90,16 +92,16 @@ def test_healthy_phase_with_pods_missing_is_not_healthy():
     assert health(obj)["status"] == "Progressing"
 
 
-ALL = {"promote", "promote-full", "abort", "retry", "pause", "resume", "restart"}
+ALL = {"promote", "promote-full", "abort", "retry", "pause", "resume"}
 ENABLED = {
-    "canary-healthy": {"pause", "restart"},
+    "canary-healthy": {"pause"},
     "canary-progressing": {"promote-full", "abort", "pause"},
     "canary-paused": {"promote", "promote-full", "abort", "pause"},
     "canary-timed-pause": {"promote", "promote-full", "abort", "pause"},
     "canary-aborted": {"retry", "pause"},
     "bluegreen-awaiting-promotion": {"promote", "promote-full", "abort", "pause"},
-    "rolling-user-paused": {"resume", "restart"},
-    "rolling-spec-paused": {"pause", "restart"},
+    "rolling-user-paused": {"resume"},
+    "rolling-spec-paused": {"pause"},
     "rolling-progressing": {"abort", "pause"},  # a rolling update has nothing to promote
     "rolling-deadline-exceeded": {"abort", "pause"},
     "invalid-spec": {"pause"},
@@ -121,7 +123,6 @@ ANNOTATION = {
     "retry": ("rollout.dev/retry", "true"),
     "pause": ("rollout.dev/pause", "true"),
     "resume": ("rollout.dev/resume", "true"),
-    "restart": ("rollout.dev/restart", "true"),
 }
 
 
@@ -173,3 +174,11 @@ def test_argocd_check_fails_on_a_stale_snippet(tmp_path, capsys):
     )
     assert main(["argocd", "--output", str(tmp_path), "--check"]) == 1
     assert f"stale Argo CD snippets in {tmp_path}: {config.CM_FILE}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", sorted(ENABLED))
+def test_the_cli_agrees_with_argo_cd(name):
+    """`rollout status` and `rollout promote` judge a Rollout as the Argo CD scripts do."""
+    obj = fixture(name)
+    assert cli_health(obj) == (health(obj)["status"], health(obj)["message"])
+    assert {a for a in ALL if refusal(a, obj) is None} == ENABLED[name]

@@ -25,5 +25,4 @@ actions["abort"] = {["disabled"] = not updating}
 actions["retry"] = {["disabled"] = status.aborted ~= true}
 actions["pause"] = {["disabled"] = paused_by("UserPause")}
 actions["resume"] = {["disabled"] = not paused_by("UserPause")}
-actions["restart"] = {["disabled"] = status.stableRevision == nil or updating or status.aborted == true}
 return actions

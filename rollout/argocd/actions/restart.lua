@@ -1,6 +1,0 @@
--- Argo CD action "restart": sets rollout.dev/restart=true for the rollout controller to act on.
-if obj.metadata.annotations == nil then
-  obj.metadata.annotations = {}
-end
-obj.metadata.annotations["rollout.dev/restart"] = "true"
-return obj
