@@ -19,7 +19,7 @@ from rich.console import Console
 
 from rollout.api.base import parse_duration
 from rollout.api.crds import all_crds, render, write_crds
-from rollout.cli import lint, ops, view
+from rollout.cli import check, lint, ops, view
 from rollout.cli.session import CliError, Session, add_flags, connect
 
 
@@ -147,6 +147,10 @@ async def _set_image(session: Session, args: argparse.Namespace) -> int:
     return await ops.set_image(session, args.name, args.images, sys.stdout)
 
 
+async def _check(session: Session, args: argparse.Namespace) -> int:
+    return await check.check(session, args.name, sys.stdout, args.prometheus_address)
+
+
 def _lint(args: argparse.Namespace) -> int:
     return lint.lint([Path(f) for f in args.file], sys.stdout)
 
@@ -204,6 +208,18 @@ def _rollout_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     image.add_argument("images", nargs="+", metavar="CONTAINER=IMAGE")
     add_flags(image)
     image.set_defaults(run=_cluster(_set_image))
+
+    checking = sub.add_parser(
+        "check", help="check on the cluster what a Rollout refers to: exit 1 when anything fails"
+    )
+    checking.add_argument("name")
+    checking.add_argument(
+        "--prometheus-address",
+        default=os.environ.get("ROLLOUT_PROMETHEUS_ADDRESS"),
+        help="Prometheus for templates that name no address (env ROLLOUT_PROMETHEUS_ADDRESS)",
+    )
+    add_flags(checking)
+    checking.set_defaults(run=_cluster(_check))
 
     linting = sub.add_parser("lint", help="check Rollouts and AnalysisTemplates in files, offline")
     linting.add_argument("-f", "--file", action="append", required=True, help="a YAML file (repeatable)")
