@@ -91,7 +91,14 @@ def _sandbox(args: argparse.Namespace) -> int:
     from rollout.observability.logging import configure_logging
 
     configure_logging("ERROR", json=False)
-    return asyncio.run(run_sandbox(sys.stdout, file=args.file, new_image=args.image, timeout=args.timeout))
+    if args.file is not None and args.strategy is not None:
+        print("rollout sandbox: --strategy applies to the embedded example, not to --file", file=sys.stderr)
+        return 2
+    return asyncio.run(
+        run_sandbox(
+            sys.stdout, file=args.file, new_image=args.image, timeout=args.timeout, strategy=args.strategy
+        )
+    )
 
 
 def _cluster(
@@ -270,6 +277,11 @@ def build_parser() -> argparse.ArgumentParser:
     box = sub.add_parser("sandbox", help="run the controller on an emulated cluster and roll out an update")
     box.add_argument("--file", "-f", type=Path, help="a Rollout manifest (default: the embedded example)")
     box.add_argument("--image", help="the image to update to (default: the next major tag)")
+    box.add_argument(
+        "--strategy",
+        choices=["canary", "rolling", "bluegreen"],
+        help="the embedded example's strategy (default: canary on an HTTPRoute)",
+    )
     box.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each phase")
     box.set_defaults(run=_sandbox)
     return parser
