@@ -91,14 +91,34 @@ def _sandbox(args: argparse.Namespace) -> int:
     from rollout.observability.logging import configure_logging
 
     configure_logging("ERROR", json=False)
-    if args.file is not None and args.strategy is not None:
-        print("rollout sandbox: --strategy applies to the embedded example, not to --file", file=sys.stderr)
-        return 2
-    return asyncio.run(
-        run_sandbox(
-            sys.stdout, file=args.file, new_image=args.image, timeout=args.timeout, strategy=args.strategy
+    from rollout.sandbox.run import SandboxError
+
+    if args.file is not None and (args.strategy is not None or args.analysis):
+        print(
+            "rollout sandbox: --strategy and --analysis apply to the embedded example, not to --file",
+            file=sys.stderr,
         )
-    )
+        return 2
+    if args.analysis and args.strategy not in (None, "canary"):
+        print(
+            "rollout sandbox: --analysis shows a canary's analysis step; use --strategy canary",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        return asyncio.run(
+            run_sandbox(
+                sys.stdout,
+                file=args.file,
+                new_image=args.image,
+                timeout=args.timeout,
+                strategy=args.strategy,
+                analysis=args.analysis,
+            )
+        )
+    except SandboxError as exc:
+        print(f"rollout sandbox: {exc}", file=sys.stderr)
+        return 2
 
 
 def _cluster(
@@ -281,6 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--strategy",
         choices=["canary", "rolling", "bluegreen"],
         help="the embedded example's strategy (default: canary on an HTTPRoute)",
+    )
+    box.add_argument(
+        "--analysis",
+        action="store_true",
+        help="gate the canary with a real Prometheus (needs the prometheus binary): the update fails "
+        "its analysis and rolls back on its own",
     )
     box.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each phase")
     box.set_defaults(run=_sandbox)

@@ -6,6 +6,7 @@ the route's weights, pods) and a summary at the end."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from importlib import resources
@@ -14,13 +15,17 @@ from typing import Any, TextIO
 
 import yaml
 
-from rollout.controller.kube import EVENTS, REPLICASETS, ROLLOUTS, SERVICES, Resource
+from rollout.controller.kube import ANALYSIS_TEMPLATES, EVENTS, REPLICASETS, ROLLOUTS, SERVICES, Resource
 from rollout.sandbox import scenario
 from rollout.sandbox.cluster import EmulatedCluster, emulated_cluster
 
 HTTPROUTES = Resource(scenario.GATEWAY_GROUP, "v1", "httproutes")
 
 DEFAULT_ROLLOUT = "rollout.yaml"
+
+
+class SandboxError(Exception):
+    """The sandbox cannot run as asked: one line for the person, exit code 2."""
 
 
 def load_rollout(path: Path | None) -> dict[str, Any]:
@@ -77,6 +82,11 @@ class ProgressPrinter:
             + (_blue_green(blue_green) if blue_green else "")
             + routes
             + f"  pods(available/desired) {pods or '-'}"
+            + (
+                f"  ({status['message']})"
+                if status.get("phase") in ("Paused", "Degraded") and status.get("message")
+                else ""
+            )
         )
         return text, rollout
 
@@ -134,6 +144,21 @@ async def _supporting_objects(cluster: EmulatedCluster, manifest: dict[str, Any]
     return [r["metadata"]["name"] for r in routes]
 
 
+def rolled_back(first_revision: str) -> Callable[[dict[str, Any]], bool]:
+    """The update was aborted and the first revision serves everything again."""
+
+    def check(rollout: dict[str, Any]) -> bool:
+        status = rollout.get("status") or {}
+        return (
+            bool(status.get("aborted"))
+            and status.get("phase") == "Degraded"
+            and status.get("stableRevision") == first_revision
+            and (status.get("canary") or {}).get("weight") == 0
+        )
+
+    return check
+
+
 async def run_sandbox(
     out: TextIO,
     *,
@@ -141,7 +166,9 @@ async def run_sandbox(
     new_image: str | None = None,
     timeout: float = 60.0,
     strategy: str | None = None,
+    analysis: bool = False,
 ) -> int:
+    """0 once the update has landed (with `analysis`: once the failing analysis rolled it back)."""
     manifest = load_rollout(file)
     if file is None:
         manifest = scenario.with_strategy(manifest, strategy or "canary")
@@ -149,14 +176,34 @@ async def run_sandbox(
     name = manifest["metadata"]["name"]
     old_image = first_image(manifest)
     new_image = new_image or bumped_image(old_image)
+    binary = None
+    if analysis:
+        from rollout.sandbox import analysis as gate  # needs prometheus-client; only for --analysis
+
+        binary = gate.prometheus_binary()
+        if binary is None:
+            raise SandboxError("--analysis needs the prometheus binary on PATH (apt-get install prometheus)")
+        manifest["spec"]["strategy"]["canary"]["steps"] = gate.ANALYSIS_STEPS
     chosen = next(iter(manifest["spec"].get("strategy") or {"?": None}))
     print(
         f"sandbox: emulated Kubernetes API, real controller; Rollout {namespace}/{name} ({chosen})", file=out
     )
-    async with emulated_cluster(startup_seconds=0.4) as cluster:
+    async with emulated_cluster(startup_seconds=0.4) as cluster, contextlib.AsyncExitStack() as stack:
         cluster.create_namespace(namespace)
         routes = await _supporting_objects(cluster, manifest, out)
-        async with cluster.controller():
+        prometheus = None
+        if binary is not None:
+            traffic = gate.EmulatedTraffic(cluster, namespace, routes[0], {new_image})
+            prometheus = await stack.enter_async_context(gate.prometheus_watching(traffic, binary))
+            await cluster.kube.create(ANALYSIS_TEMPLATES, namespace, gate.error_rate_template(namespace))
+            print(
+                f"analysis: Prometheus {prometheus} scrapes the emulated app; AnalysisTemplate "
+                f"{gate.TEMPLATE} fails above {gate.MAX_ERROR_RATE:.0%} errors; {new_image} answers "
+                f"{gate.ERROR_SHARE:.0%} of its requests with a 500",
+                file=out,
+                flush=True,
+            )
+        async with cluster.controller(prometheus_address=prometheus):
             printer = ProgressPrinter(cluster, namespace, name, out, routes)
             await cluster.kube.create(ROLLOUTS, namespace, manifest)
             print(f"applied {name} with image {old_image}", file=out, flush=True)
@@ -176,16 +223,24 @@ async def run_sandbox(
                 current = (rollout.get("status") or {}).get("currentRevision")
                 return current if current != first_revision else None
 
-            final = await printer.until(healthy_at(moved_on), timeout)
+            done = rolled_back(first_revision) if analysis else healthy_at(moved_on)
+            final = await printer.until(done, timeout)
             took = time.monotonic() - update_started
             events = await cluster.kube.list(EVENTS, namespace)
     status = final["status"]
     reasons = [e["reason"] for e in events if e["involvedObject"].get("name") == name]
-    print(
-        f"\nsummary: {name} rolled from {old_image} (revision {first_revision}) to {new_image} "
-        f"(revision {status['stableRevision']}) in {took:.1f}s; phase {status['phase']}, "
-        f"{status['availableReplicas']}/{final['spec']['replicas']} available\n"
-        f"events: {', '.join(reasons)}",
-        file=out,
-    )
+    if analysis:
+        headline = (
+            f"summary: the analysis failed and {name} rolled back on its own in {took:.1f}s: "
+            f"{new_image} (revision {status.get('currentRevision')}) aborted, {old_image} "
+            f"(revision {first_revision}) keeps all the traffic; phase {status['phase']}: "
+            f"{status.get('message', '')}"
+        )
+    else:
+        headline = (
+            f"summary: {name} rolled from {old_image} (revision {first_revision}) to {new_image} "
+            f"(revision {status['stableRevision']}) in {took:.1f}s; phase {status['phase']}, "
+            f"{status['availableReplicas']}/{final['spec']['replicas']} available"
+        )
+    print(f"\n{headline}\nevents: {', '.join(reasons)}", file=out)
     return 0

@@ -6,6 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests.prom.stack import prometheus_binary
 from tests.thirdparty import require_crds
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,4 +84,26 @@ def test_bluegreen_previews_then_switches():
 def test_strategy_with_a_file_is_refused(tmp_path):
     code, lines, err = sandbox("--strategy", "rolling", "--file", str(tmp_path / "x.yaml"), crds=tmp_path)
     assert (code, lines) == (2, [])
-    assert err == "rollout sandbox: --strategy applies to the embedded example, not to --file\n"
+    assert err == "rollout sandbox: --strategy and --analysis apply to the embedded example, not to --file\n"
+
+
+@pytest.mark.prometheus
+def test_analysis_fails_on_a_real_prometheus_and_the_canary_rolls_back_on_its_own():
+    prometheus_binary()  # skips with the reason when the binary is missing (fails under CI)
+    code, lines, err = sandbox("--analysis", "--timeout", "45", crds=require_crds())
+    assert code == 0, err
+    assert lines[2].startswith("analysis: Prometheus http://127.0.0.1:")
+    at_20 = first(lines, "step=2/4 weight=20", "route web: web-stable=80 web-canary=20")
+    back = first(lines, "Degraded", "weight=0", "route web: web-stable=100 web-canary=0", after=at_20)
+    assert "Analysis step-2 failed: metric error-rate (AnalysisTemplate error-rate)" in lines[back]
+    assert not any("web-stable=50" in line for line in lines)  # it never went past the analysis
+    summary = lines[-2]
+    assert summary.startswith("summary: the analysis failed and web rolled back on its own")
+    assert "registry.example/web:1.0 (revision " in summary and "keeps all the traffic" in summary
+    assert lines[-1].endswith("AnalysisStarted, AnalysisFailed, RolloutAborted, PhaseDegraded")
+
+
+def test_analysis_needs_the_canary_example(tmp_path):
+    code, lines, err = sandbox("--analysis", "--strategy", "rolling", crds=tmp_path)
+    assert (code, lines) == (2, [])
+    assert err == "rollout sandbox: --analysis shows a canary's analysis step; use --strategy canary\n"
