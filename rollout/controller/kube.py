@@ -211,7 +211,9 @@ class Kube:
         return list(result.get("items") or [])
 
     async def create(self, res: Resource, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
-        return await self.request("POST", res.path(namespace), body=body)
+        return await self.request(
+            "POST", res.path(namespace), body=body
+        )
 
     async def patch(
         self,
