@@ -1,4 +1,6 @@
-"""Entry point of the `rollout` command: `controller`, `crds`, `sandbox`.
+"""Entry point of the `rollout` command (also the kubectl plugin `kubectl-rollouts`): the
+controller, generators (`crds`, `argocd`), `sandbox`, and the commands people and CI pipelines
+use on Rollouts (`get`, `list`, `status`, `promote`, ... in view.py, ops.py, lint.py).
 
 Errors end with a non-zero exit and one readable line on stderr."""
 
@@ -6,11 +8,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from kubernetes.client.exceptions import ApiException
+from rich.console import Console
+
+from rollout.api.base import parse_duration
 from rollout.api.crds import all_crds, render, write_crds
+from rollout.cli import check, lint, ops, view
+from rollout.cli.session import CliError, Session, add_flags, connect
 
 
 def _controller(args: argparse.Namespace) -> int:
@@ -115,6 +125,24 @@ def _crds(args: argparse.Namespace) -> int:
     return 0
 
 
+def _argocd(args: argparse.Namespace) -> int:
+    from rollout.argocd import config
+
+    directory = Path(args.output)
+    if args.check:
+        stale = config.stale(directory)
+        if stale:
+            print(
+                f"rollout: stale Argo CD snippets in {directory}: {', '.join(stale)}; run `rollout argocd`",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    for path in config.write(directory):
+        print(path)
+    return 0
+
+
 def _sandbox(args: argparse.Namespace) -> int:
     try:
         from rollout.sandbox.run import run_sandbox
@@ -128,7 +156,166 @@ def _sandbox(args: argparse.Namespace) -> int:
     from rollout.observability.logging import configure_logging
 
     configure_logging("ERROR", json=False)
-    return asyncio.run(run_sandbox(sys.stdout, file=args.file, new_image=args.image, timeout=args.timeout))
+    from rollout.sandbox.run import SandboxError
+
+    if args.file is not None and (args.strategy is not None or args.analysis):
+        print(
+            "rollout sandbox: --strategy and --analysis apply to the embedded example, not to --file",
+            file=sys.stderr,
+        )
+        return 2
+    if args.analysis and args.strategy not in (None, "canary"):
+        print(
+            "rollout sandbox: --analysis shows a canary's analysis step; use --strategy canary",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        return asyncio.run(
+            run_sandbox(
+                sys.stdout,
+                file=args.file,
+                new_image=args.image,
+                timeout=args.timeout,
+                strategy=args.strategy,
+                analysis=args.analysis,
+            )
+        )
+    except SandboxError as exc:
+        print(f"rollout sandbox: {exc}", file=sys.stderr)
+        return 2
+
+
+def _cluster(
+    run: Callable[[Session, argparse.Namespace], Awaitable[int]],
+) -> Callable[[argparse.Namespace], int]:
+    """A command that talks to the cluster named by the kubectl flags."""
+
+    def runner(args: argparse.Namespace) -> int:
+        session = connect(args)
+
+        async def go() -> int:
+            try:
+                return await run(session, args)
+            finally:
+                await asyncio.to_thread(session.kube.api.close)
+
+        return asyncio.run(go())
+
+    return runner
+
+
+def _console() -> Console:
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200, highlight=False)
+
+
+async def _get(session: Session, args: argparse.Namespace) -> int:
+    if args.watch:
+        return await view.watch(session, args.name, _console(), interval=args.interval)
+    return await view.show(session, args.name, _console(), args.output)
+
+
+async def _list(session: Session, args: argparse.Namespace) -> int:
+    return await view.listing(session, _console())
+
+
+async def _status(session: Session, args: argparse.Namespace) -> int:
+    return await ops.wait_status(session, args.name, parse_duration(args.timeout), sys.stdout)
+
+
+def _command(action: str) -> Callable[[Session, argparse.Namespace], Awaitable[int]]:
+    async def run(session: Session, args: argparse.Namespace) -> int:
+        chosen = "promote-full" if action == "promote" and args.full else action
+        return await ops.command(session, args.name, chosen, sys.stdout)
+
+    return run
+
+
+async def _undo(session: Session, args: argparse.Namespace) -> int:
+    return await ops.undo(session, args.name, args.to_revision, sys.stdout)
+
+
+async def _set_image(session: Session, args: argparse.Namespace) -> int:
+    return await ops.set_image(session, args.name, args.images, sys.stdout)
+
+
+async def _check(session: Session, args: argparse.Namespace) -> int:
+    return await check.check(session, args.name, sys.stdout, args.prometheus_address)
+
+
+def _lint(args: argparse.Namespace) -> int:
+    return lint.lint([Path(f) for f in args.file], sys.stdout)
+
+
+def _rollout_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    get = sub.add_parser("get", help="show a Rollout as a tree (get rollout NAME)")
+    get.add_argument("kind", choices=["rollout", "rollouts", "ro"], help="what to get: rollout")
+    get.add_argument("name")
+    get.add_argument("--watch", "-w", action="store_true", help="redraw in place until Ctrl-C")
+    get.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
+    get.add_argument("--output", "-o", choices=["yaml", "json"], help="print the object instead")
+    add_flags(get)
+    get.set_defaults(run=_cluster(_get))
+
+    listing = sub.add_parser("list", help="list Rollouts (list rollouts)")
+    listing.add_argument("kind", choices=["rollouts", "rollout", "ro"], help="what to list: rollouts")
+    add_flags(listing, all_namespaces=True)
+    listing.set_defaults(run=_cluster(_list))
+
+    status = sub.add_parser(
+        "status", help="wait for a Rollout: exit 0 Healthy, 1 Degraded or aborted, 2 on timeout"
+    )
+    status.add_argument("name")
+    status.add_argument("--timeout", default="10m", help="how long to wait (Go duration, default 10m)")
+    add_flags(status)
+    status.set_defaults(run=_cluster(_status))
+
+    helps = {
+        "promote": "pass the current pause, inconclusive analysis or blue/green gate (--full: to the end)",
+        "abort": "stop the update: traffic back to the stable revision",
+        "retry": "start an aborted update again",
+        "pause": "hold the Rollout where it is",
+        "resume": "lift a `rollout pause`",
+    }
+    for action, text in helps.items():
+        cmd = sub.add_parser(action, help=text)
+        cmd.add_argument("name")
+        if action == "promote":
+            cmd.add_argument(
+                "--full", action="store_true", help="to 100%% at once, no further steps or analysis"
+            )
+        add_flags(cmd)
+        cmd.set_defaults(run=_cluster(_command(action)))
+
+    undo = sub.add_parser("undo", help="roll back to an earlier revision (the previous one by default)")
+    undo.add_argument("name")
+    undo.add_argument("--to-revision", help="a revision hash (or prefix), or its number as `get` shows it")
+    add_flags(undo)
+    undo.set_defaults(run=_cluster(_undo))
+
+    set_cmd = sub.add_parser("set", help="set image NAME CONTAINER=IMAGE...")
+    set_sub = set_cmd.add_subparsers(dest="what", required=True)
+    image = set_sub.add_parser("image", help="change container images: an update like any other")
+    image.add_argument("name")
+    image.add_argument("images", nargs="+", metavar="CONTAINER=IMAGE")
+    add_flags(image)
+    image.set_defaults(run=_cluster(_set_image))
+
+    checking = sub.add_parser(
+        "check", help="check on the cluster what a Rollout refers to: exit 1 when anything fails"
+    )
+    checking.add_argument("name")
+    checking.add_argument(
+        "--prometheus-address",
+        default=os.environ.get("ROLLOUT_PROMETHEUS_ADDRESS"),
+        help="Prometheus for templates that name no address (env ROLLOUT_PROMETHEUS_ADDRESS)",
+    )
+    add_flags(checking)
+    checking.set_defaults(run=_cluster(_check))
+
+    linting = sub.add_parser("lint", help="check Rollouts and AnalysisTemplates in files, offline")
+    linting.add_argument("-f", "--file", action="append", required=True, help="a YAML file (repeatable)")
+    linting.set_defaults(run=_lint)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,9 +391,32 @@ def build_parser() -> argparse.ArgumentParser:
     crds.add_argument("--check", action="store_true", help="exit 1 if the files differ from the models")
     crds.set_defaults(run=_crds)
 
+    argocd = sub.add_parser(
+        "argocd",
+        help="write the Argo CD health/actions snippets (argocd-cm, Helm values) from the Lua scripts",
+    )
+    argocd.add_argument(
+        "--output", "-o", default="examples/argocd", help="directory (default: examples/argocd)"
+    )
+    argocd.add_argument("--check", action="store_true", help="exit 1 if the files differ from the scripts")
+    argocd.set_defaults(run=_argocd)
+
+    _rollout_commands(sub)
+
     box = sub.add_parser("sandbox", help="run the controller on an emulated cluster and roll out an update")
     box.add_argument("--file", "-f", type=Path, help="a Rollout manifest (default: the embedded example)")
     box.add_argument("--image", help="the image to update to (default: the next major tag)")
+    box.add_argument(
+        "--strategy",
+        choices=["canary", "rolling", "bluegreen"],
+        help="the embedded example's strategy (default: canary on an HTTPRoute)",
+    )
+    box.add_argument(
+        "--analysis",
+        action="store_true",
+        help="gate the canary with a real Prometheus (needs the prometheus binary): the update fails "
+        "its analysis and rolls back on its own",
+    )
     box.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each phase")
     box.set_defaults(run=_sandbox)
     return parser
@@ -218,9 +428,25 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args))
     except KeyboardInterrupt:
         return 130
+    except CliError as exc:
+        print(f"rollout {args.command}: {exc}", file=sys.stderr)
+        return exc.code
+    except ApiException as exc:
+        print(
+            f"rollout {args.command}: the API server answered {exc.status} {exc.reason}: {_api_message(exc)}",
+            file=sys.stderr,
+        )
+        return 1
     except Exception as exc:  # one readable line, not a traceback
         print(f"rollout {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+
+
+def _api_message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("message") or exc.body)
+    except ValueError:
+        return str(exc.body)
 
 
 if __name__ == "__main__":

@@ -155,8 +155,10 @@ class Kube:
         max_retry_after: float = 10.0,
         backoff: float = 0.1,
         threads: int = API_THREADS,
+        field_manager: str = FIELD_MANAGER,
     ) -> None:
         self.api = api
+        self.field_manager = field_manager  # the CLI's writes name a manager of their own
         # Calls block in the sync client; a pool of their own, so that parallel reconciles are not
         # held to asyncio's default pool (cores + 4 threads) that Prometheus queries also use.
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="kube")
@@ -197,6 +199,8 @@ class Kube:
         body: Any = None,
         content_type: str | None = None,
     ) -> Any:
+        if method in ("POST", "PUT", "PATCH"):  # every write names us, for managedFields and GitOps diffs
+            query = {"fieldManager": self.field_manager, **(query or {})}
         retrying = AsyncRetrying(
             retry=retry_if_exception(_transient),
             stop=stop_after_attempt(self.attempts),
@@ -247,9 +251,7 @@ class Kube:
         return list(result.get("items") or [])
 
     async def create(self, res: Resource, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
-        return await self.request(
-            "POST", res.path(namespace), query={"fieldManager": FIELD_MANAGER}, body=body
-        )
+        return await self.request("POST", res.path(namespace), body=body)
 
     async def patch(
         self,
@@ -264,7 +266,6 @@ class Kube:
         return await self.request(
             "PATCH",
             res.path(namespace, name, sub),
-            query={"fieldManager": FIELD_MANAGER},
             body=body,
             content_type=content_type,
         )

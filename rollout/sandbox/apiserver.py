@@ -16,7 +16,9 @@ import copy
 import datetime
 import itertools
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp.web
@@ -152,6 +154,20 @@ def _replace_data(request: rendering.Request, data: Any) -> None:
     object.__setattr__(request, "data", data)
 
 
+@dataclass(frozen=True)
+class Write:
+    """A write the server received: who made it (User-Agent) and the field manager it named,
+    which a real server records in managedFields (and Argo CD's managedFieldsManagers reads)."""
+
+    method: str
+    path: str
+    field_manager: str | None
+    user_agent: str
+
+
+_WRITES = frozenset({"POST", "PUT", "PATCH"})
+
+
 @attrs.define(kw_only=True)
 class EmulatedApiServer(kmock.KubernetesEmulator):
     _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
@@ -163,6 +179,8 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
     audit: Audit = attrs.field(factory=Audit)
     # When set, a controller request it refuses gets a 403 as a real server's RBAC gives it.
     authorize: Authorizer | None = attrs.field(default=None)
+    # The latest writes, oldest first (bounded: a benchmark makes millions).
+    writes: deque[Write] = attrs.field(factory=lambda: deque(maxlen=100_000), init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -393,7 +411,17 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         return aiohttp.web.json_response(new)
 
     async def _serve(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
-        if request.resource is not None and request.name is not None and str(request.method.value) == "PUT":
+        method = str(request.method.value).upper()
+        if method in _WRITES:
+            self.writes.append(
+                Write(
+                    method=method,
+                    path=request.url.path,
+                    field_manager=request.params.get("fieldManager"),
+                    user_agent=request.headers.get("User-Agent", ""),
+                )
+            )
+        if request.resource is not None and request.name is not None and method == "PUT":
             return await self._replace(request)
         if request.resource is None or request.subresource not in (None, "status", "scale"):
             return await super()._handle(request)

@@ -1,0 +1,164 @@
+"""`rollout lint -f FILE…`: offline checks of Rollouts and AnalysisTemplates for a GitOps
+repository's CI, with no cluster: the CRD schema (what the API server would reject), the API
+models (unknown or mistyped fields, which a server would silently prune), and the controller's
+own validation (the InvalidSpec messages, with field paths).
+
+References are checked against the other documents of the same run: a route, DestinationRule
+or AnalysisTemplate given in the files is read as the controller would read it; one that is not
+given is assumed to exist (`rollout check` verifies it on the live cluster)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TextIO
+
+import jsonschema
+import yaml
+
+from rollout.analysis.resolve import TemplateKey, resolve_all, secret_refs, template_keys
+from rollout.api.analysis import parse_template
+from rollout.api.crds import all_crds
+from rollout.api.rollout import parse_rollout
+from rollout.cli.session import CliError
+from rollout.engine.decide import current_revision
+from rollout.engine.types import Observed, ObservedRoute
+from rollout.engine.validation import referenced_services, validate
+from rollout.traffic.base import ObservedPins
+from rollout.traffic.bindings import observe_pins, observe_route, pin_bindings, probe_state, route_bindings
+
+KINDS = ("Rollout", "AnalysisTemplate", "ClusterAnalysisTemplate")
+
+
+def _schemas() -> dict[str, dict[str, Any]]:
+    schemas = {}
+    for crd in all_crds().values():
+        version = crd["spec"]["versions"][0]
+        schemas[crd["spec"]["names"]["kind"]] = version["schema"]["openAPIV3Schema"]
+    return schemas
+
+
+def _path(error: jsonschema.ValidationError) -> str:
+    out = ""
+    for part in error.absolute_path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<root>"
+
+
+def load(paths: list[Path]) -> list[tuple[str, dict[str, Any]]]:
+    """(where, document) for each document of each file: `file.yaml#2` for the second one."""
+    documents = []
+    for path in paths:
+        try:
+            loaded = list(yaml.safe_load_all(path.read_text()))
+        except OSError as exc:
+            raise CliError(f"cannot read {path}: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise CliError(f"{path}: not YAML: {str(exc).splitlines()[0]}") from exc
+        for index, doc in enumerate(d for d in loaded if d is not None):
+            if not isinstance(doc, dict):
+                raise CliError(f"{path}#{index + 1}: not a Kubernetes object")
+            documents.append((f"{path}#{index + 1}", doc))
+    return documents
+
+
+def _key(doc: dict[str, Any]) -> tuple[str, str, str]:
+    meta = doc.get("metadata") or {}
+    return str(doc.get("kind")), str(meta.get("namespace") or "default"), str(meta.get("name"))
+
+
+def _observed(rollout: Any, given: dict[tuple[str, str, str], dict[str, Any]]) -> Observed:
+    """The world as the files show it; what they do not show is assumed to be there."""
+    namespace = rollout.metadata.namespace or "default"
+    services: dict[str, Any] = {name: {} for name in referenced_services(rollout).values()}
+    probe = probe_state(rollout)
+    routes: list[ObservedRoute | None] = []
+    for binding in route_bindings(rollout):
+        route = given.get((binding.router.kind, namespace, binding.name))
+        routes.append(
+            observe_route(binding, route, probe)
+            if route is not None
+            else ObservedRoute(binding.router.kind, binding.name, binding.path)
+        )
+    pins: list[ObservedPins | None] = []
+    for pin_binding in pin_bindings(rollout):  # DestinationRule subsets
+        document = given.get((pin_binding.pinner.kind, namespace, pin_binding.name))
+        pins.append(
+            observe_pins(pin_binding, document)
+            if document is not None
+            else ObservedPins(pin_binding.pinner.kind, pin_binding.name, pin_binding.path)
+        )
+    templates: dict[TemplateKey, Any] = {}
+    for key in template_keys(rollout):
+        kind = "ClusterAnalysisTemplate" if key.cluster_scope else "AnalysisTemplate"
+        found = given.get((kind, "default" if key.cluster_scope else namespace, key.name))
+        if found is not None:
+            templates[key] = parse_template(found)
+    secrets: dict[str, frozenset[str] | None] = {}
+    for ref in secret_refs(rollout, templates):  # Secrets are seldom in Git: assumed unless given
+        secret = given.get(("Secret", namespace, ref.secret))
+        keys = {*((secret or {}).get("data") or {}), *((secret or {}).get("stringData") or {})}
+        secrets[ref.secret] = (
+            frozenset(keys) if secret is not None else secrets.get(ref.secret, frozenset()) | {ref.key}
+        )
+    return Observed(
+        services=services,
+        routes=tuple(routes),
+        pins=tuple(pins),
+        analysis_templates=templates,
+        secrets=secrets,
+    )
+
+
+def problems(documents: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """One line per problem: `where: field.path: what is wrong`."""
+    schemas = _schemas()
+    given = {_key(doc): doc for _, doc in documents}
+    for (kind, _, name), doc in list(given.items()):
+        if kind == "ClusterAnalysisTemplate":  # cluster-scoped: found whatever namespace is written
+            given[kind, "default", name] = doc
+    found: list[str] = []
+    for where, doc in documents:
+        kind = doc.get("kind")
+        if kind not in KINDS:
+            continue
+        label = f"{where} {kind} {(doc.get('metadata') or {}).get('name', '?')}"
+        validator = jsonschema.Draft7Validator(schemas[str(kind)])
+        schema_errors = sorted(
+            validator.iter_errors({k: v for k, v in doc.items() if k != "status"}), key=str
+        )
+        found += [f"{label}: {_path(e)}: {e.message}" for e in schema_errors]
+        if kind == "Rollout":
+            parsed = parse_rollout(doc)
+            if parsed.rollout is None:
+                found += [f"{label}: {e}" for e in parsed.errors]
+                continue
+            # An object in the Rollout's own file is the one it means (two files may each hold
+            # their own `storefront` route); else any file's.
+            source = where.rsplit("#", 1)[0]
+            own = {_key(d): d for w, d in documents if w.rsplit("#", 1)[0] == source}
+            observed = _observed(parsed.rollout, {**given, **own})
+            found += [f"{label}: {e}" for e in validate(parsed.rollout, observed)]
+            if len(observed.analysis_templates) == len(template_keys(parsed.rollout)):  # all given
+                revision = current_revision(parsed.rollout)
+                _, unresolved = resolve_all(parsed.rollout, observed.analysis_templates, revision, revision)
+                found += [f"{label}: {e}" for e in unresolved]
+        else:
+            template = parse_template(doc)
+            if isinstance(template, str):
+                found.append(f"{label}: {template}")
+    return found
+
+
+def lint(paths: list[Path], out: TextIO) -> int:
+    documents = load(paths)
+    checked = [d for _, d in documents if d.get("kind") in KINDS]
+    if not checked:
+        raise CliError(f"no Rollout or AnalysisTemplate in {', '.join(map(str, paths))}")
+    found = problems(documents)
+    for line in found:
+        print(line, file=out)
+    print(
+        f"{len(checked)} object(s) checked: " + (f"{len(found)} problem(s)" if found else "no problems"),
+        file=out,
+    )
+    return 1 if found else 0

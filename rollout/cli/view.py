@@ -1,0 +1,263 @@
+"""`rollout get` and `rollout list`: what a Rollout is doing, read from the cluster and drawn
+with rich (a tree for one Rollout, a table for many). `get --watch` redraws the same tree in
+place with rich's Live display until Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import yaml
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from rollout.api.revision import REVISION_LABEL
+from rollout.cli.health import health
+from rollout.cli.session import Session
+from rollout.controller.kube import REPLICASETS, ROLLOUTS, Resource
+from rollout.workload.replicasets import ROLLOUT_NAME_LABEL
+
+ROUTES = {
+    "httpRoutes": ("HTTPRoute", Resource("gateway.networking.k8s.io", "v1", "httproutes")),
+    "grpcRoutes": ("GRPCRoute", Resource("gateway.networking.k8s.io", "v1", "grpcroutes")),
+    "tcpRoutes": ("TCPRoute", Resource("gateway.networking.k8s.io", "v1", "tcproutes")),
+}
+VIRTUAL_SERVICES = Resource("networking.istio.io", "v1", "virtualservices")
+HEALTH_STYLE = {"Healthy": "green", "Progressing": "cyan", "Suspended": "yellow", "Degraded": "red"}
+
+
+def describe_step(step: dict[str, Any]) -> str:
+    if not step:
+        return "(empty step)"
+    kind, value = next(iter(step.items()))
+    if kind == "setWeight":
+        return f"setWeight {value}"
+    if kind == "pause":
+        duration = (value or {}).get("duration")
+        return f"pause {duration}" if duration is not None else "pause (until promoted)"
+    if kind == "analysis":
+        return "analysis " + ", ".join(t.get("name", "?") for t in (value or {}).get("templates") or [])
+    if isinstance(value, dict) and "name" in value:
+        return f"{kind} {value['name']}" + (f" {value['percent']}%" if "percent" in value else "")
+    return f"{kind} {json.dumps(value)}"
+
+
+def strategy_of(obj: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    strategy = (obj.get("spec") or {}).get("strategy") or {}
+    for name in ("canary", "blueGreen", "rolling"):
+        if name in strategy:
+            return name, strategy[name] or {}
+    return "rolling", {}
+
+
+def step_text(obj: dict[str, Any]) -> str | None:
+    kind, strategy = strategy_of(obj)
+    if kind != "canary":
+        return None
+    steps = strategy.get("steps") or []
+    index = (obj.get("status") or {}).get("currentStepIndex")
+    if not steps:
+        return "no steps"
+    if index is None or index >= len(steps):
+        return f"{len(steps)}/{len(steps)}: done"
+    return f"{index + 1}/{len(steps)}: {describe_step(steps[index])}"
+
+
+async def route_weights(session: Session, obj: dict[str, Any]) -> list[str]:
+    """One line per route the Rollout names: its backends and their weights as stored."""
+    namespace = obj["metadata"]["namespace"]
+    _, strategy = strategy_of(obj)
+    routing = strategy.get("trafficRouting") or {}
+    lines: list[str] = []
+    for key, (kind, resource) in ROUTES.items():
+        for ref in (routing.get("gatewayAPI") or {}).get(key) or []:
+            route = await session.kube.get(resource, namespace, ref["name"])
+            if route is None:
+                lines.append(f"{kind} {ref['name']}: not found")
+                continue
+            for rule in (route.get("spec") or {}).get("rules") or []:
+                refs = rule.get("backendRefs") or []
+                if len(refs) < 2:
+                    continue
+                weights = ", ".join(f"{r.get('name')} {r.get('weight', 1)}" for r in refs)
+                lines.append(
+                    f"{kind} {ref['name']}"
+                    + (f"/{rule['name']}" if rule.get("name") else "")
+                    + f": {weights}"
+                )
+    vs_ref = ((routing.get("istio") or {}).get("virtualService") or {}).get("name")
+    if vs_ref:
+        vs = await session.kube.get(VIRTUAL_SERVICES, namespace, vs_ref)
+        if vs is None:
+            lines.append(f"VirtualService {vs_ref}: not found")
+        for section in ("http", "tcp"):
+            for i, entry in enumerate(((vs or {}).get("spec") or {}).get(section) or []):
+                dests = entry.get("route") or []
+                if len(dests) < 2:
+                    continue
+                weights = ", ".join(
+                    f"{d['destination'].get('host')}"
+                    + (f"/{d['destination']['subset']}" if d["destination"].get("subset") else "")
+                    + f" {d.get('weight', 0)}"
+                    for d in dests
+                )
+                lines.append(f"VirtualService {vs_ref}/{entry.get('name') or f'{section}[{i}]'}: {weights}")
+    return lines
+
+
+async def owned_replicasets(session: Session, obj: dict[str, Any]) -> list[dict[str, Any]]:
+    meta = obj["metadata"]
+    items = await session.kube.list(REPLICASETS, meta["namespace"], f"{ROLLOUT_NAME_LABEL}={meta['name']}")
+    return sorted(items, key=lambda rs: (rs["metadata"].get("creationTimestamp", ""), rs["metadata"]["name"]))
+
+
+def _role(revision: str, status: dict[str, Any]) -> str:
+    roles = []
+    if revision == status.get("stableRevision"):
+        roles.append("stable")
+    if revision == status.get("currentRevision") and revision != status.get("stableRevision"):
+        kind = "preview" if status.get("blueGreen") else "canary"
+        roles.append(kind)
+    bg = status.get("blueGreen") or {}
+    if bg.get("activeRevision") == revision and "stable" not in roles:
+        roles.append("active")
+    return ", ".join(roles)
+
+
+async def tree(session: Session, obj: dict[str, Any]) -> Tree:
+    meta, status = obj["metadata"], obj.get("status") or {}
+    state, message = health(obj)
+    root = Tree(
+        Text.assemble(
+            ("Rollout ", "bold"),
+            (f"{meta['namespace']}/{meta['name']}", "bold"),
+            "  ",
+            (state, HEALTH_STYLE.get(state, "")),
+        )
+    )
+    root.add(f"Phase: {status.get('phase', '-')}")
+    root.add(f"Message: {message or '-'}")
+    kind, _ = strategy_of(obj)
+    root.add(f"Strategy: {kind}")
+    step = step_text(obj)
+    if step:
+        root.add(f"Step: {step}")
+    weights = await route_weights(session, obj)
+    if weights:
+        branch = root.add("Weights")
+        for line in weights:
+            branch.add(line)
+    elif kind == "canary":
+        root.add(f"Weight: canary {(status.get('canary') or {}).get('weight', 0)}% (replica proportion)")
+    revisions = root.add("Revisions")
+    replicasets = await owned_replicasets(session, obj)
+    for number, rs in enumerate(replicasets, start=1):
+        revision = rs["metadata"]["labels"].get(REVISION_LABEL, "?")
+        rs_status = rs.get("status") or {}
+        images = ", ".join(
+            c.get("image", "?")
+            for c in ((rs["spec"].get("template") or {}).get("spec") or {}).get("containers") or []
+        )
+        role = f" ({_role(revision, status)})" if _role(revision, status) else ""
+        pods = f"{rs_status.get('readyReplicas', 0)}/{rs['spec'].get('replicas', 0)}"
+        revisions.add(f"#{number} {revision}{role}  {rs['metadata']['name']}  pods {pods} ready  {images}")
+    if not replicasets:
+        revisions.add("none yet")
+    runs = status.get("analysisRuns") or []
+    if runs:
+        analysis = root.add("Analysis")
+        for run in runs:
+            node = analysis.add(
+                f"{run.get('name')} on {run.get('revision')}: {run.get('phase')}"
+                + (f" ({run['message']})" if run.get("message") else "")
+            )
+            for metric in run.get("metrics") or []:
+                latest = (metric.get("measurements") or [])[-3:]
+                shown = (
+                    ", ".join(f"{m.get('value') or '-'} {m.get('phase')}" for m in latest)
+                    or "no measurement yet"
+                )
+                node.add(f"{metric.get('name')}: {metric.get('phase')}  latest: {shown}")
+    return root
+
+
+def printable(obj: dict[str, Any], output: str) -> str:
+    if output == "json":
+        return json.dumps(obj, indent=2)
+    return yaml.safe_dump(obj, sort_keys=False)
+
+
+async def show(session: Session, name: str, console: Console, output: str | None) -> int:
+    obj = await session.rollout(name)
+    if output:
+        console.out(printable(obj, output), end="", highlight=False)
+        return 0
+    console.print(await tree(session, obj))
+    return 0
+
+
+async def watch(session: Session, name: str, console: Console, interval: float = 1.0) -> int:
+    """Redraw the tree in place until interrupted (Ctrl-C ends the command with 0). The tree is
+    drawn on the terminal's alternate screen, each frame from the top, so a frame shorter or
+    narrower than the last leaves nothing behind; the last frame is printed on leaving."""
+    obj = await session.rollout(name)
+    frame = await tree(session, obj)
+    try:
+        with Live(frame, console=console, auto_refresh=False, screen=True) as live:
+            while True:
+                await asyncio.sleep(interval)
+                obj = await session.rollout(name)
+                frame = await tree(session, obj)
+                live.update(Group(frame), refresh=True)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        pass
+    console.print(frame)
+    return 0
+
+
+async def listing(session: Session, console: Console) -> int:
+    items = await session.kube.list(ROLLOUTS, None if session.all_namespaces else session.namespace)
+    if not items:
+        scope = "any namespace" if session.all_namespaces else f'namespace "{session.namespace}"'
+        console.print(f"No Rollouts in {scope}.")
+        return 0
+    table = Table(box=None, pad_edge=False)
+    for column in (
+        *(["NAMESPACE"] if session.all_namespaces else []),
+        "NAME",
+        "STRATEGY",
+        "STATUS",
+        "STEP",
+        "WEIGHT",
+        "STABLE",
+        "CURRENT",
+        "AVAILABLE",
+        "MESSAGE",
+    ):
+        table.add_column(
+            column, overflow="fold" if column == "MESSAGE" else "ellipsis", no_wrap=column != "MESSAGE"
+        )
+    for obj in sorted(items, key=lambda o: (o["metadata"]["namespace"], o["metadata"]["name"])):
+        status = obj.get("status") or {}
+        state, message = health(obj)
+        kind, _ = strategy_of(obj)
+        step = step_text(obj) or "-"
+        weight = (status.get("canary") or {}).get("weight")
+        table.add_row(
+            *([obj["metadata"]["namespace"]] if session.all_namespaces else []),
+            obj["metadata"]["name"],
+            kind,
+            state,
+            step.split(":")[0],
+            "-" if weight is None else str(weight),
+            status.get("stableRevision") or "-",
+            status.get("currentRevision") or "-",
+            f"{status.get('availableReplicas', 0)}/{(obj.get('spec') or {}).get('replicas', 1)}",
+            message,
+        )
+    console.print(table)
+    return 0
