@@ -35,6 +35,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+
 from bench.common import print_table
 from rollout.controller.kube import (
     NAMESPACES,
@@ -43,6 +45,7 @@ from rollout.controller.kube import (
     USER_AGENT,
     Kube,
     Resource,
+    api_client_for,
     load_api_client,
 )
 from rollout.observability.logging import configure_logging
@@ -66,6 +69,15 @@ def strategy(name: str) -> dict[str, Any]:
             "scaleDownDelaySeconds": 0,
         }
     }
+
+
+async def create(kube: Kube, res: Resource, namespace: str, body: dict[str, Any]) -> None:
+    """Create; one already there (a retried create whose first answer was lost) is fine."""
+    try:
+        await kube.create(res, namespace, body)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
 
 
 async def in_batches(jobs: list[Callable[[], Awaitable[Any]]]) -> None:
@@ -178,7 +190,12 @@ async def target(workdir: Path) -> AsyncIterator[Target]:
         cluster.create_namespace("shop")
         for crd in routing_crds():
             cluster.api.install_crd(crd)
-        found.cluster, found.kube, found.namespace = cluster, cluster.kube, "shop"
+        # A client of its own with a long timeout: at N = 1,000 the emulator answers slowly.
+        found.cluster, found.kube, found.namespace = (
+            cluster,
+            Kube(api_client_for(cluster.url), timeout=120),
+            "shop",
+        )
         found.kubeconfig = cluster.kubeconfig(workdir / "kubeconfig")
         yield found
 
@@ -253,11 +270,11 @@ async def run(n: int, workers: int, timeout: float) -> dict[str, Any]:
             for name in names:
                 for service in (f"{name}-stable", f"{name}-canary"):
                     jobs.append(
-                        lambda s=service, a=name: where.kube.create(SERVICES, ns, service_manifest(s, ns, a))
+                        lambda s=service, a=name: create(where.kube, SERVICES, ns, service_manifest(s, ns, a))
                     )
                 jobs.append(
-                    lambda a=name: where.kube.create(
-                        HTTPROUTES, ns, http_route_manifest(a, ns, (f"{a}-stable", f"{a}-canary"))
+                    lambda a=name: create(
+                        where.kube, HTTPROUTES, ns, http_route_manifest(a, ns, (f"{a}-stable", f"{a}-canary"))
                     )
                 )
             await in_batches(jobs)
@@ -268,8 +285,11 @@ async def run(n: int, workers: int, timeout: float) -> dict[str, Any]:
                 began = time.monotonic()
                 await in_batches(
                     [
-                        lambda a=name: where.kube.create(
-                            ROLLOUTS, ns, rollout_manifest(a, ns, replicas=1, strategy=strategy(a))
+                        lambda a=name: create(
+                            where.kube,
+                            ROLLOUTS,
+                            ns,
+                            rollout_manifest(a, ns, replicas=1, strategy=strategy(a)),
                         )
                         for name in names
                     ]

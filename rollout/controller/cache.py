@@ -23,7 +23,7 @@ import structlog
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_when_event_set, wait_exponential
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_when_event_set
 from tenacity.wait import wait_base
 
 from rollout.controller.kube import Resource
@@ -123,11 +123,13 @@ class WatchExpired(Exception):
 
 
 class _AfterFailure(wait_base):
-    """No wait before listing again after 410; half a minute for a kind that is not installed
-    (it may be installed later); exponential up to 30 s after an error."""
+    """No wait before listing again after 410 or a cut watch; half a minute for a kind that is
+    not installed (it may be installed later); after an error, 0.5 s doubling up to 30 s over the
+    failures since the last successful list (a reflector lives for days: its attempts do not
+    add up)."""
 
-    def __init__(self) -> None:
-        self.backoff = wait_exponential(multiplier=0.5, max=30)
+    def __init__(self, failures: Callable[[], int]) -> None:
+        self.failures = failures
 
     def __call__(self, retry_state: RetryCallState) -> float:
         outcome = retry_state.outcome
@@ -136,7 +138,7 @@ class _AfterFailure(wait_base):
             return 0.0
         if isinstance(exc, KindAbsent):
             return 30.0
-        return float(self.backoff(retry_state))
+        return float(min(30.0, 0.5 * 2 ** self.failures()))
 
 
 @dataclass
@@ -155,6 +157,7 @@ class Reflector:
     stop: threading.Event
     watch_seconds: int = 300
     _open: Any = None  # the watch response being read, so that `interrupt` can cut it
+    _failures: int = 0  # errors since the last successful list
 
     def interrupt(self) -> None:
         """Cut the open watch from another thread (its blocking read fails at once), so that a
@@ -190,6 +193,7 @@ class Reflector:
     def _list_and_watch(self) -> None:
         response = self._request([], stream=False)
         listing = json.loads(response.read() or b"{}")
+        self._failures = 0
         version = str((listing.get("metadata") or {}).get("resourceVersion") or "")
         self._hand_over(self.on_listed, self, list(listing.get("items") or []), resource_version(listing))
         while not self.stop.is_set():
@@ -224,15 +228,17 @@ class Reflector:
                 # the last version replays what was missed (an emulator's does not).
                 raise WatchExpired("watch ended early")
 
+    def _failed(self, state: RetryCallState) -> None:
+        self._failures += 1
+        self._hand_over(self.on_failure, self, state.outcome.exception() if state.outcome else None)
+
     def run(self) -> None:
         retrying = Retrying(
             retry=retry_if_exception(lambda exc: not self.stop.is_set()),
-            wait=_AfterFailure(),
+            wait=_AfterFailure(lambda: self._failures),
             stop=stop_when_event_set(self.stop),
             sleep=self.stop.wait,
-            before_sleep=lambda state: self._hand_over(
-                self.on_failure, self, state.outcome.exception() if state.outcome else None
-            ),
+            before_sleep=self._failed,
         )
         try:
             for attempt in retrying:

@@ -103,3 +103,20 @@ async def test_parallel_reconciles_are_bounded_by_workers_and_one_per_rollout():
         await asyncio.sleep(0.02)
     assert reconciler.most == 3
     assert not reconciler.overlap
+
+
+def test_a_reflector_backs_off_over_its_failures_since_the_last_list_not_over_its_life():
+    from tenacity import RetryCallState
+
+    from rollout.controller.cache import KindAbsent, WatchExpired, _AfterFailure
+
+    def after(exc, failures):
+        state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})
+        state.set_exception((type(exc), exc, None))
+        return _AfterFailure(lambda: failures)(state)
+
+    assert after(ConnectionError("cut"), 0) == 0.5
+    assert after(ConnectionError("cut"), 3) == 4.0
+    assert after(ConnectionError("cut"), 12) == 30.0
+    assert after(WatchExpired("410"), 12) == 0.0  # list again at once
+    assert after(KindAbsent("istio"), 0) == 30.0  # not installed: look again later
