@@ -39,6 +39,7 @@ from rollout.engine.types import (
     ReplicaSetState,
 )
 from rollout.engine.validation import validate
+from rollout.engine.workload import with_workload, workload_actions
 
 SPEC_PAUSE = "SpecPaused"
 INVALID_SPEC = "InvalidSpec"
@@ -55,6 +56,7 @@ def current_revision(rollout: Rollout) -> str:
 def decide(parsed: ParsedRollout, observed: Observed, commands: Sequence[Command], now: datetime) -> Decision:
     if parsed.status_errors:
         return _unreadable_status(parsed, now)
+    parsed = with_workload(parsed, observed.workload)
     status = parsed.status.model_copy(deep=True)
     status.observed_generation = parsed.meta.generation
     errors = list(parsed.errors)
@@ -163,6 +165,9 @@ def _decide_valid(
     )
     deadline = _deadline(rollout, status, outcome.at_rest, now, events)
     _phase(status, strategy, outcome, now, events, note=note)
+    scaled, said = workload_actions(rollout, status, observed.replicasets, observed.workload)
+    actions += scaled
+    events += said
     requeue_after = _earliest(outcome.requeue_after, deadline, analyses.next_measurement_in())
     return Decision(status=status, actions=actions, events=events, requeue_after=requeue_after)
 
