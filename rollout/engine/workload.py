@@ -48,7 +48,7 @@ def with_workload(parsed: ParsedRollout, workload: WorkloadState | None) -> Pars
         problem = "; ".join(e["msg"] for e in exc.errors())
         return _invalid(parsed, SpecError(f"{WORKLOAD_REF}.name", f"{where} cannot be taken over: {problem}"))
     spec = rollout.spec.model_copy(update={"template": pod_template, "selector": selector})
-    resolved = Rollout(metadata=rollout.metadata, spec=spec, status=rollout.status)
+    resolved = rollout.model_copy(update={"spec": spec})  # not validated again: the raw spec was
     return ParsedRollout(
         parsed.meta, parsed.status, resolved, parsed.errors, parsed.status_errors, parsed.conditions
     )
