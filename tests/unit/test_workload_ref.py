@@ -180,3 +180,27 @@ def test_migration_never_loses_available_pods(replicas, scale_down, rounds):
     assert sim.status["phase"] == "Healthy"
     assert sim.deployment["spec"]["replicas"] == 0
     assert sim.available_total() == replicas
+
+
+def test_a_stable_service_moves_to_the_rollout_only_once_it_has_every_replica():
+    """An unpinned Service selects the Deployment's pods too: pinning it to the Rollout's revision
+    before that revision has all its replicas would leave users fewer pods."""
+    canary = {
+        "canary": {"stableService": "web-stable", "canaryService": "web-canary", "steps": [{"pause": {}}]}
+    }
+    sim = adopting(strategy=canary)
+    sim.services = {"web-stable": {"app": "web"}, "web-canary": {"app": "web"}}
+    sim.reconcile()
+    [rs] = sim.replicasets.values()
+    for _ in range(5):
+        pinned = sim.services["web-stable"].get("rollout.dev/revision")
+        behind = sim.available_total() + (0 if pinned else sim.deployment_available)
+        assert behind >= 5  # pods behind the stable Service
+        assert pinned is None  # not before the revision has 5
+        assert "stays on the Deployment's pods" in sim.status["message"]
+        rs.available += 1
+        sim.tick()
+        sim.reconcile()
+    sim.settle()
+    assert sim.services["web-stable"]["rollout.dev/revision"] == rs.revision
+    assert sim.status["phase"] == "Healthy" and sim.deployment["spec"]["replicas"] == 0
