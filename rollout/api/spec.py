@@ -255,6 +255,13 @@ class WorkloadRef(SpecModel):
     scale_down: Literal["never", "onsuccess", "progressively"] = "progressively"
 
 
+class RollbackWindow(SpecModel):
+    """Going back to one of the last `revisions` stable revisions (by undo or by Git) skips the
+    steps and the analysis: that revision already ran in production."""
+
+    revisions: NonNegative = 0
+
+
 class RolloutSpec(SpecModel):
     replicas: NonNegative = 1
     # Both required unless workloadRef names a Deployment to take them from.
@@ -267,6 +274,7 @@ class RolloutSpec(SpecModel):
     progress_deadline_abort: bool = False
     paused: bool = False
     strategy: Strategy = Field(default_factory=Strategy)
+    rollback_window: RollbackWindow | None = None
 
     @model_validator(mode="after")
     def _template_or_workload(self) -> RolloutSpec:

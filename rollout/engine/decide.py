@@ -14,6 +14,7 @@ from rollout.analysis.resolve import ResolvedMetric, resolve_analyses
 from rollout.api.revision import revision_hash
 from rollout.api.rollout import ParsedRollout, Rollout, SpecError
 from rollout.api.status import RolloutStatus
+from rollout.engine import rollback
 from rollout.engine.analysis import (
     ANALYSIS_CONDITION,
     ANALYSIS_PAUSE,
@@ -123,11 +124,14 @@ def _decide_valid(
 ) -> Decision:
     current = current_revision(rollout)
     status = _stable_from_cluster(rollout, status, observed, current, events)
-    _follow_revision(status, current, now, events)
+    started = _follow_revision(status, current, now, events)
     in_progress = current != status.stable_revision
     analyses = Analyses(rollout, status, observed, resolved, current, now, events)
     analyses.fold()
     strategy = strategy_of(rollout)(rollout, status, observed, current, now, events, analyses)
+    if started:
+        rollback.fast_track(rollout, status, strategy, events)
+    stable_before = status.stable_revision
 
     def promote_command(command: Command) -> Event:
         passed = promote_analysis(status, now) if in_progress else None
@@ -145,6 +149,7 @@ def _decide_valid(
     if status.aborted:
         analyses.stop("the rollout was aborted")
     outcome = strategy.run()
+    rollback.remember(rollout, status, stable_before)
     if status.aborted:
         _drop_pending_promote(status, events, "the rollout was aborted")
     elif status.stable_revision == current:
@@ -191,9 +196,13 @@ def strategy_of(rollout: Rollout) -> type[Moves]:
     return RollingUpdate
 
 
-def _follow_revision(status: RolloutStatus, current: str, now: datetime, events: list[Event]) -> None:
-    """A new template starts its update from the beginning; the first revision is stable at once."""
+def _follow_revision(status: RolloutStatus, current: str, now: datetime, events: list[Event]) -> bool:
+    """A new template starts its update from the beginning; the first revision is stable at once.
+    True when a revision other than the stable one started."""
+    started = False
     if status.current_revision != current:
+        started = current != status.stable_revision
+        status.fast_tracked = ""
         if status.current_revision is not None and current != status.stable_revision:
             events.append(
                 Event("Normal", "NewRevision", f"New revision {current}; stable is {status.stable_revision}")
@@ -220,6 +229,7 @@ def _follow_revision(status: RolloutStatus, current: str, now: datetime, events:
         )
     if status.last_progress_at is None:
         status.last_progress_at = now
+    return started
 
 
 def _stable_from_cluster(
@@ -369,6 +379,8 @@ def _phase(
         f"{status.available_replicas}/{desired} available",
         now,
     )
+    if status.fast_tracked and phase in ("Progressing", "Paused"):
+        message += f"; rollback fast-tracked: {status.fast_tracked}"
     if status.promote_pending:
         message += "; a rollout.dev/promote is pending: it passes the next pause or inconclusive analysis"
     if note:
