@@ -148,6 +148,7 @@ def _decide_valid(
     _spec_pause(status, rollout.spec.paused, now, events)
     if status.aborted:
         analyses.stop("the rollout was aborted")
+        status.fast_tracked = ""  # the fast-tracked attempt is over; a retry runs the steps
     outcome = strategy.run()
     rollback.remember(rollout, status, stable_before)
     if status.aborted:

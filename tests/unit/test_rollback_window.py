@@ -104,6 +104,7 @@ def test_abort_stays_the_brake_during_a_fast_tracked_rollback():
     settle_without_commands(sim, rounds=10)
     assert sim.status["aborted"] and sim.status["stableRevision"] == v2
     assert sim.spec_of(v2) == 4 and sim.spec_of(v1) == 0
+    assert not sim.status.get("fastTracked") and "fast-tracked" not in sim.status["message"]
 
 
 def test_a_negative_window_is_invalid_spec():
