@@ -80,7 +80,7 @@ async def test_a_deployment_with_5_ready_replicas_becomes_a_rollout_and_is_given
         await wait_for(rollout_gone, what="the Rollout and its ReplicaSet gone")
         back = await wait_for(lambda: deployment_available(cluster, 5), what="the Deployment back at 5")
     assert back["metadata"]["uid"]  # never deleted: the same object, scaled back up
-    assert migrated > 20 and len(samples) > migrated  # sampled through both moves
+    assert 0 < migrated < len(samples)  # sampled through both moves (how often depends on the load)
     assert min(samples) >= 5, f"available pods fell to {min(samples)} (samples: {samples})"
     assert max(samples) >= 10  # the Rollout's pods were up beside the Deployment's for a while
 
