@@ -34,6 +34,47 @@ def rollout_manifest(
     }
 
 
+def deployment_manifest(
+    name: str = "web", namespace: str = "shop", *, replicas: int = 5, image: str = "web:1"
+) -> dict[str, Any]:
+    """A Deployment as users have it before they move it to a Rollout."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": image}]},
+            },
+        },
+    }
+
+
+def adopting_manifest(
+    name: str = "web",
+    namespace: str = "shop",
+    *,
+    deployment: str = "web",
+    scale_down: str = "progressively",
+    replicas: int = 5,
+    strategy: dict[str, Any] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
+    """A Rollout taking over the Deployment `deployment` (spec.workloadRef)."""
+    manifest = rollout_manifest(name, namespace, replicas=replicas, strategy=strategy, **spec)
+    del manifest["spec"]["template"], manifest["spec"]["selector"]
+    manifest["spec"]["workloadRef"] = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": deployment,
+        "scaleDown": scale_down,
+    }
+    return manifest
+
+
 def service_manifest(name: str, namespace: str = "shop", app: str = "web") -> dict[str, Any]:
     return {
         "apiVersion": "v1",

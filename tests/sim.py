@@ -12,7 +12,7 @@ from rollout.analysis.due import due_measurements
 from rollout.analysis.resolve import ResolvedAnalyses, resolve_analyses
 from rollout.analysis.runs import QueryResult
 from rollout.api.revision import REVISION_LABEL
-from rollout.api.rollout import parse_rollout
+from rollout.api.rollout import ParsedRollout, parse_rollout
 from rollout.engine import Command, Decision, Observed, ReplicaSetState, decide
 from rollout.engine.decide import current_revision
 from rollout.engine.types import (
@@ -20,9 +20,12 @@ from rollout.engine.types import (
     DeleteReplicaSet,
     PinRevision,
     PinService,
+    ScaleDeployment,
     ScaleReplicaSet,
     SetTraffic,
+    WorkloadState,
 )
+from rollout.engine.workload import with_workload
 from rollout.traffic.bindings import (
     OwnedRouteBinding,
     observe_pins,
@@ -63,7 +66,26 @@ class Sim:
     # Secrets by name: the keys they hold (None: missing); the other Rollouts' claims.
     secrets: dict[str, Any] = field(default_factory=dict)
     others: tuple[Any, ...] = ()
+    # The Deployment of spec.workloadRef (a manifest) and how many of its pods are available.
+    deployment: dict[str, Any] | None = None
+    deployment_available: int = 0
     _created: int = 0
+
+    def _parsed(self) -> ParsedRollout:
+        """The Rollout as the controller reads it: with its Deployment's template when it has one."""
+        return with_workload(parse_rollout(copy.deepcopy(self.manifest)), self._workload())
+
+    def _workload(self) -> WorkloadState | None:
+        if self.deployment is None:
+            return None
+        spec = self.deployment["spec"]
+        return WorkloadState(
+            name=self.deployment["metadata"]["name"],
+            template=spec["template"],
+            selector=spec["selector"],
+            spec_replicas=spec["replicas"],
+            available=self.deployment_available,
+        )
 
     @property
     def status(self) -> dict[str, Any]:
@@ -92,11 +114,12 @@ class Sim:
             measurements=self._measure(analyses),
             secrets=self.secrets,
             others=self.others,
+            workload=self._workload(),
         )
 
     def _analyses(self) -> ResolvedAnalyses | None:
         """The analyses resolved once, as the controller does before it measures."""
-        parsed = parse_rollout(copy.deepcopy(self.manifest))
+        parsed = self._parsed()
         if parsed.rollout is None:
             return None
         current = current_revision(parsed.rollout)
@@ -104,7 +127,7 @@ class Sim:
 
     def _measure(self, analyses: ResolvedAnalyses | None) -> tuple[QueryResult, ...]:
         """What the controller would query now, answered from `metric_values`."""
-        parsed = parse_rollout(copy.deepcopy(self.manifest))
+        parsed = self._parsed()
         if parsed.rollout is None or analyses is None:
             return ()
         current = current_revision(parsed.rollout)
@@ -116,11 +139,11 @@ class Sim:
         return tuple(results)
 
     def _bindings(self) -> list[Any]:
-        parsed = parse_rollout(copy.deepcopy(self.manifest))
+        parsed = self._parsed()
         return route_bindings(parsed.rollout) if parsed.rollout is not None else []
 
     def _observe_routes(self) -> list[Any]:
-        parsed = parse_rollout(copy.deepcopy(self.manifest))
+        parsed = self._parsed()
         if parsed.rollout is None:
             return []
         probe = probe_state(parsed.rollout)
@@ -136,13 +159,13 @@ class Sim:
         return {"spec": {"subsets": [{"name": n, "labels": labels} for n, labels in self.subsets.items()]}}
 
     def _observe_pins(self) -> list[Any]:
-        parsed = parse_rollout(copy.deepcopy(self.manifest))
+        parsed = self._parsed()
         if parsed.rollout is None:
             return []
         return [observe_pins(b, self._destination_rule()) for b in pin_bindings(parsed.rollout)]
 
     def reconcile(self, *commands: Command, lose_status: bool = False) -> Decision:
-        decision = decide(parse_rollout(copy.deepcopy(self.manifest)), self.observed(), commands, self.now)
+        decision = decide(self._parsed(), self.observed(), commands, self.now)
         for action in decision.actions:
             if isinstance(action, CreateReplicaSet):
                 self._created += 1
@@ -156,12 +179,16 @@ class Sim:
                 rs.available = min(rs.available, rs.spec)  # removed pods are gone at once
             elif isinstance(action, DeleteReplicaSet):
                 del self.replicasets[action.name]
+            elif isinstance(action, ScaleDeployment):
+                assert self.deployment is not None and action.name == self.deployment["metadata"]["name"]
+                self.deployment["spec"]["replicas"] = action.replicas
+                self.deployment_available = min(self.deployment_available, action.replicas)
             elif isinstance(action, PinService):
                 selector = self.services[action.service]
                 assert selector is not None
                 self.services[action.service] = {**selector, REVISION_LABEL: action.revision}
             elif isinstance(action, PinRevision):
-                parsed = parse_rollout(copy.deepcopy(self.manifest))
+                parsed = self._parsed()
                 assert parsed.rollout is not None and self.subsets is not None
                 for binding in pin_bindings(parsed.rollout):
                     rule = binding.pinner.pin(self._destination_rule() or {}, action.role, action.revision)
@@ -199,8 +226,15 @@ class Sim:
             }
 
     def pods_ready(self, count: int | None = None) -> None:
-        """Make up to `count` pending pods available (all when None), oldest ReplicaSet first."""
+        """Make up to `count` pending pods available (all when None), the Deployment's first, then
+        oldest ReplicaSet first."""
         budget = count
+        if self.deployment is not None:
+            missing = self.deployment["spec"]["replicas"] - self.deployment_available
+            add = missing if budget is None else min(missing, budget)
+            self.deployment_available += add
+            if budget is not None:
+                budget -= add
         for rs in sorted(self.replicasets.values(), key=lambda r: r.created):
             missing = rs.spec - rs.available
             add = missing if budget is None else min(missing, budget)
@@ -223,12 +257,20 @@ class Sim:
         self.now += timedelta(seconds=seconds)
 
     def set_image(self, image: str) -> None:
-        self.manifest["spec"]["template"]["spec"]["containers"][0]["image"] = image
+        holder = self.deployment if self.deployment is not None else self.manifest
+        holder["spec"]["template"]["spec"]["containers"][0]["image"] = image
 
     def revision_for(self, image: str) -> str:
         """The revision hash the spec would have with this image."""
-        manifest = copy.deepcopy(self.manifest)
-        manifest["spec"]["template"]["spec"]["containers"][0]["image"] = image
+        if self.deployment is not None:
+            template = copy.deepcopy(self.deployment["spec"]["template"])
+            template["spec"]["containers"][0]["image"] = image
+            spec = {k: v for k, v in self.manifest["spec"].items() if k != "workloadRef"}
+            manifest = {**self.manifest, "spec": {**spec, "template": template}}
+            manifest["spec"]["selector"] = self.deployment["spec"]["selector"]
+        else:
+            manifest = copy.deepcopy(self.manifest)
+            manifest["spec"]["template"]["spec"]["containers"][0]["image"] = image
         return current_revision(parse_rollout(manifest).rollout)
 
     def spec_of(self, revision: str) -> int:

@@ -54,6 +54,8 @@ def _convert(node: Any, defs: dict[str, Any]) -> Any:
             continue
         if key == "properties":
             out[key] = {name: _convert(sub, defs) for name, sub in value.items()}
+        elif key == "const":  # a one-value Literal: OpenAPI v3 in a CRD has no `const`
+            out["enum"] = [value]
         else:
             out[key] = _convert(value, defs)
     # Structural schemas forbid `additionalProperties` beside `properties`; unknown fields are

@@ -244,13 +244,52 @@ class Strategy(SpecModel):
         return self
 
 
+class WorkloadRef(SpecModel):
+    """A Deployment whose pod template and selector the Rollout takes (instead of spec.template);
+    `scaleDown` says when the Deployment's own pods go: never (a trial side by side), onsuccess
+    (to 0 once the Rollout is Healthy), progressively (as the Rollout's pods become available)."""
+
+    api_version: Literal["apps/v1"] = "apps/v1"
+    kind: Literal["Deployment"] = "Deployment"
+    name: str = Field(min_length=1)
+    scale_down: Literal["never", "onsuccess", "progressively"] = "progressively"
+
+
+class RollbackWindow(SpecModel):
+    """Going back to one of the last `revisions` stable revisions (by undo or by Git) skips the
+    steps and the analysis: that revision already ran in production."""
+
+    revisions: NonNegative = 0
+
+
 class RolloutSpec(SpecModel):
     replicas: NonNegative = 1
-    selector: LabelSelector
-    template: PodTemplate
+    # Both required unless workloadRef names a Deployment to take them from.
+    selector: LabelSelector | None = None
+    template: PodTemplate | None = None
+    workload_ref: WorkloadRef | None = None
     min_ready_seconds: NonNegative = 0
     revision_history_limit: NonNegative = 10
     progress_deadline_seconds: Annotated[int, Field(ge=1)] = 600
     progress_deadline_abort: bool = False
     paused: bool = False
     strategy: Strategy = Field(default_factory=Strategy)
+    rollback_window: RollbackWindow | None = None
+
+    @model_validator(mode="after")
+    def _template_or_workload(self) -> RolloutSpec:
+        if self.workload_ref is not None:
+            if self.template is not None:
+                raise ValueError(
+                    "spec.template and spec.workloadRef are mutually exclusive: the pod template "
+                    "comes from the Deployment named by workloadRef; remove one"
+                )
+            if self.selector is not None:
+                raise ValueError(
+                    "spec.selector is taken from the Deployment named by spec.workloadRef; remove it"
+                )
+        elif self.template is None:
+            raise ValueError("one of spec.template or spec.workloadRef is required")
+        elif self.selector is None:
+            raise ValueError("spec.selector is required with spec.template")
+        return self

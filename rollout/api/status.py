@@ -135,6 +135,11 @@ class RolloutStatus(StatusModel):
     # A `rollout.dev/promote` consumed while nothing waited for it: it passes the next pause step
     # or inconclusive analysis of the current revision (a consumed command is never lost).
     promote_pending: bool = False
+    # Revisions that were stable before the stable one, most recent first (as many as
+    # spec.rollbackWindow.revisions): going back to one of them is fast-tracked.
+    stable_history: list[str] = Field(default_factory=list)
+    # Why the current revision skips its steps and analysis as a rollback within the window.
+    fast_tracked: str = ""
     conditions: list[Condition] = Field(default_factory=list)
 
     def condition(self, type_: str) -> Condition | None:

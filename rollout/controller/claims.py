@@ -37,7 +37,10 @@ def claims_for(raw: dict[str, Any] | None) -> Claims | None:
 def overlapping(one: Claims, other: Claims) -> bool:
     """Whether two Rollouts claim anything in common (a change to one concerns the other)."""
     return (
-        bool(one.services & other.services) or bool(one.rules & other.rules) or selectors_overlap(one, other)
+        bool(one.services & other.services)
+        or bool(one.rules & other.rules)
+        or bool(one.workload and one.workload == other.workload)
+        or selectors_overlap(one, other)
     )
 
 

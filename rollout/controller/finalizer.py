@@ -1,5 +1,7 @@
-"""The traffic finalizer: held on a Rollout only while its routes carry canary traffic or managed
-rules, so that deleting the Rollout mid-canary first restores them (reconciler._finalize)."""
+"""The Rollout's finalizer: held while its routes carry canary traffic or managed rules, so that
+deleting the Rollout mid-canary first restores them, and for as long as the Rollout has a
+spec.workloadRef, so that deleting it first gives the Deployment its pods back
+(reconciler._finalize)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,13 @@ def finalizers(raw: dict[str, Any]) -> list[str]:
 def holds_traffic(decision: Decision) -> bool:
     """The decision moves traffic away from 100% stable."""
     return any(isinstance(a, SetTraffic) and not at_rest(a.state) for a in decision.actions)
+
+
+def holds_workload(raw: dict[str, Any]) -> bool:
+    """The Rollout took over a Deployment (spec.workloadRef): read off the raw spec, so that a
+    spec made invalid later still keeps the Deployment to be given back."""
+    spec = raw.get("spec")
+    return isinstance(spec, dict) and bool(spec.get("workloadRef"))
 
 
 def routes_at_rest(observed: Observed, decision: Decision) -> bool:

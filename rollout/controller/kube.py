@@ -50,6 +50,7 @@ class Resource:
 
 ROLLOUTS = Resource("rollout.dev", "v1alpha1", "rollouts")
 REPLICASETS = Resource("apps", "v1", "replicasets")
+DEPLOYMENTS = Resource("apps", "v1", "deployments")
 SERVICES = Resource("", "v1", "services")
 EVENTS = Resource("", "v1", "events")
 NAMESPACES = Resource("", "v1", "namespaces")

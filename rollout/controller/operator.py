@@ -26,6 +26,7 @@ from rollout.controller.kube import (
     ANALYSIS_TEMPLATES,
     API_THREADS,
     CLUSTER_ANALYSIS_TEMPLATES,
+    DEPLOYMENTS,
     REPLICASETS,
     ROLLOUTS,
     SECRETS,
@@ -67,6 +68,7 @@ def cached_kinds() -> list[CachedKind]:
         CachedKind(ROLLOUTS),
         CachedKind(REPLICASETS, label_selector=ROLLOUT_NAME_LABEL),
         CachedKind(SERVICES),
+        CachedKind(DEPLOYMENTS),  # of spec.workloadRef
         # Whatever the routers read or own: routes, VirtualServices, DestinationRules, Ingresses.
         *(CachedKind(Resource(r.group, r.version, r.plural)) for r in watched_resources()),
         CachedKind(ANALYSIS_TEMPLATES),

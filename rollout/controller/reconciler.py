@@ -11,6 +11,7 @@ into a single follow-up."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -27,8 +28,24 @@ from rollout.controller.cached import fresh_reads
 from rollout.controller.claims import observe_others
 from rollout.controller.commands import pending_commands, removal_patch
 from rollout.controller.events import event_body
-from rollout.controller.finalizer import FINALIZER, finalizer_patch, finalizers, holds_traffic, routes_at_rest
-from rollout.controller.kube import EVENTS, JSON_PATCH, REPLICASETS, ROLLOUTS, SERVICES, Kube, Resource
+from rollout.controller.finalizer import (
+    FINALIZER,
+    finalizer_patch,
+    finalizers,
+    holds_traffic,
+    holds_workload,
+    routes_at_rest,
+)
+from rollout.controller.kube import (
+    DEPLOYMENTS,
+    EVENTS,
+    JSON_PATCH,
+    REPLICASETS,
+    ROLLOUTS,
+    SERVICES,
+    Kube,
+    Resource,
+)
 from rollout.controller.routes import (
     Seen,
     observe_pinned,
@@ -46,12 +63,17 @@ from rollout.engine.types import (
     Event,
     PinRevision,
     PinService,
+    ScaleDeployment,
     ScaleReplicaSet,
     SetTraffic,
+    WorkloadState,
 )
 from rollout.engine.validation import referenced_services
+from rollout.engine.workload import with_workload
 from rollout.observability import metrics
 from rollout.traffic.base import RouteProblem
+from rollout.traffic.bindings import routing_of
+from rollout.workload.deployments import available_of, deployment_state, give_back_replicas
 from rollout.workload.replicasets import ROLLOUT_NAME_LABEL, build_replicaset, is_owned_by, replicaset_state
 from rollout.workload.services import pin_patch
 
@@ -210,8 +232,10 @@ class Reconciler:
             parsed = parse_rollout(raw)
             if commands:
                 self._unapplied[(namespace, name)] = commands
+        workload = await self._observe_workload(parsed)
+        parsed = with_workload(parsed, workload)  # the Deployment's template, before anything reads it
         routes_seen: Seen = {}
-        observed = await self._observe(parsed, routes_seen)
+        observed = dataclasses.replace(await self._observe(parsed, routes_seen), workload=workload)
         decision = decide(parsed, observed, commands, self.clock())
         metrics.record_decision(parsed, decision.status, observed.analysis_templates)
         busy = decision.actions or decision.events or commands
@@ -227,7 +251,8 @@ class Reconciler:
         )
         failure: Exception | None = None
         try:
-            if holds_traffic(decision) and FINALIZER not in finalizers(raw):
+            holds = holds_traffic(decision) or holds_workload(raw)
+            if holds and FINALIZER not in finalizers(raw):
                 raw = await self._set_finalizer(raw, add=True, commands=commands)
             for action in decision.actions:
                 await self.apply_action(parsed, action, routes_seen)
@@ -236,7 +261,7 @@ class Reconciler:
             log.warning("action failed", namespace=namespace, name=name, error=str(exc))
         raw = await self._write_status(raw, decision, commands)
         self._unapplied.pop((namespace, name), None)  # the status records the commands now
-        if FINALIZER in finalizers(raw) and routes_at_rest(observed, decision):
+        if FINALIZER in finalizers(raw) and routes_at_rest(observed, decision) and not holds_workload(raw):
             raw = await self._set_finalizer(raw, add=False, commands=[])
         await self._post_events(raw, decision)
         if isinstance(failure, ApiException) and failure.status == 409:
@@ -273,6 +298,14 @@ class Reconciler:
             commands=[f"{c.kind}={c.value}" for c in commands],
         )
         return updated, commands
+
+    async def _observe_workload(self, parsed: ParsedRollout) -> WorkloadState | None:
+        """The Deployment of spec.workloadRef; None without one, or when it does not exist."""
+        ref = None if parsed.rollout is None else parsed.rollout.spec.workload_ref
+        if ref is None:
+            return None
+        found = await self.kube.get(DEPLOYMENTS, parsed.meta.namespace, ref.name)
+        return None if found is None else deployment_state(found)
 
     async def _observe(self, parsed: ParsedRollout, routes_seen: Seen) -> Observed:
         meta = parsed.meta
@@ -341,6 +374,12 @@ class Reconciler:
             guard = await self._version_of(SERVICES, ns, action.service)
             body = {**pin_patch(action.revision), "metadata": guard}
             await self.kube.patch(SERVICES, ns, action.service, body)
+        elif isinstance(action, ScaleDeployment):
+            # Guarded like a ReplicaSet: never scale down from a stale view of the Deployment.
+            guard = await self._version_of(DEPLOYMENTS, ns, action.name)
+            await self.kube.patch(
+                DEPLOYMENTS, ns, action.name, {"metadata": guard, "spec": {"replicas": action.replicas}}
+            )
         elif isinstance(action, PinRevision):
             await pin_revision(self.kube, rollout, action.role, action.revision)
         elif isinstance(action, SetTraffic):
@@ -388,9 +427,53 @@ class Reconciler:
                 "Normal", "TrafficRestored", "Deleted: routes restored to 100% stable, managed rules removed"
             )
         )
+        # (a Rollout held only for its workload has no routes to speak of)
+        routed = parsed.rollout is None or routing_of(parsed.rollout) is not None
+        events = [event] if problems or routed else []
+        if holds_workload(raw):
+            given_back, said = await self._give_back_workload(raw)
+            events += said
+            if not given_back:  # the Rollout's pods stay until the Deployment's are available
+                await self._post_events(raw, Decision(status=parsed.status, events=said))
+                self.schedule(meta["namespace"], meta["name"], 0.5)
+                return
         log.info("finalized", namespace=meta["namespace"], name=meta["name"], problems=problems)
         await self._set_finalizer(raw, add=False, commands=[])
-        await self._post_events(raw, Decision(status=parsed.status, events=[event]))
+        await self._post_events(raw, Decision(status=parsed.status, events=events))
+
+    async def _give_back_workload(self, raw: dict[str, Any]) -> tuple[bool, list[Event]]:
+        """Scale the Deployment of spec.workloadRef back up; True once its pods are available (the
+        Rollout's ReplicaSets may go then). Read from the API server: a deletion is no time to
+        act on a cache that may be behind."""
+        meta, ref = raw["metadata"], (raw.get("spec") or {}).get("workloadRef") or {}
+        name = str(ref.get("name", ""))
+        where = f"Deployment {meta['namespace']}/{name}"
+        deployment = await self.kube.get_fresh(DEPLOYMENTS, meta["namespace"], name) if name else None
+        if deployment is None:
+            gone = Event("Warning", "WorkloadNotRestored", f"Deleted; {where} not found: nothing to return")
+            return True, [gone]
+        target = give_back_replicas(raw, deployment)
+        events = []
+        if int((deployment.get("spec") or {}).get("replicas", 1)) < target:
+            guard = {"resourceVersion": deployment["metadata"]["resourceVersion"]}
+            deployment = await self.kube.patch(
+                DEPLOYMENTS, meta["namespace"], name, {"metadata": guard, "spec": {"replicas": target}}
+            )
+            events.append(
+                Event(
+                    "Normal",
+                    "WorkloadRestoring",
+                    f"Deleted: {where} scaled back up to {target}; "
+                    "the Rollout's pods stay until its pods are available",
+                )
+            )
+        available = available_of(deployment)
+        if available < target:
+            return False, events
+        events.append(
+            Event("Normal", "WorkloadRestored", f"Deleted: {where} has {available}/{target} available again")
+        )
+        return True, events
 
     async def _write_status(
         self, raw: dict[str, Any], decision: Decision, commands: list[Command]

@@ -275,7 +275,7 @@ class CanaryPlan(Moves):
         if held:  # a user pause holds the canary where it is, except to take traffic off it
             self.hold(target.traffic, count)
             return False
-        canary_ready = self.scale_canary(count, self.status.stable_revision or "")
+        canary_ready = self.scale_canary(count, self.status.stable_revision or "", target.traffic.weight)
         allowed = self.allowed_traffic(target.traffic, count)
         if not self.health_allows_progress():
             if self.out.blocked:
@@ -364,20 +364,26 @@ class CanaryPlan(Moves):
         if allowed.weight < self.cs.weight or (at_rest(allowed) and not self.traffic_is(STABLE_ONLY)):
             self.set_traffic(allowed)
 
-    def scale_canary(self, count: int, stable: str) -> bool:
+    def scale_canary(self, count: int, stable: str, weight: int = 100) -> bool:
         if self.routed:
             ready = self.scale(self.current, count)
             self.scale_down_abandoned(stable)  # earlier canaries, abandoned for this one
             return ready
-        return self.scale_by_proportion(count, stable)
+        return self.scale_by_proportion(count, stable, weight)
 
-    def scale_by_proportion(self, count: int, stable: str) -> bool:
+    def scale_by_proportion(self, count: int, stable: str, weight: int = 100) -> bool:
         """Without trafficRouting the weight is the share of pods: the canary grows to `count`
         and stable shrinks to the rest, within maxSurge and maxUnavailable (the rolling update's
-        arithmetic, rolling.plan_replicas, with two targets)."""
+        arithmetic, rolling.plan_replicas, with two targets). Below a weight of 100 stable keeps
+        at least one pod: when spec.replicas is so low (an autoscaler scaled it down mid-canary)
+        that the canary's rounded-up share takes every pod, users stay partly on stable rather
+        than all moved to the canary by rounding."""
         surge = resolve_int_or_percent(self.strategy.max_surge, self.replicas, round_up=True)
         unavailable = resolve_int_or_percent(self.strategy.max_unavailable, self.replicas, round_up=False)
-        targets = {stable: self.replicas - count, self.current: count}  # stable first: it carries the users
+        stable_count = self.replicas - count
+        if weight < 100 and self.replicas > 0:
+            stable_count = max(stable_count, 1)
+        targets = {stable: stable_count, self.current: count}  # stable first: it carries the users
         sets = self.observed.replicasets
         new = plan_replicas(sets, targets, self.replicas, surge, unavailable)
         for rs in sets:

@@ -14,6 +14,7 @@ from rollout.analysis.resolve import ResolvedMetric, resolve_analyses
 from rollout.api.revision import revision_hash
 from rollout.api.rollout import ParsedRollout, Rollout, SpecError
 from rollout.api.status import RolloutStatus
+from rollout.engine import rollback
 from rollout.engine.analysis import (
     ANALYSIS_CONDITION,
     ANALYSIS_PAUSE,
@@ -39,6 +40,7 @@ from rollout.engine.types import (
     ReplicaSetState,
 )
 from rollout.engine.validation import validate
+from rollout.engine.workload import with_workload, workload_actions
 
 SPEC_PAUSE = "SpecPaused"
 INVALID_SPEC = "InvalidSpec"
@@ -55,6 +57,7 @@ def current_revision(rollout: Rollout) -> str:
 def decide(parsed: ParsedRollout, observed: Observed, commands: Sequence[Command], now: datetime) -> Decision:
     if parsed.status_errors:
         return _unreadable_status(parsed, now)
+    parsed = with_workload(parsed, observed.workload)
     status = parsed.status.model_copy(deep=True)
     status.observed_generation = parsed.meta.generation
     errors = list(parsed.errors)
@@ -121,11 +124,14 @@ def _decide_valid(
 ) -> Decision:
     current = current_revision(rollout)
     status = _stable_from_cluster(rollout, status, observed, current, events)
-    _follow_revision(status, current, now, events)
+    started = _follow_revision(status, current, now, events)
     in_progress = current != status.stable_revision
     analyses = Analyses(rollout, status, observed, resolved, current, now, events)
     analyses.fold()
     strategy = strategy_of(rollout)(rollout, status, observed, current, now, events, analyses)
+    if started:
+        rollback.fast_track(rollout, status, strategy, events)
+    stable_before = status.stable_revision
 
     def promote_command(command: Command) -> Event:
         passed = promote_analysis(status, now) if in_progress else None
@@ -142,7 +148,9 @@ def _decide_valid(
     _spec_pause(status, rollout.spec.paused, now, events)
     if status.aborted:
         analyses.stop("the rollout was aborted")
+        status.fast_tracked = ""  # the fast-tracked attempt is over; a retry runs the steps
     outcome = strategy.run()
+    rollback.remember(rollout, status, stable_before)
     if status.aborted:
         _drop_pending_promote(status, events, "the rollout was aborted")
     elif status.stable_revision == current:
@@ -163,6 +171,9 @@ def _decide_valid(
     )
     deadline = _deadline(rollout, status, outcome.at_rest, now, events)
     _phase(status, strategy, outcome, now, events, note=note)
+    scaled, said = workload_actions(rollout, status, observed.replicasets, observed.workload)
+    actions += scaled
+    events += said
     requeue_after = _earliest(outcome.requeue_after, deadline, analyses.next_measurement_in())
     return Decision(status=status, actions=actions, events=events, requeue_after=requeue_after)
 
@@ -186,9 +197,13 @@ def strategy_of(rollout: Rollout) -> type[Moves]:
     return RollingUpdate
 
 
-def _follow_revision(status: RolloutStatus, current: str, now: datetime, events: list[Event]) -> None:
-    """A new template starts its update from the beginning; the first revision is stable at once."""
+def _follow_revision(status: RolloutStatus, current: str, now: datetime, events: list[Event]) -> bool:
+    """A new template starts its update from the beginning; the first revision is stable at once.
+    True when a revision other than the stable one started."""
+    started = False
     if status.current_revision != current:
+        started = current != status.stable_revision
+        status.fast_tracked = ""
         if status.current_revision is not None and current != status.stable_revision:
             events.append(
                 Event("Normal", "NewRevision", f"New revision {current}; stable is {status.stable_revision}")
@@ -215,6 +230,7 @@ def _follow_revision(status: RolloutStatus, current: str, now: datetime, events:
         )
     if status.last_progress_at is None:
         status.last_progress_at = now
+    return started
 
 
 def _stable_from_cluster(
@@ -364,6 +380,8 @@ def _phase(
         f"{status.available_replicas}/{desired} available",
         now,
     )
+    if status.fast_tracked and phase in ("Progressing", "Paused"):
+        message += f"; rollback fast-tracked: {status.fast_tracked}"
     if status.promote_pending:
         message += "; a rollout.dev/promote is pending: it passes the next pause or inconclusive analysis"
     if note:

@@ -200,9 +200,26 @@ class Moves:
         """The Service on `revision`; True once observed (or when there is no Service to pin)."""
         if not service or self.pinned(service) == revision:
             return True
+        if self.taking_over(service, revision):
+            return False
         self.out.actions.append(PinService(service, revision))
         self.look_again()
         return False
+
+    def taking_over(self, service: str, revision: str) -> bool:
+        """A Service not pinned yet selects the pods of the Deployment being taken over
+        (spec.workloadRef) as well: it is pinned only once the revision alone has every replica
+        available, so that the pods behind it never fall below what users had."""
+        if self.rollout.spec.workload_ref is None or self.pinned(service) is not None:
+            return False
+        if self.healthy(revision) >= self.replicas:
+            return False
+        self.out.waiting = (
+            f"Service {service} stays on the Deployment's pods and the Rollout's until revision "
+            f"{revision} has {self.replicas} available"
+        )
+        self.look_again()
+        return True
 
     def pin_routers(self, role: str, revision: str) -> bool:
         """`role` on `revision` in every object the routers pin by revision; True once observed."""

@@ -34,6 +34,18 @@ class ReplicaSetState:
 
 
 @dataclass(frozen=True)
+class WorkloadState:
+    """The Deployment of spec.workloadRef, as the cluster reports it: the pod template and
+    selector the Rollout takes from it, and its own scale."""
+
+    name: str
+    template: Mapping[str, object]
+    selector: Mapping[str, object]
+    spec_replicas: int
+    available: int = 0
+
+
+@dataclass(frozen=True)
 class Claims:
     """What one Rollout manages in its namespace, for conflicts between Rollouts: the Services it
     pins, the route rules it writes (`(plural, route, what)` where `what` names the rule, the
@@ -46,6 +58,7 @@ class Claims:
     rules: frozenset[tuple[str, str, str]] = frozenset()
     selector: LabelSelector | None = None
     template_labels: Mapping[str, str] = field(default_factory=dict)
+    workload: str = ""  # the Deployment of spec.workloadRef
 
     def older_than(self, other: Claims) -> bool:
         """Creation time decides which of two Rollouts keeps a claim; ties go by name."""
@@ -76,6 +89,8 @@ class Observed:
     secrets: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
     # What the other Rollouts of the namespace claim (see Claims).
     others: tuple[Claims, ...] = ()
+    # The Deployment of spec.workloadRef; None when there is none (or it does not exist).
+    workload: WorkloadState | None = None
 
 
 @dataclass(frozen=True)
@@ -127,7 +142,23 @@ class SetTraffic:
     state: TrafficState
 
 
-Action = CreateReplicaSet | ScaleReplicaSet | DeleteReplicaSet | PinService | PinRevision | SetTraffic
+@dataclass(frozen=True)
+class ScaleDeployment:
+    """Set the spec.replicas of the Deployment the Rollout took over (spec.workloadRef)."""
+
+    name: str
+    replicas: int
+
+
+Action = (
+    CreateReplicaSet
+    | ScaleReplicaSet
+    | DeleteReplicaSet
+    | PinService
+    | PinRevision
+    | SetTraffic
+    | ScaleDeployment
+)
 
 
 @dataclass(frozen=True)

@@ -112,8 +112,11 @@ def claims_of(rollout: Rollout) -> Claims:
         created_at=rollout.metadata.creation_timestamp,
         services=frozenset(referenced_services(rollout).values()),
         rules=frozenset(rule_claims(rollout)),
+        # None for a workloadRef not resolved yet (another Rollout read from the cache): its
+        # Deployment's name is its claim then.
         selector=rollout.spec.selector,
-        template_labels=dict(rollout.spec.template.metadata.labels),
+        template_labels=dict(rollout.spec.template.metadata.labels) if rollout.spec.template else {},
+        workload=rollout.spec.workload_ref.name if rollout.spec.workload_ref else "",
     )
 
 
@@ -149,13 +152,25 @@ def conflict_errors(rollout: Rollout, others: tuple[Claims, ...]) -> list[SpecEr
                 errors.append(
                     SpecError(path, f"{what} of {plural} {namespace}/{route} is already managed by {owner}")
                 )
-        if selectors_overlap(mine, other):
-            assert other.selector is not None
+        if mine.workload and mine.workload == other.workload:
             errors.append(
                 SpecError(
-                    "spec.selector",
-                    f"selector {rollout.spec.selector.as_query()!r} overlaps the selector "
-                    f"{other.selector.as_query()!r} of {owner}: their pods would be mixed up",
+                    "spec.workloadRef.name",
+                    f"Deployment {namespace}/{mine.workload} is already taken over by {owner}",
+                )
+            )
+        elif selectors_overlap(mine, other):
+            assert other.selector is not None and mine.selector is not None
+            if mine.workload:
+                path = "spec.workloadRef.name"
+                whose = f"the selector {mine.selector.as_query()!r} of Deployment {namespace}/{mine.workload}"
+            else:
+                path, whose = "spec.selector", f"selector {mine.selector.as_query()!r}"
+            errors.append(
+                SpecError(
+                    path,
+                    f"{whose} overlaps the selector {other.selector.as_query()!r} of {owner}: "
+                    "their pods would be mixed up",
                 )
             )
     return errors

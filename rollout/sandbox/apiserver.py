@@ -49,6 +49,10 @@ BACKBONE: dict[str, kmock.ResourceInfo] = {
     "apps/v1/replicasets": kmock.ResourceInfo(
         kind="ReplicaSet", namespaced=True, verbs=_VERBS, subresources=["status", "scale"]
     ),
+    # Served for Rollouts that take over a Deployment (spec.workloadRef).
+    "apps/v1/deployments": kmock.ResourceInfo(
+        kind="Deployment", namespaced=True, verbs=_VERBS, subresources=["status", "scale"]
+    ),
     "coordination.k8s.io/v1/leases": kmock.ResourceInfo(kind="Lease", namespaced=True, verbs=_VERBS),
 }
 _LEASES = kmock.resource("coordination.k8s.io/v1/leases")

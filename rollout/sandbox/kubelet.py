@@ -1,7 +1,11 @@
 """A stand-in for kube-controller-manager's ReplicaSet controller and the kubelet: it brings each
 ReplicaSet's pods up to `spec.replicas`, makes them Ready after a start-up delay (and Available
 after `minReadySeconds`), and reports it in the ReplicaSet's status through the API, as a cluster
-does. Pods whose image matches `never_ready` never become Ready (a crash-looping release)."""
+does. Pods whose image matches `never_ready` never become Ready (a crash-looping release).
+
+Deployments get the same treatment, as kube-controller-manager's Deployment controller would
+report them: their pods (spec.replicas of them) counted in the Deployment's status directly,
+without ReplicaSets of their own, and no rolling update of the Deployment's template."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import aiohttp
 import kmock
 
 REPLICASETS = kmock.resource("apps/v1/replicasets")
+DEPLOYMENTS = kmock.resource("apps/v1/deployments")
 
 
 def images(rs: dict[str, Any]) -> list[str]:
@@ -59,6 +64,11 @@ class FakeKubelet:
             "observedGeneration": rs["metadata"].get("generation", 1),
         }
 
+    def deployment_status_for(self, deployment: dict[str, Any], now: float) -> dict[str, Any]:
+        """A Deployment's status, its pods all of the one template it has."""
+        status = self.status_for(deployment, now)
+        return {**status, "updatedReplicas": status["replicas"]}
+
     async def run(self) -> None:
         async with aiohttp.ClientSession(self.url) as session:
             while True:
@@ -67,12 +77,15 @@ class FakeKubelet:
                     continue
                 now = time.monotonic()
                 for (resource, namespace, name), obj in list(self.server.objects.items()):
-                    if resource != REPLICASETS or obj.deleted:
+                    if resource not in (REPLICASETS, DEPLOYMENTS) or obj.deleted:
                         continue
                     rs = obj.raw
-                    status = self.status_for(rs, now)
+                    if resource == DEPLOYMENTS:
+                        status = self.deployment_status_for(rs, now)
+                    else:
+                        status = self.status_for(rs, now)
                     if (rs.get("status") or {}) != status:
-                        path = f"/apis/apps/v1/namespaces/{namespace}/replicasets/{name}/status"
+                        path = f"/apis/apps/v1/namespaces/{namespace}/{resource.plural}/{name}/status"
                         async with session.patch(
                             path,
                             json={"status": status},

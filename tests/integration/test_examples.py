@@ -13,6 +13,7 @@ import yaml
 from rollout.controller.kube import (
     ANALYSIS_TEMPLATES,
     CLUSTER_ANALYSIS_TEMPLATES,
+    DEPLOYMENTS,
     ROLLOUTS,
     SECRETS,
     SERVICES,
@@ -27,6 +28,7 @@ KINDS = {
     "Rollout": ROLLOUTS,
     "Service": SERVICES,
     "Secret": SECRETS,
+    "Deployment": DEPLOYMENTS,
     "AnalysisTemplate": ANALYSIS_TEMPLATES,
     "ClusterAnalysisTemplate": CLUSTER_ANALYSIS_TEMPLATES,
     "HTTPRoute": Resource("gateway.networking.k8s.io", "v1", "httproutes"),
@@ -57,13 +59,14 @@ async def route_specs(cluster, documents):
     return specs
 
 
-async def drive_canary(cluster, namespace, name, image):
-    """Update the image and promote at every pause until the new revision is stable; returns the
-    status seen at each pause."""
+async def drive_canary(cluster, namespace, name, image, workload=None):
+    """Update the image (in the Deployment `workload` for a Rollout that took one over) and
+    promote at every pause until the new revision is stable; returns the status seen at each
+    pause."""
     await cluster.kube.patch(
-        ROLLOUTS,
+        ROLLOUTS if workload is None else DEPLOYMENTS,
         namespace,
-        name,
+        name if workload is None else workload,
         {"spec": {"template": {"spec": {"containers": [{"name": image[0], "image": image[1] + "-next"}]}}}},
     )
     status_now = rollout_status(cluster, namespace, name)
@@ -121,10 +124,12 @@ async def test_example_applies_and_becomes_healthy(cluster, path):
             canary = doc["spec"]["strategy"].get("canary")
             if canary is None or canary.get("analysis") or any("analysis" in s for s in canary["steps"]):
                 continue
-            container = doc["spec"]["template"]["spec"]["containers"][0]
+            workload = (doc["spec"].get("workloadRef") or {}).get("name")
+            holder = doc if workload is None else deployment_of(documents, workload)
+            container = holder["spec"]["template"]["spec"]["containers"][0]
             meta = doc["metadata"]
             pauses = await drive_canary(
-                cluster, meta["namespace"], meta["name"], (container["name"], container["image"])
+                cluster, meta["namespace"], meta["name"], (container["name"], container["image"]), workload
             )
             assert pauses, f"{meta['name']} never paused"
             # At some pause the canary carried traffic: a weight, a header route or a mirror.
@@ -139,6 +144,10 @@ async def test_example_applies_and_becomes_healthy(cluster, path):
 
             await wait_for(back_at_rest, timeout=30, what=f"{meta['name']} back at 100/0")
         assert await route_specs(cluster, documents) == at_rest  # routes exactly as written
+
+
+def deployment_of(documents, name):
+    return next(d for d in documents if d["kind"] == "Deployment" and d["metadata"]["name"] == name)
 
 
 async def drive_blue_green(cluster, doc):
