@@ -221,7 +221,10 @@ async def _analysis(session: Session, rollout: Rollout, prometheus: Prometheus) 
             )
         elif isinstance(spec, str):
             checks.append(Check(False, str(key), f"not valid: {spec}", f"fix {key}"))
-    current = current_revision(rollout)
+    # A workloadRef Rollout has no template of its own here: its revision is the status's.
+    current = rollout.status.current_revision or ""
+    if rollout.spec.template is not None:
+        current = current_revision(rollout)
     resolved, problems = resolve_all(rollout, templates, rollout.status.stable_revision or current, current)
     # A missing or unreadable template has its own row above.
     problems = [

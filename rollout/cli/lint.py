@@ -23,8 +23,10 @@ from rollout.cli.session import CliError
 from rollout.engine.decide import current_revision
 from rollout.engine.types import Observed, ObservedRoute
 from rollout.engine.validation import referenced_services, validate
+from rollout.engine.workload import with_workload
 from rollout.traffic.base import ObservedPins
 from rollout.traffic.bindings import observe_pins, observe_route, pin_bindings, probe_state, route_bindings
+from rollout.workload.deployments import deployment_state
 
 KINDS = ("Rollout", "AnalysisTemplate", "ClusterAnalysisTemplate")
 
@@ -136,7 +138,18 @@ def problems(documents: list[tuple[str, dict[str, Any]]]) -> list[str]:
             # their own `storefront` route); else any file's.
             source = where.rsplit("#", 1)[0]
             own = {_key(d): d for w, d in documents if w.rsplit("#", 1)[0] == source}
-            observed = _observed(parsed.rollout, {**given, **own})
+            known = {**given, **own}
+            ref = parsed.rollout.spec.workload_ref
+            if ref is not None and parsed.rollout.spec.template is None:
+                namespace = parsed.rollout.metadata.namespace or "default"
+                deployment = known.get(("Deployment", namespace, ref.name))
+                if deployment is None:
+                    continue  # its template is in a Deployment not given: assumed right
+                parsed = with_workload(parsed, deployment_state(deployment))
+                if parsed.rollout is None:
+                    found += [f"{label}: {e}" for e in parsed.errors]
+                    continue
+            observed = _observed(parsed.rollout, known)
             found += [f"{label}: {e}" for e in validate(parsed.rollout, observed)]
             if len(observed.analysis_templates) == len(template_keys(parsed.rollout)):  # all given
                 revision = current_revision(parsed.rollout)

@@ -79,6 +79,7 @@ async def undo(session: Session, name: str, to_revision: str | None, out: TextIO
                 f"#{n} {rs['metadata']['labels'].get(REVISION_LABEL)}" for n, rs in numbered.items()
             )
             raise CliError(f'rollout "{name}" has no revision {to_revision!r} (kept: {kept or "none"})')
+    _refuse_workload_ref(obj, name, "undo")
     revision = target["metadata"]["labels"].get(REVISION_LABEL)
     if revision == current:
         raise CliError(f'cannot undo rollout "{name}": revision {revision} is already the current one')
@@ -94,8 +95,19 @@ async def undo(session: Session, name: str, to_revision: str | None, out: TextIO
     return 0
 
 
+def _refuse_workload_ref(obj: dict[str, Any], name: str, what: str) -> None:
+    """A Rollout that takes its template from a Deployment is changed through that Deployment."""
+    ref = (obj.get("spec") or {}).get("workloadRef")
+    if ref and not (obj.get("spec") or {}).get("template"):
+        raise CliError(
+            f'cannot {what} rollout "{name}": its template is Deployment {ref.get("name")}\'s '
+            f"(spec.workloadRef); change the Deployment"
+        )
+
+
 async def set_image(session: Session, name: str, assignments: list[str], out: TextIO) -> int:
     obj = await session.rollout(name)
+    _refuse_workload_ref(obj, name, "set the image of")
     containers = obj["spec"]["template"]["spec"].get("containers") or []
     patch: list[dict[str, Any]] = [
         {"op": "test", "path": "/metadata/resourceVersion", "value": obj["metadata"]["resourceVersion"]}

@@ -85,7 +85,11 @@ async def test_steady_state_reads_nothing_and_a_route_change_is_seen_at_once(clu
         # Gateway's status one generation old, so later reconciles wait for a fresh one: the
         # Event and the weight are what stays.)
         await wait_for(weight_is(cluster, 0), timeout=10, what="traffic back on stable")
-        assert "RouteNotAccepted" in await event_reasons(cluster)
+
+        async def told():
+            return "RouteNotAccepted" in await event_reasons(cluster)
+
+        await wait_for(told, timeout=5, what="the RouteNotAccepted Event")
 
 
 async def test_stale_writes_cost_conflicts_and_fresh_reads_never_a_wrong_write(cluster):
