@@ -80,9 +80,11 @@ async def create(kube: Kube, res: Resource, namespace: str, body: dict[str, Any]
             raise
 
 
-async def in_batches(jobs: list[Callable[[], Awaitable[Any]]]) -> None:
+async def in_batches(jobs: list[Callable[[], Awaitable[Any]]], between: Callable[[], None]) -> None:
+    """Run the jobs BATCH at a time; `between` after each batch (the emulator forgets its log)."""
     for start in range(0, len(jobs), BATCH):
         await asyncio.gather(*(job() for job in jobs[start : start + BATCH]))
+        between()
 
 
 def canary_weight(route: dict[str, Any], canary: str) -> int | None:
@@ -277,7 +279,7 @@ async def run(n: int, workers: int, timeout: float) -> dict[str, Any]:
                         where.kube, HTTPROUTES, ns, http_route_manifest(a, ns, (f"{a}-stable", f"{a}-canary"))
                     )
                 )
-            await in_batches(jobs)
+            await in_batches(jobs, where.harvest)
             log_dir = Path(os.environ.get("ROLLOUT_BENCH_LOGS") or workdir)
             controller = controller_process(where, workers, log_dir / f"controller-{n}.log")
             peak = 0.0
@@ -292,7 +294,8 @@ async def run(n: int, workers: int, timeout: float) -> dict[str, Any]:
                             rollout_manifest(a, ns, replicas=1, strategy=strategy(a)),
                         )
                         for name in names
-                    ]
+                    ],
+                    where.harvest,
                 )
                 first_revision: dict[str, str] = {}
                 while len(first_revision) < n:
@@ -317,7 +320,7 @@ async def run(n: int, workers: int, timeout: float) -> dict[str, Any]:
                     await where.kube.patch(ROLLOUTS, ns, name, image_patch("web:2", name))
                     updated[name] = time.monotonic()
 
-                await in_batches([lambda a=name: update(a) for name in names])
+                await in_batches([lambda a=name: update(a) for name in names], where.harvest)
                 first_step: dict[str, float] = {}
                 completed: dict[str, float] = {}
                 while len(completed) < n:
