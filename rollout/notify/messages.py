@@ -57,10 +57,12 @@ def _canary_weight(rollout: Rollout, status: RolloutStatus) -> int | None:
     canary = rollout.spec.strategy.canary
     if canary is None:
         return None
-    if status.aborted or status.current_step_index is None:
+    if status.aborted:
         return 0
     if status.current_revision == status.stable_revision:
         return 100
+    if status.current_step_index is None:
+        return 0
     done = min(status.current_step_index, len(canary.steps))
     return target_at(canary.steps, done - 1).traffic.weight if done else 0
 
