@@ -26,6 +26,7 @@ from pydantic import (
 
 from rollout.api.base import Duration, SpecModel, parse_duration
 from rollout.api.rollout import field_path
+from rollout.api.spec import SecretKeyRef
 
 NonNegative = Annotated[int, Field(ge=0)]
 _WHOLE_PLACEHOLDER = re.compile(r"^\{\{\s*args\.[A-Za-z0-9_.-]+\s*\}\}$")
@@ -50,11 +51,6 @@ def _count_or_arg(value: Any) -> Any:
 # quick checks and long soaks alike; the value is checked when the arguments are known.
 DurationOrArg = Annotated[int | str, BeforeValidator(_duration_or_arg)]
 CountOrArg = Annotated[int | str, BeforeValidator(_count_or_arg)]
-
-
-class SecretKeyRef(SpecModel):
-    name: str = Field(min_length=1)
-    key: str = Field(min_length=1)
 
 
 class HeaderValueFrom(SpecModel):

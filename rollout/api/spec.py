@@ -262,6 +262,45 @@ class RollbackWindow(SpecModel):
     revisions: NonNegative = 0
 
 
+class SecretKeyRef(SpecModel):
+    name: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+
+
+# The moments a webhook can be told about (rollout/notify/triggers.py maps Event reasons to them).
+NOTIFICATION_TRIGGERS = ("Started", "StepCompleted", "Paused", "AnalysisFailed", "Aborted", "Completed")
+NotificationTrigger = Literal["Started", "StepCompleted", "Paused", "AnalysisFailed", "Aborted", "Completed"]
+
+
+class WebhookUrlFrom(SpecModel):
+    secret_key_ref: SecretKeyRef
+
+
+class Webhook(SpecModel):
+    """A POST to the URL held by a Secret (in the Rollout's namespace for spec.notifications, in
+    the ConfigMap's for the controller-wide config) on each of `triggers` (default: all);
+    `format` json (the default) or slack (a Slack-compatible `text`)."""
+
+    name: str = Field(min_length=1)
+    url_from: WebhookUrlFrom
+    triggers: list[NotificationTrigger] | None = Field(default=None, min_length=1)
+    format: Literal["json", "slack"] = "json"
+
+    def wants(self, trigger: str) -> bool:
+        return self.triggers is None or trigger in self.triggers
+
+
+class Notifications(SpecModel):
+    webhooks: list[Webhook] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Notifications:
+        names = [w.name for w in self.webhooks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"webhook names must be unique, got {names}")
+        return self
+
+
 class RolloutSpec(SpecModel):
     replicas: NonNegative = 1
     # Both required unless workloadRef names a Deployment to take them from.
@@ -275,6 +314,7 @@ class RolloutSpec(SpecModel):
     paused: bool = False
     strategy: Strategy = Field(default_factory=Strategy)
     rollback_window: RollbackWindow | None = None
+    notifications: Notifications | None = None
 
     @model_validator(mode="after")
     def _template_or_workload(self) -> RolloutSpec:

@@ -27,6 +27,7 @@ def _controller(args: argparse.Namespace) -> int:
     from rollout.controller.kube import Kube, load_api_client
     from rollout.controller.leader import ElectionSettings, LeadershipLost
     from rollout.controller.process import ProcessSettings, run_process
+    from rollout.notify.delivery import NotifySettings
     from rollout.observability.logging import configure_logging
 
     election = None
@@ -60,6 +61,9 @@ def _controller(args: argparse.Namespace) -> int:
         http_port=args.http_port,
         election=election,
         workers=args.workers,
+        notifications=NotifySettings(
+            configmap=args.notifications_configmap, timeout=args.notifications_timeout
+        ),
     )
     try:
         asyncio.run(run_process(kube, settings))
@@ -87,6 +91,13 @@ def _positive(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return value
+
+
+def _configmap_ref(text: str) -> str:
+    namespace, slash, name = text.partition("/")
+    if not (namespace and slash and name) or "/" in name:
+        raise argparse.ArgumentTypeError(f"expected NAMESPACE/NAME, got {text!r}")
+    return text
 
 
 def _port(text: str) -> int:
@@ -344,6 +355,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=16,
         help="Rollouts reconciled at the same time (each Rollout one reconcile at a time)",
+    )
+    ctl.add_argument(
+        "--notifications-configmap",
+        type=_configmap_ref,
+        default=os.environ.get("ROLLOUT_NOTIFICATIONS_CONFIGMAP") or None,
+        metavar="NAMESPACE/NAME",
+        help="ConfigMap of the webhooks told about every Rollout (key notifications.yaml, the shape of "
+        "spec.notifications; env ROLLOUT_NOTIFICATIONS_CONFIGMAP)",
+    )
+    ctl.add_argument(
+        "--notifications-timeout",
+        type=_positive,
+        default=2.0,
+        help="seconds a webhook has to answer one POST (default 2); failures are retried with backoff",
     )
     ctl.add_argument(
         "--log-level", default="INFO", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"]

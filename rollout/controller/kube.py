@@ -57,6 +57,7 @@ NAMESPACES = Resource("", "v1", "namespaces")
 CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 DESTINATION_RULES = Resource("networking.istio.io", "v1", "destinationrules")
 SECRETS = Resource("", "v1", "secrets")
+CONFIGMAPS = Resource("", "v1", "configmaps")
 ANALYSIS_TEMPLATES = Resource("rollout.dev", "v1alpha1", "analysistemplates")
 CLUSTER_ANALYSIS_TEMPLATES = Resource("rollout.dev", "v1alpha1", "clusteranalysistemplates")
 

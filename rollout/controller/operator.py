@@ -37,6 +37,7 @@ from rollout.controller.kube import (
     connection_info,
 )
 from rollout.controller.reconciler import Reconciler
+from rollout.notify.delivery import Notifier, NotifySettings
 from rollout.traffic.registry import watched_resources
 from rollout.workload.replicasets import ROLLOUT_NAME_LABEL
 
@@ -168,6 +169,8 @@ def build_registry(
     @kopf.on.startup(registry=registry)
     async def start(**_: Any) -> None:
         background["task"] = asyncio.get_running_loop().create_task(start_then_resync())
+        if reconciler.notifier is not None:
+            reconciler.notifier.start()
 
     @kopf.on.cleanup(registry=registry)
     async def stop(**_: Any) -> None:
@@ -176,6 +179,8 @@ def build_registry(
         if task is not None:
             task.cancel()
         await reconciler.close()
+        if reconciler.notifier is not None:
+            await reconciler.notifier.stop()
 
     return registry
 
@@ -189,10 +194,12 @@ async def run_controller(
     ready_flag: asyncio.Event | threading.Event | None = None,
     prometheus_address: str | None = None,
     workers: int = 16,
+    notifications: NotifySettings | None = None,
 ) -> None:
     """Run the controller until `stop_flag` is set (or forever); `prometheus_address` is the
     default for analysis templates that name none; up to `workers` Rollouts reconcile at once.
-    `ready_flag` is set once the caches are listed."""
+    `ready_flag` is set once the caches are listed. `notifications`: how webhooks are told (the
+    controller-wide ConfigMap, timeouts, retries)."""
     configuration = kube.api.configuration
     # A suffix naming the process (leader election) may follow the controller's user agent.
     agent = kube.api.user_agent if kube.api.user_agent.startswith(USER_AGENT) else USER_AGENT
@@ -205,7 +212,10 @@ async def run_controller(
     caches = Caches(api_client, cached_kinds(), namespaces)
     cached = CachedKube(api_client(), caches, threads=max(workers + 4, API_THREADS))
     cached.fence = kube.fence  # leader election: a follower, or a leader that lost its lease, writes nothing
-    reconciler = Reconciler(cached, prometheus=Prometheus(prometheus_address), workers=workers)
+    notifier = Notifier(cached, notifications)
+    reconciler = Reconciler(
+        cached, prometheus=Prometheus(prometheus_address), workers=workers, notifier=notifier
+    )
     registry = build_registry(reconciler, namespaces, resync_seconds=resync_seconds, ready_flag=ready_flag)
     caches.start()  # listing runs while kopf starts up
     try:
@@ -219,3 +229,4 @@ async def run_controller(
         )
     finally:
         caches.stop()  # also when cancelled, when kopf's clean-up does not run
+        await asyncio.shield(notifier.stop())

@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rollout.controller.kube import USER_AGENT, Kube
 from rollout.controller.leader import ElectionSettings, LeaderElector, run_as_leader
 from rollout.controller.operator import run_controller
+from rollout.notify.delivery import NotifySettings
 from rollout.observability import metrics
 from rollout.observability.health import HealthServer
 
@@ -28,6 +29,7 @@ class ProcessSettings:
     http_port: int = 8080  # 0: no HTTP endpoints
     election: ElectionSettings | None = None  # None: no leader election (one replica)
     workers: int = 16  # Rollouts reconciled at the same time
+    notifications: NotifySettings = field(default_factory=NotifySettings)
 
 
 async def run_process(kube: Kube, settings: ProcessSettings) -> None:
@@ -52,6 +54,7 @@ async def run_process(kube: Kube, settings: ProcessSettings) -> None:
             prometheus_address=settings.prometheus_address,
             ready_flag=operator_ready,
             workers=settings.workers,
+            notifications=settings.notifications,
         )
 
     server = HealthServer(settings.http_host, settings.http_port, alive=alive, ready=ready)

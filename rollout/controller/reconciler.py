@@ -70,6 +70,7 @@ from rollout.engine.types import (
 )
 from rollout.engine.validation import referenced_services
 from rollout.engine.workload import with_workload
+from rollout.notify.delivery import Notifier
 from rollout.observability import metrics
 from rollout.traffic.base import RouteProblem
 from rollout.traffic.bindings import routing_of
@@ -104,8 +105,10 @@ class Reconciler:
         retry_seconds: float = 1.0,
         max_retry_seconds: float = 300.0,
         workers: int = 16,
+        notifier: Notifier | None = None,
     ) -> None:
         self.kube = kube
+        self.notifier = notifier  # webhooks told of the Events that name a trigger (notify/)
         self.workers = workers  # Rollouts reconciled at the same time (each one at a time)
         self._slots: asyncio.Semaphore | None = None
         self.prometheus = prometheus or Prometheus()
@@ -508,3 +511,5 @@ class Reconciler:
                 await self.kube.create(EVENTS, raw["metadata"]["namespace"], event_body(raw, event))
             except ApiException as exc:  # an Event is information, never a reason to fail
                 log.warning("event not posted", reason=event.reason, status=exc.status)
+            if self.notifier is not None:  # queued, never waited for
+                self.notifier.notify(raw, decision.status, event, self.clock())

@@ -312,9 +312,17 @@ class CanaryPlan(Moves):
                 )
             )
         elif step.pause is not None:
-            add_pause(self.status, CANARY_PAUSE, self.now)
+            added = add_pause(self.status, CANARY_PAUSE, self.now)
             if step.pause.duration is None:
                 self.out.waiting = f"paused at step {index + 1} until rollout.dev/promote"
+                if added:  # once per pause step reached (notifications' Paused trigger)
+                    self.events.append(
+                        Event(
+                            "Normal",
+                            "AwaitingPromotion",
+                            f"Paused at step {index + 1}/{len(steps)} until rollout.dev/promote",
+                        )
+                    )
                 return False
             started = next(p.start_time for p in self.status.pause_conditions if p.reason == CANARY_PAUSE)
             left = parse_duration(step.pause.duration) - (self.now - started).total_seconds()

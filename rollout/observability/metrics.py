@@ -2,9 +2,10 @@
 
 Where they are fed from: `api_request` wraps every call of `Kube.request` (one hook in
 controller/kube.py), `reconcile_timer` and `record_decision` are called by the reconciler around
-and after each reconcile, `forget_rollout` when a Rollout is gone, and `set_leader` by the leader
-election (controller/leader.py). Names follow Prometheus conventions: the `rollout_` prefix, base
-units (seconds, ratios) and `_total` for counters. docs/metrics.md lists them."""
+and after each reconcile, `forget_rollout` when a Rollout is gone, `set_leader` by the leader
+election (controller/leader.py), and `notification` by the webhook notifier (notify/delivery.py).
+Names follow Prometheus conventions: the `rollout_` prefix, base units (seconds, ratios) and
+`_total` for counters. docs/metrics.md lists them."""
 
 from __future__ import annotations
 
@@ -93,6 +94,13 @@ API_REQUESTS = Counter(
     "Requests to the Kubernetes API by the controller's client, by verb, resource and outcome "
     "(the HTTP status code, or 'error' when no answer came).",
     ["verb", "resource", "outcome"],
+    registry=REGISTRY,
+)
+NOTIFICATIONS = Counter(
+    "rollout_notifications_total",
+    "Webhook notifications by trigger and outcome: sent; failed (retries exhausted, or refused with "
+    "a 4xx); no_url (its Secret or key missing); dropped (the queue was full, or the controller stopped).",
+    ["trigger", "outcome"],
     registry=REGISTRY,
 )
 LEADER = Gauge(
@@ -251,6 +259,10 @@ def forget_rollout(namespace: str, name: str) -> None:
         for labels in _series(metric):
             if labels[:2] == (namespace, name):
                 metric.remove(*labels)
+
+
+def notification(trigger: str, outcome: str) -> None:
+    NOTIFICATIONS.labels(trigger, outcome).inc()
 
 
 def set_leader(leading: bool) -> None:

@@ -41,6 +41,8 @@ BACKBONE: dict[str, kmock.ResourceInfo] = {
     "v1/events": kmock.ResourceInfo(kind="Event", namespaced=True, verbs=_VERBS),
     "v1/services": kmock.ResourceInfo(kind="Service", namespaced=True, verbs=_VERBS, subresources=["status"]),
     "v1/secrets": kmock.ResourceInfo(kind="Secret", namespaced=True, verbs=_VERBS),
+    # Served for the controller-wide notifications (--notifications-configmap).
+    "v1/configmaps": kmock.ResourceInfo(kind="ConfigMap", namespaced=True, verbs=_VERBS),
     "v1/pods": kmock.ResourceInfo(kind="Pod", namespaced=True, verbs=_VERBS, subresources=["status"]),
     # Served for routers that own an Ingress (ingress-nginx canaries).
     "networking.k8s.io/v1/ingresses": kmock.ResourceInfo(

@@ -19,6 +19,7 @@ import yaml
 from rollout.api.crds import all_crds
 from rollout.controller.kube import Kube, api_client_for
 from rollout.controller.operator import run_controller
+from rollout.notify.delivery import NotifySettings
 from rollout.sandbox.apiserver import EmulatedApiServer
 from rollout.sandbox.kubelet import FakeKubelet
 
@@ -60,6 +61,7 @@ class EmulatedCluster:
         *,
         resync_seconds: float = 2.0,
         prometheus_address: str | None = None,
+        notifications: NotifySettings | None = None,
     ) -> AsyncIterator[None]:
         """Run the real controller (kopf) for the duration of the block.
 
@@ -76,6 +78,7 @@ class EmulatedCluster:
                     resync_seconds=resync_seconds,
                     ready_flag=ready,
                     prometheus_address=prometheus_address,
+                    notifications=notifications,
                 )
             )
             while not stop.is_set() and not task.done():

@@ -13,6 +13,7 @@ import yaml
 from rollout.controller.kube import (
     ANALYSIS_TEMPLATES,
     CLUSTER_ANALYSIS_TEMPLATES,
+    CONFIGMAPS,
     DEPLOYMENTS,
     ROLLOUTS,
     SECRETS,
@@ -28,6 +29,7 @@ KINDS = {
     "Rollout": ROLLOUTS,
     "Service": SERVICES,
     "Secret": SECRETS,
+    "ConfigMap": CONFIGMAPS,
     "Deployment": DEPLOYMENTS,
     "AnalysisTemplate": ANALYSIS_TEMPLATES,
     "ClusterAnalysisTemplate": CLUSTER_ANALYSIS_TEMPLATES,

@@ -2,7 +2,7 @@
 records every request it serves to the controller (verb, API group, resource, subresource,
 namespace), the `cluster` fixture gathers them over the run, and this file (moved to the end of
 the run) compares them with the rules `helm template` renders, both modes together (cluster-wide,
-and watchNamespaces with its Namespaces list/watch).
+and watchNamespaces with its Namespaces list/watch, there with notifications.configMap too).
 
 - Missing: every recorded call must be granted; checked on any run, whole or partial.
 - Never used: every granted (apiGroup, resource, verb) must have been used; checked only when the
@@ -19,7 +19,8 @@ from tests.integration.conftest import RECORDED_CALLS, WHOLE_SUITE
 
 
 def chart_triples():
-    return triples(grants(render())) | triples(grants(render({"watchNamespaces": ["shop"]})))
+    notifying = {"watchNamespaces": ["shop"], "notifications": {"configMap": "notifications"}}
+    return triples(grants(render())) | triples(grants(render(notifying)))
 
 
 def recorded_triples():

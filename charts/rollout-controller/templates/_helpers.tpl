@@ -99,6 +99,18 @@ CustomResourceDefinitions to learn which resources exist. */ -}}
   verbs: ["get", "create", "update"]
 {{- end -}}
 
+{{- /* In the release's namespace, with notifications.configMap: that ConfigMap, and the Secrets
+holding its webhooks' URLs. */ -}}
+{{- define "rollout-controller.notificationsRules" -}}
+- apiGroups: [""]
+  resources: ["configmaps"]
+  resourceNames: [{{ .Values.notifications.configMap | quote }}]
+  verbs: ["get"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+{{- end -}}
+
 {{- define "rollout-controller.args" -}}
 - controller
 {{- range .Values.watchNamespaces }}
@@ -111,6 +123,10 @@ CustomResourceDefinitions to learn which resources exist. */ -}}
 - --log-format={{ .Values.controller.logFormat }}
 - --resync-seconds={{ .Values.controller.resyncSeconds }}
 - --http-port={{ .Values.controller.port }}
+{{- with .Values.notifications.configMap }}
+- --notifications-configmap={{ $.Release.Namespace }}/{{ . }}
+{{- end }}
+- --notifications-timeout={{ .Values.notifications.timeoutSeconds }}
 {{- if .Values.leaderElection.enabled }}
 - --leader-elect
 - --leader-election-id={{ include "rollout-controller.fullname" . }}
