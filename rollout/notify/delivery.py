@@ -1,8 +1,9 @@
 """Delivery of webhook notifications, off the reconcile path: `notify` (called by the reconciler
 right after it posts an Event) only builds the notice and puts it on a bounded queue; a worker
-task, started and stopped with the operator (operator.py), POSTs it to each target that wants
-its trigger, all targets of a notice at once and notices one after the other (so each webhook
-hears of a Rollout's moments in order).
+task, started and stopped with the operator (operator.py), hands it to a lane per webhook that
+wants its trigger. A lane sends its notices one after the other, so each webhook hears of a
+Rollout's moments in order, and lanes run side by side, so a webhook that is down or slow
+delays only its own notices, never another team's.
 
 Each POST has a short timeout and is retried with exponential backoff (tenacity) on no answer,
 a timeout, a 429 or a 5xx; a 4xx other than 429 is not retried. When the retries are spent,
@@ -42,7 +43,7 @@ class NotifySettings:
     attempts: int = 4  # POSTs per notification and webhook at most
     backoff: float = 0.5  # seconds before the second attempt, doubling after each
     max_backoff: float = 8.0
-    queue_size: int = 1000  # notifications waiting at most; more are dropped
+    queue_size: int = 1000  # notifications waiting at most, and notices per webhook; more are dropped
     config_ttl: float = 10.0  # seconds the ConfigMap's webhooks are used before it is read again
 
 
@@ -84,6 +85,10 @@ class Notifier:
         self.controller_targets = ControllerTargets(kube, self.settings.configmap, self.settings.config_ttl)
         self._queue: asyncio.Queue[Queued] = asyncio.Queue(maxsize=self.settings.queue_size)
         self._task: asyncio.Task[None] | None = None
+        # One lane per webhook URL source (the Secret's namespace, name and key).
+        self._lanes: dict[
+            tuple[str, str, str], tuple[asyncio.Queue[tuple[Queued, Target]], asyncio.Task[None]]
+        ] = {}
 
     # --- the reconcile's side: never waits, never raises ------------------------------------
 
@@ -127,19 +132,27 @@ class Notifier:
         task, self._task = self._task, None
         if task is None:
             return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        lanes, self._lanes = list(self._lanes.values()), {}
+        for running in [task, *(lane for _, lane in lanes)]:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
         left = 0
         while not self._queue.empty():
             metrics.notification(self._queue.get_nowait().notice.trigger, "dropped")
             left += 1
+        for queue, _ in lanes:
+            while not queue.empty():
+                metrics.notification(queue.get_nowait()[0].notice.trigger, "dropped")
+                left += 1
         if left:
             log.warning("notifications not sent: the controller stopped", dropped=left)
 
     async def drained(self) -> None:
         """Until every queued notification has been handled (for tests and benchmarks)."""
         await self._queue.join()
+        for queue, _ in list(self._lanes.values()):
+            await queue.join()
 
     # --- the worker ---------------------------------------------------------------------------
 
@@ -159,8 +172,39 @@ class Notifier:
             targets += await self.controller_targets.targets()
         except ApiException as exc:
             log.warning("controller-wide notifications not read", status=exc.status)
-        wanted = [t for t in targets if t.webhook.wants(item.notice.trigger)]
-        await asyncio.gather(*(self._send(item, t) for t in wanted))
+        for target in targets:
+            if not target.webhook.wants(item.notice.trigger):
+                continue
+            try:
+                self._lane(target).put_nowait((item, target))
+            except asyncio.QueueFull:
+                metrics.notification(item.notice.trigger, "dropped")
+                log.warning(
+                    "notification dropped: the webhook's lane is full",
+                    target=target.label,
+                    namespace=item.notice.namespace,
+                    name=item.notice.name,
+                    trigger=item.notice.trigger,
+                )
+
+    def _lane(self, target: Target) -> asyncio.Queue[tuple[Queued, Target]]:
+        ref = target.webhook.url_from.secret_key_ref
+        key = (target.secret_namespace, ref.name, ref.key)
+        if key not in self._lanes:
+            queue: asyncio.Queue[tuple[Queued, Target]] = asyncio.Queue(maxsize=self.settings.queue_size)
+            task = asyncio.get_running_loop().create_task(self._drive(queue), name=f"notifications {key}")
+            self._lanes[key] = (queue, task)
+        return self._lanes[key][0]
+
+    async def _drive(self, queue: asyncio.Queue[tuple[Queued, Target]]) -> None:
+        while True:
+            item, target = await queue.get()
+            try:
+                await self._send(item, target)
+            except Exception:
+                log.exception("notification failed", trigger=item.notice.trigger, target=target.label)
+            finally:
+                queue.task_done()
 
     async def _send(self, item: Queued, target: Target) -> None:
         notice = item.notice
