@@ -25,6 +25,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_when_event_set
 from tenacity.wait import wait_base
+from urllib3.exceptions import ReadTimeoutError
 
 from rollout.controller.kube import Resource
 
@@ -114,6 +115,17 @@ class Store:
             self.put(obj)
 
 
+def _ended_at_timeout(lines: Iterator[Any], opened: float, watch_seconds: int) -> Iterator[Any]:
+    """The watch's lines; a read that times out once the watch has run its `timeoutSeconds` is
+    its end, not a failure. A server that does not close the stream at timeoutSeconds (kmock's
+    emulator) then costs a new watch from the last version, not a list of the whole kind."""
+    try:
+        yield from lines
+    except ReadTimeoutError:
+        if time.monotonic() - opened < watch_seconds:
+            raise
+
+
 class KindAbsent(Exception):
     """The API server does not serve this kind (its CRD is not installed)."""
 
@@ -155,7 +167,8 @@ class Reflector:
     on_event: Callable[[str, Obj], None]
     on_failure: Callable[[Reflector, BaseException], None]
     stop: threading.Event
-    watch_seconds: int = 300
+    watch_seconds: int = 300  # the server ends each watch after this (timeoutSeconds)
+    read_grace: float = 30.0  # seconds past it before a silent stream is taken for dead
     _open: Any = None  # the watch response being read, so that `interrupt` can cut it
     _failures: int = 0  # errors since the last successful list
 
@@ -174,7 +187,7 @@ class Reflector:
             header_params={"Accept": "application/json"},
             auth_settings=["BearerToken"],
         )
-        timeout = (10, self.watch_seconds + 30) if stream else 30
+        timeout = (10, self.watch_seconds + self.read_grace) if stream else 30
         response = self.api.call_api(*params, _request_timeout=timeout)
         if response.status == 404:
             response.read()
@@ -206,7 +219,8 @@ class Reflector:
                 stream.shutdown()
             opened = time.monotonic()
             try:
-                for line in iter_resp_lines(stream):
+                lines = iter_resp_lines(stream)
+                for line in _ended_at_timeout(lines, opened, self.watch_seconds):
                     if self.stop.is_set():
                         return
                     if not line:
@@ -266,8 +280,12 @@ class Caches:
         namespaces: Sequence[str] = (),
         *,
         on_change: Change | None = None,
+        watch_seconds: int = 300,
+        read_grace: float = 30.0,
     ) -> None:
         self.api_factory = api_factory
+        self.watch_seconds = watch_seconds
+        self.read_grace = read_grace
         self.kinds = {kind.resource: kind for kind in kinds}
         self.namespaces = tuple(namespaces)
         self.on_change: Change = on_change or (lambda *_: None)
@@ -300,6 +318,8 @@ class Caches:
                     on_event=self._event_for(kind.resource),
                     on_failure=self._failed,
                     stop=self._stop,
+                    watch_seconds=self.watch_seconds,
+                    read_grace=self.read_grace,
                 )
                 name = f"watch-{kind.resource.plural}-{scope or 'all'}"
                 threading.Thread(target=reflector.run, name=name, daemon=True).start()

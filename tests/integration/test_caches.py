@@ -289,3 +289,47 @@ async def test_grpc_and_tcp_routes_conflicts_and_history_on_three_revisions(clus
     for res, name in ((GRPCROUTES, "web-grpc"), (TCPROUTES, "web-tcp")):
         route = await cluster.kube.get(res, NS, name)
         assert [ref.get("weight") for ref in route["spec"]["rules"][0]["backendRefs"]] == [100, 0]
+
+
+async def test_a_watch_the_server_never_ends_is_watched_again_not_listed_again(cluster):
+    """kmock's emulator, unlike a real API server, does not end a watch at timeoutSeconds: the
+    read then times out. That is the watch's end, not a failure: a new watch from the last
+    version follows, no list of the whole kind, and nothing is missed."""
+    from rollout.controller.cache import CachedKind, Caches
+    from rollout.controller.kube import api_client_for
+
+    changes = []
+    caches = Caches(
+        lambda: api_client_for(cluster.url),
+        [CachedKind(SERVICES)],
+        [NS],
+        on_change=lambda res, key, old, new: changes.append(key),
+        watch_seconds=1,
+        read_grace=0.5,
+    )
+    since = len(list(cluster.api))
+    caches.start()
+    try:
+        assert await caches.wait_started(10)
+        await asyncio.sleep(4)  # at least two watches timed out
+        await cluster.kube.create(SERVICES, NS, service_manifest("late"))
+        await wait_for(
+            lambda: _listed_and(caches.stores[SERVICES].get(NS, "late")), timeout=5, what="late Service seen"
+        )
+    finally:
+        caches.stop()
+    served = [
+        r
+        for r in list(cluster.api)[since:]
+        if r.method.value == "GET" and r.resource is not None and r.resource.plural == "services"
+    ]
+    watches = [r for r in served if r.params.get("watch") in ("true", "1")]
+    lists = [r for r in served if r.params.get("watch") not in ("true", "1")]
+    assert len(lists) == 1, [r.params for r in lists]
+    assert len(watches) >= 3
+    assert (NS, "late") in changes
+    assert caches.serves(SERVICES, NS)
+
+
+async def _listed_and(value):
+    return value
