@@ -35,6 +35,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import kmock
 from kubernetes.client.exceptions import ApiException
 
 from bench.common import print_table
@@ -254,7 +255,7 @@ def counted(requests: list[Any]) -> collections.Counter[str]:
         method = request.method.value
         if method == "GET":
             watching = request.params.get("watch") in ("true", "1")
-            counts["cache" if watching or request.action.value == "list" else "read"] += 1
+            counts["cache" if watching or request.action == kmock.action.LIST else "read"] += 1
             continue
         plural = request.resource.plural if request.resource else "?"
         sub = f"/{request.subresource}" if request.subresource else ""
