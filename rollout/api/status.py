@@ -140,6 +140,9 @@ class RolloutStatus(StatusModel):
     stable_history: list[str] = Field(default_factory=list)
     # Why the current revision skips its steps and analysis as a rollback within the window.
     fast_tracked: str = ""
+    # A restart of the stable revision's pods (rollout.dev/restart) runs while this is set: pods
+    # created before this time (whole seconds, as creationTimestamp has them) are replaced.
+    restarted_at: datetime | None = None
     conditions: list[Condition] = Field(default_factory=list)
 
     def condition(self, type_: str) -> Condition | None:

@@ -1,4 +1,4 @@
-"""Command annotations applied to the status: abort, retry, pause, resume, promote.
+"""Command annotations applied to the status: abort, retry, pause, resume, promote, restart.
 
 The controller has already removed each annotation from the Rollout before the engine sees it, so
 a command is applied at most once; every command leaves an Event saying what it did."""
@@ -10,6 +10,7 @@ from datetime import datetime
 
 from rollout.api.status import RolloutStatus
 from rollout.engine.conditions import add_pause, remove_pause
+from rollout.engine.restart import start_restart
 from rollout.engine.types import Command, Event
 
 USER_PAUSE = "UserPause"
@@ -68,6 +69,8 @@ def apply_commands(
                 events.append(Event("Normal", "RolloutResumed", "Resumed by the rollout.dev/resume command"))
             else:
                 events.append(Event("Normal", "ResumeIgnored", "Resume: no user pause to clear"))
+        elif command.kind == "restart":
+            events.append(start_restart(status, in_progress=in_progress, now=now))
         elif command.kind == "promote" and promote is not None:
             events.append(promote(command))
         elif command.kind == "promote":
