@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from rollout.api.status import RolloutStatus
-from rollout.engine.types import Action, EvictPod, Event, PodState, ReplicaSetState
+from rollout.engine.types import Action, Event, EvictPod, PodState, ReplicaSetState
 
 __all__ = ["EvictPod", "PodState", "RestartPlan", "RestartStep", "advance_restart", "plan_restart"]
 
