@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import time
 
-from rollout.controller.kube import PODS, ROLLOUTS, Resource
+from rollout.controller.kube import ROLLOUTS, Resource
 from tests.integration.conftest import NS, event_reasons, get_rollout, replicasets, status_of
 from tests.integration.test_canary import HTTPROUTES, app_weights, paused_at, setup
+from tests.integration.test_cli import rollout_cli
 from tests.manifests import image_patch
 from tests.waiting import wait_for
 
@@ -55,6 +56,15 @@ async def sampling(cluster, revision):
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def budget(min_available):
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "web", "namespace": NS},
+        "spec": {"minAvailable": min_available, "selector": {"matchLabels": {"app": "web"}}},
+    }
 
 
 async def restart(cluster):
@@ -149,13 +159,7 @@ async def test_a_disruption_budget_holds_the_restart_until_it_allows_one_pod_dow
     async with cluster.controller((NS,)):
         v1 = (await setup(cluster, STEPS, replicas=3))["stableRevision"]
         await wait_for(lambda: _ready_pods(cluster, v1, 3), what="3 Ready pods")
-        budget = {
-            "apiVersion": "policy/v1",
-            "kind": "PodDisruptionBudget",
-            "metadata": {"name": "web", "namespace": NS},
-            "spec": {"minAvailable": 3, "selector": {"matchLabels": {"app": "web"}}},
-        }
-        await cluster.kube.create(PDBS, NS, budget)
+        await cluster.kube.create(PDBS, NS, budget(min_available=3))
         before = stable_pods(cluster, v1)
         await next_second()
         await restart(cluster)
@@ -167,3 +171,46 @@ async def test_a_disruption_budget_holds_the_restart_until_it_allows_one_pod_dow
         await cluster.kube.patch(PDBS, NS, "web", {"spec": {"minAvailable": 2}})
         await wait_for(restarted(cluster), timeout=30, what="the restart completed once allowed")
         assert not set(stable_pods(cluster, v1)) & set(before)
+
+
+async def test_the_restart_command(pod_cluster, tmp_path):
+    """`rollout restart` as a person or CI runs it: what it says, its exit code, its refusals."""
+    cluster = pod_cluster
+    kubeconfig = cluster.kubeconfig(tmp_path / "kubeconfig")
+    run = lambda *argv: rollout_cli(kubeconfig, *argv)  # noqa: E731
+    assert await run("restart", "nope") == (
+        1,
+        "",
+        'rollout restart: Rollout "nope" not found in namespace "shop"\n',
+    )
+    async with cluster.controller((NS,)):
+        v1 = (await setup(cluster, STEPS, replicas=3))["stableRevision"]
+        await wait_for(lambda: _ready_pods(cluster, v1, 3), what="3 Ready pods")
+        await cluster.kube.create(PDBS, NS, budget(min_available=3))  # holds the restart where it is
+        before = stable_pods(cluster, v1)
+        await next_second()
+        assert await run("restart", "web") == (
+            0,
+            'rollout "web" restarting: the stable revision\'s pods are replaced one at a time\n',
+            "",
+        )
+        await wait_for(lambda: _event(cluster, "EvictionBlocked"), what="the restart held by the budget")
+        code, out, err = await run("restart", "web")
+        assert (code, out) == (1, "")
+        assert err == (
+            'rollout restart: cannot restart rollout "web": '
+            "a restart is already running (phase Progressing)\n"
+        )
+        await cluster.kube.patch(PDBS, NS, "web", {"spec": {"minAvailable": 2}})
+        code, out, _ = await run("status", "web", "--timeout", "30s")
+        assert code == 0 and out.splitlines()[-1] == f"Healthy: Revision {v1}: 3/3 available"
+        assert not set(stable_pods(cluster, v1)) & set(before)
+
+        await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
+        await wait_for(paused_at(cluster, 1), what="paused at 20%")
+        assert await run("restart", "web") == (
+            1,
+            "",
+            'rollout restart: cannot restart rollout "web": an update is in progress '
+            "(it replaces the pods anyway) (phase Suspended)\n",
+        )
