@@ -371,10 +371,8 @@ def _phase(
         set_condition(status, PROGRESSING, "Unknown", "RolloutPaused", message, now)
     elif restarting:
         phase = "Progressing"
-        message = (
-            f"Revision {status.stable_revision}: {restarting}, "
-            f"{status.available_replicas}/{desired} available"
-        )
+        available = f"{status.available_replicas}/{desired} available"
+        message = f"Revision {status.stable_revision}: {available}; {restarting}"
         set_condition(status, PROGRESSING, "True", "RestartInProgress", message, now)
     elif complete and status.stable_revision == status.current_revision:
         phase, message = (

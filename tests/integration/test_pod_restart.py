@@ -105,7 +105,9 @@ async def test_restart_replaces_every_stable_pod_one_at_a_time_and_nothing_else(
     assert all(created >= asked for created, _ in after.values())
     assert min(seen["ready"]) >= 2, "never fewer than replicas - 1 Ready pods"
     assert len(seen["ready"]) > 50  # the sampler really ran throughout
-    assert any(m.startswith(f"Revision {v1}: restarting: 1/3 pods replaced") for m in seen["messages"])
+    assert any(
+        m.startswith(f"Revision {v1}: ") and "; restarting: 1/3 pods replaced" in m for m in seen["messages"]
+    )
     assert set(await replicasets(cluster)) == {v1}, "no new ReplicaSet"
     assert (
         app_weights(await cluster.kube.get(HTTPROUTES, NS, "web"))
