@@ -74,6 +74,7 @@ _ACTION_VERBS = {
 
 
 _SECRETS = kmock.resource("v1/secrets")
+_REPLICASETS = kmock.resource("apps/v1/replicasets")
 _kmock_parse_path = parsing.parse_path
 
 
@@ -481,10 +482,15 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
                     for (res, ns, _), obj in list(self.objects.items())
                     if res == PDBS and ns == request.namespace and not obj.deleted
                 ]
+                scales = {
+                    obj.raw["metadata"]["uid"]: int((obj.raw.get("spec") or {}).get("replicas", 1))
+                    for (res, ns, _), obj in list(self.objects.items())
+                    if res == _REPLICASETS and ns == request.namespace and not obj.deleted
+                }
                 key = (PODS, request.namespace, request.name)
                 if key not in self.objects or self.objects[key].deleted:
                     raise kmock.KubernetesObjectNotFoundError()
-                evict(self.objects[key].raw, pods, budgets)
+                evict(self.objects[key].raw, pods, budgets, scales)
             except kmock.KubernetesError as exc:
                 return await self._render_error(exc)
             raw = self.objects[key].raw

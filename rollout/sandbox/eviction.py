@@ -37,22 +37,40 @@ def _count(value: Any, of: int, *, up: bool) -> int:
     return int(value)
 
 
-def disruptions_allowed(budget: dict[str, Any], pods: list[dict[str, Any]]) -> int:
+def _controller(pod: dict[str, Any]) -> str | None:
+    refs = (pod.get("metadata") or {}).get("ownerReferences") or []
+    return next((r.get("uid") for r in refs if r.get("controller")), None)
+
+
+def disruptions_allowed(budget: dict[str, Any], pods: list[dict[str, Any]], scales: dict[str, int]) -> int:
+    """Healthy pods beyond what the budget must keep; `scales`: controller uid -> its replicas."""
     selected = [p for p in pods if _selects(budget, p)]
     healthy = sum(1 for p in selected if _ready(p))
+    owners = {_controller(p) for p in selected}
+    expected = (
+        sum(scales[uid] for uid in owners if uid is not None)
+        if owners and all(uid in scales for uid in owners)
+        else len(selected)
+    )
     spec = budget.get("spec") or {}
     if spec.get("maxUnavailable") is not None:
-        unavailable = _count(spec["maxUnavailable"], len(selected), up=True)
-        return unavailable - (len(selected) - healthy)
-    return healthy - _count(spec.get("minAvailable", 1), len(selected), up=True)
+        keep = expected - _count(spec["maxUnavailable"], expected, up=True)
+    else:
+        keep = _count(spec.get("minAvailable", 1), expected, up=True)
+    return healthy - keep
 
 
-def evict(pod: dict[str, Any], pods: list[dict[str, Any]], budgets: list[dict[str, Any]]) -> None:
+def evict(
+    pod: dict[str, Any],
+    pods: list[dict[str, Any]],
+    budgets: list[dict[str, Any]],
+    scales: dict[str, int],
+) -> None:
     """Raise the 429 a real server gives when a budget forbids evicting `pod` now."""
     if not _ready(pod):
         return
     for budget in budgets:
-        if _selects(budget, pod) and disruptions_allowed(budget, pods) < 1:
+        if _selects(budget, pod) and disruptions_allowed(budget, pods, scales) < 1:
             name = budget["metadata"]["name"]
             raise kmock.KubernetesError(
                 status=429,
