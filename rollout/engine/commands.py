@@ -5,13 +5,13 @@ a command is applied at most once; every command leaves an Event saying what it 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 from rollout.api.status import RolloutStatus
 from rollout.engine.conditions import add_pause, remove_pause
 from rollout.engine.restart import start_restart
-from rollout.engine.types import Command, Event
+from rollout.engine.types import Command, Event, PodState
 
 USER_PAUSE = "UserPause"
 
@@ -23,8 +23,10 @@ def apply_commands(
     in_progress: bool,
     now: datetime,
     promote: Callable[[Command], Event] | None = None,
+    pods: Sequence[PodState] | None = None,
 ) -> list[Event]:
-    """Apply each command to the status; `promote` is the strategy's own (None: nothing to pass)."""
+    """Apply each command to the status; `promote` is the strategy's own (None: nothing to pass),
+    `pods` the stable revision's as observed (a restart starts from them)."""
     events: list[Event] = []
     for command in commands:
         if command.kind == "abort":
@@ -70,7 +72,7 @@ def apply_commands(
             else:
                 events.append(Event("Normal", "ResumeIgnored", "Resume: no user pause to clear"))
         elif command.kind == "restart":
-            events.append(start_restart(status, in_progress=in_progress, now=now))
+            events.append(start_restart(status, pods, in_progress=in_progress, now=now))
         elif command.kind == "promote" and promote is not None:
             events.append(promote(command))
         elif command.kind == "promote":

@@ -141,7 +141,7 @@ def _decide_valid(
         return strategy.promote(command)
 
     command_events = apply_commands(
-        status, commands, in_progress=in_progress, now=now, promote=promote_command
+        status, commands, in_progress=in_progress, now=now, promote=promote_command, pods=observed.pods
     )
     events += command_events
     # An ignored promote is said in the message too (until the next reconcile), not only in an Event.

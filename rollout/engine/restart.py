@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from rollout.api.status import RolloutStatus
 from rollout.engine.types import Action, Event, EvictPod, PodState, ReplicaSetState
@@ -55,8 +55,10 @@ def plan_restart(pods: Sequence[PodState], *, replicas: int, restart_at: datetim
     return RestartPlan(EvictPod(victim.name), done=False)
 
 
-def start_restart(status: RolloutStatus, *, in_progress: bool, now: datetime) -> Event:
-    """The command: record when it was asked (whole seconds), or say why it is refused."""
+def start_restart(
+    status: RolloutStatus, pods: Sequence[PodState] | None, *, in_progress: bool, now: datetime
+) -> Event:
+    """The command: record from when pods count as replaced, or say why it is refused."""
     refused = (
         f"a restart asked at {status.restarted_at:%Y-%m-%dT%H:%M:%SZ} is still running"
         if status.restarted_at is not None
@@ -70,14 +72,24 @@ def start_restart(status: RolloutStatus, *, in_progress: bool, now: datetime) ->
     )
     if refused:
         return Event("Normal", "RestartIgnored", f"Restart: {refused}; nothing restarted")
-    # creationTimestamp has whole seconds: a replacement made within the same second as the
-    # command must count as new, so the recorded time is rounded down.
-    status.restarted_at = now.replace(microsecond=0)
+    status.restarted_at = restart_time(pods or (), now)
     return Event(
         "Normal",
         "RestartStarted",
-        f"Restarting the pods of stable revision {status.stable_revision}, one at a time",
+        f"Restarting the pods of stable revision {status.stable_revision} created before "
+        f"{status.restarted_at:%Y-%m-%dT%H:%M:%SZ}, one at a time",
     )
+
+
+def restart_time(pods: Sequence[PodState], now: datetime) -> datetime:
+    """Pods created before this time are replaced. creationTimestamp has whole seconds, so a
+    replacement made within the second of the command must count as new: the time is rounded
+    down. And it is the API server's clock that stamps pods: were the controller's clock ahead,
+    a replacement would look older than the restart and be evicted again, without end; so the
+    time is never later than the newest pod's creation plus one second."""
+    asked = now.replace(microsecond=0)
+    newest = max((p.started_at for p in pods), default=None)
+    return asked if newest is None else min(asked, (newest + timedelta(seconds=1)).replace(microsecond=0))
 
 
 @dataclass

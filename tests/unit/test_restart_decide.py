@@ -43,7 +43,9 @@ def test_a_restart_evicts_one_pod_at_a_time_until_every_pod_is_new():
     first = sim.reconcile(Command("restart"))
     assert reasons(first)[:1] == ["RestartStarted"]
     assert first.actions == [EvictPod("a")]
-    assert sim.status["restartedAt"] == sim.now.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    # the newest pod's creation + 1 s: earlier than now, and on the API server's clock
+    newest = sim.now.replace(microsecond=0) - timedelta(seconds=29)
+    assert sim.status["restartedAt"] == newest.isoformat().replace("+00:00", "Z")
     assert sim.status["phase"] == "Progressing"
     assert sim.status["message"] == f"Revision {stable}: 3/3 available; restarting: 0/3 pods replaced"
     assert first.requeue_after is not None and first.requeue_after <= 1.0
@@ -116,3 +118,32 @@ def test_a_new_revision_stops_a_running_restart():
     assert "RestartCancelled" in reasons(decision)
     assert not any(isinstance(a, EvictPod) for a in decision.actions)
     assert "restartedAt" not in sim.status
+
+
+def test_a_controller_clock_ahead_of_the_api_servers_does_not_evict_replacements_again():
+    """Pods are stamped by the API server; here the controller's clock runs 10 s ahead of it."""
+    sim = healthy()
+    server = -10  # the API server's now, in seconds from the controller's
+    sim.pods = pods(sim, ("a", server - 90, True), ("b", server - 60, True), ("c", server - 30, True))
+    assert sim.reconcile(Command("restart")).actions == [EvictPod("a")]
+    sim.tick()
+    sim.pods = pods(sim, ("b", server - 61, True), ("c", server - 31, True), ("a2", server, True))
+    assert sim.reconcile().actions == [EvictPod("b")]
+    sim.pods = pods(sim, ("c", server - 31, True), ("a2", server, True), ("b2", server, True))
+    assert sim.reconcile().actions == [EvictPod("c")]
+    sim.pods = pods(sim, ("a2", server, True), ("b2", server, True), ("c2", server, True))
+    done = sim.reconcile()
+    assert done.actions == [] and "RestartCompleted" in reasons(done), "replacements are not evicted again"
+
+
+def test_a_pod_made_within_the_second_of_the_restart_counts_as_new():
+    """creationTimestamp has whole seconds: a pod stamped with the second of the command cannot be
+    told from a replacement, so it is kept (it is that fresh anyway)."""
+    sim = healthy()
+    sim.now = sim.now.replace(microsecond=700_000)
+    sim.pods = pods(sim, ("a", -90, True), ("b", -60, True), ("c", -0.5, True))
+    assert sim.reconcile(Command("restart")).actions == [EvictPod("a")]
+    sim.pods = pods(sim, ("b", -60, True), ("c", -0.5, True), ("a2", 0, True))
+    assert sim.reconcile().actions == [EvictPod("b")]
+    sim.pods = pods(sim, ("c", -0.5, True), ("a2", 0, True), ("b2", 0, True))
+    assert "RestartCompleted" in reasons(sim.reconcile())
