@@ -243,7 +243,7 @@ class Reconciler:
         parsed = with_workload(parsed, workload)  # the Deployment's template, before anything reads it
         routes_seen: Seen = {}
         observed = dataclasses.replace(await self._observe(parsed, routes_seen), workload=workload)
-        if await self._restarting(parsed, commands):
+        if self._restarting(parsed, commands):
             items = await self.kube.list(REPLICASETS, namespace, f"{ROLLOUT_NAME_LABEL}={name}")
             owned = [rs for rs in items if is_owned_by(rs, parsed.meta.uid)]
             pods = await observe_stable_pods(self.kube, namespace, owned, parsed.status.stable_revision)
@@ -287,7 +287,7 @@ class Reconciler:
             self.schedule(namespace, name, max(decision.requeue_after, 0.0))
         return decision
 
-    async def _restarting(self, parsed: ParsedRollout, commands: list[Command]) -> bool:
+    def _restarting(self, parsed: ParsedRollout, commands: list[Command]) -> bool:
         """Whether this reconcile reads the stable revision's Pods: a restart runs or is asked."""
         if parsed.rollout is None or parsed.status_errors:
             return False

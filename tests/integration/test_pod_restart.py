@@ -216,3 +216,32 @@ async def test_the_restart_command(pod_cluster, tmp_path):
             'rollout restart: cannot restart rollout "web": an update is in progress '
             "(it replaces the pods anyway) (phase Suspended)\n",
         )
+
+
+async def test_a_restart_carries_on_after_the_controller_restarts(pod_cluster):
+    """The restart lives in status.restartedAt: a new controller, with nothing in memory, finishes it
+    without starting it again."""
+    cluster = pod_cluster
+    async with cluster.controller((NS,)):
+        v1 = (await setup(cluster, STEPS, replicas=3))["stableRevision"]
+        await wait_for(lambda: _ready_pods(cluster, v1, 3), what="3 Ready pods")
+        before = stable_pods(cluster, v1)
+        cluster.kubelet.paused = True  # no replacement comes up: the restart waits after one eviction
+        await next_second()
+        await restart(cluster)
+        await wait_for(lambda: _event(cluster, "PodEvicted"), what="the first pod evicted")
+        status = await wait_for(
+            lambda: _status_saying(cluster, "the last replacement is not Ready yet"), what="waiting"
+        )
+    assert "restartedAt" in status and len(stable_pods(cluster, v1)) == 2
+    async with cluster.controller((NS,)):
+        cluster.kubelet.paused = False
+        await wait_for(restarted(cluster), timeout=30, what="the restart finished by the new controller")
+    assert not set(stable_pods(cluster, v1)) & set(before)
+    reasons = await event_reasons(cluster)
+    assert reasons.count("RestartStarted") == 1 and reasons.count("PodEvicted") == 3
+
+
+async def _status_saying(cluster, words):
+    status = await status_of(cluster)
+    return status if words in status.get("message", "") else None
