@@ -1,9 +1,10 @@
 """The engine's entry point: `decide(parsed, observed, commands, now) -> Decision`.
 
 Order of a decision: spec errors first (InvalidSpec, nothing moves), then revision bookkeeping
-(first deploy, new template), commands (a promote goes to the strategy), the strategy's run
-(canary.py, bluegreen.py, rolling.py: scaling, traffic, completion), the progress deadline, and
-finally the phase and conditions a person reads (the strategy says where its update stands)."""
+(first deploy, new template), commands (a promote goes to the strategy, a restart starts from
+the observed pods), the strategy's run (canary.py, bluegreen.py, rolling.py: scaling, traffic,
+completion), a running restart's next eviction (restart.py), the progress deadline, and finally
+the phase and conditions a person reads (the strategy says where its update stands)."""
 
 from __future__ import annotations
 

@@ -316,7 +316,16 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         if resource is None or not resource.plural:  # discovery: /api, /apis/<group>/<version>
             return None
         method = str(request.method.value).upper()
-        verb = "update" if method == "PUT" else _ACTION_VERBS.get(request.action) if request.action else None
+        # kmock guesses no action for a POST to a named object (pods/NAME/eviction): RBAC's create.
+        verb = (
+            "update"
+            if method == "PUT"
+            else "create"
+            if method == "POST"
+            else _ACTION_VERBS.get(request.action)
+            if request.action
+            else None
+        )
         if verb is None:
             return None
         group, namespace = resource.group or "", request.namespace or ""
