@@ -69,6 +69,8 @@ class Sim:
     # The Deployment of spec.workloadRef (a manifest) and how many of its pods are available.
     deployment: dict[str, Any] | None = None
     deployment_available: int = 0
+    # The stable revision's pods as the controller reads them while a restart runs (None: unread).
+    pods: tuple[Any, ...] | None = None
     _created: int = 0
 
     def _parsed(self) -> ParsedRollout:
@@ -115,6 +117,7 @@ class Sim:
             secrets=self.secrets,
             others=self.others,
             workload=self._workload(),
+            pods=self.pods,
         )
 
     def _analyses(self) -> ResolvedAnalyses | None:

@@ -140,6 +140,11 @@ class RolloutStatus(StatusModel):
     stable_history: list[str] = Field(default_factory=list)
     # Why the current revision skips its steps and analysis as a rollback within the window.
     fast_tracked: str = ""
+    # A restart of the stable revision's pods (rollout.dev/restart) runs while this is set: pods
+    # created before this time are replaced. It is when the restart was asked (whole seconds, as
+    # creationTimestamp has them), or the newest pod's creation plus 1 s if that is earlier (the
+    # API server's clock stamps pods; engine/restart.py says why).
+    restarted_at: datetime | None = None
     conditions: list[Condition] = Field(default_factory=list)
 
     def condition(self, type_: str) -> Condition | None:

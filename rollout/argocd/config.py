@@ -16,8 +16,7 @@ GROUP_KIND = "rollout.dev_Rollout"
 HEALTH_KEY = f"resource.customizations.health.{GROUP_KIND}"
 ACTIONS_KEY = f"resource.customizations.actions.{GROUP_KIND}"
 # In the order Argo CD's UI lists them.
-# `restart` waits for the controller to act on rollout.dev/restart (not implemented yet).
-ACTIONS = ("promote", "promote-full", "abort", "retry", "pause", "resume")
+ACTIONS = ("promote", "promote-full", "abort", "retry", "pause", "resume", "restart")
 CM_FILE = "argocd-cm.yaml"
 VALUES_FILE = "argo-cd-values.yaml"
 DEFAULT_DIR = Path("examples/argocd")

@@ -96,4 +96,21 @@ def refusal(action: str, obj: dict[str, Any]) -> str | None:
     elif action == "resume":
         if "UserPause" not in pauses:
             return "it is not paused by `rollout pause` (a pause step is passed with `rollout promote`)"
+    elif action == "restart":
+        return _restart_refusal(obj, status, pauses)
+    return None
+
+
+def _restart_refusal(obj: dict[str, Any], status: dict[str, Any], pauses: list[str]) -> str | None:
+    """A restart replaces the stable pods of a Rollout at rest: Healthy, nothing else under way."""
+    if status.get("restartedAt"):
+        return "a restart is already running"
+    if updating(obj):
+        return "an update is in progress (it replaces the pods anyway)"
+    if status.get("aborted") is True:
+        return "it is aborted"
+    if pauses:
+        return "it is paused"
+    if status.get("phase") != "Healthy":
+        return "it is not Healthy"
     return None

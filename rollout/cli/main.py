@@ -287,6 +287,7 @@ def _rollout_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "retry": "start an aborted update again",
         "pause": "hold the Rollout where it is",
         "resume": "lift a `rollout pause`",
+        "restart": "replace the stable revision's pods one at a time (no new revision, no steps)",
     }
     for action, text in helps.items():
         cmd = sub.add_parser(action, help=text)

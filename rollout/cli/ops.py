@@ -1,5 +1,5 @@
 """The CLI's commands that change a Rollout (`promote`, `abort`, `retry`, `pause`, `resume`,
-`undo`, `set image`) and `status`, which waits for one to finish.
+`restart`, `undo`, `set image`) and `status`, which waits for one to finish.
 
 Commands are the annotations the controller consumes; each is refused in one line when it makes
 no sense in the Rollout's phase (health.refusal, the same rule as the Argo CD actions). `undo` and
@@ -25,6 +25,7 @@ ANNOTATIONS = {
     "retry": ("rollout.dev/retry", "true"),
     "pause": ("rollout.dev/pause", "true"),
     "resume": ("rollout.dev/resume", "true"),
+    "restart": ("rollout.dev/restart", "true"),
 }
 SAID = {
     "promote": "promoted: the current pause or gate will be passed",
@@ -33,6 +34,7 @@ SAID = {
     "retry": "retried: the update starts again from the first step",
     "pause": "paused",
     "resume": "resumed",
+    "restart": "restarting: the stable revision's pods are replaced one at a time",
 }
 
 

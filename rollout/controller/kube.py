@@ -52,6 +52,7 @@ ROLLOUTS = Resource("rollout.dev", "v1alpha1", "rollouts")
 REPLICASETS = Resource("apps", "v1", "replicasets")
 DEPLOYMENTS = Resource("apps", "v1", "deployments")
 SERVICES = Resource("", "v1", "services")
+PODS = Resource("", "v1", "pods")
 EVENTS = Resource("", "v1", "events")
 NAMESPACES = Resource("", "v1", "namespaces")
 CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
@@ -200,12 +201,14 @@ class Kube:
         query: dict[str, str] | None = None,
         body: Any = None,
         content_type: str | None = None,
+        attempts: int | None = None,
     ) -> Any:
+        """One API call, transient failures retried (`attempts`: this call's own limit)."""
         if method in ("POST", "PUT", "PATCH"):  # every write names us, for managedFields and GitOps diffs
             query = {"fieldManager": self.field_manager, **(query or {})}
         retrying = AsyncRetrying(
             retry=retry_if_exception(_transient),
-            stop=stop_after_attempt(self.attempts),
+            stop=stop_after_attempt(attempts or self.attempts),
             wait=WaitRetryAfter(wait_exponential(multiplier=self.backoff, max=2.0), self.max_retry_after),
             reraise=True,
         )
@@ -271,6 +274,16 @@ class Kube:
             body=body,
             content_type=content_type,
         )
+
+    async def evict(self, namespace: str, name: str) -> None:
+        """Evict a pod (policy/v1 Eviction): the API server deletes it unless a PodDisruptionBudget
+        forbids it now, which is a 429 raised at once (not retried here: the caller looks again)."""
+        body = {
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": name, "namespace": namespace},
+        }
+        await self.request("POST", PODS.path(namespace, name, "eviction"), body=body, attempts=1)
 
     async def delete(
         self, res: Resource, namespace: str | None, name: str, *, resource_version: str | None = None

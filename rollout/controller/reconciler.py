@@ -1,17 +1,18 @@
 """One reconcile of one Rollout, and the bookkeeping that decides when the next one runs.
 
 Flow: read the Rollout -> consume command annotations -> observe ReplicaSets, Services, routes,
-analysis templates -> take the analysis measurements that are due -> `engine.decide` -> hold
-the traffic finalizer if traffic leaves stable -> apply actions -> write status (the only
-memory) -> release the finalizer once routes are at rest -> post Events -> schedule a look-again
-if the engine asked for one. A Rollout being deleted has its routes
-restored. Reconciles of one Rollout never overlap, and triggers that arrive while one runs collapse
-into a single follow-up."""
+analysis templates (and the stable revision's Pods, only while a restart runs: pods.py) -> take
+the analysis measurements that are due -> `engine.decide` -> hold the traffic finalizer if
+traffic leaves stable -> apply actions -> write status (the only memory) -> release the finalizer
+once routes are at rest -> post Events -> schedule a look-again if the engine asked for one.
+A Rollout being deleted has its routes restored. Reconciles of one Rollout never overlap, and
+triggers that arrive while one runs collapse into a single follow-up."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -46,6 +47,7 @@ from rollout.controller.kube import (
     Kube,
     Resource,
 )
+from rollout.controller.pods import evict_pod, observe_stable_pods
 from rollout.controller.routes import (
     Seen,
     observe_pinned,
@@ -61,6 +63,7 @@ from rollout.engine.types import (
     CreateReplicaSet,
     DeleteReplicaSet,
     Event,
+    EvictPod,
     PinRevision,
     PinService,
     ScaleDeployment,
@@ -124,6 +127,9 @@ class Reconciler:
         # Commands removed from a Rollout whose status write has not landed yet (a reconcile that
         # failed in between): the next reconcile applies them, so that none is lost.
         self._unapplied: dict[Key, list[Command]] = {}
+        # The pod whose eviction a disruption budget refused last, per Rollout: said once, not
+        # on every look again.
+        self._eviction_blocked: dict[Key, str] = {}
 
     # --- triggering -------------------------------------------------------------------------
 
@@ -155,6 +161,7 @@ class Reconciler:
         self._locks.pop((namespace, name), None)
         self._unapplied.pop((namespace, name), None)
         self._failures.pop((namespace, name), None)
+        self._eviction_blocked.pop((namespace, name), None)
         self.kube.forget_reads((namespace, name))
         metrics.forget_rollout(namespace, name)
 
@@ -239,6 +246,11 @@ class Reconciler:
         parsed = with_workload(parsed, workload)  # the Deployment's template, before anything reads it
         routes_seen: Seen = {}
         observed = dataclasses.replace(await self._observe(parsed, routes_seen), workload=workload)
+        if self._restarting(parsed, commands):
+            items = await self.kube.list(REPLICASETS, namespace, f"{ROLLOUT_NAME_LABEL}={name}")
+            owned = [rs for rs in items if is_owned_by(rs, parsed.meta.uid)]
+            pods = await observe_stable_pods(self.kube, namespace, owned, parsed.status.stable_revision)
+            observed = dataclasses.replace(observed, pods=pods)
         decision = decide(parsed, observed, commands, self.clock())
         metrics.record_decision(parsed, decision.status, observed.analysis_templates)
         busy = decision.actions or decision.events or commands
@@ -258,7 +270,10 @@ class Reconciler:
             if holds and FINALIZER not in finalizers(raw):
                 raw = await self._set_finalizer(raw, add=True, commands=commands)
             for action in decision.actions:
-                await self.apply_action(parsed, action, routes_seen)
+                if isinstance(action, EvictPod):
+                    await self._evict(parsed, action, decision)
+                else:
+                    await self.apply_action(parsed, action, routes_seen)
         except (ApiException, RouteProblem) as exc:
             failure = exc
             log.warning("action failed", namespace=namespace, name=name, error=str(exc))
@@ -274,6 +289,33 @@ class Reconciler:
         if decision.requeue_after is not None:
             self.schedule(namespace, name, max(decision.requeue_after, 0.0))
         return decision
+
+    def _restarting(self, parsed: ParsedRollout, commands: list[Command]) -> bool:
+        """Whether this reconcile reads the stable revision's Pods: a restart runs or is asked."""
+        if parsed.rollout is None or parsed.status_errors:
+            return False
+        return parsed.status.restarted_at is not None or any(c.kind == "restart" for c in commands)
+
+    async def _evict(self, parsed: ParsedRollout, action: EvictPod, decision: Decision) -> None:
+        """Carry out a restart's eviction; a disruption budget's 429 is said once and waited on
+        (the restart looks again on its next reconcile)."""
+        key = (parsed.meta.namespace, parsed.meta.name)
+        revision = decision.status.stable_revision
+        try:
+            event = await evict_pod(self.kube, parsed.meta.namespace, action.name, revision)
+        except ApiException as exc:
+            if exc.status != 429:
+                raise
+            if self._eviction_blocked.get(key) != action.name:
+                self._eviction_blocked[key] = action.name
+                why = _message_of(exc)
+                decision.events.append(
+                    Event("Warning", "EvictionBlocked", f"Restart: pod {action.name} not evicted yet: {why}")
+                )
+            return
+        self._eviction_blocked.pop(key, None)
+        if event is not None:
+            decision.events.append(event)
 
     async def _consume_commands(
         self, raw: dict[str, Any], carried: list[Command]
@@ -513,3 +555,11 @@ class Reconciler:
                 log.warning("event not posted", reason=event.reason, status=exc.status)
             if self.notifier is not None:  # queued, never waited for
                 self.notifier.notify(raw, decision.status, event, self.clock())
+
+
+def _message_of(exc: ApiException) -> str:
+    """The API server's own message of an error (its Status body), else the HTTP reason."""
+    try:
+        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
+    except (TypeError, ValueError, AttributeError):
+        return str(exc.reason)

@@ -1,16 +1,17 @@
-"""Command annotations applied to the status: abort, retry, pause, resume, promote.
+"""Command annotations applied to the status: abort, retry, pause, resume, promote, restart.
 
 The controller has already removed each annotation from the Rollout before the engine sees it, so
 a command is applied at most once; every command leaves an Event saying what it did."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 from rollout.api.status import RolloutStatus
 from rollout.engine.conditions import add_pause, remove_pause
-from rollout.engine.types import Command, Event
+from rollout.engine.restart import start_restart
+from rollout.engine.types import Command, Event, PodState
 
 USER_PAUSE = "UserPause"
 
@@ -22,8 +23,10 @@ def apply_commands(
     in_progress: bool,
     now: datetime,
     promote: Callable[[Command], Event] | None = None,
+    pods: Sequence[PodState] | None = None,
 ) -> list[Event]:
-    """Apply each command to the status; `promote` is the strategy's own (None: nothing to pass)."""
+    """Apply each command to the status; `promote` is the strategy's own (None: nothing to pass),
+    `pods` the stable revision's as observed (a restart starts from them)."""
     events: list[Event] = []
     for command in commands:
         if command.kind == "abort":
@@ -68,6 +71,8 @@ def apply_commands(
                 events.append(Event("Normal", "RolloutResumed", "Resumed by the rollout.dev/resume command"))
             else:
                 events.append(Event("Normal", "ResumeIgnored", "Resume: no user pause to clear"))
+        elif command.kind == "restart":
+            events.append(start_restart(status, pods, in_progress=in_progress, now=now))
         elif command.kind == "promote" and promote is not None:
             events.append(promote(command))
         elif command.kind == "promote":

@@ -1,9 +1,10 @@
 """The engine's entry point: `decide(parsed, observed, commands, now) -> Decision`.
 
 Order of a decision: spec errors first (InvalidSpec, nothing moves), then revision bookkeeping
-(first deploy, new template), commands (a promote goes to the strategy), the strategy's run
-(canary.py, bluegreen.py, rolling.py: scaling, traffic, completion), the progress deadline, and
-finally the phase and conditions a person reads (the strategy says where its update stands)."""
+(first deploy, new template), commands (a promote goes to the strategy, a restart starts from
+the observed pods), the strategy's run (canary.py, bluegreen.py, rolling.py: scaling, traffic,
+completion), a running restart's next eviction (restart.py), the progress deadline, and finally
+the phase and conditions a person reads (the strategy says where its update stands)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from rollout.engine.commands import apply_commands
 from rollout.engine.conditions import add_pause, remove_condition, remove_pause, set_condition
 from rollout.engine.moves import Moves, Outcome
 from rollout.engine.recovery import disagreement, recover_stable
+from rollout.engine.restart import advance_restart
 from rollout.engine.rolling import RollingUpdate, oldest_first
 from rollout.engine.types import (
     Action,
@@ -140,7 +142,7 @@ def _decide_valid(
         return strategy.promote(command)
 
     command_events = apply_commands(
-        status, commands, in_progress=in_progress, now=now, promote=promote_command
+        status, commands, in_progress=in_progress, now=now, promote=promote_command, pods=observed.pods
     )
     events += command_events
     # An ignored promote is said in the message too (until the next reconcile), not only in an Event.
@@ -169,12 +171,20 @@ def _decide_valid(
     actions = outcome.actions + _history_actions(
         rollout, observed.replicasets, {current, status.stable_revision or ""}
     )
-    deadline = _deadline(rollout, status, outcome.at_rest, now, events)
-    _phase(status, strategy, outcome, now, events, note=note)
+    stable_rs = next((rs for rs in observed.replicasets if rs.revision == status.stable_revision), None)
+    restart = advance_restart(
+        status, stable_rs, observed.pods, in_progress=current != status.stable_revision, events=events
+    )
+    actions += restart.actions
+    # A restart takes pods down on purpose: that is no lack of progress toward a revision.
+    deadline = _deadline(rollout, status, outcome.at_rest or restart.running, now, events)
+    _phase(status, strategy, outcome, now, events, note=note, restarting=restart.note)
     scaled, said = workload_actions(rollout, status, observed.replicasets, observed.workload)
     actions += scaled
     events += said
-    requeue_after = _earliest(outcome.requeue_after, deadline, analyses.next_measurement_in())
+    requeue_after = _earliest(
+        outcome.requeue_after, deadline, analyses.next_measurement_in(), restart.requeue_after
+    )
     return Decision(status=status, actions=actions, events=events, requeue_after=requeue_after)
 
 
@@ -325,9 +335,17 @@ def _deadline(
 
 
 def _phase(
-    status: RolloutStatus, strategy: Moves, outcome: Outcome, now: datetime, events: list[Event], *, note: str
+    status: RolloutStatus,
+    strategy: Moves,
+    outcome: Outcome,
+    now: datetime,
+    events: list[Event],
+    *,
+    note: str,
+    restarting: str = "",
 ) -> None:
-    """The phase and message a person reads; the strategy says where its update stands."""
+    """The phase and message a person reads; the strategy says where its update stands (and a
+    running restart, how far it got: Progressing until every pod is replaced)."""
     desired = strategy.replicas
     complete, waiting, blocked = outcome.at_rest, outcome.waiting, outcome.blocked
     progressing = status.condition(PROGRESSING)
@@ -349,7 +367,14 @@ def _phase(
             message += f"; {analysis.message}"
         elif strategy.waiting_when_paused(waiting):
             message += f"; {strategy.waiting_when_paused(waiting)}"
+        if restarting:
+            message += f"; {restarting}"
         set_condition(status, PROGRESSING, "Unknown", "RolloutPaused", message, now)
+    elif restarting:
+        phase = "Progressing"
+        available = f"{status.available_replicas}/{desired} available"
+        message = f"Revision {status.stable_revision}: {available}; {restarting}"
+        set_condition(status, PROGRESSING, "True", "RestartInProgress", message, now)
     elif complete and status.stable_revision == status.current_revision:
         phase, message = (
             "Healthy",

@@ -1,38 +1,33 @@
-"""The `rollout.dev/restart` plan: which pod of the stable revision to evict next, if any.
+"""The `rollout.dev/restart` command: the stable revision's pods replaced one at a time.
 
-Pure (no I/O, time passed in). A restart replaces the stable revision's pods that started before
-the restart was asked for, one at a time: a pod is evicted only when every desired pod is Ready
-and none is terminating, so each replacement is Ready before the next pod goes. No ReplicaSet and
-no revision is made, so a restart never walks canary steps or analysis.
+Pure (no I/O, time passed in). decide.py calls `start_restart` for the command and
+`advance_restart` on every reconcile; the controller reads the stable revision's pods only while
+`status.restartedAt` is set (Observed.pods) and carries out `EvictPod` through the Eviction API.
+
+A restart replaces the pods that started before the restart was asked for, one at a time: a pod
+is evicted only when every desired pod is Ready and none is terminating, so each replacement is
+Ready before the next pod goes. No ReplicaSet and no revision is made, so a restart never walks
+canary steps or analysis. It starts only on a Rollout at rest (no update in progress, not
+aborted, not paused); an update started meanwhile or an abort stops it (the update replaces the
+pods anyway), a pause holds it.
 
 maxUnavailable: a restart takes at most one Ready pod down at a time (an old pod that is not Ready
 goes first, costing nothing), which is within any maxUnavailable of 1 or more; with 0, a pod
-cannot be restarted without being down for a moment, so one at a time is the least possible.
-
-NOT WIRED YET: the controller needs to observe the stable revision's Pods and carry out
-`EvictPod` (reconciler.py, owned by the controller rewrite), then call `plan_restart` from the
-engine's decide step."""
+cannot be restarted without being down for a moment, so one at a time is the least possible."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
+from rollout.api.status import RolloutStatus
+from rollout.engine.types import Action, Event, EvictPod, PodState, ReplicaSetState
 
-@dataclass(frozen=True)
-class PodState:
-    """One pod of the stable revision, as the cluster reports it."""
+__all__ = ["EvictPod", "PodState", "RestartPlan", "RestartStep", "advance_restart", "plan_restart"]
 
-    name: str
-    started_at: datetime  # metadata.creationTimestamp
-    ready: bool
-    terminating: bool = False  # metadata.deletionTimestamp is set
-
-
-@dataclass(frozen=True)
-class EvictPod:
-    name: str
+# How soon a running restart looks again when nothing triggers it (ReplicaSet status changes do).
+RESTART_POLL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -58,3 +53,98 @@ def plan_restart(pods: Sequence[PodState], *, replicas: int, restart_at: datetim
     # An old pod that is not Ready goes first: evicting it costs no availability.
     victim = next((p for p in old if not p.ready), old[0])
     return RestartPlan(EvictPod(victim.name), done=False)
+
+
+def start_restart(
+    status: RolloutStatus, pods: Sequence[PodState] | None, *, in_progress: bool, now: datetime
+) -> Event:
+    """The command: record from when pods count as replaced, or say why it is refused."""
+    refused = (
+        f"a restart asked at {status.restarted_at:%Y-%m-%dT%H:%M:%SZ} is still running"
+        if status.restarted_at is not None
+        else f"revision {status.current_revision} is being rolled out (it replaces the pods anyway)"
+        if in_progress
+        else "the rollout is aborted; retry or update it first"
+        if status.aborted
+        else "the rollout is paused; resume it first"
+        if status.pause_conditions
+        else ""
+    )
+    if refused:
+        return Event("Normal", "RestartIgnored", f"Restart: {refused}; nothing restarted")
+    status.restarted_at = restart_time(pods or (), now)
+    return Event(
+        "Normal",
+        "RestartStarted",
+        f"Restarting the pods of stable revision {status.stable_revision} created before "
+        f"{status.restarted_at:%Y-%m-%dT%H:%M:%SZ}, one at a time",
+    )
+
+
+def restart_time(pods: Sequence[PodState], now: datetime) -> datetime:
+    """Pods created before this time are replaced. creationTimestamp has whole seconds, so a
+    replacement made within the second of the command must count as new: the time is rounded
+    down. And it is the API server's clock that stamps pods: were the controller's clock ahead,
+    a replacement would look older than the restart and be evicted again, without end; so the
+    time is never later than the newest pod's creation plus one second."""
+    asked = now.replace(microsecond=0)
+    newest = max((p.started_at for p in pods), default=None)
+    return asked if newest is None else min(asked, (newest + timedelta(seconds=1)).replace(microsecond=0))
+
+
+@dataclass
+class RestartStep:
+    actions: list[Action] = field(default_factory=list)
+    note: str = ""  # progress, for the status message ("restarting: 2/5 pods replaced")
+    requeue_after: float | None = None
+
+    @property
+    def running(self) -> bool:
+        return bool(self.note)
+
+
+def advance_restart(
+    status: RolloutStatus,
+    stable: ReplicaSetState | None,
+    pods: Sequence[PodState] | None,
+    *,
+    in_progress: bool,
+    events: list[Event],
+) -> RestartStep:
+    """The next move of a running restart (none when no restart runs)."""
+    restart_at = status.restarted_at
+    if restart_at is None:
+        return RestartStep()
+    why_stop = (
+        f"revision {status.current_revision} is being rolled out (it replaces the pods anyway)"
+        if in_progress
+        else "the rollout was aborted"
+        if status.aborted
+        else ""
+    )
+    if why_stop:
+        status.restarted_at = None
+        events.append(Event("Normal", "RestartCancelled", f"Restart stopped: {why_stop}"))
+        return RestartStep()
+    replicas = 0 if stable is None else stable.spec_replicas
+    if pods is None:  # not read on this reconcile (the controller reads them from the next one)
+        return RestartStep(note=f"restarting: 0/{replicas} pods replaced", requeue_after=0.0)
+    plan = plan_restart(pods, replicas=replicas, restart_at=restart_at)
+    if plan.done:
+        status.restarted_at = None
+        events.append(
+            Event(
+                "Normal",
+                "RestartCompleted",
+                f"All {replicas} pods of revision {status.stable_revision} replaced and Ready",
+            )
+        )
+        return RestartStep()
+    replaced = sum(1 for p in pods if p.ready and not p.terminating and p.started_at >= restart_at)
+    note = f"restarting: {min(replaced, replicas)}/{replicas} pods replaced"
+    if status.pause_conditions:
+        return RestartStep(note=f"{note} (held while paused)")
+    if plan.waiting:
+        note += f"; {plan.waiting}"
+    actions: list[Action] = [plan.evict] if plan.evict is not None else []
+    return RestartStep(actions=actions, note=note, requeue_after=RESTART_POLL_SECONDS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from rollout.analysis.resolve import ResolvedAnalyses, TemplateLookup
@@ -12,7 +13,7 @@ from rollout.api.spec import LabelSelector
 from rollout.api.status import RolloutStatus
 from rollout.traffic.base import ObservedPins, ObservedRoute, TrafficState
 
-CommandKind = Literal["promote", "abort", "retry", "pause", "resume"]
+CommandKind = Literal["promote", "abort", "retry", "pause", "resume", "restart"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,16 @@ class ReplicaSetState:
     def healthy(self) -> int:
         """Available pods the ReplicaSet still wants (a scale-down leaves a few extra briefly)."""
         return min(self.available, self.spec_replicas)
+
+
+@dataclass(frozen=True)
+class PodState:
+    """One pod of the stable revision, as the cluster reports it (read only while a restart runs)."""
+
+    name: str
+    started_at: datetime  # metadata.creationTimestamp
+    ready: bool
+    terminating: bool = False  # metadata.deletionTimestamp is set
 
 
 @dataclass(frozen=True)
@@ -91,6 +102,8 @@ class Observed:
     others: tuple[Claims, ...] = ()
     # The Deployment of spec.workloadRef; None when there is none (or it does not exist).
     workload: WorkloadState | None = None
+    # The stable revision's pods, read only while a restart runs (rollout.dev/restart); None: not read.
+    pods: tuple[PodState, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +163,13 @@ class ScaleDeployment:
     replicas: int
 
 
+@dataclass(frozen=True)
+class EvictPod:
+    """Evict the pod through the Eviction API (PodDisruptionBudgets honoured; a 429 waits)."""
+
+    name: str
+
+
 Action = (
     CreateReplicaSet
     | ScaleReplicaSet
@@ -158,6 +178,7 @@ Action = (
     | PinRevision
     | SetTraffic
     | ScaleDeployment
+    | EvictPod
 )
 
 

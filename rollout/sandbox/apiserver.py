@@ -4,8 +4,9 @@ kmock stores objects and merges patches; a real API server also stamps uid, reso
 generation and creationTimestamp, refuses a patch whose resourceVersion is stale (409), separates
 the status subresource from the main resource, validates custom resources against their CRD schema
 (422 naming the field) after pruning undeclared fields and applying the schema's defaults
-(structural.py), and garbage-collects owned objects. Those are added here, so the sandbox and
-the integration tests exercise the controller the way a cluster would."""
+(structural.py), garbage-collects owned objects, and serves pods/eviction (eviction.py). Those
+are added here, so the sandbox and the integration tests exercise the controller the way a
+cluster would."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from kmock._internal import dicts, enums, parsing, rendering
 
 from rollout.sandbox import structural
 from rollout.sandbox.audit import READ_VERBS, ApiCall, Audit, Authorizer
+from rollout.sandbox.eviction import PDBS, PODS, evict
 from rollout.sandbox.faults import FaultPlan
 
 # Resources the controller and kopf need, with the discovery information a real server gives.
@@ -43,7 +45,12 @@ BACKBONE: dict[str, kmock.ResourceInfo] = {
     "v1/secrets": kmock.ResourceInfo(kind="Secret", namespaced=True, verbs=_VERBS),
     # Served for the controller-wide notifications (--notifications-configmap).
     "v1/configmaps": kmock.ResourceInfo(kind="ConfigMap", namespaced=True, verbs=_VERBS),
-    "v1/pods": kmock.ResourceInfo(kind="Pod", namespaced=True, verbs=_VERBS, subresources=["status"]),
+    "v1/pods": kmock.ResourceInfo(
+        kind="Pod", namespaced=True, verbs=_VERBS, subresources=["status", "eviction"]
+    ),
+    "policy/v1/poddisruptionbudgets": kmock.ResourceInfo(
+        kind="PodDisruptionBudget", namespaced=True, verbs=_VERBS, subresources=["status"]
+    ),
     # Served for routers that own an Ingress (ingress-nginx canaries).
     "networking.k8s.io/v1/ingresses": kmock.ResourceInfo(
         kind="Ingress", namespaced=True, verbs=_VERBS, subresources=["status"]
@@ -69,6 +76,7 @@ _ACTION_VERBS = {
 
 
 _SECRETS = kmock.resource("v1/secrets")
+_REPLICASETS = kmock.resource("apps/v1/replicasets")
 _kmock_parse_path = parsing.parse_path
 
 
@@ -310,7 +318,16 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         if resource is None or not resource.plural:  # discovery: /api, /apis/<group>/<version>
             return None
         method = str(request.method.value).upper()
-        verb = "update" if method == "PUT" else _ACTION_VERBS.get(request.action) if request.action else None
+        # kmock guesses no action for a POST to a named object (pods/NAME/eviction): RBAC's create.
+        verb = (
+            "update"
+            if method == "PUT"
+            else "create"
+            if method == "POST"
+            else _ACTION_VERBS.get(request.action)
+            if request.action
+            else None
+        )
         if verb is None:
             return None
         group, namespace = resource.group or "", request.namespace or ""
@@ -429,6 +446,8 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
             )
         if request.resource is not None and request.name is not None and method == "PUT":
             return await self._replace(request)
+        if request.resource == PODS and request.subresource == "eviction" and method == "POST":
+            return await self._evict(request)
         if request.resource is None or request.subresource not in (None, "status", "scale"):
             return await super()._handle(request)
         try:
@@ -459,6 +478,37 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
             if key not in self.objects or self.objects[key].deleted:  # gone, possibly by a finalizer release
                 await self._collect_garbage()
         return response
+
+    async def _evict(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        """POST pods/NAME/eviction: the pod deleted (201), unless a disruption budget refuses (429)."""
+        async with self._lock:
+            try:
+                pods = [
+                    obj.raw
+                    for (res, ns, _), obj in list(self.objects.items())
+                    if res == PODS and ns == request.namespace and not obj.deleted
+                ]
+                budgets = [
+                    obj.raw
+                    for (res, ns, _), obj in list(self.objects.items())
+                    if res == PDBS and ns == request.namespace and not obj.deleted
+                ]
+                scales = {
+                    obj.raw["metadata"]["uid"]: int((obj.raw.get("spec") or {}).get("replicas", 1))
+                    for (res, ns, _), obj in list(self.objects.items())
+                    if res == _REPLICASETS and ns == request.namespace and not obj.deleted
+                }
+                key = (PODS, request.namespace, request.name)
+                if key not in self.objects or self.objects[key].deleted:
+                    raise kmock.KubernetesObjectNotFoundError()
+                evict(self.objects[key].raw, pods, budgets, scales)
+            except kmock.KubernetesError as exc:
+                return await self._render_error(exc)
+            raw = self.objects[key].raw
+            self.objects[key].delete()
+            await self._buses[PODS].put({"type": "DELETED", "object": raw})
+        status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+        return aiohttp.web.json_response(status, status=201)
 
     async def _mark_deleted(self, request: rendering.Request) -> None:
         """An object with finalizers is only marked: deletionTimestamp set, as a new version

@@ -109,13 +109,17 @@ class EmulatedCluster:
 
 @contextlib.asynccontextmanager
 async def emulated_cluster(
-    *, startup_seconds: float = 0.3, never_ready: Callable[[dict[str, Any]], bool] | None = None
+    *,
+    startup_seconds: float = 0.3,
+    never_ready: Callable[[dict[str, Any]], bool] | None = None,
+    pods: bool = False,
 ) -> AsyncIterator[EmulatedCluster]:
+    """`pods`: ReplicaSets get real Pod objects (FakeKubelet.pods), else pods in memory only."""
     async with EmulatedApiServer() as api, kmock.Server(api) as server:
         for crd in all_crds().values():
             api.install_crd(crd)
         url = str(server.url).rstrip("/")
-        kubelet = FakeKubelet(api, url, startup_seconds=startup_seconds)
+        kubelet = FakeKubelet(api, url, startup_seconds=startup_seconds, pods=pods)
         if never_ready is not None:
             kubelet.never_ready = never_ready
         cluster = EmulatedCluster(api=api, url=url, kube=Kube(api_client_for(url)), kubelet=kubelet)

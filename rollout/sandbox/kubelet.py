@@ -5,7 +5,14 @@ does. Pods whose image matches `never_ready` never become Ready (a crash-looping
 
 Deployments get the same treatment, as kube-controller-manager's Deployment controller would
 report them: their pods (spec.replicas of them) counted in the Deployment's status directly,
-without ReplicaSets of their own, and no rolling update of the Deployment's template."""
+without ReplicaSets of their own, and no rolling update of the Deployment's template.
+
+By default a ReplicaSet's pods are start times in memory (cheap: the scale bench runs thousands).
+With `pods=True` (the sandbox, and tests that need Pods: a restart) they are real Pod objects
+made through the API as the ReplicaSet controller makes them (pods.py): named after the
+ReplicaSet, its template's labels, a controller ownerReference, Ready through pods/status after
+the start-up delay, a deleted or evicted pod replaced, and the ReplicaSet's status counted from
+those Pods."""
 
 from __future__ import annotations
 
@@ -18,6 +25,8 @@ from typing import Any
 
 import aiohttp
 import kmock
+
+from rollout.sandbox.pods import PodMaker
 
 REPLICASETS = kmock.resource("apps/v1/replicasets")
 DEPLOYMENTS = kmock.resource("apps/v1/deployments")
@@ -41,6 +50,7 @@ class FakeKubelet:
     tick_seconds: float = 0.05
     never_ready: Callable[[dict[str, Any]], bool] = field(default=lambda rs: False)
     paused: bool = False  # a test that ticks `status_for` on a clock of its own stops the loop
+    pods: bool = False  # ReplicaSets' pods as real Pod objects (see the module's docstring)
     # ReplicaSet uid -> start times of its pods (oldest first)
     _pods: dict[str, list[float]] = field(default_factory=dict)
 
@@ -71,17 +81,22 @@ class FakeKubelet:
 
     async def run(self) -> None:
         async with aiohttp.ClientSession(self.url) as session:
+            maker = PodMaker(self.server, session, self.startup_seconds, self.never_ready)
             while True:
                 if self.paused:
                     await asyncio.sleep(self.tick_seconds)
                     continue
                 now = time.monotonic()
+                if self.pods:
+                    maker.index()
                 for (resource, namespace, name), obj in list(self.server.objects.items()):
                     if resource not in (REPLICASETS, DEPLOYMENTS) or obj.deleted:
                         continue
                     rs = obj.raw
                     if resource == DEPLOYMENTS:
                         status = self.deployment_status_for(rs, now)
+                    elif self.pods:
+                        status = await maker.sync(rs, now)
                     else:
                         status = self.status_for(rs, now)
                     if (rs.get("status") or {}) != status:

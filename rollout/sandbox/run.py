@@ -188,7 +188,10 @@ async def run_sandbox(
     print(
         f"sandbox: emulated Kubernetes API, real controller; Rollout {namespace}/{name} ({chosen})", file=out
     )
-    async with emulated_cluster(startup_seconds=0.4) as cluster, contextlib.AsyncExitStack() as stack:
+    async with (
+        emulated_cluster(startup_seconds=0.4, pods=True) as cluster,
+        contextlib.AsyncExitStack() as stack,
+    ):
         cluster.create_namespace(namespace)
         routes = await _supporting_objects(cluster, manifest, out)
         prometheus = None

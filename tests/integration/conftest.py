@@ -23,10 +23,11 @@ def start_controller(cluster, tmp_path):
 
 
 @contextlib.asynccontextmanager
-async def make_cluster():
-    """The emulated cluster of these tests (also for tests needing one per hypothesis example)."""
+async def make_cluster(*, pods=False):
+    """The emulated cluster of these tests (also for tests needing one per hypothesis example);
+    `pods`: ReplicaSets' pods are real Pod objects (slower; for tests that read or evict pods)."""
     # Pods of an image with "broken" in it never become ready: a release that crash-loops.
-    async with emulated_cluster(startup_seconds=0.2, never_ready=image_matches("broken")) as c:
+    async with emulated_cluster(startup_seconds=0.2, never_ready=image_matches("broken"), pods=pods) as c:
         c.create_namespace(NS)
         for crd in routing_crds():  # routes are validated against their real schemas
             c.api.install_crd(crd)
@@ -41,6 +42,16 @@ RECORDED_CALLS: set = set()
 @pytest.fixture
 async def cluster():
     async with make_cluster() as c:
+        try:
+            yield c
+        finally:
+            RECORDED_CALLS.update(c.api.audit.calls)
+
+
+@pytest.fixture
+async def pod_cluster():
+    """`cluster` whose ReplicaSets have real Pod objects (the restart tests)."""
+    async with make_cluster(pods=True) as c:
         try:
             yield c
         finally:

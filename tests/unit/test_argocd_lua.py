@@ -92,9 +92,9 @@ def test_healthy_phase_with_pods_missing_is_not_healthy():
     assert health(obj)["status"] == "Progressing"
 
 
-ALL = {"promote", "promote-full", "abort", "retry", "pause", "resume"}
+ALL = {"promote", "promote-full", "abort", "retry", "pause", "resume", "restart"}
 ENABLED = {
-    "canary-healthy": {"pause"},
+    "canary-healthy": {"pause", "restart"},
     "canary-progressing": {"promote-full", "abort", "pause"},
     "canary-paused": {"promote", "promote-full", "abort", "pause"},
     "canary-timed-pause": {"promote", "promote-full", "abort", "pause"},
@@ -123,6 +123,7 @@ ANNOTATION = {
     "retry": ("rollout.dev/retry", "true"),
     "pause": ("rollout.dev/pause", "true"),
     "resume": ("rollout.dev/resume", "true"),
+    "restart": ("rollout.dev/restart", "true"),
 }
 
 
@@ -182,3 +183,21 @@ def test_the_cli_agrees_with_argo_cd(name):
     obj = fixture(name)
     assert cli_health(obj) == (health(obj)["status"], health(obj)["message"])
     assert {a for a in ALL if refusal(a, obj) is None} == ENABLED[name]
+
+
+def test_restart_is_offered_only_at_rest_and_never_twice():
+    """A restart asked while one runs, or on a Rollout not at rest, is disabled in Argo CD and
+    refused by the CLI with the same judgement."""
+    at_rest = fixture("canary-healthy")
+    assert discovery(at_rest)["restart"] is True and refusal("restart", at_rest) is None
+    running = copy.deepcopy(at_rest)
+    running["status"]["restartedAt"] = "2026-01-01T00:00:00Z"
+    assert discovery(running)["restart"] is False
+    assert refusal("restart", running) == "a restart is already running"
+    paused = copy.deepcopy(at_rest)
+    paused["status"]["pauseConditions"] = [{"reason": "UserPause", "startTime": "2026-01-01T00:00:00Z"}]
+    assert discovery(paused)["restart"] is False and refusal("restart", paused) == "it is paused"
+    assert (
+        refusal("restart", fixture("canary-paused"))
+        == "an update is in progress (it replaces the pods anyway)"
+    )

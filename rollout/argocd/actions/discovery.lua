@@ -25,4 +25,8 @@ actions["abort"] = {["disabled"] = not updating}
 actions["retry"] = {["disabled"] = status.aborted ~= true}
 actions["pause"] = {["disabled"] = paused_by("UserPause")}
 actions["resume"] = {["disabled"] = not paused_by("UserPause")}
+-- A restart replaces the stable pods of a Rollout at rest: Healthy, nothing else under way.
+local at_rest = status.phase == "Healthy" and not updating and status.aborted ~= true
+  and #(status.pauseConditions or {}) == 0 and status.restartedAt == nil
+actions["restart"] = {["disabled"] = not at_rest}
 return actions

@@ -1,0 +1,69 @@
+"""The stable revision's Pods, for a restart (rollout.dev/restart): read and evicted here.
+
+Flow: the reconciler calls `observe_stable_pods` only while a restart runs or is asked for (a
+fresh list from the API server; Pods are not cached, so the steady state reads none), the engine
+plans (engine/restart.py), and `evict_pod` carries out its EvictPod through the Eviction API,
+which honours PodDisruptionBudgets: a 429 means the budget allows no disruption now, and the
+restart looks again on its next reconcile."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from rollout.api.revision import REVISION_LABEL
+from rollout.controller.kube import PODS, Kube
+from rollout.engine.types import Event, PodState
+
+
+def _timestamp(text: str | None) -> datetime:
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+
+
+def pod_state(pod: dict[str, Any]) -> PodState:
+    meta = pod.get("metadata") or {}
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return PodState(
+        name=str(meta.get("name")),
+        started_at=_timestamp(meta.get("creationTimestamp")),
+        ready=any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions),
+        terminating=bool(meta.get("deletionTimestamp")),
+    )
+
+
+def _owned_by(pod: dict[str, Any], uid: str) -> bool:
+    refs = (pod.get("metadata") or {}).get("ownerReferences") or []
+    return any(r.get("uid") == uid and r.get("controller") for r in refs)
+
+
+async def observe_stable_pods(
+    kube: Kube, namespace: str, replicasets: Iterable[dict[str, Any]], stable: str | None
+) -> tuple[PodState, ...]:
+    """The Pods the stable revision's ReplicaSet controls (by its selector's labels, then by
+    owner, as the ReplicaSet controller counts them); none without that ReplicaSet."""
+    found = next(
+        (rs for rs in replicasets if (rs["metadata"].get("labels") or {}).get(REVISION_LABEL) == stable),
+        None,
+    )
+    if stable is None or found is None:
+        return ()
+    match = (((found.get("spec") or {}).get("selector") or {}).get("matchLabels")) or {}
+    selector = ",".join(f"{k}={v}" for k, v in sorted(match.items()))
+    pods = await kube.list(PODS, namespace, selector)
+    uid = found["metadata"]["uid"]
+    return tuple(pod_state(p) for p in pods if _owned_by(p, uid))
+
+
+async def evict_pod(kube: Kube, namespace: str, name: str, revision: str | None) -> Event | None:
+    """Evict; the Event to post, or None when the pod was already gone. A 429 (a disruption
+    budget) is raised for the caller to wait on."""
+    try:
+        await kube.evict(namespace, name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return Event("Normal", "PodEvicted", f"Restart: evicted pod {name} of revision {revision}")
