@@ -3,13 +3,12 @@ created beside the stable one (checked against the networking.k8s.io/v1 Ingress 
 kubernetes-validate), follows the steps, and is deleted at completion, on abort and when the
 Rollout is deleted; the stable Ingress is never modified."""
 
-import asyncio
-
 import kubernetes_validate
 
 from rollout.controller.kube import ROLLOUTS, SERVICES, Resource
 from rollout.sandbox.faults import FaultPlan
 from tests.integration.conftest import NS, get_rollout, healthy_at, status_of
+from tests.integration.test_caches import controller_requests
 from tests.manifests import image_patch, ingress_manifest, rollout_manifest, service_manifest
 from tests.waiting import wait_for
 
@@ -64,7 +63,21 @@ async def test_canary_ingress_follows_the_steps_and_goes_at_completion(cluster):
     async with cluster.controller():
         stable = await setup(cluster, steps)
         assert await cluster.kube.get(INGRESSES, NS, CANARY) is None
+        # The update meets conflicting writes: the retries read the Ingresses (and everything
+        # else) from the API server, not from a cache that may be behind.
+        since = len(list(cluster.api))
+        cluster.api.faults = FaultPlan(conflict=1.0)
         await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
+
+        async def ingresses_read_again():
+            return any(
+                r.method.value == "GET" and r.resource and r.resource.plural == "ingresses"
+                for r in controller_requests(cluster, since)
+                if r.params.get("watch") not in ("true", "1")
+            )
+
+        await wait_for(ingresses_read_again, timeout=10, what="Ingresses read from the API server")
+        cluster.api.faults = None
         canary = await wait_for(canary_weight(cluster, "20"), what="canary Ingress at 20%")
         rollout = await get_rollout(cluster)
         assert canary["metadata"]["ownerReferences"][0]["uid"] == rollout["metadata"]["uid"]
@@ -72,14 +85,9 @@ async def test_canary_ingress_follows_the_steps_and_goes_at_completion(cluster):
             p["backend"]["service"]["name"] for r in canary["spec"]["rules"] for p in r["http"]["paths"]
         } == {"web-canary"}
         kubernetes_validate.validate(canary, kubernetes_validate.latest_version(), strict=True)
-        # The promote meets a second of conflicting writes: the retries read the canary Ingress
-        # (and everything else) from the API server, not from a cache that may be behind.
-        cluster.api.faults = FaultPlan(conflict=1.0)
         await cluster.kube.patch(
             ROLLOUTS, NS, "web", {"metadata": {"annotations": {"rollout.dev/promote": "step"}}}
         )
-        await asyncio.sleep(1.0)
-        cluster.api.faults = None
         await wait_for(canary_weight(cluster, "50"), what="canary Ingress at 50%")
         await wait_for(healthy_at(cluster, (await status_of(cluster))["currentRevision"]), what="v2 stable")
         await wait_for(no_canary_ingress(cluster), what="canary Ingress deleted at completion")
