@@ -12,6 +12,7 @@ from aiohttp import web
 from rollout.controller.kube import ANALYSIS_TEMPLATES, ROLLOUTS, SECRETS
 from tests.integration.conftest import NS, event_reasons, healthy_at, status_of
 from tests.integration.test_canary import HTTPROUTES, app_weights, setup, weight_is
+from tests.local_http import serving
 from tests.manifests import image_patch
 from tests.waiting import wait_for
 
@@ -40,13 +41,9 @@ async def smoke_tests():
     service = SmokeTests()
     app = web.Application()
     app.router.add_post("/api/v1/runs", service.run)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    service.host = f"127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-    yield service
-    await runner.cleanup()
+    async with serving(app) as base:
+        service.host = base.removeprefix("http://")
+        yield service
 
 
 def example(kind):

@@ -19,6 +19,7 @@ from rollout.observability.metrics import NOTIFICATIONS
 from tests.integration.conftest import NS, event_reasons, healthy_at, status_of
 from tests.integration.test_analysis_web import smoke_tests, start  # noqa: F401 (a fixture)
 from tests.integration.test_canary import paused_at, promote, setup
+from tests.local_http import serving
 from tests.manifests import image_patch
 from tests.waiting import wait_for
 
@@ -58,13 +59,9 @@ async def receiver():
     service = Receiver()
     app = web.Application()
     app.router.add_post("/{hook}", service.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    service.base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-    yield service
-    await runner.cleanup()
+    async with serving(app) as base:
+        service.base = base
+        yield service
 
 
 def dead_url() -> str:

@@ -11,6 +11,7 @@ from aiohttp import web
 from rollout.analysis.prometheus import Prometheus, QueryError
 from rollout.analysis.runs import QueryResult, record
 from rollout.api.status import AnalysisRun
+from tests.local_http import serving
 from tests.sim import T0
 from tests.unit.test_analysis import one_metric
 
@@ -76,13 +77,8 @@ async def garbage_prometheus():
 
     app = web.Application()
     app.router.add_get("/api/v1/query", query)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with serving(app) as base:
+        yield base
 
 
 # query -> (phase, what the message must say)

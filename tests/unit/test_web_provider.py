@@ -19,6 +19,7 @@ from rollout.api.analysis import parse_template
 from rollout.api.rollout import parse_rollout
 from rollout.api.status import AnalysisRun
 from rollout.controller.analysis import _measure_one
+from tests.local_http import serving
 from tests.manifests import rollout_manifest
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -77,13 +78,8 @@ async def server():
     app.router.add_route("*", "/echo/{tail:.*}", echo)
     app.router.add_route("*", "/slow", slow)
     app.router.add_route("*", "/trickle", trickle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with serving(app) as base:
+        yield base
 
 
 def config(**web_fields):
