@@ -178,7 +178,18 @@ def _decide_valid(
     actions += restart.actions
     # A restart takes pods down on purpose: that is no lack of progress toward a revision.
     deadline = _deadline(rollout, status, outcome.at_rest or restart.running, now, events)
-    _phase(status, strategy, outcome, now, events, note=note, restarting=restart.note)
+    # A person reads how many pods the stable revision has, not the sum with one scaling down.
+    stable_available = stable_rs.available if stable_rs is not None else status.available_replicas
+    _phase(
+        status,
+        strategy,
+        outcome,
+        now,
+        events,
+        note=note,
+        restarting=restart.note,
+        stable_available=stable_available,
+    )
     scaled, said = workload_actions(rollout, status, observed.replicasets, observed.workload)
     actions += scaled
     events += said
@@ -342,7 +353,8 @@ def _phase(
     events: list[Event],
     *,
     note: str,
-    restarting: str = "",
+    restarting: str,
+    stable_available: int,
 ) -> None:
     """The phase and message a person reads; the strategy says where its update stands (and a
     running restart, how far it got: Progressing until every pod is replaced)."""
@@ -372,13 +384,12 @@ def _phase(
         set_condition(status, PROGRESSING, "Unknown", "RolloutPaused", message, now)
     elif restarting:
         phase = "Progressing"
-        available = f"{status.available_replicas}/{desired} available"
-        message = f"Revision {status.stable_revision}: {available}; {restarting}"
+        message = f"Revision {status.stable_revision}: {stable_available}/{desired} available; {restarting}"
         set_condition(status, PROGRESSING, "True", "RestartInProgress", message, now)
     elif complete and status.stable_revision == status.current_revision:
         phase, message = (
             "Healthy",
-            f"Revision {status.stable_revision}: {status.available_replicas}/{desired} available",
+            f"Revision {status.stable_revision}: {stable_available}/{desired} available",
         )
         if waiting:
             message += f"; {waiting}"

@@ -242,8 +242,8 @@ async def run_sandbox(
     else:
         headline = (
             f"summary: {name} rolled from {old_image} (revision {first_revision}) to {new_image} "
-            f"(revision {status['stableRevision']}) in {took:.1f}s; phase {status['phase']}, "
-            f"{status['availableReplicas']}/{final['spec']['replicas']} available"
+            f"(revision {status['stableRevision']}) in {took:.1f}s; phase {status['phase']}: "
+            f"{status.get('message', '')}"
         )
     print(f"\n{headline}\nevents: {', '.join(reasons)}", file=out)
     return 0

@@ -50,7 +50,10 @@ def test_default_is_a_canary_stepping_the_httproute_weights():
     assert update < at_20 < at_50
     stable, current = lines[done].split()[3:5]  # the new revision is stable and takes all the traffic
     assert stable.split("=")[1] == current.split("=")[1] and stable not in lines[update - 1]
-    assert any(line.startswith("summary: web rolled from registry.example/web:1.0") for line in lines)
+    summary = lines[-2]
+    assert summary.startswith("summary: web rolled from registry.example/web:1.0")
+    # The new revision's pods, not the sum with the old revision's waiting for their scale-down.
+    assert f"phase Healthy: Revision {current.split('=')[1]}: 5/5 available" in summary, summary
 
 
 def test_canary_without_the_gateway_api_crds_uses_a_permissive_httproute_crd_and_says_so(tmp_path):
@@ -66,7 +69,8 @@ def test_rolling_replaces_pods_one_at_a_time():
     assert lines[0].endswith("Rollout shop/web (rolling)") and "route" not in "".join(lines)
     update = first(lines, "updated image to")
     assert first(lines, "Progressing", ":4/4", ":1/2", after=update)  # one old pod gone, one new up
-    assert lines[-2].startswith("summary: web rolled") and "phase Healthy, 5/5 available" in lines[-2]
+    assert lines[-2].startswith("summary: web rolled") and "phase Healthy: Revision " in lines[-2]
+    assert ": 5/5 available" in lines[-2]
 
 
 def test_bluegreen_previews_then_switches():
