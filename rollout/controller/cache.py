@@ -90,6 +90,11 @@ class Store:
         if gone is not None and version is not None and version <= gone:
             return
         self._gone.pop(key, None)
+        # A real server's managedFields often outweigh the rest of an object, and no reconcile
+        # reads them: not kept (every cached Secret, Service and Deployment would carry them).
+        meta = obj.get("metadata")
+        if isinstance(meta, dict):
+            meta.pop("managedFields", None)
         self.objects[key] = obj
         self.on_change(self.resource, key, old, obj)
 

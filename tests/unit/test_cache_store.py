@@ -32,6 +32,16 @@ def test_an_older_event_never_replaces_a_newer_write_answer():
     assert [c[2] for c in changes] == [{"selector": "a"}, {"selector": "b"}]
 
 
+def test_the_store_keeps_no_managed_fields():
+    store, _ = recording_store()
+    listed = obj("web", 3, selector="a")
+    listed["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
+    store.replace("shop", [listed], 3)
+    kept = store.get("shop", "web")
+    assert "managedFields" not in kept["metadata"]
+    assert kept["metadata"]["resourceVersion"] == "3" and kept["spec"] == {"selector": "a"}
+
+
 def test_a_late_event_does_not_bring_a_deleted_object_back():
     store, changes = recording_store()
     store.put(obj("web", 5))
