@@ -17,6 +17,7 @@ from kubernetes.client.exceptions import ApiException
 from rollout.api.revision import REVISION_LABEL
 from rollout.controller.kube import PODS, Kube
 from rollout.engine.types import Event, PodState
+from rollout.workload.replicasets import is_owned_by
 
 
 def _timestamp(text: str | None) -> datetime:
@@ -34,11 +35,6 @@ def pod_state(pod: dict[str, Any]) -> PodState:
     )
 
 
-def _owned_by(pod: dict[str, Any], uid: str) -> bool:
-    refs = (pod.get("metadata") or {}).get("ownerReferences") or []
-    return any(r.get("uid") == uid and r.get("controller") for r in refs)
-
-
 async def observe_stable_pods(
     kube: Kube, namespace: str, replicasets: Iterable[dict[str, Any]], stable: str | None
 ) -> tuple[PodState, ...]:
@@ -54,7 +50,13 @@ async def observe_stable_pods(
     selector = ",".join(f"{k}={v}" for k, v in sorted(match.items()))
     pods = await kube.list(PODS, namespace, selector)
     uid = found["metadata"]["uid"]
-    return tuple(pod_state(p) for p in pods if _owned_by(p, uid))
+    # A pod that has finished (Failed: evicted by a kubelet under pressure, a node shut down)
+    # stays until it is garbage-collected; the ReplicaSet has already replaced it.
+    return tuple(
+        pod_state(p)
+        for p in pods
+        if is_owned_by(p, uid) and (p.get("status") or {}).get("phase") not in ("Failed", "Succeeded")
+    )
 
 
 async def evict_pod(kube: Kube, namespace: str, name: str, revision: str | None) -> Event | None:

@@ -127,9 +127,9 @@ class Reconciler:
         # Commands removed from a Rollout whose status write has not landed yet (a reconcile that
         # failed in between): the next reconcile applies them, so that none is lost.
         self._unapplied: dict[Key, list[Command]] = {}
-        # The pod whose eviction a disruption budget refused last, per Rollout: said once, not
-        # on every look again.
-        self._eviction_blocked: dict[Key, str] = {}
+        # The pod whose eviction a disruption budget refused last, and how many times in a row,
+        # per Rollout: said once, and looked at again less and less often (up to 30 s).
+        self._eviction_blocked: dict[Key, tuple[str, int]] = {}
 
     # --- triggering -------------------------------------------------------------------------
 
@@ -306,12 +306,15 @@ class Reconciler:
         except ApiException as exc:
             if exc.status != 429:
                 raise
-            if self._eviction_blocked.get(key) != action.name:
-                self._eviction_blocked[key] = action.name
+            pod, refused = self._eviction_blocked.get(key, ("", 0))
+            if pod != action.name:
+                refused = 0
                 why = _message_of(exc)
                 decision.events.append(
                     Event("Warning", "EvictionBlocked", f"Restart: pod {action.name} not evicted yet: {why}")
                 )
+            self._eviction_blocked[key] = (action.name, refused + 1)
+            decision.requeue_after = min(30.0, 2.0**refused)
             return
         self._eviction_blocked.pop(key, None)
         if event is not None:

@@ -24,13 +24,18 @@ def apply_commands(
     now: datetime,
     promote: Callable[[Command], Event] | None = None,
     pods: Sequence[PodState] | None = None,
+    replicas: int = 0,
 ) -> list[Event]:
     """Apply each command to the status; `promote` is the strategy's own (None: nothing to pass),
-    `pods` the stable revision's as observed (a restart starts from them)."""
+    `pods` the stable revision's as observed and `replicas` the Rollout's (a restart starts from
+    them)."""
     events: list[Event] = []
     for command in commands:
         if command.kind == "abort":
-            if not in_progress:
+            if not in_progress and status.restarted_at is not None:
+                status.restarted_at = None  # the brake stops a restart too
+                events.append(Event("Normal", "RestartCancelled", "Restart stopped by rollout.dev/abort"))
+            elif not in_progress:
                 events.append(
                     Event("Normal", "AbortIgnored", "Abort: no update in progress, nothing to abort")
                 )
@@ -72,7 +77,7 @@ def apply_commands(
             else:
                 events.append(Event("Normal", "ResumeIgnored", "Resume: no user pause to clear"))
         elif command.kind == "restart":
-            events.append(start_restart(status, pods, in_progress=in_progress, now=now))
+            events.append(start_restart(status, pods, replicas, in_progress=in_progress, now=now))
         elif command.kind == "promote" and promote is not None:
             events.append(promote(command))
         elif command.kind == "promote":

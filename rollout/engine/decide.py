@@ -142,7 +142,13 @@ def _decide_valid(
         return strategy.promote(command)
 
     command_events = apply_commands(
-        status, commands, in_progress=in_progress, now=now, promote=promote_command, pods=observed.pods
+        status,
+        commands,
+        in_progress=in_progress,
+        now=now,
+        promote=promote_command,
+        pods=observed.pods,
+        replicas=rollout.spec.replicas,
     )
     events += command_events
     # An ignored promote is said in the message too (until the next reconcile), not only in an Event.
@@ -173,7 +179,14 @@ def _decide_valid(
     )
     stable_rs = next((rs for rs in observed.replicasets if rs.revision == status.stable_revision), None)
     restart = advance_restart(
-        status, stable_rs, observed.pods, in_progress=current != status.stable_revision, events=events
+        status,
+        stable_rs,
+        observed.pods,
+        in_progress=current != status.stable_revision,
+        started_now=any(e.reason == "RestartStarted" for e in command_events),
+        deadline_seconds=rollout.spec.progress_deadline_seconds,
+        now=now,
+        events=events,
     )
     actions += restart.actions
     # A restart takes pods down on purpose: that is no lack of progress toward a revision.

@@ -37,8 +37,11 @@ class RestartPlan:
     waiting: str = ""  # why nothing is evicted while not done
 
 
-def plan_restart(pods: Sequence[PodState], *, replicas: int, restart_at: datetime) -> RestartPlan:
-    """The next step of a restart asked for at `restart_at` of a revision wanting `replicas` pods."""
+def plan_restart(
+    pods: Sequence[PodState], *, replicas: int, restart_at: datetime, available: int | None = None
+) -> RestartPlan:
+    """The next step of a restart asked for at `restart_at` of a revision wanting `replicas` pods;
+    `available` is the ReplicaSet's count (a Ready pod counts only after minReadySeconds)."""
     live = [p for p in pods if not p.terminating]
     old = sorted((p for p in live if p.started_at < restart_at), key=lambda p: (p.started_at, p.name))
     ready = sum(1 for p in live if p.ready)
@@ -48,6 +51,12 @@ def plan_restart(pods: Sequence[PodState], *, replicas: int, restart_at: datetim
         return RestartPlan(
             None, done=False, waiting=f"the last replacement is not Ready yet ({ready}/{replicas})"
         )
+    if available is not None and available < ready:
+        return RestartPlan(
+            None,
+            done=False,
+            waiting=f"the last replacement is Ready, not yet available ({available}/{replicas})",
+        )
     if not old:
         return RestartPlan(None, done=True)
     # An old pod that is not Ready goes first: evicting it costs no availability.
@@ -56,12 +65,20 @@ def plan_restart(pods: Sequence[PodState], *, replicas: int, restart_at: datetim
 
 
 def start_restart(
-    status: RolloutStatus, pods: Sequence[PodState] | None, *, in_progress: bool, now: datetime
+    status: RolloutStatus,
+    pods: Sequence[PodState] | None,
+    replicas: int,
+    *,
+    in_progress: bool,
+    now: datetime,
 ) -> Event:
     """The command: record from when pods count as replaced, or say why it is refused."""
     refused = (
         f"a restart asked at {status.restarted_at:%Y-%m-%dT%H:%M:%SZ} is still running"
         if status.restarted_at is not None
+        else f"with {replicas} replica(s), evicting a pod would leave users without a Ready pod; "
+        "scale to 2 or more first"
+        if replicas < 2
         else f"revision {status.current_revision} is being rolled out (it replaces the pods anyway)"
         if in_progress
         else "the rollout is aborted; retry or update it first"
@@ -109,9 +126,16 @@ def advance_restart(
     pods: Sequence[PodState] | None,
     *,
     in_progress: bool,
+    started_now: bool,
+    deadline_seconds: float,
+    now: datetime,
     events: list[Event],
 ) -> RestartStep:
-    """The next move of a running restart (none when no restart runs)."""
+    """The next move of a running restart (none when no restart runs). The reconcile that
+    starts it evicts nothing: a pod goes only once `restartedAt` is stored, so a lost status
+    write can never make a replacement look old. A restart that replaces no pod for
+    `deadline_seconds` (a replacement never Ready, a budget that allows no eviction, a pod stuck
+    terminating) ends as failed instead of holding the Rollout in Progressing."""
     restart_at = status.restarted_at
     if restart_at is None:
         return RestartStep()
@@ -127,9 +151,10 @@ def advance_restart(
         events.append(Event("Normal", "RestartCancelled", f"Restart stopped: {why_stop}"))
         return RestartStep()
     replicas = 0 if stable is None else stable.spec_replicas
-    if pods is None:  # not read on this reconcile (the controller reads them from the next one)
+    if started_now or pods is None:
         return RestartStep(note=f"restarting: 0/{replicas} pods replaced", requeue_after=0.0)
-    plan = plan_restart(pods, replicas=replicas, restart_at=restart_at)
+    available = None if stable is None else stable.available
+    plan = plan_restart(pods, replicas=replicas, restart_at=restart_at, available=available)
     if plan.done:
         status.restarted_at = None
         events.append(
@@ -142,6 +167,20 @@ def advance_restart(
         return RestartStep()
     replaced = sum(1 for p in pods if p.ready and not p.terminating and p.started_at >= restart_at)
     note = f"restarting: {min(replaced, replicas)}/{replicas} pods replaced"
+    # Progress is the newest replacement (the API server stamps it); none yet: the start.
+    progress_at = max([restart_at, *(p.started_at for p in pods if p.started_at >= restart_at)])
+    if (now - progress_at).total_seconds() > deadline_seconds and not status.pause_conditions:
+        status.restarted_at = None
+        stuck = plan.waiting or "no pod could be evicted"
+        events.append(
+            Event(
+                "Warning",
+                "RestartFailed",
+                f"Restart stopped: no pod replaced for {deadline_seconds:.0f}s "
+                f"(progressDeadlineSeconds); {min(replaced, replicas)}/{replicas} replaced; {stuck}",
+            )
+        )
+        return RestartStep()
     if status.pause_conditions:
         return RestartStep(note=f"{note} (held while paused)")
     if plan.waiting:

@@ -158,7 +158,7 @@ async def _event(cluster, reason):
 
 async def test_a_disruption_budget_holds_the_restart_until_it_allows_one_pod_down(pod_cluster):
     cluster = pod_cluster
-    async with cluster.controller((NS,)):
+    async with cluster.controller((NS,), resync_seconds=600):  # only the restart's own looks
         v1 = (await setup(cluster, STEPS, replicas=3))["stableRevision"]
         await wait_for(lambda: _ready_pods(cluster, v1, 3), what="3 Ready pods")
         await cluster.kube.create(PDBS, NS, budget(min_available=3))
@@ -166,7 +166,13 @@ async def test_a_disruption_budget_holds_the_restart_until_it_allows_one_pod_dow
         await next_second()
         await restart(cluster)
         await wait_for(lambda: _event(cluster, "EvictionBlocked"), what="the EvictionBlocked Event")
-        await asyncio.sleep(1.5)  # the controller looks again a few times meanwhile
+        since = len(list(cluster.api))
+        await asyncio.sleep(6.5)  # the controller looks again meanwhile, less and less often
+        evictions = [
+            r for r in list(cluster.api)[since:] if r.method.value == "POST" and r.subresource == "eviction"
+        ]
+        # Backing off 1, 2, 4 s after the first refusal: 2-3 attempts in 6.5 s, not one a second.
+        assert 1 <= len(evictions) <= 3, len(evictions)
         assert stable_pods(cluster, v1) == before, "no pod evicted against the budget"
         assert (await event_reasons(cluster)).count("EvictionBlocked") == 1, "said once, not on every look"
         assert "restarting: 0/3 pods replaced" in (await status_of(cluster))["message"]

@@ -35,13 +35,23 @@ def reasons(decision):
     return [e.reason for e in decision.events]
 
 
+def start(sim):
+    """The command's reconcile evicts nothing (restartedAt is stored first) and looks again at
+    once; the decision of that next look."""
+    started = sim.reconcile(Command("restart"))
+    assert "RestartStarted" in reasons(started), reasons(started)
+    assert not any(isinstance(a, EvictPod) for a in started.actions) and started.requeue_after == 0.0
+    return sim.reconcile()
+
+
 def test_a_restart_evicts_one_pod_at_a_time_until_every_pod_is_new():
     sim = healthy()
     stable = sim.status["stableRevision"]
     sim.now = sim.now.replace(microsecond=500_000)
     sim.pods = pods(sim, ("a", -90, True), ("b", -60, True), ("c", -30, True))
-    first = sim.reconcile(Command("restart"))
-    assert reasons(first)[:1] == ["RestartStarted"]
+    started = sim.reconcile(Command("restart"))
+    assert reasons(started)[:1] == ["RestartStarted"] and started.actions == []
+    first = sim.reconcile()
     assert first.actions == [EvictPod("a")]
     # the newest pod's creation + 1 s: earlier than now, and on the API server's clock
     newest = sim.now.replace(microsecond=0) - timedelta(seconds=29)
@@ -70,8 +80,7 @@ def test_a_restart_evicts_one_pod_at_a_time_until_every_pod_is_new():
 def test_a_restart_makes_no_replicaset_and_writes_no_traffic():
     sim = healthy(CANARY)
     sim.pods = pods(sim, ("a", -90, True), ("b", -60, True), ("c", -30, True))
-    decision = sim.reconcile(Command("restart"))
-    assert decision.actions == [EvictPod("a")]
+    assert start(sim).actions == [EvictPod("a")]
 
 
 def test_a_restart_during_an_update_is_refused():
@@ -92,7 +101,7 @@ def test_a_restart_while_paused_is_refused_and_a_pause_holds_a_running_one():
     refused = sim.reconcile(Command("restart"))
     assert "RestartIgnored" in reasons(refused) and "restartedAt" not in sim.status
     sim.reconcile(Command("resume"))
-    assert sim.reconcile(Command("restart")).actions == [EvictPod("a")]
+    assert start(sim).actions == [EvictPod("a")]
     sim.pods = pods(sim, ("b", -60, True), ("c", -30, True), ("a2", 1, True))
     held = sim.reconcile(Command("pause"))
     assert held.actions == [] and "restarting: 1/3 pods replaced (held while paused)" in sim.status["message"]
@@ -125,7 +134,7 @@ def test_a_controller_clock_ahead_of_the_api_servers_does_not_evict_replacements
     sim = healthy()
     server = -10  # the API server's now, in seconds from the controller's
     sim.pods = pods(sim, ("a", server - 90, True), ("b", server - 60, True), ("c", server - 30, True))
-    assert sim.reconcile(Command("restart")).actions == [EvictPod("a")]
+    assert start(sim).actions == [EvictPod("a")]
     sim.tick()
     sim.pods = pods(sim, ("b", server - 61, True), ("c", server - 31, True), ("a2", server, True))
     assert sim.reconcile().actions == [EvictPod("b")]
@@ -142,8 +151,60 @@ def test_a_pod_made_within_the_second_of_the_restart_counts_as_new():
     sim = healthy()
     sim.now = sim.now.replace(microsecond=700_000)
     sim.pods = pods(sim, ("a", -90, True), ("b", -60, True), ("c", -0.5, True))
-    assert sim.reconcile(Command("restart")).actions == [EvictPod("a")]
+    assert start(sim).actions == [EvictPod("a")]
     sim.pods = pods(sim, ("b", -60, True), ("c", -0.5, True), ("a2", 0, True))
     assert sim.reconcile().actions == [EvictPod("b")]
     sim.pods = pods(sim, ("c", -0.5, True), ("a2", 0, True), ("b2", 0, True))
     assert "RestartCompleted" in reasons(sim.reconcile())
+
+
+def test_a_single_replica_is_not_restarted():
+    """Evicting the only pod would leave the Service without a Ready endpoint."""
+    sim = Sim(rollout_manifest(replicas=1))
+    sim.settle()
+    sim.pods = pods(sim, ("a", -90, True))
+    refused = sim.reconcile(Command("restart"))
+    assert "RestartIgnored" in reasons(refused) and "restartedAt" not in sim.status
+    assert "scale to 2 or more first" in refused.events[-1].message
+    assert sim.reconcile().actions == []
+
+
+def test_a_restart_that_replaces_nothing_for_the_progress_deadline_fails_and_ends():
+    sim = healthy()
+    sim.pods = pods(sim, ("a", -90, True), ("b", -60, True), ("c", -30, True))
+    assert start(sim).actions == [EvictPod("a")]
+    sim.tick()
+    sim.pods = pods(sim, ("b", -61, True), ("c", -31, True), ("a2", 0, False))  # never Ready
+    sim.tick(599)
+    assert sim.reconcile().actions == [] and "restartedAt" in sim.status
+    sim.tick(2)
+    failed = sim.reconcile()
+    assert "RestartFailed" in reasons(failed) and "restartedAt" not in sim.status
+    message = next(e.message for e in failed.events if e.reason == "RestartFailed")
+    assert "no pod replaced for 600s" in message and "not Ready yet" in message
+    assert "restarting" not in sim.status["message"]
+    assert sim.reconcile().actions == []
+
+
+def test_abort_at_rest_stops_a_running_restart():
+    sim = healthy()
+    sim.pods = pods(sim, ("a", -90, True), ("b", -60, True), ("c", -30, True))
+    start(sim)
+    stopped = sim.reconcile(Command("abort"))
+    assert "RestartCancelled" in reasons(stopped) and "restartedAt" not in sim.status
+    assert not any(isinstance(a, EvictPod) for a in stopped.actions)
+    assert sim.status["phase"] == "Healthy" and not sim.status.get("aborted")
+
+
+def test_a_replacement_ready_but_not_yet_available_holds_the_next_eviction():
+    """minReadySeconds: the ReplicaSet counts a Ready pod available only after it."""
+    sim = healthy()
+    sim.pods = pods(sim, ("a", -90, True), ("b", -60, True), ("c", -30, True))
+    assert start(sim).actions == [EvictPod("a")]
+    stable = next(iter(sim.replicasets.values()))
+    stable.available = 2  # a2 Ready, within minReadySeconds
+    sim.pods = pods(sim, ("b", -61, True), ("c", -31, True), ("a2", 0, True))
+    held = sim.reconcile()
+    assert held.actions == [] and "not yet available (2/3)" in sim.status["message"]
+    stable.available = 3
+    assert sim.reconcile().actions == [EvictPod("b")]
