@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -59,7 +60,10 @@ def post(url: str, body: dict[str, Any], timeout: float) -> int:
     """One POST (in a worker thread); the status code, or Retryable/Refused. Exception texts of
     requests name the URL, so only their class is kept."""
     try:
-        answer = requests.post(url, json=body, timeout=timeout, headers={"User-Agent": USER_AGENT})
+        # No redirects: whoever wrote the Secret chose this host, not where it points further.
+        answer = requests.post(
+            url, json=body, timeout=timeout, headers={"User-Agent": USER_AGENT}, allow_redirects=False
+        )
     except (requests.ConnectionError, requests.Timeout) as exc:
         raise Retryable(type(exc).__name__) from None
     except requests.RequestException as exc:
@@ -85,6 +89,9 @@ class Notifier:
         self.controller_targets = ControllerTargets(kube, self.settings.configmap, self.settings.config_ttl)
         self._queue: asyncio.Queue[Queued] = asyncio.Queue(maxsize=self.settings.queue_size)
         self._task: asyncio.Task[None] | None = None
+        # Threads of their own: webhooks waiting on timeouts never hold up the default executor,
+        # where the analysis measurements run.
+        self._posting = ThreadPoolExecutor(max_workers=4, thread_name_prefix="notify")
         # One lane per webhook URL source (the Secret's namespace, name and key).
         self._lanes: dict[
             tuple[str, str, str], tuple[asyncio.Queue[tuple[Queued, Target]], asyncio.Task[None]]
@@ -147,6 +154,7 @@ class Notifier:
                 left += 1
         if left:
             log.warning("notifications not sent: the controller stopped", dropped=left)
+        self._posting.shutdown(wait=False, cancel_futures=True)
 
     async def drained(self) -> None:
         """Until every queued notification has been handled (for tests and benchmarks)."""
@@ -217,6 +225,7 @@ class Notifier:
             return
         body = body_of(notice, target.webhook.format)
         settings = self.settings
+        loop = asyncio.get_running_loop()
         tries = 0
         try:
             async for attempt in AsyncRetrying(
@@ -227,7 +236,7 @@ class Notifier:
             ):
                 with attempt:
                     tries += 1
-                    await asyncio.to_thread(post, url, body, settings.timeout)
+                    await loop.run_in_executor(self._posting, post, url, body, settings.timeout)
         except (Retryable, Refused) as exc:
             metrics.notification(notice.trigger, "failed")
             log.warning("notification given up", target=target.label, attempts=tries, error=str(exc), **where)

@@ -37,3 +37,5 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # urllib3 logs each request's path at DEBUG: a webhook's path is its secret (a Slack token).
+    logging.getLogger("urllib3.connectionpool").setLevel(max(root.level, logging.INFO))

@@ -141,3 +141,36 @@ def test_the_configmap_is_read_or_refused_with_the_problem():
     webhooks, problem = parse_configmap(wrong, "ops/n")
     assert webhooks == [] and "webhooks.0.urlFrom: Field required" in problem
     assert "webhooks.0.triggers.0: Input should be" in problem
+
+
+def test_a_webhook_url_is_not_logged_even_at_debug(capsys):
+    """A Slack webhook's path is its token: urllib3 would log it with each request at DEBUG."""
+    import http.server
+    import logging
+    import threading
+
+    from rollout.notify.delivery import post
+    from rollout.observability.logging import configure_logging
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        configure_logging("DEBUG", json=True)
+        url = f"http://127.0.0.1:{server.server_address[1]}/services/T000/B000/SECRET-TOKEN"
+        assert post(url, {"text": "hi"}, timeout=2.0) == 200
+        logging.getLogger("tests").debug("debug lines are written")
+    finally:
+        server.shutdown()
+        configure_logging("INFO", json=True)
+    logged = capsys.readouterr().err
+    assert "debug lines are written" in logged
+    assert "SECRET-TOKEN" not in logged
