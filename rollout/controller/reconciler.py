@@ -3,8 +3,8 @@
 Flow: read the Rollout -> consume command annotations -> observe ReplicaSets, Services, routes,
 analysis templates (and the stable revision's Pods, only while a restart runs: pods.py) -> take
 the analysis measurements that are due -> `engine.decide` -> hold the traffic finalizer if
-traffic leaves stable -> apply actions -> write status (the only memory) -> release the finalizer
-once routes are at rest -> post Events -> schedule a look-again if the engine asked for one.
+traffic leaves stable -> apply actions -> write status (the only memory) -> post Events ->
+release the finalizer once routes are at rest -> schedule a look-again if the engine asked for one.
 A Rollout being deleted has its routes restored. Reconciles of one Rollout never overlap, and
 triggers that arrive while one runs collapse into a single follow-up."""
 
@@ -279,9 +279,11 @@ class Reconciler:
             log.warning("action failed", namespace=namespace, name=name, error=str(exc))
         raw = await self._write_status(raw, decision, commands)
         self._unapplied.pop((namespace, name), None)  # the status records the commands now
+        # Said once the status holds it, before the finalizer's release: a conflict there retries
+        # from the new status, which would not say (or notify) a completion again.
+        await self._post_events(raw, decision)
         if FINALIZER in finalizers(raw) and routes_at_rest(observed, decision) and not holds_workload(raw):
             raw = await self._set_finalizer(raw, add=False, commands=[])
-        await self._post_events(raw, decision)
         if isinstance(failure, ApiException) and failure.status == 409:
             raise Conflict() from failure  # an object changed since it was read: read again
         if failure is not None:
