@@ -7,7 +7,7 @@ InvalidSpec with the field path; references to other objects are checked by the 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, model_validator
 
@@ -267,9 +267,9 @@ class SecretKeyRef(SpecModel):
     key: str = Field(min_length=1)
 
 
-# The moments a webhook can be told about (rollout/notify/triggers.py maps Event reasons to them).
-NOTIFICATION_TRIGGERS = ("Started", "StepCompleted", "Paused", "AnalysisFailed", "Aborted", "Completed")
+# The moments a webhook can be told about (rollout/notify/messages.py maps Event reasons to them).
 NotificationTrigger = Literal["Started", "StepCompleted", "Paused", "AnalysisFailed", "Aborted", "Completed"]
+NOTIFICATION_TRIGGERS: tuple[str, ...] = get_args(NotificationTrigger)
 
 
 class WebhookUrlFrom(SpecModel):

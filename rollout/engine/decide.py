@@ -192,7 +192,7 @@ def _decide_valid(
     # A restart takes pods down on purpose: that is no lack of progress toward a revision.
     deadline = _deadline(rollout, status, outcome.at_rest or restart.running, now, events)
     # A person reads how many pods the stable revision has, not the sum with one scaling down.
-    stable_available = stable_rs.available if stable_rs is not None else status.available_replicas
+    stable_available = stable_rs.healthy if stable_rs is not None else status.available_replicas
     _phase(
         status,
         strategy,

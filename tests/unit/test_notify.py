@@ -1,7 +1,9 @@
 """Notifications without I/O: the reason -> trigger table against the Events the engine really
 posts, the JSON and Slack bodies, and bad spec.notifications as InvalidSpec with field paths."""
 
+import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 from rollout.api.rollout import parse_rollout
 from rollout.api.spec import NOTIFICATION_TRIGGERS
@@ -26,6 +28,13 @@ def rollout(**notifications):
 
 def test_every_trigger_has_a_reason_and_unrelated_events_trigger_nothing():
     assert set(TRIGGER_OF_REASON.values()) == set(NOTIFICATION_TRIGGERS)
+    # Each reason of the table is one the engine posts (a misspelt one would never notify).
+    engine = "\n".join(path.read_text() for path in Path("rollout/engine").glob("*.py"))
+    posted = set(re.findall(r'Event\(\s*"(?:Normal|Warning)",\s*"(\w+)"', engine))
+    # A failed gate says its phase: Analysis{gate.phase}, Failed or Error.
+    assert 'Event("Warning", f"Analysis{gate.phase}"' in engine
+    posted |= {"AnalysisFailed", "AnalysisError"}
+    assert set(TRIGGER_OF_REASON) <= posted, set(TRIGGER_OF_REASON) - posted
     assert trigger_of("StepCompleted") == "StepCompleted"
     assert trigger_of("AnalysisError") == "AnalysisFailed"
     for reason in ("PhasePaused", "RolloutPaused", "PromotedStep", "InvalidSpec", "FirstRevision"):
