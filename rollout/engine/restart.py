@@ -12,8 +12,11 @@ aborted, not paused); an update started meanwhile or an abort stops it (the upda
 pods anyway), a pause holds it.
 
 maxUnavailable: a restart takes at most one Ready pod down at a time (an old pod that is not Ready
-goes first, costing nothing), which is within any maxUnavailable of 1 or more; with 0, a pod
-cannot be restarted without being down for a moment, so one at a time is the least possible."""
+goes first, costing nothing; a disruption budget that is short of Ready pods refuses even that, and
+the restart then waits, ending as failed at the progress deadline), which is within any
+maxUnavailable of 1 or more; with 0, a pod cannot be restarted without being down for a moment,
+so one at a time is the least possible. A single replica is not restarted: its eviction would
+leave the Service without a Ready pod."""
 
 from __future__ import annotations
 

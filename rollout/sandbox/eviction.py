@@ -4,9 +4,10 @@ A real server evicts (deletes) the pod and answers 201, or answers 429 when a bu
 the pod allows no disruption now. Budgets are judged here on the spot, as the disruption
 controller would have them in status: the pods the budget's `matchLabels` select (matchExpressions
 are not read), the Ready ones counted healthy, and `minAvailable` / `maxUnavailable` as a number
-or a percentage of the selected pods. A pod that is not Ready may always go (a real server's
-default policy lets it go only while the budget is healthy; the emulator does not tell the two
-apart). Deletion is immediate (no grace period)."""
+or a percentage of the selected pods. A pod that is not Ready goes while the budget is healthy
+(its Ready pods at least what it must keep: the default `unhealthyPodEvictionPolicy`,
+IfHealthyBudget), or always with AlwaysAllow. A pod that more than one budget covers cannot be
+evicted (500, as a real server says). Deletion is immediate (no grace period)."""
 
 from __future__ import annotations
 
@@ -67,22 +68,33 @@ def evict(
     scales: dict[str, int],
 ) -> None:
     """Raise the 429 a real server gives when a budget forbids evicting `pod` now."""
-    if not _ready(pod):
+    covering = [b for b in budgets if _selects(b, pod)]
+    if len(covering) > 1:
+        raise kmock.KubernetesError(
+            status=500,
+            reason="InternalError",
+            message="This pod has more than one PodDisruptionBudget, which the eviction subresource "
+            "does not support.",
+        )
+    if not covering:
         return
-    for budget in budgets:
-        if _selects(budget, pod) and disruptions_allowed(budget, pods, scales) < 1:
-            name = budget["metadata"]["name"]
-            raise kmock.KubernetesError(
-                status=429,
-                reason="TooManyRequests",
-                message="Cannot evict pod as it would violate the pod's disruption budget.",
-                details={
-                    "causes": [
-                        {
-                            "reason": "DisruptionBudget",
-                            "message": f"The disruption budget {name} needs more healthy pods "
-                            "to allow a disruption now",
-                        }
-                    ]
-                },
-            )
+    budget = covering[0]
+    allowed = disruptions_allowed(budget, pods, scales)
+    policy = (budget.get("spec") or {}).get("unhealthyPodEvictionPolicy", "IfHealthyBudget")
+    if allowed >= 1 or (not _ready(pod) and (policy == "AlwaysAllow" or allowed >= 0)):
+        return
+    name = budget["metadata"]["name"]
+    raise kmock.KubernetesError(
+        status=429,
+        reason="TooManyRequests",
+        message="Cannot evict pod as it would violate the pod's disruption budget.",
+        details={
+            "causes": [
+                {
+                    "reason": "DisruptionBudget",
+                    "message": f"The disruption budget {name} needs more healthy pods "
+                    "to allow a disruption now",
+                }
+            ]
+        },
+    )
