@@ -85,8 +85,8 @@ def refusal(action: str, obj: dict[str, Any]) -> str | None:
     elif action == "abort":
         if status.get("aborted") is True:
             return "it is already aborted"
-        if not updating(obj):
-            return "no update is in progress"
+        if not updating(obj) and not status.get("restartedAt"):
+            return "no update or restart is in progress"
     elif action == "retry":
         if status.get("aborted") is not True:
             return "it is not aborted"
@@ -113,4 +113,6 @@ def _restart_refusal(obj: dict[str, Any], status: dict[str, Any], pauses: list[s
         return "it is paused"
     if status.get("phase") != "Healthy":
         return "it is not Healthy"
+    if int((obj.get("spec") or {}).get("replicas", 1)) < 2:
+        return "it has a single replica (its eviction would leave no Ready pod; scale to 2 or more)"
     return None

@@ -201,3 +201,10 @@ def test_restart_is_offered_only_at_rest_and_never_twice():
         refusal("restart", fixture("canary-paused"))
         == "an update is in progress (it replaces the pods anyway)"
     )
+    # abort stops a running restart, so it is offered while one runs
+    assert discovery(at_rest)["abort"] is False and discovery(running)["abort"] is True
+    assert refusal("abort", running) is None
+    single = copy.deepcopy(at_rest)
+    single["spec"]["replicas"] = 1
+    assert discovery(single)["restart"] is False
+    assert refusal("restart", single).startswith("it has a single replica")

@@ -21,12 +21,15 @@ local stepped = strategy.canary ~= nil or strategy.blueGreen ~= nil
 local actions = {}
 actions["promote"] = {["disabled"] = not (updating and waiting)}
 actions["promote-full"] = {["disabled"] = not (updating and stepped)}
-actions["abort"] = {["disabled"] = not updating}
+-- abort also stops a running restart
+actions["abort"] = {["disabled"] = not (updating or status.restartedAt ~= nil)}
 actions["retry"] = {["disabled"] = status.aborted ~= true}
 actions["pause"] = {["disabled"] = paused_by("UserPause")}
 actions["resume"] = {["disabled"] = not paused_by("UserPause")}
 -- A restart replaces the stable pods of a Rollout at rest: Healthy, nothing else under way.
+-- A single replica is not restarted: its eviction would leave no Ready pod.
 local at_rest = status.phase == "Healthy" and not updating and status.aborted ~= true
   and #(status.pauseConditions or {}) == 0 and status.restartedAt == nil
+  and ((obj.spec or {}).replicas or 1) >= 2
 actions["restart"] = {["disabled"] = not at_rest}
 return actions
