@@ -10,7 +10,7 @@ import kmock
 from rollout.controller.kube import DEPLOYMENTS, REPLICASETS, ROLLOUTS
 from tests.integration.conftest import NS, event_reasons, get_rollout, healthy_at, status_of
 from tests.manifests import adopting_manifest, deployment_manifest
-from tests.waiting import wait_for
+from tests.waiting import in_background, wait_for
 
 _DEPLOYMENTS = kmock.resource("apps/v1/deployments")
 _REPLICASETS = kmock.resource("apps/v1/replicasets")
@@ -36,13 +36,8 @@ async def sampling(cluster, every=0.01):
             samples.append(available_now(cluster))
             await asyncio.sleep(every)
 
-    task = asyncio.get_running_loop().create_task(sample())
-    try:
+    async with in_background(sample()):
         yield samples
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def deployment_available(cluster, replicas):

@@ -13,7 +13,7 @@ from rollout.controller.kube import REPLICASETS, ROLLOUTS, SERVICES
 from tests.integration.conftest import NS, event_reasons, healthy_at, replicasets, status_of
 from tests.integration.test_analysis_prometheus import args, degraded, stack
 from tests.manifests import image_patch, rollout_manifest
-from tests.waiting import wait_for
+from tests.waiting import in_background, wait_for
 
 pytestmark = pytest.mark.prometheus
 
@@ -65,13 +65,8 @@ async def watching_active(cluster, stable_revision):
                 seen.append((datetime.now(UTC), revision, (rs.get("status") or {}).get("readyReplicas", 0)))
             await asyncio.sleep(0.02)
 
-    task = asyncio.create_task(watch())
-    try:
+    async with in_background(watch()):
         yield seen
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def post_run(status, name="post-promotion"):

@@ -11,7 +11,7 @@ from tests.integration.conftest import NS, event_reasons, get_rollout, replicase
 from tests.integration.test_canary import HTTPROUTES, app_weights, paused_at, setup
 from tests.integration.test_cli import rollout_cli
 from tests.manifests import image_patch
-from tests.waiting import wait_for
+from tests.waiting import in_background, wait_for
 
 PDBS = Resource("policy", "v1", "poddisruptionbudgets")
 STEPS = [{"setWeight": 20}, {"pause": {}}]
@@ -49,13 +49,8 @@ async def sampling(cluster, revision):
             seen["messages"].add(((rollout or {}).get("status") or {}).get("message", ""))
             await asyncio.sleep(0.005)
 
-    task = asyncio.get_running_loop().create_task(sample())
-    try:
+    async with in_background(sample()):
         yield seen
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def budget(min_available):
