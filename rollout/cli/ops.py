@@ -12,6 +12,9 @@ import copy
 import time
 from typing import Any, TextIO
 
+from kubernetes.client.exceptions import ApiException
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+
 from rollout.api.revision import REVISION_LABEL
 from rollout.cli.health import health, refusal
 from rollout.cli.session import CliError, Session
@@ -39,14 +42,24 @@ SAID = {
 
 
 async def command(session: Session, name: str, action: str, out: TextIO) -> int:
-    obj = await session.rollout(name)
-    why = refusal(action, obj)
-    if why:
-        verb = action.replace("-full", " --full")
-        raise CliError(f'cannot {verb} rollout "{name}": {why} (phase {health(obj)[0]})')
-    key, value = ANNOTATIONS[action]
-    patch = {"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"], "annotations": {key: value}}}
-    await session.kube.patch(ROLLOUTS, session.namespace, name, patch)
+    # Judged on the Rollout as read, and written only if it is still that version; the
+    # controller's status writes change it often, so on a conflict it is read and judged again.
+    async for attempt in AsyncRetrying(
+        stop=stop_after_attempt(5),
+        wait=wait_exponential(multiplier=0.1, max=1.0),
+        retry=retry_if_exception(lambda exc: isinstance(exc, ApiException) and exc.status == 409),
+        reraise=True,
+    ):
+        with attempt:
+            obj = await session.rollout(name)
+            why = refusal(action, obj)
+            if why:
+                verb = action.replace("-full", " --full")
+                raise CliError(f'cannot {verb} rollout "{name}": {why} (phase {health(obj)[0]})')
+            key, value = ANNOTATIONS[action]
+            version = obj["metadata"]["resourceVersion"]
+            patch = {"metadata": {"resourceVersion": version, "annotations": {key: value}}}
+            await session.kube.patch(ROLLOUTS, session.namespace, name, patch)
     print(f'rollout "{name}" {SAID[action]}', file=out)
     return 0
 
@@ -86,7 +99,7 @@ async def undo(session: Session, name: str, to_revision: str | None, out: TextIO
     if revision == current:
         raise CliError(f'cannot undo rollout "{name}": revision {revision} is already the current one')
     patch = [
-        {"op": "test", "path": "/metadata/resourceVersion", "value": obj["metadata"]["resourceVersion"]},
+        {"op": "test", "path": "/metadata/generation", "value": obj["metadata"]["generation"]},
         {"op": "replace", "path": "/spec/template", "value": _template_of(target)},
     ]
     await session.kube.patch(ROLLOUTS, session.namespace, name, patch, content_type=JSON_PATCH)
@@ -112,7 +125,7 @@ async def set_image(session: Session, name: str, assignments: list[str], out: Te
     _refuse_workload_ref(obj, name, "set the image of")
     containers = obj["spec"]["template"]["spec"].get("containers") or []
     patch: list[dict[str, Any]] = [
-        {"op": "test", "path": "/metadata/resourceVersion", "value": obj["metadata"]["resourceVersion"]}
+        {"op": "test", "path": "/metadata/generation", "value": obj["metadata"]["generation"]}
     ]
     said = []
     for assignment in assignments:

@@ -3,14 +3,22 @@ each command's output and exit code, as a person or a CI pipeline sees them. The
 a process of its own with a kubeconfig, the way kubectl runs a plugin."""
 
 import asyncio
+import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from rollout.cli import ops
+from rollout.cli.session import Session
+from rollout.controller.kube import ROLLOUTS
 from tests.integration.conftest import NS, get_rollout
 from tests.integration.test_canary import paused_at, setup, weight_is
+from tests.manifests import image_patch, rollout_manifest
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -197,3 +205,44 @@ def test_lint_of_a_file_that_is_not_there_is_one_line(tmp_path):
     )
     assert done.returncode == 1
     assert done.stderr == f"rollout lint: cannot read {tmp_path / 'nope.yaml'}: No such file or directory\n"
+
+
+class RacingSession(Session):
+    """Each read of the Rollout is followed at once by another writer's change (`change`, a
+    merge patch; to the status subresource when it holds only status), before the CLI writes."""
+
+    def __init__(self, kube, change, times):
+        super().__init__(kube, NS)
+        self.change, self.times = change, times
+
+    async def rollout(self, name):
+        found = await super().rollout(name)
+        if self.times > 0:
+            self.times -= 1
+            sub = "status" if set(self.change) == {"status"} else None
+            await self.kube.patch(ROLLOUTS, NS, name, self.change, sub=sub)
+        return found
+
+
+async def test_commands_survive_the_controllers_status_writes_but_not_a_spec_change(cluster):
+    """The controller writes status all the time: a command read before one of those writes is
+    read and judged again (annotations) or still applies (a template change guarded by the
+    generation); a change of the spec meanwhile still refuses a template change."""
+    await cluster.kube.create(ROLLOUTS, NS, rollout_manifest(replicas=2))
+    status_write = {"status": {"message": "written by the controller meanwhile"}}
+    out = io.StringIO()
+    racing = RacingSession(cluster.kube, status_write, times=2)
+    assert await ops.command(racing, "web", "pause", out) == 0
+    annotations = (await get_rollout(cluster))["metadata"]["annotations"]
+    assert annotations["rollout.dev/pause"] and racing.times == 0
+    racing = RacingSession(cluster.kube, status_write, times=1)
+    assert await ops.set_image(racing, "web", ["app=web:2"], out) == 0
+    template = (await get_rollout(cluster))["spec"]["template"]
+    assert template["spec"]["containers"][0]["image"] == "web:2"
+    spec_change = {"spec": {"template": image_patch("web:9")["spec"]["template"]}}
+    racing = RacingSession(cluster.kube, spec_change, times=1)
+    with pytest.raises(ApiException) as refused:
+        await ops.set_image(racing, "web", ["app=web:3"], out)
+    assert refused.value.status == 422
+    template = (await get_rollout(cluster))["spec"]["template"]
+    assert template["spec"]["containers"][0]["image"] == "web:9"
