@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,7 @@ from rollout.api.base import parse_duration
 from rollout.api.crds import all_crds, render, write_crds
 from rollout.cli import check, lint, ops, view
 from rollout.cli.session import CliError, Session, add_flags, connect
+from rollout.controller.kube import api_message
 
 
 def _controller(args: argparse.Namespace) -> int:
@@ -459,20 +459,13 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code
     except ApiException as exc:
         print(
-            f"rollout {args.command}: the API server answered {exc.status} {exc.reason}: {_api_message(exc)}",
+            f"rollout {args.command}: the API server answered {exc.status} {exc.reason}: {api_message(exc)}",
             file=sys.stderr,
         )
         return 1
     except Exception as exc:  # one readable line, not a traceback
         print(f"rollout {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-
-
-def _api_message(exc: ApiException) -> str:
-    try:
-        return str(json.loads(exc.body or "{}").get("message") or exc.body)
-    except ValueError:
-        return str(exc.body)
 
 
 if __name__ == "__main__":

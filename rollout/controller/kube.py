@@ -295,3 +295,13 @@ class Kube:
         except ApiException as exc:
             if exc.status != 404:
                 raise
+
+
+def api_message(exc: ApiException) -> str:
+    """The API server's own words for an error: its Status body's message, else the body or
+    the HTTP reason."""
+    try:
+        found = json.loads(exc.body or "{}").get("message")
+    except (TypeError, ValueError, AttributeError):
+        found = None
+    return str(found or exc.body or exc.reason)

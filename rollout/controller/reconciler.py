@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -46,6 +45,7 @@ from rollout.controller.kube import (
     SERVICES,
     Kube,
     Resource,
+    api_message,
 )
 from rollout.controller.pods import evict_pod, observe_stable_pods
 from rollout.controller.routes import (
@@ -299,8 +299,8 @@ class Reconciler:
         return parsed.status.restarted_at is not None or any(c.kind == "restart" for c in commands)
 
     async def _evict(self, parsed: ParsedRollout, action: EvictPod, decision: Decision) -> None:
-        """Carry out a restart's eviction; a disruption budget's 429 is said once and waited on
-        (the restart looks again on its next reconcile)."""
+        """Carry out a restart's eviction; a disruption budget's 429 is said once and looked at
+        again after 1, 2, 4 ... 30 s."""
         key = (parsed.meta.namespace, parsed.meta.name)
         revision = decision.status.stable_revision
         try:
@@ -311,7 +311,7 @@ class Reconciler:
             pod, refused = self._eviction_blocked.get(key, ("", 0))
             if pod != action.name:
                 refused = 0
-                why = _message_of(exc)
+                why = api_message(exc)
                 decision.events.append(
                     Event("Warning", "EvictionBlocked", f"Restart: pod {action.name} not evicted yet: {why}")
                 )
@@ -560,11 +560,3 @@ class Reconciler:
                 log.warning("event not posted", reason=event.reason, status=exc.status)
             if self.notifier is not None:  # queued, never waited for
                 self.notifier.notify(raw, decision.status, event, self.clock())
-
-
-def _message_of(exc: ApiException) -> str:
-    """The API server's own message of an error (its Status body), else the HTTP reason."""
-    try:
-        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
-    except (TypeError, ValueError, AttributeError):
-        return str(exc.reason)
