@@ -1,13 +1,19 @@
-"""End-to-end tests against a real Kubernetes API server, given by ROLLOUT_E2E_KUBECONFIG.
+"""End-to-end tests against a real Kubernetes API server.
 
-They apply crds/, run `rollout controller` as a subprocess, and use only the Python client. With
-ROLLOUT_E2E_MARK_PODS_READY=1 (a cluster without nodes), a helper marks the test namespace's Pods
-Ready through the pods/status subresource, except those of a "broken" image."""
+By default the suite starts its own control plane (tests/cluster: etcd, kube-apiserver and
+kube-controller-manager built from k8s.io/kubernetes, no nodes) once per session; with
+ROLLOUT_E2E_KUBECONFIG it uses that cluster instead. Where Go or etcd is missing the suite is
+skipped with one line naming what is missing, except under CI (`CI` set), where it fails.
+
+The tests apply crds/, run `rollout controller` as a subprocess and use only the Python client. On
+a cluster without nodes (ours, or ROLLOUT_E2E_MARK_PODS_READY=1) a stand-in kubelet marks the test
+namespace's Pods Ready through the pods/status subresource, except those of a "broken" image."""
 
 import asyncio
 import contextlib
 import copy
 import os
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -17,29 +23,53 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from rollout.controller.kube import CRDS, NAMESPACES, Kube, load_api_client
+from tests.cluster.launcher import ClusterError, ControlPlane, missing_tools
 from tests.e2e.helpers import mark_pods_ready
 from tests.processes import ControllerProcesses
 from tests.thirdparty import routing_crds
 
-KUBECONFIG = os.environ.get("ROLLOUT_E2E_KUBECONFIG")
-MARK_READY = os.environ.get("ROLLOUT_E2E_MARK_PODS_READY") == "1"
+EXTERNAL = os.environ.get("ROLLOUT_E2E_KUBECONFIG")
 REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.e2e
 
 
 def pytest_collection_modifyitems(config, items):
-    if KUBECONFIG:
+    missing = None if EXTERNAL else missing_tools()
+    if not missing or os.environ.get("CI"):  # under CI the `cluster` fixture fails instead
         return
-    skip = pytest.mark.skip(reason="set ROLLOUT_E2E_KUBECONFIG to run the e2e suite against a real cluster")
+    mark = pytest.mark.skip(reason=f"e2e skipped: {missing} (or set ROLLOUT_E2E_KUBECONFIG)")
     for item in items:
         if "tests/e2e" in str(item.fspath):
-            item.add_marker(skip)
+            item.add_marker(mark)
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """The real control plane of this session: (kubeconfig, its ControlPlane or None, whether
+    Pods must be made Ready by the tests)."""
+    if EXTERNAL:
+        yield EXTERNAL, None, os.environ.get("ROLLOUT_E2E_MARK_PODS_READY") == "1"
+        return
+    missing = missing_tools()
+    if missing:
+        pytest.fail(f"CI must run the e2e suite, but {missing}", pytrace=False)
+    with tempfile.TemporaryDirectory(prefix="rollout-e2e-") as tmp:
+        try:
+            with ControlPlane.start(Path(tmp)) as plane:
+                yield str(plane.kubeconfig), plane, True
+        except ClusterError as exc:
+            pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture
-async def kube():
-    return Kube(load_api_client(KUBECONFIG))
+def kubeconfig(cluster):
+    return cluster[0]
+
+
+@pytest.fixture
+async def kube(kubeconfig):
+    return Kube(load_api_client(kubeconfig))
 
 
 @pytest.fixture
@@ -90,9 +120,9 @@ async def namespace(kube, crds_applied):
 
 
 @pytest.fixture
-async def pods_made_ready(kube, namespace):
+async def pods_made_ready(kube, namespace, cluster):
     """Plays the kubelet on a cluster without nodes: Pods become Ready, unless their image is broken."""
-    if not MARK_READY:
+    if not cluster[2]:
         yield
         return
 
@@ -104,7 +134,7 @@ async def pods_made_ready(kube, namespace):
 
 
 @pytest.fixture
-def start_controller(namespace, tmp_path):
-    processes = ControllerProcesses(KUBECONFIG, namespace, tmp_path, resync_seconds=2)
+def start_controller(kubeconfig, namespace, tmp_path):
+    processes = ControllerProcesses(kubeconfig, namespace, tmp_path, resync_seconds=2)
     yield processes.start
     processes.stop_all()
