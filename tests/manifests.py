@@ -222,3 +222,63 @@ def ingress_manifest(name: str = "web", namespace: str = "shop") -> dict[str, An
             ],
         },
     }
+
+
+# --- GRPCRoute and TCPRoute (tests/e2e/test_routers_e2e.py) ----------------------------------
+
+
+def grpc_route_manifest(name: str = "web", namespace: str = "shop") -> dict[str, Any]:
+    """A GRPCRoute with a rule of its own (health checks to `health`) and one (`app`) that sends
+    the shop.Catalog service to web-stable and web-canary, with a header filter of the user's."""
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "GRPCRoute",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "parentRefs": [{"name": "public"}],
+            "hostnames": ["grpc.shop.example.com"],
+            "rules": [
+                {
+                    "name": "health",
+                    "matches": [{"method": {"service": "grpc.health.v1.Health"}}],
+                    "backendRefs": [{"name": "health", "port": 9090}],
+                },
+                {
+                    "name": "app",
+                    "matches": [{"method": {"service": "shop.Catalog"}}],
+                    "filters": [
+                        {
+                            "type": "RequestHeaderModifier",
+                            "requestHeaderModifier": {"add": [{"name": "x-env", "value": "prod"}]},
+                        }
+                    ],
+                    "backendRefs": [
+                        {"name": "web-stable", "port": 9090},
+                        {"name": "web-canary", "port": 9090, "weight": 0},
+                    ],
+                },
+            ],
+        },
+    }
+
+
+def tcp_route_manifest(name: str = "web", namespace: str = "shop") -> dict[str, Any]:
+    """A TCPRoute (its one rule, as the CRD allows) splitting port 5432 between web-stable and
+    web-canary."""
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "TCPRoute",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "parentRefs": [{"name": "public", "sectionName": "postgres"}],
+            "rules": [
+                {
+                    "name": "db",
+                    "backendRefs": [
+                        {"name": "web-stable", "port": 5432},
+                        {"name": "web-canary", "port": 5432, "weight": 0},
+                    ],
+                }
+            ],
+        },
+    }
