@@ -24,11 +24,15 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import datetime
+import functools
+import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -36,10 +40,14 @@ from pathlib import Path
 from typing import Any
 
 import kmock
+import yaml
+from kubernetes import client as k8s_client
+from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
 
 from bench.common import print_table
 from rollout.controller.kube import (
+    CLUSTER_ROLE_BINDINGS,
     NAMESPACES,
     ROLLOUTS,
     SERVICES,
@@ -51,9 +59,12 @@ from rollout.controller.kube import (
 )
 from rollout.observability.logging import configure_logging
 from rollout.sandbox.cluster import EmulatedCluster, emulated_cluster
+from tests.cluster.kubelet import StandInKubelet
+from tests.cluster.launcher import ControlPlane, install_crds
 from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest
 from tests.thirdparty import routing_crds
 
+REPO = Path(__file__).resolve().parents[1]
 HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes")
 STEPS = [{"setWeight": 20}, {"pause": {"duration": "2s"}}, {"setWeight": 60}]
 WEIGHT_STEPS = 3  # 20, 60, and 100 at completion
@@ -125,6 +136,12 @@ class Target:
 
     counts: collections.Counter[str]
     writes: dict[str, list[str]]  # Rollout -> its writes in order (the kind written)
+    kube: Kube
+    namespace: str
+    kubeconfig: Path  # the controller's
+    cluster: EmulatedCluster | None = None
+    plane: ControlPlane | None = None
+    watched: WatchedKinds | None = None
 
     def harvest(self) -> None:
         """Count the controller's requests served since the last harvest, then let the emulator
@@ -139,13 +156,10 @@ class Target:
                     self.writes.setdefault(owner, []).append(request.resource.plural)
             self.cluster.api.forget_requests()
 
-    kube: Kube
-    namespace: str
-    kubeconfig: Path
-    cluster: EmulatedCluster | None = None
-
     async def snapshot(self, names: list[str]) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
         """Every Rollout's status and every route, by name."""
+        if self.watched is not None:  # from watches: polling a real server would load it
+            return self.watched.objects("rollouts"), self.watched.objects("httproutes")
         if self.cluster is not None:  # straight from the emulator's store: no requests counted
             rollouts, routes = {}, {}
             for (resource, namespace, name), obj in list(self.cluster.api.objects.items()):
@@ -164,8 +178,65 @@ class Target:
         )
 
 
+class WatchedKinds:
+    """The bench's view of a real cluster: one watch thread per kind keeps the namespace's
+    objects, so sampling them every 50 ms costs the API server nothing."""
+
+    def __init__(self, kubeconfig: str, namespace: str, kinds: dict[str, Resource]) -> None:
+        self.api = load_api_client(kubeconfig)
+        self.namespace = namespace
+        self.kinds = kinds
+        self.store: dict[str, dict[str, dict[str, Any]]] = {plural: {} for plural in kinds}
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self._watch, args=(p,), daemon=True) for p in kinds]
+
+    def __enter__(self) -> WatchedKinds:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(timeout=10)
+
+    def objects(self, plural: str) -> dict[str, dict[str, Any]]:
+        return dict(self.store[plural])
+
+    def _watch(self, plural: str) -> None:
+        res = self.kinds[plural]
+        api = k8s_client.CustomObjectsApi(self.api)
+        core = k8s_client.CoreV1Api(self.api)
+        version: str | None = None
+        while not self.stopping.is_set():
+            stream = k8s_watch.Watch()
+            if res.group:
+                lister = functools.partial(
+                    api.list_namespaced_custom_object, res.group, res.version, self.namespace, res.plural
+                )
+            else:
+                lister = functools.partial(core.list_namespaced_pod, self.namespace)
+            try:
+                for event in stream.stream(lister, resource_version=version, timeout_seconds=2):
+                    obj = event["object"]
+                    meta = obj["metadata"]
+                    version = meta["resourceVersion"]
+                    if event["type"] == "DELETED":
+                        self.store[plural].pop(meta["name"], None)
+                    else:
+                        self.store[plural][meta["name"]] = obj
+            except Exception:  # a cut watch or a 410: watch everything again
+                version = None
+                time.sleep(0.2)
+            finally:
+                stream.stop()
+
+
+CONTROLLER_USER = "rollout-controller"
+
+
 @contextlib.asynccontextmanager
-async def target(workdir: Path) -> AsyncIterator[Target]:
+async def target(workdir: Path, emulator: bool) -> AsyncIterator[Target]:
     found = Target()
     found.counts = collections.Counter()
     found.writes = {}
@@ -173,21 +244,20 @@ async def target(workdir: Path) -> AsyncIterator[Target]:
     if config:
         found.kube = Kube(load_api_client(config))
         found.kubeconfig = Path(config)
-        found.namespace = f"rollout-scale-{uuid.uuid4().hex[:6]}"
-        await found.kube.create(
-            NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": found.namespace}}
-        )
-        helper = None
-        if os.environ.get("ROLLOUT_E2E_MARK_PODS_READY") == "1":
-            from tests.e2e.helpers import mark_pods_ready
-
-            helper = asyncio.get_running_loop().create_task(mark_pods_ready(found.kube, found.namespace, 1.0))
-        try:
+        async with real_namespace(found, config):
             yield found
-        finally:
-            if helper is not None:
-                helper.cancel()
-            await found.kube.delete(NAMESPACES, None, found.namespace)
+        return
+    if not emulator:
+        with ControlPlane.start(workdir, audit_users=(CONTROLLER_USER,)) as plane:
+            install_crds(plane.kubeconfig, [*crd_files(), *routing_crds()])
+            found.plane = plane
+            found.kube = Kube(load_api_client(str(plane.kubeconfig)))
+            # The controller is a user of its own (cluster-admin here), so the audit log holds
+            # exactly its requests.
+            await found.kube.create(CLUSTER_ROLE_BINDINGS, None, admin_binding(CONTROLLER_USER))
+            found.kubeconfig = plane.user_kubeconfig(CONTROLLER_USER)
+            async with real_namespace(found, str(plane.kubeconfig)):
+                yield found
         return
     async with emulated_cluster(startup_seconds=0.2) as cluster:
         cluster.create_namespace("shop")
@@ -201,6 +271,65 @@ async def target(workdir: Path) -> AsyncIterator[Target]:
         )
         found.kubeconfig = cluster.kubeconfig(workdir / "kubeconfig")
         yield found
+
+
+@contextlib.asynccontextmanager
+async def real_namespace(found: Target, admin: str) -> AsyncIterator[None]:
+    """A namespace of the bench's own, the stand-in kubelet for its Pods, and the watches."""
+    found.namespace = f"rollout-scale-{uuid.uuid4().hex[:6]}"
+    await found.kube.create(
+        NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": found.namespace}}
+    )
+    kinds = {"rollouts": ROLLOUTS, "httproutes": HTTPROUTES}
+    try:
+        with StandInKubelet(admin, found.namespace), WatchedKinds(admin, found.namespace, kinds) as watched:
+            found.watched = watched
+            yield
+    finally:
+        found.watched = None
+        with contextlib.suppress(ApiException):
+            await found.kube.delete(NAMESPACES, None, found.namespace)
+
+
+def crd_files() -> list[dict[str, Any]]:
+    return [yaml.safe_load(path.read_text()) for path in sorted((REPO / "crds").glob("*.yaml"))]
+
+
+def admin_binding(user: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": f"{user}-bench"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+    }
+
+
+def audited(
+    plane: ControlPlane, since: float, until: float
+) -> tuple[collections.Counter[str], dict[str, list[str]]]:
+    """The controller's requests in [since, until] (wall-clock seconds) from the audit log: counts
+    by `verb resource[/sub]` (reads as `get`, `list`, `watch`), and each Rollout's writes in order."""
+    counts: collections.Counter[str] = collections.Counter()
+    writes: dict[str, list[str]] = {}
+    with contextlib.suppress(FileNotFoundError), plane.audit_log.open() as lines:
+        for line in lines:
+            event = json.loads(line)
+            when = datetime.datetime.fromisoformat(event["requestReceivedTimestamp"].replace("Z", "+00:00"))
+            if not since <= when.timestamp() <= until or event["user"]["username"] != CONTROLLER_USER:
+                continue
+            verb = event["verb"]
+            ref = event.get("objectRef") or {}
+            resource = ref.get("resource", "?") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+            if verb in ("get", "list", "watch"):
+                counts[verb] += 1
+                continue
+            counts[f"{verb} {resource}"] += 1
+            name = str(ref.get("name") or "")
+            parts = name.split("-")  # app-N, app-N-stable, app-N-<revision>
+            if resource != "events" and len(parts) >= 2:
+                writes.setdefault("-".join(parts[:2]), []).append(resource.split("/")[0])
+    return counts, writes
 
 
 def controller_process(where: Target, workers: int, log: Path) -> subprocess.Popen[bytes]:
@@ -263,10 +392,10 @@ def counted(requests: list[Any]) -> collections.Counter[str]:
     return counts
 
 
-async def run(n: int, workers: int, timeout: float) -> dict[str, Any]:
+async def run(n: int, workers: int, timeout: float, emulator: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        async with target(workdir) as where:
+        async with target(workdir, emulator) as where:
             names = [f"app-{i}" for i in range(n)]
             ns = where.namespace
             jobs: list[Callable[[], Awaitable[Any]]] = []
@@ -315,6 +444,9 @@ async def run(n: int, workers: int, timeout: float) -> dict[str, Any]:
                 where.counts.clear()  # from here on: the update
                 cpu_before = cpu_seconds(controller.pid)
                 where.writes.clear()
+                server_pid = where.plane.pid_of("kube-apiserver") if where.plane is not None else None
+                server_cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
+                wall_began = time.time()
                 updated: dict[str, float] = {}
 
                 async def update(name: str) -> None:
@@ -345,36 +477,47 @@ async def run(n: int, workers: int, timeout: float) -> dict[str, Any]:
                     peak = max(peak, rss_mib(controller.pid))
                     where.harvest()
                     await asyncio.sleep(0.05)
-                counts = where.counts
                 cpu = cpu_seconds(controller.pid) - cpu_before
+                server_cpu = cpu_seconds(server_pid) - server_cpu_before if server_pid else None
                 took = time.monotonic() - min(updated.values())
+                if where.plane is not None:
+                    await asyncio.sleep(2.5)  # the audit log is written in batches, a second apart
+                    where.counts, where.writes = audited(where.plane, wall_began, time.time() - 2.5)
+                counts = where.counts
             finally:
                 controller.kill()
                 controller.wait(10)
-    requests = where.cluster is not None
+    requests = where.cluster is not None or where.plane is not None
+    reads = ("read", "cache", "get", "list", "watch")
     writes = sum(
-        v for k, v in counts.items() if k not in ("read", "cache") and not k.startswith("POST events")
+        v
+        for k, v in counts.items()
+        if k not in reads and not k.startswith("POST events") and not k.startswith("create events")
     )
+    events = counts["POST events"] + counts["create events"]
     return {
         "N": n,
         "all Healthy s": round(all_healthy, 1),
         "step1 p50/99/max": percentiles(list(first_step.values())),
         "done p50/99/max": percentiles(list(completed.values())),
-        "reads/Rollout": round(counts["read"] / n, 2) if requests else "n/a",
+        "reads/Rollout": round((counts["read"] + counts["get"]) / n, 2) if requests else "n/a",
+        "writes/update": round(writes / n, 2) if requests else "n/a",
         "writes/step": round(writes / (n * WEIGHT_STEPS), 2) if requests else "n/a",
         "to20/20-60/done": per_step(where.writes) if requests else "n/a",
-        "events/Rollout": round(counts["POST events"] / n, 1) if requests else "n/a",
+        "events/Rollout": round(events / n, 1) if requests else "n/a",
         "RSS MiB": round(peak),
         "ctl CPU": f"{cpu:.0f}s/{took:.0f}s",
+        "CPU/update ms": round(1000 * cpu / n),
+        "server CPU s": round(server_cpu) if server_cpu is not None else "n/a",
         "_counts": counts,
     }
 
 
-async def main(sizes: list[int], workers: int, timeout: float) -> None:
+async def main(sizes: list[int], workers: int, timeout: float, emulator: bool) -> None:
     configure_logging("ERROR", json=False)
     rows = []
     for n in sizes:
-        row = await run(n, workers, timeout)
+        row = await run(n, workers, timeout, emulator)
         counts = row.pop("_counts")
         print(f"N={n}: controller requests during the update: {dict(sorted(counts.items()))}", flush=True)
         rows.append(row)
@@ -384,8 +527,11 @@ async def main(sizes: list[int], workers: int, timeout: float) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("sizes", nargs="*", type=int, default=[10, 100, 1000])
+    parser.add_argument("sizes", nargs="*", type=int, default=[200, 1000])
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds for each phase")
+    parser.add_argument(
+        "--emulator", action="store_true", help="kmock's emulated API server instead of the real one"
+    )
     options = parser.parse_args()
-    asyncio.run(main(options.sizes, options.workers, options.timeout))
+    asyncio.run(main(options.sizes, options.workers, options.timeout, options.emulator))

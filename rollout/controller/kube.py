@@ -61,6 +61,7 @@ SECRETS = Resource("", "v1", "secrets")
 CONFIGMAPS = Resource("", "v1", "configmaps")
 ANALYSIS_TEMPLATES = Resource("rollout.dev", "v1alpha1", "analysistemplates")
 CLUSTER_ANALYSIS_TEMPLATES = Resource("rollout.dev", "v1alpha1", "clusteranalysistemplates")
+CLUSTER_ROLE_BINDINGS = Resource("rbac.authorization.k8s.io", "v1", "clusterrolebindings")
 
 
 def _transient(exc: BaseException) -> bool:

@@ -338,6 +338,9 @@ class ControlPlane:
             f"{name} not ready after {timeout:.0f} s; the tail of {component.log}:\n{tail(component.log)}"
         )
 
+    def pid_of(self, name: str) -> int:
+        return next(c.process.pid for c in self.components if c.name == name)
+
     def check_alive(self) -> None:
         """Raises ClusterError naming the first component that has exited."""
         for component in self.components:
@@ -442,3 +445,37 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def install_crds(kubeconfig: Path | str, crds: list[dict[str, object]], timeout: float = 60) -> None:
+    """Creates each CRD the cluster lacks (its spec replaced where it exists) and waits until all
+    are Established. Server-owned metadata and status of a CRD read from a file are dropped."""
+    from kubernetes import client
+
+    from rollout.controller.kube import load_api_client
+
+    api = client.ApiextensionsV1Api(load_api_client(str(kubeconfig)))
+    names = []
+    for crd in crds:
+        meta = crd["metadata"]
+        assert isinstance(meta, dict)
+        body = {
+            **{k: v for k, v in crd.items() if k != "status"},
+            "metadata": {k: v for k, v in meta.items() if k in ("name", "labels", "annotations")},
+        }
+        names.append(str(meta["name"]))
+        try:
+            api.create_custom_resource_definition(body)
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
+            api.patch_custom_resource_definition(names[-1], {"spec": body["spec"]})
+    deadline = time.monotonic() + timeout
+    for name in names:
+        while True:
+            conditions = api.read_custom_resource_definition(name).status.conditions or []
+            if any(c.type == "Established" and c.status == "True" for c in conditions):
+                break
+            if time.monotonic() > deadline:
+                raise ClusterError(f"CRD {name} not Established after {timeout:.0f} s")
+            time.sleep(0.2)

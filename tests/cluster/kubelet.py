@@ -1,0 +1,107 @@
+"""A stand-in kubelet for the node-less control plane: it watches a namespace's Pods and marks each
+new one Running and Ready through `pods/status`, as a kubelet reports a started container.
+
+Pods whose image contains "broken" are left Pending (a revision that never becomes Ready). A
+Pod labelled `rollout.test/exit` (a Job's pod) is finished instead: phase Succeeded for "0",
+Failed for anything else. Patches go out on a small thread pool, so a wave of a thousand Pods
+is Ready within a second or two rather than one after another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from kubernetes import client, watch
+from kubernetes.client.exceptions import ApiException
+
+from rollout.controller.kube import load_api_client
+
+EXIT_LABEL = "rollout.test/exit"
+
+
+def ready_status(now: str) -> dict[str, Any]:
+    return {
+        "phase": "Running",
+        "conditions": [
+            {"type": t, "status": "True", "lastTransitionTime": now}
+            for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+        ],
+    }
+
+
+def finished_status(code: str, now: str) -> dict[str, Any]:
+    return {
+        "phase": "Succeeded" if code == "0" else "Failed",
+        "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": now}],
+    }
+
+
+def wanted_status(pod: Any) -> dict[str, Any] | None:
+    """The status this kubelet gives the Pod, or None when it has nothing to do for it."""
+    if pod.metadata.deletion_timestamp:
+        return None
+    images = [c.image or "" for c in pod.spec.containers]
+    if any("broken" in image for image in images):
+        return None
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    code = (pod.metadata.labels or {}).get(EXIT_LABEL)
+    if code is not None:
+        return None if pod.status.phase in ("Succeeded", "Failed") else finished_status(code, now)
+    conditions = pod.status.conditions or []
+    if any(c.type == "Ready" and c.status == "True" for c in conditions):
+        return None
+    return ready_status(now)
+
+
+class StandInKubelet:
+    """Marks the Pods of `namespace` Ready until stopped (a context manager)."""
+
+    def __init__(self, kubeconfig: str, namespace: str, threads: int = 8) -> None:
+        self.namespace = namespace
+        self.api = client.CoreV1Api(load_api_client(kubeconfig))
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="kubelet")
+        self.stopping = threading.Event()
+        self.watcher = threading.Thread(target=self._run, name="kubelet-watch", daemon=True)
+        self.marked = 0
+
+    def __enter__(self) -> StandInKubelet:
+        self.watcher.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.watcher.join(timeout=10)
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _run(self) -> None:
+        version: str | None = None  # None: the next watch starts with every Pod as ADDED
+        while not self.stopping.is_set():
+            stream = watch.Watch()
+            try:
+                for event in stream.stream(
+                    self.api.list_namespaced_pod,
+                    self.namespace,
+                    resource_version=version,
+                    timeout_seconds=2,  # how long stopping may wait
+                    _request_timeout=10,
+                ):
+                    pod = event["object"]
+                    version = pod.metadata.resource_version
+                    if event["type"] in ("ADDED", "MODIFIED"):
+                        status = wanted_status(pod)
+                        if status is not None:
+                            self.pool.submit(self._patch, pod.metadata.name, status)
+            except Exception:  # a cut watch, a 410 or an API error: watch everything again
+                version = None
+                time.sleep(0.2)
+            finally:
+                stream.stop()
+
+    def _patch(self, name: str, status: dict[str, Any]) -> None:
+        with contextlib.suppress(ApiException):
+            self.api.patch_namespaced_pod_status(name, self.namespace, {"status": status})
+            self.marked += 1
