@@ -15,7 +15,7 @@ import collections
 import time
 
 from bench.common import classify, print_table, wait_healthy
-from rollout.controller.kube import ROLLOUTS, SERVICES, Resource
+from rollout.kube import ROLLOUTS, SERVICES, Resource
 from rollout.observability.logging import configure_logging
 from rollout.sandbox.cluster import emulated_cluster
 from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from rollout.controller.kube import ROLLOUTS, USER_AGENT
+from rollout.kube import ROLLOUTS, USER_AGENT
 
 
 def classify(request: Any) -> str | None:

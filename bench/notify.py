@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from bench.common import print_table, wait_healthy
-from rollout.controller.kube import ROLLOUTS, SECRETS, SERVICES, Resource
+from rollout.kube import ROLLOUTS, SECRETS, SERVICES, Resource
 from rollout.notify.delivery import NotifySettings
 from rollout.observability.logging import configure_logging
 from rollout.observability.metrics import NOTIFICATIONS

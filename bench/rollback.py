@@ -25,8 +25,8 @@ from bench.common import print_table
 from rollout.analysis.prometheus import Prometheus
 from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import parse_rollout
-from rollout.controller.kube import CLUSTER_ANALYSIS_TEMPLATES, ROLLOUTS, SERVICES, Kube, Resource
 from rollout.engine.decide import current_revision
+from rollout.kube import CLUSTER_ANALYSIS_TEMPLATES, ROLLOUTS, SERVICES, Kube, Resource
 from rollout.observability.logging import configure_logging
 from rollout.sandbox.cluster import emulated_cluster
 from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest

@@ -14,7 +14,7 @@ import collections
 import time
 
 from bench.common import classify, print_table, wait_healthy
-from rollout.controller.kube import ROLLOUTS, USER_AGENT
+from rollout.kube import ROLLOUTS, USER_AGENT
 from rollout.observability.logging import configure_logging
 from rollout.sandbox.cluster import emulated_cluster
 from tests.manifests import image_patch, rollout_manifest

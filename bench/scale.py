@@ -46,7 +46,7 @@ from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
 
 from bench.common import print_table
-from rollout.controller.kube import (
+from rollout.kube import (
     CLUSTER_ROLE_BINDINGS,
     NAMESPACES,
     ROLLOUTS,

@@ -28,7 +28,9 @@ from typing import Any
 
 from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import parse_rollout
-from rollout.controller.kube import (
+from rollout.controller.reconciler import Reconciler
+from rollout.engine.decide import current_revision
+from rollout.kube import (
     ANALYSIS_TEMPLATES,
     EVENTS,
     REPLICASETS,
@@ -39,8 +41,6 @@ from rollout.controller.kube import (
     Resource,
     api_client_for,
 )
-from rollout.controller.reconciler import Reconciler
-from rollout.engine.decide import current_revision
 from rollout.sandbox.cluster import EmulatedCluster
 from rollout.sandbox.faults import FaultPlan
 from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest

@@ -29,7 +29,7 @@ from urllib3.util.retry import Retry
 from rollout.analysis.args import placeholders, substitute_query
 from rollout.analysis.conditions import Result
 from rollout.analysis.provider import QueryError, SecretUse, header_uses
-from rollout.api.analysis import PrometheusHeader, PrometheusProvider
+from rollout.api.analysis import PrometheusProvider, RequestHeader
 from rollout.api.base import parse_duration
 
 log = structlog.get_logger("rollout.analysis")
@@ -47,7 +47,7 @@ class PrometheusRequest:
     query: str
     address: str | None
     timeout: float
-    headers: tuple[PrometheusHeader, ...]
+    headers: tuple[RequestHeader, ...]
     insecure: bool
 
     @property

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from rollout.analysis.conditions import Result
-from rollout.api.analysis import PrometheusHeader, SecretKeyRef
+from rollout.api.analysis import RequestHeader, SecretKeyRef
 
 
 class QueryError(Exception):
@@ -42,7 +42,7 @@ class Request(Protocol):
     def text(self) -> str: ...
 
     @property
-    def headers(self) -> tuple[PrometheusHeader, ...]: ...
+    def headers(self) -> tuple[RequestHeader, ...]: ...
 
 
 class MetricProvider(Protocol):
@@ -73,7 +73,7 @@ class MetricProvider(Protocol):
         ...
 
 
-def header_uses(headers: tuple[PrometheusHeader, ...] | list[PrometheusHeader]) -> list[SecretUse]:
+def header_uses(headers: tuple[RequestHeader, ...] | list[RequestHeader]) -> list[SecretUse]:
     """Headers whose value comes from a Secret, as SecretUses."""
     return [
         SecretUse(f"headers[{h}].valueFrom.secretKeyRef", header.key, header.value_from.secret_key_ref)

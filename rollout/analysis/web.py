@@ -29,7 +29,7 @@ from jsonpath_ng.ext import parse as parse_json_path
 from rollout.analysis.args import PLACEHOLDER, ArgError, placeholders
 from rollout.analysis.conditions import Result
 from rollout.analysis.provider import NoData, QueryError, SecretUse, header_uses
-from rollout.api.analysis import PrometheusHeader, WebProvider
+from rollout.api.analysis import RequestHeader, WebProvider
 from rollout.api.base import parse_duration
 
 log = structlog.get_logger("rollout.analysis")
@@ -46,7 +46,7 @@ class WebRequest:
 
     method: str
     url: str
-    headers: tuple[PrometheusHeader, ...]
+    headers: tuple[RequestHeader, ...]
     body: str | None  # JSON text
     json_path: str
     timeout: float
@@ -84,7 +84,7 @@ def substitute_url(url: str, args: Mapping[str, str]) -> str:
     return PLACEHOLDER.sub(host, url[:authority_end]) + PLACEHOLDER.sub(component, url[authority_end:])
 
 
-def substitute_header(header: PrometheusHeader, args: Mapping[str, str]) -> PrometheusHeader:
+def substitute_header(header: RequestHeader, args: Mapping[str, str]) -> RequestHeader:
     if header.value is None:
         return header  # read from a Secret by the controller, never substituted
     value = PLACEHOLDER.sub(lambda m: _value(m.group(1), args), header.value)

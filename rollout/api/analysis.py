@@ -57,7 +57,7 @@ class HeaderValueFrom(SpecModel):
     secret_key_ref: SecretKeyRef
 
 
-class PrometheusHeader(SpecModel):
+class RequestHeader(SpecModel):
     """An HTTP header sent with each query: a literal `value`, or one read from a Secret in the
     Rollout's namespace (an Authorization token, typically)."""
 
@@ -66,7 +66,7 @@ class PrometheusHeader(SpecModel):
     value_from: HeaderValueFrom | None = None
 
     @model_validator(mode="after")
-    def _one_source(self) -> PrometheusHeader:
+    def _one_source(self) -> RequestHeader:
         if (self.value is None) == (self.value_from is None):
             raise ValueError("a header needs exactly one of value or valueFrom")
         return self
@@ -77,7 +77,7 @@ class PrometheusProvider(SpecModel):
     address: str | None = None
     query: str = Field(min_length=1)
     timeout: Duration = "10s"
-    headers: list[PrometheusHeader] = Field(default_factory=list)
+    headers: list[RequestHeader] = Field(default_factory=list)
     insecure: bool = False  # skip TLS certificate verification
 
 
@@ -98,7 +98,7 @@ class WebProvider(SpecModel):
 
     url: str = Field(min_length=1)
     method: Literal["GET", "POST"] = "GET"
-    headers: list[PrometheusHeader] = Field(default_factory=list)
+    headers: list[RequestHeader] = Field(default_factory=list)
     body: str | None = None  # JSON text, sent with POST
     timeout: Duration = "10s"
     # Picks the value out of the answer; several matches are a list. `$`: the whole answer.

@@ -18,19 +18,18 @@ import os
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from rollout.analysis.measure import observe_secrets, observe_templates, request_headers
 from rollout.analysis.prometheus import Prometheus, QueryError
 from rollout.analysis.resolve import ResolvedMetric, resolve_all, template_keys
 from rollout.api.rollout import Rollout, parse_rollout
 from rollout.cli.session import Session
-from rollout.controller.analysis import _headers, observe_secrets, observe_templates
-from rollout.controller.kube import DESTINATION_RULES, REPLICASETS, SERVICES, Resource
 from rollout.engine.decide import current_revision
 from rollout.engine.validation import referenced_services
+from rollout.kube import DESTINATION_RULES, PODS, REPLICASETS, SERVICES
 from rollout.traffic.bindings import observe_route, probe_state, route_bindings
 from rollout.traffic.gatewayapi import GROUP as GATEWAY_GROUP
 from rollout.traffic.routing import TrafficBinding, routing_of
 
-PODS = Resource("", "v1", "pods")
 OK, FAIL = "✓", "✗"
 PARENT_CONDITIONS = ("Accepted", "ResolvedRefs")
 
@@ -167,9 +166,7 @@ def _parent_checks(kind: str, name: str, route: dict[str, Any], namespace: str) 
 async def _route(session: Session, binding: TrafficBinding, rollout: Rollout) -> list[Check]:
     kind = binding.router.kind
     resource = binding.resource
-    route = await session.kube.get(
-        Resource(resource.group, resource.version, resource.plural), session.namespace, binding.name
-    )
+    route = await session.kube.get(resource, session.namespace, binding.name)
     subject = f"{kind} {binding.name}"
     if route is None:
         return [
@@ -251,7 +248,7 @@ async def _queries(
     for metric in metrics:
         try:
             address = prometheus.address_for(metric.request.address)
-            headers = _headers(secrets, session.namespace, metric)
+            headers = request_headers(secrets, session.namespace, metric)
         except QueryError as exc:
             checks.append(Check(False, f"metric {metric.name}", str(exc), "give the address or the Secret"))
             continue

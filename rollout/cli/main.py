@@ -20,13 +20,13 @@ from rollout.api.base import parse_duration
 from rollout.api.crds import all_crds, render, write_crds
 from rollout.cli import check, lint, ops, view
 from rollout.cli.session import CliError, Session, add_flags, connect
-from rollout.controller.kube import api_message
+from rollout.kube import api_message
 
 
 def _controller(args: argparse.Namespace) -> int:
-    from rollout.controller.kube import Kube, load_api_client
     from rollout.controller.leader import ElectionSettings, LeadershipLost
     from rollout.controller.process import ProcessSettings, run_process
+    from rollout.kube import Kube, load_api_client
     from rollout.notify.delivery import NotifySettings
     from rollout.observability.logging import configure_logging
 

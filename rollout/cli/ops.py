@@ -19,7 +19,7 @@ from rollout.api.revision import REVISION_LABEL
 from rollout.cli.health import health, refusal
 from rollout.cli.session import CliError, Session
 from rollout.cli.view import owned_replicasets
-from rollout.controller.kube import JSON_PATCH, ROLLOUTS
+from rollout.kube import JSON_PATCH, ROLLOUTS
 
 ANNOTATIONS = {
     "promote": ("rollout.dev/promote", "step"),

@@ -10,9 +10,10 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
+import urllib3
 from kubernetes import config
 
-from rollout.controller.kube import ROLLOUTS, Kube, _configuration
+from rollout.kube import ROLLOUTS, Kube, client_configuration
 
 CLI_FIELD_MANAGER = "kubectl-rollouts"
 
@@ -47,7 +48,7 @@ def add_flags(parser: argparse.ArgumentParser, *, all_namespaces: bool = False) 
 
 
 def connect(args: argparse.Namespace) -> Session:
-    configuration = _configuration()
+    configuration = client_configuration()
     try:
         config.load_kube_config(
             config_file=args.kubeconfig, context=args.context, client_configuration=configuration
@@ -58,6 +59,10 @@ def connect(args: argparse.Namespace) -> Session:
             active = next(c for c in contexts if c["name"] == args.context)
     except (config.ConfigException, OSError, StopIteration) as exc:
         raise CliError(f"cannot load the kubeconfig: {exc}") from exc
+    if not configuration.verify_ssl:
+        # The kubeconfig says insecure-skip-tls-verify: kubectl then skips verification quietly,
+        # and so does the plugin (urllib3 would print InsecureRequestWarning before every answer).
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     from kubernetes import client
 
     namespace = args.namespace or (active.get("context") or {}).get("namespace") or "default"

@@ -18,7 +18,7 @@ from rich.tree import Tree
 from rollout.api.revision import REVISION_LABEL
 from rollout.cli.health import health
 from rollout.cli.session import Session
-from rollout.controller.kube import REPLICASETS, ROLLOUTS, Resource
+from rollout.kube import REPLICASETS, ROLLOUTS, Resource
 from rollout.workload.replicasets import ROLLOUT_NAME_LABEL
 
 ROUTES = {

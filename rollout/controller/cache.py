@@ -27,7 +27,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_when_eve
 from tenacity.wait import wait_base
 from urllib3.exceptions import ReadTimeoutError
 
-from rollout.controller.kube import Resource
+from rollout.kube import Resource
 
 log = structlog.get_logger("rollout.controller.cache")
 Obj = dict[str, Any]

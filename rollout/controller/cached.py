@@ -16,7 +16,7 @@ from typing import Any
 from kubernetes import client
 
 from rollout.controller.cache import Caches, Obj
-from rollout.controller.kube import API_THREADS, Kube, Resource
+from rollout.kube import API_THREADS, Kube, Resource
 
 RolloutKey = tuple[str, str]
 ReadKey = tuple[Resource, str | None, str]  # (kind, namespace, name) of an object read

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from rollout.api.rollout import parse_rollout
-from rollout.controller.kube import ROLLOUTS, Kube
 from rollout.engine.types import Claims
 from rollout.engine.validation import claims_of, selectors_overlap
+from rollout.kube import ROLLOUTS, Kube
 
 _MEMO_LIMIT = 20_000
 _memo: dict[tuple[str, str, int], Claims | None] = {}

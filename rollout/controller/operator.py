@@ -22,7 +22,8 @@ from rollout.analysis.prometheus import Prometheus
 from rollout.controller.cache import CachedKind, Caches, Obj, ObjKey
 from rollout.controller.cached import CachedKube
 from rollout.controller.claims import claims_for, overlapping
-from rollout.controller.kube import (
+from rollout.controller.reconciler import Reconciler
+from rollout.kube import (
     ANALYSIS_TEMPLATES,
     API_THREADS,
     CLUSTER_ANALYSIS_TEMPLATES,
@@ -36,7 +37,6 @@ from rollout.controller.kube import (
     Resource,
     connection_info,
 )
-from rollout.controller.reconciler import Reconciler
 from rollout.notify.delivery import Notifier, NotifySettings
 from rollout.traffic.registry import watched_resources
 from rollout.workload.replicasets import ROLLOUT_NAME_LABEL
@@ -71,7 +71,7 @@ def cached_kinds() -> list[CachedKind]:
         CachedKind(SERVICES),
         CachedKind(DEPLOYMENTS),  # of spec.workloadRef
         # Whatever the routers read or own: routes, VirtualServices, DestinationRules, Ingresses.
-        *(CachedKind(Resource(r.group, r.version, r.plural)) for r in watched_resources()),
+        *(CachedKind(resource) for resource in watched_resources()),
         CachedKind(ANALYSIS_TEMPLATES),
         CachedKind(CLUSTER_ANALYSIS_TEMPLATES, namespaced=False),
         CachedKind(SECRETS),

@@ -15,8 +15,8 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from rollout.api.revision import REVISION_LABEL
-from rollout.controller.kube import PODS, Kube
 from rollout.engine.types import Event, PodState
+from rollout.kube import PODS, Kube
 from rollout.workload.replicasets import is_owned_by
 
 

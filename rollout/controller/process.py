@@ -12,9 +12,9 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from rollout.controller.kube import USER_AGENT, Kube
 from rollout.controller.leader import ElectionSettings, LeaderElector, run_as_leader
 from rollout.controller.operator import run_controller
+from rollout.kube import USER_AGENT, Kube
 from rollout.notify.delivery import NotifySettings
 from rollout.observability import metrics
 from rollout.observability.health import HealthServer

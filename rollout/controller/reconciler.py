@@ -20,14 +20,13 @@ import json_merge_patch
 import structlog
 from kubernetes.client.exceptions import ApiException
 
+from rollout.analysis.measure import measure, observe_secrets, observe_templates, secret_keys
 from rollout.analysis.prometheus import Prometheus
 from rollout.analysis.resolve import resolve_analyses
 from rollout.api.rollout import ParsedRollout, parse_rollout
-from rollout.controller.analysis import measure, observe_secrets, observe_templates, secret_keys
 from rollout.controller.cached import fresh_reads
 from rollout.controller.claims import observe_others
 from rollout.controller.commands import pending_commands, removal_patch
-from rollout.controller.events import event_body
 from rollout.controller.finalizer import (
     FINALIZER,
     finalizer_patch,
@@ -35,17 +34,6 @@ from rollout.controller.finalizer import (
     holds_traffic,
     holds_workload,
     routes_at_rest,
-)
-from rollout.controller.kube import (
-    DEPLOYMENTS,
-    EVENTS,
-    JSON_PATCH,
-    REPLICASETS,
-    ROLLOUTS,
-    SERVICES,
-    Kube,
-    Resource,
-    api_message,
 )
 from rollout.controller.pods import evict_pod, observe_stable_pods
 from rollout.controller.routes import (
@@ -73,6 +61,18 @@ from rollout.engine.types import (
 )
 from rollout.engine.validation import referenced_services
 from rollout.engine.workload import with_workload
+from rollout.kube import (
+    DEPLOYMENTS,
+    EVENTS,
+    JSON_PATCH,
+    REPLICASETS,
+    ROLLOUTS,
+    SERVICES,
+    Kube,
+    Resource,
+    api_message,
+)
+from rollout.kube.events import event_body
 from rollout.notify.delivery import Notifier
 from rollout.observability import metrics
 from rollout.traffic.base import RouteProblem

@@ -21,8 +21,8 @@ from kubernetes.client.exceptions import ApiException
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from rollout.api.rollout import Rollout
-from rollout.controller.kube import JSON_PATCH, Kube, Resource
 from rollout.engine.types import ObservedPins, ObservedRoute
+from rollout.kube import JSON_PATCH, Kube
 from rollout.traffic.base import STABLE_ONLY, RouteProblem, TrafficState, at_rest
 from rollout.traffic.bindings import (
     OwnedRouteBinding,
@@ -32,15 +32,10 @@ from rollout.traffic.bindings import (
     probe_state,
     route_bindings,
 )
-from rollout.traffic.routing import PinBinding, TrafficBinding
+from rollout.traffic.routing import TrafficBinding
 from rollout.workload.replicasets import ROLLOUT_NAME_LABEL, is_owned_by, owner_reference
 
 log = structlog.get_logger("rollout.controller.routes")
-
-
-def _resource(binding: TrafficBinding | PinBinding) -> Resource:
-    kind = binding.resource
-    return Resource(kind.group, kind.version, kind.plural)
 
 
 def _conflict(exc: BaseException) -> bool:
@@ -80,13 +75,13 @@ async def observe_routes(kube: Kube, rollout: Rollout, seen: Seen) -> tuple[Obse
     namespace = rollout.metadata.namespace
     observed = []
     for binding in route_bindings(rollout):
-        route = await kube.get(_resource(binding), namespace, binding.name)
+        route = await kube.get(binding.resource, namespace, binding.name)
         if route is not None:
             seen[binding.plural, binding.name] = route
         if not isinstance(binding, OwnedRouteBinding):
             observed.append(observe_route(binding, route, probe))
             continue
-        owned = await kube.get(_resource(binding), namespace, binding.owned)
+        owned = await kube.get(binding.resource, namespace, binding.owned)
         if owned is not None and not is_owned_by(owned, rollout.metadata.uid):
             problem = f"{binding.router.kind} {binding.owned} exists and is not owned by this Rollout"
             observed.append(ObservedRoute(binding.router.kind, binding.name, binding.path, problem=problem))
@@ -100,7 +95,7 @@ async def observe_pinned(kube: Kube, rollout: Rollout) -> tuple[ObservedPins | N
     namespace = rollout.metadata.namespace
     observed = []
     for binding in pin_bindings(rollout):
-        observed.append(observe_pins(binding, await kube.get(_resource(binding), namespace, binding.name)))
+        observed.append(observe_pins(binding, await kube.get(binding.resource, namespace, binding.name)))
     return tuple(observed)
 
 
@@ -120,14 +115,14 @@ async def _write_one(
             route = seen.pop((binding.plural, binding.name), None)
             if route is None:  # after a conflict, from the API server: a cache may be behind
                 read = kube.get if attempt.retry_state.attempt_number == 1 else kube.get_fresh
-                route = await read(_resource(binding), namespace, binding.name)
+                route = await read(binding.resource, namespace, binding.name)
             if route is None:
                 return False  # validation reports it; nothing to write to
             new = wanted(route) if wanted is not None else binding.router.desired(route, state)
             patch = guarded_patch(route, new)
             if not patch:
                 return False
-            await kube.patch(_resource(binding), namespace, binding.name, patch, content_type=JSON_PATCH)
+            await kube.patch(binding.resource, namespace, binding.name, patch, content_type=JSON_PATCH)
             _log_written(namespace, binding, state, len(patch) - 1)
             return True
     return False
@@ -178,7 +173,7 @@ async def _write_owned(
 ) -> bool:
     """Create, update or delete the object the router owns so that it carries `state`."""
     namespace = rollout.metadata.namespace
-    resource = _resource(binding)
+    resource = binding.resource
     async for attempt in _retrying_on_conflict():
         with attempt:
             # After a conflict (or a create that found one), from the API server: a cache may be behind.
@@ -246,7 +241,7 @@ async def pin_revision(kube: Kube, rollout: Rollout, role: str, revision: str) -
     """`role` on `revision` in every object the routers pin by revision."""
     namespace = rollout.metadata.namespace
     for binding in pin_bindings(rollout):
-        resource = _resource(binding)
+        resource = binding.resource
         async for attempt in _retrying_on_conflict():
             with attempt:
                 # After a conflict, from the API server: a cache may be behind.

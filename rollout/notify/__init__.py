@@ -1,4 +1,4 @@
-"""Webhook notifications: the Events the reconciler posts (controller/events.py) that a team
+"""Webhook notifications: the Events the reconciler posts (kube/events.py) that a team
 cares about are also POSTed to webhooks named by spec.notifications or by the controller-wide
 ConfigMap.
 

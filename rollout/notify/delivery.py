@@ -27,9 +27,9 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from rollout.api.rollout import parse_rollout
 from rollout.api.status import RolloutStatus
-from rollout.controller.events import event_body
-from rollout.controller.kube import EVENTS, USER_AGENT, Kube
 from rollout.engine.types import Event
+from rollout.kube import EVENTS, USER_AGENT, Kube
+from rollout.kube.events import event_body
 from rollout.notify.messages import Notice, body_of, notice_of, trigger_of
 from rollout.notify.targets import ControllerTargets, Target, spec_targets, url_of
 from rollout.observability import metrics

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from rollout.api.rollout import Rollout
 from rollout.api.spec import Notifications, Webhook
-from rollout.controller.kube import CONFIGMAPS, SECRETS, Kube
+from rollout.kube import CONFIGMAPS, SECRETS, Kube
 
 log = structlog.get_logger("rollout.notify")
 

@@ -1,7 +1,7 @@
 """The controller's Prometheus metrics, all in one registry served on `/metrics` (health.py).
 
 Where they are fed from: `api_request` wraps every call of `Kube.request` (one hook in
-controller/kube.py), `reconcile_timer` and `record_decision` are called by the reconciler around
+kube/client.py), `reconcile_timer` and `record_decision` are called by the reconciler around
 and after each reconcile, `forget_rollout` when a Rollout is gone, `set_leader` by the leader
 election (controller/leader.py), and `notification` by the webhook notifier (notify/delivery.py).
 Names follow Prometheus conventions: the `rollout_` prefix, base units (seconds, ratios) and

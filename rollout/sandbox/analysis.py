@@ -28,7 +28,7 @@ import yaml
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 
 from rollout.api.revision import REVISION_LABEL
-from rollout.controller.kube import REPLICASETS, SERVICES, Resource
+from rollout.kube import REPLICASETS, SERVICES, Resource
 from rollout.sandbox.cluster import EmulatedCluster
 from rollout.sandbox.kubelet import images
 

@@ -17,8 +17,8 @@ import kmock
 import yaml
 
 from rollout.api.crds import all_crds
-from rollout.controller.kube import Kube, api_client_for
 from rollout.controller.operator import run_controller
+from rollout.kube import Kube, api_client_for
 from rollout.notify.delivery import NotifySettings
 from rollout.sandbox.apiserver import EmulatedApiServer
 from rollout.sandbox.kubelet import FakeKubelet

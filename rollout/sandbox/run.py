@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from rollout.controller.kube import ANALYSIS_TEMPLATES, EVENTS, REPLICASETS, ROLLOUTS, SERVICES, Resource
+from rollout.kube import ANALYSIS_TEMPLATES, EVENTS, REPLICASETS, ROLLOUTS, SERVICES, Resource
 from rollout.sandbox import scenario
 from rollout.sandbox.cluster import EmulatedCluster, emulated_cluster
 

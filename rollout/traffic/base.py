@@ -67,16 +67,6 @@ class RouteHealth:
 UNKNOWN_HEALTH = RouteHealth("unknown")
 
 
-@dataclass(frozen=True)
-class ResourceType:
-    """A kind of object a router reads or writes, as the API server serves it."""
-
-    group: str
-    version: str
-    kind: str
-    plural: str
-
-
 MatchKind = Literal["exact", "regex", "prefix"]
 ALL_MATCHES: frozenset[str] = frozenset({"exact", "regex", "prefix"})
 

@@ -15,12 +15,12 @@ from typing import Any
 
 from rollout.api.rollout import SpecError
 from rollout.api.spec import GatewayAPIRouting, RouteRef
+from rollout.kube.resources import Resource
 from rollout.traffic.base import (
     MANAGED_PREFIX,
     Capabilities,
     HeaderRoute,
     Mirror,
-    ResourceType,
     Restoring,
     RouteHealth,
     RouteProblem,
@@ -34,7 +34,7 @@ MAX_RULES = 16
 KINDS = {"httproutes": "HTTPRoute", "grpcroutes": "GRPCRoute", "tcproutes": "TCPRoute"}
 GROUP = "gateway.networking.k8s.io"
 VERSION = "v1"
-RESOURCES = {plural: ResourceType(GROUP, VERSION, kind, plural) for plural, kind in KINDS.items()}
+RESOURCES = {plural: Resource(GROUP, VERSION, plural, kind) for plural, kind in KINDS.items()}
 WEIGHTS_ONLY = "TCP routes carry weights only; header and mirror need HTTP"
 
 

@@ -21,12 +21,12 @@ from typing import Any
 from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import SpecError
 from rollout.api.spec import IstioRouting
+from rollout.kube.resources import Resource
 from rollout.traffic.base import (
     MANAGED_PREFIX,
     Capabilities,
     HeaderRoute,
     Mirror,
-    ResourceType,
     Restoring,
     RouteHealth,
     RouteProblem,
@@ -37,8 +37,8 @@ from rollout.traffic.base import (
 from rollout.traffic.routing import Binding, PinBinding, RouteBinding, Routing, RuleClaims
 
 GROUP = "networking.istio.io"
-VIRTUAL_SERVICES = ResourceType(GROUP, "v1", "VirtualService", "virtualservices")
-DESTINATION_RULES = ResourceType(GROUP, "v1", "DestinationRule", "destinationrules")
+VIRTUAL_SERVICES = Resource(GROUP, "v1", "virtualservices", "VirtualService")
+DESTINATION_RULES = Resource(GROUP, "v1", "destinationrules", "DestinationRule")
 
 # Fields of a base entry that a header route does not copy: it gets its own.
 _NOT_COPIED = {

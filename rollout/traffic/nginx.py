@@ -16,10 +16,10 @@ from typing import Any
 
 from rollout.api.rollout import SpecError
 from rollout.api.spec import NginxRouting
+from rollout.kube.resources import Resource
 from rollout.traffic.base import (
     Capabilities,
     HeaderRoute,
-    ResourceType,
     RouteHealth,
     RouteProblem,
     TrafficState,
@@ -27,7 +27,7 @@ from rollout.traffic.base import (
 )
 from rollout.traffic.routing import Binding, OwnedRouteBinding, Routing, RuleClaims
 
-INGRESSES = ResourceType("networking.k8s.io", "v1", "Ingress", "ingresses")
+INGRESSES = Resource("networking.k8s.io", "v1", "ingresses", "Ingress")
 PREFIX = "nginx.ingress.kubernetes.io/"
 CANARY, WEIGHT, TOTAL = f"{PREFIX}canary", f"{PREFIX}canary-weight", f"{PREFIX}canary-weight-total"
 BY_HEADER, BY_VALUE, BY_PATTERN = (

@@ -12,7 +12,8 @@ from importlib import import_module
 from typing import Any, Protocol
 
 from rollout.api.rollout import SpecError
-from rollout.traffic.base import Capabilities, ResourceType
+from rollout.kube.resources import Resource
+from rollout.traffic.base import Capabilities
 from rollout.traffic.routing import Binding, Routing, RuleClaims
 
 MODULES = ("gatewayapi", "istio", "nginx")
@@ -23,7 +24,7 @@ class RouterProvider(Protocol):
 
     field: str  # the spec field (alias): gatewayAPI, istio, ...
     attribute: str  # the TrafficRouting model attribute holding its config
-    resources: tuple[ResourceType, ...]  # every kind it reads or writes, owned objects included
+    resources: tuple[Resource, ...]  # every kind it reads or writes, owned objects included
 
     def capabilities(self, config: Any) -> Capabilities: ...
 
@@ -55,9 +56,9 @@ def fields() -> list[str]:
     return [p.field for p in PROVIDERS]
 
 
-def watched_resources() -> list[ResourceType]:
+def watched_resources() -> list[Resource]:
     """Every resource any router reads or writes, once each, for the controller's caches."""
-    seen: dict[tuple[str, str, str], ResourceType] = {}
+    seen: dict[tuple[str, str, str], Resource] = {}
     for provider in PROVIDERS:
         for resource in provider.resources:
             seen.setdefault((resource.group, resource.version, resource.plural), resource)

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from rollout.api.rollout import Rollout
 from rollout.api.spec import TrafficRouting
-from rollout.traffic.base import OwningRouter, Pinner, ResourceType, Router
+from rollout.kube.resources import Resource
+from rollout.traffic.base import OwningRouter, Pinner, Router
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def routing_of(rollout: Rollout) -> Routing | None:
 class RouteBinding:
     """A route the user owns; the router edits it in place."""
 
-    resource: ResourceType
+    resource: Resource
     name: str
     path: str  # field path of the reference in the Rollout spec
     router: Router
@@ -85,7 +86,7 @@ class OwnedRouteBinding:
     """A route the user owns (`name`, read only) and an object of the same resource that the
     router builds from it and the controller creates, updates and deletes (`owned`)."""
 
-    resource: ResourceType
+    resource: Resource
     name: str
     owned: str
     path: str
@@ -104,7 +105,7 @@ class OwnedRouteBinding:
 class PinBinding:
     """An object that selects pods by revision per role (DestinationRule subsets)."""
 
-    resource: ResourceType
+    resource: Resource
     name: str
     path: str
     pinner: Pinner

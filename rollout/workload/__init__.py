@@ -1,3 +1,4 @@
-"""Workload objects of a Rollout: one ReplicaSet per revision and the Services pinned to revisions.
-
-Builders of manifests and patches only; the controller sends them."""
+"""Workload objects of a Rollout: one ReplicaSet per revision, the Services pinned to revisions,
+and an adopted Deployment (workloadRef). Pure: builders of manifests and patches, and readers that
+turn what the API server returned into the engine's observed state; the controller sends and
+fetches them."""

@@ -18,7 +18,7 @@ from typing import Any
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-from rollout.controller.kube import load_api_client
+from rollout.kube import load_api_client
 
 EXIT_LABEL = "rollout.test/exit"
 

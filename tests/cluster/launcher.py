@@ -452,7 +452,7 @@ def install_crds(kubeconfig: Path | str, crds: list[dict[str, object]], timeout:
     are Established. Server-owned metadata and status of a CRD read from a file are dropped."""
     from kubernetes import client
 
-    from rollout.controller.kube import load_api_client
+    from rollout.kube import load_api_client
 
     api = client.ApiextensionsV1Api(load_api_client(str(kubeconfig)))
     names = []

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from rollout.controller.kube import CRDS, NAMESPACES, Kube, load_api_client
+from rollout.kube import CRDS, NAMESPACES, Kube, load_api_client
 from tests.chart import RELEASE, RELEASE_NAMESPACE
 from tests.cluster.launcher import ClusterError, ControlPlane, missing_tools
 from tests.e2e.helpers import mark_pods_ready

@@ -14,7 +14,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from rollout.controller.kube import Kube, Resource
+from rollout.kube import Kube, Resource
 from tests.waiting import in_background
 
 CONTROLLER_NAME = "example.com/stand-in-gateway"

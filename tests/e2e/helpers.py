@@ -7,10 +7,9 @@ import time
 
 from kubernetes.client.exceptions import ApiException
 
-from rollout.controller.kube import ROLLOUTS, Resource
+from rollout.kube import PODS, ROLLOUTS, Resource
 from tests import waiting
 
-PODS = Resource("", "v1", "pods")
 HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes")
 VIRTUALSERVICES = Resource("networking.istio.io", "v1", "virtualservices")
 

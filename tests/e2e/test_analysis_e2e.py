@@ -23,8 +23,8 @@ import yaml
 
 from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import parse_rollout
-from rollout.controller.kube import ANALYSIS_TEMPLATES, ROLLOUTS, SERVICES
 from rollout.engine.decide import current_revision
+from rollout.kube import ANALYSIS_TEMPLATES, ROLLOUTS, SERVICES
 from tests.e2e.helpers import HTTPROUTES, app_weights, wait_for
 from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest
 from tests.prom.stack import LoadGenerator, PrometheusServer, Workload, route_revision_weights

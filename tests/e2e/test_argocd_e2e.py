@@ -13,7 +13,7 @@ import json_merge_patch
 import pytest
 
 from rollout.api.revision import REVISION_LABEL
-from rollout.controller.kube import ROLLOUTS, SERVICES
+from rollout.kube import ROLLOUTS, SERVICES
 from tests.argocd_lua import action, discovery, health
 from tests.e2e.helpers import HTTPROUTES, app_weights, wait_for
 from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest

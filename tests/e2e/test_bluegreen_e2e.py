@@ -3,7 +3,7 @@ active Service's selector, an aborted next revision that leaves users where they
 away, and the route-level switch under the full Gateway API schema (CEL rules included)."""
 
 from rollout.api.revision import REVISION_LABEL
-from rollout.controller.kube import REPLICASETS, ROLLOUTS, SERVICES
+from rollout.kube import REPLICASETS, ROLLOUTS, SERVICES
 from tests.e2e.helpers import HTTPROUTES, annotate, phase_is, spec_of, wait_for, with_app_weights
 from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest
 

@@ -3,7 +3,7 @@ route write against the Gateway API and Istio CRDs in full (CEL rules included).
 
 import pytest
 
-from rollout.controller.kube import ROLLOUTS, SERVICES
+from rollout.kube import ROLLOUTS, SERVICES
 from tests.e2e.helpers import (
     HTTPROUTES,
     VIRTUALSERVICES,

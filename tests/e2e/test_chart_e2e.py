@@ -19,7 +19,7 @@ import yaml
 from aiohttp import web
 
 from rollout.api.revision import REVISION_LABEL
-from rollout.controller.kube import ANALYSIS_TEMPLATES, NAMESPACES, ROLLOUTS, SECRETS, SERVICES
+from rollout.kube import ANALYSIS_TEMPLATES, NAMESPACES, ROLLOUTS, SECRETS, SERVICES
 from tests.chart import CHART, RELEASE, RELEASE_NAMESPACE, controller_args, helm, render
 from tests.cluster.launcher import write_kubeconfig
 from tests.e2e.helpers import HTTPROUTES, app_weights, wait_for

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from rollout.controller.kube import PODS, REPLICASETS, ROLLOUTS
+from rollout.kube import PODS, REPLICASETS, ROLLOUTS
 from tests.e2e.helpers import annotate, wait_for
 from tests.manifests import rollout_manifest
 

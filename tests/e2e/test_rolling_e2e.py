@@ -5,7 +5,7 @@ import signal
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from rollout.controller.kube import REPLICASETS, ROLLOUTS
+from rollout.kube import REPLICASETS, ROLLOUTS
 from tests import waiting
 from tests.manifests import image_patch, rollout_manifest
 

@@ -21,7 +21,7 @@ import copy
 
 import pytest
 
-from rollout.controller.kube import REPLICASETS, ROLLOUTS, SERVICES, Resource
+from rollout.kube import REPLICASETS, ROLLOUTS, SERVICES, Resource
 from tests.e2e.gateway_status import gateway_accepting
 from tests.e2e.helpers import VIRTUALSERVICES, annotate, phase_is, spec_of, wait_for
 from tests.manifests import (

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from rollout.controller.kube import EVENTS, REPLICASETS, ROLLOUTS
+from rollout.kube import EVENTS, REPLICASETS, ROLLOUTS
 from rollout.sandbox.cluster import emulated_cluster
 from rollout.sandbox.kubelet import image_matches
 from tests.processes import ControllerProcesses

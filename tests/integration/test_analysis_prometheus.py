@@ -18,7 +18,8 @@ from rollout.analysis.resolve import TemplateKey, builtin_args, resolve
 from rollout.api.analysis import AnalysisTemplateSpec, parse_template
 from rollout.api.rollout import parse_rollout
 from rollout.api.spec import RolloutAnalysis
-from rollout.controller.kube import (
+from rollout.engine.decide import current_revision
+from rollout.kube import (
     ANALYSIS_TEMPLATES,
     CLUSTER_ANALYSIS_TEMPLATES,
     REPLICASETS,
@@ -26,7 +27,6 @@ from rollout.controller.kube import (
     SECRETS,
     SERVICES,
 )
-from rollout.engine.decide import current_revision
 from tests.integration.conftest import NS, event_reasons, healthy_at, status_of
 from tests.integration.test_canary import HTTPROUTES, app_weights, canary_strategy, weight_is
 from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest

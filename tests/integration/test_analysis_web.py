@@ -9,7 +9,7 @@ import pytest
 import yaml
 from aiohttp import web
 
-from rollout.controller.kube import ANALYSIS_TEMPLATES, ROLLOUTS, SECRETS
+from rollout.kube import ANALYSIS_TEMPLATES, ROLLOUTS, SECRETS
 from tests.integration.conftest import NS, event_reasons, healthy_at, status_of
 from tests.integration.test_canary import HTTPROUTES, app_weights, setup, weight_is
 from tests.local_http import serving

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from rollout.controller.kube import ROLLOUTS, SERVICES
+from rollout.kube import ROLLOUTS, SERVICES
 from tests.argocd_lua import health
 from tests.integration.conftest import NS, get_rollout, healthy_at
 from tests.integration.test_canary import HTTPROUTES, canary_strategy, paused_at, promote

@@ -5,7 +5,7 @@ the step's weight, and neither revision ever has no available pods while users a
 import asyncio
 import contextlib
 
-from rollout.controller.kube import ROLLOUTS
+from rollout.kube import ROLLOUTS
 from tests.integration.conftest import NS, replicasets
 from tests.integration.test_canary import HTTPROUTES, app_weights, paused_at, setup
 from tests.manifests import image_patch

@@ -5,7 +5,7 @@ Service pinned, no ReplicaSet); fixing the cause recovers through the periodic r
 import base64
 import copy
 
-from rollout.controller.kube import ANALYSIS_TEMPLATES, EVENTS, REPLICASETS, ROLLOUTS, SECRETS, SERVICES
+from rollout.kube import ANALYSIS_TEMPLATES, EVENTS, REPLICASETS, ROLLOUTS, SECRETS, SERVICES
 from tests.integration.conftest import NS, event_reasons, healthy_at, replicasets, status_of
 from tests.integration.test_canary import (
     HTTPROUTES,

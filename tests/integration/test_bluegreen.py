@@ -8,7 +8,7 @@ import signal
 from datetime import UTC, datetime
 
 from rollout.api.revision import REVISION_LABEL
-from rollout.controller.kube import ROLLOUTS, SERVICES
+from rollout.kube import ROLLOUTS, SERVICES
 from tests.integration.conftest import NS, event_reasons, healthy_at, replicasets, status_of
 from tests.integration.test_canary import HTTPROUTES
 from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from rollout.api.revision import REVISION_LABEL
-from rollout.controller.kube import REPLICASETS, ROLLOUTS, SERVICES
+from rollout.kube import REPLICASETS, ROLLOUTS, SERVICES
 from tests.integration.conftest import NS, event_reasons, healthy_at, replicasets, status_of
 from tests.integration.test_analysis_prometheus import args, degraded, stack
 from tests.manifests import image_patch, rollout_manifest

@@ -5,7 +5,7 @@ costs a conflict and a fresh read, never a wrong write."""
 import asyncio
 import json
 
-from rollout.controller.kube import (
+from rollout.kube import (
     ANALYSIS_TEMPLATES,
     CLUSTER_ANALYSIS_TEMPLATES,
     DESTINATION_RULES,
@@ -296,7 +296,7 @@ async def test_a_watch_the_server_never_ends_is_watched_again_not_listed_again(c
     read then times out. That is the watch's end, not a failure: a new watch from the last
     version follows, no list of the whole kind, and nothing is missed."""
     from rollout.controller.cache import CachedKind, Caches
-    from rollout.controller.kube import api_client_for
+    from rollout.kube import api_client_for
 
     changes = []
     caches = Caches(

@@ -3,7 +3,7 @@ real Gateway API and Istio schemas (every write the controller makes is validate
 
 import copy
 
-from rollout.controller.kube import CRDS, ROLLOUTS, SERVICES, Resource
+from rollout.kube import CRDS, ROLLOUTS, SERVICES, Resource
 from tests.integration.conftest import NS, event_reasons, get_rollout, healthy_at, replicasets, status_of
 from tests.manifests import (
     http_route_manifest,

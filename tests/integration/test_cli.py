@@ -15,7 +15,7 @@ from kubernetes.client.exceptions import ApiException
 
 from rollout.cli import ops
 from rollout.cli.session import Session
-from rollout.controller.kube import ROLLOUTS
+from rollout.kube import ROLLOUTS
 from tests.integration.conftest import NS, get_rollout
 from tests.integration.test_canary import paused_at, setup, weight_is
 from tests.manifests import image_patch, rollout_manifest

@@ -5,7 +5,7 @@ analysis template does not exist; against a real Prometheus, each query is run o
 
 import pytest
 
-from rollout.controller.kube import ANALYSIS_TEMPLATES, ROLLOUTS, SERVICES
+from rollout.kube import ANALYSIS_TEMPLATES, ROLLOUTS, SERVICES
 from tests.integration.conftest import NS
 from tests.integration.test_canary import HTTPROUTES, setup
 from tests.integration.test_cli import rollout_cli

@@ -8,7 +8,7 @@ import time
 import pexpect
 import pyte
 
-from rollout.controller.kube import ROLLOUTS
+from rollout.kube import ROLLOUTS
 from tests.integration.conftest import NS
 from tests.integration.test_canary import paused_at, promote, setup, weight_is
 from tests.integration.test_cli import ROOT, STEPS, cli_env

@@ -4,7 +4,7 @@ cluster's ReplicaSet controller, kubelet and API server would have them; no roll
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from rollout.controller.kube import PODS, REPLICASETS, Resource
+from rollout.kube import PODS, REPLICASETS, Resource
 from tests.integration.conftest import NS
 from tests.waiting import wait_for
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rollout.controller.kube import (
+from rollout.kube import (
     ANALYSIS_TEMPLATES,
     CLUSTER_ANALYSIS_TEMPLATES,
     CONFIGMAPS,

@@ -10,7 +10,7 @@ import time
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from rollout.controller.kube import ROLLOUTS, SERVICES, USER_AGENT, Kube, api_client_for
+from rollout.kube import ROLLOUTS, SERVICES, USER_AGENT, Kube, api_client_for
 from rollout.sandbox.faults import REQUEST_FAULTS, FaultPlan
 from tests.fault_scenario import (
     ANALYSIS_STEP,

@@ -15,7 +15,7 @@ import jq
 import pytest
 import yaml
 
-from rollout.controller.kube import CLUSTER_ANALYSIS_TEMPLATES, FIELD_MANAGER, ROLLOUTS, USER_AGENT
+from rollout.kube import CLUSTER_ANALYSIS_TEMPLATES, FIELD_MANAGER, ROLLOUTS, USER_AGENT
 from tests.integration.test_examples import BUILTIN_TEMPLATES, KINDS, drive_blue_green, rollout_status
 from tests.waiting import wait_for
 

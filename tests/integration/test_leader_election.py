@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from rollout.controller.kube import ROLLOUTS, SERVICES, Resource
+from rollout.kube import ROLLOUTS, SERVICES, Resource
 from tests.chart import RELEASE_NAMESPACE, controller_args, granted, grants, render
 from tests.integration.conftest import NS, event_reasons, healthy_at, status_of
 from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest

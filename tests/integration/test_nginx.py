@@ -5,7 +5,7 @@ Rollout is deleted; the stable Ingress is never modified."""
 
 import kubernetes_validate
 
-from rollout.controller.kube import ROLLOUTS, SERVICES, Resource
+from rollout.kube import ROLLOUTS, SERVICES, Resource
 from rollout.sandbox.faults import FaultPlan
 from tests.integration.conftest import NS, get_rollout, healthy_at, status_of
 from tests.integration.test_caches import controller_requests

@@ -13,7 +13,7 @@ import time
 import pytest
 from aiohttp import web
 
-from rollout.controller.kube import CONFIGMAPS, EVENTS, ROLLOUTS, SECRETS
+from rollout.kube import CONFIGMAPS, EVENTS, ROLLOUTS, SECRETS
 from rollout.notify.delivery import NotifySettings
 from rollout.observability.metrics import NOTIFICATIONS
 from tests.integration.conftest import NS, event_reasons, healthy_at, status_of

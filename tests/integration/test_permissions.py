@@ -6,7 +6,7 @@ missing permission, creates nothing, and the Rollout stays Progressing with noth
 import asyncio
 import json
 
-from rollout.controller.kube import REPLICASETS, ROLLOUTS
+from rollout.kube import REPLICASETS, ROLLOUTS
 from tests.chart import Grant, controller_args, granted, grants, render
 from tests.integration.conftest import NS, status_of
 from tests.manifests import rollout_manifest

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 
-from rollout.controller.kube import ROLLOUTS, Resource
+from rollout.kube import ROLLOUTS, Resource
 from tests.integration.conftest import NS, event_reasons, get_rollout, replicasets, status_of
 from tests.integration.test_canary import HTTPROUTES, app_weights, paused_at, setup
 from tests.integration.test_cli import rollout_cli

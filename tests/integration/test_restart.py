@@ -4,7 +4,7 @@ continues from the Rollout's status alone and finishes the update."""
 import asyncio
 import signal
 
-from rollout.controller.kube import ROLLOUTS
+from rollout.kube import ROLLOUTS
 from tests.integration.conftest import NS, event_reasons, healthy_at, replicasets
 from tests.manifests import image_patch, rollout_manifest
 from tests.waiting import wait_for

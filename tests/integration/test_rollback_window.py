@@ -2,7 +2,7 @@
 the revision stable before skips the canary's pause, with the reason in status and an Event;
 a new revision pauses as always."""
 
-from rollout.controller.kube import ROLLOUTS, SERVICES
+from rollout.kube import ROLLOUTS, SERVICES
 from tests.integration.conftest import NS, event_reasons, healthy_at, status_of
 from tests.integration.test_canary import HTTPROUTES, canary_strategy, paused_at, promote
 from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest

@@ -3,7 +3,7 @@
 import asyncio
 
 from rollout.api.revision import REVISION_LABEL, revision_hash
-from rollout.controller.kube import REPLICASETS, ROLLOUTS, SERVICES
+from rollout.kube import REPLICASETS, ROLLOUTS, SERVICES
 from tests.integration.conftest import (
     NS,
     event_reasons,

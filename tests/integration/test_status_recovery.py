@@ -8,7 +8,7 @@ import copy
 import kmock
 
 from rollout.api.revision import REVISION_LABEL
-from rollout.controller.kube import ROLLOUTS, SERVICES
+from rollout.kube import ROLLOUTS, SERVICES
 from tests.integration.conftest import NS, event_reasons, get_rollout, status_of
 from tests.integration.test_canary import HTTPROUTES, app_weights, paused_at, promote, setup, weight_is
 from tests.manifests import image_patch

@@ -1,10 +1,10 @@
 """Workload adapters against the emulated API server: ReplicaSets per revision and Service pinning."""
 
 from rollout.api.rollout import parse_rollout
-from rollout.controller.kube import REPLICASETS, ROLLOUTS, SERVICES, Resource
 from rollout.controller.reconciler import Reconciler
 from rollout.controller.routes import write_traffic
 from rollout.engine.types import CreateReplicaSet, PinService
+from rollout.kube import REPLICASETS, ROLLOUTS, SERVICES, Resource
 from rollout.traffic.base import TrafficState
 from tests.integration.conftest import NS
 from tests.manifests import http_route_manifest, rollout_manifest, service_manifest

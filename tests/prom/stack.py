@@ -36,7 +36,7 @@ from rollout.analysis.resolve import TemplateKey, builtin_args, resolve
 from rollout.api.analysis import parse_template
 from rollout.api.rollout import Rollout
 from rollout.api.spec import RolloutAnalysis
-from rollout.controller.kube import SERVICES, Resource
+from rollout.kube import SERVICES, Resource
 
 REVISION = "rollout.dev/revision"
 HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes")

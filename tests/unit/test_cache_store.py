@@ -5,8 +5,8 @@ and each Rollout one reconcile at a time."""
 import asyncio
 
 from rollout.controller.cache import Store, newer
-from rollout.controller.kube import SERVICES
 from rollout.controller.reconciler import Reconciler
+from rollout.kube import SERVICES
 
 
 def obj(name, version, **spec):

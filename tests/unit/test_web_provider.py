@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 
 from rollout.analysis.args import ArgError
+from rollout.analysis.measure import measure_one
 from rollout.analysis.provider import NoData, QueryError
 from rollout.analysis.resolve import TemplateKey, resolve, secret_refs
 from rollout.analysis.runs import QueryResult, assess, record
@@ -18,7 +19,6 @@ from rollout.analysis.web import PROVIDER
 from rollout.api.analysis import parse_template
 from rollout.api.rollout import parse_rollout
 from rollout.api.status import AnalysisRun
-from rollout.controller.analysis import _measure_one
 from tests.local_http import serving
 from tests.manifests import rollout_manifest
 
@@ -243,7 +243,7 @@ async def test_a_web_metric_measured_through_the_controller_with_a_secret_header
     metrics, errors = resolve(ref, "spec.strategy.canary.steps[0].analysis", lookup, builtins, bounded=True)
     assert not errors, errors
     secrets = {"api": {"token": base64.b64encode(b"Bearer s3cret").decode()}}
-    result = await _measure_one(secrets, None, rollout, "step-1", "r1", metrics[0], T0)
+    result = await measure_one(secrets, None, rollout, "step-1", "r1", metrics[0], T0)
     assert not result.error, result.error
     assert result.value["path"] == "/echo/web?ns=shop"
     assert result.value["headers"]["Authorization"] == "Bearer s3cret"
@@ -280,7 +280,7 @@ async def test_a_timeout_and_no_data_through_the_controller_are_error_and_inconc
             ref, "spec.x", lookup, {"rollout": "web", "canary-hash": "r1"}, bounded=True
         )
         assert not errors, errors
-        result = await _measure_one(secrets, None, rollout, "step-1", "r1", metrics[0], T0)
+        result = await measure_one(secrets, None, rollout, "step-1", "r1", metrics[0], T0)
         measurement = record(run, metrics[0], result)
         assert measurement.phase == phase and said in measurement.message
     assert isinstance(result, QueryResult) and result.value is None

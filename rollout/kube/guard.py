@@ -1,4 +1,4 @@
-"""The one hook around every request `Kube` sends (controller/kube.py): it refuses writes from a
+"""The one hook around every request `Kube` sends (kube/client.py): it refuses writes from a
 process that is not the leader (leader.py sets the fence), counts the request in the metrics,
 and turns a 403 into one readable log line naming the permission the ServiceAccount lacks.
 

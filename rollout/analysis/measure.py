@@ -29,7 +29,7 @@ from rollout.analysis.runs import QueryResult
 from rollout.api.analysis import AnalysisTemplateSpec, parse_template
 from rollout.api.rollout import Rollout
 from rollout.api.status import RolloutStatus
-from rollout.controller.kube import ANALYSIS_TEMPLATES, CLUSTER_ANALYSIS_TEMPLATES, SECRETS, Kube
+from rollout.kube import ANALYSIS_TEMPLATES, CLUSTER_ANALYSIS_TEMPLATES, SECRETS, Kube
 
 
 async def observe_templates(kube: Kube, rollout: Rollout) -> TemplateLookup:
@@ -63,7 +63,7 @@ def secret_keys(secrets: SecretData) -> dict[str, frozenset[str] | None]:
     return {name: None if data is None else frozenset(data) for name, data in secrets.items()}
 
 
-def _headers(secrets: SecretData, namespace: str, metric: ResolvedMetric) -> dict[str, str]:
+def request_headers(secrets: SecretData, namespace: str, metric: ResolvedMetric) -> dict[str, str]:
     headers: dict[str, str] = {}
     for header in metric.request.headers:
         if header.value is not None:
@@ -84,7 +84,7 @@ def _headers(secrets: SecretData, namespace: str, metric: ResolvedMetric) -> dic
     return headers
 
 
-async def _measure_one(
+async def measure_one(
     secrets: SecretData,
     prometheus: Prometheus,
     rollout: Rollout,
@@ -100,7 +100,7 @@ async def _measure_one(
         "metric": metric.name,
     }
     try:
-        headers = _headers(secrets, rollout.metadata.namespace, metric)
+        headers = request_headers(secrets, rollout.metadata.namespace, metric)
         provider = PROVIDERS[metric.provider]
         clients = {"prometheus": prometheus}
         value = await asyncio.to_thread(provider.measure, metric.request, headers, clients, context)
@@ -127,7 +127,7 @@ async def measure(
         if ref.key not in (secrets.get(ref.secret) or {}):
             return ()
     jobs = [
-        _measure_one(secrets, prometheus, rollout, item.run, item.revision, item.metric, now)
+        measure_one(secrets, prometheus, rollout, item.run, item.revision, item.metric, now)
         for item in due_measurements(analyses, status, current, now)
     ]
     return tuple(await asyncio.gather(*jobs))

@@ -12,7 +12,6 @@ import functools
 import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -22,46 +21,12 @@ from kubernetes.client.exceptions import ApiException
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
 from tenacity.wait import wait_base
 
-from rollout.controller.apiguard import guarded
+from rollout.kube.guard import guarded
+from rollout.kube.resources import PODS, Resource
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 FIELD_MANAGER = "rollout-controller"
-
-
-@dataclass(frozen=True)
-class Resource:
-    group: str
-    version: str
-    plural: str
-
-    def path(self, namespace: str | None = None, name: str | None = None, sub: str | None = None) -> str:
-        base = f"/api/{self.version}" if not self.group else f"/apis/{self.group}/{self.version}"
-        parts = [base]
-        if namespace:
-            parts.append(f"namespaces/{namespace}")
-        parts.append(self.plural)
-        if name:
-            parts.append(name)
-        if sub:
-            parts.append(sub)
-        return "/".join(parts)
-
-
-ROLLOUTS = Resource("rollout.dev", "v1alpha1", "rollouts")
-REPLICASETS = Resource("apps", "v1", "replicasets")
-DEPLOYMENTS = Resource("apps", "v1", "deployments")
-SERVICES = Resource("", "v1", "services")
-PODS = Resource("", "v1", "pods")
-EVENTS = Resource("", "v1", "events")
-NAMESPACES = Resource("", "v1", "namespaces")
-CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
-DESTINATION_RULES = Resource("networking.istio.io", "v1", "destinationrules")
-SECRETS = Resource("", "v1", "secrets")
-CONFIGMAPS = Resource("", "v1", "configmaps")
-ANALYSIS_TEMPLATES = Resource("rollout.dev", "v1alpha1", "analysistemplates")
-CLUSTER_ANALYSIS_TEMPLATES = Resource("rollout.dev", "v1alpha1", "clusteranalysistemplates")
-CLUSTER_ROLE_BINDINGS = Resource("rbac.authorization.k8s.io", "v1", "clusterrolebindings")
 
 
 def _transient(exc: BaseException) -> bool:
@@ -96,7 +61,7 @@ class WaitRetryAfter(wait_base):
 API_THREADS = 32
 
 
-def _configuration() -> client.Configuration:
+def client_configuration() -> client.Configuration:
     """urllib3 retries nothing: left to itself it would retry GETs (not writes) three times and
     sleep out a 429's Retry-After uncapped, under the per-call timeout. `Kube.request` is the one
     retry layer, the same for reads and writes."""
@@ -109,7 +74,7 @@ def _configuration() -> client.Configuration:
 
 def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
     """In-cluster configuration when running in a Pod, else the kubeconfig (KUBECONFIG or ~/.kube)."""
-    configuration = _configuration()
+    configuration = client_configuration()
     try:
         if kubeconfig:
             raise config.ConfigException("explicit kubeconfig")
@@ -121,7 +86,7 @@ def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
 
 def api_client_for(server: str) -> client.ApiClient:
     """A client for a plain-HTTP API server with no authentication (the sandbox's emulator)."""
-    configuration = _configuration()
+    configuration = client_configuration()
     configuration.host = server.rstrip("/")
     return client.ApiClient(configuration)
 
