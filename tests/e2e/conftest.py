@@ -24,8 +24,8 @@ from kubernetes.client.exceptions import ApiException
 
 from rollout.kube import CRDS, NAMESPACES, Kube, load_api_client
 from tests.chart import RELEASE, RELEASE_NAMESPACE
+from tests.cluster.kubelet import StandInKubelet
 from tests.cluster.launcher import ClusterError, ControlPlane, missing_tools
-from tests.e2e.helpers import mark_pods_ready
 from tests.processes import ControllerProcesses
 from tests.thirdparty import routing_crds
 
@@ -123,17 +123,14 @@ async def namespace(kube, crds_applied):
 
 
 @pytest.fixture
-async def pods_made_ready(kube, namespace, cluster):
-    """Plays the kubelet on a cluster without nodes: Pods become Ready, unless their image is broken."""
+def pods_made_ready(kubeconfig, namespace, cluster):
+    """Plays the kubelet on a cluster without nodes (tests/cluster/kubelet.py): Pods become Ready,
+    unless their image is broken; a Job's pod labelled rollout.test/exit finishes with that code."""
     if not cluster[2]:
         yield
         return
-
-    task = asyncio.get_running_loop().create_task(mark_pods_ready(kube, namespace))
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    with StandInKubelet(kubeconfig, namespace):
+        yield
 
 
 @pytest.fixture

@@ -1,13 +1,8 @@
 """Helpers shared by the e2e test files (fixtures live in conftest.py)."""
 
-import asyncio
-import contextlib
 import copy
-import time
 
-from kubernetes.client.exceptions import ApiException
-
-from rollout.kube import PODS, ROLLOUTS, Resource
+from rollout.kube import ROLLOUTS, Resource
 from tests import waiting
 
 HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes")
@@ -50,27 +45,3 @@ def with_app_weights(route, weights):
         if ref["name"] in weights:
             ref["weight"] = weights[ref["name"]]
     return out
-
-
-async def mark_pods_ready(kube, namespace, period=0.3):
-    """Plays the kubelet on a cluster without nodes, forever: the namespace's Pods become Ready,
-    unless their image is broken."""
-    while True:
-        for pod in await kube.list(PODS, namespace):
-            images = [c.get("image", "") for c in pod["spec"].get("containers", [])]
-            conditions = (pod.get("status") or {}).get("conditions") or []
-            ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-            broken = any("broken" in image for image in images)
-            if ready or broken or pod["metadata"].get("deletionTimestamp"):
-                continue
-            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            status = {
-                "phase": "Running",
-                "conditions": [
-                    {"type": t, "status": "True", "lastTransitionTime": now}
-                    for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
-                ],
-            }
-            with contextlib.suppress(ApiException):
-                await kube.patch(PODS, namespace, pod["metadata"]["name"], {"status": status}, sub="status")
-        await asyncio.sleep(period)

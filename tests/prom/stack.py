@@ -16,7 +16,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from rollout.api.analysis import parse_template
 from rollout.api.rollout import Rollout
 from rollout.api.spec import RolloutAnalysis
 from rollout.kube import SERVICES, Resource
+from tests.processes import free_port
 
 REVISION = "rollout.dev/revision"
 HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes")
@@ -52,12 +52,6 @@ def first_query(rollout: Rollout, ref: RolloutAnalysis, stable: str, canary: str
     }
     metrics, _ = resolve(ref, "query", lookup, builtin_args(rollout, stable, canary), bounded=False)
     return metrics[0].query
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_http(url: str, timeout: float = 20.0, headers: dict[str, str] | None = None) -> None:
