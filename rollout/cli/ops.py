@@ -8,7 +8,6 @@ no sense in the Rollout's phase (health.refusal, the same rule as the Argo CD ac
 from __future__ import annotations
 
 import asyncio
-import copy
 import time
 from typing import Any, TextIO
 
@@ -20,6 +19,7 @@ from rollout.cli.health import health, refusal
 from rollout.cli.session import CliError, Session
 from rollout.cli.view import owned_replicasets
 from rollout.kube import JSON_PATCH, ROLLOUTS
+from rollout.workload.replicasets import written_template
 
 ANNOTATIONS = {
     "promote": ("rollout.dev/promote", "step"),
@@ -64,13 +64,6 @@ async def command(session: Session, name: str, action: str, out: TextIO) -> int:
     return 0
 
 
-def _template_of(rs: dict[str, Any]) -> dict[str, Any]:
-    template = copy.deepcopy(rs["spec"]["template"])
-    labels = (template.get("metadata") or {}).get("labels") or {}
-    labels.pop(REVISION_LABEL, None)
-    return template
-
-
 async def undo(session: Session, name: str, to_revision: str | None, out: TextIO) -> int:
     obj = await session.rollout(name)
     status = obj.get("status") or {}
@@ -100,7 +93,7 @@ async def undo(session: Session, name: str, to_revision: str | None, out: TextIO
         raise CliError(f'cannot undo rollout "{name}": revision {revision} is already the current one')
     patch = [
         {"op": "test", "path": "/metadata/generation", "value": obj["metadata"]["generation"]},
-        {"op": "replace", "path": "/spec/template", "value": _template_of(target)},
+        {"op": "replace", "path": "/spec/template", "value": written_template(target)},
     ]
     await session.kube.patch(ROLLOUTS, session.namespace, name, patch, content_type=JSON_PATCH)
     print(

@@ -4,6 +4,7 @@ hash, owned by the Rollout so that deleting the Rollout deletes them."""
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 from rollout import API_VERSION
@@ -12,6 +13,18 @@ from rollout.api.rollout import Rollout
 from rollout.engine.types import ReplicaSetState
 
 ROLLOUT_NAME_LABEL = "rollout.dev/rollout"
+TEMPLATE_ANNOTATION = "rollout.dev/template"
+
+
+def written_template(replicaset: dict[str, Any]) -> dict[str, Any]:
+    """The pod template of a revision as its Rollout had it: from the annotation when the
+    ReplicaSet carries one, else its own template less the revision label (as defaulted)."""
+    recorded = ((replicaset.get("metadata") or {}).get("annotations") or {}).get(TEMPLATE_ANNOTATION)
+    if recorded:
+        return dict(json.loads(recorded))
+    template = copy.deepcopy(replicaset["spec"]["template"])
+    ((template.get("metadata") or {}).get("labels") or {}).pop(REVISION_LABEL, None)
+    return dict(template)
 
 
 def replicaset_name(rollout_name: str, revision: str) -> str:
@@ -33,8 +46,8 @@ def owner_reference(rollout: Rollout) -> dict[str, Any]:
 
 def build_replicaset(rollout: Rollout, revision: str, replicas: int) -> dict[str, Any]:
     meta = rollout.metadata
-    template = rollout.spec.template.model_dump(by_alias=True, exclude_defaults=True, mode="json")
-    template = copy.deepcopy(template)
+    written = rollout.spec.template.model_dump(by_alias=True, exclude_defaults=True, mode="json")
+    template = copy.deepcopy(written)
     template.setdefault("metadata", {}).setdefault("labels", {})[REVISION_LABEL] = revision
     selector = rollout.spec.selector.model_dump(by_alias=True, exclude_defaults=True, mode="json")
     selector.setdefault("matchLabels", {})[REVISION_LABEL] = revision
@@ -49,6 +62,10 @@ def build_replicaset(rollout: Rollout, revision: str, replicas: int) -> dict[str
                 REVISION_LABEL: revision,
                 ROLLOUT_NAME_LABEL: meta.name,
             },
+            # The template as the Rollout had it, the one its revision hashes: a real API server
+            # fills in defaults in the ReplicaSet's own copy (imagePullPolicy, dnsPolicy, ...),
+            # so an undo that wrote that copy back would make a new revision.
+            "annotations": {TEMPLATE_ANNOTATION: json.dumps(written, sort_keys=True, separators=(",", ":"))},
             "ownerReferences": [owner_reference(rollout)],
         },
         "spec": {

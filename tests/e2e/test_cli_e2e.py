@@ -8,8 +8,8 @@ The emulator's CLI tests (tests/integration/test_cli*.py) define the expected wo
 same words must come out of a real kube-apiserver, its controller-manager's ReplicaSets and Pods,
 and the Gateway API CRDs with their defaults and CEL rules. What only a real server showed: a
 kubeconfig with `insecure-skip-tls-verify` made every command print urllib3's warning (fixed in
-cli/session.py), and `undo` brings back a template the server has defaulted, which is a new
-revision rather than the earlier one (xfail below)."""
+cli/session.py), and `undo` brought back a template the server had defaulted, a new revision
+rather than the earlier one (fixed: each ReplicaSet records the template as the Rollout had it)."""
 
 import asyncio
 import json
@@ -355,12 +355,6 @@ async def test_every_command_through_a_canary(
     assert err == f"rollout undo: rollout \"web\" has no revision '9' (kept: #1 {v1}, #2 {v2})\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="undo copies the ReplicaSet's pod template back, and a real API server has filled in its "
-    "defaults (imagePullPolicy, terminationMessagePath, restartPolicy, dnsPolicy, schedulerName, "
-    "securityContext, resources, ...): it hashes to a new revision, not to the one undo names",
-)
 async def test_undo_goes_back_to_the_earlier_revision(
     kube, kubeconfig, namespace, pods_made_ready, start_controller
 ):
