@@ -19,6 +19,17 @@ come from the same module's manifests/crds/ in the Go module cache.
         canary_weight(vs, "app-0-canary") == FIRST_WEIGHT       # the first step, on the route
         completed(rollout) and stable_revision(rollout) != before  # done, on the new revision
 
+What a fair comparison must know of the peer (seen in the smoke, and in its source):
+- a `pause: {duration: 2s}` is counted from a start time Argo stores in status, which keeps whole
+  seconds only: the pause lasts between 1 and 2 s, so completion differs by up to 1 s for that alone;
+- at completion its route passes through canary weight 100 (to 0 once the stable Service follows),
+  and it reports Healthy about a tenth of a second before the route is back at 100/0;
+- its API client is held to 40 requests a second (burst 80) and 10 Rollout workers unless told
+  otherwise (start_controller's qps, burst, threads);
+- it writes about a dozen Events per Rollout and wave (bench/scale.py leaves Events out of writes);
+- at loglevel warn it logs one harmless line per ReplicaSet it creates (its request-metrics wrapper
+  cannot read a protobuf body).
+
 `python -m bench.peers.argo` is the smoke: N Rollouts per workload through one image update on a
 control plane of its own, checked step by step (no benchmark numbers).
 """

@@ -2,6 +2,9 @@
 // Its main package is built straight from the module (the `tool` line below): nothing of its
 // code is copied here. Its go.mod carries replace lines, which apply only in the main module, so
 // they are repeated below as in github.com/argoproj/argo-rollouts v1.10.1's go.mod.
+// v1.10.1, not the newest v1.10.2: v1.10.2's go.mod says `go 1.26.10`, and the Go here is 1.26.8
+// with GOTOOLCHAIN=local. v1.10.2 has the same replace lines; with Go >= 1.26.10, bumping the
+// version below and running `go mod tidy` is the whole upgrade.
 module rollout.dev/peers/argo-rollouts
 
 go 1.26.1
