@@ -16,7 +16,8 @@ from typing import Any
 from kubernetes import client
 
 from rollout.controller.cache import Caches, Obj
-from rollout.kube import API_THREADS, Kube, Resource
+from rollout.controller.claims import ClaimsIndex
+from rollout.kube import API_THREADS, ROLLOUTS, Kube, Resource
 
 RolloutKey = tuple[str, str]
 ReadKey = tuple[Resource, str | None, str]  # (kind, namespace, name) of an object read
@@ -56,6 +57,7 @@ class CachedKube(Kube):
     ) -> None:
         super().__init__(api, threads=threads, **options)
         self.caches = caches
+        self.claims = ClaimsIndex()  # fed by the Rollout cache's changes (operator.Triggers)
         self.readers: dict[ReadKey, set[RolloutKey]] = {}  # object -> Rollouts that read it
         self._read_by: dict[RolloutKey, set[ReadKey]] = {}
 
@@ -134,6 +136,11 @@ class CachedKube(Kube):
         for obj in found:
             self.caches.note(res, obj)
         return found
+
+    def claims_index(self, namespace: str) -> ClaimsIndex | None:
+        if _fresh.get() or not self.caches.serves(ROLLOUTS, namespace):
+            return None
+        return self.claims
 
     async def peek_all(self, res: Resource, namespace: str | None) -> list[dict[str, Any]]:
         if _fresh.get() or not self.caches.serves(res, namespace):

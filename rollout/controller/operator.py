@@ -105,6 +105,7 @@ class Triggers:
         namespace, name = key
         if res == ROLLOUTS:
             assert namespace is not None
+            self.kube.claims.changed(namespace, name, new)
             if new is None:
                 self.reconciler.forget(namespace, name)
             else:
@@ -123,13 +124,12 @@ class Triggers:
         before, after = claims_for(old), claims_for(new)
         if before == after:
             return
-        for other in self.kube.caches.stores[ROLLOUTS].values(namespace):
-            other_name = str((other.get("metadata") or {}).get("name"))
-            theirs = claims_for(other)
-            if other_name == name or theirs is None:
+        for mine in (before, after):
+            if mine is None:
                 continue
-            if any(mine is not None and overlapping(mine, theirs) for mine in (before, after)):
-                self._trigger(namespace, other_name)
+            for theirs in self.kube.claims.sharing(namespace, mine, besides=name):
+                if overlapping(mine, theirs):
+                    self._trigger(namespace, theirs.name)
 
 
 def build_registry(

@@ -59,7 +59,7 @@ from rollout.engine.types import (
     SetTraffic,
     WorkloadState,
 )
-from rollout.engine.validation import referenced_services
+from rollout.engine.validation import claims_of, referenced_services
 from rollout.engine.workload import with_workload
 from rollout.kube import (
     DEPLOYMENTS,
@@ -390,7 +390,13 @@ class Reconciler:
             analyses=analyses,
             measurements=measurements,
             secrets=secret_keys(secrets),
-            others=await observe_others(self.kube, meta.namespace, meta.name),
+            others=await observe_others(
+                self.kube,
+                meta.namespace,
+                meta.name,
+                claims_of(parsed.rollout),
+                self.kube.claims_index(meta.namespace),
+            ),
         )
 
     async def apply_action(

@@ -201,6 +201,11 @@ class Kube:
         """Read from the API server itself, whatever a cache holds (after a conflict)."""
         return await Kube.get(self, res, namespace, name)
 
+    def claims_index(self, namespace: str) -> Any:
+        """The index of the namespace's Rollouts' claims when a cache keeps one (CachedKube);
+        None: the caller reads every Rollout."""
+        return None
+
     async def peek_all(self, res: Resource, namespace: str | None) -> list[dict[str, Any]]:
         """Every object of a kind in a namespace, for reading only (a cache hands out its own
         copies, uncopied)."""
