@@ -71,9 +71,36 @@ class Store:
     objects: dict[ObjKey, Obj] = field(default_factory=dict)
     # Deleted objects' last resourceVersion: a late event from before the deletion is ignored.
     _gone: dict[ObjKey, int] = field(default_factory=dict)
+    # (namespace, label key, label value) -> the objects carrying it: a reconcile's list of its
+    # own ReplicaSets by label is a look-up, not a scan of every ReplicaSet the cache holds.
+    _labelled: dict[tuple[str | None, str, str], set[ObjKey]] = field(default_factory=dict)
 
     def get(self, namespace: str | None, name: str) -> Obj | None:
         return self.objects.get((namespace, name))
+
+    def labelled(self, namespace: str | None, key: str, value: str) -> list[Obj]:
+        """The objects of the namespace (every namespace: None) whose label `key` is `value`,
+        in the order of their keys."""
+        if namespace is None:
+            return [
+                obj
+                for obj in self.values()
+                if ((obj.get("metadata") or {}).get("labels") or {}).get(key) == value
+            ]
+        return [self.objects[k] for k in sorted(self._labelled.get((namespace, key, value), ()), key=str)]
+
+    def _index(self, key: ObjKey, obj: Obj | None, add: bool) -> None:
+        labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
+        for label, value in labels.items():
+            slot = (key[0], str(label), str(value))
+            if add:
+                self._labelled.setdefault(slot, set()).add(key)
+            else:
+                keys = self._labelled.get(slot)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del self._labelled[slot]
 
     def values(self, namespace: str | None = None) -> Iterator[Obj]:
         for (ns, _), obj in list(self.objects.items()):
@@ -95,11 +122,14 @@ class Store:
         meta = obj.get("metadata")
         if isinstance(meta, dict):
             meta.pop("managedFields", None)
+        self._index(key, old, add=False)
         self.objects[key] = obj
+        self._index(key, obj, add=True)
         self.on_change(self.resource, key, old, obj)
 
     def remove(self, key: ObjKey, last: Obj | None = None) -> None:
         old = self.objects.pop(key, None)
+        self._index(key, old, add=False)
         version = resource_version(last) or resource_version(old)
         if version is not None:
             self._gone[key] = version

@@ -51,6 +51,17 @@ def _labels_match(obj: Obj, selector: str | None) -> bool | None:
     return True
 
 
+def _first_equality(selector: str | None) -> tuple[str, str] | None:
+    """The first `k=v` of an equality selector, to look its candidates up by label; None for no
+    selector or any other form."""
+    if not selector:
+        return None
+    key, sep, value = selector.split(",", 1)[0].partition("=")
+    if not sep or value.startswith("=") or key.endswith("!") or not key.strip():
+        return None
+    return key.strip(), value.strip()
+
+
 class CachedKube(Kube):
     def __init__(
         self, api: client.ApiClient, caches: Caches, *, threads: int = API_THREADS, **options: Any
@@ -120,8 +131,11 @@ class CachedKube(Kube):
     ) -> list[dict[str, Any]]:
         if _fresh.get() or not self.caches.serves(res, namespace):
             return await self._list_fresh(res, namespace, label_selector)
+        store = self.caches.stores[res]
+        first = _first_equality(label_selector)
+        candidates = store.labelled(namespace, *first) if first else store.values(namespace)
         found = []
-        for obj in self.caches.stores[res].values(namespace):
+        for obj in candidates:
             match = _labels_match(obj, label_selector)
             if match is None:
                 return await self._list_fresh(res, namespace, label_selector)

@@ -130,3 +130,29 @@ def test_a_reflector_backs_off_over_its_failures_since_the_last_list_not_over_it
     assert after(ConnectionError("cut"), 12) == 30.0
     assert after(WatchExpired("410"), 12) == 0.0  # list again at once
     assert after(KindAbsent("istio"), 0) == 30.0  # not installed: look again later
+
+
+def test_objects_are_found_by_label_through_relabels_deletions_and_relists():
+    store, _ = recording_store()
+
+    def labelled(name, version, **labels):
+        found = obj(name, version)
+        found["metadata"]["labels"] = labels
+        return found
+
+    store.put(labelled("web-1", 1, **{"rollout.dev/rollout": "web"}))
+    store.put(labelled("web-2", 2, **{"rollout.dev/rollout": "web"}))
+    store.put(labelled("api-1", 3, **{"rollout.dev/rollout": "api"}))
+
+    def names(value):
+        return [o["metadata"]["name"] for o in store.labelled("shop", "rollout.dev/rollout", value)]
+
+    assert names("web") == ["web-1", "web-2"]
+    store.put(labelled("web-2", 4, **{"rollout.dev/rollout": "api"}))  # relabelled
+    assert (names("web"), names("api")) == (["web-1"], ["api-1", "web-2"])
+    store.remove(("shop", "web-1"))
+    assert names("web") == []
+    store.replace("shop", [labelled("api-1", 3, **{"rollout.dev/rollout": "api"})], 5)  # web-2 gone
+    assert names("api") == ["api-1"]
+    assert store.labelled("elsewhere", "rollout.dev/rollout", "api") == []
+    assert [o["metadata"]["name"] for o in store.labelled(None, "rollout.dev/rollout", "api")] == ["api-1"]
