@@ -17,11 +17,8 @@ from rollout.api.base import parse_duration
 from rollout.api.rollout import Rollout, SpecError
 from rollout.api.spec import RolloutAnalysis
 from rollout.api.status import RolloutStatus
+from rollout.api.vocabulary import BACKGROUND, POST_PROMOTION, PRE_PROMOTION, step_run_name
 
-# Where the Rollout refers to analysis: run name -> field path. Step runs are `step-<n>`, 1-based.
-BACKGROUND = "background"
-PRE_PROMOTION = "pre-promotion"
-POST_PROMOTION = "post-promotion"
 # An error measurement of a metric without an interval is tried again after this many seconds.
 ERROR_RETRY_SECONDS = 10.0
 
@@ -148,10 +145,6 @@ def _count(value: int | str | None, args: Mapping[str, str]) -> int | None:
             raise ArgError(f"count: {filled!r} is not a positive integer")
         return int(filled)
     return filled
-
-
-def step_run_name(index: int) -> str:
-    return f"step-{index + 1}"
 
 
 def template_keys(rollout: Rollout) -> set[TemplateKey]:

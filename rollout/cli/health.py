@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-PROMOTABLE = ("CanaryPauseStep", "AnalysisInconclusive", "BlueGreenPause")
+from rollout.api.vocabulary import BLUE_GREEN_PAUSE, CANARY_PAUSE, INVALID_SPEC, PROMOTABLE_PAUSES, USER_PAUSE
 
 
 def _pauses(status: dict[str, Any]) -> list[str]:
@@ -17,12 +17,12 @@ def _pauses(status: dict[str, Any]) -> list[str]:
 def _ends_by_itself(obj: dict[str, Any], reason: str) -> bool:
     strategy = (obj.get("spec") or {}).get("strategy") or {}
     status = obj.get("status") or {}
-    if reason == "CanaryPauseStep" and "canary" in strategy and status.get("currentStepIndex") is not None:
+    if reason == CANARY_PAUSE and "canary" in strategy and status.get("currentStepIndex") is not None:
         steps = strategy["canary"].get("steps") or []
         index = status["currentStepIndex"]
         step = steps[index] if 0 <= index < len(steps) else None
         return bool(step and step.get("pause") is not None and step["pause"].get("duration") is not None)
-    if reason == "BlueGreenPause" and "blueGreen" in strategy:
+    if reason == BLUE_GREEN_PAUSE and "blueGreen" in strategy:
         bg = strategy["blueGreen"]
         return bg.get("autoPromotionEnabled") is not False and bool(bg.get("autoPromotionSeconds"))
     return False
@@ -43,7 +43,7 @@ def health(obj: dict[str, Any]) -> tuple[str, str]:
         )
     message = str(status.get("message", ""))
     invalid = any(
-        c.get("type") == "InvalidSpec" and c.get("status") == "True" for c in status.get("conditions") or []
+        c.get("type") == INVALID_SPEC and c.get("status") == "True" for c in status.get("conditions") or []
     )
     if status.get("phase") == "Degraded" or status.get("aborted") is True or invalid:
         return "Degraded", message
@@ -75,7 +75,7 @@ def refusal(action: str, obj: dict[str, Any]) -> str | None:
     if action == "promote":
         if not updating(obj):
             return "no update is in progress"
-        if not any(p in PROMOTABLE for p in pauses):
+        if not any(p in PROMOTABLE_PAUSES for p in pauses):
             return "nothing waits for promotion (no pause step, inconclusive analysis or blue/green preview)"
     elif action == "promote-full":
         if not updating(obj):
@@ -91,10 +91,10 @@ def refusal(action: str, obj: dict[str, Any]) -> str | None:
         if status.get("aborted") is not True:
             return "it is not aborted"
     elif action == "pause":
-        if "UserPause" in pauses:
+        if USER_PAUSE in pauses:
             return "it is already paused by `rollout pause`"
     elif action == "resume":
-        if "UserPause" not in pauses:
+        if USER_PAUSE not in pauses:
             return "it is not paused by `rollout pause` (a pause step is passed with `rollout promote`)"
     elif action == "restart":
         return _restart_refusal(obj, status, pauses)

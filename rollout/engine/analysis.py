@@ -16,15 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from rollout.analysis.resolve import BACKGROUND, ResolvedMetric, step_run_name
+from rollout.analysis.resolve import ResolvedMetric
 from rollout.analysis.runs import TERMINAL, assess, passed_so_far, record, seconds_to_next
 from rollout.api.rollout import Rollout
 from rollout.api.status import AnalysisRun, RolloutStatus
+from rollout.api.vocabulary import ANALYSIS, ANALYSIS_PAUSE, BACKGROUND, step_run_name
 from rollout.engine.conditions import add_pause, remove_pause, set_condition
 from rollout.engine.types import Event, Observed
 
-ANALYSIS_PAUSE = "AnalysisInconclusive"
-ANALYSIS_CONDITION = "Analysis"
 MAX_FINISHED_RUNS = 5  # finished runs of the current revision kept in status, for people to read
 
 
@@ -130,16 +129,12 @@ class Analyses:
             assess(run, metrics, self.now)
         if run.phase == "Running":
             wait = seconds_to_next(run, metrics, self.now)
-            set_condition(
-                self.status, ANALYSIS_CONDITION, "Unknown", "Running", f"{name}: {run.message}", self.now
-            )
+            set_condition(self.status, ANALYSIS, "Unknown", "Running", f"{name}: {run.message}", self.now)
             return Gate("Running", f"analysis {name}: {run.message}", wait)
         if run.phase == "Successful":
             if was != "Successful":
                 self.events.append(Event("Normal", "AnalysisSuccessful", f"Analysis {name}: {run.message}"))
-            set_condition(
-                self.status, ANALYSIS_CONDITION, "True", "Successful", f"{name}: {run.message}", self.now
-            )
+            set_condition(self.status, ANALYSIS, "True", "Successful", f"{name}: {run.message}", self.now)
             return Gate("Successful", run.message)
         self._report(run, was)
         if run.phase == "Inconclusive" and self.status.promote_pending:
@@ -190,9 +185,9 @@ class Analyses:
         """The Analysis condition for a run that ended badly; an Inconclusive one pauses."""
         text = f"Analysis {run.name} {run.phase.lower()}: {run.message}"
         if run.phase in ("Failed", "Error"):
-            set_condition(self.status, ANALYSIS_CONDITION, "False", run.phase, text, self.now)
+            set_condition(self.status, ANALYSIS, "False", run.phase, text, self.now)
         elif run.phase == "Inconclusive":
-            set_condition(self.status, ANALYSIS_CONDITION, "Unknown", "Inconclusive", text, self.now)
+            set_condition(self.status, ANALYSIS, "Unknown", "Inconclusive", text, self.now)
             if add_pause(self.status, ANALYSIS_PAUSE, self.now) or was != "Inconclusive":
                 self.events.append(
                     Event("Warning", "AnalysisInconclusive", f"{text}; paused until rollout.dev/promote")

@@ -20,16 +20,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from rollout.analysis.resolve import POST_PROMOTION, PRE_PROMOTION
 from rollout.api.rollout import Rollout
 from rollout.api.spec import BlueGreenStrategy, RolloutAnalysis
 from rollout.api.status import BlueGreenStatus, RolloutStatus
+from rollout.api.vocabulary import BLUE_GREEN_PAUSE, POST_PROMOTION, PRE_PROMOTION
 from rollout.engine.conditions import add_pause, remove_pause
 from rollout.engine.moves import Moves
 from rollout.engine.types import Command, Event
 from rollout.traffic.base import STABLE_ONLY, TrafficState
 
-BLUE_GREEN_PAUSE = "BlueGreenPause"
 SWITCHED = TrafficState(weight=100)  # with trafficRouting: everything to the preview Service
 
 

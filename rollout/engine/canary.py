@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from rollout.analysis.resolve import step_run_name
 from rollout.api.base import parse_duration, resolve_int_or_percent
 from rollout.api.rollout import Rollout
 from rollout.api.spec import CanaryStrategy
 from rollout.api.status import CanaryStatus, RolloutStatus
-from rollout.engine.analysis import BACKGROUND, Gate, reset_runs, step_gate
+from rollout.api.vocabulary import BACKGROUND, CANARY_PAUSE, step_run_name
+from rollout.engine.analysis import Gate, reset_runs, step_gate
 from rollout.engine.conditions import add_pause, remove_pause
 from rollout.engine.moves import Moves
 from rollout.engine.rolling import plan_replicas
@@ -35,8 +35,6 @@ from rollout.engine.types import (
     ScaleReplicaSet,
 )
 from rollout.traffic.base import STABLE_ONLY, TrafficState, at_rest, same_traffic
-
-CANARY_PAUSE = "CanaryPauseStep"
 
 
 def promote(rollout: Rollout, status: RolloutStatus, command: Command, now: datetime) -> Event:

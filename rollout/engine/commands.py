@@ -9,11 +9,10 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 from rollout.api.status import RolloutStatus
+from rollout.api.vocabulary import USER_PAUSE
 from rollout.engine.conditions import add_pause, remove_pause
 from rollout.engine.restart import start_restart
 from rollout.engine.types import Command, Event, PodState
-
-USER_PAUSE = "UserPause"
 
 
 def apply_commands(

@@ -15,17 +15,23 @@ from rollout.analysis.resolve import ResolvedMetric, resolve_analyses
 from rollout.api.revision import revision_hash
 from rollout.api.rollout import ParsedRollout, Rollout, SpecError
 from rollout.api.status import RolloutStatus
-from rollout.engine import rollback
-from rollout.engine.analysis import (
-    ANALYSIS_CONDITION,
+from rollout.api.vocabulary import (
+    ANALYSIS,
     ANALYSIS_PAUSE,
-    Analyses,
-    promote_analysis,
-    reset_runs,
+    AVAILABLE,
+    BLUE_GREEN_PAUSE,
+    CANARY_PAUSE,
+    DEADLINE_EXCEEDED,
+    INVALID_SPEC,
+    INVALID_STATUS,
+    PROGRESSING,
+    SPEC_PAUSE,
 )
-from rollout.engine.bluegreen import BLUE_GREEN_PAUSE, BlueGreenPlan
+from rollout.engine import rollback
+from rollout.engine.analysis import Analyses, promote_analysis, reset_runs
+from rollout.engine.bluegreen import BlueGreenPlan
 from rollout.engine.bounds import MESSAGE, bounded, clip
-from rollout.engine.canary import CANARY_PAUSE, CanaryPlan
+from rollout.engine.canary import CanaryPlan
 from rollout.engine.commands import apply_commands
 from rollout.engine.conditions import add_pause, remove_condition, remove_pause, set_condition
 from rollout.engine.moves import Moves, Outcome
@@ -43,13 +49,6 @@ from rollout.engine.types import (
 )
 from rollout.engine.validation import validate
 from rollout.engine.workload import with_workload, workload_actions
-
-SPEC_PAUSE = "SpecPaused"
-INVALID_SPEC = "InvalidSpec"
-INVALID_STATUS = "InvalidStatus"
-PROGRESSING = "Progressing"
-AVAILABLE = "Available"
-DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
 
 
 def current_revision(rollout: Rollout) -> str:
@@ -252,7 +251,7 @@ def _follow_revision(status: RolloutStatus, current: str, now: datetime, events:
         if status.blue_green is not None:
             status.blue_green.restart()
         remove_condition(status, PROGRESSING)
-        remove_condition(status, ANALYSIS_CONDITION)
+        remove_condition(status, ANALYSIS)
         reset_runs(status)
         status.skip_analysis = False
         _drop_pending_promote(status, events, f"revision {current} replaced the one it was for")
@@ -387,7 +386,7 @@ def _phase(
     elif status.pause_conditions:
         reasons = ", ".join(p.reason for p in status.pause_conditions)
         phase, message = "Paused", f"Paused ({reasons}){strategy.where('Paused')}"
-        analysis = status.condition(ANALYSIS_CONDITION)
+        analysis = status.condition(ANALYSIS)
         if status.paused_by(ANALYSIS_PAUSE) and analysis is not None:
             message += f"; {analysis.message}"
         elif strategy.waiting_when_paused(waiting):

@@ -16,6 +16,7 @@ from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import Rollout
 from rollout.api.spec import BlueGreenStrategy, CanaryStrategy, RollingStrategy
 from rollout.api.status import BlueGreenStatus, CanaryStatus, RolloutStatus
+from rollout.api.vocabulary import ROUTE_STATUS
 from rollout.engine.analysis import Analyses
 from rollout.engine.conditions import remove_condition, set_condition
 from rollout.engine.types import (
@@ -34,7 +35,6 @@ from rollout.engine.types import (
 from rollout.traffic.base import TrafficState, same_traffic
 from rollout.traffic.bindings import routing_of
 
-ROUTE_STATUS = "RouteStatus"
 # How often a route whose status is pending or blocked is read again (routes are not watched).
 ROUTE_POLL_SECONDS = 1.0
 BLOCKED_POLL_SECONDS = 5.0

@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from rollout.analysis.resolve import BACKGROUND
 from rollout.api.base import resolve_int_or_percent
 from rollout.api.spec import RollingStrategy
+from rollout.api.vocabulary import BACKGROUND
 from rollout.engine.analysis import Gate
 from rollout.engine.moves import Moves, Outcome
 from rollout.engine.types import (

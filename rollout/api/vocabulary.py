@@ -1,0 +1,42 @@
+"""The words a Rollout's status is written in: condition types (with the reasons read back from
+them), pause reasons and analysis run names, in one place.
+
+The engine writes them (rollout/engine/), and whatever reads a status matches on them: the
+engine itself on the next reconcile, the CLI, notifications, the Argo CD health script. They
+are part of the API: a stored status carries them, so a name never changes once released."""
+
+from __future__ import annotations
+
+# --- condition types (status.conditions[].type) ------------------------------------------------
+
+PROGRESSING = "Progressing"  # where the update stands; False with DEADLINE_EXCEEDED when stuck
+AVAILABLE = "Available"  # every desired replica available
+INVALID_SPEC = "InvalidSpec"  # the spec cannot be acted on; nothing moves until it is fixed
+INVALID_STATUS = "InvalidStatus"  # the stored status cannot be read; the rollout holds
+ANALYSIS = "Analysis"  # the latest analysis run's outcome
+ROUTE_STATUS = "RouteStatus"  # what the routes' own status says (Accepted, pending, unknown)
+
+# A reason of the Progressing condition the engine reads back (progress resumed, or not).
+DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+
+# --- pause reasons (status.pauseConditions[].reason) -------------------------------------------
+
+USER_PAUSE = "UserPause"  # rollout.dev/pause; rollout.dev/resume clears it
+SPEC_PAUSE = "SpecPaused"  # spec.paused: true
+ANALYSIS_PAUSE = "AnalysisInconclusive"  # an inconclusive analysis, until rollout.dev/promote
+CANARY_PAUSE = "CanaryPauseStep"  # a canary's pause step
+BLUE_GREEN_PAUSE = "BlueGreenPause"  # a blue/green preview waiting for promotion
+
+# The pauses rollout.dev/promote passes (the others are a person's or the spec's own).
+PROMOTABLE_PAUSES = (CANARY_PAUSE, ANALYSIS_PAUSE, BLUE_GREEN_PAUSE)
+
+# --- analysis run names (status.analysisRuns[].name) ---------------------------------------------
+
+BACKGROUND = "background"  # a rolling update's or a canary's analysis, beside the steps
+PRE_PROMOTION = "pre-promotion"  # blue/green, before the switch
+POST_PROMOTION = "post-promotion"  # blue/green, after the switch
+
+
+def step_run_name(index: int) -> str:
+    """The run of the analysis step at `index` (0-based): `step-<n>`, 1-based."""
+    return f"step-{index + 1}"
