@@ -15,9 +15,9 @@ from rollout.analysis.providers import PROVIDERS
 from rollout.api.analysis import AnalysisTemplateSpec, Metric
 from rollout.api.base import parse_duration
 from rollout.api.rollout import Rollout, SpecError
-from rollout.api.spec import RolloutAnalysis
+from rollout.api.spec import AnalysisRefs, RolloutAnalysis
 from rollout.api.status import RolloutStatus
-from rollout.api.vocabulary import BACKGROUND, POST_PROMOTION, PRE_PROMOTION, step_run_name
+from rollout.api.vocabulary import BACKGROUND
 
 # An error measurement of a metric without an interval is tried again after this many seconds.
 ERROR_RETRY_SECONDS = 10.0
@@ -62,26 +62,10 @@ class ResolvedMetric:
         return self.interval if self.interval is not None else ERROR_RETRY_SECONDS
 
 
-def analysis_refs(rollout: Rollout) -> dict[str, tuple[str, RolloutAnalysis]]:
-    """Every analysis the spec asks for: run name -> (field path, reference)."""
-    strategy = rollout.spec.strategy
-    refs: dict[str, tuple[str, RolloutAnalysis]] = {}
-    if strategy.rolling is not None and strategy.rolling.analysis is not None:
-        refs[BACKGROUND] = ("spec.strategy.rolling.analysis", strategy.rolling.analysis)
-    if strategy.canary is not None:
-        if strategy.canary.analysis is not None:
-            refs[BACKGROUND] = ("spec.strategy.canary.analysis", strategy.canary.analysis)
-        for index, step in enumerate(strategy.canary.steps):
-            if step.analysis is not None:
-                refs[step_run_name(index)] = (f"spec.strategy.canary.steps[{index}].analysis", step.analysis)
-    if strategy.blue_green is not None:
-        for name, ref, field in (
-            (PRE_PROMOTION, strategy.blue_green.pre_promotion_analysis, "prePromotionAnalysis"),
-            (POST_PROMOTION, strategy.blue_green.post_promotion_analysis, "postPromotionAnalysis"),
-        ):
-            if ref is not None:
-                refs[name] = (f"spec.strategy.blueGreen.{field}", ref)
-    return refs
+def analysis_refs(rollout: Rollout) -> AnalysisRefs:
+    """Every analysis the spec asks for, as its strategy declares them: run name -> (field path,
+    reference)."""
+    return rollout.spec.strategy.chosen.analyses()
 
 
 @dataclass(frozen=True)
@@ -156,21 +140,16 @@ def template_keys(rollout: Rollout) -> set[TemplateKey]:
 
 
 def builtin_args(rollout: Rollout, stable: str | None, current: str) -> dict[str, str]:
-    strategy = rollout.spec.strategy
-    stable_service = canary_service = ""
-    if strategy.canary is not None:
-        stable_service = strategy.canary.stable_service or ""
-        canary_service = strategy.canary.canary_service or ""
-    elif strategy.blue_green is not None:
-        stable_service = strategy.blue_green.active_service
-        canary_service = strategy.blue_green.preview_service or ""
+    """The arguments every template gets; the Services are the strategy's pair (a blue/green's
+    active and preview Services; empty without Services)."""
+    services = rollout.spec.strategy.chosen.services()
     return {
         "namespace": rollout.metadata.namespace,
         "rollout": rollout.metadata.name,
         "stable-hash": stable or "",
         "canary-hash": current,
-        "stable-service": stable_service,
-        "canary-service": canary_service,
+        "stable-service": services.stable,
+        "canary-service": services.canary,
     }
 
 

@@ -7,11 +7,13 @@ InvalidSpec with the field path; references to other objects are checked by the 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, get_args
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import Field, model_validator
 
 from rollout.api.base import Duration, IntOrPercent, SpecModel
+from rollout.api.vocabulary import BACKGROUND, POST_PROMOTION, PRE_PROMOTION, step_run_name
 
 Weight = Annotated[int, Field(ge=0, le=100)]
 NonNegative = Annotated[int, Field(ge=0)]
@@ -198,13 +200,67 @@ class TrafficRouting(SpecModel):
     nginx: NginxRouting | None = None
 
 
-class RollingStrategy(SpecModel):
+@dataclass(frozen=True)
+class ServicePair:
+    """The two Services a strategy pins to revisions, with the spec fields naming them: a canary's
+    stableService and canaryService, a blue/green's activeService and previewService. Validation
+    checks they exist, the controller reads them, analysis gets them as built-in arguments, the
+    routes send to them, and recovery reads from `stable` which revision users are on. An empty
+    name is a Service not set (a rolling update has neither)."""
+
+    path: str  # spec.strategy.<field>, for errors
+    stable: str = ""  # the Service users are on: stableService, activeService
+    canary: str = ""  # the Service the new revision is reached on: canaryService, previewService
+    stable_field: str = ""
+    canary_field: str = ""
+
+    def named(self) -> dict[str, str]:
+        """Field path -> Service name, for each Service the spec names."""
+        pair = ((self.stable_field, self.stable), (self.canary_field, self.canary))
+        return {f"{self.path}.{field}": name for field, name in pair if name}
+
+
+# Where a strategy refers to analysis: run name (rollout/api/vocabulary.py) -> (field path, reference).
+AnalysisRefs = dict[str, tuple[str, "RolloutAnalysis"]]
+
+
+class StrategyConfig(SpecModel):
+    # What every strategy's spec declares besides its own fields: the Services it pins, the
+    # analyses it runs and the trafficRouting its routes follow. Every layer reads these here
+    # (resolution, routing, validation, recovery, the controller) instead of asking which
+    # strategy it is; the engine's side of each strategy is in rollout/engine/strategies.py.
+    # (A comment, not a docstring: pydantic would put a docstring into the CRD schema.)
+
+    field: ClassVar[str]  # the name under spec.strategy: rolling, canary, blueGreen
+
+    @property
+    def path(self) -> str:
+        return f"spec.strategy.{self.field}"
+
+    def services(self) -> ServicePair:
+        return ServicePair(self.path)
+
+    def analyses(self) -> AnalysisRefs:
+        return {}
+
+    def routing(self) -> TrafficRouting | None:
+        return None
+
+
+class RollingStrategy(StrategyConfig):
+    field: ClassVar[str] = "rolling"
+
     max_surge: IntOrPercent = "25%"
     max_unavailable: IntOrPercent = "25%"
     analysis: RolloutAnalysis | None = None
 
+    def analyses(self) -> AnalysisRefs:
+        return {} if self.analysis is None else {BACKGROUND: (f"{self.path}.analysis", self.analysis)}
 
-class CanaryStrategy(SpecModel):
+
+class CanaryStrategy(StrategyConfig):
+    field: ClassVar[str] = "canary"
+
     stable_service: str | None = None
     canary_service: str | None = None
     traffic_routing: TrafficRouting | None = None
@@ -215,8 +271,27 @@ class CanaryStrategy(SpecModel):
     scale_down_delay_seconds: NonNegative = 30
     abort_scale_down_delay_seconds: NonNegative = 30
 
+    def services(self) -> ServicePair:
+        return ServicePair(
+            self.path, self.stable_service or "", self.canary_service or "", "stableService", "canaryService"
+        )
 
-class BlueGreenStrategy(SpecModel):
+    def analyses(self) -> AnalysisRefs:
+        refs: AnalysisRefs = {}
+        if self.analysis is not None:
+            refs[BACKGROUND] = (f"{self.path}.analysis", self.analysis)
+        for index, step in enumerate(self.steps):
+            if step.analysis is not None:
+                refs[step_run_name(index)] = (f"{self.path}.steps[{index}].analysis", step.analysis)
+        return refs
+
+    def routing(self) -> TrafficRouting | None:
+        return self.traffic_routing
+
+
+class BlueGreenStrategy(StrategyConfig):
+    field: ClassVar[str] = "blueGreen"
+
     active_service: str = Field(min_length=1)
     preview_service: str | None = None
     preview_replica_count: NonNegative | None = None
@@ -228,20 +303,48 @@ class BlueGreenStrategy(SpecModel):
     abort_scale_down_delay_seconds: NonNegative = 30
     traffic_routing: TrafficRouting | None = None
 
+    def services(self) -> ServicePair:
+        return ServicePair(
+            self.path, self.active_service, self.preview_service or "", "activeService", "previewService"
+        )
+
+    def analyses(self) -> AnalysisRefs:
+        hooks = (
+            (PRE_PROMOTION, self.pre_promotion_analysis, "prePromotionAnalysis"),
+            (POST_PROMOTION, self.post_promotion_analysis, "postPromotionAnalysis"),
+        )
+        return {name: (f"{self.path}.{field}", ref) for name, ref, field in hooks if ref is not None}
+
+    def routing(self) -> TrafficRouting | None:
+        return self.traffic_routing
+
 
 class Strategy(SpecModel):
+    # One field per strategy, each a StrategyConfig; exactly one is set (rolling by default).
+
     rolling: RollingStrategy | None = None
     canary: CanaryStrategy | None = None
     blue_green: BlueGreenStrategy | None = None
 
     @model_validator(mode="after")
     def _one_strategy(self) -> Strategy:
-        chosen = [s for s in ("rolling", "canary", "blue_green") if getattr(self, s) is not None]
+        chosen = [name for name in type(self).model_fields if getattr(self, name) is not None]
         if len(chosen) > 1:
-            raise ValueError("choose exactly one strategy: rolling, canary or blueGreen")
+            *names, last = (f.field for f in self.configs())
+            raise ValueError(f"choose exactly one strategy: {', '.join(names)} or {last}")
         if not chosen:
             self.rolling = RollingStrategy()
         return self
+
+    @classmethod
+    def configs(cls) -> list[type[StrategyConfig]]:
+        """The model of every strategy, in field order."""
+        return [get_args(info.annotation)[0] for info in cls.model_fields.values()]
+
+    @property
+    def chosen(self) -> StrategyConfig:
+        """The strategy the spec names (the validator leaves exactly one set)."""
+        return next(c for c in (getattr(self, name) for name in type(self).model_fields) if c is not None)
 
 
 class WorkloadRef(SpecModel):

@@ -32,12 +32,8 @@ class Recovered:
 
 
 def users_service(rollout: Rollout) -> str | None:
-    strategy = rollout.spec.strategy
-    if strategy.canary is not None:
-        return strategy.canary.stable_service
-    if strategy.blue_green is not None:
-        return strategy.blue_green.active_service
-    return None
+    """The Service users are on: the stable one of the strategy's pair (None: it has none)."""
+    return rollout.spec.strategy.chosen.services().stable or None
 
 
 def serving(rollout: Rollout, observed: Observed) -> Recovered | None:

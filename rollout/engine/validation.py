@@ -25,19 +25,8 @@ BLUE_GREEN = "spec.strategy.blueGreen"
 
 
 def referenced_services(rollout: Rollout) -> dict[str, str]:
-    """Services the spec names: field path -> Service name."""
-    strategy = rollout.spec.strategy
-    refs: dict[str, str] = {}
-    if strategy.canary is not None:
-        if strategy.canary.stable_service:
-            refs["spec.strategy.canary.stableService"] = strategy.canary.stable_service
-        if strategy.canary.canary_service:
-            refs["spec.strategy.canary.canaryService"] = strategy.canary.canary_service
-    if strategy.blue_green is not None:
-        refs["spec.strategy.blueGreen.activeService"] = strategy.blue_green.active_service
-        if strategy.blue_green.preview_service:
-            refs["spec.strategy.blueGreen.previewService"] = strategy.blue_green.preview_service
-    return refs
+    """Services the spec names: field path -> Service name (its strategy's pair)."""
+    return rollout.spec.strategy.chosen.services().named()
 
 
 def validate(rollout: Rollout, observed: Observed) -> list[SpecError]:

@@ -184,10 +184,7 @@ def reconcile_timer() -> Iterator[dict[str, str]]:
 
 
 def _strategy(parsed: ParsedRollout) -> str:
-    if parsed.rollout is None:
-        return "invalid"
-    strategy = parsed.rollout.spec.strategy
-    return "canary" if strategy.canary else "blueGreen" if strategy.blue_green else "rolling"
+    return "invalid" if parsed.rollout is None else parsed.rollout.spec.strategy.chosen.field
 
 
 def _judged(status: RolloutStatus) -> dict[tuple[str, str, str], dict[str, int]]:

@@ -36,31 +36,21 @@ class Routing:
 
 
 def routing_of(rollout: Rollout) -> Routing | None:
-    strategy = rollout.spec.strategy
-    name = rollout.metadata.name
-    if strategy.canary is not None and strategy.canary.traffic_routing is not None:
-        canary = strategy.canary
-        return Routing(
-            "spec.strategy.canary",
-            canary.traffic_routing,
-            canary.stable_service or "",
-            canary.canary_service or "",
-            "stableService",
-            "canaryService",
-            name,
-        )
-    if strategy.blue_green is not None and strategy.blue_green.traffic_routing is not None:
-        blue_green = strategy.blue_green
-        return Routing(
-            "spec.strategy.blueGreen",
-            blue_green.traffic_routing,
-            blue_green.active_service,
-            blue_green.preview_service or "",
-            "activeService",
-            "previewService",
-            name,
-        )
-    return None
+    """The trafficRouting its strategy declares, with the strategy's two Services (None: none)."""
+    strategy = rollout.spec.strategy.chosen
+    routing = strategy.routing()
+    if routing is None:
+        return None
+    services = strategy.services()
+    return Routing(
+        services.path,
+        routing,
+        services.stable,
+        services.canary,
+        services.stable_field,
+        services.canary_field,
+        rollout.metadata.name,
+    )
 
 
 @dataclass(frozen=True)
