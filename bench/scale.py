@@ -3,19 +3,24 @@
 N Rollouts (1 replica each, their own HTTPRoute and Services, steps `setWeight 20`, `pause 2s`,
 `setWeight 60`) are created and left to become Healthy; then all are given a new image at once.
 The controller runs as a process of its own (`rollout controller --workers W`), so that its RSS
-is its own. Printed per N: the time until all are Healthy at first, first-step latency (the
-route at 20%) and completion latency (Healthy on the new revision) as p50/p99/max from the
-update, the API requests the controller made during the update (GETs outside its caches, and
-writes per weight step), and its peak RSS.
+and CPU are its own. Printed per N: the time until all are Healthy at first, first-step latency
+(the route at 20%) and completion latency (Healthy on the new revision) as p50/p99/max, each from
+that Rollout's own update; the controller's API requests during the update (reads outside its
+caches, writes per update and per weight step, Events); its CPU per update and peak RSS; and the
+API server's CPU.
 
-On the emulated cluster by default (kmock, in this process; pods Ready 0.2 s after creation). With
-ROLLOUT_BENCH_KUBECONFIG set, on that cluster instead (CRDs and Gateway API installed; with
-ROLLOUT_E2E_MARK_PODS_READY=1 the Pods are marked Ready, for a cluster without nodes); request
-counts come from the emulator only. ROLLOUT_BENCH_LOGS=DIR keeps the controller's log there
-(ROLLOUT_BENCH_LOG_LEVEL, WARNING by default).
+On the real control plane by default (tests/cluster: built on first use, started here; no nodes,
+a stand-in kubelet marks Pods Ready), where the controller is a user of its own and the API
+server's audit log counts its requests. `--emulator` runs kmock's emulated API server in this
+process instead (pods Ready 0.2 s after creation; its single event loop sets the times there).
+With ROLLOUT_BENCH_KUBECONFIG set, on that cluster (CRDs and Gateway API installed; request counts
+not available). ROLLOUT_BENCH_PROFILE=FILE samples the controller with py-spy through the update
+(collapsed stacks; `python -m bench.profile FILE` sums them by function). ROLLOUT_BENCH_LOGS=DIR
+keeps the controller's log there (ROLLOUT_BENCH_LOG_LEVEL, WARNING by default).
 
-    python -m bench.scale                 # N = 10, 100, 1000
-    python -m bench.scale 50 200 --workers 32
+    python -m bench.scale                 # N = 200 and 1,000 on the real control plane
+    python -m bench.scale 100 500 --workers 32
+    python -m bench.scale 10 100 --emulator
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import datetime
 import functools
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -348,6 +354,16 @@ def controller_process(where: Target, workers: int, log: Path) -> subprocess.Pop
     return subprocess.Popen(args, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
+def profile(pid: int) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling the controller through the update, when ROLLOUT_BENCH_PROFILE names the
+    file for its collapsed stacks (flame-graph input; `bench.profile` sums it by function)."""
+    path = os.environ.get("ROLLOUT_BENCH_PROFILE")
+    if not path:
+        return None
+    argv = ["py-spy", "record", "--pid", str(pid), "--rate", "100", "--format", "raw", "--output", path]
+    return subprocess.Popen([*argv, "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def rollout_of(request: Any) -> str | None:
     """The Rollout `app-N` a write of the controller was for (Events aside), else None."""
     if request.headers.get("User-Agent") != USER_AGENT or request.method.value == "GET":
@@ -453,6 +469,7 @@ async def run(n: int, workers: int, timeout: float, emulator: bool) -> dict[str,
                     await where.kube.patch(ROLLOUTS, ns, name, image_patch("web:2", name))
                     updated[name] = time.monotonic()
 
+                profiler = profile(controller.pid)
                 await in_batches([lambda a=name: update(a) for name in names], where.harvest)
                 first_step: dict[str, float] = {}
                 completed: dict[str, float] = {}
@@ -477,6 +494,9 @@ async def run(n: int, workers: int, timeout: float, emulator: bool) -> dict[str,
                     peak = max(peak, rss_mib(controller.pid))
                     where.harvest()
                     await asyncio.sleep(0.05)
+                if profiler is not None:
+                    profiler.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
+                    profiler.wait(60)
                 cpu = cpu_seconds(controller.pid) - cpu_before
                 server_cpu = cpu_seconds(server_pid) - server_cpu_before if server_pid else None
                 took = time.monotonic() - min(updated.values())

@@ -9,6 +9,7 @@ Names follow Prometheus conventions: the `rollout_` prefix, base units (seconds,
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Iterator
@@ -213,9 +214,15 @@ def record_decision(
     """Per-Rollout gauges from the status just decided, and the measurements it judged (the
     growth of each metric's counts since the stored status)."""
     ns, name = parsed.meta.namespace, parsed.meta.name
-    _forget_info(ns, name)
     revisions = (new.stable_revision or "", new.current_revision or "")
-    ROLLOUT_INFO.labels(ns, name, _strategy(parsed), *revisions).set(1)
+    info = (ns, name, _strategy(parsed), *revisions)
+    shown = _info_shown.get((ns, name))
+    if shown != info:
+        if shown is not None:
+            with contextlib.suppress(KeyError):
+                ROLLOUT_INFO.remove(*shown)
+        _info_shown[(ns, name)] = info
+    ROLLOUT_INFO.labels(*info).set(1)
     for phase in PHASES:
         ROLLOUT_PHASE.labels(ns, name, phase).set(1 if new.phase == phase else 0)
     ROLLOUT_STEP.labels(ns, name).set(-1 if new.current_step_index is None else new.current_step_index)
@@ -240,10 +247,9 @@ def record_decision(
                 ANALYSIS_MEASUREMENTS.labels(ns, template, key[2], phase).inc(grown)
 
 
-def _forget_info(namespace: str, name: str) -> None:
-    for labels in _series(ROLLOUT_INFO):
-        if labels[:2] == (namespace, name):
-            ROLLOUT_INFO.remove(*labels)
+# The info series each Rollout shows now, so a decision replaces it without a walk over every
+# Rollout's series (that walk was 4.6% of the controller's CPU at N = 600).
+_info_shown: dict[tuple[str, str], tuple[str, ...]] = {}
 
 
 def _series(metric: Any) -> list[tuple[str, ...]]:
@@ -252,6 +258,7 @@ def _series(metric: Any) -> list[tuple[str, ...]]:
 
 def forget_rollout(namespace: str, name: str) -> None:
     """Drop every per-Rollout series of a deleted Rollout."""
+    _info_shown.pop((namespace, name), None)
     for metric in PER_ROLLOUT:
         for labels in _series(metric):
             if labels[:2] == (namespace, name):
