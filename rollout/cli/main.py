@@ -354,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     ctl.add_argument(
         "--workers",
         type=int,
-        default=16,
+        default=64,
         help="Rollouts reconciled at the same time (each Rollout one reconcile at a time)",
     )
     ctl.add_argument(

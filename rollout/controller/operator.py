@@ -193,7 +193,7 @@ async def run_controller(
     stop_flag: asyncio.Event | threading.Event | None = None,
     ready_flag: asyncio.Event | threading.Event | None = None,
     prometheus_address: str | None = None,
-    workers: int = 16,
+    workers: int = 64,
     notifications: NotifySettings | None = None,
 ) -> None:
     """Run the controller until `stop_flag` is set (or forever); `prometheus_address` is the

@@ -28,7 +28,7 @@ class ProcessSettings:
     http_host: str = "0.0.0.0"
     http_port: int = 8080  # 0: no HTTP endpoints
     election: ElectionSettings | None = None  # None: no leader election (one replica)
-    workers: int = 16  # Rollouts reconciled at the same time
+    workers: int = 64  # Rollouts reconciled at the same time
     notifications: NotifySettings = field(default_factory=NotifySettings)
 
 

@@ -61,7 +61,7 @@ class WaitRetryAfter(wait_base):
         return self.fallback(retry_state) if after is None else min(after, self.cap)
 
 
-API_THREADS = 32
+API_THREADS = 64
 
 
 def client_configuration() -> client.Configuration:
