@@ -548,7 +548,7 @@ async def main(sizes: list[int], workers: int, timeout: float, emulator: bool) -
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sizes", nargs="*", type=int, default=[200, 1000])
-    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=64)
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds for each phase")
     parser.add_argument(
         "--emulator", action="store_true", help="kmock's emulated API server instead of the real one"

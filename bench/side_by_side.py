@@ -15,7 +15,7 @@ the API server's audit log counts. Each Rollout's latency is counted from its ow
 Printed per N and workload, for each controller and as the ratio (this project / Argo Rollouts):
 first-step and completion p50/p99, controller CPU per update, API requests per update by verb
 (Events apart), and peak RSS. Argo Rollouts runs with its client raised to 1,000 QPS (burst
-2,000) and 16 Rollout workers, as this project's controller has no client-side limit and 16
+2,000) and 64 Rollout workers, as this project's controller has no client-side limit and 64
 workers: at its defaults (40 QPS, 10 workers) it would queue on its own limiter.
 
     python -m bench.side_by_side                  # N = 200 and 1,000, both workloads
@@ -65,7 +65,7 @@ from tests.thirdparty import routing_crds
 VIRTUAL_SERVICES = Resource("networking.istio.io", "v1", "virtualservices", "VirtualService")
 OUR_ROLLOUTS = Resource("rollout.dev", "v1alpha1", "rollouts", "Rollout")
 ARGO_ROLLOUTS = Resource(argo.ROLLOUTS.group, argo.ROLLOUTS.version, argo.ROLLOUTS.plural, "Rollout")
-WORKERS = 16
+WORKERS = 64
 
 
 def our_manifests(name: str, namespace: str, router: str) -> list[tuple[Resource, dict[str, Any]]]:
