@@ -1,5 +1,6 @@
 """The blue/green strategy: the new revision comes up beside the old one, reachable on the preview
-Service, and one switch moves every user to it; a rollback is the same switch back.
+Service, and one switch moves every user to it; a rollback is the same switch back. `STRATEGY`
+is its entry in the strategy registry (strategies.py).
 
 decide() runs `BlueGreenPlan(...).run()` after the common bookkeeping (revisions, commands, pauses):
 - at rest (current == stable) or aborted: `return_to(stable)`: stable at full scale, the active
@@ -20,14 +21,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from rollout.api.rollout import Rollout
+from rollout.api.rollout import Rollout, SpecError
 from rollout.api.spec import BlueGreenStrategy, RolloutAnalysis
 from rollout.api.status import BlueGreenStatus, RolloutStatus
 from rollout.api.vocabulary import BLUE_GREEN_PAUSE, POST_PROMOTION, PRE_PROMOTION
 from rollout.engine.conditions import add_pause, remove_pause
-from rollout.engine.moves import Moves
-from rollout.engine.types import Command, Event
+from rollout.engine.side_by_side import SideBySide
+from rollout.engine.types import Command, Event, Observed
 from rollout.traffic.base import STABLE_ONLY, TrafficState
+from rollout.traffic.bindings import pin_bindings
+from rollout.traffic.routing import Routing
 
 SWITCHED = TrafficState(weight=100)  # with trafficRouting: everything to the preview Service
 
@@ -80,7 +83,7 @@ def promote(rollout: Rollout, status: RolloutStatus, command: Command, now: date
     )
 
 
-class BlueGreenPlan(Moves):
+class BlueGreenPlan(SideBySide):
     @property
     def strategy(self) -> BlueGreenStrategy:
         return _strategy(self.rollout)
@@ -164,7 +167,7 @@ class BlueGreenPlan(Moves):
         )
         self.bg.switched_at = self.now
 
-    # --- the situations (Moves.run picks one) ----------------------------------------------
+    # --- the situations (SideBySide.run picks one) -----------------------------------------
 
     def return_to(self, stable: str, delay: int) -> bool:
         """Stable at full scale, users and the preview Service on it, then the other ReplicaSets
@@ -309,3 +312,36 @@ class BlueGreenPlan(Moves):
             seconds=self.strategy.scale_down_delay_seconds
         )
         self.out.at_rest = self.return_to(self.current, self.strategy.scale_down_delay_seconds)
+
+
+class BlueGreen:
+    """Blue/green in the strategy registry (strategies.py)."""
+
+    config = BlueGreenStrategy
+    pause_reasons = (BLUE_GREEN_PAUSE,)
+    moves = BlueGreenPlan
+
+    def config_errors(self, rollout: Rollout, routing: Routing | None, observed: Observed) -> list[SpecError]:
+        """Objects that pin pods by revision (DestinationRule subsets) have no place in a switch."""
+        return [
+            SpecError(
+                binding.path,
+                f"a blue/green switch routes to the active and preview Services; {binding.pinner.kind} "
+                "subsets are for canaries (remove it)",
+            )
+            for binding in pin_bindings(rollout)
+        ]
+
+    def moving_users(self, rollout: Rollout, status: RolloutStatus) -> bool:
+        """Switched: users are being moved onto the current revision (the switch time is in status)."""
+        return status.blue_green is not None and status.blue_green.switched_at is not None
+
+    def forget_progress(self, status: RolloutStatus) -> None:
+        if status.blue_green is not None:
+            status.blue_green.restart()  # promotion starts again
+
+    def step_progress(self, rollout: Rollout, status: RolloutStatus) -> None:
+        return None  # no steps
+
+
+STRATEGY = BlueGreen()

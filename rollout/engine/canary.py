@@ -1,8 +1,9 @@
 """The canary strategy: steps walked in order, traffic moved on the routes (or by replica
 proportions without trafficRouting), completion and abort in the order the design fixes.
+`STRATEGY` is its entry in the strategy registry (strategies.py).
 
 decide() runs `CanaryPlan(...).run()` after the common bookkeeping (revisions, commands,
-pauses). Three situations, one method each:
+pauses). Three situations, one method each (SideBySide.run picks one):
 - at rest (current == stable): stable at full scale, routes 100/0 with no managed rules, canary
   Service back on stable, other ReplicaSets down after scaleDownDelaySeconds;
 - aborted: the same return to stable, with abortScaleDownDelaySeconds;
@@ -18,23 +19,26 @@ from __future__ import annotations
 from datetime import datetime
 
 from rollout.api.base import parse_duration, resolve_int_or_percent
-from rollout.api.rollout import Rollout
+from rollout.api.rollout import Rollout, SpecError
 from rollout.api.spec import CanaryStrategy
 from rollout.api.status import CanaryStatus, RolloutStatus
 from rollout.api.vocabulary import BACKGROUND, CANARY_PAUSE, step_run_name
 from rollout.engine.analysis import Gate, reset_runs, step_gate
 from rollout.engine.conditions import add_pause, remove_pause
-from rollout.engine.moves import Moves
 from rollout.engine.rolling import plan_replicas
-from rollout.engine.steps import canary_replicas, describe, steps_hash, target_at
+from rollout.engine.side_by_side import SideBySide
+from rollout.engine.step_checks import step_errors
+from rollout.engine.steps import StepProgress, canary_replicas, describe, steps_hash, target_at
 from rollout.engine.types import (
     Command,
     CreateReplicaSet,
     Event,
+    Observed,
     ReplicaSetState,
     ScaleReplicaSet,
 )
 from rollout.traffic.base import STABLE_ONLY, TrafficState, at_rest, same_traffic
+from rollout.traffic.routing import Routing
 
 
 def promote(rollout: Rollout, status: RolloutStatus, command: Command, now: datetime) -> Event:
@@ -87,7 +91,7 @@ def _strategy(rollout: Rollout) -> CanaryStrategy:
     return strategy
 
 
-class CanaryPlan(Moves):
+class CanaryPlan(SideBySide):
     @property
     def strategy(self) -> CanaryStrategy:
         return _strategy(self.rollout)
@@ -137,11 +141,12 @@ class CanaryPlan(Moves):
     def pin(self, role: str, revision: str) -> bool:
         """Stable or canary Service (and what the routers pin by revision, such as DestinationRule
         subsets) on `revision`; True once observed."""
-        service = self.strategy.stable_service if role == "stable" else self.strategy.canary_service
+        services = self.strategy.services()
+        service = services.stable if role == "stable" else services.canary
         service_done = self.pin_service(service, revision)
         return self.pin_routers(role, revision) and service_done  # both asked for in one decision
 
-    # --- the three situations (Moves.run picks one) -----------------------------------------
+    # --- the three situations (SideBySide.run picks one) ------------------------------------
 
     def return_to(self, stable: str, delay: int) -> bool:
         """Stable at full scale, traffic 100/0 and managed rules gone, canary Service back on
@@ -161,7 +166,7 @@ class CanaryPlan(Moves):
     def scale_old_down(self, others: list[ReplicaSetState], delay: int) -> None:
         # Proxies and endpoints take a moment to follow a route or selector change; without any
         # (no routes, no Services) there is nothing to wait for.
-        if not (self.routed or self.strategy.stable_service or self.strategy.canary_service):
+        if not (self.routed or self.strategy.services().named()):
             delay = 0
         self.scale_down_later(others, delay, self.cs)
 
@@ -443,3 +448,53 @@ class CanaryPlan(Moves):
         self.status.stable_revision = self.current
         self.out.progressed = True
         self.out.at_rest = self.return_to(self.current, self.strategy.scale_down_delay_seconds)
+
+
+class Canary:
+    """The canary in the strategy registry (strategies.py)."""
+
+    config = CanaryStrategy
+    pause_reasons = (CANARY_PAUSE,)
+    moves = CanaryPlan
+
+    def config_errors(self, rollout: Rollout, routing: Routing | None, observed: Observed) -> list[SpecError]:
+        canary = _strategy(rollout)
+        errors: list[SpecError] = []
+        replicas = rollout.spec.replicas
+        surge = resolve_int_or_percent(canary.max_surge, replicas, round_up=True)
+        unavailable = resolve_int_or_percent(canary.max_unavailable, replicas, round_up=False)
+        if canary.traffic_routing is None and surge == 0 and unavailable == 0 and replicas > 0:
+            errors.append(
+                SpecError(
+                    f"{canary.path}.maxSurge",
+                    "maxSurge and maxUnavailable are both 0: without trafficRouting no pod could move",
+                )
+            )
+        return errors + step_errors(canary, routing)
+
+    def moving_users(self, rollout: Rollout, status: RolloutStatus) -> bool:
+        """Completing: every step done, users moving onto the current revision."""
+        index = status.current_step_index
+        return index is not None and index >= len(_strategy(rollout).steps)
+
+    def forget_progress(self, status: RolloutStatus) -> None:
+        status.current_step_index = None  # a canary starts again from step 1
+
+    def step_progress(self, rollout: Rollout, status: RolloutStatus) -> StepProgress:
+        """The steps done and the weight they set: 0 while aborted or before step 1, 100 once
+        the revision is stable."""
+        steps = _strategy(rollout).steps
+        index = status.current_step_index
+        if status.aborted:
+            weight = 0
+        elif status.current_revision == status.stable_revision:
+            weight = 100
+        elif index is None:
+            weight = 0
+        else:
+            done = min(index, len(steps))
+            weight = target_at(steps, done - 1).traffic.weight if done else 0
+        return StepProgress(step=index, steps=len(steps), weight=weight)
+
+
+STRATEGY = Canary()

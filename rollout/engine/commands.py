@@ -12,6 +12,7 @@ from rollout.api.status import RolloutStatus
 from rollout.api.vocabulary import USER_PAUSE
 from rollout.engine.conditions import add_pause, remove_pause
 from rollout.engine.restart import start_restart
+from rollout.engine.strategies import forget_progress
 from rollout.engine.types import Command, Event, PodState
 
 
@@ -55,10 +56,8 @@ def apply_commands(
                 status.aborted = False
                 status.abort_reason = ""
                 status.last_progress_at = now
-                status.current_step_index = None  # a canary starts again from step 1
+                forget_progress(status)  # a canary from step 1, a blue/green waiting for promotion
                 status.analysis_runs = []  # and every analysis runs again
-                if status.blue_green is not None:
-                    status.blue_green.restart()  # and a blue/green waits for promotion again
                 events.append(
                     Event("Normal", "RolloutRetried", f"Retrying revision {status.current_revision}")
                 )

@@ -2,9 +2,11 @@
 
 Order of a decision: spec errors first (InvalidSpec, nothing moves), then revision bookkeeping
 (first deploy, new template), commands (a promote goes to the strategy, a restart starts from
-the observed pods), the strategy's run (canary.py, bluegreen.py, rolling.py: scaling, traffic,
-completion), a running restart's next eviction (restart.py), the progress deadline, and finally
-the phase and conditions a person reads (the strategy says where its update stands)."""
+the observed pods), the strategy's run (its moves, from the strategy registry strategies.py:
+scaling, traffic, completion), a running restart's next eviction (restart.py), the progress
+deadline, and finally the phase and conditions a person reads (the strategy says where its
+update stands). The Rollout's routing is worked out once (by the reconciler, or here) and
+passed to validation and the strategy."""
 
 from __future__ import annotations
 
@@ -19,8 +21,6 @@ from rollout.api.vocabulary import (
     ANALYSIS,
     ANALYSIS_PAUSE,
     AVAILABLE,
-    BLUE_GREEN_PAUSE,
-    CANARY_PAUSE,
     DEADLINE_EXCEEDED,
     INVALID_SPEC,
     INVALID_STATUS,
@@ -29,15 +29,14 @@ from rollout.api.vocabulary import (
 )
 from rollout.engine import rollback
 from rollout.engine.analysis import Analyses, promote_analysis, reset_runs
-from rollout.engine.bluegreen import BlueGreenPlan
 from rollout.engine.bounds import MESSAGE, bounded, clip
-from rollout.engine.canary import CanaryPlan
 from rollout.engine.commands import apply_commands
 from rollout.engine.conditions import add_pause, remove_condition, remove_pause, set_condition
 from rollout.engine.moves import Moves, Outcome
 from rollout.engine.recovery import disagreement, recover_stable
 from rollout.engine.restart import advance_restart
-from rollout.engine.rolling import RollingUpdate, oldest_first
+from rollout.engine.rolling import oldest_first
+from rollout.engine.strategies import forget_progress, pause_reasons, strategy_of
 from rollout.engine.types import (
     Action,
     Command,
@@ -49,13 +48,23 @@ from rollout.engine.types import (
 )
 from rollout.engine.validation import validate
 from rollout.engine.workload import with_workload, workload_actions
+from rollout.traffic.routing import Routing, routing_of
 
 
 def current_revision(rollout: Rollout) -> str:
     return revision_hash(rollout.spec.template.model_dump(by_alias=True, exclude_defaults=True, mode="json"))
 
 
-def decide(parsed: ParsedRollout, observed: Observed, commands: Sequence[Command], now: datetime) -> Decision:
+def decide(
+    parsed: ParsedRollout,
+    observed: Observed,
+    commands: Sequence[Command],
+    now: datetime,
+    *,
+    routing: Routing | None = None,
+) -> Decision:
+    """The next actions and status. `routing`: the Rollout's routing_of, when the caller has
+    worked it out already (the reconciler has); else it is worked out here, once."""
     if parsed.status_errors:
         return _unreadable_status(parsed, now)
     parsed = with_workload(parsed, observed.workload)
@@ -63,7 +72,9 @@ def decide(parsed: ParsedRollout, observed: Observed, commands: Sequence[Command
     status.observed_generation = parsed.meta.generation
     errors = list(parsed.errors)
     if parsed.rollout is not None:
-        errors += validate(parsed.rollout, observed)
+        if routing is None:
+            routing = routing_of(parsed.rollout)
+        errors += validate(parsed.rollout, observed, routing)
         current = current_revision(parsed.rollout)
         analyses = observed.analyses
         if analyses is None:
@@ -77,7 +88,7 @@ def decide(parsed: ParsedRollout, observed: Observed, commands: Sequence[Command
         events.append(Event("Normal", "SpecValid", "The spec is valid again; resuming"))
     if remove_condition(status, INVALID_STATUS):
         events.append(Event("Normal", "StatusReadable", "The status can be read again; resuming"))
-    return bounded(_decide_valid(parsed.rollout, status, observed, resolved, commands, now, events))
+    return bounded(_decide_valid(parsed.rollout, status, observed, resolved, commands, now, events, routing))
 
 
 def _unreadable_status(parsed: ParsedRollout, now: datetime) -> Decision:
@@ -122,6 +133,7 @@ def _decide_valid(
     commands: Sequence[Command],
     now: datetime,
     events: list[Event],
+    routing: Routing | None,
 ) -> Decision:
     current = current_revision(rollout)
     status = _stable_from_cluster(rollout, status, observed, current, events)
@@ -129,7 +141,7 @@ def _decide_valid(
     in_progress = current != status.stable_revision
     analyses = Analyses(rollout, status, observed, resolved, current, now, events)
     analyses.fold()
-    strategy = strategy_of(rollout)(rollout, status, observed, current, now, events, analyses)
+    strategy = strategy_of(rollout).moves(rollout, status, observed, current, now, events, analyses, routing)
     if started:
         rollback.fast_track(rollout, status, strategy, events)
     stable_before = status.stable_revision
@@ -220,16 +232,6 @@ def _spec_pause(status: RolloutStatus, paused: bool, now: datetime, events: list
         events.append(Event("Normal", "RolloutResumed", "spec.paused cleared"))
 
 
-def strategy_of(rollout: Rollout) -> type[Moves]:
-    """The strategy class of the spec (validation admits exactly one)."""
-    strategy = rollout.spec.strategy
-    if strategy.canary is not None:
-        return CanaryPlan
-    if strategy.blue_green is not None:
-        return BlueGreenPlan
-    return RollingUpdate
-
-
 def _follow_revision(status: RolloutStatus, current: str, now: datetime, events: list[Event]) -> bool:
     """A new template starts its update from the beginning; the first revision is stable at once.
     True when a revision other than the stable one started."""
@@ -244,12 +246,9 @@ def _follow_revision(status: RolloutStatus, current: str, now: datetime, events:
         status.current_revision = current
         status.aborted, status.abort_reason = False, ""
         status.last_progress_at = now
-        status.current_step_index = None  # a canary starts again from step 1 with the newest revision
-        remove_pause(status, CANARY_PAUSE)
-        remove_pause(status, ANALYSIS_PAUSE)
-        remove_pause(status, BLUE_GREEN_PAUSE)
-        if status.blue_green is not None:
-            status.blue_green.restart()
+        forget_progress(status)  # a canary starts again from step 1 with the newest revision
+        for reason in (*pause_reasons(), ANALYSIS_PAUSE):
+            remove_pause(status, reason)
         remove_condition(status, PROGRESSING)
         remove_condition(status, ANALYSIS)
         reset_runs(status)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import Rollout
 from rollout.api.status import RolloutStatus
+from rollout.engine.strategies import strategy_of
 from rollout.engine.types import Observed
 
 
@@ -75,15 +76,6 @@ def disagreement(
     found = serving(rollout, observed)
     if found is None or status.stable_revision is None or found.revision in (status.stable_revision, current):
         return None
-    if found.revision == status.current_revision and _moving_users(rollout, status):
+    if found.revision == status.current_revision and strategy_of(rollout).moving_users(rollout, status):
         return None
     return found
-
-
-def _moving_users(rollout: Rollout, status: RolloutStatus) -> bool:
-    """Status records moving users onto its current revision: a canary completing, or a blue/green
-    switched to it (the switch time is in status)."""
-    canary = rollout.spec.strategy.canary
-    if canary is not None:
-        return status.current_step_index is not None and status.current_step_index >= len(canary.steps)
-    return status.blue_green is not None and status.blue_green.switched_at is not None

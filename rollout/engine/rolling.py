@@ -1,4 +1,5 @@
 """The rolling update, and the replica arithmetic it shares with the canary without routes.
+`STRATEGY` is its entry in the strategy registry (strategies.py).
 
 decide() runs `RollingUpdate(...).run()` after the common bookkeeping (revisions, commands,
 pauses): the current revision scaled up and the others down within maxSurge and maxUnavailable,
@@ -18,7 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from rollout.api.base import resolve_int_or_percent
+from rollout.api.rollout import Rollout, SpecError
 from rollout.api.spec import RollingStrategy
+from rollout.api.status import RolloutStatus
 from rollout.api.vocabulary import BACKGROUND
 from rollout.engine.analysis import Gate
 from rollout.engine.moves import Moves, Outcome
@@ -27,9 +30,11 @@ from rollout.engine.types import (
     Command,
     CreateReplicaSet,
     Event,
+    Observed,
     ReplicaSetState,
     ScaleReplicaSet,
 )
+from rollout.traffic.routing import Routing
 
 
 @dataclass(frozen=True)
@@ -219,3 +224,39 @@ class RollingUpdate(Moves):
         if stable_rs.available < self.replicas:
             return []
         return [ScaleReplicaSet(name=rs.name, replicas=0) for rs in others if rs.spec_replicas != 0]
+
+
+class Rolling:
+    """The rolling update in the strategy registry (strategies.py): no pause of its own, no
+    Services, no steps."""
+
+    config = RollingStrategy
+    pause_reasons: tuple[str, ...] = ()
+    moves = RollingUpdate
+
+    def config_errors(self, rollout: Rollout, routing: Routing | None, observed: Observed) -> list[SpecError]:
+        rolling = rollout.spec.strategy.rolling
+        assert rolling is not None
+        replicas = rollout.spec.replicas
+        surge = resolve_int_or_percent(rolling.max_surge, replicas, round_up=True)
+        unavailable = resolve_int_or_percent(rolling.max_unavailable, replicas, round_up=False)
+        if surge == 0 and unavailable == 0 and replicas > 0:
+            return [
+                SpecError(
+                    f"{rolling.path}.maxUnavailable",
+                    "maxSurge and maxUnavailable are both 0: the update could never make progress",
+                )
+            ]
+        return []
+
+    def moving_users(self, rollout: Rollout, status: RolloutStatus) -> bool:
+        return False  # no Service to move users with: nothing recovery reads
+
+    def forget_progress(self, status: RolloutStatus) -> None:
+        return None  # its progress is the ReplicaSets' scale, read afresh each time
+
+    def step_progress(self, rollout: Rollout, status: RolloutStatus) -> None:
+        return None
+
+
+STRATEGY = Rolling()

@@ -1,5 +1,6 @@
 """What a canary's steps ask for once `steps[0..index]` have run: the traffic (weight, header
-routes, mirror) and the canary's replica count. Pure arithmetic used by the canary strategy."""
+routes, mirror) and the canary's replica count, and how far they got (`StepProgress`, for
+notifications). Pure arithmetic used by the canary strategy."""
 
 from __future__ import annotations
 
@@ -11,6 +12,15 @@ from hashlib import sha256
 
 from rollout.api.spec import CanaryStep, SetCanaryScale
 from rollout.traffic.base import HeaderRoute, Mirror, TrafficState
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    """Where a strategy's steps stand, as notifications tell it."""
+
+    step: int | None  # status.currentStepIndex: the steps done (None: not started)
+    steps: int
+    weight: int  # the traffic weight the steps done set
 
 
 @dataclass(frozen=True)

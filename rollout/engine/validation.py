@@ -1,27 +1,20 @@
 """Cross-field and reference checks of a Rollout that passed the schema: each problem becomes an
-InvalidSpec with its field path, and nothing is scaled or routed until the spec is fixed."""
+InvalidSpec with its field path, and nothing is scaled or routed until the spec is fixed.
+
+decide() runs `validate` first. The checks every strategy shares are here (selector, the
+Services its strategy names, its routes, conflicts with other Rollouts, Secrets); what only one
+strategy asks is its own (`config_errors` in the strategy registry, rollout/engine/strategies.py)."""
 
 from __future__ import annotations
 
 from rollout.analysis.resolve import secret_refs
-from rollout.api.base import resolve_int_or_percent
 from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import Rollout, SpecError
-from rollout.api.spec import CanaryStep
+from rollout.engine.strategies import strategy_of
 from rollout.engine.types import Claims, Observed
-from rollout.traffic.base import Capabilities
-from rollout.traffic.bindings import (
-    Routing,
-    capabilities,
-    pin_bindings,
-    route_bindings,
-    routing_of,
-    rule_claims,
-)
+from rollout.traffic.bindings import capabilities, pin_bindings, route_bindings, rule_claims
 from rollout.traffic.registry import configured, fields
-
-CANARY = "spec.strategy.canary"
-BLUE_GREEN = "spec.strategy.blueGreen"
+from rollout.traffic.routing import Routing, routing_of
 
 
 def referenced_services(rollout: Rollout) -> dict[str, str]:
@@ -29,7 +22,11 @@ def referenced_services(rollout: Rollout) -> dict[str, str]:
     return rollout.spec.strategy.chosen.services().named()
 
 
-def validate(rollout: Rollout, observed: Observed) -> list[SpecError]:
+def validate(rollout: Rollout, observed: Observed, routing: Routing | None = None) -> list[SpecError]:
+    """Every problem of the spec; `routing` is the Rollout's routing_of when the caller has worked
+    it out already (decide() has), else it is worked out here."""
+    if routing is None:
+        routing = routing_of(rollout)
     spec = rollout.spec
     errors: list[SpecError] = []
     labels = spec.template.metadata.labels
@@ -50,26 +47,15 @@ def validate(rollout: Rollout, observed: Observed) -> list[SpecError]:
             )
         )
 
-    strategy = spec.strategy
-    if strategy.rolling is not None:
-        surge = resolve_int_or_percent(strategy.rolling.max_surge, spec.replicas, round_up=True)
-        unavailable = resolve_int_or_percent(strategy.rolling.max_unavailable, spec.replicas, round_up=False)
-        if surge == 0 and unavailable == 0 and spec.replicas > 0:
-            errors.append(
-                SpecError(
-                    "spec.strategy.rolling.maxUnavailable",
-                    "maxSurge and maxUnavailable are both 0: the update could never make progress",
-                )
-            )
-
-    for path, name in referenced_services(rollout).items():
+    services = spec.strategy.chosen.services()
+    for path, name in services.named().items():
         if observed.services.get(name) is None:
             errors.append(SpecError(path, f"Service {rollout.metadata.namespace}/{name} not found"))
-    if strategy.canary is not None:
-        errors += _canary_errors(rollout, observed)
-    if strategy.blue_green is not None:
-        errors += _blue_green_errors(rollout)
-    routing = routing_of(rollout)
+    if services.stable and services.stable == services.canary:
+        errors.append(
+            SpecError(f"{services.path}.{services.canary_field}", f"must differ from {services.stable_field}")
+        )
+    errors += strategy_of(rollout).config_errors(rollout, routing, observed)
     if routing is not None:
         errors += _routing_errors(rollout, routing, observed)
     errors += conflict_errors(rollout, observed.others)
@@ -162,105 +148,6 @@ def conflict_errors(rollout: Rollout, others: tuple[Claims, ...]) -> list[SpecEr
                     "their pods would be mixed up",
                 )
             )
-    return errors
-
-
-def _blue_green_errors(rollout: Rollout) -> list[SpecError]:
-    blue_green = rollout.spec.strategy.blue_green
-    assert blue_green is not None
-    errors: list[SpecError] = []
-    if blue_green.preview_service == blue_green.active_service:
-        errors.append(SpecError(f"{BLUE_GREEN}.previewService", "must differ from activeService"))
-    for binding in pin_bindings(rollout):
-        errors.append(
-            SpecError(
-                binding.path,
-                f"a blue/green switch routes to the active and preview Services; {binding.pinner.kind} "
-                "subsets are for canaries (remove it)",
-            )
-        )
-    return errors
-
-
-def _canary_errors(rollout: Rollout, observed: Observed) -> list[SpecError]:
-    canary = rollout.spec.strategy.canary
-    assert canary is not None
-    errors: list[SpecError] = []
-    if canary.stable_service and canary.stable_service == canary.canary_service:
-        errors.append(SpecError(f"{CANARY}.canaryService", "must differ from stableService"))
-    replicas = rollout.spec.replicas
-    surge = resolve_int_or_percent(canary.max_surge, replicas, round_up=True)
-    unavailable = resolve_int_or_percent(canary.max_unavailable, replicas, round_up=False)
-    if canary.traffic_routing is None and surge == 0 and unavailable == 0 and replicas > 0:
-        errors.append(
-            SpecError(
-                f"{CANARY}.maxSurge",
-                "maxSurge and maxUnavailable are both 0: without trafficRouting no pod could move",
-            )
-        )
-    errors += _step_errors(rollout)
-    return errors
-
-
-def _step_errors(rollout: Rollout) -> list[SpecError]:
-    """Steps asking for what a router cannot carry, each router asked for its capabilities."""
-    canary = rollout.spec.strategy.canary
-    assert canary is not None
-    spec = routing_of(rollout)
-    caps = [c for _, c in capabilities(spec)] if spec is not None else []
-    errors: list[SpecError] = []
-    active: list[str] = []  # header routes in place after each step
-    for index, step in enumerate(canary.steps):
-        path = f"{CANARY}.steps[{index}]"
-        header = step.set_header_route
-        if header is not None:
-            if header.name in active:
-                active.remove(header.name)
-            if header.match:
-                active.append(header.name)
-        routed_step = "setHeaderRoute" if header else "setMirrorRoute" if step.set_mirror_route else ""
-        if routed_step and spec is None:
-            errors.append(
-                SpecError(f"{path}.{routed_step}", "needs trafficRouting (a route to add rules to)")
-            )
-            continue
-        for cap in caps:
-            errors += _capability_errors(cap, step, path, active)
-    return list(dict.fromkeys(errors))  # one provider's reason once, though several say it
-
-
-def _capability_errors(cap: Capabilities, step: CanaryStep, path: str, active: list[str]) -> list[SpecError]:
-    errors: list[SpecError] = []
-    if step.set_weight is not None and not cap.weights:
-        errors.append(SpecError(f"{path}.setWeight", cap.why.get("weights", "the router has no weights")))
-    header = step.set_header_route
-    if header is not None and header.match:
-        if not cap.header_matches:
-            why = cap.why.get("headers", "the router has no header routes")
-            return [*errors, SpecError(f"{path}.setHeaderRoute", why)]
-        for k, match in enumerate(header.match):
-            kind = "exact" if match.exact is not None else "regex" if match.regex is not None else "prefix"
-            if kind not in cap.header_matches:
-                allowed = " or ".join(sorted(cap.header_matches))
-                why = cap.why.get("match", f"header matches here are {allowed}")
-                errors.append(SpecError(f"{path}.setHeaderRoute.match[{k}].{kind}", why))
-        limit = cap.matches_per_header_route
-        if limit is not None and len(header.match) > limit:
-            why = cap.why.get("matches", f"at most {limit} header match(es) per header route")
-            errors.append(SpecError(f"{path}.setHeaderRoute.match", why))
-        limit = cap.header_routes_at_once
-        if limit is not None and len(active) > limit:
-            why = cap.why.get("at_once", f"at most {limit} header route(s) at a time")
-            errors.append(SpecError(f"{path}.setHeaderRoute", f"{why}; active here: {', '.join(active)}"))
-    mirror = step.set_mirror_route
-    if mirror is not None and (mirror.percent is None or mirror.percent > 0):
-        if not cap.mirror:
-            errors.append(
-                SpecError(f"{path}.setMirrorRoute", cap.why.get("mirror", "the router cannot mirror"))
-            )
-        elif not cap.mirror_percent and mirror.percent not in (None, 100):
-            why = cap.why.get("mirror_percent", "the router mirrors all requests or none")
-            errors.append(SpecError(f"{path}.setMirrorRoute.percent", why))
     return errors
 
 

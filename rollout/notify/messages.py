@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from rollout.api.rollout import Rollout
 from rollout.api.status import RolloutStatus
-from rollout.engine.steps import target_at
+from rollout.engine.strategies import strategy_of
 from rollout.engine.types import Event
 
 Format = Literal["json", "slack"]
@@ -47,24 +47,10 @@ class Notice:
     revision: str | None
     stable_revision: str | None
     phase: str | None
-    step: int | None  # status.currentStepIndex: the steps done (canary only)
+    step: int | None  # status.currentStepIndex: the steps done (a strategy with steps only)
     steps: int | None
-    weight: int | None  # canary traffic weight the steps done set (canary only)
+    weight: int | None  # traffic weight the steps done set (a strategy with steps only)
     timestamp: datetime
-
-
-def _canary_weight(rollout: Rollout, status: RolloutStatus) -> int | None:
-    canary = rollout.spec.strategy.canary
-    if canary is None:
-        return None
-    if status.aborted:
-        return 0
-    if status.current_revision == status.stable_revision:
-        return 100
-    if status.current_step_index is None:
-        return 0
-    done = min(status.current_step_index, len(canary.steps))
-    return target_at(canary.steps, done - 1).traffic.weight if done else 0
 
 
 def notice_of(rollout: Rollout, status: RolloutStatus, event: Event, now: datetime) -> Notice | None:
@@ -72,7 +58,7 @@ def notice_of(rollout: Rollout, status: RolloutStatus, event: Event, now: dateti
     trigger = trigger_of(event.reason)
     if trigger is None:
         return None
-    canary = rollout.spec.strategy.canary
+    progress = strategy_of(rollout).step_progress(rollout, status)
     return Notice(
         namespace=rollout.metadata.namespace,
         name=rollout.metadata.name,
@@ -83,9 +69,9 @@ def notice_of(rollout: Rollout, status: RolloutStatus, event: Event, now: dateti
         revision=status.current_revision,
         stable_revision=status.stable_revision,
         phase=status.phase,
-        step=status.current_step_index if canary is not None else None,
-        steps=len(canary.steps) if canary is not None else None,
-        weight=_canary_weight(rollout, status),
+        step=progress.step if progress is not None else None,
+        steps=progress.steps if progress is not None else None,
+        weight=progress.weight if progress is not None else None,
         timestamp=now,
     )
 
