@@ -76,7 +76,7 @@ from rollout.kube.events import event_body
 from rollout.notify.delivery import Notifier
 from rollout.observability import metrics
 from rollout.traffic.base import RouteProblem
-from rollout.traffic.bindings import routing_of
+from rollout.traffic.routing import routing_of
 from rollout.workload.deployments import available_of, deployment_state, give_back_replicas
 from rollout.workload.replicasets import ROLLOUT_NAME_LABEL, build_replicaset, is_owned_by, replicaset_state
 from rollout.workload.services import pin_patch
@@ -246,6 +246,7 @@ class Reconciler:
                 self._unapplied[(namespace, name)] = commands
         workload = await self._observe_workload(parsed)
         parsed = with_workload(parsed, workload)  # the Deployment's template, before anything reads it
+        routing = routing_of(parsed.rollout) if parsed.rollout is not None else None  # once per reconcile
         routes_seen: Seen = {}
         observed = dataclasses.replace(await self._observe(parsed, routes_seen), workload=workload)
         if self._restarting(parsed, commands):
@@ -253,7 +254,7 @@ class Reconciler:
             owned = [rs for rs in items if is_owned_by(rs, parsed.meta.uid)]
             pods = await observe_stable_pods(self.kube, namespace, owned, parsed.status.stable_revision)
             observed = dataclasses.replace(observed, pods=pods)
-        decision = decide(parsed, observed, commands, self.clock())
+        decision = decide(parsed, observed, commands, self.clock(), routing=routing)
         metrics.record_decision(parsed, decision.status, observed.analysis_templates)
         busy = decision.actions or decision.events or commands
         (log.info if busy else log.debug)(
