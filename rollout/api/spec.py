@@ -2,7 +2,9 @@
 
 Cross-field rules that a CRD schema cannot express (exactly one strategy, exactly one action per
 step, selector vs. template labels) are model validators here, so that a violation is reported as
-InvalidSpec with the field path; references to other objects are checked by the engine.
+InvalidSpec with the field path; references to other objects are checked by the engine. Each
+strategy's model (a StrategyConfig) also declares what the spec refers to: its Services, its
+analyses and its trafficRouting.
 """
 
 from __future__ import annotations
@@ -221,7 +223,7 @@ class ServicePair:
 
 
 # Where a strategy refers to analysis: run name (rollout/api/vocabulary.py) -> (field path, reference).
-AnalysisRefs = dict[str, tuple[str, "RolloutAnalysis"]]
+AnalysisRefs = dict[str, tuple[str, RolloutAnalysis]]
 
 
 class StrategyConfig(SpecModel):

@@ -83,7 +83,7 @@ class Observed:
     replicasets: tuple[ReplicaSetState, ...] = ()
     # Services the spec refers to: name -> selector, or None when the Service does not exist.
     services: Mapping[str, Mapping[str, str] | None] = field(default_factory=dict)
-    # Routes of spec.strategy.canary.trafficRouting, in spec order; None when the route is missing.
+    # Routes of the strategy's trafficRouting, in spec order; None when the route is missing.
     routes: tuple[ObservedRoute | None, ...] = ()
     # Objects that select pods by revision besides the Services (DestinationRule subsets), in
     # spec order; None when the object is missing.
