@@ -1,5 +1,7 @@
 """A pure, in-memory cluster for engine tests: ReplicaSets whose pods become available when the
-test says so, and a controller loop that applies the engine's actions like the real one does."""
+test says so, and a controller loop that observes routes and applies the engine's actions with the
+controller's own code (Reconciler.apply_action, controller/routes.py) over a simulated API
+(tests/sim_api.py)."""
 
 from __future__ import annotations
 
@@ -11,29 +13,14 @@ from typing import Any
 from rollout.analysis.due import due_measurements
 from rollout.analysis.resolve import ResolvedAnalyses, resolve_analyses
 from rollout.analysis.runs import QueryResult
-from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import ParsedRollout, parse_rollout
+from rollout.controller.reconciler import Reconciler
+from rollout.controller.routes import Seen, observe_pinned, observe_routes
 from rollout.engine import Command, Decision, Observed, ReplicaSetState, decide
 from rollout.engine.decide import current_revision
-from rollout.engine.types import (
-    CreateReplicaSet,
-    DeleteReplicaSet,
-    PinRevision,
-    PinService,
-    ScaleDeployment,
-    ScaleReplicaSet,
-    SetTraffic,
-    WorkloadState,
-)
+from rollout.engine.types import SetTraffic, WorkloadState
 from rollout.engine.workload import with_workload
-from rollout.traffic.bindings import (
-    OwnedRouteBinding,
-    observe_pins,
-    observe_route,
-    pin_bindings,
-    probe_state,
-    route_bindings,
-)
+from tests.sim_api import SimKube, run_at_once
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -72,6 +59,11 @@ class Sim:
     # The stable revision's pods as the controller reads them while a restart runs (None: unread).
     pods: tuple[Any, ...] | None = None
     _created: int = 0
+    # The controller's action code, over the simulated API.
+    _controller: Reconciler = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._controller = Reconciler(SimKube(self))
 
     def _parsed(self) -> ParsedRollout:
         """The Rollout as the controller reads it: with its Deployment's template when it has one."""
@@ -93,8 +85,15 @@ class Sim:
     def status(self) -> dict[str, Any]:
         return self.manifest.get("status") or {}
 
-    def observed(self) -> Observed:
+    def observed(self, seen: Seen | None = None) -> Observed:
+        """The world as the controller reads it; the routes read are kept in `seen`."""
         analyses = self._analyses()
+        parsed = self._parsed()
+        api = self._controller.kube
+        routes, pins = (), ()
+        if parsed.rollout is not None:
+            routes = run_at_once(observe_routes(api, parsed.rollout, {} if seen is None else seen))
+            pins = run_at_once(observe_pinned(api, parsed.rollout))
         return Observed(
             replicasets=tuple(
                 ReplicaSetState(
@@ -109,8 +108,8 @@ class Sim:
                 for rs in self.replicasets.values()
             ),
             services=self.services,
-            routes=tuple(self._observe_routes()),
-            pins=tuple(self._observe_pins()),
+            routes=routes,
+            pins=pins,
             analysis_templates=self.templates,
             analyses=analyses,
             measurements=self._measure(analyses),
@@ -141,70 +140,20 @@ class Sim:
             results.append(QueryResult(item.run, item.revision, item.metric.name, self.now, value, error))
         return tuple(results)
 
-    def _bindings(self) -> list[Any]:
-        parsed = self._parsed()
-        return route_bindings(parsed.rollout) if parsed.rollout is not None else []
-
-    def _observe_routes(self) -> list[Any]:
-        parsed = self._parsed()
-        if parsed.rollout is None:
-            return []
-        probe = probe_state(parsed.rollout)
-        return [
-            observe_route(b, self.routes.get(b.name), probe, self.routes.get(getattr(b, "owned", "")))
-            for b in self._bindings()
-        ]
-
-    def _destination_rule(self) -> dict[str, Any] | None:
+    def destination_rule(self) -> dict[str, Any] | None:
         """The DestinationRule that `subsets` stands for (None: no DestinationRule)."""
         if self.subsets is None:
             return None
         return {"spec": {"subsets": [{"name": n, "labels": labels} for n, labels in self.subsets.items()]}}
 
-    def _observe_pins(self) -> list[Any]:
-        parsed = self._parsed()
-        if parsed.rollout is None:
-            return []
-        return [observe_pins(b, self._destination_rule()) for b in pin_bindings(parsed.rollout)]
-
     def reconcile(self, *commands: Command, lose_status: bool = False) -> Decision:
-        decision = decide(self._parsed(), self.observed(), commands, self.now)
-        for action in decision.actions:
-            if isinstance(action, CreateReplicaSet):
-                self._created += 1
-                name = f"web-{action.revision}"
-                self.replicasets[name] = SimReplicaSet(
-                    name, action.revision, action.replicas, created=self._created
-                )
-            elif isinstance(action, ScaleReplicaSet):
-                rs = self.replicasets[action.name]
-                rs.spec = action.replicas
-                rs.available = min(rs.available, rs.spec)  # removed pods are gone at once
-            elif isinstance(action, DeleteReplicaSet):
-                del self.replicasets[action.name]
-            elif isinstance(action, ScaleDeployment):
-                assert self.deployment is not None and action.name == self.deployment["metadata"]["name"]
-                self.deployment["spec"]["replicas"] = action.replicas
-                self.deployment_available = min(self.deployment_available, action.replicas)
-            elif isinstance(action, PinService):
-                selector = self.services[action.service]
-                assert selector is not None
-                self.services[action.service] = {**selector, REVISION_LABEL: action.revision}
-            elif isinstance(action, PinRevision):
-                parsed = self._parsed()
-                assert parsed.rollout is not None and self.subsets is not None
-                for binding in pin_bindings(parsed.rollout):
-                    rule = binding.pinner.pin(self._destination_rule() or {}, action.role, action.revision)
-                    self.subsets = {s["name"]: s["labels"] for s in rule["spec"]["subsets"]}
-            elif isinstance(action, SetTraffic):
+        seen: Seen = {}
+        parsed = self._parsed()
+        decision = decide(parsed, self.observed(seen), commands, self.now)
+        for action in decision.actions:  # an EvictPod is the test's to carry out (`pods`)
+            if isinstance(action, SetTraffic):
                 self.traffic_writes.append(action.state)
-                for binding in self._bindings():
-                    if isinstance(binding, OwnedRouteBinding):  # the router's own object, by its name
-                        self._write_owned(binding, action.state)
-                    elif binding.name in self.routes:
-                        self.routes[binding.name] = binding.router.desired(
-                            self.routes[binding.name], action.state
-                        )
+            run_at_once(self._controller.apply_action(parsed, action, seen))
         if decision.conditions_only:  # an unreadable status: only its conditions are written
             stored = self.manifest.get("status")
             self.manifest["status"] = {
@@ -216,17 +165,10 @@ class Sim:
         self.decisions.append(decision)
         return decision
 
-    def _write_owned(self, binding: OwnedRouteBinding, state: Any) -> None:
-        if binding.name not in self.routes:
-            return
-        desired = binding.router.desired(self.routes[binding.name], state)
-        if desired is None:
-            self.routes.pop(binding.owned, None)
-        else:
-            self.routes[binding.owned] = {
-                **desired,
-                "metadata": {**desired["metadata"], "name": binding.owned},
-            }
+    def add_replicaset(self, name: str, revision: str, replicas: int) -> None:
+        """A ReplicaSet created now, none of its pods available yet."""
+        self._created += 1
+        self.replicasets[name] = SimReplicaSet(name, revision, replicas, created=self._created)
 
     def pods_ready(self, count: int | None = None) -> None:
         """Make up to `count` pending pods available (all when None), the Deployment's first, then

@@ -26,9 +26,8 @@ from rollout.cli.session import Session
 from rollout.engine.decide import current_revision
 from rollout.engine.validation import referenced_services
 from rollout.kube import DESTINATION_RULES, PODS, REPLICASETS, SERVICES
-from rollout.traffic.bindings import observe_route, probe_state, route_bindings
+from rollout.traffic.bindings import TrafficBinding, probe_state, route_bindings, routing_of
 from rollout.traffic.gatewayapi import GROUP as GATEWAY_GROUP
-from rollout.traffic.routing import TrafficBinding, routing_of
 
 OK, FAIL = "✓", "✗"
 PARENT_CONDITIONS = ("Accepted", "ResolvedRefs")
@@ -164,7 +163,7 @@ def _parent_checks(kind: str, name: str, route: dict[str, Any], namespace: str) 
 
 
 async def _route(session: Session, binding: TrafficBinding, rollout: Rollout) -> list[Check]:
-    kind = binding.router.kind
+    kind = binding.kind
     resource = binding.resource
     route = await session.kube.get(resource, session.namespace, binding.name)
     subject = f"{kind} {binding.name}"
@@ -177,7 +176,7 @@ async def _route(session: Session, binding: TrafficBinding, rollout: Rollout) ->
                 f"create {kind} {binding.name}, or correct {binding.path}",
             )
         ]
-    observed = observe_route(binding, route, probe_state(rollout))
+    observed = binding.observed(route, probe_state(rollout))
     if observed is not None and observed.problem:
         return [Check(False, subject, observed.problem, f"change the route or {binding.path}")]
     checks = [Check(True, subject, "found; the controller can set its weights")]

@@ -25,7 +25,7 @@ from rollout.engine.types import Observed, ObservedRoute
 from rollout.engine.validation import referenced_services, validate
 from rollout.engine.workload import with_workload
 from rollout.traffic.base import ObservedPins
-from rollout.traffic.bindings import observe_pins, observe_route, pin_bindings, probe_state, route_bindings
+from rollout.traffic.bindings import pin_bindings, probe_state, route_bindings
 from rollout.workload.deployments import deployment_state
 
 KINDS = ("Rollout", "AnalysisTemplate", "ClusterAnalysisTemplate")
@@ -75,17 +75,17 @@ def _observed(rollout: Any, given: dict[tuple[str, str, str], dict[str, Any]]) -
     probe = probe_state(rollout)
     routes: list[ObservedRoute | None] = []
     for binding in route_bindings(rollout):
-        route = given.get((binding.router.kind, namespace, binding.name))
+        route = given.get((binding.kind, namespace, binding.name))
         routes.append(
-            observe_route(binding, route, probe)
+            binding.observed(route, probe)
             if route is not None
-            else ObservedRoute(binding.router.kind, binding.name, binding.path)
+            else ObservedRoute(binding.kind, binding.name, binding.path)
         )
     pins: list[ObservedPins | None] = []
     for pin_binding in pin_bindings(rollout):  # DestinationRule subsets
         document = given.get((pin_binding.pinner.kind, namespace, pin_binding.name))
         pins.append(
-            observe_pins(pin_binding, document)
+            pin_binding.observed(document)
             if document is not None
             else ObservedPins(pin_binding.pinner.kind, pin_binding.name, pin_binding.path)
         )

@@ -99,6 +99,9 @@ class ObservedRoute:
     health: RouteHealth = UNKNOWN_HEALTH
     explicit: bool = True  # weights written as the router writes them; else rewritten even if equivalent
     problem: str = ""
+    # The rules (Istio: entries) whose weights `traffic` reads, by name or place, for people (the
+    # CLI); the engine does not read it.
+    weighted_rules: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,11 @@ class Router(Protocol):
 
     def explicit(self, route: dict[str, Any]) -> bool:
         """Both weights are written out (an omitted one means something else to each provider)."""
+        ...
+
+    def weighted_rules(self, route: dict[str, Any]) -> tuple[str, ...]:
+        """The rules (entries) of the route whose weights it sets, by name, else by place
+        (`rules[1]`, `http[0]`): what a person looks for in the route."""
         ...
 
     def restore(self, route: dict[str, Any]) -> dict[str, Any]: ...

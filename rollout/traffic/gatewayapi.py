@@ -28,7 +28,8 @@ from rollout.traffic.base import (
     managed_name,
     managed_names,
 )
-from rollout.traffic.routing import Binding, RouteBinding, Routing, RuleClaims
+from rollout.traffic.binding import Bindings, RouteBinding
+from rollout.traffic.routing import Routing, RuleClaims
 
 MAX_RULES = 16
 KINDS = {"httproutes": "HTTPRoute", "grpcroutes": "GRPCRoute", "tcproutes": "TCPRoute"}
@@ -193,6 +194,15 @@ class GatewayRouter(Restoring):
                     return False
         return True
 
+    def weighted_rules(self, route: dict[str, Any]) -> tuple[str, ...]:
+        rules = (route.get("spec") or {}).get("rules") or []
+        bases = self._base_rules(rules)
+        return tuple(
+            str(rule.get("name") or f"rules[{index}]")
+            for index, rule in enumerate(rules)
+            if any(rule is base for base in bases)
+        )
+
     def health(self, route: dict[str, Any]) -> RouteHealth:
         generation = (route.get("metadata") or {}).get("generation")
         parents = ((route.get("status") or {}).get("parents")) or []
@@ -248,8 +258,8 @@ class GatewayAPIProvider:
             why={"match": "Gateway API header matches are exact or regex; prefix is Istio only"},
         )
 
-    def bindings(self, config: GatewayAPIRouting, routing: Routing) -> list[Binding]:
-        out: list[Binding] = []
+    def bindings(self, config: GatewayAPIRouting, routing: Routing) -> Bindings:
+        out = []
         for plural, field_name, refs in self._refs(config):
             for index, ref in enumerate(refs):
                 router = GatewayRouter(
@@ -257,7 +267,7 @@ class GatewayAPIProvider:
                 )
                 path = f"{routing.path}.{self.field}.{field_name}[{index}]"
                 out.append(RouteBinding(RESOURCES[plural], ref.name, path, router))
-        return out
+        return Bindings(routes=tuple(out))
 
     def claims(self, config: GatewayAPIRouting, routing: Routing) -> RuleClaims:
         claims: RuleClaims = {}

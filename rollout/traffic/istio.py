@@ -34,7 +34,8 @@ from rollout.traffic.base import (
     managed_name,
     managed_names,
 )
-from rollout.traffic.routing import Binding, PinBinding, RouteBinding, Routing, RuleClaims
+from rollout.traffic.binding import Bindings, PinBinding, RouteBinding
+from rollout.traffic.routing import Routing, RuleClaims
 
 GROUP = "networking.istio.io"
 VIRTUAL_SERVICES = Resource(GROUP, "v1", "virtualservices", "VirtualService")
@@ -222,6 +223,18 @@ class IstioRouter(Restoring):
             if self._role(r.get("destination") or {}) is not None
         )
 
+    def weighted_rules(self, route: dict[str, Any]) -> tuple[str, ...]:
+        spec = route.get("spec") or {}
+        found = []
+        for section, bases in (
+            ("http", self._base_http(spec.get("http") or [])),
+            ("tcp", self._base_tcp(spec.get("tcp") or [])),
+        ):
+            for index, entry in enumerate(spec.get(section) or []):
+                if any(entry is base for base in bases):
+                    found.append(str(entry.get("name") or f"{section}[{index}]"))
+        return tuple(found)
+
     def health(self, route: dict[str, Any]) -> RouteHealth:
         # Istio reports no per-parent acceptance for a VirtualService; analysis messages are
         # advisory. The rollout proceeds and says so.
@@ -287,7 +300,7 @@ class IstioProvider:
             )
         return Capabilities(subsets=subsets)
 
-    def bindings(self, config: IstioRouting, routing: Routing) -> list[Binding]:
+    def bindings(self, config: IstioRouting, routing: Routing) -> Bindings:
         service = config.virtual_service
         rule = config.destination_rule
         router = IstioRouter(
@@ -300,11 +313,11 @@ class IstioProvider:
             canary_subset=rule.canary_subset if rule else None,
         )
         at = f"{routing.path}.{self.field}"
-        out: list[Binding] = [RouteBinding(VIRTUAL_SERVICES, service.name, f"{at}.virtualService", router)]
-        if rule is not None:
-            subsets = IstioSubsets(rule.name, rule.stable_subset, rule.canary_subset)
-            out.append(PinBinding(DESTINATION_RULES, rule.name, f"{at}.destinationRule", subsets))
-        return out
+        routes = (RouteBinding(VIRTUAL_SERVICES, service.name, f"{at}.virtualService", router),)
+        if rule is None:
+            return Bindings(routes=routes)
+        subsets = IstioSubsets(rule.name, rule.stable_subset, rule.canary_subset)
+        return Bindings(routes, (PinBinding(DESTINATION_RULES, rule.name, f"{at}.destinationRule", subsets),))
 
     def claims(self, config: IstioRouting, routing: Routing) -> RuleClaims:
         service = config.virtual_service

@@ -25,7 +25,8 @@ from rollout.traffic.base import (
     TrafficState,
     at_rest,
 )
-from rollout.traffic.routing import Binding, OwnedRouteBinding, Routing, RuleClaims
+from rollout.traffic.binding import Bindings, OwnedRouteBinding
+from rollout.traffic.routing import Routing, RuleClaims
 
 INGRESSES = Resource("networking.k8s.io", "v1", "ingresses", "Ingress")
 PREFIX = "nginx.ingress.kubernetes.io/"
@@ -163,13 +164,13 @@ class NginxProvider:
             },
         )
 
-    def bindings(self, config: NginxRouting, routing: Routing) -> list[Binding]:
+    def bindings(self, config: NginxRouting, routing: Routing) -> Bindings:
         router = NginxRouter(
             routing.rollout, routing.stable_service, routing.canary_service, config.stable_ingress
         )
         owned = canary_ingress_name(config.stable_ingress, routing.rollout)
         path = f"{routing.path}.{self.field}.stableIngress"
-        return [OwnedRouteBinding(INGRESSES, config.stable_ingress, owned, path, router)]
+        return Bindings(routes=(OwnedRouteBinding(INGRESSES, config.stable_ingress, owned, path, router),))
 
     def claims(self, config: NginxRouting, routing: Routing) -> RuleClaims:
         return {("ingresses", config.stable_ingress, "canary"): f"{routing.path}.{self.field}.stableIngress"}

@@ -14,7 +14,8 @@ from typing import Any, Protocol
 from rollout.api.rollout import SpecError
 from rollout.kube.resources import Resource
 from rollout.traffic.base import Capabilities
-from rollout.traffic.routing import Binding, Routing, RuleClaims
+from rollout.traffic.binding import Bindings
+from rollout.traffic.routing import Routing, RuleClaims
 
 MODULES = ("gatewayapi", "istio", "nginx")
 
@@ -28,7 +29,7 @@ class RouterProvider(Protocol):
 
     def capabilities(self, config: Any) -> Capabilities: ...
 
-    def bindings(self, config: Any, routing: Routing) -> list[Binding]: ...
+    def bindings(self, config: Any, routing: Routing) -> Bindings: ...
 
     def claims(self, config: Any, routing: Routing) -> RuleClaims: ...
 

@@ -1,6 +1,6 @@
-"""The trafficRouting of a Rollout as the routers see it (`Routing`), and the bindings a router
-provider makes of it: which object of which resource, at which spec path, handled by which router.
-Providers (gatewayapi.py, istio.py, ...) build bindings; the registry lists the providers;
+"""The trafficRouting of a Rollout as the routers see it (`Routing`), from which each router
+provider (gatewayapi.py, istio.py, ...) makes its bindings (binding.py): which object of which
+resource, at which spec path, handled by which router. The registry lists the providers;
 bindings.py and the controller use them."""
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from dataclasses import dataclass
 
 from rollout.api.rollout import Rollout
 from rollout.api.spec import TrafficRouting
-from rollout.kube.resources import Resource
-from rollout.traffic.base import OwningRouter, Pinner, Router
 
 
 @dataclass(frozen=True)
@@ -53,55 +51,5 @@ def routing_of(rollout: Rollout) -> Routing | None:
     )
 
 
-@dataclass(frozen=True)
-class RouteBinding:
-    """A route the user owns; the router edits it in place."""
-
-    resource: Resource
-    name: str
-    path: str  # field path of the reference in the Rollout spec
-    router: Router
-
-    @property
-    def group(self) -> str:
-        return self.resource.group
-
-    @property
-    def plural(self) -> str:
-        return self.resource.plural
-
-
-@dataclass(frozen=True)
-class OwnedRouteBinding:
-    """A route the user owns (`name`, read only) and an object of the same resource that the
-    router builds from it and the controller creates, updates and deletes (`owned`)."""
-
-    resource: Resource
-    name: str
-    owned: str
-    path: str
-    router: OwningRouter
-
-    @property
-    def group(self) -> str:
-        return self.resource.group
-
-    @property
-    def plural(self) -> str:
-        return self.resource.plural
-
-
-@dataclass(frozen=True)
-class PinBinding:
-    """An object that selects pods by revision per role (DestinationRule subsets)."""
-
-    resource: Resource
-    name: str
-    path: str
-    pinner: Pinner
-
-
-TrafficBinding = RouteBinding | OwnedRouteBinding
-Binding = RouteBinding | OwnedRouteBinding | PinBinding
 # The route rules a Rollout writes, for conflicts between Rollouts: (plural, route, what) -> path.
 RuleClaims = dict[tuple[str, str, str], str]
