@@ -1,10 +1,12 @@
 """`rollout get` and `rollout list`: what a Rollout is doing, read from the cluster and drawn
 with rich (a tree for one Rollout, a table for many). `get --watch` redraws the same tree in
-place with rich's Live display until Ctrl-C."""
+place with rich's Live display until Ctrl-C. Route weights are read through the Rollout's route
+bindings (rollout/traffic/binding.py), as the controller reads them, whatever the router."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from typing import Any
 
@@ -16,17 +18,16 @@ from rich.text import Text
 from rich.tree import Tree
 
 from rollout.api.revision import REVISION_LABEL
+from rollout.api.rollout import parse_rollout
 from rollout.cli.health import health
 from rollout.cli.session import Session
-from rollout.kube import REPLICASETS, ROLLOUTS, Resource
-from rollout.workload.replicasets import ROLLOUT_NAME_LABEL
+from rollout.kube import REPLICASETS, ROLLOUTS
+from rollout.traffic.base import ObservedRoute
+from rollout.traffic.binding import Owner
+from rollout.traffic.bindings import probe_state, route_bindings, routing_of
+from rollout.traffic.routing import Routing
+from rollout.workload.replicasets import ROLLOUT_NAME_LABEL, is_owned_by
 
-ROUTES = {
-    "httpRoutes": ("HTTPRoute", Resource("gateway.networking.k8s.io", "v1", "httproutes")),
-    "grpcRoutes": ("GRPCRoute", Resource("gateway.networking.k8s.io", "v1", "grpcroutes")),
-    "tcpRoutes": ("TCPRoute", Resource("gateway.networking.k8s.io", "v1", "tcproutes")),
-}
-VIRTUAL_SERVICES = Resource("networking.istio.io", "v1", "virtualservices")
 HEALTH_STYLE = {"Healthy": "green", "Progressing": "cyan", "Suspended": "yellow", "Degraded": "red"}
 
 
@@ -67,45 +68,42 @@ def step_text(obj: dict[str, Any]) -> str | None:
     return f"{index + 1}/{len(steps)}: {describe_step(steps[index])}"
 
 
+def weight_line(observed: ObservedRoute, routing: Routing) -> str:
+    """`HTTPRoute web/app: web-stable 80, web-canary 20`, and the header routes and mirror a
+    route applies besides."""
+    subject = f"{observed.kind} {observed.name}"
+    if observed.weighted_rules:
+        subject += "/" + ",".join(observed.weighted_rules)
+    if observed.problem or observed.traffic is None:
+        return f"{subject}: {observed.problem or 'not read'}"
+    traffic = observed.traffic
+    stable, canary = routing.stable_service or "stable", routing.canary_service or "canary"
+    line = f"{subject}: {stable} {100 - traffic.weight}, {canary} {traffic.weight}"
+    if traffic.header_routes:
+        line += "; header routes " + ", ".join(h.name or "?" for h in traffic.header_routes)
+    if traffic.mirror is not None:
+        line += f"; mirror {traffic.mirror.percent}%"
+    return line
+
+
 async def route_weights(session: Session, obj: dict[str, Any]) -> list[str]:
-    """One line per route the Rollout names: its backends and their weights as stored."""
+    """One line per route the Rollout names: what its router reads back from it (weights, header
+    routes, mirror), or why it cannot."""
+    rollout = parse_rollout(obj).rollout
+    routing = None if rollout is None else routing_of(rollout)
+    if rollout is None or routing is None:
+        return []
     namespace = obj["metadata"]["namespace"]
-    _, strategy = strategy_of(obj)
-    routing = strategy.get("trafficRouting") or {}
-    lines: list[str] = []
-    for key, (kind, resource) in ROUTES.items():
-        for ref in (routing.get("gatewayAPI") or {}).get(key) or []:
-            route = await session.kube.get(resource, namespace, ref["name"])
-            if route is None:
-                lines.append(f"{kind} {ref['name']}: not found")
-                continue
-            for rule in (route.get("spec") or {}).get("rules") or []:
-                refs = rule.get("backendRefs") or []
-                if len(refs) < 2:
-                    continue
-                weights = ", ".join(f"{r.get('name')} {r.get('weight', 1)}" for r in refs)
-                lines.append(
-                    f"{kind} {ref['name']}"
-                    + (f"/{rule['name']}" if rule.get("name") else "")
-                    + f": {weights}"
-                )
-    vs_ref = ((routing.get("istio") or {}).get("virtualService") or {}).get("name")
-    if vs_ref:
-        vs = await session.kube.get(VIRTUAL_SERVICES, namespace, vs_ref)
-        if vs is None:
-            lines.append(f"VirtualService {vs_ref}: not found")
-        for section in ("http", "tcp"):
-            for i, entry in enumerate(((vs or {}).get("spec") or {}).get(section) or []):
-                dests = entry.get("route") or []
-                if len(dests) < 2:
-                    continue
-                weights = ", ".join(
-                    f"{d['destination'].get('host')}"
-                    + (f"/{d['destination']['subset']}" if d["destination"].get("subset") else "")
-                    + f" {d.get('weight', 0)}"
-                    for d in dests
-                )
-                lines.append(f"VirtualService {vs_ref}/{entry.get('name') or f'{section}[{i}]'}: {weights}")
+    owner = Owner(namespace, owns=functools.partial(is_owned_by, rollout_uid=rollout.metadata.uid))
+    probe = probe_state(rollout)
+    lines = []
+    for binding in route_bindings(rollout):
+        observed = await binding.observe(session.kube, owner, probe)
+        lines.append(
+            f"{binding.kind} {binding.name}: not found"
+            if observed is None
+            else weight_line(observed, routing)
+        )
     return lines
 
 

@@ -16,9 +16,10 @@ from kubernetes.client.exceptions import ApiException
 from rollout.cli import ops
 from rollout.cli.session import Session
 from rollout.kube import ROLLOUTS
+from rollout.traffic.nginx import INGRESSES
 from tests.integration.conftest import NS, get_rollout
 from tests.integration.test_canary import paused_at, setup, weight_is
-from tests.manifests import image_patch, rollout_manifest
+from tests.manifests import image_patch, ingress_manifest, rollout_manifest
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,6 +125,21 @@ async def test_commands_through_a_canary(cluster, tmp_path):
         assert code == 0 and json.loads(out)["status"]["stableRevision"] == v1
         code, _, err = await run("undo", "web", "--to-revision", "9")
         assert code == 1 and err.startswith("rollout undo: rollout \"web\" has no revision '9' (kept: #1 ")
+
+
+async def test_get_shows_an_nginx_canarys_weight(cluster, tmp_path):
+    """The weights of an ingress-nginx canary are read back as its router reads them, from the
+    canary Ingress the controller owns: 100/0 at rest (no canary Ingress), 80/20 at the pause."""
+    kubeconfig = cluster.kubeconfig(tmp_path / "kubeconfig")
+    nginx = {"nginx": {"stableIngress": "web"}}
+    async with cluster.controller():
+        await setup(cluster, STEPS, routing=nginx, route=ingress_manifest(), resource=INGRESSES)
+        code, out, _ = await rollout_cli(kubeconfig, "get", "rollout", "web")
+        assert code == 0 and "Ingress web: web-stable 100, web-canary 0" in out
+        await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
+        await wait_for(paused_at(cluster, 1), what="paused at step 2")
+        code, out, _ = await rollout_cli(kubeconfig, "get", "rollout", "web")
+        assert code == 0 and "Ingress web: web-stable 80, web-canary 20" in out
 
 
 async def test_errors_are_one_line(cluster, tmp_path):
