@@ -152,7 +152,10 @@ class CachedKube(Kube):
         return found
 
     def claims_index(self, namespace: str) -> ClaimsIndex | None:
-        if _fresh.get() or not self.caches.serves(ROLLOUTS, namespace):
+        # Served from the cache even in a retry after a conflict: what conflicted was this
+        # Rollout's own write, not another Rollout's claims, and reading every Rollout of the
+        # namespace again on each conflict had cost O(N) per conflict under load.
+        if not self.caches.serves(ROLLOUTS, namespace):
             return None
         return self.claims
 

@@ -209,8 +209,11 @@ async def run_controller(
         api.user_agent = agent  # its requests are told apart in audit logs and benchmarks
         return api
 
+    threads = max(workers + 4, API_THREADS)
+    # A connection per API thread: a smaller pool discards (and re-handshakes) the extra ones.
+    configuration.connection_pool_maxsize = threads
     caches = Caches(api_client, cached_kinds(), namespaces)
-    cached = CachedKube(api_client(), caches, threads=max(workers + 4, API_THREADS))
+    cached = CachedKube(api_client(), caches, threads=threads)
     cached.fence = kube.fence  # leader election: a follower, or a leader that lost its lease, writes nothing
     notifier = Notifier(cached, notifications)
     reconciler = Reconciler(
