@@ -387,7 +387,13 @@ class Caches:
 
     def _failed(self, reflector: Reflector, exc: BaseException | None) -> None:
         scope = (reflector.resource, reflector.namespace)
-        self._listed.discard(scope)  # until listed again, reads of this kind go to the API server
+        if not isinstance(exc, WatchExpired):
+            # Until listed again, reads of this kind go to the API server. A watch that expired
+            # or was cut keeps serving from memory while it lists again, as an informer does:
+            # its store is a moment behind at worst, which a guarded write turns into a conflict,
+            # while sending every reconcile to the server meanwhile had meant hundreds of lists
+            # of 1,000 Rollouts each at N = 1,000 and an API server timing out.
+            self._listed.discard(scope)
         self._mark_tried(scope)
         if isinstance(exc, KindAbsent):
             self._absent.add(scope)
