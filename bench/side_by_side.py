@@ -112,6 +112,10 @@ class Controller:
     def past_first_step(self, obj: dict[str, Any], before: str) -> bool:
         raise NotImplementedError
 
+    def settled(self, obj: dict[str, Any]) -> bool:
+        """Nothing left for the controller to do before it may stop (a finalizer to release)."""
+        return True
+
 
 class Ours(Controller):
     name, rollouts, user = "rollout", OUR_ROLLOUTS, CONTROLLER_USER
@@ -264,6 +268,11 @@ async def run_one(
                     await asyncio.sleep(0.05)
                 cpu = cpu_seconds(controller.pid) - cpu_before
                 until = time.time()
+
+                def settled() -> bool:
+                    return all(who.settled(o) for o in watched.objects("rollouts").values())
+
+                await wait_until(f"{who.name}: finalizers released", settled, 120)
             finally:
                 if who.name == "argo-rollouts":
                     argo.stop_controller(controller)
