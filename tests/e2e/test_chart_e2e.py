@@ -5,8 +5,9 @@ Deployment's arguments and the token of the chart's own ServiceAccount (a TokenR
 modes: cluster-wide (a ClusterRole) and `watchNamespaces` (Roles in the watched namespace). In
 each it drives a canary gated by a passing web analysis to completion, a canary whose analysis
 fails back to stable, and a blue/green switch. A grant the chart lacks is a 403 from the API
-server: the test fails on any 403 the audit log records for that ServiceAccount, and on any the
-controller's log mentions."""
+server: the test fails on any 403 the audit log records for that ServiceAccount (but those of a
+namespace being deleted, which are not RBAC's), and on any missing permission the controller
+logs."""
 
 from __future__ import annotations
 
@@ -120,7 +121,8 @@ async def chart_controller(request, kube, kubeconfig, cluster, namespace, tmp_pa
         yield processes
         processes.stop_all()
         log = processes.log_of(0)
-        assert "403" not in log and "orbidden" not in log, f"the controller met a refusal:\n{log[-3000:]}"
+        refusals = [line for line in log.splitlines() if "permission missing" in line]
+        assert not refusals, "the controller met a refusal:\n" + "\n".join(refusals)
         if audit is not None:
             answered, refused = audited_requests(audit, audit_start)
             assert answered > 100, f"the audit log saw {answered} of the ServiceAccount's requests"
@@ -146,6 +148,9 @@ def audited_requests(audit: Path, start: int) -> tuple[int, list[str]]:
         f"{e['verb']} {e.get('objectRef', {}).get('resource')} in {e.get('objectRef', {}).get('namespace')}"
         for e in mine
         if e.get("responseStatus", {}).get("code") == 403
+        # Not RBAC: an Event for a Rollout of an earlier test whose namespace is being deleted
+        # (cluster-wide, the controller finalizes those too).
+        and "being terminated" not in e.get("responseStatus", {}).get("message", "")
     ]
     return len(mine), refused
 
