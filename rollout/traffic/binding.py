@@ -120,14 +120,11 @@ def _log_written(namespace: str, kind: str, name: str, state: TrafficState, oper
     )
 
 
-@dataclass(frozen=True)
-class RouteBinding:
-    """A route the user owns; its router edits it in place."""
+class _OnResource:
+    """What both route bindings say of the object they are bound to."""
 
     resource: Resource
-    name: str
-    path: str
-    router: Router
+    router: Router | OwningRouter
 
     @property
     def kind(self) -> str:
@@ -140,6 +137,16 @@ class RouteBinding:
     @property
     def group(self) -> str:
         return self.resource.group
+
+
+@dataclass(frozen=True)
+class RouteBinding(_OnResource):
+    """A route the user owns; its router edits it in place."""
+
+    resource: Resource
+    name: str
+    path: str
+    router: Router
 
     def observed(
         self, route: dict[str, Any] | None, probe: TrafficState, owned: dict[str, Any] | None = None
@@ -213,7 +220,7 @@ def _owned_patch(current: dict[str, Any], new: dict[str, Any]) -> list[dict[str,
 
 
 @dataclass(frozen=True)
-class OwnedRouteBinding:
+class OwnedRouteBinding(_OnResource):
     """A route the user owns (`name`, only read) and an object of the same resource that the
     router builds from it and the controller creates, updates and deletes (`owned`)."""
 
@@ -222,18 +229,6 @@ class OwnedRouteBinding:
     owned: str
     path: str
     router: OwningRouter
-
-    @property
-    def kind(self) -> str:
-        return self.router.kind
-
-    @property
-    def plural(self) -> str:
-        return self.resource.plural
-
-    @property
-    def group(self) -> str:
-        return self.resource.group
 
     def observed(
         self, route: dict[str, Any] | None, probe: TrafficState, owned: dict[str, Any] | None = None
