@@ -2,8 +2,9 @@
 
 import copy
 
-from rollout.kube import ROLLOUTS, Resource
+from rollout.kube import ROLLOUTS, SERVICES, Resource
 from tests import waiting
+from tests.manifests import http_route_manifest, rollout_manifest, service_manifest
 
 HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes")
 VIRTUALSERVICES = Resource("networking.istio.io", "v1", "virtualservices")
@@ -45,3 +46,23 @@ def with_app_weights(route, weights):
         if ref["name"] in weights:
             ref["weight"] = weights[ref["name"]]
     return out
+
+
+async def deploy_http_canary(kube, ns, steps, replicas, **strategy):
+    """web-stable, web-canary, the HTTPRoute `web` and a canary Rollout `web` on it (the old
+    revision scaled down 2 s after completion; `strategy` adds to or overrides the canary's
+    fields); its stable revision once Healthy."""
+    for name in ("web-stable", "web-canary"):
+        await kube.create(SERVICES, ns, service_manifest(name, namespace=ns))
+    await kube.create(HTTPROUTES, ns, http_route_manifest(namespace=ns))
+    canary = {
+        "stableService": "web-stable",
+        "canaryService": "web-canary",
+        "trafficRouting": {"gatewayAPI": {"httpRoutes": [{"name": "web"}]}},
+        "steps": steps,
+        "scaleDownDelaySeconds": 2,
+        **strategy,
+    }
+    manifest = rollout_manifest(namespace=ns, replicas=replicas, strategy={"canary": canary})
+    await kube.create(ROLLOUTS, ns, manifest)
+    return (await wait_for(phase_is(kube, ns, "Healthy"), what="first deploy"))["stableRevision"]

@@ -28,8 +28,8 @@ from kubernetes.client.exceptions import ApiException
 
 from rollout.kube import ANALYSIS_TEMPLATES, PODS, REPLICASETS, ROLLOUTS, SERVICES
 from tests.e2e.gateway_status import gateway_accepting, reported_generation
-from tests.e2e.helpers import HTTPROUTES, app_weights, phase_is, wait_for
-from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest
+from tests.e2e.helpers import HTTPROUTES, app_weights, deploy_http_canary, phase_is, wait_for
+from tests.manifests import image_patch, rollout_manifest, service_manifest
 
 pytestmark = pytest.mark.e2e
 
@@ -134,21 +134,7 @@ def route_weights_are(kube, ns, weights):
 
 async def deploy_canary(kube, ns, replicas=2):
     """Both Services, the HTTPRoute and a canary Rollout on it; v1 once Healthy."""
-    for name in ("web-stable", "web-canary"):
-        await kube.create(SERVICES, ns, service_manifest(name, namespace=ns))
-    await kube.create(HTTPROUTES, ns, http_route_manifest(namespace=ns))
-    strategy = {
-        "canary": {
-            "stableService": "web-stable",
-            "canaryService": "web-canary",
-            "trafficRouting": {"gatewayAPI": {"httpRoutes": [{"name": "web"}]}},
-            "steps": STEPS,
-            "scaleDownDelaySeconds": 2,
-            "abortScaleDownDelaySeconds": 2,
-        }
-    }
-    await kube.create(ROLLOUTS, ns, rollout_manifest(namespace=ns, replicas=replicas, strategy=strategy))
-    return (await wait_for(phase_is(kube, ns, "Healthy"), what="first deploy"))["stableRevision"]
+    return await deploy_http_canary(kube, ns, STEPS, replicas, abortScaleDownDelaySeconds=2)
 
 
 def ready_pods(kube, ns, revision, count):

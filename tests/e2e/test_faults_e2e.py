@@ -22,8 +22,8 @@ from rollout.api.revision import REVISION_LABEL
 from rollout.kube import EVENTS, REPLICASETS, ROLLOUTS, SERVICES, Resource
 from tests import waiting
 from tests.chart import controller_args, render
-from tests.e2e.helpers import HTTPROUTES, annotate, app_weights, phase_is, wait_for
-from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest
+from tests.e2e.helpers import HTTPROUTES, annotate, app_weights, deploy_http_canary, phase_is, wait_for
+from tests.manifests import image_patch
 from tests.processes import ControllerProcesses
 from tests.waiting import in_background
 
@@ -38,21 +38,7 @@ WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
 
 async def deploy_canary(kube, ns, replicas=3):
     """Services, the HTTPRoute and a canary Rollout; the stable revision once Healthy."""
-    for name in ("web-stable", "web-canary"):
-        await kube.create(SERVICES, ns, service_manifest(name, namespace=ns))
-    await kube.create(HTTPROUTES, ns, http_route_manifest(namespace=ns))
-    strategy = {
-        "canary": {
-            "stableService": "web-stable",
-            "canaryService": "web-canary",
-            "trafficRouting": {"gatewayAPI": {"httpRoutes": [{"name": "web"}]}},
-            "steps": STEPS,
-            "scaleDownDelaySeconds": 2,
-        }
-    }
-    await kube.create(ROLLOUTS, ns, rollout_manifest(namespace=ns, replicas=replicas, strategy=strategy))
-    status = await wait_for(phase_is(kube, ns, "Healthy"), what="first deploy")
-    return status["stableRevision"]
+    return await deploy_http_canary(kube, ns, STEPS, replicas)
 
 
 async def user_view(kube, ns):
