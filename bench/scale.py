@@ -29,9 +29,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
-import datetime
 import functools
-import json
 import os
 import signal
 import statistics
@@ -66,7 +64,7 @@ from rollout.kube import (
 from rollout.observability.logging import configure_logging
 from rollout.sandbox.cluster import EmulatedCluster, emulated_cluster
 from tests.cluster.kubelet import StandInKubelet
-from tests.cluster.launcher import ControlPlane, install_crds
+from tests.cluster.launcher import ControlPlane, audit_target, install_crds
 from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest
 from tests.thirdparty import routing_crds
 
@@ -318,23 +316,14 @@ def audited(
     by `verb resource[/sub]` (reads as `get`, `list`, `watch`), and each Rollout's writes in order."""
     counts: collections.Counter[str] = collections.Counter()
     writes: dict[str, list[str]] = {}
-    with contextlib.suppress(FileNotFoundError), plane.audit_log.open() as lines:
-        for line in lines:
-            event = json.loads(line)
-            when = datetime.datetime.fromisoformat(event["requestReceivedTimestamp"].replace("Z", "+00:00"))
-            if not since <= when.timestamp() <= until or event["user"]["username"] != CONTROLLER_USER:
-                continue
-            verb = event["verb"]
-            ref = event.get("objectRef") or {}
-            resource = ref.get("resource", "?") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
-            if verb in ("get", "list", "watch"):
-                counts[f"{verb} {resource}"] += 1  # reads too by resource: which kind missed a cache
-                continue
-            counts[f"{verb} {resource}"] += 1
-            name = str(ref.get("name") or "")
-            parts = name.split("-")  # app-N, app-N-stable, app-N-<revision>
-            if resource != "events" and len(parts) >= 2:
-                writes.setdefault("-".join(parts[:2]), []).append(resource.split("/")[0])
+    for event in plane.audit_events(CONTROLLER_USER, since, until):
+        target = audit_target(event)  # reads too by resource: which kind missed a cache
+        counts[target] += 1
+        verb, resource = target.split(" ", 1)
+        name = str((event.get("objectRef") or {}).get("name") or "")
+        parts = name.split("-")  # app-N, app-N-stable, app-N-<revision>
+        if verb not in ("get", "list", "watch") and resource != "events" and len(parts) >= 2:
+            writes.setdefault("-".join(parts[:2]), []).append(resource.split("/")[0])
     return counts, writes
 
 

@@ -28,8 +28,6 @@ import argparse
 import asyncio
 import collections
 import contextlib
-import datetime
-import json
 import statistics
 import subprocess
 import sys
@@ -172,15 +170,9 @@ class Peer(Controller):
 def audited(plane: ControlPlane, user: str, since: float, until: float) -> collections.Counter[str]:
     """The user's requests in [since, until] (wall clock) by verb; Events counted apart."""
     counts: collections.Counter[str] = collections.Counter()
-    with contextlib.suppress(FileNotFoundError), plane.audit_log.open() as lines:
-        for line in lines:
-            event = json.loads(line)
-            if event["user"]["username"] != user:
-                continue
-            when = datetime.datetime.fromisoformat(event["requestReceivedTimestamp"].replace("Z", "+00:00"))
-            if since <= when.timestamp() <= until:
-                resource = (event.get("objectRef") or {}).get("resource")
-                counts["events" if resource == "events" else event["verb"]] += 1
+    for event in plane.audit_events(user, since, until):
+        resource = (event.get("objectRef") or {}).get("resource")
+        counts["events" if resource == "events" else event["verb"]] += 1
     return counts
 
 

@@ -55,7 +55,15 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config import new_client_from_config
 
-from tests.cluster.launcher import ControlPlane, die_with_parent, free_port, http_ok, install_crds, tail
+from tests.cluster.launcher import (
+    ControlPlane,
+    audit_target,
+    die_with_parent,
+    free_port,
+    http_ok,
+    install_crds,
+    tail,
+)
 from tests.manifests import image_patch, rollout_manifest, service_manifest
 
 MODULE = Path(__file__).resolve().parent / "argo-rollouts"
@@ -459,16 +467,8 @@ def _listed(api: client.ApiClient, kind: Kind, namespace: str) -> dict[str, dict
 def audited_requests(plane: ControlPlane) -> dict[str, int]:
     """The controller's requests in the audit log, by `verb resource[/subresource]`."""
     counts: dict[str, int] = {}
-    with contextlib.suppress(FileNotFoundError), plane.audit_log.open() as lines:
-        for line in lines:
-            event = json.loads(line)
-            if event["user"]["username"] != AUDIT_USER:
-                continue
-            ref = event.get("objectRef") or {}
-            key = f"{event['verb']} {ref.get('resource', '?')}" + (
-                f"/{ref['subresource']}" if ref.get("subresource") else ""
-            )
-            counts[key] = counts.get(key, 0) + 1
+    for event in plane.audit_events(AUDIT_USER):
+        counts[audit_target(event)] = counts.get(audit_target(event), 0) + 1
     return dict(sorted(counts.items()))
 
 

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import datetime
 import fcntl
 import hashlib
+import json
+import math
 import os
 import secrets
 import shutil
@@ -31,6 +34,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -324,6 +328,20 @@ class ControlPlane:
             f"{name} not ready after {timeout:.0f} s; the tail of {component.log}:\n{tail(component.log)}"
         )
 
+    def audit_events(self, user: str, since: float = 0.0, until: float = math.inf) -> list[dict[str, Any]]:
+        """The audit log's events of `user` (one of the audited users) received in [since, until],
+        wall-clock seconds."""
+        found = []
+        with contextlib.suppress(FileNotFoundError), self.audit_log.open() as lines:
+            for line in lines:
+                event = json.loads(line)
+                if event["user"]["username"] != user:
+                    continue
+                stamp = event["requestReceivedTimestamp"].replace("Z", "+00:00")
+                if since <= datetime.datetime.fromisoformat(stamp).timestamp() <= until:
+                    found.append(event)
+        return found
+
     def pid_of(self, name: str) -> int:
         return next(c.process.pid for c in self.components if c.name == name)
 
@@ -347,6 +365,13 @@ class ControlPlane:
                     os.killpg(component.process.pid, signal.SIGKILL)
                 component.process.wait(timeout=10)
         self.components.clear()
+
+
+def audit_target(event: dict[str, Any]) -> str:
+    """`verb resource[/subresource]` of an audit event."""
+    ref = event.get("objectRef") or {}
+    sub = f"/{ref['subresource']}" if ref.get("subresource") else ""
+    return f"{event['verb']} {ref.get('resource', '?')}{sub}"
 
 
 def die_with_parent() -> None:
