@@ -7,6 +7,7 @@ conflict with the leader's."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -57,6 +58,17 @@ def report_forbidden(method: str, path: str, query: dict[str, str] | None) -> No
     )
 
 
+def is_namespace_terminating(exc: ApiException) -> bool:
+    """The API server answers 403 to a create in a namespace being deleted; that is not a
+    missing grant, so it must not be reported as one (the cause names it)."""
+    try:
+        body = json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        return False
+    causes = ((body.get("details") or {}).get("causes") or []) if isinstance(body, dict) else []
+    return any(isinstance(c, dict) and c.get("reason") == "NamespaceTerminating" for c in causes)
+
+
 @contextmanager
 def guarded(
     method: str, path: str, query: dict[str, str] | None, fence: Callable[[], bool] | None
@@ -67,6 +79,6 @@ def guarded(
         try:
             yield
         except ApiException as exc:
-            if exc.status == 403:
+            if exc.status == 403 and not is_namespace_terminating(exc):
                 report_forbidden(method, path, query)
             raise
