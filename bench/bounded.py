@@ -19,8 +19,8 @@ from typing import Any
 
 from bench.common import print_table
 from rollout.analysis.resolve import TemplateKey
-from rollout.api.analysis import parse_template
 from rollout.api.rollout import parse_rollout
+from rollout.api.templates import parse_template
 from rollout.engine import decide
 from tests.manifests import http_route_manifest, rollout_manifest
 from tests.sim import Sim

@@ -26,9 +26,9 @@ from rollout.analysis.resolve import (
     template_keys,
 )
 from rollout.analysis.runs import QueryResult
-from rollout.api.analysis import AnalysisTemplateSpec, parse_template
 from rollout.api.rollout import Rollout
 from rollout.api.status import RolloutStatus
+from rollout.api.templates import AnalysisTemplateSpec, parse_template
 from rollout.kube import ANALYSIS_TEMPLATES, CLUSTER_ANALYSIS_TEMPLATES, SECRETS, Kube
 
 

@@ -27,10 +27,10 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 from urllib3.util.retry import Retry
 
 from rollout.analysis.args import placeholders, substitute_query
-from rollout.analysis.conditions import Result
+from rollout.analysis.expressions import Result
 from rollout.analysis.provider import QueryError, SecretUse, header_uses
-from rollout.api.analysis import PrometheusProvider, RequestHeader
 from rollout.api.base import parse_duration
+from rollout.api.templates import PrometheusProvider, RequestHeader
 
 log = structlog.get_logger("rollout.analysis")
 

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from rollout.analysis.conditions import Result
-from rollout.api.analysis import RequestHeader, SecretKeyRef
+from rollout.analysis.expressions import Result
+from rollout.api.templates import RequestHeader, SecretKeyRef
 
 
 class QueryError(Exception):

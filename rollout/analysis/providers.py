@@ -1,6 +1,6 @@
 """The metric provider registry: each provider is a module in rollout/analysis exporting
 `PROVIDER` (see provider.py). Adding one is its module, one entry in MODULES and its kind in the
-API model (rollout/api/analysis.py)."""
+API model (rollout/api/templates.py)."""
 
 from __future__ import annotations
 

@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from rollout.analysis.args import PLACEHOLDER, ArgError, placeholders, substitute_condition
-from rollout.analysis.conditions import check
+from rollout.analysis.expressions import check
 from rollout.analysis.provider import Request
 from rollout.analysis.providers import PROVIDERS
-from rollout.api.analysis import AnalysisTemplateSpec, Metric
 from rollout.api.base import parse_duration
 from rollout.api.rollout import Rollout, SpecError
 from rollout.api.spec import AnalysisRefs, RolloutAnalysis
 from rollout.api.status import RolloutStatus
+from rollout.api.templates import AnalysisTemplateSpec, Metric
 from rollout.api.vocabulary import BACKGROUND
 
 # An error measurement of a metric without an interval is tried again after this many seconds.

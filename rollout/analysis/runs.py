@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from rollout.analysis.conditions import ConditionError, Result, evaluate
+from rollout.analysis.expressions import ConditionError, Result, evaluate
 from rollout.analysis.resolve import ResolvedMetric
 from rollout.api.status import AnalysisPhase, AnalysisRun, Measurement, MetricResult
 

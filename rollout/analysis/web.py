@@ -27,10 +27,10 @@ import structlog
 from jsonpath_ng.ext import parse as parse_json_path
 
 from rollout.analysis.args import PLACEHOLDER, ArgError, placeholders
-from rollout.analysis.conditions import Result
+from rollout.analysis.expressions import Result
 from rollout.analysis.provider import NoData, QueryError, SecretUse, header_uses
-from rollout.api.analysis import RequestHeader, WebProvider
 from rollout.api.base import parse_duration
+from rollout.api.templates import RequestHeader, WebProvider
 
 log = structlog.get_logger("rollout.analysis")
 

@@ -14,9 +14,9 @@ import yaml
 from pydantic import BaseModel
 
 from rollout import GROUP, VERSION
-from rollout.api.analysis import AnalysisTemplateSpec
 from rollout.api.spec import RolloutSpec
 from rollout.api.status import RolloutStatus
+from rollout.api.templates import AnalysisTemplateSpec
 
 _DROP = {"title", "default", "discriminator"}
 

@@ -16,9 +16,9 @@ import jsonschema
 import yaml
 
 from rollout.analysis.resolve import TemplateKey, resolve_all, secret_refs, template_keys
-from rollout.api.analysis import parse_template
 from rollout.api.crds import all_crds
 from rollout.api.rollout import parse_rollout
+from rollout.api.templates import parse_template
 from rollout.cli.session import CliError
 from rollout.engine.decide import current_revision
 from rollout.engine.types import Observed, ObservedRoute

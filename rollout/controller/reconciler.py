@@ -26,7 +26,7 @@ from rollout.analysis.resolve import resolve_analyses
 from rollout.api.rollout import ParsedRollout, parse_rollout
 from rollout.controller.cached import fresh_reads
 from rollout.controller.claims import observe_others
-from rollout.controller.commands import pending_commands, removal_patch
+from rollout.controller.command_annotations import pending_commands, removal_patch
 from rollout.controller.finalizer import (
     FINALIZER,
     finalizer_patch,

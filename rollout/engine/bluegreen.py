@@ -25,8 +25,8 @@ from rollout.api.rollout import Rollout, SpecError
 from rollout.api.spec import BlueGreenStrategy, RolloutAnalysis
 from rollout.api.status import BlueGreenStatus, RolloutStatus
 from rollout.api.vocabulary import BLUE_GREEN_PAUSE, POST_PROMOTION, PRE_PROMOTION
-from rollout.engine.conditions import add_pause, remove_pause
 from rollout.engine.side_by_side import SideBySide
+from rollout.engine.status_conditions import add_pause, remove_pause
 from rollout.engine.types import Command, Event, Observed
 from rollout.traffic.base import STABLE_ONLY, TrafficState
 from rollout.traffic.bindings import pin_bindings

@@ -23,10 +23,10 @@ from rollout.api.rollout import Rollout, SpecError
 from rollout.api.spec import CanaryStrategy
 from rollout.api.status import CanaryStatus, RolloutStatus
 from rollout.api.vocabulary import BACKGROUND, CANARY_PAUSE, step_run_name
-from rollout.engine.analysis import Gate, reset_runs, step_gate
-from rollout.engine.conditions import add_pause, remove_pause
+from rollout.engine.gates import Gate, reset_runs, step_gate
 from rollout.engine.rolling import plan_replicas
 from rollout.engine.side_by_side import SideBySide
+from rollout.engine.status_conditions import add_pause, remove_pause
 from rollout.engine.step_checks import step_errors
 from rollout.engine.steps import StepProgress, canary_replicas, describe, steps_hash, target_at
 from rollout.engine.types import (

@@ -10,8 +10,8 @@ from datetime import datetime
 
 from rollout.api.status import RolloutStatus
 from rollout.api.vocabulary import USER_PAUSE
-from rollout.engine.conditions import add_pause, remove_pause
 from rollout.engine.restart import start_restart
+from rollout.engine.status_conditions import add_pause, remove_pause
 from rollout.engine.strategies import forget_progress
 from rollout.engine.types import Command, Event, PodState
 

@@ -28,14 +28,14 @@ from rollout.api.vocabulary import (
     SPEC_PAUSE,
 )
 from rollout.engine import rollback
-from rollout.engine.analysis import Analyses, promote_analysis, reset_runs
 from rollout.engine.bounds import MESSAGE, bounded, clip
 from rollout.engine.commands import apply_commands
-from rollout.engine.conditions import add_pause, remove_condition, remove_pause, set_condition
+from rollout.engine.gates import Analyses, promote_analysis, reset_runs
 from rollout.engine.moves import Moves, Outcome
 from rollout.engine.recovery import disagreement, recover_stable
 from rollout.engine.restart import advance_restart
 from rollout.engine.rolling import oldest_first
+from rollout.engine.status_conditions import add_pause, remove_condition, remove_pause, set_condition
 from rollout.engine.strategies import forget_progress, pause_reasons, strategy_of
 from rollout.engine.types import (
     Action,

@@ -15,7 +15,7 @@ from datetime import datetime
 from rollout.api.rollout import Rollout
 from rollout.api.spec import StrategyConfig
 from rollout.api.status import RolloutStatus
-from rollout.engine.analysis import Analyses
+from rollout.engine.gates import Analyses
 from rollout.engine.types import Action, Command, Event, Observed
 from rollout.traffic.routing import Routing
 

@@ -23,7 +23,7 @@ from rollout.api.rollout import Rollout, SpecError
 from rollout.api.spec import RollingStrategy
 from rollout.api.status import RolloutStatus
 from rollout.api.vocabulary import BACKGROUND
-from rollout.engine.analysis import Gate
+from rollout.engine.gates import Gate
 from rollout.engine.moves import Moves, Outcome
 from rollout.engine.types import (
     Action,

@@ -15,8 +15,8 @@ from rollout.api.revision import REVISION_LABEL
 from rollout.api.spec import BlueGreenStrategy, CanaryStrategy
 from rollout.api.status import BlueGreenStatus, CanaryStatus
 from rollout.api.vocabulary import ROUTE_STATUS
-from rollout.engine.conditions import remove_condition, set_condition
 from rollout.engine.moves import Moves, Outcome
+from rollout.engine.status_conditions import remove_condition, set_condition
 from rollout.engine.types import (
     CreateReplicaSet,
     Event,

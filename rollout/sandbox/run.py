@@ -178,7 +178,7 @@ async def run_sandbox(
     new_image = new_image or bumped_image(old_image)
     binary = None
     if analysis:
-        from rollout.sandbox import analysis as gate  # needs prometheus-client; only for --analysis
+        from rollout.sandbox import prometheus_gate as gate  # needs prometheus-client; only for --analysis
 
         binary = gate.prometheus_binary()
         if binary is None:

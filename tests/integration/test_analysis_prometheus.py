@@ -15,9 +15,9 @@ import yaml
 
 from rollout.analysis.prometheus import Prometheus, QueryError
 from rollout.analysis.resolve import TemplateKey, builtin_args, resolve
-from rollout.api.analysis import AnalysisTemplateSpec, parse_template
 from rollout.api.rollout import parse_rollout
 from rollout.api.spec import RolloutAnalysis
+from rollout.api.templates import AnalysisTemplateSpec, parse_template
 from rollout.engine.decide import current_revision
 from rollout.kube import (
     ANALYSIS_TEMPLATES,

@@ -32,9 +32,9 @@ import pytest
 import yaml
 
 from rollout.analysis.resolve import TemplateKey, builtin_args, resolve
-from rollout.api.analysis import parse_template
 from rollout.api.rollout import Rollout
 from rollout.api.spec import RolloutAnalysis
+from rollout.api.templates import parse_template
 from rollout.kube import SERVICES, Resource
 from tests.processes import free_port
 

@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from rollout.analysis.args import ArgError, substitute_condition, substitute_query
-from rollout.analysis.conditions import ConditionError, check, evaluate
+from rollout.analysis.expressions import ConditionError, check, evaluate
 from rollout.analysis.prometheus import QueryError, parse_result
 from rollout.analysis.resolve import TemplateKey, resolve
 from rollout.analysis.runs import MAX_MEASUREMENTS, QueryResult, assess, due, record, seconds_to_next
-from rollout.api.analysis import parse_template
 from rollout.api.spec import RolloutAnalysis
 from rollout.api.status import AnalysisRun
+from rollout.api.templates import parse_template
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -3,7 +3,7 @@ with traffic first, no data pauses, errors never promote, promote passes an inco
 background analysis gates completion, and unknown templates are InvalidSpec."""
 
 from rollout.analysis.resolve import TemplateKey
-from rollout.api.analysis import parse_template
+from rollout.api.templates import parse_template
 from rollout.engine import Command
 from rollout.engine.types import ScaleReplicaSet, SetTraffic
 from tests.manifests import http_route_manifest, rollout_manifest

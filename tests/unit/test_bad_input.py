@@ -7,8 +7,8 @@ import copy
 import pytest
 
 from rollout.analysis.resolve import TemplateKey
-from rollout.api.analysis import parse_template
 from rollout.api.rollout import parse_rollout
+from rollout.api.templates import parse_template
 from rollout.engine.validation import claims_of
 from tests.manifests import http_route_manifest, rollout_manifest
 from tests.sim import Sim

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from rollout.analysis.resolve import TemplateKey
 from rollout.analysis.runs import MAX_MEASUREMENTS
-from rollout.api.analysis import parse_template
 from rollout.api.status import AnalysisRun, Condition, Measurement, MetricResult, RolloutStatus
+from rollout.api.templates import parse_template
 from rollout.engine.bounds import (
     MAX_STATUS_BYTES,
     MEASUREMENT_MESSAGE,

@@ -9,8 +9,8 @@ from rollout.analysis.resolve import resolve_analyses
 from rollout.analysis.runs import QueryResult
 from rollout.api.rollout import parse_rollout
 from rollout.api.status import AnalysisRun
-from rollout.engine.analysis import Analyses
 from rollout.engine.decide import current_revision
+from rollout.engine.gates import Analyses
 from rollout.engine.rolling import plan_replicas
 from rollout.engine.types import Observed, ReplicaSetState
 from tests.unit.test_analysis_engine import STEP, analysed_sim, start

@@ -5,13 +5,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from rollout.analysis.conditions import check, evaluate
+from rollout.analysis.expressions import check, evaluate
 from rollout.analysis.providers import PROVIDERS
 from rollout.analysis.resolve import ResolvedMetric
 from rollout.analysis.runs import VALUE_CHARS, QueryResult, assess, format_value, record
-from rollout.api.analysis import parse_template
 from rollout.api.crds import all_crds
 from rollout.api.status import AnalysisRun
+from rollout.api.templates import parse_template
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

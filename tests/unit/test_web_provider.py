@@ -16,9 +16,9 @@ from rollout.analysis.provider import NoData, QueryError
 from rollout.analysis.resolve import TemplateKey, resolve, secret_refs
 from rollout.analysis.runs import QueryResult, assess, record
 from rollout.analysis.web import PROVIDER
-from rollout.api.analysis import parse_template
 from rollout.api.rollout import parse_rollout
 from rollout.api.status import AnalysisRun
+from rollout.api.templates import parse_template
 from tests.local_http import serving
 from tests.manifests import rollout_manifest
 

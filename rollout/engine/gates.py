@@ -21,7 +21,7 @@ from rollout.analysis.runs import TERMINAL, assess, passed_so_far, record, secon
 from rollout.api.rollout import Rollout
 from rollout.api.status import AnalysisRun, RolloutStatus
 from rollout.api.vocabulary import ANALYSIS, ANALYSIS_PAUSE, BACKGROUND, step_run_name
-from rollout.engine.conditions import add_pause, remove_pause, set_condition
+from rollout.engine.status_conditions import add_pause, remove_pause, set_condition
 from rollout.engine.types import Event, Observed
 
 MAX_FINISHED_RUNS = 5  # finished runs of the current revision kept in status, for people to read
