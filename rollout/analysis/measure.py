@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from dataclasses import dataclass
 from datetime import datetime
+
+from kubernetes.client.exceptions import ApiException
 
 from rollout.analysis.due import due_measurements
 from rollout.analysis.prometheus import Prometheus
@@ -29,7 +32,7 @@ from rollout.analysis.runs import QueryResult
 from rollout.api.rollout import Rollout
 from rollout.api.status import RolloutStatus
 from rollout.api.templates import AnalysisTemplateSpec, parse_template
-from rollout.kube import ANALYSIS_TEMPLATES, CLUSTER_ANALYSIS_TEMPLATES, SECRETS, Kube
+from rollout.kube import ANALYSIS_TEMPLATES, CLUSTER_ANALYSIS_TEMPLATES, SECRETS, Kube, missing_grant
 
 
 async def observe_templates(kube: Kube, rollout: Rollout) -> TemplateLookup:
@@ -43,24 +46,50 @@ async def observe_templates(kube: Kube, rollout: Rollout) -> TemplateLookup:
     return found
 
 
+@dataclass(frozen=True)
+class Denied:
+    """A Secret the controller may not read (the API server answered 403): why, in words."""
+
+    why: str
+
+
 # Secrets read while observing: name -> its data (base64 values, as the API server gives them),
-# or None when missing. Values stay in the controller; the engine sees only the key names.
-SecretData = dict[str, dict[str, str] | None]
+# None when missing, Denied when unreadable. Values stay in the controller; the engine sees only
+# the key names.
+SecretData = dict[str, dict[str, str] | Denied | None]
 
 
 async def observe_secrets(kube: Kube, rollout: Rollout, templates: TemplateLookup) -> SecretData:
-    """One GET per Secret named by an analysis header, so that a missing Secret or key is an
-    InvalidSpec found before anything moves (and found again once the Secret is created)."""
+    """The Secrets named by analysis headers (a GET each, or a read of a few seconds ago), so that
+    a missing or unreadable Secret or key is an InvalidSpec found before anything moves."""
     found: SecretData = {}
-    for name in sorted({ref.secret for ref in secret_refs(rollout, templates)}):
-        secret = await kube.get(SECRETS, rollout.metadata.namespace, name)
+    namespace = rollout.metadata.namespace
+    wanted: dict[str, set[str]] = {}
+    for ref in secret_refs(rollout, templates):
+        wanted.setdefault(ref.secret, set()).add(ref.key)
+    for name, keys in sorted(wanted.items()):
+        try:
+            secret = await kube.get(SECRETS, namespace, name)
+            if secret is not None and not keys <= set(secret.get("data") or {}):
+                # A key missing from a read of a few seconds ago: it may have been added since.
+                secret = await kube.get_fresh(SECRETS, namespace, name)
+        except ApiException as exc:
+            if exc.status != 403:
+                raise
+            found[name] = Denied(missing_grant("get", "secrets", f"in namespace {namespace}"))
+            continue
         found[name] = None if secret is None else dict(secret.get("data") or {})
     return found
 
 
 def secret_keys(secrets: SecretData) -> dict[str, frozenset[str] | None]:
     """What the engine may know of the Secrets: which keys exist, never their values."""
-    return {name: None if data is None else frozenset(data) for name, data in secrets.items()}
+    return {name: frozenset(data) if isinstance(data, dict) else None for name, data in secrets.items()}
+
+
+def denied_secrets(secrets: SecretData) -> dict[str, str]:
+    """The Secrets the controller may not read, and the grant it lacks."""
+    return {name: data.why for name, data in secrets.items() if isinstance(data, Denied)}
 
 
 def request_headers(secrets: SecretData, namespace: str, metric: ResolvedMetric) -> dict[str, str]:
@@ -71,8 +100,14 @@ def request_headers(secrets: SecretData, namespace: str, metric: ResolvedMetric)
             continue
         assert header.value_from is not None
         ref = header.value_from.secret_key_ref
-        data = secrets.get(ref.name) or {}
-        if ref.key not in data:  # validation stops the rollout before this is reached
+        data = secrets.get(ref.name)
+        # Validation stops a rollout on these before a run starts; during a run (the Secret was
+        # deleted or changed) the measurement is an Error that says why.
+        if isinstance(data, Denied):
+            raise QueryError(f"header {header.key}: Secret {namespace}/{ref.name} cannot be read: {data.why}")
+        if data is None:
+            raise QueryError(f"header {header.key}: Secret {namespace}/{ref.name} not found")
+        if ref.key not in data:
             raise QueryError(f"header {header.key}: Secret {namespace}/{ref.name} has no key {ref.key!r}")
         try:
             headers[header.key] = base64.b64decode(data[ref.key]).decode()
@@ -116,16 +151,12 @@ async def measure(
     prometheus: Prometheus,
     rollout: Rollout,
     status: RolloutStatus,
-    templates: TemplateLookup,
     analyses: ResolvedAnalyses,
     current: str,
     now: datetime,
 ) -> tuple[QueryResult, ...]:
-    """Query every metric that is due in the open runs of the current revision, concurrently;
-    nothing while a header's Secret or key is missing (the engine reports that as InvalidSpec)."""
-    for ref in secret_refs(rollout, templates):
-        if ref.key not in (secrets.get(ref.secret) or {}):
-            return ()
+    """Query every metric that is due in the open runs of the current revision, concurrently. A
+    metric whose header's Secret or key is gone is measured as an Error saying so, never a pass."""
     jobs = [
         measure_one(secrets, prometheus, rollout, item.run, item.revision, item.metric, now)
         for item in due_measurements(analyses, status, current, now)

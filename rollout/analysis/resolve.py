@@ -78,12 +78,13 @@ class SecretRef:
     header: str
     secret: str
     key: str
+    run: str = ""  # the analysis it belongs to: a step's run, background, pre-/post-promotion
 
 
 def secret_refs(rollout: Rollout, templates: TemplateLookup) -> list[SecretRef]:
     """Every Secret key the analysis headers of the Rollout's (readable) templates refer to."""
     refs: list[SecretRef] = []
-    for path, ref in analysis_refs(rollout).values():
+    for run, (path, ref) in analysis_refs(rollout).items():
         for index, template_ref in enumerate(ref.templates):
             key = TemplateKey(template_ref.name, template_ref.cluster_scope)
             spec = templates.get(key)
@@ -100,6 +101,7 @@ def secret_refs(rollout: Rollout, templates: TemplateLookup) -> list[SecretRef]:
                             use.header,
                             use.ref.name,
                             use.ref.key,
+                            run,
                         )
                     )
     return refs

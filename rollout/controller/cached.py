@@ -3,24 +3,36 @@ memory once a kind is listed, writes go to the API server and their answers go i
 
 It also keeps which objects each Rollout's last reconcile read, so that a change to any of them
 (a Service, a route, a template, a Secret, even one that was missing) triggers that Rollout at
-once. After a conflict, `fresh_reads()` makes the next attempt read from the API server."""
+once. After a conflict, `fresh_reads()` makes the next attempt read from the API server.
+
+Secrets are the exception: never listed or watched (that would hold every Secret of the cluster,
+Helm's release records among them, and need `list` on Secrets). Those a Rollout or notification
+names are read with a GET and kept for SECRET_TTL seconds, at most SECRET_CACHE_SIZE of them, so a
+burst of reconciles reads each once and a rotated token is used within seconds. A missing Secret
+is not kept: it is read again at once by the next reconcile, which comes a second later
+(reconciler.py)."""
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
 import copy
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from cachetools import TTLCache
 from kubernetes import client
 
 from rollout.controller.cache import Caches, Obj
 from rollout.controller.claims import ClaimsIndex
-from rollout.kube import API_THREADS, ROLLOUTS, Kube, Resource
+from rollout.kube import API_THREADS, ROLLOUTS, SECRETS, Kube, Resource
 
 RolloutKey = tuple[str, str]
 ReadKey = tuple[Resource, str | None, str]  # (kind, namespace, name) of an object read
+
+SECRET_TTL = 5.0  # seconds a Secret read is reused
+SECRET_CACHE_SIZE = 1024  # Secrets kept at most: an analysis names one or two per template
 
 _reads: contextvars.ContextVar[set[ReadKey] | None] = contextvars.ContextVar("reads", default=None)
 _fresh: contextvars.ContextVar[bool] = contextvars.ContextVar("fresh", default=False)
@@ -64,10 +76,19 @@ def _first_equality(selector: str | None) -> tuple[str, str] | None:
 
 class CachedKube(Kube):
     def __init__(
-        self, api: client.ApiClient, caches: Caches, *, threads: int = API_THREADS, **options: Any
+        self,
+        api: client.ApiClient,
+        caches: Caches,
+        *,
+        threads: int = API_THREADS,
+        clock: Callable[[], float] = time.monotonic,
+        **options: Any,
     ) -> None:
         super().__init__(api, threads=threads, **options)
         self.caches = caches
+        self.secrets: TTLCache[tuple[str | None, str], Obj] = TTLCache(
+            SECRET_CACHE_SIZE, SECRET_TTL, timer=clock
+        )
         self.claims = ClaimsIndex()  # fed by the Rollout cache's changes (operator.Triggers)
         self.readers: dict[ReadKey, set[RolloutKey]] = {}  # object -> Rollouts that read it
         self._read_by: dict[RolloutKey, set[ReadKey]] = {}
@@ -115,12 +136,29 @@ class CachedKube(Kube):
         reads = _reads.get()
         if reads is not None:
             reads.add((res, namespace, name))
+        if res == SECRETS:
+            return await self._secret(namespace, name)
         if _fresh.get() or not self.caches.serves(res, namespace):
             return await self.get_fresh(res, namespace, name)
         found = self.caches.stores[res].get(namespace, name)
         return copy.deepcopy(found) if found is not None else None
 
+    async def _secret(self, namespace: str | None, name: str) -> dict[str, Any] | None:
+        key = (namespace, name)
+        kept = None if _fresh.get() else self.secrets.get(key)
+        if kept is None:
+            kept = await Kube.get(self, SECRETS, namespace, name)
+            if kept is None:
+                self.secrets.pop(key, None)
+                return None
+            kept.get("metadata", {}).pop("managedFields", None)
+            self.secrets[key] = kept
+        return copy.deepcopy(kept)
+
     async def get_fresh(self, res: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
+        if res == SECRETS:
+            with fresh_reads():
+                return await self._secret(namespace, name)
         found = await Kube.get(self, res, namespace, name)
         if found is not None:
             self.caches.note(res, found)

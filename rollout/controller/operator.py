@@ -30,7 +30,6 @@ from rollout.kube import (
     DEPLOYMENTS,
     REPLICASETS,
     ROLLOUTS,
-    SECRETS,
     SERVICES,
     USER_AGENT,
     Kube,
@@ -74,7 +73,9 @@ def cached_kinds() -> list[CachedKind]:
         *(CachedKind(resource) for resource in watched_resources()),
         CachedKind(ANALYSIS_TEMPLATES),
         CachedKind(CLUSTER_ANALYSIS_TEMPLATES, namespaced=False),
-        CachedKind(SECRETS),
+        # Not Secrets: never listed or watched (a cluster's Helm release Secrets alone would
+        # outweigh everything else); CachedKube reads the few that Rollouts name, through a
+        # short-lived cache.
     ]
 
 

@@ -20,7 +20,13 @@ import json_merge_patch
 import structlog
 from kubernetes.client.exceptions import ApiException
 
-from rollout.analysis.measure import measure, observe_secrets, observe_templates, secret_keys
+from rollout.analysis.measure import (
+    denied_secrets,
+    measure,
+    observe_secrets,
+    observe_templates,
+    secret_keys,
+)
 from rollout.analysis.prometheus import Prometheus
 from rollout.analysis.resolve import resolve_analyses
 from rollout.api.rollout import ParsedRollout, parse_rollout
@@ -96,6 +102,15 @@ class Conflict(Exception):
     def __init__(self, commands: list[Command] | None = None) -> None:
         super().__init__("the Rollout changed while it was reconciled")
         self.commands = commands or []
+
+
+# Seconds until a Rollout waiting on a missing or unreadable Secret is looked at again.
+SECRET_RECHECK = 1.0
+
+
+def secrets_wanting(observed: Observed) -> bool:
+    """Whether a Secret named by the analysis is missing or may not be read."""
+    return bool(observed.unreadable_secrets) or any(keys is None for keys in observed.secrets.values())
 
 
 class Reconciler:
@@ -253,6 +268,9 @@ class Reconciler:
             pods = await observe_stable_pods(self.kube, namespace, owned, parsed.status.stable_revision)
             observed = dataclasses.replace(observed, pods=pods)
         decision = decide(parsed, observed, commands, self.clock(), routing=routing)
+        if secrets_wanting(observed):
+            # Secrets are not watched (cached.py): look again shortly for one created or granted.
+            decision.requeue_after = min(decision.requeue_after or SECRET_RECHECK, SECRET_RECHECK)
         metrics.record_decision(parsed, decision.status, observed.analysis_templates)
         busy = decision.actions or decision.events or commands
         (log.info if busy else log.debug)(
@@ -377,7 +395,6 @@ class Reconciler:
             self.prometheus,
             parsed.rollout,
             parsed.status,
-            templates,
             analyses,
             current,
             self.clock(),
@@ -391,6 +408,7 @@ class Reconciler:
             analyses=analyses,
             measurements=measurements,
             secrets=secret_keys(secrets),
+            unreadable_secrets=denied_secrets(secrets),
             others=await observe_others(
                 self.kube,
                 meta.namespace,

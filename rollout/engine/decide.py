@@ -74,8 +74,11 @@ def decide(
     if parsed.rollout is not None:
         if routing is None:
             routing = routing_of(parsed.rollout)
-        errors += validate(parsed.rollout, observed, routing)
         current = current_revision(parsed.rollout)
+        open_runs = frozenset(
+            run.name for run in status.analysis_runs if run.finished_at is None and run.revision == current
+        )
+        errors += validate(parsed.rollout, observed, routing, open_runs)
         analyses = observed.analyses
         if analyses is None:
             analyses = resolve_analyses(parsed.rollout, parsed.status, observed.analysis_templates, current)

@@ -98,6 +98,8 @@ class Observed:
     # Secrets named by analysis headers (valueFrom.secretKeyRef): name -> the keys it holds (never
     # the values), or None when the Secret does not exist.
     secrets: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
+    # Secrets the controller may not read (403): name -> the grant it lacks.
+    unreadable_secrets: Mapping[str, str] = field(default_factory=dict)
     # What the other Rollouts of the namespace claim (see Claims).
     others: tuple[Claims, ...] = ()
     # The Deployment of spec.workloadRef; None when there is none (or it does not exist).

@@ -22,9 +22,15 @@ def referenced_services(rollout: Rollout) -> dict[str, str]:
     return rollout.spec.strategy.chosen.services().named()
 
 
-def validate(rollout: Rollout, observed: Observed, routing: Routing | None = None) -> list[SpecError]:
+def validate(
+    rollout: Rollout,
+    observed: Observed,
+    routing: Routing | None = None,
+    open_runs: frozenset[str] = frozenset(),
+) -> list[SpecError]:
     """Every problem of the spec; `routing` is the Rollout's routing_of when the caller has worked
-    it out already (decide() has), else it is worked out here."""
+    it out already (decide() has), else it is worked out here. `open_runs`: the analyses running
+    for the current revision (their missing Secrets are measured as errors instead)."""
     if routing is None:
         routing = routing_of(rollout)
     spec = rollout.spec
@@ -59,19 +65,30 @@ def validate(rollout: Rollout, observed: Observed, routing: Routing | None = Non
     if routing is not None:
         errors += _routing_errors(rollout, routing, observed)
     errors += conflict_errors(rollout, observed.others)
-    errors += secret_errors(rollout, observed)
+    errors += secret_errors(rollout, observed, open_runs)
     return errors
 
 
-def secret_errors(rollout: Rollout, observed: Observed) -> list[SpecError]:
-    """Analysis headers whose Secret or key is missing: found before any query is sent (and before
-    anything moves). Only Secret and key names appear, never a value."""
+def secret_errors(
+    rollout: Rollout, observed: Observed, open_runs: frozenset[str] = frozenset()
+) -> list[SpecError]:
+    """Analysis headers whose Secret or key is missing, or whose Secret may not be read: found
+    before any query is sent (and before anything moves). A Secret that goes missing while its
+    analysis runs is that run's measurement error instead, so the run fails rather than hangs.
+    Only Secret and key names appear, never a value."""
     namespace = rollout.metadata.namespace
     errors: list[SpecError] = []
     for ref in secret_refs(rollout, observed.analysis_templates):
         keys = observed.secrets.get(ref.secret)
         where = f"{ref.template} {ref.field} (header {ref.header!r})"
-        if keys is None:
+        denied = observed.unreadable_secrets.get(ref.secret)
+        if denied is not None:
+            errors.append(
+                SpecError(ref.path, f"{where}: Secret {namespace}/{ref.secret} cannot be read: {denied}")
+            )
+        elif ref.run in open_runs:
+            continue
+        elif keys is None:
             errors.append(SpecError(ref.path, f"{where}: Secret {namespace}/{ref.secret} not found"))
         elif ref.key not in keys:
             errors.append(

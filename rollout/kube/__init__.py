@@ -18,6 +18,7 @@ from rollout.kube.client import (
     load_api_client,
     retry_after,
 )
+from rollout.kube.guard import missing_grant
 from rollout.kube.resources import (
     ANALYSIS_TEMPLATES,
     CLUSTER_ANALYSIS_TEMPLATES,
@@ -63,5 +64,6 @@ __all__ = [
     "client_configuration",
     "connection_info",
     "load_api_client",
+    "missing_grant",
     "retry_after",
 ]

@@ -39,6 +39,17 @@ def _scope(path: str) -> str:
     return "cluster-wide"
 
 
+def missing_grant(verb: str, resource: str, scope: str) -> str:
+    """What a 403 means, as one sentence: the permission and the grant that gives it."""
+    plural, _, sub = resource.partition("/")
+    name, _, group = plural.partition(".")
+    return (
+        f"the controller may not {verb} {resource} {scope}; grant "
+        f"(apiGroup {group or 'core'!r}, resource {name + ('/' + sub if sub else '')!r}, verb {verb!r}) "
+        "to its ServiceAccount (the Helm chart's RBAC has it)"
+    )
+
+
 def report_forbidden(method: str, path: str, query: dict[str, str] | None) -> None:
     verb, resource = metrics.request_target(method, path, query)
     scope = _scope(path)
@@ -46,12 +57,8 @@ def report_forbidden(method: str, path: str, query: dict[str, str] | None) -> No
     if key in _reported:
         return
     _reported.add(key)
-    plural, _, sub = resource.partition("/")
-    name, _, group = plural.partition(".")
     log.error(
-        f"permission missing: the controller may not {verb} {resource} {scope}; grant "
-        f"(apiGroup {group or 'core'!r}, resource {name + ('/' + sub if sub else '')!r}, verb {verb!r}) "
-        "to its ServiceAccount (the Helm chart's RBAC has it)",
+        "permission missing: " + missing_grant(verb, resource, scope),
         verb=verb,
         resource=resource,
         scope=scope,

@@ -48,10 +48,10 @@ def with_app_weights(route, weights):
     return out
 
 
-async def deploy_http_canary(kube, ns, steps, replicas, **strategy):
+async def deploy_http_canary(kube, ns, steps, replicas, healthy=True, **strategy):
     """web-stable, web-canary, the HTTPRoute `web` and a canary Rollout `web` on it (the old
     revision scaled down 2 s after completion; `strategy` adds to or overrides the canary's
-    fields); its stable revision once Healthy."""
+    fields); its stable revision once Healthy (None at once with healthy=False)."""
     for name in ("web-stable", "web-canary"):
         await kube.create(SERVICES, ns, service_manifest(name, namespace=ns))
     await kube.create(HTTPROUTES, ns, http_route_manifest(namespace=ns))
@@ -65,4 +65,6 @@ async def deploy_http_canary(kube, ns, steps, replicas, **strategy):
     }
     manifest = rollout_manifest(namespace=ns, replicas=replicas, strategy={"canary": canary})
     await kube.create(ROLLOUTS, ns, manifest)
+    if not healthy:
+        return None
     return (await wait_for(phase_is(kube, ns, "Healthy"), what="first deploy"))["stableRevision"]

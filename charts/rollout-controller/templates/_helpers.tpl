@@ -56,9 +56,11 @@ to the controller; when the controller's calls change, these lists are all that 
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["get", "list", "watch", "patch"]
+{{- /* Secrets: `get` only, never list or watch; the controller reads the few that analysis
+headers name (rollout/controller/cached.py). */}}
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
