@@ -7,7 +7,14 @@ watches from the list's resourceVersion, and hands each change to the event loop
 kind's `Store` keeps the newest version of every object (by resourceVersion) and `on_change`
 tells the controller which object changed. A kind that cannot be listed (its CRD is not
 installed, or RBAC forbids it) is not served from the cache: `CachedKube` reads it from the API
-server until a later attempt lists it."""
+server until a later attempt lists it.
+
+Memory follows what Rollouts reference, not the cluster: a kind marked `referenced_only`
+(Services, Deployments, routes, Ingresses) keeps whole objects only for the keys its `wanted`
+predicate names (what some Rollout's last reconcile read); of the rest it keeps a stub of name
+and resourceVersion, enough to know the object exists and to trigger on a change. Lists come in
+pages, each shrunk as it arrives, and no stored object keeps managedFields or kubectl's
+last-applied-configuration."""
 
 from __future__ import annotations
 
@@ -51,6 +58,8 @@ def newer(incoming: Obj, stored: Obj | None) -> bool:
     mine, theirs = resource_version(incoming), resource_version(stored)
     if mine is None or theirs is None:
         return incoming != stored
+    if is_stub(stored) and not is_stub(incoming):
+        return mine >= theirs  # the whole object of the version a stub stands for
     return mine > theirs
 
 
@@ -60,6 +69,34 @@ def key_of(obj: Obj) -> ObjKey:
 
 
 Change = Callable[[Resource, ObjKey, Obj | None, Obj | None], None]  # (kind, key, old, new)
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+LIST_PAGE = 500  # objects per page of a list: bounds what one list holds before it is shrunk
+
+
+def slim(obj: Obj) -> Obj:
+    """`obj` without what no reconcile reads and a real server's objects often carry more of than
+    anything else: managedFields and kubectl's copy of the last applied manifest."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
+        annotations = meta.get("annotations")
+        if isinstance(annotations, dict) and LAST_APPLIED in annotations:
+            del annotations[LAST_APPLIED]
+    return obj
+
+
+def stub(obj: Obj) -> Obj:
+    """What is kept of an object no Rollout reads: that it exists, and its version."""
+    meta = obj.get("metadata") or {}
+    kept = {k: meta[k] for k in ("name", "namespace", "resourceVersion") if k in meta}
+    return {"metadata": kept, STUB: True}
+
+
+STUB = "__stub__"  # marks a stub: the whole object must be read from the API server
+
+
+def is_stub(obj: Obj | None) -> bool:
+    return bool(obj) and STUB in obj  # type: ignore[operator]
 
 
 @dataclass
@@ -68,6 +105,8 @@ class Store:
 
     resource: Resource
     on_change: Change
+    # For a referenced_only kind: which keys to keep whole (None: keep every object whole).
+    wanted: Callable[[ObjKey], bool] | None = None
     objects: dict[ObjKey, Obj] = field(default_factory=dict)
     # Deleted objects' last resourceVersion: a late event from before the deletion is ignored.
     _gone: dict[ObjKey, int] = field(default_factory=dict)
@@ -117,15 +156,23 @@ class Store:
         if gone is not None and version is not None and version <= gone:
             return
         self._gone.pop(key, None)
-        # A real server's managedFields often outweigh the rest of an object, and no reconcile
-        # reads them: not kept (every cached Secret, Service and Deployment would carry them).
-        meta = obj.get("metadata")
-        if isinstance(meta, dict):
-            meta.pop("managedFields", None)
+        obj = slim(obj)  # also what reaches put() without the reflector's or note()'s shrinking
         self._index(key, old, add=False)
         self.objects[key] = obj
         self._index(key, obj, add=True)
         self.on_change(self.resource, key, old, obj)
+
+    def shrink(self, obj: Obj, *, whole: bool = False) -> Obj:
+        """What to keep of `obj`: all of it (slimmed), or a stub when no Rollout reads it."""
+        if self.wanted is None or whole or is_stub(obj) or self.wanted(key_of(obj)):
+            return slim(obj)
+        return stub(obj)
+
+    def forget_whole(self, key: ObjKey) -> None:
+        """No Rollout reads the object any more: keep a stub of it."""
+        found = self.objects.get(key)
+        if found is not None and self.wanted is not None and not is_stub(found):
+            self.objects[key] = stub(found)
 
     def remove(self, key: ObjKey, last: Obj | None = None) -> None:
         old = self.objects.pop(key, None)
@@ -202,6 +249,7 @@ class Reflector:
     on_event: Callable[[str, Obj], None]
     on_failure: Callable[[Reflector, BaseException], None]
     stop: threading.Event
+    shrink: Callable[[Obj], Obj] = slim  # applied as objects arrive, before they pile up
     watch_seconds: int = 300  # the server ends each watch after this (timeoutSeconds)
     read_grace: float = 30.0  # seconds past it before a silent stream is taken for dead
     _open: Any = None  # the watch response being read, so that `interrupt` can cut it
@@ -238,12 +286,24 @@ class Reflector:
         except RuntimeError:  # the loop is closed: the controller has stopped
             self.stop.set()
 
+    def _list(self) -> tuple[list[Obj], dict[str, Any]]:
+        """Every object, a page at a time, each shrunk as its page arrives; and the list's
+        metadata (its resourceVersion)."""
+        items: list[Obj] = []
+        query = [("limit", str(LIST_PAGE))]
+        while True:
+            listing = json.loads(self._request(query, stream=False).read() or b"{}")
+            items += [self.shrink(obj) for obj in listing.get("items") or []]
+            meta = listing.get("metadata") or {}
+            if not meta.get("continue"):
+                return items, meta
+            query = [("limit", str(LIST_PAGE)), ("continue", str(meta["continue"]))]
+
     def _list_and_watch(self) -> None:
-        response = self._request([], stream=False)
-        listing = json.loads(response.read() or b"{}")
+        items, listed = self._list()
         self._failures = 0
-        version = str((listing.get("metadata") or {}).get("resourceVersion") or "")
-        self._hand_over(self.on_listed, self, list(listing.get("items") or []), resource_version(listing))
+        version = str(listed.get("resourceVersion") or "")
+        self._hand_over(self.on_listed, self, items, resource_version({"metadata": listed}))
         while not self.stop.is_set():
             query = [("watch", "true"), ("allowWatchBookmarks", "true")]
             query.append(("timeoutSeconds", str(self.watch_seconds)))
@@ -268,7 +328,7 @@ class Reflector:
                         raise ApiException(status=obj.get("code"), reason=obj.get("message"))
                     version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
                     if kind != "BOOKMARK":
-                        self._hand_over(self.on_event, str(kind), obj)
+                        self._hand_over(self.on_event, str(kind), self.shrink(obj))
             finally:
                 self._open = None
                 stream.release_conn()
@@ -302,6 +362,8 @@ class CachedKind:
     resource: Resource
     namespaced: bool = True
     label_selector: str | None = None  # only objects with these labels are watched
+    # Whole objects only for the keys some Rollout reads; stubs of the rest (see the docstring).
+    referenced_only: bool = False
 
 
 class Caches:
@@ -324,7 +386,12 @@ class Caches:
         self.kinds = {kind.resource: kind for kind in kinds}
         self.namespaces = tuple(namespaces)
         self.on_change: Change = on_change or (lambda *_: None)
-        self.stores = {res: Store(res, self._changed) for res in self.kinds}
+        # Which objects some Rollout reads (CachedKube sets it); until then, every one is.
+        self.wants: Callable[[Resource, ObjKey], bool] = lambda res, key: True
+        self.stores = {
+            res: Store(res, self._changed, wanted=self._wanted_of(res) if kind.referenced_only else None)
+            for res, kind in self.kinds.items()
+        }
         self._listed: set[tuple[Resource, str | None]] = set()  # scopes served from memory
         self._tried: set[tuple[Resource, str | None]] = set()  # scopes with a first attempt done
         self._absent: set[tuple[Resource, str | None]] = set()  # kinds the API server does not serve
@@ -332,6 +399,9 @@ class Caches:
         self._stop = threading.Event()
         self._reflectors: list[Reflector] = []
         self._forbidden: set[tuple[Resource, str | None]] = set()  # told once
+
+    def _wanted_of(self, res: Resource) -> Callable[[ObjKey], bool]:
+        return lambda key: self.wants(res, key)
 
     def _changed(self, res: Resource, key: ObjKey, old: Obj | None, new: Obj | None) -> None:
         self.on_change(res, key, old, new)
@@ -353,6 +423,7 @@ class Caches:
                     on_event=self._event_for(kind.resource),
                     on_failure=self._failed,
                     stop=self._stop,
+                    shrink=self.stores[kind.resource].shrink,
                     watch_seconds=self.watch_seconds,
                     read_grace=self.read_grace,
                 )
@@ -434,10 +505,12 @@ class Caches:
             return False
         return (res, scope) in self._listed
 
-    def note(self, res: Resource, obj: Obj) -> None:
-        """The answer to the controller's own write: newer than anything the watch gave yet."""
+    def note(self, res: Resource, obj: Obj, *, whole: bool = True) -> None:
+        """The answer to the controller's own write or read: newer than anything the watch gave
+        yet, kept whole (it is being read) unless `whole` is False."""
         if res in self.stores and isinstance(obj, dict) and obj.get("metadata"):
-            self.stores[res].put(obj)
+            store = self.stores[res]
+            store.put(store.shrink(obj, whole=whole))
 
     def note_deleted(self, res: Resource, namespace: str | None, name: str) -> None:
         if res in self.stores:

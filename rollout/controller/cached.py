@@ -24,7 +24,7 @@ from typing import Any
 from cachetools import TTLCache
 from kubernetes import client
 
-from rollout.controller.cache import Caches, Obj
+from rollout.controller.cache import Caches, Obj, is_stub
 from rollout.controller.claims import ClaimsIndex
 from rollout.kube import API_THREADS, ROLLOUTS, SECRETS, Kube, Resource
 
@@ -92,6 +92,8 @@ class CachedKube(Kube):
         self.claims = ClaimsIndex()  # fed by the Rollout cache's changes (operator.Triggers)
         self.readers: dict[ReadKey, set[RolloutKey]] = {}  # object -> Rollouts that read it
         self._read_by: dict[RolloutKey, set[ReadKey]] = {}
+        # The caches keep whole only the objects some Rollout reads (referenced_only kinds).
+        caches.wants = lambda res, key: (res, key[0], key[1]) in self.readers
 
     # --- dependencies -----------------------------------------------------------------------
 
@@ -112,6 +114,9 @@ class CachedKube(Kube):
                 readers.discard(rollout)
                 if not readers:
                     del self.readers[read]
+                    store = self.caches.stores.get(read[0])
+                    if store is not None:
+                        store.forget_whole((read[1], read[2]))
         for read in reads:
             self.readers.setdefault(read, set()).add(rollout)
         if reads:
@@ -141,6 +146,8 @@ class CachedKube(Kube):
         if _fresh.get() or not self.caches.serves(res, namespace):
             return await self.get_fresh(res, namespace, name)
         found = self.caches.stores[res].get(namespace, name)
+        if is_stub(found):  # it exists, but no Rollout read it until now: read it whole once
+            return await self.get_fresh(res, namespace, name)
         return copy.deepcopy(found) if found is not None else None
 
     async def _secret(self, namespace: str | None, name: str) -> dict[str, Any] | None:
@@ -167,7 +174,7 @@ class CachedKube(Kube):
     async def list(
         self, res: Resource, namespace: str | None = None, label_selector: str | None = None
     ) -> list[dict[str, Any]]:
-        if _fresh.get() or not self.caches.serves(res, namespace):
+        if _fresh.get() or not self._whole(res, namespace):
             return await self._list_fresh(res, namespace, label_selector)
         store = self.caches.stores[res]
         first = _first_equality(label_selector)
@@ -189,6 +196,10 @@ class CachedKube(Kube):
             self.caches.note(res, obj)
         return found
 
+    def _whole(self, res: Resource, namespace: str | None) -> bool:
+        """Whether every object of the kind is in memory whole, so a list can be answered."""
+        return self.caches.serves(res, namespace) and self.caches.stores[res].wanted is None
+
     def claims_index(self, namespace: str) -> ClaimsIndex | None:
         # Served from the cache even in a retry after a conflict: what conflicted was this
         # Rollout's own write, not another Rollout's claims, and reading every Rollout of the
@@ -198,7 +209,7 @@ class CachedKube(Kube):
         return self.claims
 
     async def peek_all(self, res: Resource, namespace: str | None) -> list[dict[str, Any]]:
-        if _fresh.get() or not self.caches.serves(res, namespace):
+        if _fresh.get() or not self._whole(res, namespace):
             return await super().list(res, namespace)
         return list(self.caches.stores[res].values(namespace))
 

@@ -67,10 +67,12 @@ def cached_kinds() -> list[CachedKind]:
     return [
         CachedKind(ROLLOUTS),
         CachedKind(REPLICASETS, label_selector=ROLLOUT_NAME_LABEL),
-        CachedKind(SERVICES),
-        CachedKind(DEPLOYMENTS),  # of spec.workloadRef
+        # Of these, only what Rollouts read is kept whole; the rest are stubs that say a change
+        # happened (a cluster has thousands of Services and Deployments no Rollout names).
+        CachedKind(SERVICES, referenced_only=True),
+        CachedKind(DEPLOYMENTS, referenced_only=True),  # of spec.workloadRef
         # Whatever the routers read or own: routes, VirtualServices, DestinationRules, Ingresses.
-        *(CachedKind(resource) for resource in watched_resources()),
+        *(CachedKind(resource, referenced_only=True) for resource in watched_resources()),
         CachedKind(ANALYSIS_TEMPLATES),
         CachedKind(CLUSTER_ANALYSIS_TEMPLATES, namespaced=False),
         # Not Secrets: never listed or watched (a cluster's Helm release Secrets alone would
