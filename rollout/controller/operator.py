@@ -156,18 +156,28 @@ def build_registry(
     def login(**_: Any) -> kopf.ConnectionInfo:
         return connection_info(kube.api.configuration)
 
+    async def ready_once_synced() -> None:
+        # Ready once every kind the API server serves is listed: also when a first list failed
+        # (a 429 while the API server initialises a new CRD's storage) and a later one succeeds.
+        while not kube.caches.synced():
+            await asyncio.sleep(0.5)
+        if ready_flag is not None:
+            ready_flag.set()
+
     async def start_then_resync() -> None:
         if not await kube.caches.wait_started():
             log.warning("caches not listed after 60 s; reconciling with reads from the API server")
         triggers.release()
-        if kube.caches.synced() and ready_flag is not None:
-            ready_flag.set()  # ready: every kind the API server serves is listed
-        # Catches what no event announces: a deadline passed while down, a lost event.
-        while True:
-            await asyncio.sleep(resync_seconds)
-            for item in list(kube.caches.stores[ROLLOUTS].values()):
-                meta = item.get("metadata") or {}
-                reconciler.trigger(meta["namespace"], meta["name"])
+        readiness = asyncio.get_running_loop().create_task(ready_once_synced())
+        try:
+            # Catches what no event announces: a deadline passed while down, a lost event.
+            while True:
+                await asyncio.sleep(resync_seconds)
+                for item in list(kube.caches.stores[ROLLOUTS].values()):
+                    meta = item.get("metadata") or {}
+                    reconciler.trigger(meta["namespace"], meta["name"])
+        finally:
+            readiness.cancel()
 
     @kopf.on.startup(registry=registry)
     async def start(**_: Any) -> None:
