@@ -26,12 +26,16 @@ from rollout.kube import api_message
 def _controller(args: argparse.Namespace) -> int:
     from rollout.controller.leader import ElectionSettings, LeadershipLost
     from rollout.controller.process import ProcessSettings, run_process
+    from rollout.controller.shards import ShardCountMismatch, ShardSettings
     from rollout.kube import Kube, load_api_client
     from rollout.notify.delivery import NotifySettings
     from rollout.observability.logging import configure_logging
 
-    election = None
-    if args.leader_elect:
+    election = shards = None
+    if args.shards < 1:
+        print(f"rollout controller: --shards must be at least 1 (got {args.shards})", file=sys.stderr)
+        return 2
+    if args.leader_elect or args.shards > 1:
         namespace = args.leader_election_namespace or _own_namespace()
         if not namespace:
             print(
@@ -51,6 +55,16 @@ def _controller(args: argparse.Namespace) -> int:
         if problems:
             print(f"rollout controller: {'; '.join(problems)}", file=sys.stderr)
             return 2
+        if args.shards > 1:  # the shards' Leases replace the single leader's
+            shards = ShardSettings(
+                count=args.shards,
+                namespace=namespace,
+                name=args.leader_election_id,
+                lease_duration=args.leader_election_lease_duration,
+                renew_deadline=args.leader_election_renew_deadline,
+                retry_period=args.leader_election_retry_period,
+            )
+            election = None
     configure_logging(args.log_level, json=args.log_format == "json")
     kube = Kube(load_api_client(args.kubeconfig))
     settings = ProcessSettings(
@@ -60,6 +74,7 @@ def _controller(args: argparse.Namespace) -> int:
         http_host=args.http_address,
         http_port=args.http_port,
         election=election,
+        shards=shards,
         workers=args.workers,
         notifications=NotifySettings(
             configmap=args.notifications_configmap, timeout=args.notifications_timeout
@@ -71,6 +86,9 @@ def _controller(args: argparse.Namespace) -> int:
         # Ends the process: it starts again (the Pod's restart) as a follower.
         print(f"rollout controller: {exc}", file=sys.stderr)
         return 1
+    except ShardCountMismatch as exc:
+        print(f"rollout controller: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -405,6 +423,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         default=2.0,
         help="seconds between attempts to acquire or renew the Lease (default 2)",
+    )
+    ctl.add_argument(
+        "--shards",
+        type=int,
+        default=1,
+        help="split the Rollouts into this many shards, each owned through a Lease of its own; "
+        "every replica takes a fair share (default 1: one leader with --leader-elect). Give every "
+        "replica the same count (the chart's `shards` value does); the Leases go where "
+        "--leader-election-namespace says, named after --leader-election-id",
     )
     ctl.set_defaults(run=_controller)
 

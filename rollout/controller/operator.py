@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import kopf
@@ -23,6 +23,7 @@ from rollout.controller.cache import CachedKind, Caches, Obj, ObjKey
 from rollout.controller.cached import CachedKube
 from rollout.controller.claims import claims_for, overlapping
 from rollout.controller.reconciler import Reconciler
+from rollout.controller.shards import ShardManager
 from rollout.kube import (
     ANALYSIS_TEMPLATES,
     API_THREADS,
@@ -37,6 +38,7 @@ from rollout.kube import (
     connection_info,
 )
 from rollout.notify.delivery import Notifier, NotifySettings
+from rollout.observability import metrics
 from rollout.traffic.registry import watched_resources
 from rollout.workload.replicasets import ROLLOUT_NAME_LABEL
 
@@ -198,6 +200,15 @@ def build_registry(
     return registry
 
 
+def _each_in_shard(caches: Caches, shards: ShardManager, shard: int, act: Callable[[str, str], None]) -> None:
+    """`act(namespace, name)` for every cached Rollout of `shard`: reconcile the Rollouts of a
+    shard just taken; forget the metric series of one given up (its new holder exports them)."""
+    for item in list(caches.stores[ROLLOUTS].values()):
+        meta = item.get("metadata") or {}
+        if shards.shard(meta["namespace"], meta["name"]) == shard:
+            act(meta["namespace"], meta["name"])
+
+
 async def run_controller(
     kube: Kube,
     namespaces: Sequence[str] = (),
@@ -208,11 +219,13 @@ async def run_controller(
     prometheus_address: str | None = None,
     workers: int = 64,
     notifications: NotifySettings | None = None,
+    shards: ShardManager | None = None,
 ) -> None:
     """Run the controller until `stop_flag` is set (or forever); `prometheus_address` is the
     default for analysis templates that name none; up to `workers` Rollouts reconcile at once.
     `ready_flag` is set once the caches are listed. `notifications`: how webhooks are told (the
-    controller-wide ConfigMap, timeouts, retries)."""
+    controller-wide ConfigMap, timeouts, retries). `shards`: reconcile only the Rollouts of the
+    shards this replica holds (shards.py)."""
     configuration = kube.api.configuration
     # A suffix naming the process (leader election) may follow the controller's user agent.
     agent = kube.api.user_agent if kube.api.user_agent.startswith(USER_AGENT) else USER_AGENT
@@ -230,8 +243,11 @@ async def run_controller(
     cached.fence = kube.fence  # leader election: a follower, or a leader that lost its lease, writes nothing
     notifier = Notifier(cached, notifications)
     reconciler = Reconciler(
-        cached, prometheus=Prometheus(prometheus_address), workers=workers, notifier=notifier
+        cached, prometheus=Prometheus(prometheus_address), workers=workers, notifier=notifier, shards=shards
     )
+    if shards is not None:
+        shards.on_gained = lambda shard: _each_in_shard(caches, shards, shard, reconciler.trigger)
+        shards.on_lost = lambda shard: _each_in_shard(caches, shards, shard, metrics.forget_rollout)
     registry = build_registry(reconciler, namespaces, resync_seconds=resync_seconds, ready_flag=ready_flag)
     caches.start()  # listing runs while kopf starts up
     try:

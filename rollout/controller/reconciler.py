@@ -11,6 +11,7 @@ triggers that arrive while one runs collapse into a single follow-up."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -50,6 +51,7 @@ from rollout.controller.routes import (
     restore_routes,
     write_traffic,
 )
+from rollout.controller.shards import ShardManager
 from rollout.engine import Command, Decision, Observed, decide
 from rollout.engine.decide import current_revision
 from rollout.engine.types import (
@@ -124,8 +126,10 @@ class Reconciler:
         max_retry_seconds: float = 300.0,
         workers: int = 64,
         notifier: Notifier | None = None,
+        shards: ShardManager | None = None,
     ) -> None:
         self.kube = kube
+        self.shards = shards  # with --shards: only the Rollouts of the shards held here
         self.notifier = notifier  # webhooks told of the Events that name a trigger (notify/)
         self.workers = workers  # Rollouts reconciled at the same time (each one at a time)
         self._slots: asyncio.Semaphore | None = None
@@ -149,9 +153,10 @@ class Reconciler:
     # --- triggering -------------------------------------------------------------------------
 
     def trigger(self, namespace: str, name: str) -> None:
-        """Reconcile soon; a trigger while one is already waiting is absorbed by it."""
+        """Reconcile soon; a trigger while one is already waiting is absorbed by it (and one for
+        a Rollout of a shard held elsewhere is ignored)."""
         key = (namespace, name)
-        if key in self._waiting:
+        if key in self._waiting or (self.shards is not None and not self.shards.owns(namespace, name)):
             return
         self._waiting.add(key)
         task = asyncio.get_running_loop().create_task(self._run(key))
@@ -189,8 +194,10 @@ class Reconciler:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.workers)
         async with lock, self._slots:
-            with metrics.reconcile_timer() as outcome:
-                self._waiting.discard(key)
+            self._waiting.discard(key)
+            if self.shards is not None and not self.shards.owns(*key):
+                return  # its shard was given up while it waited
+            with metrics.reconcile_timer() as outcome, self._in_shard(key):
                 try:
                     with self.kube.reads_for(key):
                         await self.reconcile(*key)
@@ -214,6 +221,10 @@ class Reconciler:
                         "reconcile failed", namespace=key[0], name=key[1], failures=failures, retry_in=delay
                     )
                     self.schedule(*key, delay)
+
+    def _in_shard(self, key: Key) -> contextlib.AbstractContextManager[None]:
+        """The reconcile's writes fenced by its shard's Lease (with --shards)."""
+        return self.shards.reconciling(*key) if self.shards is not None else contextlib.nullcontext()
 
     async def close(self) -> None:
         for timer in self._timers.values():

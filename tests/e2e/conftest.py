@@ -58,7 +58,11 @@ def cluster():
     with tempfile.TemporaryDirectory(prefix="rollout-e2e-") as tmp:
         try:
             # The audit log records the chart's ServiceAccount: test_chart_e2e fails on its 403s.
-            audited = (f"system:serviceaccount:{RELEASE_NAMESPACE}:{RELEASE}-rollout-controller",)
+            # And rollout-bench, the user the sharded replicas of test_shards_e2e run as.
+            audited = (
+                f"system:serviceaccount:{RELEASE_NAMESPACE}:{RELEASE}-rollout-controller",
+                "rollout-bench",
+            )
             with ControlPlane.start(Path(tmp), audit_users=audited) as plane:
                 yield str(plane.kubeconfig), plane, True
         except ClusterError as exc:

@@ -74,13 +74,16 @@ def helm_run(kubeconfig: str, *args: str, values: dict | None = None) -> str:
     return done.stdout
 
 
-@pytest.fixture(params=["cluster-wide", "watchNamespaces"])
+@pytest.fixture(params=["cluster-wide", "watchNamespaces", "shards"])
 async def chart_controller(request, kube, kubeconfig, cluster, namespace, tmp_path):
     """The chart installed by helm in the given mode, and `rollout controller` run with its
-    rendered arguments as its ServiceAccount. Yields the running processes."""
+    rendered arguments as its ServiceAccount, as many processes as the Deployment's replicas
+    (3 with `shards: 3`, which is the one value that mode sets). Yields the running processes."""
     values = {"replicaCount": 1, "leaderElection": ELECTION}
     if request.param == "watchNamespaces":
         values["watchNamespaces"] = [namespace]
+    if request.param == "shards":
+        values["shards"] = 3
     helm_run(
         kubeconfig,
         "install",
@@ -109,17 +112,20 @@ async def chart_controller(request, kube, kubeconfig, cluster, namespace, tmp_pa
             SERVICE_ACCOUNT,
         )
         plane, started = cluster[1], time.time()
+        docs = render(values)
         processes = ControllerProcesses(
             str(account),
             namespace,
             tmp_path,
-            args=controller_args(render(values)),
+            args=controller_args(docs),
             env={"POD_NAMESPACE": RELEASE_NAMESPACE},
         )
-        processes.start()
+        (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+        for _ in range(deployment["spec"]["replicas"]):
+            processes.start()
         yield processes
         processes.stop_all()
-        log = processes.log_of(0)
+        log = "\n".join(processes.log_of(i) for i in range(len(processes.running)))
         refusals = [line for line in log.splitlines() if "permission missing" in line]
         assert not refusals, "the controller met a refusal:\n" + "\n".join(refusals)
         if plane is not None:

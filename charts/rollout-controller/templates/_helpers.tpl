@@ -107,6 +107,14 @@ CustomResourceDefinitions to learn which resources exist. */ -}}
   verbs: ["get", "create", "update"]
 {{- end -}}
 
+{{- /* In the release's namespace, with shards > 1: the shard Leases and each replica's member
+Lease (listed to count the live replicas; a long-dead replica's is deleted). Leases only. */ -}}
+{{- define "rollout-controller.shardRules" -}}
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "list", "create", "patch", "delete"]
+{{- end -}}
+
 {{- /* In the release's namespace, with notifications.configMap: that ConfigMap, and the Secrets
 holding its webhooks' URLs. */ -}}
 {{- define "rollout-controller.notificationsRules" -}}
@@ -135,7 +143,13 @@ holding its webhooks' URLs. */ -}}
 - --notifications-configmap={{ $.Release.Namespace }}/{{ . }}
 {{- end }}
 - --notifications-timeout={{ .Values.notifications.timeoutSeconds }}
-{{- if .Values.leaderElection.enabled }}
+{{- if gt (int .Values.shards) 1 }}
+- --shards={{ .Values.shards }}
+- --leader-election-id={{ include "rollout-controller.fullname" . }}
+- --leader-election-lease-duration={{ .Values.leaderElection.leaseDuration }}
+- --leader-election-renew-deadline={{ .Values.leaderElection.renewDeadline }}
+- --leader-election-retry-period={{ .Values.leaderElection.retryPeriod }}
+{{- else if .Values.leaderElection.enabled }}
 - --leader-elect
 - --leader-election-id={{ include "rollout-controller.fullname" . }}
 - --leader-election-lease-duration={{ .Values.leaderElection.leaseDuration }}

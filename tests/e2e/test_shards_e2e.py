@@ -1,0 +1,217 @@
+"""Shards on the real control plane: 3 replicas with --shards 6 drive a wave of canaries over
+HTTPRoutes; mid-wave one replica is SIGKILLed and another joins. Every Rollout is written by one
+replica at a time (the API server's audit log names the writer of each request through the
+replica's user agent), every shard Lease has one holder, every canary completes, no weight goes
+past its step, and each promote command is applied exactly once."""
+
+import asyncio
+import collections
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from rollout.controller.shards import LEASES, shard_of
+from rollout.kube import CLUSTER_ROLE_BINDINGS, EVENTS, ROLLOUTS, SERVICES
+from tests.cluster.launcher import USERS
+from tests.e2e.helpers import HTTPROUTES, app_weights, wait_for
+from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest
+from tests.processes import ControllerProcesses
+
+pytestmark = pytest.mark.e2e
+
+ROLLOUTS_IN_WAVE = int(os.environ.get("ROLLOUT_E2E_SHARD_ROLLOUTS", "300"))
+SHARDS = 6
+USER = "rollout-bench"
+STEPS = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}, {"pause": {"duration": "1s"}}]
+TIMINGS = [
+    "--leader-election-lease-duration",
+    "10",
+    "--leader-election-renew-deadline",
+    "7",
+    "--leader-election-retry-period",
+    "1",
+]
+
+
+def canary(name, namespace):
+    strategy = {
+        "canary": {
+            "stableService": f"{name}-stable",
+            "canaryService": f"{name}-canary",
+            "trafficRouting": {"gatewayAPI": {"httpRoutes": [{"name": name}]}},
+            "steps": STEPS,
+            "scaleDownDelaySeconds": 0,
+        }
+    }
+    return rollout_manifest(name, namespace, replicas=1, strategy=strategy)
+
+
+async def in_batches(jobs, size=40):
+    for start in range(0, len(jobs), size):
+        await asyncio.gather(*(job() for job in jobs[start : start + size]))
+
+
+async def create_wave(kube, namespace, names):
+    jobs = []
+    for name in names:
+        for role in ("stable", "canary"):
+            jobs.append(
+                lambda n=name, r=role: kube.create(
+                    SERVICES, namespace, service_manifest(f"{n}-{r}", namespace=namespace, app=n)
+                )
+            )
+        route = http_route_manifest(name, namespace, backends=(f"{name}-stable", f"{name}-canary"))
+        jobs.append(lambda r=route: kube.create(HTTPROUTES, namespace, r))
+    await in_batches(jobs)
+    await in_batches(
+        [lambda n=name: kube.create(ROLLOUTS, namespace, canary(n, namespace)) for name in names]
+    )
+
+
+def all_in(kube, namespace, names, test):
+    async def probe():
+        items = {
+            i["metadata"]["name"]: i
+            for i in (await kube.list(ROLLOUTS, namespace))
+            if i["metadata"]["name"] in names
+        }
+        statuses = [(items.get(n) or {}).get("status") or {} for n in names]
+        missing = [n for n, s in zip(names, statuses, strict=True) if not test(s)]
+        return True if not missing else None
+
+    return probe
+
+
+def replica_of(event):
+    """The replica that sent a request: the identity in its user agent, `... (identity)`."""
+    agent = event.get("userAgent") or ""
+    return agent[agent.rfind("(") + 1 : -1] if agent.endswith(")") else agent
+
+
+async def test_three_sharded_replicas_survive_a_kill_and_a_join_mid_wave(
+    kube, cluster, namespace, pods_made_ready, routing_installed, tmp_path
+):
+    plane = cluster[1]
+    if plane is None:
+        pytest.skip("needs the project's control plane (its audit log), not ROLLOUT_E2E_KUBECONFIG")
+    assert USER in USERS
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": f"e2e-shards-{namespace}"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": USER}],
+    }
+    await kube.create(CLUSTER_ROLE_BINDINGS, None, binding)
+    names = [f"app-{i}" for i in range(ROLLOUTS_IN_WAVE)]
+    await create_wave(kube, namespace, names)
+    args = [
+        "controller",
+        "--namespace",
+        namespace,
+        "--resync-seconds",
+        "30",
+        "--shards",
+        str(SHARDS),
+        "--leader-election-namespace",
+        namespace,
+        *TIMINGS,
+    ]
+    replicas = ControllerProcesses(str(plane.user_kubeconfig(USER)), namespace, tmp_path, args=args)
+    for _ in range(3):
+        replicas.start()
+    try:
+        await wait_for(
+            all_in(kube, namespace, names, lambda s: s.get("phase") == "Healthy"),
+            timeout=300,
+            what="first deploys",
+        )
+        first = {
+            i["metadata"]["name"]: i["status"]["stableRevision"] for i in await kube.list(ROLLOUTS, namespace)
+        }
+
+        async def holders():
+            leases = await kube.list(LEASES, namespace, "rollout.dev/lease-role=shard")
+            return {lease["metadata"]["name"]: lease["spec"].get("holderIdentity") for lease in leases}
+
+        held = await holders()
+        assert len(held) == SHARDS and all(held.values()), held
+        assert len(set(held.values())) == 3, f"each of 3 replicas holds its share: {held}"
+
+        since = time.time()
+        await in_batches(
+            [
+                lambda n=name: kube.patch(ROLLOUTS, namespace, n, image_patch("web:2", name=n))
+                for name in names
+            ]
+        )
+        paused = lambda s: s.get("phase") == "Paused" and s.get("currentStepIndex") == 1  # noqa: E731
+        await wait_for(all_in(kube, namespace, names, paused), timeout=300, what="every canary paused at 20%")
+        for name in names[:: max(1, len(names) // 20)]:  # no weight past the step
+            route = await kube.get(HTTPROUTES, namespace, name)
+            assert app_weights(route) == {f"{name}-stable": 80, f"{name}-canary": 20}
+
+        # Mid-wave: one replica dies, another joins; then every canary is promoted once.
+        victim = replicas.running[0][0]
+        os.kill(victim.pid, signal.SIGKILL)
+        replicas.start()
+        await in_batches(
+            [
+                lambda n=name: kube.patch(
+                    ROLLOUTS, namespace, n, {"metadata": {"annotations": {"rollout.dev/promote": "true"}}}
+                )
+                for name in names
+            ]
+        )
+
+        async def completed():
+            items = await kube.list(ROLLOUTS, namespace)
+            return (
+                all(
+                    (i.get("status") or {}).get("phase") == "Healthy"
+                    and i["status"].get("stableRevision") != first[i["metadata"]["name"]]
+                    for i in items
+                    if i["metadata"]["name"] in first
+                )
+                or None
+            )
+
+        await wait_for(completed, timeout=300, what="every canary completed after the kill and the join")
+        until = time.time()
+
+        # Each shard Lease: one holder, and the dead replica holds none (after its lease ran out).
+        held = await holders()
+        assert len(held) == SHARDS and all(held.values()), held
+        assert len(set(held.values())) == 3, f"3 live replicas share the shards: {held}"
+
+        # One writer at a time per Rollout: the writes of each come from one replica, then from
+        # the next after a hand-over, never back and forth.
+        writes = collections.defaultdict(list)
+        for event in plane.audit_events(f"{USER}", since, until + 5):
+            ref = event.get("objectRef") or {}
+            if ref.get("resource") == "rollouts" and event["verb"] in ("patch", "update", "create"):
+                writes[ref.get("name")].append((event["requestReceivedTimestamp"], replica_of(event)))
+        alternating = {}
+        for name, seen in writes.items():
+            order = [r for _, r in sorted(seen)]
+            segments = [r for i, r in enumerate(order) if i == 0 or order[i - 1] != r]
+            if len(segments) != len(set(segments)):
+                alternating[name] = segments
+        assert writes and not alternating, json.dumps(alternating)[:2000]
+        moved = sum(1 for seen in writes.values() if len({r for _, r in seen}) > 1)
+        shards_of = collections.Counter(shard_of(namespace, n, SHARDS) for n in names)
+        print(f"\n{len(writes)} Rollouts written; {moved} changed hands; per shard {dict(shards_of)}")
+
+        # Each promote applied exactly once.
+        events = await kube.list(EVENTS, namespace)
+        promoted = collections.Counter(
+            e["involvedObject"]["name"] for e in events if e.get("reason") == "PromotedStep"
+        )
+        twice = {n: c for n, c in promoted.items() if c != 1}
+        assert not twice and len(promoted) == len(names), (twice, len(promoted))
+    finally:
+        replicas.stop_all()
+        await kube.delete(CLUSTER_ROLE_BINDINGS, None, binding["metadata"]["name"])
