@@ -1,4 +1,4 @@
-"""`rollout lint -f FILE…`: offline checks of Rollouts and AnalysisTemplates for a GitOps
+"""`rollout lint -f PATH…`: offline checks of Rollouts and AnalysisTemplates for a GitOps
 repository's CI, with no cluster: the CRD schema (what the API server would reject), the API
 models (unknown or mistyped fields, which a server would silently prune), and the controller's
 own validation (the InvalidSpec messages, with field paths).
@@ -9,6 +9,8 @@ given is assumed to exist (`rollout check` verifies it on the live cluster)."""
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -46,20 +48,82 @@ def _path(error: jsonschema.ValidationError) -> str:
     return out or "<root>"
 
 
-def load(paths: list[Path]) -> list[tuple[str, dict[str, Any]]]:
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+STDIN = "-"  # `-f -`
+STDIN_NAME = "<stdin>"  # how its documents are named: `<stdin>#2` for the second one
+
+
+def manifest_files(directory: Path, recursive: bool) -> list[Path]:
+    """A directory's .yaml, .yml and .json files sorted by name, as kubectl reads them; with
+    `recursive` those of its subdirectories too, each in its place in the order (symbolic links to
+    directories are not followed, so a link to a parent cannot loop)."""
+    found = []
+    for entry in sorted(directory.iterdir()):
+        if entry.is_dir():
+            if recursive and not entry.is_symlink():
+                found += manifest_files(entry, recursive)
+        elif entry.suffix in MANIFEST_SUFFIXES:
+            found.append(entry)
+    return found
+
+
+def sources(files: list[str], recursive: bool, stdin: TextIO) -> list[tuple[str, str]]:
+    """(name, text) of each file that `-f` names, in the order given: a file, a directory's
+    manifest files, or `-` for standard input (read once, so it may be named once)."""
+    if files.count(STDIN) > 1:
+        raise CliError("-f - (standard input) can be given once", code=2)
+    read: list[tuple[str, str]] = []
+    for name in files:
+        if name == STDIN:
+            read.append((STDIN_NAME, stdin.read()))
+            continue
+        path = Path(name)
+        if not path.is_dir():
+            read.append((str(path), _read(path)))
+            continue
+        try:
+            found = manifest_files(path, recursive)
+        except OSError as exc:
+            raise CliError(f"cannot read {exc.filename or path}: {exc.strerror}") from exc
+        if not found:
+            below = " (or below it)" if recursive else ""
+            raise CliError(f"no .yaml, .yml or .json file in {path}{below}")
+        read += [(str(file), _read(file)) for file in found]
+    return read
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise CliError(f"cannot read {path}: not UTF-8 text") from exc
+
+
+def _documents(name: str, text: str) -> list[Any]:
+    """A file's documents: JSON for a .json file (or standard input that starts as JSON does;
+    PyYAML reads most JSON but not tab indentation), else a YAML stream."""
+    if name.endswith(".json") or (name == STDIN_NAME and text.lstrip().startswith(("{", "["))):
+        try:
+            return [json.loads(text)]
+        except json.JSONDecodeError as exc:
+            if name != STDIN_NAME:
+                raise CliError(f"{name}: not JSON: {exc}") from exc
+    try:
+        return list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        raise CliError(f"{name}: not YAML: {str(exc).splitlines()[0]}") from exc
+
+
+def load(read: list[tuple[str, str]]) -> list[tuple[str, dict[str, Any]]]:
     """(where, document) for each document of each file: `file.yaml#2` for the second one."""
     documents = []
-    for path in paths:
-        try:
-            loaded = list(yaml.safe_load_all(path.read_text()))
-        except OSError as exc:
-            raise CliError(f"cannot read {path}: {exc.strerror}") from exc
-        except yaml.YAMLError as exc:
-            raise CliError(f"{path}: not YAML: {str(exc).splitlines()[0]}") from exc
-        for index, doc in enumerate(d for d in loaded if d is not None):
+    for name, text in read:
+        for index, doc in enumerate(d for d in _documents(name, text) if d is not None):
             if not isinstance(doc, dict):
-                raise CliError(f"{path}#{index + 1}: not a Kubernetes object")
-            documents.append((f"{path}#{index + 1}", doc))
+                raise CliError(f"{name}#{index + 1}: not a Kubernetes object")
+            documents.append((f"{name}#{index + 1}", doc))
     return documents
 
 
@@ -162,11 +226,13 @@ def problems(documents: list[tuple[str, dict[str, Any]]]) -> list[str]:
     return found
 
 
-def lint(paths: list[Path], out: TextIO) -> int:
-    documents = load(paths)
+def lint(files: list[str], out: TextIO, recursive: bool = False, stdin: TextIO | None = None) -> int:
+    read = sources(files, recursive, stdin if stdin is not None else sys.stdin)
+    documents = load(read)
     checked = [d for _, d in documents if d.get("kind") in KINDS]
     if not checked:
-        raise CliError(f"no Rollout or AnalysisTemplate in {', '.join(map(str, paths))}")
+        named = [STDIN_NAME if f == STDIN else f for f in files]
+        raise CliError(f"no Rollout or AnalysisTemplate in {', '.join(named)}")
     found = problems(documents)
     for line in found:
         print(line, file=out)
