@@ -12,6 +12,7 @@ import yaml
 from rollout.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
+OVER_100 = "spec.strategy.canary.steps[0].setWeight: 120 is greater than the maximum of 100"
 
 
 def rollout_yaml(name="web", steps="[{setWeight: 20}, {pause: {}}]", canary="web-canary", replicas="2"):
@@ -167,3 +168,112 @@ def test_the_examples_directory_passes(capsys):
     assert out[-1].endswith("object(s) checked: no problems")
     code, out, err = lint(capsys, "-R", "-f", ROOT / "examples")
     assert (code, err) == (0, ""), out
+
+
+def test_a_weight_over_100_is_one_line(tmp_path, capsys):
+    """The CRD schema and the API model both refuse it; said once, in the schema's words."""
+    web = tmp_path / "web.yaml"
+    web.write_text(rollout_yaml(steps="[{setWeight: 120}, {pause: {}}]"))
+    code, out, err = lint(capsys, "-f", web)
+    assert (code, err) == (1, "")
+    assert out == [
+        f"{web}#1 Rollout web: {OVER_100}",
+        "1 object(s) checked: 1 problem(s)",
+    ]
+
+
+def test_problems_at_other_paths_are_each_said(tmp_path, capsys):
+    web = tmp_path / "web.yaml"
+    web.write_text(rollout_yaml(steps="[{setWeight: 120}, {pause: {duratoin: 1m}}, {setWeight: -5}]"))
+    code, out, _ = lint(capsys, "-f", web)
+    assert code == 1
+    assert out == [
+        f"{web}#1 Rollout web: {OVER_100}",
+        f"{web}#1 Rollout web: spec.strategy.canary.steps[1].pause.duratoin: Extra inputs are not permitted",
+        f"{web}#1 Rollout web: spec.strategy.canary.steps[2].setWeight: -5 is less than the minimum of 0",
+        "1 object(s) checked: 3 problem(s)",
+    ]
+
+
+def test_the_controllers_checks_run_beside_a_schema_problem(tmp_path, capsys):
+    """A quoted number: the API server refuses it, the model reads it; the controller's own
+    check (its InvalidSpec message) of another field is still made."""
+    web = tmp_path / "web.yaml"
+    web.write_text(rollout_yaml(replicas='"2"', canary="web-stable"))
+    code, out, _ = lint(capsys, "-f", web)
+    assert code == 1
+    assert out == [
+        f"{web}#1 Rollout web: spec.replicas: '2' is not of type 'integer'",
+        f"{web}#1 Rollout web: spec.strategy.canary.canaryService: must differ from stableService",
+        "1 object(s) checked: 2 problem(s)",
+    ]
+
+
+def test_a_rollout_the_model_cannot_read_has_its_schema_problems_once_each(tmp_path, capsys):
+    """Past the model, nothing is checked: the Services are not compared."""
+    web = tmp_path / "web.yaml"
+    web.write_text(rollout_yaml(replicas='"2"', canary="web-stable", steps="[{setWeight: 120}]"))
+    code, out, _ = lint(capsys, "-f", web)
+    assert code == 1
+    assert out == [
+        f"{web}#1 Rollout web: spec.replicas: '2' is not of type 'integer'",
+        f"{web}#1 Rollout web: {OVER_100}",
+        "1 object(s) checked: 2 problem(s)",
+    ]
+
+
+def test_a_missing_field_is_said_once_at_its_own_path(monkeypatch, capsys):
+    """The schema says it of the object that lacks it, the model of the field: one line, the
+    field's path, as the API server says it."""
+    document = rollout_yaml(steps="[{analysis: {templates: [{clusterScope: true}]}}]")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(document))
+    code, out, _ = lint(capsys, "-f", "-")
+    assert (code, out) == (
+        1,
+        [
+            "<stdin>#1 Rollout web: spec.strategy.canary.steps[0].analysis.templates[0].name: Required value",
+            "1 object(s) checked: 1 problem(s)",
+        ],
+    )
+
+
+def test_a_rollout_without_a_name_is_one_line_per_problem(tmp_path, capsys):
+    web = tmp_path / "web.yaml"
+    web.write_text(rollout_yaml(steps="[{setWeight: 120}]").replace("name: web, namespace", "namespace"))
+    code, out, err = lint(capsys, "-f", web)
+    assert (code, err) == (1, "")
+    assert out == [
+        f"{web}#1 Rollout ?: metadata.name: Field required",
+        f"{web}#1 Rollout ?: {OVER_100}",
+        "1 object(s) checked: 2 problem(s)",
+    ]
+
+
+def test_every_problem_of_a_template_once(tmp_path, capsys):
+    """All of a template's problems (not only the first), each once; at a provider of two kinds
+    the model's words, which name them, rather than the schema's count of properties."""
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        """apiVersion: rollout.dev/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: rate, namespace: shop}
+spec:
+  metrics:
+  - name: rate
+    failureLimit: -1
+    successCondition: "true"
+    provider: {prometheus: {query: up}, web: {url: x}}
+  - {name: "", successCondition: "true", provider: {prometheus: {query: up}}}
+"""
+    )
+    code, out, _ = lint(capsys, "-f", template)
+    where = f"{template}#1 AnalysisTemplate rate"
+    assert (code, out) == (
+        1,
+        [
+            f"{where}: spec.metrics[0].failureLimit: -1 is less than the minimum of 0",
+            f"{where}: spec.metrics[0].provider: a provider holds exactly one kind; found prometheus, web",
+            f"{where}: spec.metrics[1].name: '' should be non-empty",
+            "1 object(s) checked: 3 problem(s)",
+        ],
+    )
