@@ -4,6 +4,8 @@ field path. Run through the CLI's entry point, as a user or a CI job runs it."""
 
 import io
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -123,6 +125,20 @@ def test_standard_input(monkeypatch, capsys):
         "<stdin>#2 Rollout web: spec.strategy.canary.canaryService: must differ from stableService",
         "1 object(s) checked: 1 problem(s)",
     ]
+
+
+def test_a_pipe_into_the_command(tmp_path):
+    """`... | rollout lint -f -`, the command a process of its own reading its real standard input."""
+    done = subprocess.run(
+        [sys.executable, "-m", "rollout", "lint", "-f", "-"],
+        input=rollout_yaml(steps="[{setWeight: 120}]"),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
+    assert (done.returncode, done.stderr) == (1, "")
+    assert done.stdout == f"<stdin>#1 Rollout web: {OVER_100}\n1 object(s) checked: 1 problem(s)\n"
 
 
 def test_standard_input_as_json_with_other_files(tmp_path, monkeypatch, capsys):
