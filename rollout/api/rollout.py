@@ -61,7 +61,8 @@ def field_path(loc: tuple[int | str, ...]) -> str:
     return path
 
 
-def _errors_from(exc: ValidationError, prefix: tuple[str, ...]) -> list[SpecError]:
+def errors_from(exc: ValidationError, prefix: tuple[str, ...]) -> list[SpecError]:
+    """Each of pydantic's errors as a SpecError, its path below `prefix`."""
     errors = []
     for err in exc.errors():
         message = err["msg"].removeprefix("Value error, ")
@@ -80,7 +81,7 @@ def parse_status(raw: dict[str, Any]) -> tuple[RolloutStatus, tuple[SpecError, .
     try:
         return RolloutStatus.model_validate(stored), ()
     except ValidationError as exc:
-        return RolloutStatus(), tuple(_errors_from(exc, ("status",)))
+        return RolloutStatus(), tuple(errors_from(exc, ("status",)))
 
 
 def readable_conditions(raw: dict[str, Any]) -> list[Condition]:
@@ -116,6 +117,6 @@ def parse_rollout(raw: dict[str, Any]) -> ParsedRollout:
     try:
         spec = RolloutSpec.model_validate(raw.get("spec") or {})
     except ValidationError as exc:
-        return ParsedRollout(meta, status, None, tuple(_errors_from(exc, ("spec",))), *held)
+        return ParsedRollout(meta, status, None, tuple(errors_from(exc, ("spec",))), *held)
     rollout = Rollout(metadata=meta, spec=spec, status=status)
     return ParsedRollout(meta, status, rollout, (), *held)

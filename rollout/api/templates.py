@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from rollout.api.base import Duration, SpecModel, parse_duration
-from rollout.api.rollout import field_path
+from rollout.api.rollout import SpecError, field_path
 from rollout.api.spec import SecretKeyRef
 
 NonNegative = Annotated[int, Field(ge=0)]
@@ -238,11 +238,25 @@ def _without_kind_tag(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     return tuple(out)
 
 
+def _spec_errors(exc: ValidationError) -> list[SpecError]:
+    return [
+        SpecError(field_path(_without_kind_tag(tuple(e["loc"]))), e["msg"].removeprefix("Value error, "))
+        for e in exc.errors()  # each path starts at `spec` already
+    ]
+
+
 def parse_template(raw: dict[str, Any]) -> AnalysisTemplateSpec | str:
     """A template object's spec, or one readable line saying what is wrong with it."""
     try:
         return _TemplateObject.model_validate(raw).spec
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = field_path(_without_kind_tag(tuple(first["loc"])))  # starts at `spec` already
-        return f"{where}: {first['msg'].removeprefix('Value error, ')}"
+        return str(_spec_errors(exc)[0])
+
+
+def template_errors(raw: dict[str, Any]) -> list[SpecError]:
+    """Every problem of a template object's spec, each at its field path (`rollout lint`)."""
+    try:
+        _TemplateObject.model_validate(raw)
+    except ValidationError as exc:
+        return _spec_errors(exc)
+    return []

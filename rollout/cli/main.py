@@ -273,7 +273,7 @@ async def _check(session: Session, args: argparse.Namespace) -> int:
 
 
 def _lint(args: argparse.Namespace) -> int:
-    return lint.lint([Path(f) for f in args.file], sys.stdout)
+    return lint.lint(args.file, sys.stdout, recursive=args.recursive, stdin=sys.stdin)
 
 
 def _rollout_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -344,7 +344,20 @@ def _rollout_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     checking.set_defaults(run=_cluster(_check))
 
     linting = sub.add_parser("lint", help="check Rollouts and AnalysisTemplates in files, offline")
-    linting.add_argument("-f", "--file", action="append", required=True, help="a YAML file (repeatable)")
+    linting.add_argument(
+        "-f",
+        "--filename",
+        "--file",
+        dest="file",
+        action="append",
+        required=True,
+        metavar="PATH",
+        help="a YAML or JSON file, a directory (its .yaml, .yml and .json files), or - for standard "
+        "input; repeatable",
+    )
+    linting.add_argument(
+        "-R", "--recursive", action="store_true", help="with a directory: its subdirectories too"
+    )
     linting.set_defaults(run=_lint)
 
 
