@@ -56,15 +56,7 @@ async def run_process(kube: Kube, settings: ProcessSettings) -> None:
         return elector is None or elector.thread_alive()
 
     async def operate() -> None:
-        await run_controller(
-            kube,
-            settings.namespaces,
-            resync_seconds=settings.resync_seconds,
-            prometheus_address=settings.prometheus_address,
-            ready_flag=operator_ready,
-            workers=settings.workers,
-            notifications=settings.notifications,
-        )
+        await _operate(kube, settings, operator_ready)
 
     server = HealthServer(settings.http_host, settings.http_port, alive=alive, ready=ready)
     if settings.http_port:
@@ -78,6 +70,21 @@ async def run_process(kube: Kube, settings: ProcessSettings) -> None:
             await run_as_leader(elector, operate)
     finally:
         await asyncio.shield(server.stop())
+
+
+async def _operate(
+    kube: Kube, settings: ProcessSettings, ready: threading.Event, shards: ShardManager | None = None
+) -> None:
+    await run_controller(
+        kube,
+        settings.namespaces,
+        resync_seconds=settings.resync_seconds,
+        prometheus_address=settings.prometheus_address,
+        ready_flag=ready,
+        workers=settings.workers,
+        notifications=settings.notifications,
+        shards=shards,
+    )
 
 
 async def _run_sharded(kube: Kube, settings: ProcessSettings, shard_settings: ShardSettings) -> None:
@@ -96,18 +103,7 @@ async def _run_sharded(kube: Kube, settings: ProcessSettings, shard_settings: Sh
     server = HealthServer(
         settings.http_host, settings.http_port, alive=lambda: thread.is_alive(), ready=operator_ready.is_set
     )
-    operator = asyncio.get_running_loop().create_task(
-        run_controller(
-            kube,
-            settings.namespaces,
-            resync_seconds=settings.resync_seconds,
-            prometheus_address=settings.prometheus_address,
-            ready_flag=operator_ready,
-            workers=settings.workers,
-            notifications=settings.notifications,
-            shards=manager,
-        )
-    )
+    operator = asyncio.get_running_loop().create_task(_operate(kube, settings, operator_ready, manager))
     thread = manager.start_thread(asyncio.get_running_loop())
     if settings.http_port:
         await server.start()

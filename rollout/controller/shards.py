@@ -286,23 +286,28 @@ class ShardManager:
             return True
         return self.clock() - seen[1] >= self.settings.lease_duration
 
+    async def _create_shard_lease(self, shard: int) -> None:
+        """The shard's Lease, held by this replica (409 when another created it first)."""
+        s = self.settings
+        body = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {
+                "name": s.lease_name(shard),
+                "labels": self._labels("shard"),
+                "annotations": {SHARDS_ANNOTATION: str(s.count)},
+            },
+            "spec": self._spec(0),
+        }
+        await self.kube.create(LEASES, s.namespace, body)
+
     async def _acquire(self, shard: int, lease: dict[str, Any] | None) -> None:
         s = self.settings
         name = s.lease_name(shard)
         sent = self.clock()
         try:
             if lease is None:
-                body = {
-                    "apiVersion": "coordination.k8s.io/v1",
-                    "kind": "Lease",
-                    "metadata": {
-                        "name": name,
-                        "labels": self._labels("shard"),
-                        "annotations": {SHARDS_ANNOTATION: str(s.count)},
-                    },
-                    "spec": self._spec(0),
-                }
-                await self.kube.create(LEASES, s.namespace, body)
+                await self._create_shard_lease(shard)
             else:
                 transitions = int(((lease.get("spec") or {}).get("leaseTransitions")) or 0) + 1
                 patch = {
@@ -328,17 +333,7 @@ class ShardManager:
         sent = self.clock()
         try:
             if lease is None:  # deleted by hand: its holder recreates it
-                body = {
-                    "apiVersion": "coordination.k8s.io/v1",
-                    "kind": "Lease",
-                    "metadata": {
-                        "name": name,
-                        "labels": self._labels("shard"),
-                        "annotations": {SHARDS_ANNOTATION: str(s.count)},
-                    },
-                    "spec": self._spec(0),
-                }
-                await self.kube.create(LEASES, s.namespace, body)
+                await self._create_shard_lease(shard)
             else:
                 patch = {
                     "metadata": {"resourceVersion": lease["metadata"]["resourceVersion"]},
