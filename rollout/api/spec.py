@@ -222,6 +222,23 @@ class ServicePair:
         return {f"{self.path}.{field}": name for field, name in pair if name}
 
 
+class PodMetadata(SpecModel):
+    """Labels and annotations put on the pods of one role (canary or stable, active or preview)
+    while they hold it, and taken off when the role changes, without restarting a pod. They are
+    not part of the revision and no Service selects on them."""
+
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RoleMetadata:
+    """A role's pod metadata and the spec field it comes from."""
+
+    path: str
+    metadata: PodMetadata
+
+
 # Where a strategy refers to analysis: run name (rollout/api/vocabulary.py) -> (field path, reference).
 AnalysisRefs = dict[str, tuple[str, RolloutAnalysis]]
 
@@ -248,6 +265,24 @@ class StrategyConfig(SpecModel):
     def routing(self) -> TrafficRouting | None:
         return None
 
+    def role_fields(self) -> dict[str, PodMetadata]:
+        """Field path -> the pod metadata of each role the spec sets."""
+        return {}
+
+    def role_metadata(self, stable: str | None, current: str, active: str | None) -> dict[str, RoleMetadata]:
+        """Revision -> the pod metadata of the role it holds now; a revision of no role, or of a
+        role without metadata, is absent."""
+        return {}
+
+
+def _roles(path: str, *held: tuple[str | None, str, PodMetadata | None]) -> dict[str, RoleMetadata]:
+    """The first role a revision holds wins (a revision that is stable is not also the canary)."""
+    out: dict[str, RoleMetadata] = {}
+    for revision, field, metadata in held:
+        if revision and revision not in out and metadata is not None:
+            out[revision] = RoleMetadata(f"{path}.{field}", metadata)
+    return out
+
 
 class RollingStrategy(StrategyConfig):
     field: ClassVar[str] = "rolling"
@@ -272,10 +307,23 @@ class CanaryStrategy(StrategyConfig):
     max_unavailable: IntOrPercent = 0
     scale_down_delay_seconds: NonNegative = 30
     abort_scale_down_delay_seconds: NonNegative = 30
+    canary_metadata: PodMetadata | None = None
+    stable_metadata: PodMetadata | None = None
 
     def services(self) -> ServicePair:
         return ServicePair(
             self.path, self.stable_service or "", self.canary_service or "", "stableService", "canaryService"
+        )
+
+    def role_fields(self) -> dict[str, PodMetadata]:
+        fields = {"canaryMetadata": self.canary_metadata, "stableMetadata": self.stable_metadata}
+        return {f"{self.path}.{field}": m for field, m in fields.items() if m is not None}
+
+    def role_metadata(self, stable: str | None, current: str, active: str | None) -> dict[str, RoleMetadata]:
+        return _roles(
+            self.path,
+            (stable, "stableMetadata", self.stable_metadata),
+            (current, "canaryMetadata", self.canary_metadata),
         )
 
     def analyses(self) -> AnalysisRefs:
@@ -304,10 +352,23 @@ class BlueGreenStrategy(StrategyConfig):
     scale_down_delay_seconds: NonNegative = 30
     abort_scale_down_delay_seconds: NonNegative = 30
     traffic_routing: TrafficRouting | None = None
+    active_metadata: PodMetadata | None = None
+    preview_metadata: PodMetadata | None = None
 
     def services(self) -> ServicePair:
         return ServicePair(
             self.path, self.active_service, self.preview_service or "", "activeService", "previewService"
+        )
+
+    def role_fields(self) -> dict[str, PodMetadata]:
+        fields = {"activeMetadata": self.active_metadata, "previewMetadata": self.preview_metadata}
+        return {f"{self.path}.{field}": m for field, m in fields.items() if m is not None}
+
+    def role_metadata(self, stable: str | None, current: str, active: str | None) -> dict[str, RoleMetadata]:
+        return _roles(
+            self.path,
+            (active or stable, "activeMetadata", self.active_metadata),
+            (current, "previewMetadata", self.preview_metadata),
         )
 
     def analyses(self) -> AnalysisRefs:

@@ -1,4 +1,5 @@
-"""The stable revision's Pods, for a restart (rollout.dev/restart): read and evicted here.
+"""Pods: the stable revision's, for a restart (rollout.dev/restart), read and evicted here; and
+any revision's, relabelled in place when its role changes (SetPodMetadata).
 
 Flow: the reconciler calls `observe_stable_pods` only while a restart runs or is asked for (a
 fresh list from the API server; Pods are not cached, so the steady state reads none), the engine
@@ -15,9 +16,9 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from rollout.api.revision import REVISION_LABEL
-from rollout.engine.types import Event, PodState
-from rollout.kube import PODS, Kube
-from rollout.workload.replicasets import is_owned_by
+from rollout.engine.types import Event, PodState, SetPodMetadata
+from rollout.kube import PODS, REPLICASETS, Kube
+from rollout.workload.replicasets import POD_METADATA_ANNOTATION, is_owned_by, role_metadata_patch
 
 
 def _timestamp(text: str | None) -> datetime:
@@ -69,3 +70,32 @@ async def evict_pod(kube: Kube, namespace: str, name: str, revision: str | None)
             return None
         raise
     return Event("Normal", "PodEvicted", f"Restart: evicted pod {name} of revision {revision}")
+
+
+async def set_pod_metadata(kube: Kube, namespace: str, action: SetPodMetadata, guard: dict[str, str]) -> None:
+    """A revision's role changed: its ReplicaSet's template first (pods it makes from now on have
+    the new metadata), guarded by the version the decision saw, then each pod it has, patched in
+    place (no restart). A pod gone meanwhile is skipped."""
+    change = role_metadata_patch(action.applied, action.wanted)
+    annotations: dict[str, str | None] = {POD_METADATA_ANNOTATION: action.wanted or None}
+    body = {
+        "metadata": {**guard, "annotations": annotations},
+        "spec": {"template": {"metadata": change}},
+    }
+    try:
+        replicaset = await kube.patch(REPLICASETS, namespace, action.name, body)
+    except ApiException as exc:
+        if exc.status == 404:  # deleted in the same decision (history) or by someone else
+            return
+        raise
+    if not change:
+        return
+    uid = (replicaset.get("metadata") or {}).get("uid", "")
+    for pod in await kube.list(PODS, namespace, f"{REVISION_LABEL}={action.revision}"):
+        if uid and not is_owned_by(pod, uid):
+            continue
+        try:
+            await kube.patch(PODS, namespace, pod["metadata"]["name"], {"metadata": change})
+        except ApiException as exc:
+            if exc.status != 404:
+                raise

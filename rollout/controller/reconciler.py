@@ -42,7 +42,7 @@ from rollout.controller.finalizer import (
     holds_workload,
     routes_at_rest,
 )
-from rollout.controller.pods import evict_pod, observe_stable_pods
+from rollout.controller.pods import evict_pod, observe_stable_pods, set_pod_metadata
 from rollout.controller.routes import (
     Seen,
     observe_pinned,
@@ -64,6 +64,7 @@ from rollout.engine.types import (
     PinService,
     ScaleDeployment,
     ScaleReplicaSet,
+    SetPodMetadata,
     SetTraffic,
     WorkloadState,
 )
@@ -435,7 +436,7 @@ class Reconciler:
         rollout, ns = parsed.rollout, parsed.meta.namespace
         assert rollout is not None  # actions are only decided for a valid spec
         if isinstance(action, CreateReplicaSet):
-            body = build_replicaset(rollout, action.revision, action.replicas)
+            body = build_replicaset(rollout, action.revision, action.replicas, action.pod_metadata)
             try:
                 await self.kube.create(REPLICASETS, ns, body)
             except ApiException as exc:
@@ -445,6 +446,10 @@ class Reconciler:
                 await self.kube.patch(
                     REPLICASETS, ns, body["metadata"]["name"], {"spec": {"replicas": action.replicas}}
                 )
+        elif isinstance(action, SetPodMetadata):
+            await set_pod_metadata(
+                self.kube, ns, action, await self._version_of(REPLICASETS, ns, action.name)
+            )
         elif isinstance(action, ScaleReplicaSet):
             # Guarded by the version the decision was made on: a stale read costs a 409, not a
             # scale computed from a world that has moved on.

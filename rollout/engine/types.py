@@ -27,6 +27,8 @@ class ReplicaSetState:
     ready: int = 0
     available: int = 0
     created_at: str = ""
+    # The role's pod metadata last put on its template and pods (canonical JSON; "" for none).
+    pod_metadata: str = ""
 
     @property
     def healthy(self) -> int:
@@ -120,6 +122,19 @@ class Command:
 class CreateReplicaSet:
     revision: str
     replicas: int
+    pod_metadata: str = ""  # its role's labels and annotations (canonical JSON), on every pod
+
+
+@dataclass(frozen=True)
+class SetPodMetadata:
+    """Bring a ReplicaSet's template and its existing pods from the role metadata `applied` to
+    `wanted` (canonical JSON of {labels, annotations}): keys no longer wanted are removed, and no
+    pod is restarted."""
+
+    name: str
+    revision: str
+    applied: str
+    wanted: str
 
 
 @dataclass(frozen=True)
@@ -174,6 +189,7 @@ class EvictPod:
 
 Action = (
     CreateReplicaSet
+    | SetPodMetadata
     | ScaleReplicaSet
     | DeleteReplicaSet
     | PinService

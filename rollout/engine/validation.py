@@ -10,6 +10,7 @@ from __future__ import annotations
 from rollout.analysis.resolve import secret_refs
 from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import Rollout, SpecError
+from rollout.engine.pod_metadata import pod_metadata_errors
 from rollout.engine.strategies import strategy_of
 from rollout.engine.types import Claims, Observed
 from rollout.traffic.bindings import capabilities, pin_bindings, route_bindings, rule_claims
@@ -66,6 +67,7 @@ def validate(
         errors += _routing_errors(rollout, routing, observed)
     errors += conflict_errors(rollout, observed.others)
     errors += secret_errors(rollout, observed, open_runs)
+    errors += pod_metadata_errors(rollout, dict(observed.services))
     return errors
 
 

@@ -1,7 +1,7 @@
 """The emulated ReplicaSet controller and kubelet for real Pod objects (FakeKubelet with pods=True).
 
 Each tick, per ReplicaSet: missing pods are created through the API (name `<rs>-<5 chars>`, the
-template's labels and spec, a controller ownerReference), extra ones deleted newest first, a pod
+template's labels, annotations and spec, a controller ownerReference), extra ones deleted newest first, a pod
 that has been up `startup_seconds` is marked Ready through pods/status (unless `never_ready`
 says its ReplicaSet crash-loops), and the ReplicaSet's status is counted from its Pods. A pod
 deleted or evicted by anyone is simply missing on the next tick, so a replacement is made, as
@@ -44,6 +44,7 @@ def pod_for(rs: dict[str, Any]) -> dict[str, Any]:
             "name": f"{meta['name']}-{suffix}",
             "namespace": meta.get("namespace"),
             "labels": dict((template.get("metadata") or {}).get("labels") or {}),
+            "annotations": dict((template.get("metadata") or {}).get("annotations") or {}),
             "ownerReferences": [
                 {
                     "apiVersion": "apps/v1",

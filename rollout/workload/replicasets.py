@@ -14,6 +14,23 @@ from rollout.engine.types import ReplicaSetState
 
 ROLLOUT_NAME_LABEL = "rollout.dev/rollout"
 TEMPLATE_ANNOTATION = "rollout.dev/template"
+# The role metadata (canaryMetadata, stableMetadata, ...) last put on the template and the pods.
+POD_METADATA_ANNOTATION = "rollout.dev/pod-metadata"
+
+
+def role_metadata_patch(applied: str, wanted: str) -> dict[str, dict[str, str | None]]:
+    """A merge patch of `metadata` taking a pod (or a pod template) from the role metadata
+    `applied` to `wanted` (canonical JSON, "" for none): keys no longer wanted are removed."""
+    before = json.loads(applied) if applied else {}
+    after = json.loads(wanted) if wanted else {}
+    patch: dict[str, dict[str, str | None]] = {}
+    for part in ("labels", "annotations"):
+        old, new = before.get(part) or {}, after.get(part) or {}
+        change: dict[str, str | None] = {k: None for k in old if k not in new}
+        change.update({k: v for k, v in new.items() if old.get(k) != v})
+        if change:
+            patch[part] = change
+    return patch
 
 
 def written_template(replicaset: dict[str, Any]) -> dict[str, Any]:
@@ -44,11 +61,19 @@ def owner_reference(rollout: Rollout) -> dict[str, Any]:
     }
 
 
-def build_replicaset(rollout: Rollout, revision: str, replicas: int) -> dict[str, Any]:
+def build_replicaset(
+    rollout: Rollout, revision: str, replicas: int, pod_metadata: str = ""
+) -> dict[str, Any]:
+    """`pod_metadata`: its role's labels and annotations (canonical JSON), on every pod it makes;
+    not in the written template that its revision hashes."""
     meta = rollout.metadata
     written = rollout.spec.template.model_dump(by_alias=True, exclude_defaults=True, mode="json")
     template = copy.deepcopy(written)
-    template.setdefault("metadata", {}).setdefault("labels", {})[REVISION_LABEL] = revision
+    role = role_metadata_patch("", pod_metadata)
+    template.setdefault("metadata", {}).setdefault("labels", {}).update(role.get("labels") or {})
+    if role.get("annotations"):
+        template["metadata"].setdefault("annotations", {}).update(role["annotations"])
+    template["metadata"]["labels"][REVISION_LABEL] = revision
     selector = rollout.spec.selector.model_dump(by_alias=True, exclude_defaults=True, mode="json")
     selector.setdefault("matchLabels", {})[REVISION_LABEL] = revision
     return {
@@ -65,7 +90,10 @@ def build_replicaset(rollout: Rollout, revision: str, replicas: int) -> dict[str
             # The template as the Rollout had it, the one its revision hashes: a real API server
             # fills in defaults in the ReplicaSet's own copy (imagePullPolicy, dnsPolicy, ...),
             # so an undo that wrote that copy back would make a new revision.
-            "annotations": {TEMPLATE_ANNOTATION: json.dumps(written, sort_keys=True, separators=(",", ":"))},
+            "annotations": {
+                TEMPLATE_ANNOTATION: json.dumps(written, sort_keys=True, separators=(",", ":")),
+                **({POD_METADATA_ANNOTATION: pod_metadata} if pod_metadata else {}),
+            },
             "ownerReferences": [owner_reference(rollout)],
         },
         "spec": {
@@ -97,4 +125,5 @@ def replicaset_state(obj: dict[str, Any]) -> ReplicaSetState | None:
         ready=int(status.get("readyReplicas", 0)),
         available=int(status.get("availableReplicas", 0)),
         created_at=str(meta.get("creationTimestamp", "")),
+        pod_metadata=str((meta.get("annotations") or {}).get(POD_METADATA_ANNOTATION, "")),
     )

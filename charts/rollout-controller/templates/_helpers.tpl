@@ -66,7 +66,7 @@ headers name (rollout/controller/cached.py). */}}
   verbs: ["create"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list"]
+  verbs: ["list", "patch"]
 - apiGroups: [""]
   resources: ["pods/eviction"]
   verbs: ["create"]
