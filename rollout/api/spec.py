@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from rollout.api.base import Duration, IntOrPercent, SpecModel
 from rollout.api.vocabulary import BACKGROUND, POST_PROMOTION, PRE_PROMOTION, step_run_name
@@ -231,6 +231,42 @@ class PodMetadata(SpecModel):
     annotations: dict[str, str] = Field(default_factory=dict)
 
 
+class PreferredAntiAffinity(SpecModel):
+    weight: int = Field(ge=1, le=100)
+
+
+class RequiredAntiAffinity(SpecModel):
+    pass
+
+
+class AntiAffinity(SpecModel):
+    """Keep the new revision's pods off the nodes of the stable (active) revision's pods while
+    both run, so one bad node does not take down both: preferred (with a weight) or required.
+    Not part of the revision; dropped from the template once the revision is alone."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
+
+    preferred_during_scheduling_ignored_during_execution: PreferredAntiAffinity | None = None
+    required_during_scheduling_ignored_during_execution: RequiredAntiAffinity | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> AntiAffinity:
+        kinds = [
+            self.preferred_during_scheduling_ignored_during_execution,
+            self.required_during_scheduling_ignored_during_execution,
+        ]
+        if sum(k is not None for k in kinds) != 1:
+            raise ValueError(
+                "set exactly one of preferredDuringSchedulingIgnoredDuringExecution and "
+                "requiredDuringSchedulingIgnoredDuringExecution"
+            )
+        return self
+
+    @property
+    def required(self) -> bool:
+        return self.required_during_scheduling_ignored_during_execution is not None
+
+
 @dataclass(frozen=True)
 class RoleMetadata:
     """A role's pod metadata and the spec field it comes from."""
@@ -268,6 +304,10 @@ class StrategyConfig(SpecModel):
     def role_fields(self) -> dict[str, PodMetadata]:
         """Field path -> the pod metadata of each role the spec sets."""
         return {}
+
+    def separation(self) -> AntiAffinity | None:
+        """The anti-affinity of the new revision's pods to the stable revision's (None: none)."""
+        return getattr(self, "anti_affinity", None)
 
     def role_metadata(self, stable: str | None, current: str, active: str | None) -> dict[str, RoleMetadata]:
         """Revision -> the pod metadata of the role it holds now; a revision of no role, or of a
@@ -309,6 +349,7 @@ class CanaryStrategy(StrategyConfig):
     abort_scale_down_delay_seconds: NonNegative = 30
     canary_metadata: PodMetadata | None = None
     stable_metadata: PodMetadata | None = None
+    anti_affinity: AntiAffinity | None = None
 
     def services(self) -> ServicePair:
         return ServicePair(
@@ -354,6 +395,7 @@ class BlueGreenStrategy(StrategyConfig):
     traffic_routing: TrafficRouting | None = None
     active_metadata: PodMetadata | None = None
     preview_metadata: PodMetadata | None = None
+    anti_affinity: AntiAffinity | None = None
 
     def services(self) -> ServicePair:
         return ServicePair(

@@ -9,16 +9,25 @@ restart looks again on its next reconcile."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+import jsonpatch
 from kubernetes.client.exceptions import ApiException
 
 from rollout.api.revision import REVISION_LABEL
-from rollout.engine.types import Event, PodState, SetPodMetadata
-from rollout.kube import PODS, REPLICASETS, Kube
-from rollout.workload.replicasets import POD_METADATA_ANNOTATION, is_owned_by, role_metadata_patch
+from rollout.engine.types import Event, PodState, SetAntiAffinity, SetPodMetadata
+from rollout.kube import JSON_PATCH, PODS, REPLICASETS, Kube
+from rollout.kube.conflicts import guarded
+from rollout.workload.replicasets import (
+    ANTI_AFFINITY_ANNOTATION,
+    POD_METADATA_ANNOTATION,
+    is_owned_by,
+    role_metadata_patch,
+    with_anti_affinity,
+)
 
 
 def _timestamp(text: str | None) -> datetime:
@@ -99,3 +108,42 @@ async def set_pod_metadata(kube: Kube, namespace: str, action: SetPodMetadata, g
         except ApiException as exc:
             if exc.status != 404:
                 raise
+
+
+async def set_anti_affinity(kube: Kube, namespace: str, action: SetAntiAffinity) -> None:
+    """The ReplicaSet template's anti-affinity term to another revision replaced (or dropped),
+    the user's own terms kept; a JSON patch guarded by the version read. Running pods are not
+    touched (the scheduler reads affinity only when it places a pod)."""
+    replicaset = await kube.get(REPLICASETS, namespace, action.name)
+    if replicaset is None:
+        return
+    new = copy.deepcopy(replicaset)
+    pod_spec = new["spec"]["template"].setdefault("spec", {})
+    affinity = with_anti_affinity(pod_spec.get("affinity"), action.applied, action.wanted)
+    if affinity is None:
+        pod_spec.pop("affinity", None)
+    else:
+        pod_spec["affinity"] = affinity
+    annotations = new["metadata"].setdefault("annotations", {})
+    if action.wanted:
+        annotations[ANTI_AFFINITY_ANNOTATION] = action.wanted
+    else:
+        annotations.pop(ANTI_AFFINITY_ANNOTATION, None)
+    operations = [
+        {**op, "path": "/spec" + op["path"]}
+        for op in jsonpatch.make_patch(replicaset["spec"], new["spec"]).patch
+    ] + [
+        {**op, "path": "/metadata" + op["path"]}
+        for op in jsonpatch.make_patch(
+            {"annotations": replicaset["metadata"].get("annotations") or {}}, {"annotations": annotations}
+        ).patch
+    ]
+    if not operations:
+        return
+    try:
+        await kube.patch(
+            REPLICASETS, namespace, action.name, guarded(replicaset, operations), content_type=JSON_PATCH
+        )
+    except ApiException as exc:
+        if exc.status != 404:
+            raise

@@ -42,7 +42,7 @@ from rollout.controller.finalizer import (
     holds_workload,
     routes_at_rest,
 )
-from rollout.controller.pods import evict_pod, observe_stable_pods, set_pod_metadata
+from rollout.controller.pods import evict_pod, observe_stable_pods, set_anti_affinity, set_pod_metadata
 from rollout.controller.routes import (
     Seen,
     observe_pinned,
@@ -64,6 +64,7 @@ from rollout.engine.types import (
     PinService,
     ScaleDeployment,
     ScaleReplicaSet,
+    SetAntiAffinity,
     SetPodMetadata,
     SetTraffic,
     WorkloadState,
@@ -436,7 +437,9 @@ class Reconciler:
         rollout, ns = parsed.rollout, parsed.meta.namespace
         assert rollout is not None  # actions are only decided for a valid spec
         if isinstance(action, CreateReplicaSet):
-            body = build_replicaset(rollout, action.revision, action.replicas, action.pod_metadata)
+            body = build_replicaset(
+                rollout, action.revision, action.replicas, action.pod_metadata, action.anti_affinity
+            )
             try:
                 await self.kube.create(REPLICASETS, ns, body)
             except ApiException as exc:
@@ -450,6 +453,8 @@ class Reconciler:
             await set_pod_metadata(
                 self.kube, ns, action, await self._version_of(REPLICASETS, ns, action.name)
             )
+        elif isinstance(action, SetAntiAffinity):
+            await set_anti_affinity(self.kube, ns, action)
         elif isinstance(action, ScaleReplicaSet):
             # Guarded by the version the decision was made on: a stale read costs a 409, not a
             # scale computed from a world that has moved on.

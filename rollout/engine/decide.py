@@ -351,6 +351,14 @@ def _deadline(
         f"Revision {status.current_revision} made no progress for {deadline}s "
         f"(progressDeadlineSeconds); {status.available_replicas}/{rollout.spec.replicas} available"
     )
+    strategy = rollout.spec.strategy.chosen
+    separation = strategy.separation()
+    if separation is not None and separation.required and status.current_revision != status.stable_revision:
+        message += (
+            f"; {strategy.path}.antiAffinity is required: the new revision's pods may stay Pending "
+            "when every node already runs a pod of the stable revision (a small or single-node "
+            "cluster); use preferredDuringSchedulingIgnoredDuringExecution there"
+        )
     if set_condition(status, PROGRESSING, "False", DEADLINE_EXCEEDED, message, now):
         events.append(Event("Warning", DEADLINE_EXCEEDED, message))
     if rollout.spec.progress_deadline_abort:

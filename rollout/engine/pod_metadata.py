@@ -1,10 +1,16 @@
-"""Role metadata on pods (canaryMetadata/stableMetadata, activeMetadata/previewMetadata): after a
+"""What a revision's pods carry for the role it holds, beside the template it was made from:
+role metadata and anti-affinity.
+
+Role metadata (canaryMetadata/stableMetadata, activeMetadata/previewMetadata): after a
 strategy's moves, decide() asks which role each revision holds now (stable or canary, active or
 preview; the strategy's spec model says) and brings every ReplicaSet's recorded role metadata to
 it: a ReplicaSet created in this decision is created with it, an existing one whose role changed
 gets a SetPodMetadata, which the controller applies to its template and to its running pods in
 place. The labels never enter the revision hash, and no Service selects on them (validated here).
-Pure: no I/O."""
+
+Anti-affinity (antiAffinity): the new revision's pods (the canary, the preview) are kept off the
+nodes of the stable (active) revision's pods while both run; once the revision is alone the term
+leaves its template (SetAntiAffinity). Pure: no I/O."""
 
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import Rollout, SpecError
 from rollout.api.spec import PodMetadata
 from rollout.api.status import RolloutStatus
-from rollout.engine.types import Action, CreateReplicaSet, ReplicaSetState, SetPodMetadata
+from rollout.engine.types import Action, CreateReplicaSet, ReplicaSetState, SetAntiAffinity, SetPodMetadata
 
 
 def canonical(metadata: PodMetadata | None) -> str:
@@ -36,6 +42,19 @@ def wanted_by_revision(rollout: Rollout, status: RolloutStatus, current: str) ->
     return {revision: canonical(role.metadata) for revision, role in roles.items()}
 
 
+def separation_by_revision(rollout: Rollout, status: RolloutStatus, current: str) -> dict[str, str]:
+    """Revision -> its anti-affinity (canonical JSON): the current revision's, against the stable
+    (active) one, while the two differ."""
+    separation = rollout.spec.strategy.chosen.separation()
+    active = status.blue_green.active_revision if status.blue_green is not None else None
+    other = active or status.stable_revision
+    if separation is None or not other or other == current:
+        return {}
+    preferred = separation.preferred_during_scheduling_ignored_during_execution
+    term = {"against": other, "required": separation.required, "weight": preferred.weight if preferred else 0}
+    return {current: json.dumps(term, sort_keys=True, separators=(",", ":"))}
+
+
 def pod_metadata_actions(
     rollout: Rollout,
     status: RolloutStatus,
@@ -43,11 +62,15 @@ def pod_metadata_actions(
     replicasets: tuple[ReplicaSetState, ...],
     actions: list[Action],
 ) -> list[Action]:
-    """`actions` with each ReplicaSet created carrying its role's metadata, and a SetPodMetadata
-    for each existing ReplicaSet whose role metadata is not what its role wants now."""
+    """`actions` with each ReplicaSet created carrying its role's metadata and anti-affinity, and
+    a SetPodMetadata (SetAntiAffinity) for each existing ReplicaSet whose role metadata
+    (anti-affinity) is not what it should be now."""
     wanted = wanted_by_revision(rollout, status, current)
+    apart = separation_by_revision(rollout, status, current)
     out: list[Action] = [
-        dataclasses.replace(a, pod_metadata=wanted.get(a.revision, ""))
+        dataclasses.replace(
+            a, pod_metadata=wanted.get(a.revision, ""), anti_affinity=apart.get(a.revision, "")
+        )
         if isinstance(a, CreateReplicaSet)
         else a
         for a in actions
@@ -58,6 +81,9 @@ def pod_metadata_actions(
             out.append(
                 SetPodMetadata(name=rs.name, revision=rs.revision, applied=rs.pod_metadata, wanted=target)
             )
+        separated = apart.get(rs.revision, "")
+        if rs.anti_affinity != separated:
+            out.append(SetAntiAffinity(name=rs.name, applied=rs.anti_affinity, wanted=separated))
     return out
 
 

@@ -29,6 +29,8 @@ class ReplicaSetState:
     created_at: str = ""
     # The role's pod metadata last put on its template and pods (canonical JSON; "" for none).
     pod_metadata: str = ""
+    # The anti-affinity to another revision's pods in its template (canonical JSON; "" for none).
+    anti_affinity: str = ""
 
     @property
     def healthy(self) -> int:
@@ -123,6 +125,7 @@ class CreateReplicaSet:
     revision: str
     replicas: int
     pod_metadata: str = ""  # its role's labels and annotations (canonical JSON), on every pod
+    anti_affinity: str = ""  # its pods kept off another revision's nodes (canonical JSON)
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,17 @@ class SetPodMetadata:
 
     name: str
     revision: str
+    applied: str
+    wanted: str
+
+
+@dataclass(frozen=True)
+class SetAntiAffinity:
+    """Bring a ReplicaSet template's anti-affinity to another revision from `applied` to `wanted`
+    (canonical JSON of {against, required, weight}; "" for none). Running pods keep theirs: the
+    scheduler reads it only when placing a pod."""
+
+    name: str
     applied: str
     wanted: str
 
@@ -190,6 +204,7 @@ class EvictPod:
 Action = (
     CreateReplicaSet
     | SetPodMetadata
+    | SetAntiAffinity
     | ScaleReplicaSet
     | DeleteReplicaSet
     | PinService

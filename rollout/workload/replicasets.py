@@ -16,6 +16,45 @@ ROLLOUT_NAME_LABEL = "rollout.dev/rollout"
 TEMPLATE_ANNOTATION = "rollout.dev/template"
 # The role metadata (canaryMetadata, stableMetadata, ...) last put on the template and the pods.
 POD_METADATA_ANNOTATION = "rollout.dev/pod-metadata"
+# The anti-affinity to another revision's pods (antiAffinity) in the template, as decided.
+ANTI_AFFINITY_ANNOTATION = "rollout.dev/anti-affinity"
+HOSTNAME = "kubernetes.io/hostname"
+ANTI_KINDS = (
+    "requiredDuringSchedulingIgnoredDuringExecution",
+    "preferredDuringSchedulingIgnoredDuringExecution",
+)
+
+
+def _ours(term: dict[str, Any], against: str) -> bool:
+    inner = term.get("podAffinityTerm", term)
+    selector = ((inner.get("labelSelector") or {}).get("matchLabels")) or {}
+    return selector == {REVISION_LABEL: against} and inner.get("topologyKey") == HOSTNAME
+
+
+def with_anti_affinity(affinity: dict[str, Any] | None, applied: str, wanted: str) -> dict[str, Any] | None:
+    """A pod template's `affinity` with the term for `applied` (canonical JSON of {against,
+    required, weight}) taken out and the one for `wanted` put in; the user's own terms stay.
+    None when nothing is left."""
+    out = copy.deepcopy(affinity or {})
+    anti = out.setdefault("podAntiAffinity", {})
+    if applied:
+        old = json.loads(applied)
+        for kind in ANTI_KINDS:
+            kept = [t for t in anti.get(kind) or [] if not _ours(t, old["against"])]
+            if kept:
+                anti[kind] = kept
+            else:
+                anti.pop(kind, None)
+    if wanted:
+        new = json.loads(wanted)
+        term = {"labelSelector": {"matchLabels": {REVISION_LABEL: new["against"]}}, "topologyKey": HOSTNAME}
+        if new["required"]:
+            anti.setdefault(ANTI_KINDS[0], []).append(term)
+        else:
+            anti.setdefault(ANTI_KINDS[1], []).append({"weight": new["weight"], "podAffinityTerm": term})
+    if not anti:
+        out.pop("podAntiAffinity")
+    return out or None
 
 
 def role_metadata_patch(applied: str, wanted: str) -> dict[str, dict[str, str | None]]:
@@ -62,10 +101,11 @@ def owner_reference(rollout: Rollout) -> dict[str, Any]:
 
 
 def build_replicaset(
-    rollout: Rollout, revision: str, replicas: int, pod_metadata: str = ""
+    rollout: Rollout, revision: str, replicas: int, pod_metadata: str = "", anti_affinity: str = ""
 ) -> dict[str, Any]:
-    """`pod_metadata`: its role's labels and annotations (canonical JSON), on every pod it makes;
-    not in the written template that its revision hashes."""
+    """`pod_metadata`: its role's labels and annotations, on every pod it makes; `anti_affinity`:
+    its pods kept off another revision's nodes (both canonical JSON); neither in the written
+    template that its revision hashes."""
     meta = rollout.metadata
     written = rollout.spec.template.model_dump(by_alias=True, exclude_defaults=True, mode="json")
     template = copy.deepcopy(written)
@@ -74,6 +114,9 @@ def build_replicaset(
     if role.get("annotations"):
         template["metadata"].setdefault("annotations", {}).update(role["annotations"])
     template["metadata"]["labels"][REVISION_LABEL] = revision
+    if anti_affinity:
+        pod_spec = template.setdefault("spec", {})
+        pod_spec["affinity"] = with_anti_affinity(pod_spec.get("affinity"), "", anti_affinity)
     selector = rollout.spec.selector.model_dump(by_alias=True, exclude_defaults=True, mode="json")
     selector.setdefault("matchLabels", {})[REVISION_LABEL] = revision
     return {
@@ -93,6 +136,7 @@ def build_replicaset(
             "annotations": {
                 TEMPLATE_ANNOTATION: json.dumps(written, sort_keys=True, separators=(",", ":")),
                 **({POD_METADATA_ANNOTATION: pod_metadata} if pod_metadata else {}),
+                **({ANTI_AFFINITY_ANNOTATION: anti_affinity} if anti_affinity else {}),
             },
             "ownerReferences": [owner_reference(rollout)],
         },
@@ -126,4 +170,5 @@ def replicaset_state(obj: dict[str, Any]) -> ReplicaSetState | None:
         available=int(status.get("availableReplicas", 0)),
         created_at=str(meta.get("creationTimestamp", "")),
         pod_metadata=str((meta.get("annotations") or {}).get(POD_METADATA_ANNOTATION, "")),
+        anti_affinity=str((meta.get("annotations") or {}).get(ANTI_AFFINITY_ANNOTATION, "")),
     )

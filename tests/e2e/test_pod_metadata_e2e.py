@@ -6,7 +6,7 @@ relabelling, and no Service selects on a role label."""
 
 import pytest
 
-from rollout.kube import PODS, ROLLOUTS, SERVICES
+from rollout.kube import PODS, REPLICASETS, ROLLOUTS, SERVICES
 from tests.e2e.helpers import annotate, deploy_http_canary, phase_is, wait_for
 from tests.manifests import image_patch, rollout_manifest, service_manifest
 
@@ -130,3 +130,62 @@ async def test_blue_green_pods_switch_role_in_place(kube, namespace, pods_made_r
         roles_are(kube, namespace, {green: ("active", None)}), what="green's pods role=active"
     )
     assert {n: p[0] for n, p in during[green].items()} == {n: p[0] for n, p in after[green].items()}
+
+
+def anti_affinity_terms(replicaset):
+    affinity = ((replicaset["spec"]["template"].get("spec") or {}).get("affinity") or {}).get(
+        "podAntiAffinity"
+    ) or {}
+    return affinity
+
+
+async def test_anti_affinity_keeps_the_canary_apart_until_it_is_alone(
+    kube, namespace, pods_made_ready, routing_installed, start_controller
+):
+    start_controller()
+    steps = [{"setWeight": 50}, {"pause": {}}]
+    separation = {"preferredDuringSchedulingIgnoredDuringExecution": {"weight": 60}}
+    v1 = await deploy_http_canary(kube, namespace, steps, replicas=2, antiAffinity=separation)
+    await kube.patch(ROLLOUTS, namespace, "web", image_patch("web:2"))
+    v2 = (await wait_for(phase_is(kube, namespace, "Paused", 1), what="paused"))["currentRevision"]
+    canary_rs = await kube.get(REPLICASETS, namespace, f"web-{v2}")
+    term = {
+        "weight": 60,
+        "podAffinityTerm": {
+            "labelSelector": {"matchLabels": {"rollout.dev/revision": v1}},
+            "topologyKey": "kubernetes.io/hostname",
+        },
+    }
+    assert anti_affinity_terms(canary_rs) == {"preferredDuringSchedulingIgnoredDuringExecution": [term]}
+    pods = await kube.list(PODS, namespace, f"rollout.dev/revision={v2}")
+    assert pods and all(
+        p["spec"]["affinity"]["podAntiAffinity"] == anti_affinity_terms(canary_rs) for p in pods
+    )
+    assert anti_affinity_terms(await kube.get(REPLICASETS, namespace, f"web-{v1}")) == {}  # stable: none
+
+    await annotate(kube, namespace, "rollout.dev/promote")
+
+    async def alone():
+        status = await status_of(kube, namespace)()
+        rs = await kube.get(REPLICASETS, namespace, f"web-{v2}")
+        done = status.get("phase") == "Healthy" and status.get("stableRevision") == v2
+        return rs if done and not anti_affinity_terms(rs) else None
+
+    await wait_for(alone, what="the term gone from v2's template once it is alone")
+
+
+async def test_a_required_anti_affinity_is_named_when_the_canary_makes_no_progress(
+    kube, namespace, pods_made_ready, routing_installed, start_controller
+):
+    start_controller()
+    separation = {"requiredDuringSchedulingIgnoredDuringExecution": {}}
+    await deploy_http_canary(kube, namespace, [{"setWeight": 50}], replicas=1, antiAffinity=separation)
+    await kube.patch(ROLLOUTS, namespace, "web", {"spec": {"progressDeadlineSeconds": 5}})
+    await kube.patch(ROLLOUTS, namespace, "web", image_patch("web:broken"))  # its pods never get Ready
+
+    async def degraded():
+        status = await status_of(kube, namespace)()
+        return status if "antiAffinity is required" in status.get("message", "") else None
+
+    status = await wait_for(degraded, what="the deadline message naming the required anti-affinity")
+    assert status["phase"] == "Degraded", status

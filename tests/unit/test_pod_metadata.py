@@ -3,21 +3,30 @@ role's labels, the patch that moves pods between roles, and the labels refused b
 Service, the selector or the revision hash uses them."""
 
 import json
+from datetime import UTC, datetime, timedelta
 
 from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import parse_rollout
 from rollout.api.spec import PodMetadata
 from rollout.api.status import BlueGreenStatus, RolloutStatus
+from rollout.engine.decide import _deadline
 from rollout.engine.pod_metadata import (
     canonical,
     pod_metadata_actions,
     pod_metadata_errors,
+    separation_by_revision,
     wanted_by_revision,
 )
-from rollout.engine.types import CreateReplicaSet, ReplicaSetState, SetPodMetadata
-from rollout.workload.replicasets import POD_METADATA_ANNOTATION, build_replicaset, role_metadata_patch
+from rollout.engine.types import CreateReplicaSet, ReplicaSetState, SetAntiAffinity, SetPodMetadata
+from rollout.workload.replicasets import (
+    POD_METADATA_ANNOTATION,
+    build_replicaset,
+    role_metadata_patch,
+    with_anti_affinity,
+)
 from tests.manifests import rollout_manifest
 
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CANARY = {"labels": {"role": "canary"}, "annotations": {"tier": "canary"}}
 STABLE = {"labels": {"role": "stable"}}
 
@@ -121,3 +130,73 @@ def test_labels_a_service_the_selector_or_the_revision_uses_are_refused():
             "label 'track' is used by the selector of Service shop/web-stable; choose another",
         ),
     ]
+
+
+PREFERRED = {"preferredDuringSchedulingIgnoredDuringExecution": {"weight": 40}}
+REQUIRED = {"requiredDuringSchedulingIgnoredDuringExecution": {}}
+
+
+def test_the_new_revision_is_kept_apart_from_the_stable_one_until_it_is_alone():
+    rollout = canary_rollout(antiAffinity=PREFERRED)
+    apart = separation_by_revision(rollout, RolloutStatus(stable_revision="v1"), "v2")
+    assert {k: json.loads(v) for k, v in apart.items()} == {
+        "v2": {"against": "v1", "required": False, "weight": 40}
+    }
+    assert separation_by_revision(rollout, RolloutStatus(stable_revision="v2"), "v2") == {}
+    bg = blue_green_rollout(antiAffinity=REQUIRED)
+    status = RolloutStatus(stable_revision="v1", blue_green=BlueGreenStatus(active_revision="v1"))
+    assert json.loads(separation_by_revision(bg, status, "v2")["v2"])["required"] is True
+    # Created with it; dropped from the template once the revision is alone.
+    created, *_ = pod_metadata_actions(
+        rollout, RolloutStatus(stable_revision="v1"), "v2", (), [CreateReplicaSet("v2", 1)]
+    )
+    assert json.loads(created.anti_affinity)["against"] == "v1"
+    alone = (ReplicaSetState("web-v2", "v2", 2, anti_affinity=created.anti_affinity),)
+    assert pod_metadata_actions(rollout, RolloutStatus(stable_revision="v2"), "v2", alone, []) == [
+        SetAntiAffinity("web-v2", created.anti_affinity, "")
+    ]
+
+
+def test_the_term_goes_in_beside_the_users_own_and_comes_out_alone():
+    users = {
+        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": []}},
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 5,
+                    "podAffinityTerm": {
+                        "labelSelector": {"matchLabels": {"app": "db"}},
+                        "topologyKey": "zone",
+                    },
+                }
+            ]
+        },
+    }
+    wanted = json.dumps(
+        {"against": "v1", "required": False, "weight": 40}, sort_keys=True, separators=(",", ":")
+    )
+    added = with_anti_affinity(users, "", wanted)
+    terms = added["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert len(terms) == 2 and terms[1] == {
+        "weight": 40,
+        "podAffinityTerm": {
+            "labelSelector": {"matchLabels": {REVISION_LABEL: "v1"}},
+            "topologyKey": "kubernetes.io/hostname",
+        },
+    }
+    assert with_anti_affinity(added, wanted, "") == users
+    assert with_anti_affinity(None, "", "") is None
+    required = json.dumps(
+        {"against": "v1", "required": True, "weight": 0}, sort_keys=True, separators=(",", ":")
+    )
+    assert with_anti_affinity(with_anti_affinity(None, "", required), required, "") is None
+
+
+def test_a_required_anti_affinity_is_named_when_the_deadline_passes():
+    rollout = canary_rollout(antiAffinity=REQUIRED)
+    status = RolloutStatus(stable_revision="v1", current_revision="v2", last_progress_at=T0)
+    events = []
+    _deadline(rollout, status, False, T0 + timedelta(seconds=601), events)
+    message = status.condition("Progressing").message
+    assert "spec.strategy.canary.antiAffinity is required" in message and "Pending" in message, message
+    assert events and events[0].reason == "ProgressDeadlineExceeded"
