@@ -95,7 +95,14 @@ async def _run_sharded(kube: Kube, settings: ProcessSettings, shard_settings: Sh
     # The Leases' own client: no fence, one attempt per tick, a timeout within the retry period.
     lease_api = client.ApiClient(kube.api.configuration)
     lease_api.user_agent = kube.api.user_agent
-    lease_kube = Kube(lease_api, threads=4, attempts=1, timeout=max(2.0, shard_settings.retry_period))
+    lease_kube = Kube(
+        lease_api,
+        threads=shard_settings.count + 4,  # every held shard renewed at once
+        attempts=1,
+        timeout=max(
+            2.0, shard_settings.renew_deadline / 2
+        ),  # a slow renewal still counts from when it was sent
+    )
     manager = ShardManager(lease_kube, shard_settings)
     await manager.check_count()  # refused at start, before any Lease is written
     kube.fence = manager.may_write  # a write only for a shard held, renewed within the deadline

@@ -232,11 +232,15 @@ class ShardManager:
 
     async def tick(self) -> None:
         s = self.settings
+        # The held shards' renewals first, side by side: on a busy API server one after another
+        # had taken past the renew deadline with 6 shards held, fencing the replica's own writes.
+        leases = {lease["metadata"]["name"]: lease for lease in await self._shard_leases()}
+        renewals = [self._renew(shard, leases.get(s.lease_name(shard))) for shard in sorted(self.held)]
+        for failed in await asyncio.gather(*renewals, return_exceptions=True):
+            if isinstance(failed, Exception):
+                log.warning("shard lease not renewed", error=str(failed))
         self.members = await self._renew_membership()
         fair = math.ceil(s.count / max(self.members, 1))
-        leases = {lease["metadata"]["name"]: lease for lease in await self._shard_leases()}
-        for shard in sorted(self.held):
-            await self._renew(shard, leases.get(s.lease_name(shard)))
         extra = sorted(self.held, reverse=True)[: max(0, len(self.held) - fair)]
         if extra:
             await self._drain_and_release(set(extra), wait=0.0)
