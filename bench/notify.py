@@ -28,9 +28,14 @@ from rollout.notify.delivery import NotifySettings
 from rollout.observability.logging import configure_logging
 from rollout.observability.metrics import NOTIFICATIONS
 from rollout.sandbox.cluster import EmulatedCluster, emulated_cluster
-from tests.integration.test_canary import canary_strategy
 from tests.local_http import serving
-from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest
+from tests.manifests import (
+    canary_strategy,
+    http_route_manifest,
+    image_patch,
+    rollout_manifest,
+    service_manifest,
+)
 from tests.thirdparty import routing_crds
 
 NS = "shop"
@@ -111,7 +116,7 @@ async def set_up(cluster: EmulatedCluster, webhooks: list[dict[str, Any]]) -> st
     for name in ("web-stable", "web-canary"):
         await cluster.kube.create(SERVICES, NS, service_manifest(name))
     await cluster.kube.create(HTTPROUTES, NS, http_route_manifest())
-    manifest = rollout_manifest(replicas=4, strategy=canary_strategy(STEPS))
+    manifest = rollout_manifest(replicas=4, strategy=canary_strategy(STEPS, scale_down_delay=1))
     if webhooks:
         manifest["spec"]["notifications"] = {"webhooks": webhooks}
     await cluster.kube.create(ROLLOUTS, NS, manifest)

@@ -462,7 +462,7 @@ async def run_example(
     strategy: dict[str, Any], ops: list[tuple[str, int]], plan: FaultPlan | None, **settings: Any
 ) -> Outcome:
     """One run on a fresh emulated cluster (the integration tests' own set-up)."""
-    from tests.integration.conftest import make_cluster
+    from tests.emulated import make_cluster
 
     async with make_cluster() as cluster:
         return await Scenario(cluster, strategy, plan, **settings).run(ops)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from rollout.kube import ROLLOUTS, SERVICES, USER_AGENT, Kube, api_client_for
 from rollout.sandbox.faults import REQUEST_FAULTS, FaultPlan
+from tests.emulated import HTTPROUTES, NS, app_weights, healthy_at, promote, setup
 from tests.fault_scenario import (
     ANALYSIS_STEP,
     OPS,
@@ -20,8 +21,6 @@ from tests.fault_scenario import (
     canary_steps,
     run_example,
 )
-from tests.integration.conftest import NS, healthy_at
-from tests.integration.test_canary import HTTPROUTES, app_weights, promote, setup
 from tests.manifests import image_patch, service_manifest
 from tests.waiting import wait_for
 

@@ -16,9 +16,8 @@ from aiohttp import web
 from rollout.kube import CONFIGMAPS, EVENTS, ROLLOUTS, SECRETS
 from rollout.notify.delivery import NotifySettings
 from rollout.observability.metrics import NOTIFICATIONS
-from tests.integration.conftest import NS, event_reasons, healthy_at, status_of
-from tests.integration.test_analysis_web import smoke_tests, start  # noqa: F401 (a fixture)
-from tests.integration.test_canary import paused_at, promote, setup
+from tests.emulated import NS, event_reasons, healthy_at, paused_at, promote, setup, status_of
+from tests.integration.smoke_service import start
 from tests.local_http import serving
 from tests.manifests import image_patch
 from tests.waiting import wait_for
@@ -171,7 +170,7 @@ async def _true(value):
     return value
 
 
-async def test_a_failed_analysis_is_posted(cluster, receiver, smoke_tests):  # noqa: F811
+async def test_a_failed_analysis_is_posted(cluster, receiver, smoke_tests):
     async with cluster.controller(notifications=FAST):
         await start(cluster, smoke_tests)  # a canary gated on a smoke-test suite (provider.web)
         await cluster.kube.create(SECRETS, NS, secret("team-hook", receiver.url("team")))
