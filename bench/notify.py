@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import socket
 import time
 from typing import Any
 
@@ -36,6 +35,7 @@ from tests.manifests import (
     rollout_manifest,
     service_manifest,
 )
+from tests.processes import free_port
 from tests.thirdparty import routing_crds
 
 NS = "shop"
@@ -61,9 +61,7 @@ class Hooks:
 
 
 def refused_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}/dead"
+    return f"http://127.0.0.1:{free_port()}/dead"
 
 
 def secret(name: str, url: str) -> dict[str, Any]:

@@ -7,7 +7,6 @@ controller-wide ConfigMap works like spec.notifications."""
 import asyncio
 import base64
 import itertools
-import socket
 import time
 
 import pytest
@@ -20,6 +19,7 @@ from tests.emulated import NS, event_reasons, healthy_at, paused_at, promote, se
 from tests.integration.smoke_service import start
 from tests.local_http import serving
 from tests.manifests import image_patch
+from tests.processes import free_port
 from tests.waiting import wait_for
 
 # Short enough for tests: a slow webhook costs 3 attempts of 0.4 s plus 0.2 + 0.4 s of backoff.
@@ -65,10 +65,7 @@ async def receiver():
 
 def dead_url() -> str:
     """A port nothing listens on: connection refused."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/hook"
+    return f"http://127.0.0.1:{free_port()}/hook"
 
 
 def secret(name, url, namespace=NS, key="url"):
