@@ -1,6 +1,6 @@
 # The controller's image: `rollout controller` on a small Python base, as a non-root user, working
 # with a read-only root filesystem (the chart sets readOnlyRootFilesystem). The steps mirror
-# tests/unit/test_wheel.py: build the wheel, install it into a clean virtualenv, run the entrypoint.
+# tests/packaging/test_wheel.py: build the wheel, install it into a clean virtualenv, run the entrypoint.
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./

@@ -21,18 +21,22 @@ import structlog
 
 from bench.common import print_table
 from rollout.sandbox.faults import FaultPlan
-from tests.fault_scenario import ANALYSIS_STEP, OPS, blue_green_spec, canary_spec, canary_steps, run_example
+from tests.fault_scenario import ANALYSIS_STEP, OPS, SCALE_DOWN_DELAY, canary_steps, run_example
+from tests.manifests import blue_green_strategy, canary_strategy
 
 
 def draw(rng: random.Random, kind: str) -> tuple[dict[str, Any], list[tuple[str, int]]]:
     if kind == "analysis":  # a canary whose analysis step always fails: it must end on stable
         weight = rng.choice([10, 20, 50])
-        strategy = canary_spec([{"setWeight": weight}, ANALYSIS_STEP, {"setWeight": 80}, {"pause": {}}])
+        strategy = canary_strategy(
+            [{"setWeight": weight}, ANALYSIS_STEP, {"setWeight": 80}, {"pause": {}}],
+            scale_down_delay=SCALE_DOWN_DELAY,
+        )
     elif kind == "canary":
         weights = [rng.choice([10, 20, 50, 80]) for _ in range(rng.randint(1, 3))]
         pauses = [rng.choice(["", "promote", "timed"]) for _ in range(3)]
         extras = [e for e in ("header", "mirror") if rng.random() < 0.5]
-        strategy = canary_spec(canary_steps(weights, pauses, extras))
+        strategy = canary_strategy(canary_steps(weights, pauses, extras), scale_down_delay=SCALE_DOWN_DELAY)
     else:
         extra: dict[str, Any] = {
             "autoPromotionEnabled": rng.random() < 0.5,
@@ -41,7 +45,7 @@ def draw(rng: random.Random, kind: str) -> tuple[dict[str, Any], list[tuple[str,
         }
         if rng.random() < 0.5:
             extra["previewReplicaCount"] = 1
-        strategy = blue_green_spec(**extra)
+        strategy = blue_green_strategy(**extra)
     script = [(rng.choice(OPS), rng.choice([5, 30])) for _ in range(rng.randint(2, 12))]
     return strategy, [("image", 0), *script]
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import socket
 import time
 from typing import Any
 
@@ -28,9 +27,15 @@ from rollout.notify.delivery import NotifySettings
 from rollout.observability.logging import configure_logging
 from rollout.observability.metrics import NOTIFICATIONS
 from rollout.sandbox.cluster import EmulatedCluster, emulated_cluster
-from tests.integration.test_canary import canary_strategy
 from tests.local_http import serving
-from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest
+from tests.manifests import (
+    canary_strategy,
+    http_route_manifest,
+    image_patch,
+    rollout_manifest,
+    service_manifest,
+)
+from tests.processes import free_port
 from tests.thirdparty import routing_crds
 
 NS = "shop"
@@ -56,9 +61,7 @@ class Hooks:
 
 
 def refused_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}/dead"
+    return f"http://127.0.0.1:{free_port()}/dead"
 
 
 def secret(name: str, url: str) -> dict[str, Any]:
@@ -111,7 +114,7 @@ async def set_up(cluster: EmulatedCluster, webhooks: list[dict[str, Any]]) -> st
     for name in ("web-stable", "web-canary"):
         await cluster.kube.create(SERVICES, NS, service_manifest(name))
     await cluster.kube.create(HTTPROUTES, NS, http_route_manifest())
-    manifest = rollout_manifest(replicas=4, strategy=canary_strategy(STEPS))
+    manifest = rollout_manifest(replicas=4, strategy=canary_strategy(STEPS, scale_down_delay=1))
     if webhooks:
         manifest["spec"]["notifications"] = {"webhooks": webhooks}
     await cluster.kube.create(ROLLOUTS, NS, manifest)

@@ -38,19 +38,20 @@ from rollout.kube import (
     SERVICES,
     USER_AGENT,
     Kube,
-    Resource,
     api_client_for,
 )
 from rollout.sandbox.cluster import EmulatedCluster
 from rollout.sandbox.faults import FaultPlan
+from tests.emulated import HTTPROUTES, NS, make_cluster
 from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest
 
-NS = "shop"
 GROUP = "rollout.dev"
 COMMANDS = ("promote", "promote-full", "abort", "retry", "pause", "resume")
 OPS = (*COMMANDS, "ready", "wait", "image")
-HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes")
 STARTUP = 1.0  # seconds of virtual time for a pod to become available
+# Seconds a canary waits to scale down the old revision after completion, or itself after an
+# abort: canary_strategy(steps, scale_down_delay=SCALE_DOWN_DELAY).
+SCALE_DOWN_DELAY = 5
 
 # The Events that answer each command (the engine's reasons, see rollout/engine/commands.py,
 # canary.py, bluegreen.py, decide.py); some reasons are shared with other causes, told apart by
@@ -84,23 +85,6 @@ class SteppedReconciler(Reconciler):
 
     def schedule(self, namespace: str, name: str, delay: float) -> None:
         pass
-
-
-def canary_spec(steps: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "canary": {
-            "stableService": "web-stable",
-            "canaryService": "web-canary",
-            "trafficRouting": {"gatewayAPI": {"httpRoutes": [{"name": "web"}]}},
-            "steps": steps,
-            "scaleDownDelaySeconds": 5,
-            "abortScaleDownDelaySeconds": 5,
-        }
-    }
-
-
-def blue_green_spec(**extra: Any) -> dict[str, Any]:
-    return {"blueGreen": {"activeService": "web-active", "previewService": "web-preview", **extra}}
 
 
 FAILING_TEMPLATE = {
@@ -462,7 +446,5 @@ async def run_example(
     strategy: dict[str, Any], ops: list[tuple[str, int]], plan: FaultPlan | None, **settings: Any
 ) -> Outcome:
     """One run on a fresh emulated cluster (the integration tests' own set-up)."""
-    from tests.integration.conftest import make_cluster
-
     async with make_cluster() as cluster:
         return await Scenario(cluster, strategy, plan, **settings).run(ops)

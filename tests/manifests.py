@@ -1,4 +1,5 @@
-"""Builders of test manifests shared by unit, integration and e2e tests."""
+"""Builders of test manifests (Rollouts and their strategies, Deployments, Services, routes)
+shared by the unit, integration and e2e tests and by bench/."""
 
 from __future__ import annotations
 
@@ -32,6 +33,45 @@ def rollout_manifest(
             **spec,
         },
     }
+
+
+# The routing of most canaries here: the weights on the `app` rule of the HTTPRoute `web`.
+HTTP_ROUTING = {"gatewayAPI": {"httpRoutes": [{"name": "web"}]}}
+# A canary Ingress beside the stable Ingress `web` (ingress_manifest()).
+NGINX_ROUTING = {"nginx": {"stableIngress": "web"}}
+# A canary's steps when a test names none: 20%, a pause until promoted, 50%, a 60 s pause.
+CANARY_STEPS = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}, {"pause": {"duration": "60s"}}]
+
+
+def canary_strategy(
+    steps: list[dict[str, Any]] = CANARY_STEPS,
+    routing: dict[str, Any] | None = HTTP_ROUTING,
+    *,
+    scale_down_delay: int | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """spec.strategy of a canary from web-stable to web-canary taking `steps`, with `routing` as
+    its trafficRouting (None: none, a canary by replicas only); `scale_down_delay` sets both
+    scaleDownDelaySeconds and abortScaleDownDelaySeconds (neither written when None); `extra`
+    adds fields of spec.strategy.canary or overrides them."""
+    canary: dict[str, Any] = {"stableService": "web-stable", "canaryService": "web-canary"}
+    if routing is not None:
+        canary["trafficRouting"] = copy.deepcopy(routing)
+    canary["steps"] = steps
+    if scale_down_delay is not None:
+        canary["scaleDownDelaySeconds"] = canary["abortScaleDownDelaySeconds"] = scale_down_delay
+    return {"canary": {**canary, **extra}}
+
+
+def blue_green_strategy(*, scale_down_delay: int | None = None, **extra: Any) -> dict[str, Any]:
+    """spec.strategy of a blue/green with the Services web-active and web-preview;
+    `scale_down_delay` sets both scaleDownDelaySeconds and abortScaleDownDelaySeconds (neither
+    written when None); `extra` adds fields of spec.strategy.blueGreen (trafficRouting,
+    autoPromotionEnabled, ...) or overrides them (activeService, previewService)."""
+    blue_green: dict[str, Any] = {"activeService": "web-active", "previewService": "web-preview"}
+    if scale_down_delay is not None:
+        blue_green["scaleDownDelaySeconds"] = blue_green["abortScaleDownDelaySeconds"] = scale_down_delay
+    return {"blueGreen": {**blue_green, **extra}}
 
 
 def deployment_manifest(

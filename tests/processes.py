@@ -12,6 +12,7 @@ from pathlib import Path
 
 
 def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on (bound to 0, then released)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

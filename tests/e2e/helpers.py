@@ -1,17 +1,19 @@
 """Helpers shared by the e2e test files (fixtures live in conftest.py)."""
 
 import copy
+import functools
 
 from rollout.kube import ROLLOUTS, SERVICES, Resource
 from tests import waiting
-from tests.manifests import http_route_manifest, rollout_manifest, service_manifest
+from tests.manifests import canary_strategy, http_route_manifest, rollout_manifest, service_manifest
 
 HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes")
 VIRTUALSERVICES = Resource("networking.istio.io", "v1", "virtualservices")
 
 
-async def wait_for(probe, timeout=120.0, what="condition"):
-    return await waiting.wait_for(probe, timeout=timeout, interval=0.3, what=what)
+# tests/waiting.py's wait_for at a real API server's pace: up to 120 s, polled every 0.3 s (a test
+# passes its own timeout where it needs another).
+wait_for = functools.partial(waiting.wait_for, timeout=120.0, interval=0.3)
 
 
 def phase_is(kube, ns, phase, index=None):
@@ -55,15 +57,8 @@ async def deploy_http_canary(kube, ns, steps, replicas, healthy=True, **strategy
     for name in ("web-stable", "web-canary"):
         await kube.create(SERVICES, ns, service_manifest(name, namespace=ns))
     await kube.create(HTTPROUTES, ns, http_route_manifest(namespace=ns))
-    canary = {
-        "stableService": "web-stable",
-        "canaryService": "web-canary",
-        "trafficRouting": {"gatewayAPI": {"httpRoutes": [{"name": "web"}]}},
-        "steps": steps,
-        "scaleDownDelaySeconds": 2,
-        **strategy,
-    }
-    manifest = rollout_manifest(namespace=ns, replicas=replicas, strategy={"canary": canary})
+    canary = canary_strategy(steps, **{"scaleDownDelaySeconds": 2, **strategy})
+    manifest = rollout_manifest(namespace=ns, replicas=replicas, strategy=canary)
     await kube.create(ROLLOUTS, ns, manifest)
     if not healthy:
         return None

@@ -26,7 +26,14 @@ from rollout.api.rollout import parse_rollout
 from rollout.engine.decide import current_revision
 from rollout.kube import ANALYSIS_TEMPLATES, ROLLOUTS, SERVICES
 from tests.e2e.helpers import HTTPROUTES, app_weights, wait_for
-from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest
+from tests.manifests import (
+    blue_green_strategy,
+    canary_strategy,
+    http_route_manifest,
+    image_patch,
+    rollout_manifest,
+    service_manifest,
+)
 from tests.prom.stack import LoadGenerator, PrometheusServer, Workload, route_revision_weights
 from tests.waiting import in_background
 
@@ -130,17 +137,6 @@ async def stack(kube, ns, monkeypatch, start_controller, manifest, weights, *, v
 # Blue/green ------------------------------------------------------------------------------------
 
 
-def blue_green_rollout(ns, **extra):
-    strategy = {
-        "activeService": "web-active",
-        "previewService": "web-preview",
-        "scaleDownDelaySeconds": 2,
-        "abortScaleDownDelaySeconds": 2,
-        **extra,
-    }
-    return rollout_manifest(namespace=ns, replicas=2, strategy={"blueGreen": strategy})
-
-
 def blue_green_weights(kube, ns):
     """Users on the active Service's revision; a tester's share on the preview Service's."""
 
@@ -172,9 +168,10 @@ async def watching_active(kube, ns):
 async def test_blue_green_healthy_revision_passes_both_analyses_and_becomes_active(
     kube, namespace, pods_made_ready, start_controller, monkeypatch
 ):
-    manifest = blue_green_rollout(
-        namespace, prePromotionAnalysis=success_rate(), postPromotionAnalysis=success_rate()
+    strategy = blue_green_strategy(
+        scale_down_delay=2, prePromotionAnalysis=success_rate(), postPromotionAnalysis=success_rate()
     )
+    manifest = rollout_manifest(namespace=namespace, replicas=2, strategy=strategy)
     async with AsyncExitStack() as stack_:
         blue, green = await stack_.enter_async_context(
             stack(kube, namespace, monkeypatch, start_controller, manifest, blue_green_weights)
@@ -197,9 +194,10 @@ async def test_blue_green_healthy_revision_passes_both_analyses_and_becomes_acti
 async def test_blue_green_failing_pre_promotion_analysis_keeps_users_on_the_old_revision(
     kube, namespace, pods_made_ready, start_controller, monkeypatch
 ):
-    manifest = blue_green_rollout(
-        namespace, prePromotionAnalysis=success_rate(), postPromotionAnalysis=success_rate()
+    strategy = blue_green_strategy(
+        scale_down_delay=2, prePromotionAnalysis=success_rate(), postPromotionAnalysis=success_rate()
     )
+    manifest = rollout_manifest(namespace=namespace, replicas=2, strategy=strategy)
     async with AsyncExitStack() as stack_:
         blue, green = await stack_.enter_async_context(
             stack(kube, namespace, monkeypatch, start_controller, manifest, blue_green_weights, v2_errors=0.5)
@@ -231,20 +229,6 @@ async def test_blue_green_failing_pre_promotion_analysis_keeps_users_on_the_old_
 # Canary on an HTTPRoute ------------------------------------------------------------------------
 
 
-def canary_rollout(ns, steps):
-    strategy = {
-        "canary": {
-            "stableService": "web-stable",
-            "canaryService": "web-canary",
-            "trafficRouting": {"gatewayAPI": {"httpRoutes": [{"name": "web"}]}},
-            "steps": steps,
-            "scaleDownDelaySeconds": 2,
-            "abortScaleDownDelaySeconds": 2,
-        }
-    }
-    return rollout_manifest(namespace=ns, replicas=2, strategy=strategy)
-
-
 def route_weights(kube, ns):
     """revision -> weight, from the HTTPRoute and the Services' selectors on the server."""
     return lambda: route_revision_weights(kube, ns, "web")
@@ -260,7 +244,8 @@ async def route_at(kube, ns):
 async def test_canary_analysis_step_that_passes_completes(
     kube, namespace, routing_installed, pods_made_ready, start_controller, monkeypatch
 ):
-    manifest = canary_rollout(namespace, CANARY_STEPS)
+    strategy = canary_strategy(CANARY_STEPS, scale_down_delay=2)
+    manifest = rollout_manifest(namespace=namespace, replicas=2, strategy=strategy)
     async with stack(kube, namespace, monkeypatch, start_controller, manifest, route_weights, route=True) as (
         stable,
         canary,
@@ -283,7 +268,8 @@ async def test_canary_analysis_step_that_passes_completes(
 async def test_canary_analysis_step_that_fails_returns_the_route_to_stable(
     kube, namespace, routing_installed, pods_made_ready, start_controller, monkeypatch
 ):
-    manifest = canary_rollout(namespace, CANARY_STEPS)
+    strategy = canary_strategy(CANARY_STEPS, scale_down_delay=2)
+    manifest = rollout_manifest(namespace=namespace, replicas=2, strategy=strategy)
     async with stack(
         kube, namespace, monkeypatch, start_controller, manifest, route_weights, v2_errors=0.5, route=True
     ) as (stable, canary):

@@ -5,23 +5,21 @@ away, and the route-level switch under the full Gateway API schema (CEL rules in
 from rollout.api.revision import REVISION_LABEL
 from rollout.kube import REPLICASETS, ROLLOUTS, SERVICES
 from tests.e2e.helpers import HTTPROUTES, annotate, phase_is, spec_of, wait_for, with_app_weights
-from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest
+from tests.manifests import (
+    blue_green_strategy,
+    http_route_manifest,
+    image_patch,
+    rollout_manifest,
+    service_manifest,
+)
 
 
 async def deploy(kube, ns, **extra):
     for name in ("web-active", "web-preview"):
         await kube.create(SERVICES, ns, service_manifest(name, namespace=ns))
-    strategy = {
-        "blueGreen": {
-            "activeService": "web-active",
-            "previewService": "web-preview",
-            "autoPromotionEnabled": False,
-            "previewReplicaCount": 1,
-            "scaleDownDelaySeconds": 2,
-            "abortScaleDownDelaySeconds": 2,
-            **extra,
-        }
-    }
+    strategy = blue_green_strategy(
+        autoPromotionEnabled=False, previewReplicaCount=1, scale_down_delay=2, **extra
+    )
     await kube.create(ROLLOUTS, ns, rollout_manifest(namespace=ns, replicas=2, strategy=strategy))
     return (await wait_for(phase_is(kube, ns, "Healthy"), what="first deploy"))["stableRevision"]
 

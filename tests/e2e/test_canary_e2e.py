@@ -15,6 +15,8 @@ from tests.e2e.helpers import (
     with_app_weights,
 )
 from tests.manifests import (
+    HTTP_ROUTING,
+    canary_strategy,
     http_route_manifest,
     image_patch,
     rollout_manifest,
@@ -26,7 +28,7 @@ pytestmark = pytest.mark.e2e
 AT_REST = {"web-stable": 100, "web-canary": 0}
 
 
-async def deploy(kube, ns, steps, routing=None, route=None, resource=HTTPROUTES):
+async def deploy(kube, ns, steps, routing=HTTP_ROUTING, route=None, resource=HTTPROUTES):
     """Services, the route and the Rollout; returns the Rollout's status once Healthy and the
     route as the server stored it when created (its CRD's defaults applied, e.g. `weight: 1` on a
     backendRef written without one), before the controller wrote to it."""
@@ -35,16 +37,7 @@ async def deploy(kube, ns, steps, routing=None, route=None, resource=HTTPROUTES)
     route = route or http_route_manifest(namespace=ns)
     route["metadata"] = {"name": "web", "namespace": ns}
     stored = await kube.create(resource, ns, route)
-    strategy = {
-        "canary": {
-            "stableService": "web-stable",
-            "canaryService": "web-canary",
-            "trafficRouting": routing or {"gatewayAPI": {"httpRoutes": [{"name": "web"}]}},
-            "steps": steps,
-            "scaleDownDelaySeconds": 2,
-            "abortScaleDownDelaySeconds": 2,
-        }
-    }
+    strategy = canary_strategy(steps, routing, scale_down_delay=2)
     await kube.create(ROLLOUTS, ns, rollout_manifest(namespace=ns, replicas=2, strategy=strategy))
     return await wait_for(phase_is(kube, ns, "Healthy"), what="first deploy"), stored
 

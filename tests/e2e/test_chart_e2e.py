@@ -25,7 +25,14 @@ from tests.chart import CHART, RELEASE, RELEASE_NAMESPACE, controller_args, helm
 from tests.cluster.launcher import write_kubeconfig
 from tests.e2e.helpers import HTTPROUTES, app_weights, wait_for
 from tests.local_http import serving
-from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest
+from tests.manifests import (
+    blue_green_strategy,
+    canary_strategy,
+    http_route_manifest,
+    image_patch,
+    rollout_manifest,
+    service_manifest,
+)
 from tests.processes import ControllerProcesses
 
 pytestmark = pytest.mark.e2e
@@ -193,20 +200,8 @@ async def canary_with_analysis(kube, ns, smoke):
     for name in ("web-stable", "web-canary"):
         await kube.create(SERVICES, ns, service_manifest(name, namespace=ns))
     await kube.create(HTTPROUTES, ns, http_route_manifest(namespace=ns))
-    strategy = {
-        "canary": {
-            "stableService": "web-stable",
-            "canaryService": "web-canary",
-            "trafficRouting": {"gatewayAPI": {"httpRoutes": [{"name": "web"}]}},
-            "steps": [
-                {"setWeight": 20},
-                {"analysis": {"templates": [{"name": "smoke-tests"}]}},
-                {"setWeight": 60},
-            ],
-            "scaleDownDelaySeconds": 0,
-            "abortScaleDownDelaySeconds": 0,
-        }
-    }
+    steps = [{"setWeight": 20}, {"analysis": {"templates": [{"name": "smoke-tests"}]}}, {"setWeight": 60}]
+    strategy = canary_strategy(steps, scale_down_delay=0)
     await kube.create(ROLLOUTS, ns, rollout_manifest(namespace=ns, replicas=2, strategy=strategy))
     v1 = (await wait_for(phase(kube, ns, "web", "Healthy"), what="canary's first deploy"))["stableRevision"]
 
@@ -232,14 +227,12 @@ async def canary_with_analysis(kube, ns, smoke):
 async def blue_green_switch(kube, ns):
     for name in ("shop-active", "shop-preview"):
         await kube.create(SERVICES, ns, service_manifest(name, namespace=ns, app="shop"))
-    strategy = {
-        "blueGreen": {
-            "activeService": "shop-active",
-            "previewService": "shop-preview",
-            "autoPromotionEnabled": False,
-            "scaleDownDelaySeconds": 0,
-        }
-    }
+    strategy = blue_green_strategy(
+        activeService="shop-active",
+        previewService="shop-preview",
+        autoPromotionEnabled=False,
+        scaleDownDelaySeconds=0,
+    )
     await kube.create(ROLLOUTS, ns, rollout_manifest("shop", namespace=ns, replicas=2, strategy=strategy))
     first = await wait_for(phase(kube, ns, "shop", "Healthy"), what="blue/green first deploy")
     v1 = first["stableRevision"]

@@ -6,14 +6,10 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from rollout.kube import REPLICASETS, ROLLOUTS
-from tests import waiting
+from tests.e2e.helpers import wait_for
 from tests.manifests import image_patch, rollout_manifest
 
 pytestmark = pytest.mark.e2e
-
-
-async def wait_for(probe, timeout=120.0, what="condition"):
-    return await waiting.wait_for(probe, timeout=timeout, interval=0.3, what=what)
 
 
 def healthy(kube, ns, not_revision=None):

@@ -25,6 +25,8 @@ from rollout.kube import REPLICASETS, ROLLOUTS, SERVICES, Resource
 from tests.e2e.gateway_status import gateway_accepting
 from tests.e2e.helpers import VIRTUALSERVICES, annotate, phase_is, spec_of, wait_for
 from tests.manifests import (
+    NGINX_ROUTING,
+    canary_strategy,
     grpc_route_manifest,
     image_patch,
     ingress_manifest,
@@ -55,16 +57,7 @@ async def deploy(kube, ns, routing, steps, route=None, resource=None):
     if route is not None:
         route["metadata"] = {"name": "web", "namespace": ns}
         stored = await kube.create(resource, ns, route)
-    strategy = {
-        "canary": {
-            "stableService": "web-stable",
-            "canaryService": "web-canary",
-            "trafficRouting": routing,
-            "steps": steps,
-            "scaleDownDelaySeconds": 2,
-            "abortScaleDownDelaySeconds": 2,
-        }
-    }
+    strategy = canary_strategy(steps, routing, scale_down_delay=2)
     await kube.create(ROLLOUTS, ns, rollout_manifest(namespace=ns, replicas=2, strategy=strategy))
     status = await wait_for(phase_is(kube, ns, "Healthy"), what="first deploy Healthy")
     return status["stableRevision"], stored
@@ -377,9 +370,6 @@ def canary_ingress_gone(kube, ns):
         return await kube.get(INGRESSES, ns, CANARY_INGRESS) is None
 
     return probe
-
-
-NGINX_ROUTING = {"nginx": {"stableIngress": "web"}}
 
 
 async def test_nginx_canary_ingress_follows_header_and_weight_steps_and_goes_at_completion(

@@ -27,6 +27,7 @@ from rollout.kube import (
 from tests.e2e.helpers import HTTPROUTES, annotate, app_weights, phase_is, wait_for
 from tests.manifests import (
     adopting_manifest,
+    canary_strategy,
     deployment_manifest,
     http_route_manifest,
     image_patch,
@@ -315,15 +316,7 @@ async def canary_paused(kube, ns, replicas, weight):
     for name in ("web-stable", "web-canary"):
         await kube.create(SERVICES, ns, service_manifest(name, namespace=ns))
     await kube.create(HTTPROUTES, ns, http_route_manifest(namespace=ns))
-    strategy = {
-        "canary": {
-            "stableService": "web-stable",
-            "canaryService": "web-canary",
-            "trafficRouting": {"gatewayAPI": {"httpRoutes": [{"name": "web"}]}},
-            "steps": [{"setWeight": weight}, {"pause": {}}],
-            "scaleDownDelaySeconds": 2,
-        }
-    }
+    strategy = canary_strategy([{"setWeight": weight}, {"pause": {}}], scaleDownDelaySeconds=2)
     await kube.create(ROLLOUTS, ns, rollout_manifest(namespace=ns, replicas=replicas, strategy=strategy))
     v1 = (await wait_for(phase_is(kube, ns, "Healthy"), what="first deploy"))["stableRevision"]
     await kube.patch(ROLLOUTS, ns, "web", image_patch("registry.example/web:2"))

@@ -1,17 +1,15 @@
 """Fixtures for tests of the real controller against the emulated cluster (kmock)."""
 
-import contextlib
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
-from rollout.kube import EVENTS, REPLICASETS, ROLLOUTS
-from rollout.sandbox.cluster import emulated_cluster
-from rollout.sandbox.kubelet import image_matches
+from tests.emulated import NS, make_cluster
+from tests.integration.recorded import RECORDED_CALLS, WHOLE_SUITE
+from tests.integration.smoke_service import SmokeTests
+from tests.local_http import serving
 from tests.processes import ControllerProcesses
-from tests.thirdparty import routing_crds
-
-NS = "shop"
 
 
 @pytest.fixture
@@ -22,21 +20,8 @@ def start_controller(cluster, tmp_path):
     processes.stop_all()
 
 
-@contextlib.asynccontextmanager
-async def make_cluster(*, pods=False):
-    """The emulated cluster of these tests (also for tests needing one per hypothesis example);
-    `pods`: ReplicaSets' pods are real Pod objects (slower; for tests that read or evict pods)."""
-    # Pods of an image with "broken" in it never become ready: a release that crash-loops.
-    async with emulated_cluster(startup_seconds=0.2, never_ready=image_matches("broken"), pods=pods) as c:
-        c.create_namespace(NS)
-        for crd in routing_crds():  # routes are validated against their real schemas
-            c.api.install_crd(crd)
-        yield c
-
-
-# Every request the controller made, over all the tests of this run that used `cluster`
-# (tests/integration/test_rbac.py compares them with the chart's RBAC).
-RECORDED_CALLS: set = set()
+# Every request the controller made, over all the tests of this run that used `cluster`, goes to
+# RECORDED_CALLS (tests/integration/test_rbac.py compares them with the chart's RBAC).
 
 
 @pytest.fixture
@@ -58,40 +43,19 @@ async def pod_cluster():
             RECORDED_CALLS.update(c.api.audit.calls)
 
 
-async def get_rollout(cluster, name="web"):
-    """The Rollout as stored; `cluster` is the emulated cluster or any object with a `kube`."""
-    return await cluster.kube.get(ROLLOUTS, NS, name)
-
-
-async def status_of(cluster, name="web"):
-    return (await get_rollout(cluster, name) or {}).get("status") or {}
-
-
-async def replicasets(cluster):
-    items = await cluster.kube.list(REPLICASETS, NS)
-    return {rs["metadata"]["labels"]["rollout.dev/revision"]: rs for rs in items}
-
-
-async def event_reasons(cluster, name="web"):
-    events = await cluster.kube.list(EVENTS, NS)
-    return [e["reason"] for e in events if e["involvedObject"]["name"] == name]
-
-
-def healthy_at(cluster, revision=None, name="web"):
-    async def probe():
-        status = await status_of(cluster, name)
-        settled = status.get("phase") == "Healthy" and status.get("stableRevision") == status.get(
-            "currentRevision"
-        )
-        wanted = revision is None or status.get("stableRevision") == revision
-        return status if settled and wanted else None
-
-    return probe
+@pytest.fixture
+async def smoke_tests():
+    """The smoke-test service of examples/canary-web-analysis.yaml on a local port, passing until
+    a test sets `passing` to False."""
+    service = SmokeTests()
+    app = web.Application()
+    app.router.add_post("/api/v1/runs", service.run)
+    async with serving(app) as base:
+        service.host = base.removeprefix("http://")
+        yield service
 
 
 INTEGRATION = Path(__file__).resolve().parent
-# Whether this run collected every integration test file (the RBAC test then checks both ways).
-WHOLE_SUITE: dict[str, bool] = {"collected": False}
 
 
 def pytest_collection_modifyitems(session, config, items):

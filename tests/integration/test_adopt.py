@@ -8,7 +8,7 @@ import contextlib
 import kmock
 
 from rollout.kube import DEPLOYMENTS, REPLICASETS, ROLLOUTS
-from tests.integration.conftest import NS, event_reasons, get_rollout, healthy_at, status_of
+from tests.emulated import NS, event_reasons, get_rollout, healthy_at, status_of
 from tests.manifests import adopting_manifest, deployment_manifest
 from tests.waiting import in_background, wait_for
 

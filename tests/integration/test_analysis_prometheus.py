@@ -6,9 +6,7 @@ import asyncio
 import base64
 import json
 import time
-from contextlib import ExitStack, asynccontextmanager
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 import yaml
@@ -18,39 +16,37 @@ from rollout.analysis.resolve import TemplateKey, builtin_args, resolve
 from rollout.api.rollout import parse_rollout
 from rollout.api.spec import RolloutAnalysis
 from rollout.api.templates import AnalysisTemplateSpec, parse_template
-from rollout.engine.decide import current_revision
 from rollout.kube import (
     ANALYSIS_TEMPLATES,
-    CLUSTER_ANALYSIS_TEMPLATES,
     REPLICASETS,
     ROLLOUTS,
     SECRETS,
-    SERVICES,
 )
-from tests.integration.conftest import NS, event_reasons, healthy_at, status_of
-from tests.integration.test_canary import HTTPROUTES, app_weights, canary_strategy, weight_is
-from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest
+from tests.emulated import (
+    HTTPROUTES,
+    NS,
+    app_weights,
+    degraded,
+    event_reasons,
+    healthy_at,
+    status_of,
+    weight_is,
+)
+from tests.integration.prometheus_setup import EXAMPLES, args, stack
+from tests.manifests import (
+    canary_strategy,
+    image_patch,
+    rollout_manifest,
+)
 from tests.prom.stack import (
     REVISION,
-    LoadGenerator,
     PrometheusServer,
-    Workload,
     basic_auth,
     first_query,
-    route_revision_weights,
 )
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.prometheus
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-# Quick settings for the built-in templates: measure every second over a 5 s window, starting
-# once the canary's traffic has been scraped a few times (no data would pause the rollout).
-FAST = {"interval": "1s", "count": "3", "window": "5s", "initial-delay": "5s"}
-
-
-def args(**extra):
-    return [{"name": k, "value": v} for k, v in {**FAST, **extra}.items()]
 
 
 def analysis_step(*templates, **extra):
@@ -60,17 +56,6 @@ def analysis_step(*templates, **extra):
             "args": args(**extra),
         }
     }
-
-
-def revisions(manifest):
-    v1 = current_revision(parse_rollout(manifest).rollout)
-    updated = {**manifest, "spec": {**manifest["spec"]}}
-    updated["spec"]["template"] = image_patch("web:2")["spec"]["template"]
-    return v1, current_revision(parse_rollout(updated).rollout)
-
-
-def route_weights(cluster):
-    return lambda: route_revision_weights(cluster.kube, NS, "web")
 
 
 def pod_weights(cluster):
@@ -86,52 +71,8 @@ def pod_weights(cluster):
     return read
 
 
-@asynccontextmanager
-async def stack(
-    cluster,
-    manifest,
-    *,
-    v2_errors=0.0,
-    v2_latency_ms=50.0,
-    weights=route_weights,
-    auth=None,
-    services=("web-stable", "web-canary"),
-    resync_seconds=2.0,
-):
-    """Workloads for v1 and v2, Prometheus scraping them, the built-in templates installed,
-    `services` created (and with route_weights the HTTPRoute), the Rollout deployed at v1
-    (Healthy), and load flowing; yields (prometheus, v1, v2 workloads)."""
-    v1, v2 = revisions(manifest)
-    with ExitStack() as stop:
-        stable = Workload(v1)
-        stop.callback(stable.stop)
-        canary = Workload(v2, error_ratio=v2_errors, latency_ms=v2_latency_ms)
-        stop.callback(canary.stop)
-        prometheus = PrometheusServer([stable, canary], NS, auth=auth)
-        stop.callback(prometheus.stop)
-        for template in yaml.safe_load_all((EXAMPLES / "analysis-templates.yaml").read_text()):
-            await cluster.kube.create(CLUSTER_ANALYSIS_TEMPLATES, None, template)
-        async with cluster.controller(prometheus_address=prometheus.url, resync_seconds=resync_seconds):
-            for name in services:
-                await cluster.kube.create(SERVICES, NS, service_manifest(name))
-            if weights is route_weights:
-                await cluster.kube.create(HTTPROUTES, NS, http_route_manifest())
-            await cluster.kube.create(ROLLOUTS, NS, manifest)
-            await wait_for(healthy_at(cluster, v1), what="v1 Healthy")
-            async with LoadGenerator([stable, canary], weights(cluster)):
-                yield prometheus, stable, canary
-
-
 def canary_rollout(steps, **extra):
-    return rollout_manifest(replicas=2, strategy=canary_strategy(steps, **extra))
-
-
-def degraded(cluster):
-    async def probe():
-        status = await status_of(cluster)
-        return status if status.get("phase") == "Degraded" and status.get("aborted") else None
-
-    return probe
+    return rollout_manifest(replicas=2, strategy=canary_strategy(steps, scale_down_delay=1, **extra))
 
 
 def events_seen(cluster, *wanted):

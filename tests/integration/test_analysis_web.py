@@ -3,71 +3,12 @@ and Secret of examples/canary-web-analysis.yaml, and a real local HTTP server (a
 in for the smoke-test service, answering as a passing or a failing suite."""
 
 import json
-from pathlib import Path
 
-import pytest
-import yaml
-from aiohttp import web
-
-from rollout.kube import ANALYSIS_TEMPLATES, ROLLOUTS, SECRETS
-from tests.integration.conftest import NS, event_reasons, healthy_at, status_of
-from tests.integration.test_canary import HTTPROUTES, app_weights, setup, weight_is
-from tests.local_http import serving
+from rollout.kube import ROLLOUTS
+from tests.emulated import HTTPROUTES, NS, app_weights, event_reasons, healthy_at, status_of, weight_is
+from tests.integration.smoke_service import start
 from tests.manifests import image_patch
 from tests.waiting import wait_for
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "canary-web-analysis.yaml"
-
-
-class SmokeTests:
-    """The smoke-test service: answers POST /api/v1/runs with the suite's outcome, and only to
-    the token of the example's Secret."""
-
-    def __init__(self) -> None:
-        self.passing = True
-        self.seen: list[dict] = []
-        self.host = ""
-
-    async def run(self, request: web.Request) -> web.Response:
-        if request.headers.get("Authorization") != "Bearer replace-me":
-            return web.json_response({"error": "unauthorized"}, status=401)
-        self.seen.append({"query": dict(request.query), "body": await request.json()})
-        failures = 0 if self.passing else 3
-        return web.json_response({"run": {"passed": self.passing, "failures": failures, "tests": 40}})
-
-
-@pytest.fixture
-async def smoke_tests():
-    service = SmokeTests()
-    app = web.Application()
-    app.router.add_post("/api/v1/runs", service.run)
-    async with serving(app) as base:
-        service.host = base.removeprefix("http://")
-        yield service
-
-
-def example(kind):
-    doc = next(d for d in yaml.safe_load_all(EXAMPLE.read_text()) if d["kind"] == kind)
-    doc["metadata"]["namespace"] = NS
-    return doc
-
-
-def web_analysis_step(service):
-    return {
-        "analysis": {
-            "templates": [{"name": "smoke-tests"}],
-            "args": [{"name": "checks-host", "value": service.host}],
-        }
-    }
-
-
-async def start(cluster, service):
-    template = example("AnalysisTemplate")
-    template["spec"]["metrics"][0]["interval"] = "1s"
-    await cluster.kube.create(ANALYSIS_TEMPLATES, NS, template)
-    await cluster.kube.create(SECRETS, NS, example("Secret"))
-    steps = [{"setWeight": 20}, web_analysis_step(service), {"setWeight": 60}, web_analysis_step(service)]
-    return await setup(cluster, steps, replicas=2)
 
 
 async def test_a_passing_suite_completes_the_canary(cluster, smoke_tests):

@@ -14,9 +14,14 @@ import yaml
 
 from rollout.kube import ROLLOUTS, SERVICES
 from tests.argocd_lua import health
-from tests.integration.conftest import NS, get_rollout, healthy_at
-from tests.integration.test_canary import HTTPROUTES, canary_strategy, paused_at, promote
-from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest
+from tests.emulated import HTTPROUTES, NS, get_rollout, healthy_at, paused_at, promote
+from tests.manifests import (
+    canary_strategy,
+    http_route_manifest,
+    image_patch,
+    rollout_manifest,
+    service_manifest,
+)
 from tests.waiting import wait_for
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "rollouts"
@@ -78,7 +83,7 @@ async def test_capture_rollouts_at_each_phase(cluster):
 
     async with cluster.controller():
         # A canary on an HTTPRoute through its steps.
-        await kube.create(ROLLOUTS, NS, rollout_manifest(strategy=canary_strategy(steps)))
+        await kube.create(ROLLOUTS, NS, rollout_manifest(strategy=canary_strategy(steps, scale_down_delay=1)))
         await capture.take(
             "canary-healthy", lambda c: _rollout_when(c, healthy_at(c)), "first deploy Healthy"
         )

@@ -6,8 +6,7 @@ import asyncio
 import contextlib
 
 from rollout.kube import ROLLOUTS
-from tests.integration.conftest import NS, replicasets
-from tests.integration.test_canary import HTTPROUTES, app_weights, paused_at, setup
+from tests.emulated import HTTPROUTES, NS, app_weights, paused_at, replicasets, setup
 from tests.manifests import image_patch
 from tests.waiting import wait_for
 

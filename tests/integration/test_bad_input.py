@@ -6,17 +6,21 @@ import base64
 import copy
 
 from rollout.kube import ANALYSIS_TEMPLATES, EVENTS, REPLICASETS, ROLLOUTS, SECRETS, SERVICES
-from tests.integration.conftest import NS, event_reasons, healthy_at, replicasets, status_of
-from tests.integration.test_canary import (
+from tests.emulated import (
     HTTPROUTES,
+    NS,
     VIRTUALSERVICES,
     app_weights,
-    canary_strategy,
+    event_reasons,
+    healthy_at,
     paused_at,
+    replicasets,
     setup,
+    status_of,
     weight_is,
 )
 from tests.manifests import (
+    canary_strategy,
     http_route_manifest,
     image_patch,
     rollout_manifest,
@@ -77,7 +81,9 @@ async def test_a_missing_httproute_is_invalid_spec_until_it_is_created(cluster):
     routing = {"gatewayAPI": {"httpRoutes": [{"name": "gone"}]}}
     async with cluster.controller(resync_seconds=0.5):
         await services(cluster, "web-stable", "web-canary")
-        await cluster.kube.create(ROLLOUTS, NS, rollout_manifest(strategy=canary_strategy(STEPS, routing)))
+        await cluster.kube.create(
+            ROLLOUTS, NS, rollout_manifest(strategy=canary_strategy(STEPS, routing, scale_down_delay=1))
+        )
         fragment = (
             "spec.strategy.canary.trafficRouting.gatewayAPI.httpRoutes[0]: httproutes shop/gone not found"
         )
@@ -95,7 +101,9 @@ async def test_a_missing_virtualservice_is_invalid_spec(cluster):
         await services(cluster, "web-stable", "web-canary")
         await cluster.kube.create(VIRTUALSERVICES, NS, virtual_service_manifest("web"))
         before = await cluster.kube.get(VIRTUALSERVICES, NS, "web")
-        await cluster.kube.create(ROLLOUTS, NS, rollout_manifest(strategy=canary_strategy(STEPS, routing)))
+        await cluster.kube.create(
+            ROLLOUTS, NS, rollout_manifest(strategy=canary_strategy(STEPS, routing, scale_down_delay=1))
+        )
         fragment = (
             "spec.strategy.canary.trafficRouting.istio.virtualService: virtualservices shop/gone not found"
         )
@@ -111,7 +119,9 @@ async def test_a_route_without_the_backend_pair_is_invalid_spec_and_not_written(
         await services(cluster, "web-stable", "web-canary")
         await cluster.kube.create(HTTPROUTES, NS, route)
         before = copy.deepcopy(await cluster.kube.get(HTTPROUTES, NS, "web"))
-        await cluster.kube.create(ROLLOUTS, NS, rollout_manifest(strategy=canary_strategy(STEPS)))
+        await cluster.kube.create(
+            ROLLOUTS, NS, rollout_manifest(strategy=canary_strategy(STEPS, scale_down_delay=1))
+        )
         fragment = (
             "spec.strategy.canary.trafficRouting.gatewayAPI.httpRoutes[0]: HTTPRoute shop/web: "
             "HTTPRoute has no rule with backendRefs to both web-stable and web-canary"
@@ -128,7 +138,7 @@ async def test_the_younger_of_two_rollouts_on_one_route_is_invalid_and_the_older
         before = copy.deepcopy(await cluster.kube.get(HTTPROUTES, NS, "web"))
         pinned = await selectors(cluster, "web-stable", "web-canary")
         # A second Rollout on the same Services and route, with pods of its own.
-        other = rollout_manifest("web2", strategy=canary_strategy(STEPS))
+        other = rollout_manifest("web2", strategy=canary_strategy(STEPS, scale_down_delay=1))
         await cluster.kube.create(ROLLOUTS, NS, other)
         fragment = (
             "spec.strategy.canary.stableService: Service shop/web-stable "
@@ -167,7 +177,9 @@ async def test_a_rollout_whose_selector_overlaps_an_older_ones_is_invalid(cluste
             HTTPROUTES, NS, http_route_manifest("www", backends=("www-stable", "www-canary"))
         )
         before = copy.deepcopy(await cluster.kube.get(HTTPROUTES, NS, "www"))
-        strategy = canary_strategy(STEPS, {"gatewayAPI": {"httpRoutes": [{"name": "www"}]}})
+        strategy = canary_strategy(
+            STEPS, {"gatewayAPI": {"httpRoutes": [{"name": "www"}]}}, scale_down_delay=1
+        )
         strategy["canary"].update(stableService="www-stable", canaryService="www-canary")
         other = rollout_manifest("www", strategy=strategy)
         other["spec"]["selector"]["matchLabels"] = {"app": "web"}
@@ -205,7 +217,9 @@ async def test_a_template_with_an_unknown_provider_is_invalid_spec(cluster):
         await cluster.kube.create(
             ANALYSIS_TEMPLATES, NS, template_with({"datadog": {"query": "avg:errors{*}"}})
         )
-        await cluster.kube.create(ROLLOUTS, NS, rollout_manifest(strategy=canary_strategy(ANALYSED)))
+        await cluster.kube.create(
+            ROLLOUTS, NS, rollout_manifest(strategy=canary_strategy(ANALYSED, scale_down_delay=1))
+        )
         # The CRD keeps an unknown provider kind (x-kubernetes-preserve-unknown-fields on provider).
         fragment = (
             "spec.strategy.canary.steps[1].analysis.templates[0]: AnalysisTemplate rate is not valid: "
@@ -229,7 +243,9 @@ async def test_a_missing_header_secret_is_invalid_spec_until_created(cluster):
         await cluster.kube.create(HTTPROUTES, NS, http_route_manifest())
         before = copy.deepcopy(await cluster.kube.get(HTTPROUTES, NS, "web"))
         await cluster.kube.create(ANALYSIS_TEMPLATES, NS, template_with(provider))
-        await cluster.kube.create(ROLLOUTS, NS, rollout_manifest(strategy=canary_strategy(ANALYSED)))
+        await cluster.kube.create(
+            ROLLOUTS, NS, rollout_manifest(strategy=canary_strategy(ANALYSED, scale_down_delay=1))
+        )
         where = (
             "spec.strategy.canary.steps[1].analysis.templates[0]: AnalysisTemplate rate "
             "metrics[0].provider.prometheus.headers[0].valueFrom.secretKeyRef (header 'Authorization'): "

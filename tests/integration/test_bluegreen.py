@@ -9,20 +9,23 @@ from datetime import UTC, datetime
 
 from rollout.api.revision import REVISION_LABEL
 from rollout.kube import ROLLOUTS, SERVICES
-from tests.integration.conftest import NS, event_reasons, healthy_at, replicasets, status_of
-from tests.integration.test_canary import HTTPROUTES
-from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest
+from tests.emulated import HTTPROUTES, NS, event_reasons, healthy_at, replicasets, status_of
+from tests.manifests import (
+    blue_green_strategy,
+    http_route_manifest,
+    image_patch,
+    rollout_manifest,
+    service_manifest,
+)
 from tests.waiting import wait_for
-
-
-def blue_green(**extra):
-    return {"blueGreen": {"activeService": "web-active", "previewService": "web-preview", **extra}}
 
 
 async def deploy(cluster, replicas=3, **extra):
     for name in ("web-active", "web-preview"):
         await cluster.kube.create(SERVICES, NS, service_manifest(name))
-    await cluster.kube.create(ROLLOUTS, NS, rollout_manifest(replicas=replicas, strategy=blue_green(**extra)))
+    await cluster.kube.create(
+        ROLLOUTS, NS, rollout_manifest(replicas=replicas, strategy=blue_green_strategy(**extra))
+    )
     return (await wait_for(healthy_at(cluster), what="first deploy Healthy"))["stableRevision"]
 
 
@@ -116,7 +119,7 @@ async def test_controller_killed_between_switch_and_scale_down(cluster, start_co
     for name in ("web-active", "web-preview"):
         await cluster.kube.create(SERVICES, NS, service_manifest(name))
     await cluster.kube.create(
-        ROLLOUTS, NS, rollout_manifest(replicas=3, strategy=blue_green(scaleDownDelaySeconds=4))
+        ROLLOUTS, NS, rollout_manifest(replicas=3, strategy=blue_green_strategy(scaleDownDelaySeconds=4))
     )
     first = start_controller()
     v1 = (await wait_for(healthy_at(cluster), timeout=30, what="first deploy"))["stableRevision"]

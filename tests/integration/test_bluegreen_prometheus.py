@@ -10,9 +10,9 @@ import pytest
 
 from rollout.api.revision import REVISION_LABEL
 from rollout.kube import REPLICASETS, ROLLOUTS, SERVICES
-from tests.integration.conftest import NS, event_reasons, healthy_at, replicasets, status_of
-from tests.integration.test_analysis_prometheus import args, degraded, stack
-from tests.manifests import image_patch, rollout_manifest
+from tests.emulated import NS, degraded, event_reasons, healthy_at, replicasets, status_of
+from tests.integration.prometheus_setup import args, stack
+from tests.manifests import blue_green_strategy, image_patch, rollout_manifest
 from tests.waiting import in_background, wait_for
 
 pytestmark = pytest.mark.prometheus
@@ -23,11 +23,6 @@ PREVIEW_SHARE = 10  # percent of the load a tester sends to the preview Service
 
 def success_rate():
     return {"templates": [{"name": "http-success-rate", "clusterScope": True}], "args": args()}
-
-
-def blue_green_rollout(**extra):
-    strategy = {"activeService": "web-active", "previewService": "web-preview", **extra}
-    return rollout_manifest(replicas=2, strategy={"blueGreen": strategy})
 
 
 def blue_green_weights(cluster):
@@ -77,7 +72,7 @@ def post_run(status, name="post-promotion"):
 async def green_returning_500s(cluster, **extra):
     """Blue deployed, green answering half its requests with 500, the active Service watched;
     yields (blue, green, changes of the active Service)."""
-    manifest = blue_green_rollout(**extra)
+    manifest = rollout_manifest(replicas=2, strategy=blue_green_strategy(**extra))
     async with (
         stack(cluster, manifest, v2_errors=0.5, weights=blue_green_weights, services=SERVICES_BG) as (
             _,
@@ -134,7 +129,8 @@ async def test_pre_promotion_failure_never_switches(cluster):
 
 
 async def test_a_healthy_green_passes_both_analyses_and_becomes_stable(cluster):
-    manifest = blue_green_rollout(prePromotionAnalysis=success_rate(), postPromotionAnalysis=success_rate())
+    strategy = blue_green_strategy(prePromotionAnalysis=success_rate(), postPromotionAnalysis=success_rate())
+    manifest = rollout_manifest(replicas=2, strategy=strategy)
     async with stack(cluster, manifest, weights=blue_green_weights, services=SERVICES_BG) as (_, _, green):
         await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
         status = await wait_for(healthy_at(cluster, green.revision), timeout=60, what="green stable")

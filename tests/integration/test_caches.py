@@ -12,26 +12,25 @@ from rollout.kube import (
     ROLLOUTS,
     SECRETS,
     SERVICES,
-    USER_AGENT,
     Resource,
 )
 from rollout.sandbox.faults import FaultPlan
-from tests.integration.conftest import NS, event_reasons, healthy_at, replicasets, status_of
-from tests.integration.test_canary import (
+from tests.emulated import (
     HTTPROUTES,
+    NS,
     VIRTUALSERVICES,
-    canary_strategy,
+    controller_requests,
+    event_reasons,
+    healthy_at,
     paused_at,
     promote,
+    replicasets,
     setup,
+    status_of,
     weight_is,
 )
-from tests.manifests import image_patch, rollout_manifest, service_manifest
+from tests.manifests import canary_strategy, image_patch, rollout_manifest, service_manifest
 from tests.waiting import wait_for
-
-
-def controller_requests(cluster, since):
-    return [r for r in list(cluster.api)[since:] if r.headers.get("User-Agent") == USER_AGENT]
 
 
 def unresolved(generation):
@@ -247,7 +246,9 @@ async def test_grpc_and_tcp_routes_conflicts_and_history_on_three_revisions(clus
     routing = {"gatewayAPI": {"grpcRoutes": [{"name": "web-grpc"}], "tcpRoutes": [{"name": "web-tcp"}]}}
     for name in ("web-stable", "web-canary"):
         await cluster.kube.create(SERVICES, NS, service_manifest(name))
-    strategy = canary_strategy([{"setWeight": 50}, {"pause": {"duration": "1s"}}], routing)
+    strategy = canary_strategy(
+        [{"setWeight": 50}, {"pause": {"duration": "1s"}}], routing, scale_down_delay=1
+    )
     manifest = rollout_manifest(replicas=2, strategy=strategy, revisionHistoryLimit=1)
     async with cluster.controller(resync_seconds=600):
         await cluster.kube.create(ROLLOUTS, NS, manifest)

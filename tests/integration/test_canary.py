@@ -3,70 +3,26 @@ real Gateway API and Istio schemas (every write the controller makes is validate
 
 import copy
 
-from rollout.kube import CRDS, ROLLOUTS, SERVICES, Resource
-from tests.integration.conftest import NS, event_reasons, get_rollout, healthy_at, replicasets, status_of
-from tests.manifests import (
-    http_route_manifest,
-    image_patch,
-    rollout_manifest,
-    service_manifest,
-    virtual_service_manifest,
+from rollout.kube import CRDS, ROLLOUTS, SERVICES
+from tests.emulated import (
+    HTTPROUTES,
+    NS,
+    VIRTUALSERVICES,
+    app_weights,
+    event_reasons,
+    get_rollout,
+    healthy_at,
+    paused_at,
+    promote,
+    replicasets,
+    setup,
+    status_of,
+    weight_is,
 )
+from tests.manifests import image_patch, virtual_service_manifest
 from tests.waiting import wait_for
 
-HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes")
-VIRTUALSERVICES = Resource("networking.istio.io", "v1", "virtualservices")
 REVISION = "rollout.dev/revision"
-
-
-def canary_strategy(steps, routing=None, **extra):
-    return {
-        "canary": {
-            "stableService": "web-stable",
-            "canaryService": "web-canary",
-            "trafficRouting": routing or {"gatewayAPI": {"httpRoutes": [{"name": "web"}]}},
-            "steps": steps,
-            "scaleDownDelaySeconds": 1,
-            "abortScaleDownDelaySeconds": 1,
-            **extra,
-        }
-    }
-
-
-async def setup(cluster, steps, routing=None, route=None, resource=HTTPROUTES, replicas=4):
-    for name in ("web-stable", "web-canary"):
-        await cluster.kube.create(SERVICES, NS, service_manifest(name))
-    await cluster.kube.create(resource, NS, route if route is not None else http_route_manifest())
-    manifest = rollout_manifest(replicas=replicas, strategy=canary_strategy(steps, routing))
-    await cluster.kube.create(ROLLOUTS, NS, manifest)
-    return await wait_for(healthy_at(cluster), what="first deploy Healthy")
-
-
-def app_weights(route):
-    rule = next(r for r in route["spec"]["rules"] if r.get("name") == "app")
-    return {ref["name"]: ref["weight"] for ref in rule["backendRefs"]}
-
-
-def weight_is(cluster, weight, resource=HTTPROUTES, weights=app_weights):
-    async def probe():
-        route = await cluster.kube.get(resource, NS, "web")
-        return route if weights(route).get("web-canary") == weight else None
-
-    return probe
-
-
-def paused_at(cluster, index):
-    async def probe():
-        status = await status_of(cluster)
-        return status if status.get("phase") == "Paused" and status.get("currentStepIndex") == index else None
-
-    return probe
-
-
-async def promote(cluster, value="step"):
-    await cluster.kube.patch(
-        ROLLOUTS, NS, "web", {"metadata": {"annotations": {"rollout.dev/promote": value}}}
-    )
 
 
 def spec_only(route):

@@ -2,13 +2,10 @@
 each command's output and exit code, as a person or a CI pipeline sees them. The command runs as
 a process of its own with a kubeconfig, the way kubectl runs a plugin."""
 
-import asyncio
 import io
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from kubernetes.client.exceptions import ApiException
@@ -17,31 +14,10 @@ from rollout.cli import ops
 from rollout.cli.session import Session
 from rollout.kube import ROLLOUTS
 from rollout.traffic.nginx import INGRESSES
-from tests.integration.conftest import NS, get_rollout
-from tests.integration.test_canary import paused_at, setup, weight_is
+from tests.emulated import NS, get_rollout, paused_at, setup, weight_is
+from tests.integration.command_line import ROOT, STEPS, cli_env, rollout_cli
 from tests.manifests import image_patch, ingress_manifest, rollout_manifest
 from tests.waiting import wait_for
-
-ROOT = Path(__file__).resolve().parents[2]
-STEPS = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}]
-
-
-def cli_env():
-    return {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
-
-
-async def rollout_cli(kubeconfig, *argv, namespace=NS):
-    """Run `rollout ARGV... --kubeconfig … -n shop`; (exit code, stdout, stderr)."""
-    flags = [] if argv[0] == "lint" else ["--kubeconfig", str(kubeconfig), "-n", namespace]
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "rollout", *argv, *flags],
-        capture_output=True,
-        text=True,
-        env=cli_env(),
-        timeout=60,
-    )
-    return done.returncode, done.stdout, done.stderr
 
 
 async def test_commands_through_a_canary(cluster, tmp_path):

@@ -6,9 +6,8 @@ analysis template does not exist; against a real Prometheus, each query is run o
 import pytest
 
 from rollout.kube import ANALYSIS_TEMPLATES, ROLLOUTS, SERVICES
-from tests.integration.conftest import NS
-from tests.integration.test_canary import HTTPROUTES, setup
-from tests.integration.test_cli import rollout_cli
+from tests.emulated import HTTPROUTES, NS, setup
+from tests.integration.command_line import rollout_cli
 from tests.manifests import service_manifest
 from tests.prom.stack import PrometheusServer, Workload
 

@@ -9,9 +9,8 @@ import pexpect
 import pyte
 
 from rollout.kube import ROLLOUTS
-from tests.integration.conftest import NS
-from tests.integration.test_canary import paused_at, promote, setup, weight_is
-from tests.integration.test_cli import ROOT, STEPS, cli_env
+from tests.emulated import NS, paused_at, promote, setup, weight_is
+from tests.integration.command_line import ROOT, STEPS, cli_env
 from tests.manifests import image_patch
 from tests.waiting import wait_for
 

@@ -7,8 +7,7 @@ from kubernetes.client.exceptions import ApiException
 
 from rollout.controller.reconciler import Reconciler
 from rollout.kube import ROLLOUTS, Kube
-from tests.integration.conftest import NS, event_reasons, get_rollout
-from tests.integration.test_canary import paused_at, promote, setup, weight_is
+from tests.emulated import NS, event_reasons, get_rollout, paused_at, promote, setup, weight_is
 from tests.manifests import image_patch, rollout_manifest
 from tests.waiting import wait_for
 

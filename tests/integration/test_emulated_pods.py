@@ -5,7 +5,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from rollout.kube import PODS, REPLICASETS, Resource
-from tests.integration.conftest import NS
+from tests.emulated import NS
 from tests.waiting import wait_for
 
 PDBS = Resource("policy", "v1", "poddisruptionbudgets")

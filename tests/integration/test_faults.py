@@ -12,17 +12,15 @@ from hypothesis import strategies as st
 
 from rollout.kube import ROLLOUTS, SERVICES, USER_AGENT, Kube, api_client_for
 from rollout.sandbox.faults import REQUEST_FAULTS, FaultPlan
+from tests.emulated import HTTPROUTES, NS, app_weights, healthy_at, promote, setup
 from tests.fault_scenario import (
     ANALYSIS_STEP,
     OPS,
-    blue_green_spec,
-    canary_spec,
+    SCALE_DOWN_DELAY,
     canary_steps,
     run_example,
 )
-from tests.integration.conftest import NS, healthy_at
-from tests.integration.test_canary import HTTPROUTES, app_weights, promote, setup
-from tests.manifests import image_patch, service_manifest
+from tests.manifests import blue_green_strategy, canary_strategy, image_patch, service_manifest
 from tests.waiting import wait_for
 
 
@@ -101,14 +99,19 @@ def check(outcome):
     script=ops,
 )
 def test_canary_under_faults(weights, pauses, extras, plan, script):
-    strategy = canary_spec(canary_steps(weights, pauses, sorted(extras)))
+    strategy = canary_strategy(
+        canary_steps(weights, pauses, sorted(extras)), scale_down_delay=SCALE_DOWN_DELAY
+    )
     check(asyncio.run(run_example(strategy, [("image", 0), *script], plan)))
 
 
 @settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck), phases=NO_SHRINK)
 @given(weight=st.sampled_from([20, 50]), plan=fault_plans, script=ops)
 def test_a_failed_analysis_ends_on_stable_under_faults(weight, plan, script):
-    strategy = canary_spec([{"setWeight": weight}, ANALYSIS_STEP, {"setWeight": 80}, {"pause": {}}])
+    strategy = canary_strategy(
+        [{"setWeight": weight}, ANALYSIS_STEP, {"setWeight": 80}, {"pause": {}}],
+        scale_down_delay=SCALE_DOWN_DELAY,
+    )
     outcome = asyncio.run(run_example(strategy, [("image", 0), *script], plan, failing_analysis=True))
     check(outcome)
 
@@ -124,7 +127,7 @@ def test_blue_green_under_faults(preview, auto, plan, script):
     extra = {"autoPromotionEnabled": auto, "autoPromotionSeconds": 20, "scaleDownDelaySeconds": 5}
     if preview is not None:
         extra["previewReplicaCount"] = preview
-    check(asyncio.run(run_example(blue_green_spec(**extra), [("image", 0), *script], plan)))
+    check(asyncio.run(run_example(blue_green_strategy(**extra), [("image", 0), *script], plan)))
 
 
 async def test_kopf_controller_survives_watch_and_request_faults(cluster):

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from rollout.kube import CLUSTER_ANALYSIS_TEMPLATES, FIELD_MANAGER, ROLLOUTS, USER_AGENT
-from tests.integration.test_examples import BUILTIN_TEMPLATES, KINDS, drive_blue_green, rollout_status
+from tests.integration.example_files import BUILTIN_TEMPLATES, KINDS, drive_blue_green, rollout_status
 from tests.waiting import wait_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

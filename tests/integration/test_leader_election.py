@@ -15,7 +15,7 @@ import pytest
 
 from rollout.kube import ROLLOUTS, SERVICES, Resource
 from tests.chart import RELEASE_NAMESPACE, controller_args, granted, grants, render
-from tests.integration.conftest import NS, event_reasons, healthy_at, status_of
+from tests.emulated import NS, event_reasons, healthy_at, status_of
 from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest
 from tests.processes import ControllerProcesses
 from tests.waiting import wait_for

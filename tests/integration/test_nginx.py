@@ -7,9 +7,15 @@ import kubernetes_validate
 
 from rollout.kube import ROLLOUTS, SERVICES, Resource
 from rollout.sandbox.faults import FaultPlan
-from tests.integration.conftest import NS, get_rollout, healthy_at, status_of
-from tests.integration.test_caches import controller_requests
-from tests.manifests import image_patch, ingress_manifest, rollout_manifest, service_manifest
+from tests.emulated import NS, controller_requests, get_rollout, healthy_at, status_of
+from tests.manifests import (
+    NGINX_ROUTING,
+    canary_strategy,
+    image_patch,
+    ingress_manifest,
+    rollout_manifest,
+    service_manifest,
+)
 from tests.waiting import wait_for
 
 INGRESSES = Resource("networking.k8s.io", "v1", "ingresses")
@@ -17,24 +23,15 @@ CANARY = "web-web-canary"
 WEIGHT = "nginx.ingress.kubernetes.io/canary-weight"
 
 
-def strategy(steps):
-    return {
-        "canary": {
-            "stableService": "web-stable",
-            "canaryService": "web-canary",
-            "trafficRouting": {"nginx": {"stableIngress": "web"}},
-            "steps": steps,
-            "scaleDownDelaySeconds": 1,
-            "abortScaleDownDelaySeconds": 1,
-        }
-    }
-
-
 async def setup(cluster, steps):
     for name in ("web-stable", "web-canary"):
         await cluster.kube.create(SERVICES, NS, service_manifest(name))
     await cluster.kube.create(INGRESSES, NS, ingress_manifest())
-    await cluster.kube.create(ROLLOUTS, NS, rollout_manifest(replicas=4, strategy=strategy(steps)))
+    await cluster.kube.create(
+        ROLLOUTS,
+        NS,
+        rollout_manifest(replicas=4, strategy=canary_strategy(steps, NGINX_ROUTING, scale_down_delay=1)),
+    )
     await wait_for(healthy_at(cluster), what="first deploy Healthy")
     return await cluster.kube.get(INGRESSES, NS, "web")
 

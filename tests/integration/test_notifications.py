@@ -7,7 +7,6 @@ controller-wide ConfigMap works like spec.notifications."""
 import asyncio
 import base64
 import itertools
-import socket
 import time
 
 import pytest
@@ -16,11 +15,11 @@ from aiohttp import web
 from rollout.kube import CONFIGMAPS, EVENTS, ROLLOUTS, SECRETS
 from rollout.notify.delivery import NotifySettings
 from rollout.observability.metrics import NOTIFICATIONS
-from tests.integration.conftest import NS, event_reasons, healthy_at, status_of
-from tests.integration.test_analysis_web import smoke_tests, start  # noqa: F401 (a fixture)
-from tests.integration.test_canary import paused_at, promote, setup
+from tests.emulated import NS, event_reasons, healthy_at, paused_at, promote, setup, status_of
+from tests.integration.smoke_service import start
 from tests.local_http import serving
 from tests.manifests import image_patch
+from tests.processes import free_port
 from tests.waiting import wait_for
 
 # Short enough for tests: a slow webhook costs 3 attempts of 0.4 s plus 0.2 + 0.4 s of backoff.
@@ -66,10 +65,7 @@ async def receiver():
 
 def dead_url() -> str:
     """A port nothing listens on: connection refused."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/hook"
+    return f"http://127.0.0.1:{free_port()}/hook"
 
 
 def secret(name, url, namespace=NS, key="url"):
@@ -171,7 +167,7 @@ async def _true(value):
     return value
 
 
-async def test_a_failed_analysis_is_posted(cluster, receiver, smoke_tests):  # noqa: F811
+async def test_a_failed_analysis_is_posted(cluster, receiver, smoke_tests):
     async with cluster.controller(notifications=FAST):
         await start(cluster, smoke_tests)  # a canary gated on a smoke-test suite (provider.web)
         await cluster.kube.create(SECRETS, NS, secret("team-hook", receiver.url("team")))

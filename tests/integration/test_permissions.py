@@ -8,7 +8,7 @@ import json
 
 from rollout.kube import REPLICASETS, ROLLOUTS
 from tests.chart import Grant, controller_args, granted, grants, render
-from tests.integration.conftest import NS, status_of
+from tests.emulated import NS, status_of
 from tests.manifests import rollout_manifest
 from tests.processes import ControllerProcesses
 from tests.waiting import wait_for

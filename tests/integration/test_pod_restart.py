@@ -7,9 +7,18 @@ import contextlib
 import time
 
 from rollout.kube import ROLLOUTS, Resource
-from tests.integration.conftest import NS, event_reasons, get_rollout, replicasets, status_of
-from tests.integration.test_canary import HTTPROUTES, app_weights, paused_at, setup
-from tests.integration.test_cli import rollout_cli
+from tests.emulated import (
+    HTTPROUTES,
+    NS,
+    app_weights,
+    event_reasons,
+    get_rollout,
+    paused_at,
+    replicasets,
+    setup,
+    status_of,
+)
+from tests.integration.command_line import rollout_cli
 from tests.manifests import image_patch
 from tests.waiting import in_background, wait_for
 

@@ -11,9 +11,9 @@ from aiohttp import web
 from rollout.analysis.prometheus import Prometheus, QueryError
 from rollout.analysis.runs import QueryResult, record
 from rollout.api.status import AnalysisRun
+from tests.analysis_metrics import one_metric
 from tests.local_http import serving
 from tests.sim import T0
-from tests.unit.test_analysis import one_metric
 
 
 def vector(*values, result_type="vector"):

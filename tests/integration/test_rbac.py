@@ -15,7 +15,7 @@ them (the built-in system:discovery role)."""
 import pytest
 
 from tests.chart import grants, render, triples
-from tests.integration.conftest import RECORDED_CALLS, WHOLE_SUITE
+from tests.integration.recorded import RECORDED_CALLS, WHOLE_SUITE
 
 
 def chart_triples():

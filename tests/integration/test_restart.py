@@ -5,7 +5,7 @@ import asyncio
 import signal
 
 from rollout.kube import ROLLOUTS
-from tests.integration.conftest import NS, event_reasons, healthy_at, replicasets
+from tests.emulated import NS, event_reasons, healthy_at, replicasets
 from tests.manifests import image_patch, rollout_manifest
 from tests.waiting import wait_for
 

@@ -3,9 +3,14 @@ the revision stable before skips the canary's pause, with the reason in status a
 a new revision pauses as always."""
 
 from rollout.kube import ROLLOUTS, SERVICES
-from tests.integration.conftest import NS, event_reasons, healthy_at, status_of
-from tests.integration.test_canary import HTTPROUTES, canary_strategy, paused_at, promote
-from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest
+from tests.emulated import HTTPROUTES, NS, event_reasons, healthy_at, paused_at, promote, status_of
+from tests.manifests import (
+    canary_strategy,
+    http_route_manifest,
+    image_patch,
+    rollout_manifest,
+    service_manifest,
+)
 from tests.waiting import wait_for
 
 
@@ -13,7 +18,7 @@ async def test_going_back_within_the_window_skips_the_pause(cluster):
     for name in ("web-stable", "web-canary"):
         await cluster.kube.create(SERVICES, NS, service_manifest(name))
     await cluster.kube.create(HTTPROUTES, NS, http_route_manifest())
-    strategy = canary_strategy([{"setWeight": 25}, {"pause": {}}])
+    strategy = canary_strategy([{"setWeight": 25}, {"pause": {}}], scale_down_delay=1)
     manifest = rollout_manifest(replicas=4, strategy=strategy, rollbackWindow={"revisions": 2})
     async with cluster.controller():
         await cluster.kube.create(ROLLOUTS, NS, manifest)

@@ -4,14 +4,7 @@ import asyncio
 
 from rollout.api.revision import REVISION_LABEL, revision_hash
 from rollout.kube import REPLICASETS, ROLLOUTS, SERVICES
-from tests.integration.conftest import (
-    NS,
-    event_reasons,
-    get_rollout,
-    healthy_at,
-    replicasets,
-    status_of,
-)
+from tests.emulated import NS, event_reasons, get_rollout, healthy_at, replicasets, status_of
 from tests.manifests import image_patch, rollout_manifest, service_manifest
 from tests.waiting import wait_for
 

@@ -9,8 +9,18 @@ import kmock
 
 from rollout.api.revision import REVISION_LABEL
 from rollout.kube import ROLLOUTS, SERVICES
-from tests.integration.conftest import NS, event_reasons, get_rollout, status_of
-from tests.integration.test_canary import HTTPROUTES, app_weights, paused_at, promote, setup, weight_is
+from tests.emulated import (
+    HTTPROUTES,
+    NS,
+    app_weights,
+    event_reasons,
+    get_rollout,
+    paused_at,
+    promote,
+    setup,
+    status_of,
+    weight_is,
+)
 from tests.manifests import image_patch
 from tests.waiting import wait_for
 

@@ -6,7 +6,7 @@ from rollout.controller.routes import write_traffic
 from rollout.engine.types import CreateReplicaSet, PinService
 from rollout.kube import REPLICASETS, ROLLOUTS, SERVICES, Resource
 from rollout.traffic.base import TrafficState
-from tests.integration.conftest import NS
+from tests.emulated import NS
 from tests.manifests import http_route_manifest, rollout_manifest, service_manifest
 
 HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes")

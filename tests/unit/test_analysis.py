@@ -13,7 +13,7 @@ from rollout.analysis.resolve import TemplateKey, resolve
 from rollout.analysis.runs import MAX_MEASUREMENTS, QueryResult, assess, due, record, seconds_to_next
 from rollout.api.spec import RolloutAnalysis
 from rollout.api.status import AnalysisRun
-from rollout.api.templates import parse_template
+from tests.analysis_metrics import one_metric, resolved
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -93,32 +93,6 @@ def test_prometheus_results_are_parsed_by_type():
 
 
 # --- bookkeeping --------------------------------------------------------------------------------
-
-
-def metric_spec(**fields):
-    base = {
-        "name": "rate",
-        "successCondition": "result[0] >= 0.99",
-        "provider": {"prometheus": {"query": 'x{job="{{args.job}}"}'}},
-    }
-    return {**base, **fields}
-
-
-def resolved(ref_args=None, bounded=True, **fields):
-    template = parse_template(
-        {"spec": {"args": [{"name": "job", "value": "web"}], "metrics": [metric_spec(**fields)]}}
-    )
-    lookup = {TemplateKey("t"): template}
-    ref = RolloutAnalysis(templates=[{"name": "t"}], args=ref_args or [])
-    return resolve(
-        ref, "spec.strategy.canary.steps[1].analysis", lookup, {"namespace": "shop"}, bounded=bounded
-    )
-
-
-def one_metric(**fields):
-    metrics, errors = resolved(**fields)
-    assert not errors, errors
-    return metrics[0]
 
 
 def measure(run, metric, value=None, error="", at=T0):

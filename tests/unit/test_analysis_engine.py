@@ -3,46 +3,11 @@ with traffic first, no data pauses, errors never promote, promote passes an inco
 background analysis gates completion, and unknown templates are InvalidSpec."""
 
 from rollout.analysis.resolve import TemplateKey
-from rollout.api.templates import parse_template
 from rollout.engine import Command
 from rollout.engine.types import ScaleReplicaSet, SetTraffic
-from tests.manifests import http_route_manifest, rollout_manifest
+from tests.manifests import rollout_manifest
 from tests.sim import Sim
-from tests.unit.test_canary import action_log, app_weights, canary, run
-
-TEMPLATE = parse_template(
-    {
-        "spec": {
-            "metrics": [
-                {
-                    "name": "success-rate",
-                    "interval": "10s",
-                    "count": 3,
-                    "successCondition": "result[0] >= 0.99",
-                    "provider": {"prometheus": {"query": 'rate(x{revision="{{args.canary-hash}}"}[1m])'}},
-                }
-            ]
-        }
-    }
-)
-STEP = {"analysis": {"templates": [{"name": "success-rate"}]}}
-
-
-def analysed_sim(steps, **extra):
-    sim = Sim(
-        rollout_manifest(replicas=4, strategy=canary(steps=steps, **extra)),
-        services={"web-stable": {"app": "web"}, "web-canary": {"app": "web"}},
-        routes={"web": http_route_manifest()},
-        templates={TemplateKey("success-rate"): TEMPLATE},
-        metric_values={"success-rate": [0.999]},
-    )
-    sim.settle()
-    return sim
-
-
-def start(sim):
-    sim.set_image("web:2")
-    run(sim, rounds=8)
+from tests.unit.scenarios import STEP, TEMPLATE, action_log, analysed_sim, app_weights, run, start
 
 
 def step_run(sim, name="step-2"):

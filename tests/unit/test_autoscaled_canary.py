@@ -7,14 +7,17 @@ import math
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.unit.test_canary import canary, make_sim
+from tests.manifests import canary_strategy
+from tests.unit.scenarios import canary_sim
 
 WEIGHT = 40
 
 
 def paused_canary(routed):
     steps = [{"setWeight": WEIGHT}, {"pause": {}}]
-    sim = make_sim(canary(steps=steps) if routed else canary(steps=steps, routing=None), replicas=5)
+    sim = canary_sim(
+        canary_strategy(steps=steps) if routed else canary_strategy(steps=steps, routing=None), replicas=5
+    )
     stable = sim.status["stableRevision"]
     sim.set_image("web:2")
     sim.settle()

@@ -10,16 +10,16 @@ from rollout.analysis.resolve import TemplateKey
 from rollout.api.rollout import parse_rollout
 from rollout.api.templates import parse_template
 from rollout.engine.validation import claims_of
-from tests.manifests import http_route_manifest, rollout_manifest
+from tests.manifests import canary_strategy, http_route_manifest, rollout_manifest
 from tests.sim import Sim
-from tests.unit.test_canary import app_weights, canary, run
+from tests.unit.scenarios import app_weights, run
 
 SERVICES = {"web-stable": {"app": "web"}, "web-canary": {"app": "web"}}
 STEPS = [{"setWeight": 20}, {"pause": {}}]
 
 
 def manifest(name="web", created="2026-01-01T00:00:00Z", strategy=None, labels=None):
-    m = rollout_manifest(name, strategy=strategy or canary(steps=STEPS))
+    m = rollout_manifest(name, strategy=strategy or canary_strategy(steps=STEPS))
     m["metadata"]["creationTimestamp"] = created
     if labels is not None:
         m["spec"]["selector"]["matchLabels"] = dict(labels)
@@ -54,7 +54,9 @@ def new_sim(m, others=(), **kw):
 
 def other_strategy(**routing_ref):
     """A canary on other Services, on the same HTTPRoute `web`."""
-    strategy = canary(steps=STEPS, routing={"gatewayAPI": {"httpRoutes": [{"name": "web", **routing_ref}]}})
+    strategy = canary_strategy(
+        steps=STEPS, routing={"gatewayAPI": {"httpRoutes": [{"name": "web", **routing_ref}]}}
+    )
     strategy["canary"].update(stableService="api-stable", canaryService="api-canary")
     return strategy
 
@@ -90,7 +92,9 @@ def test_the_older_rollout_keeps_working_and_the_tie_goes_by_name():
 def test_the_same_named_route_rule_is_a_conflict_even_on_other_services():
     older = manifest("api", labels={"app": "api"}, strategy=other_strategy(rule="app"))
     routing = {"gatewayAPI": {"httpRoutes": [{"name": "web", "rule": "app"}]}}
-    younger = manifest("web", created="2026-01-02T00:00:00Z", strategy=canary(steps=STEPS, routing=routing))
+    younger = manifest(
+        "web", created="2026-01-02T00:00:00Z", strategy=canary_strategy(steps=STEPS, routing=routing)
+    )
     sim = new_sim(younger, others=(claims(older),))
     before = copy.deepcopy(sim.routes["web"])
     run(sim, rounds=3)
@@ -151,7 +155,7 @@ def template(provider=None, headers=None):
     )
 
 
-ANALYSED = canary(steps=[{"setWeight": 20}, {"analysis": {"templates": [{"name": "rate"}]}}])
+ANALYSED = canary_strategy(steps=[{"setWeight": 20}, {"analysis": {"templates": [{"name": "rate"}]}}])
 
 
 @pytest.mark.parametrize(

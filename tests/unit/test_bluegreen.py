@@ -4,45 +4,21 @@ on failure before anything is scaled down, restarts, and the route-level switch.
 
 from datetime import datetime
 
-from rollout.analysis.resolve import TemplateKey
 from rollout.api.revision import REVISION_LABEL
 from rollout.engine import Command
 from rollout.engine.types import PinService, ScaleReplicaSet
-from tests.manifests import http_route_manifest, rollout_manifest
+from tests.manifests import blue_green_strategy, http_route_manifest, rollout_manifest
 from tests.sim import Sim
 from tests.thirdparty import schema_errors
-from tests.unit.test_analysis_engine import TEMPLATE
-from tests.unit.test_canary import action_log, run
-
-SERVICES = {"web-active": {"app": "web"}, "web-preview": {"app": "web"}}
-ANALYSIS = {"templates": [{"name": "success-rate"}]}
-
-
-def blue_green(**extra):
-    return {"blueGreen": {"activeService": "web-active", "previewService": "web-preview", **extra}}
-
-
-def make_sim(replicas=4, route=False, **extra):
-    strategy = blue_green(**extra)
-    routes = {}
-    if route:
-        strategy["blueGreen"]["trafficRouting"] = {"gatewayAPI": {"httpRoutes": [{"name": "web"}]}}
-        routes = {"web": http_route_manifest(backends=("web-active", "web-preview"))}
-    sim = Sim(
-        rollout_manifest(replicas=replicas, strategy=strategy),
-        services={name: dict(selector) for name, selector in SERVICES.items()},
-        routes=routes,
-        templates={TemplateKey("success-rate"): TEMPLATE},
-        metric_values={"success-rate": [0.999]},
-    )
-    sim.settle()
-    assert sim.status["phase"] == "Healthy"
-    sim.traffic_writes.clear()  # the first deploy writes both weights out explicitly
-    return sim
-
-
-def active(sim):
-    return sim.services["web-active"][REVISION_LABEL]
+from tests.unit.scenarios import (
+    ANALYSIS,
+    BLUE_GREEN_SERVICES,
+    action_log,
+    active,
+    app_weights,
+    blue_green_sim,
+    run,
+)
 
 
 def preview(sim):
@@ -53,13 +29,8 @@ def reasons(sim):
     return [e.reason for d in sim.decisions for e in d.events]
 
 
-def app_weights(sim):
-    rule = next(r for r in sim.routes["web"]["spec"]["rules"] if r.get("name") == "app")
-    return {ref["name"]: ref["weight"] for ref in rule["backendRefs"]}
-
-
 def test_first_deploy_pins_both_services_and_shows_the_revisions():
-    sim = make_sim()
+    sim = blue_green_sim()
     stable = sim.status["stableRevision"]
     assert active(sim) == preview(sim) == stable
     assert sim.status["blueGreen"]["activeRevision"] == stable
@@ -69,7 +40,7 @@ def test_first_deploy_pins_both_services_and_shows_the_revisions():
 
 
 def test_auto_promotion_switches_only_onto_a_fully_available_revision():
-    sim = make_sim(scaleDownDelaySeconds=30)
+    sim = blue_green_sim(scaleDownDelaySeconds=30)
     old = sim.status["stableRevision"]
     sim.set_image("web:2")
     new = sim.revision_for("web:2")
@@ -93,7 +64,7 @@ def test_auto_promotion_switches_only_onto_a_fully_available_revision():
 
 
 def test_preview_replica_count_then_manual_promotion_scales_to_full_before_the_switch():
-    sim = make_sim(previewReplicaCount=1, autoPromotionEnabled=False)
+    sim = blue_green_sim(previewReplicaCount=1, autoPromotionEnabled=False)
     old = sim.status["stableRevision"]
     sim.set_image("web:2")
     new = sim.revision_for("web:2")
@@ -115,7 +86,7 @@ def test_preview_replica_count_then_manual_promotion_scales_to_full_before_the_s
 
 
 def test_auto_promotion_seconds_waits_from_when_the_preview_is_ready():
-    sim = make_sim(autoPromotionSeconds=60)
+    sim = blue_green_sim(autoPromotionSeconds=60)
     old = sim.status["stableRevision"]
     sim.set_image("web:2")
     new = sim.revision_for("web:2")
@@ -130,7 +101,7 @@ def test_auto_promotion_seconds_waits_from_when_the_preview_is_ready():
 
 
 def test_pre_promotion_failure_never_switches_and_scales_the_preview_down():
-    sim = make_sim(prePromotionAnalysis=ANALYSIS, abortScaleDownDelaySeconds=5)
+    sim = blue_green_sim(prePromotionAnalysis=ANALYSIS, abortScaleDownDelaySeconds=5)
     old = sim.status["stableRevision"]
     sim.metric_values = {"success-rate": [0.5]}
     sim.set_image("web:2")
@@ -146,7 +117,7 @@ def test_pre_promotion_failure_never_switches_and_scales_the_preview_down():
 
 
 def test_post_promotion_failure_switches_back_before_scaling_anything_down():
-    sim = make_sim(postPromotionAnalysis=ANALYSIS, abortScaleDownDelaySeconds=5)
+    sim = blue_green_sim(postPromotionAnalysis=ANALYSIS, abortScaleDownDelaySeconds=5)
     old = sim.status["stableRevision"]
     sim.set_image("web:2")
     new = sim.revision_for("web:2")
@@ -166,7 +137,7 @@ def test_post_promotion_failure_switches_back_before_scaling_anything_down():
 
 
 def test_post_promotion_success_completes_and_counts_the_scale_down_delay_from_the_switch():
-    sim = make_sim(postPromotionAnalysis=ANALYSIS, scaleDownDelaySeconds=120)
+    sim = blue_green_sim(postPromotionAnalysis=ANALYSIS, scaleDownDelaySeconds=120)
     old = sim.status["stableRevision"]
     sim.set_image("web:2")
     new = sim.revision_for("web:2")
@@ -188,7 +159,7 @@ def test_post_promotion_success_completes_and_counts_the_scale_down_delay_from_t
 
 
 def test_abort_while_switched_returns_users_first():
-    sim = make_sim(postPromotionAnalysis=ANALYSIS, abortScaleDownDelaySeconds=0)
+    sim = blue_green_sim(postPromotionAnalysis=ANALYSIS, abortScaleDownDelaySeconds=0)
     old = sim.status["stableRevision"]
     sim.set_image("web:2")
     run(sim, rounds=6)
@@ -201,7 +172,7 @@ def test_abort_while_switched_returns_users_first():
 
 
 def test_a_newer_revision_while_switched_returns_users_to_stable_first():
-    sim = make_sim(postPromotionAnalysis=ANALYSIS)
+    sim = blue_green_sim(postPromotionAnalysis=ANALYSIS)
     old = sim.status["stableRevision"]
     sim.set_image("web:2")
     second = sim.revision_for("web:2")
@@ -217,7 +188,7 @@ def test_a_newer_revision_while_switched_returns_users_to_stable_first():
 
 
 def test_a_lost_status_write_after_the_switch_is_recovered_from_the_services():
-    sim = make_sim(postPromotionAnalysis=ANALYSIS)
+    sim = blue_green_sim(postPromotionAnalysis=ANALYSIS)
     old = sim.status["stableRevision"]
     sim.set_image("web:2")
     new = sim.revision_for("web:2")
@@ -236,7 +207,7 @@ def test_a_lost_status_write_after_the_switch_is_recovered_from_the_services():
 
 
 def test_new_pods_lost_after_the_switch_switch_back():
-    sim = make_sim(postPromotionAnalysis=ANALYSIS)
+    sim = blue_green_sim(postPromotionAnalysis=ANALYSIS)
     old = sim.status["stableRevision"]
     sim.set_image("web:2")
     new = sim.revision_for("web:2")
@@ -251,7 +222,7 @@ def test_new_pods_lost_after_the_switch_switch_back():
 
 
 def test_promote_full_skips_both_analyses():
-    sim = make_sim(prePromotionAnalysis=ANALYSIS, postPromotionAnalysis=ANALYSIS)
+    sim = blue_green_sim(prePromotionAnalysis=ANALYSIS, postPromotionAnalysis=ANALYSIS)
     sim.metric_values = {"success-rate": []}  # no data: would pause
     sim.set_image("web:2")
     new = sim.revision_for("web:2")
@@ -263,7 +234,7 @@ def test_promote_full_skips_both_analyses():
 
 
 def test_promote_passes_an_inconclusive_pre_promotion_analysis_then_the_switch_waits_for_another():
-    sim = make_sim(prePromotionAnalysis=ANALYSIS, autoPromotionEnabled=False)
+    sim = blue_green_sim(prePromotionAnalysis=ANALYSIS, autoPromotionEnabled=False)
     old = sim.status["stableRevision"]
     sim.metric_values = {"success-rate": []}  # no data
     sim.set_image("web:2")
@@ -283,7 +254,7 @@ def test_promote_passes_an_inconclusive_pre_promotion_analysis_then_the_switch_w
 
 
 def test_retry_after_abort_waits_for_promotion_again():
-    sim = make_sim(autoPromotionEnabled=False, postPromotionAnalysis=ANALYSIS)
+    sim = blue_green_sim(autoPromotionEnabled=False, postPromotionAnalysis=ANALYSIS)
     old = sim.status["stableRevision"]
     sim.set_image("web:2")
     run(sim, rounds=4)
@@ -299,7 +270,7 @@ def test_retry_after_abort_waits_for_promotion_again():
 
 
 def test_route_level_switch_is_one_write_and_completion_returns_the_route_to_active():
-    sim = make_sim(route=True, postPromotionAnalysis=ANALYSIS)
+    sim = blue_green_sim(route=True, postPromotionAnalysis=ANALYSIS)
     old = sim.status["stableRevision"]
     assert app_weights(sim) == {"web-active": 100, "web-preview": 0}
     sim.set_image("web:2")
@@ -318,7 +289,7 @@ def test_route_level_switch_is_one_write_and_completion_returns_the_route_to_act
 
 
 def test_route_level_switch_back_on_post_promotion_failure():
-    sim = make_sim(route=True, postPromotionAnalysis=ANALYSIS, abortScaleDownDelaySeconds=5)
+    sim = blue_green_sim(route=True, postPromotionAnalysis=ANALYSIS, abortScaleDownDelaySeconds=5)
     old = sim.status["stableRevision"]
     sim.set_image("web:2")
     new = sim.revision_for("web:2")
@@ -352,11 +323,11 @@ def test_spec_errors_name_the_field():
             "spec.strategy.blueGreen.trafficRouting.istio.destinationRule",
         ),
     ):
-        strategy = blue_green(**extra)
+        strategy = blue_green_strategy(**extra)
         strategy["blueGreen"] = {k: v for k, v in strategy["blueGreen"].items() if v is not None}
         sim = Sim(
             rollout_manifest(strategy=strategy),
-            services=dict(SERVICES),
+            services=dict(BLUE_GREEN_SERVICES),
             routes={"web": http_route_manifest(backends=("web-active", "web-preview"))},
         )
         decision = sim.reconcile()

@@ -12,9 +12,8 @@ from rollout.engine import Command
 from rollout.engine.types import PinService, ScaleReplicaSet
 from tests.manifests import http_route_manifest, rollout_manifest
 from tests.sim import Sim
-from tests.unit.test_analysis_engine import TEMPLATE
+from tests.unit.scenarios import ANALYSIS, TEMPLATE
 
-ANALYSIS = {"templates": [{"name": "success-rate"}]}
 operation = st.one_of(
     st.tuples(st.just("ready"), st.integers(0, 8)),
     st.tuples(st.just("ready"), st.integers(0, 8)),

@@ -16,9 +16,9 @@ from rollout.engine.bounds import (
     bound_status,
     measurements_kept,
 )
-from tests.manifests import http_route_manifest, rollout_manifest
+from tests.manifests import canary_strategy, http_route_manifest, rollout_manifest
 from tests.sim import T0, Sim
-from tests.unit.test_canary import app_weights, canary, run
+from tests.unit.scenarios import app_weights, run
 
 LONG = "x" * 5000
 
@@ -30,7 +30,7 @@ def wire_size(status):
 def test_a_thousand_steps_run_through_with_a_small_status():
     steps = [{"setWeight": 1 + i % 99} for i in range(999)] + [{"pause": {}}]
     sim = Sim(
-        rollout_manifest(strategy=canary(steps=steps)),
+        rollout_manifest(strategy=canary_strategy(steps=steps)),
         services={"web-stable": {"app": "web"}, "web-canary": {"app": "web"}},
         routes={"web": http_route_manifest()},
     )
@@ -66,7 +66,7 @@ def hundred_metrics(query_length=2000):
 
 def test_a_hundred_metrics_measured_many_times_keep_the_status_under_100_kib():
     sim = Sim(
-        rollout_manifest(strategy=canary(steps=[{"setWeight": 20}, {"pause": {}}])),
+        rollout_manifest(strategy=canary_strategy(steps=[{"setWeight": 20}, {"pause": {}}])),
         services={"web-stable": {"app": "web"}, "web-canary": {"app": "web"}},
         routes={"web": http_route_manifest()},
         templates={TemplateKey("many"): hundred_metrics()},

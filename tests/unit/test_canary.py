@@ -8,52 +8,21 @@ import pytest
 from rollout.api.revision import REVISION_LABEL
 from rollout.engine import Command
 from rollout.engine.types import PinService, ScaleReplicaSet, SetTraffic
-from tests.manifests import http_route_manifest, rollout_manifest, virtual_service_manifest
+from tests.manifests import (
+    CANARY_STEPS,
+    HTTP_ROUTING,
+    canary_strategy,
+    http_route_manifest,
+    rollout_manifest,
+    virtual_service_manifest,
+)
 from tests.sim import Sim
 from tests.thirdparty import istio_errors, schema_errors
-
-HTTP_ROUTING = {"gatewayAPI": {"httpRoutes": [{"name": "web"}]}}
-STEPS = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}, {"pause": {"duration": "60s"}}]
-
-
-def canary(steps=STEPS, routing=HTTP_ROUTING, **extra):
-    strategy = {"stableService": "web-stable", "canaryService": "web-canary", "steps": steps, **extra}
-    if routing is not None:
-        strategy["trafficRouting"] = routing
-    return {"canary": strategy}
-
-
-def make_sim(strategy=None, replicas=4, route=None):
-    sim = Sim(
-        rollout_manifest(replicas=replicas, strategy=strategy or canary()),
-        services={"web-stable": {"app": "web"}, "web-canary": {"app": "web"}},
-        routes={"web": route if route is not None else http_route_manifest()},
-    )
-    sim.settle()
-    assert sim.status["phase"] == "Healthy"
-    return sim
-
-
-def app_weights(sim):
-    rule = next(r for r in sim.routes["web"]["spec"]["rules"] if r.get("name") == "app")
-    return {ref["name"]: ref["weight"] for ref in rule["backendRefs"]}
-
-
-def run(sim, rounds=1, seconds=1.0, ready=True, *commands):
-    for _ in range(rounds):
-        sim.reconcile(*commands)
-        commands = ()
-        if ready:
-            sim.pods_ready()
-        sim.tick(seconds)
-
-
-def action_log(sim):
-    return [a for d in sim.decisions for a in d.actions]
+from tests.unit.scenarios import action_log, app_weights, canary_sim, run
 
 
 def test_first_deploy_writes_both_weights_and_pins_both_services():
-    sim = make_sim()
+    sim = canary_sim()
     assert app_weights(sim) == {"web-stable": 100, "web-canary": 0}
     stable = sim.status["stableRevision"]
     assert sim.services["web-stable"][REVISION_LABEL] == stable
@@ -62,7 +31,7 @@ def test_first_deploy_writes_both_weights_and_pins_both_services():
 
 
 def test_weight_waits_for_canary_pods_then_steps_walk_to_completion():
-    sim = make_sim()
+    sim = canary_sim()
     old = sim.status["stableRevision"]
     user_route = copy.deepcopy(sim.routes["web"])
     sim.set_image("web:2")
@@ -106,7 +75,7 @@ def test_weight_waits_for_canary_pods_then_steps_walk_to_completion():
 
 
 def test_old_revision_scaled_down_only_after_scale_down_delay():
-    sim = make_sim(canary(steps=[{"setWeight": 50}], scaleDownDelaySeconds=30))
+    sim = canary_sim(canary_strategy(steps=[{"setWeight": 50}], scaleDownDelaySeconds=30))
     old = sim.status["stableRevision"]
     sim.set_image("web:2")
     for _ in range(30):
@@ -123,7 +92,7 @@ def test_old_revision_scaled_down_only_after_scale_down_delay():
 
 
 def test_abort_at_fifty_returns_traffic_first_then_scales_canary_down_after_delay():
-    sim = make_sim(canary(abortScaleDownDelaySeconds=10))
+    sim = canary_sim(canary_strategy(abortScaleDownDelaySeconds=10))
     user_route = copy.deepcopy(sim.routes["web"])
     sim.set_image("web:2")
     new = sim.revision_for("web:2")
@@ -153,7 +122,7 @@ def test_dark_launch_header_route_needs_one_pod_and_is_removed_at_completion():
         {"setWeight": 50},
         {"pause": {}},
     ]
-    sim = make_sim(canary(steps=steps))
+    sim = canary_sim(canary_strategy(steps=steps))
     sim.set_image("web:2")
     new = sim.revision_for("web:2")
     run(sim, rounds=3, ready=False)
@@ -178,7 +147,7 @@ def test_dark_launch_header_route_needs_one_pod_and_is_removed_at_completion():
 
 
 def test_new_template_mid_canary_takes_weight_to_zero_then_restarts_at_step_one():
-    sim = make_sim()
+    sim = canary_sim()
     sim.set_image("web:2")
     second = sim.revision_for("web:2")
     run(sim, rounds=6)
@@ -196,7 +165,7 @@ def test_new_template_mid_canary_takes_weight_to_zero_then_restarts_at_step_one(
 
 
 def test_edited_steps_mid_canary_restart_from_weight_zero():
-    sim = make_sim()
+    sim = canary_sim()
     sim.set_image("web:2")
     run(sim, rounds=6)
     assert app_weights(sim)["web-canary"] == 20
@@ -208,7 +177,7 @@ def test_edited_steps_mid_canary_restart_from_weight_zero():
 
 
 def test_promote_full_skips_remaining_steps():
-    sim = make_sim()
+    sim = canary_sim()
     sim.set_image("web:2")
     new = sim.revision_for("web:2")
     run(sim, rounds=6)
@@ -219,7 +188,7 @@ def test_promote_full_skips_remaining_steps():
 
 
 def test_canary_losing_all_pods_loses_its_traffic():
-    sim = make_sim()
+    sim = canary_sim()
     sim.set_image("web:2")
     new = sim.revision_for("web:2")
     run(sim, rounds=6)
@@ -233,7 +202,7 @@ def test_canary_losing_all_pods_loses_its_traffic():
 
 
 def test_route_not_accepted_stops_the_rollout_and_holds_stable():
-    sim = make_sim()
+    sim = canary_sim()
     sim.set_image("web:2")
     generation = 7
     sim.routes["web"]["metadata"]["generation"] = generation
@@ -275,7 +244,7 @@ def test_route_not_accepted_stops_the_rollout_and_holds_stable():
 
 
 def test_replica_based_canary_without_traffic_routing():
-    sim = make_sim(canary(steps=[{"setWeight": 50}, {"pause": {}}], routing=None), replicas=4)
+    sim = canary_sim(canary_strategy(steps=[{"setWeight": 50}, {"pause": {}}], routing=None), replicas=4)
     old = sim.status["stableRevision"]
     sim.set_image("web:2")
     new = sim.revision_for("web:2")
@@ -290,7 +259,7 @@ def test_replica_based_canary_without_traffic_routing():
 
 def test_set_canary_scale_overrides_the_weight():
     steps = [{"setCanaryScale": {"replicas": 3}}, {"setWeight": 10}, {"pause": {}}]
-    sim = make_sim(canary(steps=steps), replicas=10)
+    sim = canary_sim(canary_strategy(steps=steps), replicas=10)
     sim.set_image("web:2")
     new = sim.revision_for("web:2")
     run(sim, rounds=8)
@@ -308,7 +277,7 @@ def test_istio_subsets_pinned_to_revisions():
     for entry in route["spec"]["http"][1]["route"]:
         entry["destination"] = {"host": "web", "subset": entry["destination"]["host"].removeprefix("web-")}
     sim = Sim(
-        rollout_manifest(strategy=canary(routing=routing)),
+        rollout_manifest(strategy=canary_strategy(routing=routing)),
         services={"web-stable": {"app": "web"}, "web-canary": {"app": "web"}},
         routes={"web": route},
         subsets={"stable": {"app": "web"}, "canary": {"app": "web"}},
@@ -332,34 +301,36 @@ def _invalid(sim):
     ("strategy", "fragment"),
     [
         (
-            canary(
+            canary_strategy(
                 steps=[{"setHeaderRoute": {"name": "d", "match": [{"header": "x", "exact": "1"}]}}],
                 routing=None,
             ),
             "spec.strategy.canary.steps[0].setHeaderRoute: needs trafficRouting",
         ),
         (
-            canary(steps=[{"setHeaderRoute": {"name": "d", "match": [{"header": "x", "prefix": "1"}]}}]),
+            canary_strategy(
+                steps=[{"setHeaderRoute": {"name": "d", "match": [{"header": "x", "prefix": "1"}]}}]
+            ),
             "steps[0].setHeaderRoute.match[0].prefix",
         ),
         (
-            canary(
+            canary_strategy(
                 steps=[{"setMirrorRoute": {"name": "m", "percent": 10}}],
                 routing={"gatewayAPI": {"tcpRoutes": [{"name": "web"}]}},
             ),
             "TCP routes carry weights only",
         ),
         (
-            canary(routing={"gatewayAPI": {"httpRoutes": [{"name": "gone"}]}}),
+            canary_strategy(routing={"gatewayAPI": {"httpRoutes": [{"name": "gone"}]}}),
             "httpRoutes[0]: httproutes shop/gone not found",
         ),
         (
-            canary(routing={"gatewayAPI": {"httpRoutes": [{"name": "web", "rule": "static"}]}}),
+            canary_strategy(routing={"gatewayAPI": {"httpRoutes": [{"name": "web", "rule": "static"}]}}),
             "rule 'static' must have backendRefs to both",
         ),
-        (canary(steps=[{"analysis": {"templates": [{"name": "rate"}]}}]), "steps[0].analysis"),
+        (canary_strategy(steps=[{"analysis": {"templates": [{"name": "rate"}]}}]), "steps[0].analysis"),
         (
-            {"canary": {"trafficRouting": HTTP_ROUTING, "steps": STEPS}},
+            {"canary": {"trafficRouting": HTTP_ROUTING, "steps": CANARY_STEPS}},
             "spec.strategy.canary.stableService: required with trafficRouting",
         ),
     ],

@@ -10,6 +10,7 @@ from rollout.engine.steps import target_at
 from rollout.engine.types import SetTraffic
 from tests.manifests import http_route_manifest, rollout_manifest
 from tests.sim import Sim
+from tests.unit.scenarios import app_rule, check_route
 
 step = st.one_of(
     st.integers(0, 100).map(lambda w: {"setWeight": w}),
@@ -26,17 +27,6 @@ operation = st.one_of(
     st.tuples(st.sampled_from(["promote", "promote-full", "abort", "retry", "pause", "resume"]), st.just(0)),
     st.tuples(st.just("image"), st.integers(2, 4)),
 )
-
-
-def app_rule(route):
-    return next(r for r in route["spec"]["rules"] if r.get("name") == "app")
-
-
-def check_route(route):
-    weights = {ref["name"]: ref["weight"] for ref in app_rule(route)["backendRefs"]}
-    assert 0 <= weights["web-canary"] <= 100 and 0 <= weights["web-stable"] <= 100
-    assert weights["web-canary"] + weights["web-stable"] == 100
-    return weights["web-canary"]
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

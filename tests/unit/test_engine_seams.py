@@ -13,7 +13,7 @@ from rollout.engine.decide import current_revision
 from rollout.engine.gates import Analyses
 from rollout.engine.rolling import plan_replicas
 from rollout.engine.types import Observed, ReplicaSetState
-from tests.unit.test_analysis_engine import STEP, analysed_sim, start
+from tests.unit.scenarios import STEP, analysed_sim, start
 
 
 def test_the_analyses_are_resolved_once_per_reconcile(monkeypatch):

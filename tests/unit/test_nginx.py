@@ -11,8 +11,9 @@ from rollout.api.spec import HeaderMatch
 from rollout.engine import Command
 from rollout.traffic.base import STABLE_ONLY, HeaderRoute, Mirror, RouteProblem, TrafficState
 from rollout.traffic.nginx import NginxRouter
-from tests.manifests import ingress_manifest, rollout_manifest
+from tests.manifests import NGINX_ROUTING, canary_strategy, ingress_manifest, rollout_manifest
 from tests.sim import Sim
+from tests.unit.scenarios import canary_sim
 
 ROUTER = NginxRouter("web", "web-stable", "web-canary", "web")
 CANARY = "web-web-canary"
@@ -80,26 +81,9 @@ def test_what_ingress_nginx_cannot_carry_is_refused():
         elsewhere.check(ingress_manifest())
 
 
-def nginx_canary(steps):
-    return {
-        "canary": {
-            "stableService": "web-stable",
-            "canaryService": "web-canary",
-            "trafficRouting": {"nginx": {"stableIngress": "web"}},
-            "steps": steps,
-        }
-    }
-
-
 def make_sim(steps):
-    sim = Sim(
-        rollout_manifest(replicas=4, strategy=nginx_canary(steps)),
-        services={"web-stable": {"app": "web"}, "web-canary": {"app": "web"}},
-        routes={"web": ingress_manifest()},
-    )
-    sim.settle()
-    assert sim.status["phase"] == "Healthy"
-    return sim
+    """A canary taking `steps` on the stable Ingress `web`, first deploy Healthy."""
+    return canary_sim(canary_strategy(steps, NGINX_ROUTING), route=ingress_manifest())
 
 
 def run(sim, rounds, *commands):
@@ -143,7 +127,7 @@ def test_abort_deletes_the_canary_ingress():
 
 def invalid_message(steps):
     sim = Sim(
-        rollout_manifest(strategy=nginx_canary(steps)),
+        rollout_manifest(strategy=canary_strategy(steps, NGINX_ROUTING)),
         services={"web-stable": {"app": "web"}, "web-canary": {"app": "web"}},
         routes={"web": ingress_manifest()},
     )

@@ -11,8 +11,8 @@ from rollout.api.status import CanaryStatus, RolloutStatus
 from rollout.engine.types import Event
 from rollout.notify.messages import TRIGGER_OF_REASON, body_of, notice_of, trigger_of
 from rollout.notify.targets import parse_configmap
-from tests.manifests import rollout_manifest
-from tests.unit.test_canary import canary, make_sim, run
+from tests.manifests import canary_strategy, rollout_manifest
+from tests.unit.scenarios import canary_sim, run
 
 NOW = datetime(2026, 3, 1, 12, 0, 5, tzinfo=UTC)
 STEPS = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}]
@@ -20,7 +20,7 @@ HOOK = {"name": "team", "urlFrom": {"secretKeyRef": {"name": "hook", "key": "url
 
 
 def rollout(**notifications):
-    m = rollout_manifest(strategy=canary(steps=STEPS))
+    m = rollout_manifest(strategy=canary_strategy(steps=STEPS))
     if notifications:
         m["spec"]["notifications"] = notifications
     return parse_rollout(m)
@@ -42,7 +42,7 @@ def test_every_trigger_has_a_reason_and_unrelated_events_trigger_nothing():
 
 
 def test_a_canary_pause_step_without_duration_posts_awaiting_promotion_once():
-    sim = make_sim(canary(steps=STEPS))
+    sim = canary_sim(canary_strategy(steps=STEPS))
     sim.set_image("web:2")
     run(sim, rounds=12)
     assert sim.status["phase"] == "Paused" and sim.status["currentStepIndex"] == 1

@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rollout.engine import Command
-from tests.unit.test_canary import app_weights, canary, make_sim
+from tests.manifests import canary_strategy
+from tests.unit.scenarios import app_weights, canary_sim
 
 STEPS = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}, {"setWeight": 80}]
 FIRST_PAUSE, SECOND_PAUSE = 1, 3
@@ -35,7 +36,7 @@ def steps_passed(events):
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 14), st.lists(st.integers(0, 2), max_size=14))
 def test_one_promote_at_any_instant_before_the_second_pause_passes_exactly_one_pause(at, readiness):
-    sim = make_sim(canary(steps=STEPS))
+    sim = canary_sim(canary_strategy(steps=STEPS))
     events = drive(sim, [at], readiness)
     assert steps_passed(events) == 1, events
     assert "PromoteIgnored" not in events and "PromoteUnused" not in events
@@ -50,7 +51,7 @@ def test_one_promote_at_any_instant_before_the_second_pause_passes_exactly_one_p
 def test_every_promote_is_accounted_for_and_never_passes_more_than_one_pause(first, gap, readiness):
     """Two promotes: each passes one pause, or is ignored with an Event while another is still
     pending (promotes do not add up: a pause the user has not seen is not passed in advance)."""
-    sim = make_sim(canary(steps=STEPS))
+    sim = canary_sim(canary_strategy(steps=STEPS))
     events = drive(sim, [first, first + gap], readiness, rounds=50)
     passed, ignored = steps_passed(events), events.count("PromoteIgnored")
     assert passed + ignored == 2 and "PromoteUnused" not in events, events
@@ -66,7 +67,7 @@ def test_a_promote_consumed_before_the_pause_step_began_passes_that_pause():
     """The race seen on a real API server: the route shows 80/20, the user promotes at once, and
     the controller consumes it in a reconcile that still reads step 1 (setWeight 20) from status
     (here: the status write that advanced the step was lost)."""
-    sim = make_sim(canary(steps=STEPS))
+    sim = canary_sim(canary_strategy(steps=STEPS))
     sim.set_image("web:2")
     for _ in range(20):
         sim.pods_ready()
@@ -88,7 +89,7 @@ def test_a_promote_consumed_before_the_pause_step_began_passes_that_pause():
 
 
 def test_a_promote_before_the_canary_starts_is_pending_and_shown_in_the_message():
-    sim = make_sim(canary(steps=STEPS))
+    sim = canary_sim(canary_strategy(steps=STEPS))
     sim.set_image("web:2")
     decision = sim.reconcile(Command("promote"))  # the canary ReplicaSet does not exist yet
     assert [e.reason for e in decision.events if e.reason.startswith("Promote")] == ["PromotePending"]
@@ -106,7 +107,7 @@ def drive_on(sim, rounds):
 
 
 def test_a_promote_with_nothing_to_promote_says_so():
-    sim = make_sim(canary(steps=STEPS))
+    sim = canary_sim(canary_strategy(steps=STEPS))
     decision = sim.reconcile(Command("promote"))
     ignored = [e for e in decision.events if e.reason == "PromoteIgnored"]
     assert len(ignored) == 1 and "nothing to promote" in ignored[0].message
@@ -115,7 +116,7 @@ def test_a_promote_with_nothing_to_promote_says_so():
 
 
 def test_a_pending_promote_is_reported_unused_when_a_new_revision_replaces_it():
-    sim = make_sim(canary(steps=STEPS))
+    sim = canary_sim(canary_strategy(steps=STEPS))
     sim.set_image("web:2")
     sim.reconcile(Command("promote"))  # before step 1: pending
     assert sim.status["promotePending"] is True

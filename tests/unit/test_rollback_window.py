@@ -6,8 +6,7 @@ from rollout.analysis.resolve import TemplateKey
 from rollout.engine import Command
 from tests.manifests import rollout_manifest
 from tests.sim import Sim
-from tests.unit.test_analysis_engine import STEP, TEMPLATE, analysed_sim
-from tests.unit.test_bluegreen import ANALYSIS, active, make_sim
+from tests.unit.scenarios import ANALYSIS, STEP, TEMPLATE, active, analysed_sim, blue_green_sim
 
 
 def windowed(revisions, steps=None):
@@ -117,7 +116,9 @@ def test_a_negative_window_is_invalid_spec():
 
 
 def test_a_blue_green_rollback_within_the_window_switches_without_waiting_or_analysis():
-    sim = make_sim(autoPromotionEnabled=False, prePromotionAnalysis=ANALYSIS, postPromotionAnalysis=ANALYSIS)
+    sim = blue_green_sim(
+        autoPromotionEnabled=False, prePromotionAnalysis=ANALYSIS, postPromotionAnalysis=ANALYSIS
+    )
     sim.manifest["spec"]["rollbackWindow"] = {"revisions": 3}
     v1 = sim.status["stableRevision"]
     to_stable(sim, "web:2")

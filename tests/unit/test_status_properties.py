@@ -16,10 +16,7 @@ from hypothesis import strategies as st
 from rollout.api.revision import REVISION_LABEL
 from rollout.engine import Command
 from rollout.engine.types import ScaleReplicaSet, SetTraffic
-from tests.unit.test_analysis_engine import STEP, analysed_sim
-from tests.unit.test_bluegreen import ANALYSIS, active
-from tests.unit.test_bluegreen import make_sim as make_blue_green
-from tests.unit.test_canary_properties import check_route
+from tests.unit.scenarios import ANALYSIS, STEP, active, analysed_sim, blue_green_sim, check_route
 
 STEPS = [{"setWeight": 20}, {"pause": {"duration": 5}}, STEP, {"setWeight": 60}, {"pause": {}}]
 PHASES = ["Progressing", "Paused", "Healthy", "Degraded", None]
@@ -158,7 +155,7 @@ def test_no_status_ever_moves_users_to_an_unanalysed_revision(data, rounds, thir
     st.lists(operation, max_size=20),
 )
 def test_no_status_ever_switches_users_to_an_unanalysed_revision(data, rounds, answer, operations):
-    sim = make_blue_green(prePromotionAnalysis=ANALYSIS, previewReplicaCount=1)
+    sim = blue_green_sim(prePromotionAnalysis=ANALYSIS, previewReplicaCount=1)
     sim.metric_values = {"success-rate": answer}
     users_on = active(sim)
     revisions = [users_on, sim.revision_for("web:2"), sim.revision_for("web:3")]

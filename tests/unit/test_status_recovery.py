@@ -8,12 +8,13 @@ import copy
 from rollout.api.revision import REVISION_LABEL
 from rollout.engine import Command
 from rollout.engine.types import PinService, ScaleReplicaSet, SetTraffic
-from tests.unit.test_canary import STEPS, app_weights, canary, make_sim, run
+from tests.manifests import CANARY_STEPS, canary_strategy
+from tests.unit.scenarios import app_weights, canary_sim, run
 
 
 def paused_at_twenty():
     """A canary paused at step 2 (pause) with 20% on the new revision; returns (sim, old, new)."""
-    sim = make_sim(canary(steps=STEPS))
+    sim = canary_sim(canary_strategy(steps=CANARY_STEPS))
     old = sim.status["stableRevision"]
     sim.set_image("web:2")
     run(sim, rounds=8)
@@ -111,7 +112,7 @@ def test_a_status_from_a_backup_naming_the_new_revision_stable_is_not_believed()
 
 
 def test_first_deploy_means_no_replicaset_not_no_stable_revision():
-    sim = make_sim(canary(steps=STEPS))
+    sim = canary_sim(canary_strategy(steps=CANARY_STEPS))
     first = sim.decisions[0]
     assert first.events[0].reason == "FirstRevision"
     # A Healthy Rollout whose status is lost: nothing to roll out, recovered, not a first deploy.
