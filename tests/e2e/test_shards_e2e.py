@@ -17,7 +17,13 @@ from rollout.controller.shards import LEASES, shard_of
 from rollout.kube import CLUSTER_ROLE_BINDINGS, EVENTS, ROLLOUTS, SERVICES
 from tests.cluster.launcher import USERS
 from tests.e2e.helpers import HTTPROUTES, app_weights, wait_for
-from tests.manifests import http_route_manifest, image_patch, rollout_manifest, service_manifest
+from tests.manifests import (
+    canary_strategy,
+    http_route_manifest,
+    image_patch,
+    rollout_manifest,
+    service_manifest,
+)
 from tests.processes import ControllerProcesses
 
 pytestmark = pytest.mark.e2e
@@ -37,15 +43,13 @@ TIMINGS = [
 
 
 def canary(name, namespace):
-    strategy = {
-        "canary": {
-            "stableService": f"{name}-stable",
-            "canaryService": f"{name}-canary",
-            "trafficRouting": {"gatewayAPI": {"httpRoutes": [{"name": name}]}},
-            "steps": STEPS,
-            "scaleDownDelaySeconds": 0,
-        }
-    }
+    strategy = canary_strategy(
+        STEPS,
+        {"gatewayAPI": {"httpRoutes": [{"name": name}]}},
+        stableService=f"{name}-stable",
+        canaryService=f"{name}-canary",
+        scaleDownDelaySeconds=0,
+    )
     return rollout_manifest(name, namespace, replicas=1, strategy=strategy)
 
 
