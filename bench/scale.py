@@ -327,7 +327,11 @@ def audited(
     return counts, writes
 
 
-def controller_process(where: Target, workers: int, log: Path) -> subprocess.Popen[bytes]:
+def controller_process(
+    where: Target, workers: int, log: Path, extra: list[str] | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`rollout controller` on the bench's namespace; `extra` arguments and `env` (over this
+    process's environment) for bench/shards.py's replicas."""
     args = [sys.executable, "-m", "rollout", "controller", "--kubeconfig", str(where.kubeconfig)]
     level = os.environ.get("ROLLOUT_BENCH_LOG_LEVEL", "WARNING")
     args += [
@@ -339,8 +343,10 @@ def controller_process(where: Target, workers: int, log: Path) -> subprocess.Pop
         level,
         "--http-port",
         "0",
+        *(extra or []),
     ]
-    return subprocess.Popen(args, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    environment = {**os.environ, **env} if env else None
+    return subprocess.Popen(args, stdout=log.open("w"), stderr=subprocess.STDOUT, env=environment)
 
 
 def profile(pid: int) -> subprocess.Popen[bytes] | None:
@@ -397,53 +403,122 @@ def counted(requests: list[Any]) -> collections.Counter[str]:
     return counts
 
 
+def track_rss(peaks: dict[int, float]) -> Callable[[], None]:
+    """A sampler of peak RSS: `peaks` maps each process id to its largest RSS in MiB so far."""
+
+    def sample() -> None:
+        for pid in peaks:
+            peaks[pid] = max(peaks[pid], rss_mib(pid))
+
+    return sample
+
+
+async def create_backends(where: Target, names: list[str]) -> None:
+    """Each Rollout's stable and canary Services and its HTTPRoute."""
+    ns = where.namespace
+    jobs: list[Callable[[], Awaitable[Any]]] = []
+    for name in names:
+        for service in (f"{name}-stable", f"{name}-canary"):
+            jobs.append(
+                lambda s=service, a=name: create(where.kube, SERVICES, ns, service_manifest(s, ns, a))
+            )
+        jobs.append(
+            lambda a=name: create(
+                where.kube, HTTPROUTES, ns, http_route_manifest(a, ns, (f"{a}-stable", f"{a}-canary"))
+            )
+        )
+    await in_batches(jobs, where.harvest)
+
+
+async def create_rollouts(where: Target, names: list[str]) -> None:
+    ns = where.namespace
+    await in_batches(
+        [
+            lambda a=name: create(
+                where.kube,
+                ROLLOUTS,
+                ns,
+                rollout_manifest(a, ns, replicas=1, strategy=strategy(a)),
+            )
+            for name in names
+        ],
+        where.harvest,
+    )
+
+
+async def first_healthy(
+    where: Target, names: list[str], began: float, timeout: float, sample: Callable[[], None]
+) -> dict[str, str]:
+    """Poll until every Rollout is Healthy (`sample` at each poll); each one's stable revision."""
+    first_revision: dict[str, str] = {}
+    while len(first_revision) < len(names):
+        if time.monotonic() - began > timeout:
+            raise TimeoutError(f"only {len(first_revision)}/{len(names)} Healthy at first")
+        rollouts, _ = await where.snapshot(names)
+        for name, obj in rollouts.items():
+            status = obj.get("status") or {}
+            if status.get("phase") == "Healthy" and status.get("stableRevision"):
+                first_revision[name] = status["stableRevision"]
+        sample()
+        where.harvest()
+        await asyncio.sleep(0.1)
+    return first_revision
+
+
+async def update_wave(
+    where: Target,
+    names: list[str],
+    first_revision: dict[str, str],
+    timeout: float,
+    sample: Callable[[], None],
+) -> tuple[dict[str, float], dict[str, float], float]:
+    """Give every Rollout the new image at once, then poll (`sample` at each poll) until all
+    have completed: each one's first-step and completion latency from its own update, and when
+    the first update was sent (time.monotonic())."""
+    ns = where.namespace
+    updated: dict[str, float] = {}
+
+    async def update(name: str) -> None:
+        await where.kube.patch(ROLLOUTS, ns, name, image_patch("web:2", name))
+        updated[name] = time.monotonic()
+
+    await in_batches([lambda a=name: update(a) for name in names], where.harvest)
+    first_step: dict[str, float] = {}
+    completed: dict[str, float] = {}
+    while len(completed) < len(names):
+        if time.monotonic() - min(updated.values()) > timeout:
+            raise TimeoutError(f"only {len(completed)}/{len(names)} completed")
+        rollouts, routes = await where.snapshot(names)
+        now = time.monotonic()
+        for name in names:
+            if name not in first_step and canary_weight(routes.get(name, {}), f"{name}-canary") == 20:
+                first_step[name] = now - updated[name]
+            status = (rollouts.get(name) or {}).get("status") or {}
+            if (
+                name not in completed
+                and status.get("phase") == "Healthy"
+                and status.get("stableRevision") not in (None, first_revision[name])
+            ):
+                completed[name] = now - updated[name]
+        sample()
+        where.harvest()
+        await asyncio.sleep(0.05)
+    return first_step, completed, min(updated.values())
+
+
 async def run(n: int, workers: int, timeout: float, emulator: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         async with target(workdir, emulator) as where:
             names = [f"app-{i}" for i in range(n)]
-            ns = where.namespace
-            jobs: list[Callable[[], Awaitable[Any]]] = []
-            for name in names:
-                for service in (f"{name}-stable", f"{name}-canary"):
-                    jobs.append(
-                        lambda s=service, a=name: create(where.kube, SERVICES, ns, service_manifest(s, ns, a))
-                    )
-                jobs.append(
-                    lambda a=name: create(
-                        where.kube, HTTPROUTES, ns, http_route_manifest(a, ns, (f"{a}-stable", f"{a}-canary"))
-                    )
-                )
-            await in_batches(jobs, where.harvest)
+            await create_backends(where, names)
             log_dir = Path(os.environ.get("ROLLOUT_BENCH_LOGS") or workdir)
             controller = controller_process(where, workers, log_dir / f"controller-{n}.log")
-            peak = 0.0
+            peaks = {controller.pid: 0.0}
             try:
                 began = time.monotonic()
-                await in_batches(
-                    [
-                        lambda a=name: create(
-                            where.kube,
-                            ROLLOUTS,
-                            ns,
-                            rollout_manifest(a, ns, replicas=1, strategy=strategy(a)),
-                        )
-                        for name in names
-                    ],
-                    where.harvest,
-                )
-                first_revision: dict[str, str] = {}
-                while len(first_revision) < n:
-                    if time.monotonic() - began > timeout:
-                        raise TimeoutError(f"only {len(first_revision)}/{n} Healthy at first")
-                    rollouts, _ = await where.snapshot(names)
-                    for name, obj in rollouts.items():
-                        status = obj.get("status") or {}
-                        if status.get("phase") == "Healthy" and status.get("stableRevision"):
-                            first_revision[name] = status["stableRevision"]
-                    peak = max(peak, rss_mib(controller.pid))
-                    where.harvest()
-                    await asyncio.sleep(0.1)
+                await create_rollouts(where, names)
+                first_revision = await first_healthy(where, names, began, timeout, track_rss(peaks))
                 all_healthy = time.monotonic() - began
                 where.harvest()
                 where.counts.clear()  # from here on: the update
@@ -452,43 +527,16 @@ async def run(n: int, workers: int, timeout: float, emulator: bool) -> dict[str,
                 server_pid = where.plane.pid_of("kube-apiserver") if where.plane is not None else None
                 server_cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
                 wall_began = time.time()
-                updated: dict[str, float] = {}
-
-                async def update(name: str) -> None:
-                    await where.kube.patch(ROLLOUTS, ns, name, image_patch("web:2", name))
-                    updated[name] = time.monotonic()
-
                 profiler = profile(controller.pid)
-                await in_batches([lambda a=name: update(a) for name in names], where.harvest)
-                first_step: dict[str, float] = {}
-                completed: dict[str, float] = {}
-                while len(completed) < n:
-                    if time.monotonic() - min(updated.values()) > timeout:
-                        raise TimeoutError(f"only {len(completed)}/{n} completed")
-                    rollouts, routes = await where.snapshot(names)
-                    now = time.monotonic()
-                    for name in names:
-                        if (
-                            name not in first_step
-                            and canary_weight(routes.get(name, {}), f"{name}-canary") == 20
-                        ):
-                            first_step[name] = now - updated[name]
-                        status = (rollouts.get(name) or {}).get("status") or {}
-                        if (
-                            name not in completed
-                            and status.get("phase") == "Healthy"
-                            and status.get("stableRevision") not in (None, first_revision[name])
-                        ):
-                            completed[name] = now - updated[name]
-                    peak = max(peak, rss_mib(controller.pid))
-                    where.harvest()
-                    await asyncio.sleep(0.05)
+                first_step, completed, first_sent = await update_wave(
+                    where, names, first_revision, timeout, track_rss(peaks)
+                )
                 if profiler is not None:
                     profiler.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
                     profiler.wait(60)
                 cpu = cpu_seconds(controller.pid) - cpu_before
                 server_cpu = cpu_seconds(server_pid) - server_cpu_before if server_pid else None
-                took = time.monotonic() - min(updated.values())
+                took = time.monotonic() - first_sent
                 if where.plane is not None:
                     await asyncio.sleep(2.5)  # the audit log is written in batches, a second apart
                     where.counts, where.writes = audited(where.plane, wall_began, time.time() - 2.5)
@@ -518,7 +566,7 @@ async def run(n: int, workers: int, timeout: float, emulator: bool) -> dict[str,
         "writes/step": round(writes / (n * WEIGHT_STEPS), 2) if requests else "n/a",
         "to20/20-60/done": per_step(where.writes) if requests else "n/a",
         "events/Rollout": round(events / n, 1) if requests else "n/a",
-        "RSS MiB": round(peak),
+        "RSS MiB": round(peaks[controller.pid]),
         "ctl CPU": f"{cpu:.0f}s/{took:.0f}s",
         "CPU/update ms": round(1000 * cpu / n),
         "server CPU s": round(server_cpu) if server_cpu is not None else "n/a",
