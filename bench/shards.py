@@ -79,7 +79,8 @@ from bench.scale import (
     track_rss,
     update_wave,
 )
-from rollout.controller.shards import LEASES, ROLE_LABEL
+from rollout.api.vocabulary import LEASE_ROLE_LABEL
+from rollout.kube import LEASES
 from rollout.observability.logging import configure_logging
 
 BALANCE_TIMEOUT = 120.0  # seconds for the replicas to spread the shards
@@ -149,7 +150,7 @@ class Replicas:
 
 async def shard_leases(where: Target) -> dict[str, dict[str, Any]]:
     """The shard Leases' specs, by name."""
-    leases = await where.kube.list(LEASES, where.namespace, f"{ROLE_LABEL}=shard")
+    leases = await where.kube.list(LEASES, where.namespace, f"{LEASE_ROLE_LABEL}=shard")
     return {lease["metadata"]["name"]: lease.get("spec") or {} for lease in leases}
 
 

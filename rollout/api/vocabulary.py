@@ -40,3 +40,8 @@ POST_PROMOTION = "post-promotion"  # blue/green, after the switch
 def step_run_name(index: int) -> str:
     """The run of the analysis step at `index` (0-based): `step-<n>`, 1-based."""
     return f"step-{index + 1}"
+
+
+# Labels on the Leases of --shards (kubectl get leases -l rollout.dev/lease-role=shard).
+SHARD_OF_LABEL = "rollout.dev/shard-of"  # the controller's name (--leader-election-id)
+LEASE_ROLE_LABEL = "rollout.dev/lease-role"  # "shard" or "member"

@@ -41,14 +41,12 @@ import structlog
 from kubernetes.client.exceptions import ApiException
 
 from rollout import GROUP
-from rollout.kube import Kube, Resource
+from rollout.api.vocabulary import LEASE_ROLE_LABEL, SHARD_OF_LABEL
+from rollout.kube import LEASES, Kube
 
 log = structlog.get_logger("rollout.shards")
 
-LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
 SHARDS_ANNOTATION = f"{GROUP}/shards"  # the shard count every replica must agree on
-SHARD_OF_LABEL = f"{GROUP}/shard-of"  # the controller's name, on its shard and member Leases
-ROLE_LABEL = f"{GROUP}/lease-role"  # "shard" or "member"
 STALE_MEMBERS = 10  # a member Lease not renewed for this many lease durations is deleted
 
 # The shard of the reconcile running in this task (None outside a reconcile).
@@ -260,10 +258,10 @@ class ShardManager:
     # --- Leases --------------------------------------------------------------------------------
 
     def _labels(self, role: str) -> dict[str, str]:
-        return {SHARD_OF_LABEL: self.settings.name, ROLE_LABEL: role}
+        return {SHARD_OF_LABEL: self.settings.name, LEASE_ROLE_LABEL: role}
 
     async def _shard_leases(self) -> list[dict[str, Any]]:
-        selector = f"{SHARD_OF_LABEL}={self.settings.name},{ROLE_LABEL}=shard"
+        selector = f"{SHARD_OF_LABEL}={self.settings.name},{LEASE_ROLE_LABEL}=shard"
         return await self.kube.list(LEASES, self.settings.namespace, selector)
 
     def _spec(self, transitions: int) -> dict[str, Any]:
@@ -407,7 +405,7 @@ class ShardManager:
             if exc.status != 404:
                 raise
             await self.kube.create(LEASES, s.namespace, body)
-        selector = f"{SHARD_OF_LABEL}={s.name},{ROLE_LABEL}=member"
+        selector = f"{SHARD_OF_LABEL}={s.name},{LEASE_ROLE_LABEL}=member"
         alive = 0
         for lease in await self.kube.list(LEASES, s.namespace, selector):
             renewed = _parse_time((lease.get("spec") or {}).get("renewTime"))

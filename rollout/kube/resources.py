@@ -41,6 +41,7 @@ CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "Cust
 DESTINATION_RULES = Resource("networking.istio.io", "v1", "destinationrules", "DestinationRule")
 SECRETS = Resource("", "v1", "secrets", "Secret")
 CONFIGMAPS = Resource("", "v1", "configmaps", "ConfigMap")
+LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
 ANALYSIS_TEMPLATES = Resource("rollout.dev", "v1alpha1", "analysistemplates", "AnalysisTemplate")
 CLUSTER_ANALYSIS_TEMPLATES = Resource(
     "rollout.dev", "v1alpha1", "clusteranalysistemplates", "ClusterAnalysisTemplate"

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from rollout.controller.shards import LEASES, shard_of
-from rollout.kube import CLUSTER_ROLE_BINDINGS, EVENTS, ROLLOUTS, SERVICES
+from rollout.controller.shards import shard_of
+from rollout.kube import CLUSTER_ROLE_BINDINGS, EVENTS, LEASES, ROLLOUTS, SERVICES
 from tests.cluster.launcher import USERS
 from tests.e2e.helpers import HTTPROUTES, app_weights, wait_for
 from tests.manifests import (

@@ -9,7 +9,8 @@ import json_merge_patch
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from rollout.controller.shards import LEASES, ShardCountMismatch, ShardManager, ShardSettings, shard_of
+from rollout.controller.shards import ShardCountMismatch, ShardManager, ShardSettings, shard_of
+from rollout.kube import LEASES
 
 NS = "rollout-system"
 
