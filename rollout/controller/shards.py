@@ -239,9 +239,11 @@ class ShardManager:
                 log.warning("shard lease not renewed", error=str(failed))
         self.members = await self._renew_membership()
         fair = math.ceil(s.count / max(self.members, 1))
-        extra = sorted(self.held, reverse=True)[: max(0, len(self.held) - fair)]
+        extra = set(sorted(self.held, reverse=True)[: max(0, len(self.held) - fair)])
+        # A shard drained for a fair share that has since grown (a replica died) is kept.
+        self.draining &= extra
         if extra:
-            await self._drain_and_release(set(extra), wait=0.0)
+            await self._drain_and_release(extra, wait=0.0)
         for shard in range(s.count):
             if len(self.held) >= fair:
                 break

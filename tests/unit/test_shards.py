@@ -182,3 +182,19 @@ async def test_writes_outside_a_reconcile_are_refused():
     with a.reconciling(*_rollout_in(2)):
         assert a.may_write()
     await asyncio.sleep(0)
+
+
+async def test_a_shard_being_handed_over_is_kept_when_the_fair_share_grows():
+    store = Leases()
+    clock_a, clock_b = Clock(), Clock()
+    a, b = replica(store, "a", clock=clock_a), replica(store, "b", clock=clock_b)
+    await a.tick()
+    await b.tick()
+    with a.reconciling(*_rollout_in(5)):  # shard 5 busy: its hand-over waits
+        await a.tick()
+        assert 5 in a.draining
+        # b dies before it takes anything: a's fair share is all 6 again
+        for _ in range(8):
+            clock_a.now += 2.0
+            await a.tick()
+    assert 5 in a.held and 5 not in a.draining and a.owns(*_rollout_in(5))
