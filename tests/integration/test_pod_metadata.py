@@ -4,7 +4,7 @@ canary is paused; after the promotion the new stable's same pods carry role=stab
 in place (no pod recreated); the Services' selectors never use the role."""
 
 from rollout.kube import PODS, ROLLOUTS, SERVICES
-from tests.manifests import image_patch, rollout_manifest, service_manifest
+from tests.manifests import canary_strategy, image_patch, rollout_manifest, service_manifest
 from tests.waiting import wait_for
 
 NS = "shop"
@@ -15,15 +15,7 @@ ROLES = {
 
 
 def canary():
-    return {
-        "canary": {
-            "stableService": "web-stable",
-            "canaryService": "web-canary",
-            "steps": [{"setWeight": 50}, {"pause": {}}],
-            "scaleDownDelaySeconds": 0,
-            **ROLES,
-        }
-    }
+    return canary_strategy([{"setWeight": 50}, {"pause": {}}], None, scaleDownDelaySeconds=0, **ROLES)
 
 
 async def pods_by_revision(cluster):

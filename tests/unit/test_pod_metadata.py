@@ -24,7 +24,7 @@ from rollout.workload.replicasets import (
     role_metadata_patch,
     with_anti_affinity,
 )
-from tests.manifests import rollout_manifest
+from tests.manifests import blue_green_strategy, canary_strategy, rollout_manifest
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CANARY = {"labels": {"role": "canary"}, "annotations": {"tier": "canary"}}
@@ -32,15 +32,11 @@ STABLE = {"labels": {"role": "stable"}}
 
 
 def canary_rollout(**roles):
-    strategy = {
-        "canary": {"stableService": "web-stable", "canaryService": "web-canary", "steps": [], **roles}
-    }
-    return parse_rollout(rollout_manifest(strategy=strategy)).rollout
+    return parse_rollout(rollout_manifest(strategy=canary_strategy([], None, **roles))).rollout
 
 
 def blue_green_rollout(**roles):
-    strategy = {"blueGreen": {"activeService": "web-active", "previewService": "web-preview", **roles}}
-    return parse_rollout(rollout_manifest(strategy=strategy)).rollout
+    return parse_rollout(rollout_manifest(strategy=blue_green_strategy(**roles))).rollout
 
 
 def test_a_canary_labels_the_stable_and_the_canary_revision_by_role():
