@@ -42,6 +42,30 @@ def rollout_status(cluster, namespace, name):
     return probe
 
 
+async def each_pause(cluster, namespace, name, stable_before):
+    """After an update: the status at each pause, in turn (promoted when the caller takes the
+    next), until a revision other than `stable_before` is stable."""
+    status_now = rollout_status(cluster, namespace, name)
+    previous = None
+    for _ in range(10):
+
+        async def paused_or_done(previous=previous):
+            status = await status_now()
+            done = status.get("phase") == "Healthy" and status.get("stableRevision") != stable_before
+            paused = status.get("phase") == "Paused" and status.get("currentStepIndex") != previous
+            return status if done or paused else None
+
+        status = await wait_for(paused_or_done, timeout=30, what=f"{name} paused or done")
+        if status["phase"] == "Healthy":
+            return
+        previous = status["currentStepIndex"]
+        yield status
+        await cluster.kube.patch(
+            ROLLOUTS, namespace, name, {"metadata": {"annotations": {"rollout.dev/promote": "step"}}}
+        )
+    raise AssertionError(f"{name} did not complete after 10 pauses")
+
+
 async def drive_canary(cluster, namespace, name, image, workload=None):
     """Update the image (in the Deployment `workload` for a Rollout that took one over) and
     promote at every pause until the new revision is stable; returns the status seen at each
@@ -52,28 +76,8 @@ async def drive_canary(cluster, namespace, name, image, workload=None):
         name if workload is None else workload,
         {"spec": {"template": {"spec": {"containers": [{"name": image[0], "image": image[1] + "-next"}]}}}},
     )
-    status_now = rollout_status(cluster, namespace, name)
-    start = await status_now()
-    pauses = []
-    for _ in range(10):
-        previous = pauses[-1]["currentStepIndex"] if pauses else None
-
-        async def paused_or_done(previous=previous):
-            status = await status_now()
-            done = (
-                status.get("phase") == "Healthy" and status.get("stableRevision") != start["stableRevision"]
-            )
-            paused = status.get("phase") == "Paused" and status.get("currentStepIndex") != previous
-            return status if done or paused else None
-
-        status = await wait_for(paused_or_done, timeout=30, what=f"{name} paused or done")
-        if status["phase"] == "Healthy":
-            return pauses
-        pauses.append(status)
-        await cluster.kube.patch(
-            ROLLOUTS, namespace, name, {"metadata": {"annotations": {"rollout.dev/promote": "step"}}}
-        )
-    raise AssertionError(f"{name} did not complete: {pauses}")
+    start = await rollout_status(cluster, namespace, name)()
+    return [status async for status in each_pause(cluster, namespace, name, start["stableRevision"])]
 
 
 async def drive_blue_green(cluster, doc):

@@ -16,7 +16,13 @@ import pytest
 import yaml
 
 from rollout.kube import CLUSTER_ANALYSIS_TEMPLATES, FIELD_MANAGER, ROLLOUTS, USER_AGENT
-from tests.integration.example_files import BUILTIN_TEMPLATES, KINDS, drive_blue_green, rollout_status
+from tests.integration.example_files import (
+    BUILTIN_TEMPLATES,
+    KINDS,
+    drive_blue_green,
+    each_pause,
+    rollout_status,
+)
 from tests.waiting import wait_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -146,8 +152,7 @@ async def _pauses(cluster, doc):
     """Update the image and promote at each pause, yielding there, until the new revision is stable."""
     meta = doc["metadata"]
     container = doc["spec"]["template"]["spec"]["containers"][0]
-    status_now = rollout_status(cluster, meta["namespace"], meta["name"])
-    start = await status_now()
+    start = await rollout_status(cluster, meta["namespace"], meta["name"])()
     await cluster.kube.patch(
         ROLLOUTS,
         meta["namespace"],
@@ -158,26 +163,5 @@ async def _pauses(cluster, doc):
             }
         },
     )
-    previous = None
-    for _ in range(10):
-
-        async def paused_or_done(previous=previous):
-            status = await status_now()
-            done = (
-                status.get("phase") == "Healthy" and status.get("stableRevision") != start["stableRevision"]
-            )
-            paused = status.get("phase") == "Paused" and status.get("currentStepIndex") != previous
-            return status if done or paused else None
-
-        status = await wait_for(paused_or_done, timeout=30, what=f"{meta['name']} paused or done")
-        if status["phase"] == "Healthy":
-            return
-        previous = status["currentStepIndex"]
+    async for status in each_pause(cluster, meta["namespace"], meta["name"], start["stableRevision"]):
         yield status
-        await cluster.kube.patch(
-            ROLLOUTS,
-            meta["namespace"],
-            meta["name"],
-            {"metadata": {"annotations": {"rollout.dev/promote": "step"}}},
-        )
-    raise AssertionError(f"{meta['name']} did not complete")
