@@ -146,11 +146,18 @@ class Sim:
             return None
         return {"spec": {"subsets": [{"name": n, "labels": labels} for n, labels in self.subsets.items()]}}
 
-    def reconcile(self, *commands: Command, lose_status: bool = False) -> Decision:
+    def reconcile(
+        self, *commands: Command, lose_status: bool = False, fail_from: int | None = None
+    ) -> Decision:
+        """One reconcile. `lose_status`: a crash between acting and writing status. `fail_from`:
+        the API refuses the decision's action of that index, and the controller skips the rest
+        (it writes status all the same)."""
         seen: Seen = {}
         parsed = self._parsed()
         decision = decide(parsed, self.observed(seen), commands, self.now)
-        for action in decision.actions:  # an EvictPod is the test's to carry out (`pods`)
+        for index, action in enumerate(decision.actions):  # an EvictPod is the test's (`pods`)
+            if fail_from is not None and index >= fail_from:
+                break
             if isinstance(action, SetTraffic):
                 self.traffic_writes.append(action.state)
             run_at_once(self._controller.apply_action(parsed, action, seen))

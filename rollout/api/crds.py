@@ -151,6 +151,14 @@ def rollout_crd() -> dict[str, Any]:
             {"name": "Preview", "type": "string", "jsonPath": ".status.blueGreen.previewRevision"},
             {"name": "Message", "type": "string", "jsonPath": ".status.message"},
             AGE_COLUMN,
+            # -o wide: the pods' role labels, and the stable scale while a dynamic canary runs.
+            {"name": "Roles", "type": "string", "jsonPath": ".status.roles", "priority": 1},
+            {
+                "name": "Stable-Pods",
+                "type": "integer",
+                "jsonPath": ".status.canary.stableReplicas",
+                "priority": 1,
+            },
         ],
     }
     return _crd("Rollout", "rollouts", "Namespaced", ["ro"], version, categories=["all"])

@@ -347,6 +347,10 @@ class CanaryStrategy(StrategyConfig):
     max_unavailable: IntOrPercent = 0
     scale_down_delay_seconds: NonNegative = 30
     abort_scale_down_delay_seconds: NonNegative = 30
+    # With trafficRouting: stable scaled to the share of traffic it carries, not kept at full.
+    dynamic_stable_scale: bool = False
+    # With trafficRouting: fewest pods of the canary (once it has any) and of a scaled stable.
+    min_pods_per_replica_set: Annotated[int, Field(ge=1)] | None = None
     canary_metadata: PodMetadata | None = None
     stable_metadata: PodMetadata | None = None
     anti_affinity: AntiAffinity | None = None

@@ -40,6 +40,8 @@ class CanaryStatus(StatusModel):
     steps_hash: str | None = None
     # Old ReplicaSets are scaled down from this time on (scaleDownDelaySeconds after traffic left them).
     scale_down_at: datetime | None = None
+    # With dynamicStableScale, while a canary runs: the stable ReplicaSet's scale asked for.
+    stable_replicas: int | None = None
 
 
 AnalysisPhase = Literal["Running", "Successful", "Failed", "Inconclusive", "Error"]
@@ -127,6 +129,8 @@ class RolloutStatus(StatusModel):
     available_replicas: int = 0
     # String form of the selector, for the scale subresource (kubectl scale, HPA).
     selector: str = ""
+    # The role labels (canaryMetadata, ...) the pods carry now: "stable role=stable; canary role=canary".
+    roles: str = ""
     canary: CanaryStatus | None = None
     blue_green: BlueGreenStatus | None = None
     analysis_runs: list[AnalysisRun] = Field(default_factory=list)

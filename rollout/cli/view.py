@@ -26,7 +26,7 @@ from rollout.traffic.base import ObservedRoute
 from rollout.traffic.binding import Owner
 from rollout.traffic.bindings import probe_state, route_bindings, routing_of
 from rollout.traffic.routing import Routing
-from rollout.workload.replicasets import ROLLOUT_NAME_LABEL, is_owned_by
+from rollout.workload.replicasets import POD_METADATA_ANNOTATION, ROLLOUT_NAME_LABEL, is_owned_by
 
 HEALTH_STYLE = {"Healthy": "green", "Progressing": "cyan", "Suspended": "yellow", "Degraded": "red"}
 
@@ -113,6 +113,16 @@ async def owned_replicasets(session: Session, obj: dict[str, Any]) -> list[dict[
     return sorted(items, key=lambda rs: (rs["metadata"].get("creationTimestamp", ""), rs["metadata"]["name"]))
 
 
+def role_labels(replicaset: dict[str, Any]) -> str:
+    """The role labels its pods carry (canaryMetadata, ...), as the controller recorded them."""
+    recorded = (replicaset["metadata"].get("annotations") or {}).get(POD_METADATA_ANNOTATION)
+    try:
+        labels = (json.loads(recorded) or {}).get("labels") or {} if recorded else {}
+    except (ValueError, AttributeError):
+        return ""
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
 def _role(revision: str, status: dict[str, Any]) -> str:
     roles = []
     if revision == status.get("stableRevision"):
@@ -151,6 +161,10 @@ async def tree(session: Session, obj: dict[str, Any]) -> Tree:
             branch.add(line)
     elif kind == "canary":
         root.add(f"Weight: canary {(status.get('canary') or {}).get('weight', 0)}% (replica proportion)")
+    stable_scale = (status.get("canary") or {}).get("stableReplicas")
+    if stable_scale is not None:
+        replicas = (obj.get("spec") or {}).get("replicas", 1)
+        root.add(f"Stable scale: {stable_scale} of {replicas} pods (dynamicStableScale)")
     revisions = root.add("Revisions")
     replicasets = await owned_replicasets(session, obj)
     for number, rs in enumerate(replicasets, start=1):
@@ -162,7 +176,11 @@ async def tree(session: Session, obj: dict[str, Any]) -> Tree:
         )
         role = f" ({_role(revision, status)})" if _role(revision, status) else ""
         pods = f"{rs_status.get('readyReplicas', 0)}/{rs['spec'].get('replicas', 0)}"
-        revisions.add(f"#{number} {revision}{role}  {rs['metadata']['name']}  pods {pods} ready  {images}")
+        labels = role_labels(rs)
+        labels = f"  labels {labels}" if labels else ""
+        revisions.add(
+            f"#{number} {revision}{role}  {rs['metadata']['name']}  pods {pods} ready  {images}{labels}"
+        )
     if not replicasets:
         revisions.add("none yet")
     runs = status.get("analysisRuns") or []

@@ -12,10 +12,16 @@ pauses). Three situations, one method each (SideBySide.run picks one):
   canary to full, re-pins the stable Service (and subset) to it, and only then calls it stable.
 
 Weight only goes to a canary with enough available pods; with none available the canary gets no
-traffic at all, and a route whose status says it is not accepted holds traffic on stable."""
+traffic at all, and a route whose status says it is not accepted holds traffic on stable.
+
+dynamicStableScale (with trafficRouting): the stable ReplicaSet is scaled to the share of traffic
+the routes read back as its own, never below what the step being worked on will send it; traffic
+returning to stable (abort, a new revision, a lower step) moves only as far as the stable's
+available pods can carry it, unless the canary has no pod left to serve it."""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 from rollout.api.base import parse_duration, resolve_int_or_percent
@@ -28,7 +34,7 @@ from rollout.engine.rolling import plan_replicas
 from rollout.engine.side_by_side import SideBySide
 from rollout.engine.status_conditions import add_pause, remove_pause
 from rollout.engine.step_checks import step_errors
-from rollout.engine.steps import StepProgress, canary_replicas, describe, steps_hash, target_at
+from rollout.engine.steps import StepProgress, StepTarget, canary_replicas, describe, steps_hash, target_at
 from rollout.engine.types import (
     Command,
     CreateReplicaSet,
@@ -153,9 +159,16 @@ class CanaryPlan(SideBySide):
         stable; then the other ReplicaSets down once `delay` has passed. True when at rest."""
         self.status.current_step_index = None
         remove_pause(self.status, CANARY_PAUSE)
+        self.cs.stable_replicas = None
         stable_ready = self.scale(stable, self.replicas)
         self.pin("stable", stable)
-        at_rest_now = self.set_traffic(STABLE_ONLY) and self.pin("canary", stable)
+        toward = self.toward_stable(stable)
+        at_rest_now = self.set_traffic(toward) and toward == STABLE_ONLY and self.pin("canary", stable)
+        if toward != STABLE_ONLY:
+            self.out.waiting = (
+                f"moving traffic back to stable as its pods become available: "
+                f"{self.healthy(stable)}/{self.replicas}, canary weight {toward.weight}%"
+            )
         others = [rs for rs in self.observed.replicasets if rs.revision != stable and rs.spec_replicas > 0]
         if not others:
             self.cs.scale_down_at = None
@@ -183,7 +196,7 @@ class CanaryPlan(SideBySide):
             self.cs.steps_hash = digest
         self.check_step_evidence()
         if self.routed:
-            self.scale(stable, self.replicas)  # stable keeps full scale during a routed canary
+            self.scale(stable, self.stable_count())
         if self.status.current_step_index is None and not self.restart():
             return
         if not self.background_allows_progress(stable):
@@ -251,7 +264,8 @@ class CanaryPlan(SideBySide):
     def restart(self) -> bool:
         """Before step 1: traffic on stable (the stable Service too, should it select another
         revision), then the canary Service on the new revision."""
-        if not self.set_traffic(STABLE_ONLY):
+        toward = self.toward_stable(self.status.stable_revision or "")
+        if not self.set_traffic(toward) or toward != STABLE_ONLY:
             self.out.waiting = "moving traffic back to stable before the canary starts"
             return False
         stable = self.status.stable_revision or ""
@@ -274,7 +288,7 @@ class CanaryPlan(SideBySide):
         steps = self.strategy.steps
         step = steps[index]
         target = target_at(steps, index)
-        count = canary_replicas(target, self.replicas)
+        count = self.canary_count(target)
         if held:  # a user pause holds the canary where it is, except to take traffic off it
             self.hold(target.traffic, count)
             return False
@@ -282,7 +296,7 @@ class CanaryPlan(SideBySide):
         allowed = self.allowed_traffic(target.traffic, count)
         if not self.health_allows_progress():
             if self.out.blocked:
-                self.set_traffic(STABLE_ONLY)
+                self.set_traffic(self.toward_stable(self.status.stable_revision or ""))
             return False
         if not self.set_traffic(allowed):
             if (
@@ -348,8 +362,10 @@ class CanaryPlan(SideBySide):
         """Scale the canary for step `index` already (its traffic waits for the next reconcile)."""
         steps = self.strategy.steps
         if index < len(steps) and self.routed:
-            count = canary_replicas(target_at(steps, index), self.replicas)
-            self.scale_canary(count, self.status.stable_revision or "")
+            target = target_at(steps, index)
+            self.scale_canary(
+                self.canary_count(target), self.status.stable_revision or "", target.traffic.weight
+            )
 
     def advance(self, index: int) -> None:
         steps = self.strategy.steps
@@ -366,9 +382,73 @@ class CanaryPlan(SideBySide):
         healthy = rs.healthy if rs else 0
         if healthy == 0:
             return STABLE_ONLY
-        if healthy >= count:
-            return wanted
-        return TrafficState(min(self.cs.weight, wanted.weight), wanted.header_routes, wanted.mirror)
+        allowed = wanted
+        if healthy < count:
+            allowed = TrafficState(min(self.cs.weight, wanted.weight), wanted.header_routes, wanted.mirror)
+        if self.dynamic:  # nor more to stable than its available pods can carry
+            floor = min(self.cs.weight, self.least_canary_weight(self.status.stable_revision or ""))
+            if allowed.weight < floor:
+                allowed = TrafficState(floor, allowed.header_routes, allowed.mirror)
+        return allowed
+
+    # --- dynamicStableScale and minPodsPerReplicaSet ---------------------------------------
+
+    @property
+    def dynamic(self) -> bool:
+        return self.routed and self.strategy.dynamic_stable_scale
+
+    def canary_count(self, target: StepTarget) -> int:
+        """The step's canary pods; with trafficRouting at least minPodsPerReplicaSet once any."""
+        count = canary_replicas(target, self.replicas)
+        floor = self.strategy.min_pods_per_replica_set
+        return max(count, floor) if self.routed and floor and count > 0 else count
+
+    def stable_pods_for(self, canary_weight: int) -> int:
+        """Stable pods that carry 100 - `canary_weight` percent (rounded up), at least
+        minPodsPerReplicaSet (1 by default), at most spec.replicas."""
+        need = math.ceil(self.replicas * (100 - canary_weight) / 100)
+        return min(self.replicas, max(need, self.strategy.min_pods_per_replica_set or 1))
+
+    def least_canary_weight(self, stable: str) -> int:
+        """The canary weight below which stable's available pods could not carry the rest (its
+        pods as this decision leaves them: a scale-down asked for counts already)."""
+        if self.replicas <= 0:
+            return 0
+        pods = self.healthy(stable)
+        if self.cs.stable_replicas is not None and stable == self.status.stable_revision:
+            pods = min(pods, self.cs.stable_replicas)
+        return 100 - min(100, 100 * pods // self.replicas)
+
+    def stable_count(self) -> int:
+        """The stable ReplicaSet's scale while a routed canary runs: full, or with
+        dynamicStableScale what the traffic on stable needs now (the routes as read back, the
+        most any of them sends it) and at the step being worked on, whichever is more."""
+        if not self.dynamic:
+            return self.replicas
+        index = self.status.current_step_index
+        if index is None:
+            self.cs.stable_replicas = None
+            return self.replicas  # before step 1 every user is on stable
+        states = [r.traffic for r in self.routes if r.traffic is not None]
+        weight = min((s.weight for s in states), default=0)
+        steps = self.strategy.steps
+        if index < len(steps):
+            weight = min(weight, target_at(steps, index).traffic.weight)
+        count = self.stable_pods_for(weight)
+        self.cs.stable_replicas = count
+        return count
+
+    def toward_stable(self, stable: str) -> TrafficState:
+        """Every user back on stable; with dynamicStableScale only as many as its available
+        pods can carry, the canary keeping the rest (never more than it has now) until they
+        can, unless it has no pod available to serve them."""
+        if not self.dynamic:
+            return STABLE_ONLY
+        canary = self.pinned(self.strategy.canary_service) or self.current
+        if canary == stable or self.healthy(canary) == 0:
+            return STABLE_ONLY
+        keep = min(self.cs.weight, self.least_canary_weight(stable))
+        return TrafficState(keep) if keep > 0 else STABLE_ONLY
 
     def hold(self, wanted: TrafficState, count: int) -> None:
         allowed = self.allowed_traffic(wanted, count)
@@ -377,6 +457,11 @@ class CanaryPlan(SideBySide):
 
     def scale_canary(self, count: int, stable: str, weight: int = 100) -> bool:
         if self.routed:
+            rs = self.by_revision.get(self.current)
+            if rs is not None and weight < self.cs.weight:
+                # Traffic leaves the canary only once the routes read back less: until then it
+                # keeps the pods for what it carries (never more traffic than its pods can take).
+                count = max(count, min(rs.spec_replicas, math.ceil(self.replicas * self.cs.weight / 100)))
             ready = self.scale(self.current, count)
             self.scale_down_abandoned(stable)  # earlier canaries, abandoned for this one
             return ready
@@ -431,7 +516,7 @@ class CanaryPlan(SideBySide):
             return
         if not self.health_allows_progress():
             if self.out.blocked:
-                self.set_traffic(STABLE_ONLY)
+                self.set_traffic(self.toward_stable(self.status.stable_revision or ""))
             return
         if not self.pin("stable", self.current):
             self.out.waiting = f"pointing the stable Service at revision {self.current}"
@@ -470,6 +555,19 @@ class Canary:
                     "maxSurge and maxUnavailable are both 0: without trafficRouting no pod could move",
                 )
             )
+        if canary.traffic_routing is None:
+            for field, set_ in (
+                ("dynamicStableScale", canary.dynamic_stable_scale),
+                ("minPodsPerReplicaSet", canary.min_pods_per_replica_set is not None),
+            ):
+                if set_:
+                    errors.append(
+                        SpecError(
+                            f"{canary.path}.{field}",
+                            f"{field} needs trafficRouting: without it the weight is the share of "
+                            "pods, and stable already shrinks as the canary grows",
+                        )
+                    )
         return errors + step_errors(canary, routing)
 
     def moving_users(self, rollout: Rollout, status: RolloutStatus) -> bool:

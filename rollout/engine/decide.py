@@ -32,7 +32,7 @@ from rollout.engine.bounds import MESSAGE, bounded, clip
 from rollout.engine.commands import apply_commands
 from rollout.engine.gates import Analyses, promote_analysis, reset_runs
 from rollout.engine.moves import Moves, Outcome
-from rollout.engine.pod_metadata import pod_metadata_actions
+from rollout.engine.pod_metadata import pod_metadata_actions, role_labels
 from rollout.engine.recovery import disagreement, recover_stable
 from rollout.engine.restart import advance_restart
 from rollout.engine.rolling import oldest_first
@@ -219,6 +219,7 @@ def _decide_valid(
         stable_available=stable_available,
     )
     actions = pod_metadata_actions(rollout, status, current, observed.replicasets, actions)
+    status.roles = role_labels(rollout, status, current)
     scaled, said = workload_actions(rollout, status, observed.replicasets, observed.workload)
     actions += scaled
     events += said

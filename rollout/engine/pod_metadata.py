@@ -42,6 +42,20 @@ def wanted_by_revision(rollout: Rollout, status: RolloutStatus, current: str) ->
     return {revision: canonical(role.metadata) for revision, role in roles.items()}
 
 
+def role_labels(rollout: Rollout, status: RolloutStatus, current: str) -> str:
+    """The role labels the pods carry now, for people (status.roles, a printer column):
+    "stable role=stable; canary role=canary"; roles without labels are left out."""
+    active = status.blue_green.active_revision if status.blue_green is not None else None
+    roles = rollout.spec.strategy.chosen.role_metadata(status.stable_revision, current, active)
+    said = []
+    for role in roles.values():
+        if role.metadata.labels:
+            name = role.path.rsplit(".", 1)[-1].removesuffix("Metadata")
+            labels = ",".join(f"{k}={v}" for k, v in sorted(role.metadata.labels.items()))
+            said.append(f"{name} {labels}")
+    return "; ".join(said)
+
+
 def separation_by_revision(rollout: Rollout, status: RolloutStatus, current: str) -> dict[str, str]:
     """Revision -> its anti-affinity (canonical JSON): the current revision's, against the stable
     (active) one, while the two differ."""

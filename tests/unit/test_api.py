@@ -176,7 +176,11 @@ def test_crd_has_subresources_and_printer_columns():
         "Preview",
         "Message",
         "Age",
+        "Roles",
+        "Stable-Pods",
     ]
+    wide = {c["name"] for c in version["additionalPrinterColumns"] if c.get("priority") == 1}
+    assert wide == {"Roles", "Stable-Pods"}  # shown by `kubectl get -o wide`
 
 
 def crd_validator():
