@@ -24,28 +24,35 @@ RELEASE, RELEASE_NAMESPACE = "rollout", "rollout-system"
 
 
 @functools.cache
-def _helm_or_reason() -> tuple[str | None, str]:
-    if os.environ.get("HELM"):
-        return os.environ["HELM"], ""
+def _tool_or_reason(name: str) -> tuple[str | None, str]:
+    """helm or kubectl: $HELM / $KUBECTL, else the copy ../shared/tools/k8s-tools.sh installs."""
+    if os.environ.get(name.upper()):
+        return os.environ[name.upper()], ""
     if not TOOLS.exists():
-        return None, f"helm not found: set HELM, or provide {TOOLS}"
+        return None, f"{name} not found: set {name.upper()}, or provide {TOOLS}"
     done = subprocess.run(["bash", str(TOOLS)], capture_output=True, text=True, timeout=600)
-    helm = (
-        Path(done.stdout.strip().splitlines()[-1]) / "helm" if done.returncode == 0 and done.stdout else None
-    )
-    if helm is None or not helm.exists():
+    tool = Path(done.stdout.strip().splitlines()[-1]) / name if done.returncode == 0 and done.stdout else None
+    if tool is None or not tool.exists():
         return None, f"{TOOLS} failed: {done.stderr.strip()[-300:]}"
-    return str(helm), ""
+    return str(tool), ""
 
 
-def helm() -> str:
-    """The helm binary; skips the test without it (fails under CI: CI never passes by skipping)."""
-    found, reason = _helm_or_reason()
+def _tool(name: str) -> str:
+    """The binary; skips the test without it (fails under CI: CI never passes by skipping)."""
+    found, reason = _tool_or_reason(name)
     if found is None:
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)
     return found
+
+
+def helm() -> str:
+    return _tool("helm")
+
+
+def kubectl() -> str:
+    return _tool("kubectl")
 
 
 def run_helm(*args: str, values: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:

@@ -3,8 +3,9 @@ new one Running and Ready through `pods/status`, as a kubelet reports a started 
 
 Pods whose image contains "broken" are left Pending (a revision that never becomes Ready). A
 Pod labelled `rollout.test/exit` (a Job's pod) is finished instead: phase Succeeded for "0",
-Failed for anything else. Patches go out on a small thread pool, so a wave of a thousand Pods
-is Ready within a second or two rather than one after another.
+Failed for anything else. A Pod annotated `rollout.test/ready-after-seconds` becomes Ready that
+long after its creation (pods that take a while to start). Patches go out on a small thread
+pool, so a wave of a thousand Pods is Ready within a second or two rather than one after another.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from rollout.kube import load_api_client
 
 EXIT_LABEL = "rollout.test/exit"
+READY_AFTER_ANNOTATION = "rollout.test/ready-after-seconds"
 
 
 def ready_status(now: str) -> dict[str, Any]:
@@ -67,6 +69,7 @@ class StandInKubelet:
         self.stopping = threading.Event()
         self.watcher = threading.Thread(target=self._run, name="kubelet-watch", daemon=True)
         self.marked = 0
+        self.delayed: set[str] = set()  # Pods whose Ready is scheduled already (by uid)
 
     def __enter__(self) -> StandInKubelet:
         self.watcher.start()
@@ -95,12 +98,30 @@ class StandInKubelet:
                     if event["type"] in ("ADDED", "MODIFIED"):
                         status = wanted_status(pod)
                         if status is not None:
-                            self.pool.submit(self._patch, pod.metadata.name, status)
+                            self._mark(pod, status)
             except Exception:  # a cut watch, a 410 or an API error: watch everything again
                 version = None
                 time.sleep(0.2)
             finally:
                 stream.stop()
+
+    def _mark(self, pod: Any, status: dict[str, Any]) -> None:
+        """Patch now, or once the Pod's ready-after delay from its creation has passed."""
+        delay = (pod.metadata.annotations or {}).get(READY_AFTER_ANNOTATION)
+        if delay is None:
+            self.pool.submit(self._patch, pod.metadata.name, status)
+            return
+        if pod.metadata.uid in self.delayed:
+            return
+        self.delayed.add(pod.metadata.uid)
+        due = pod.metadata.creation_timestamp.timestamp() + float(delay)
+        timer = threading.Timer(max(0.0, due - time.time()), self._submit, (pod.metadata.name, status))
+        timer.daemon = True
+        timer.start()
+
+    def _submit(self, name: str, status: dict[str, Any]) -> None:
+        with contextlib.suppress(RuntimeError):  # the kubelet stopped meanwhile
+            self.pool.submit(self._patch, name, status)
 
     def _patch(self, name: str, status: dict[str, Any]) -> None:
         with contextlib.suppress(ApiException):

@@ -50,15 +50,18 @@ def with_app_weights(route, weights):
     return out
 
 
-async def deploy_http_canary(kube, ns, steps, replicas, healthy=True, **strategy):
+async def deploy_http_canary(kube, ns, steps, replicas, healthy=True, pod_annotations=None, **strategy):
     """web-stable, web-canary, the HTTPRoute `web` and a canary Rollout `web` on it (the old
     revision scaled down 2 s after completion; `strategy` adds to or overrides the canary's
-    fields); its stable revision once Healthy (None at once with healthy=False)."""
+    fields; `pod_annotations` go on its pod template); its stable revision once Healthy (None at
+    once with healthy=False)."""
     for name in ("web-stable", "web-canary"):
         await kube.create(SERVICES, ns, service_manifest(name, namespace=ns))
     await kube.create(HTTPROUTES, ns, http_route_manifest(namespace=ns))
     canary = canary_strategy(steps, **{"scaleDownDelaySeconds": 2, **strategy})
     manifest = rollout_manifest(namespace=ns, replicas=replicas, strategy=canary)
+    if pod_annotations:
+        manifest["spec"]["template"]["metadata"]["annotations"] = dict(pod_annotations)
     await kube.create(ROLLOUTS, ns, manifest)
     if not healthy:
         return None

@@ -12,19 +12,24 @@ users go. It proves that:
   leaves the old revision, and the Rollout is Degraded with a message naming that analysis;
 - canary on an HTTPRoute: an analysis step that passes lets the canary complete (route 100/0,
   both Services on the new revision); one that fails puts the route back to 100/0 (stable 100)
-  and the Rollout is Degraded with the failing measurement's message."""
+  and the Rollout is Degraded with the failing measurement's message;
+- role labels (canaryMetadata/stableMetadata) in a query: Prometheus finds its targets through
+  service discovery from the real pods' labels, and a query on role="canary" measures only the
+  canary's pods: a healthy canary passes beside a stable answering half its requests with 500s."""
 
 import asyncio
+import json
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
 from pathlib import Path
 
 import pytest
 import yaml
+from aiohttp import web
 
 from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import parse_rollout
 from rollout.engine.decide import current_revision
-from rollout.kube import ANALYSIS_TEMPLATES, ROLLOUTS, SERVICES
+from rollout.kube import ANALYSIS_TEMPLATES, PODS, ROLLOUTS, SERVICES
 from tests.e2e.helpers import HTTPROUTES, app_weights, wait_for
 from tests.manifests import (
     blue_green_strategy,
@@ -34,6 +39,7 @@ from tests.manifests import (
     rollout_manifest,
     service_manifest,
 )
+from tests.processes import free_port
 from tests.prom.stack import LoadGenerator, PrometheusServer, Workload, route_revision_weights
 from tests.waiting import in_background
 
@@ -289,3 +295,108 @@ async def test_canary_analysis_step_that_fails_returns_the_route_to_stable(
     assert "result[0] >= 0.99" in failed["message"], failed
     assert failed["message"] in status["message"], (failed["message"], status["message"])
     assert "step-2" in status["message"] and "success-rate" in status["message"]
+
+
+# Role labels in a query ------------------------------------------------------------------------
+
+# The canary's success rate, its pods chosen by their role label rather than a revision hash.
+CANARY_ROLE_SUCCESS = {
+    "name": "canary-role-success",
+    "interval": "1s",
+    "count": 3,
+    # New targets reach Prometheus' scrapers only every ~5 s, and a rate needs two scrapes.
+    "initialDelay": "12s",
+    "successCondition": "result[0] >= 0.99",
+    "failureLimit": 0,
+    "provider": {
+        "prometheus": {
+            "query": '1 - ((sum(rate(http_requests_total{namespace="{{args.namespace}}", role="canary", '
+            'code=~"5.."}[5s])) or vector(0)) / sum(rate(http_requests_total{namespace="{{args.namespace}}", '
+            'role="canary"}[5s])))'
+        }
+    },
+}
+
+
+@asynccontextmanager
+async def pod_discovery(kube, ns, workloads):
+    """Prometheus' HTTP service discovery, from the pods on the server: a target per revision
+    with live pods (that revision's workload process), labelled from its pods' labels as a
+    Kubernetes scrape config's relabelling would (role from the pod label `role`)."""
+    by_revision = {w.revision: w for w in workloads}
+
+    async def targets(request):
+        groups = {}
+        for pod in await kube.list(PODS, ns, "app=web"):
+            meta = pod["metadata"]
+            labels = meta.get("labels") or {}
+            workload = by_revision.get(labels.get(REVISION_LABEL))
+            if workload is None or meta.get("deletionTimestamp"):
+                continue
+            groups[workload.revision] = {
+                "targets": [f"127.0.0.1:{workload.port}"],
+                "labels": {
+                    "namespace": ns,
+                    "rollout_dev_revision": workload.revision,
+                    "role": labels.get("role", ""),
+                },
+            }
+        return web.json_response(list(groups.values()))
+
+    app = web.Application()
+    app.router.add_get("/targets", targets)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}/targets"
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_query_on_role_canary_measures_only_the_canary_pods(
+    kube, namespace, routing_installed, pods_made_ready, start_controller, monkeypatch
+):
+    steps = [{"setWeight": 50}, {"analysis": {"templates": [{"name": "canary-role"}]}}]
+    strategy = canary_strategy(
+        steps,
+        scale_down_delay=2,
+        canaryMetadata={"labels": {"role": "canary"}},
+        stableMetadata={"labels": {"role": "stable"}},
+    )
+    manifest = rollout_manifest(namespace=namespace, replicas=2, strategy=strategy)
+    v1, v2 = revisions(manifest)
+    template = {
+        "apiVersion": "rollout.dev/v1alpha1",
+        "kind": "AnalysisTemplate",
+        "metadata": {"name": "canary-role", "namespace": namespace},
+        "spec": {"metrics": [CANARY_ROLE_SUCCESS]},
+    }
+    async with AsyncExitStack() as stop:
+        stable = Workload(v1, error_ratio=0.5)  # were its requests counted, the rate would be ~0.75
+        stop.callback(stable.stop)
+        canary = Workload(v2)
+        stop.callback(canary.stop)
+        discovery = await stop.enter_async_context(pod_discovery(kube, namespace, [stable, canary]))
+        prometheus = await asyncio.to_thread(
+            PrometheusServer, [stable, canary], namespace, discovery=discovery
+        )
+        stop.callback(prometheus.stop)
+        await kube.create(ANALYSIS_TEMPLATES, namespace, template)
+        monkeypatch.setenv("ROLLOUT_PROMETHEUS_ADDRESS", prometheus.url)
+        start_controller()
+        for name in ("web-stable", "web-canary"):
+            await kube.create(SERVICES, namespace, service_manifest(name, namespace=namespace))
+        await kube.create(HTTPROUTES, namespace, http_route_manifest(namespace=namespace))
+        await kube.create(ROLLOUTS, namespace, manifest)
+        await wait_for(healthy_at(kube, namespace, v1), what="v1 Healthy")
+        await asyncio.to_thread(prometheus.wait_scraping, 1)  # v1's pods, found through discovery
+        await stop.enter_async_context(LoadGenerator([stable, canary], route_weights(kube, namespace)))
+        await kube.patch(ROLLOUTS, namespace, "web", image_patch(V2_IMAGE))
+        status = await wait_for(healthy_at(kube, namespace, v2), timeout=120, what="v2 stable")
+    run = run_named(status, "step-2")
+    metric = run["metrics"][0]
+    assert run["phase"] == "Successful" and metric["successful"] == 3, run
+    # Only the canary's requests: 1 (the stable's 500s would make it about 0.75).
+    assert all(json.loads(m["value"])[0] >= 0.99 for m in metric["measurements"]), metric

@@ -121,30 +121,38 @@ def basic_auth(user: str, password: str) -> str:
 
 
 class PrometheusServer:
-    """`auth=(user, password)`: every request needs that basic auth (Prometheus' web config)."""
+    """`auth=(user, password)`: every request needs that basic auth (Prometheus' web config).
+    `discovery`: the URL of an HTTP service discovery endpoint that names the targets and their
+    labels (as a Kubernetes scrape config's relabelling would from the pods), instead of one
+    static target per workload labelled with its revision (the server does not wait for any:
+    `wait_scraping(n)` once the pods exist)."""
 
     def __init__(
-        self, workloads: list[Workload], namespace: str, auth: tuple[str, str] | None = None
+        self,
+        workloads: list[Workload],
+        namespace: str,
+        auth: tuple[str, str] | None = None,
+        discovery: str | None = None,
     ) -> None:
         self.headers = {"Authorization": basic_auth(*auth)} if auth else {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.directory = tempfile.mkdtemp(prefix="prometheus-")
+        targets: dict[str, Any] = {
+            "static_configs": [
+                {
+                    "targets": [f"127.0.0.1:{w.port}"],
+                    # What a Kubernetes scrape config's relabelling gives from pod labels.
+                    "labels": {"namespace": namespace, "rollout_dev_revision": w.revision},
+                }
+                for w in workloads
+            ]
+        }
+        if discovery is not None:
+            targets = {"http_sd_configs": [{"url": discovery, "refresh_interval": "1s"}]}
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [
-                {
-                    "job_name": "app",
-                    "static_configs": [
-                        {
-                            "targets": [f"127.0.0.1:{w.port}"],
-                            # What a Kubernetes scrape config's relabelling gives from pod labels.
-                            "labels": {"namespace": namespace, "rollout_dev_revision": w.revision},
-                        }
-                        for w in workloads
-                    ],
-                }
-            ],
+            "scrape_configs": [{"job_name": "app", **targets}],
         }
         config_path = Path(self.directory, "prometheus.yml")
         config_path.write_text(yaml.safe_dump(config))
@@ -164,9 +172,9 @@ class PrometheusServer:
             stderr=open(Path(self.directory, "prometheus.log"), "w"),
         )
         _wait_http(f"{self.url}/-/ready", headers=self.headers)
-        self._wait_scraping(len(workloads))
+        self.wait_scraping(0 if discovery is not None else len(workloads))
 
-    def _wait_scraping(self, targets: int, timeout: float = 30.0) -> None:
+    def wait_scraping(self, targets: int, timeout: float = 30.0) -> None:
         """Prometheus hands new targets to its scrapers only every few seconds: wait until each
         target has been scraped, so that a test's first queries see data."""
         deadline = time.monotonic() + timeout
