@@ -441,10 +441,12 @@ class CanaryPlan(SideBySide):
     def toward_stable(self, stable: str) -> TrafficState:
         """Every user back on stable; with dynamicStableScale only as many as its available
         pods can carry, the canary keeping the rest (never more than it has now) until they
-        can, unless it has no pod available to serve them."""
+        can, unless it has no pod available to serve them. The canary is the revision the canary
+        Service (or a router's canary subset) selects: after a new revision, still the old one."""
         if not self.dynamic:
             return STABLE_ONLY
-        canary = self.pinned(self.strategy.canary_service) or self.current
+        pinned = [p.pinned.get("canary") for p in self.observed.pins if p is not None]
+        canary = self.pinned(self.strategy.canary_service) or next((r for r in pinned if r), self.current)
         if canary == stable or self.healthy(canary) == 0:
             return STABLE_ONLY
         keep = min(self.cs.weight, self.least_canary_weight(stable))

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import parse_rollout
 from rollout.engine import Command, Observed, decide
-from tests.manifests import canary_strategy, http_route_manifest, rollout_manifest
+from tests.manifests import canary_strategy, http_route_manifest, rollout_manifest, virtual_service_manifest
 from tests.sim import T0, Sim
 from tests.unit.scenarios import check_route
 
@@ -190,3 +190,48 @@ def test_stable_always_has_the_pods_for_its_traffic(steps, replicas, min_pods, o
         sim.tick(1)
     assert check_route(sim.routes["web"]) == 0
     assert stable_rs(sim).spec == replicas == stable_rs(sim).available
+
+
+def test_with_istio_subsets_and_no_canary_service_the_old_canary_keeps_its_share_until_stable_can():
+    routing = {
+        "istio": {
+            "virtualService": {"name": "web", "routes": ["primary"]},
+            "destinationRule": {"name": "web", "stableSubset": "stable", "canarySubset": "canary"},
+        }
+    }
+    strategy = canary_strategy([{"setWeight": 60}, {"pause": {}}], routing, dynamicStableScale=True)
+    del strategy["canary"]["stableService"], strategy["canary"]["canaryService"]
+    route = virtual_service_manifest()
+    for entry in route["spec"]["http"][1]["route"]:
+        entry["destination"] = {"host": "web", "subset": entry["destination"]["host"].removeprefix("web-")}
+    sim = Sim(
+        rollout_manifest(replicas=10, strategy=strategy),
+        routes={"web": route},
+        subsets={"stable": {"app": "web"}, "canary": {"app": "web"}},
+    )
+    sim.settle()
+    v1 = sim.status["stableRevision"]
+
+    def weights():
+        return [r["weight"] for r in sim.routes["web"]["spec"]["http"][1]["route"]]
+
+    def stable_pods():
+        return next(rs for rs in sim.replicasets.values() if rs.revision == v1)
+
+    sim.set_image("web:2")
+    for _ in range(10):
+        sim.reconcile()
+        sim.pods_ready()
+        sim.tick(1)
+    assert weights() == [40, 60] and stable_pods().spec == 4
+    sim.set_image("web:3")
+    seen = []
+    for _ in range(25):
+        sim.reconcile()
+        w = weights()
+        assert stable_pods().available >= math.ceil(10 * w[0] / 100), (w, stable_pods())
+        seen.append(w[1])
+        sim.pods_ready(1)
+        sim.tick(1)
+    assert seen[0] == 60 and 0 in seen  # web:2 kept its share until stable had its pods back
+    assert sim.subsets["canary"][REVISION_LABEL] == sim.revision_for("web:3") and weights() == [40, 60]
