@@ -171,8 +171,12 @@ class PrometheusServer:
             stdout=subprocess.DEVNULL,
             stderr=open(Path(self.directory, "prometheus.log"), "w"),
         )
-        _wait_http(f"{self.url}/-/ready", headers=self.headers)
-        self.wait_scraping(0 if discovery is not None else len(workloads))
+        try:
+            _wait_http(f"{self.url}/-/ready", headers=self.headers)
+            self.wait_scraping(0 if discovery is not None else len(workloads))
+        except BaseException:  # nobody will stop a server whose constructor failed
+            self.stop()
+            raise
 
     def wait_scraping(self, targets: int, timeout: float = 30.0) -> None:
         """Prometheus hands new targets to its scrapers only every few seconds: wait until each
