@@ -2,6 +2,8 @@
 unit tests of the engine: the sims, reconciles in rounds, the actions decided, and what the routes
 and Services show."""
 
+from hypothesis import strategies as st
+
 from rollout.analysis.resolve import TemplateKey
 from rollout.api.revision import REVISION_LABEL
 from rollout.api.templates import parse_template
@@ -119,3 +121,21 @@ def check_route(route):
 def active(sim):
     """The revision the active Service of a blue/green selects."""
     return sim.services["web-active"][REVISION_LABEL]
+
+COMMANDS = ["promote", "promote-full", "abort", "retry", "pause", "resume"]
+
+
+def operations(ready: int, wait: int, *extra: st.SearchStrategy) -> st.SearchStrategy:
+    """One step of a property test's random script (Sim.operate): up to `ready` pods becoming
+    available, up to `wait` seconds passing, a lost status write ("crash"), a command, a new
+    image; `extra` adds kinds of its own."""
+    return st.one_of(
+        st.tuples(st.just("ready"), st.integers(0, ready)),
+        st.tuples(st.just("wait"), st.integers(1, wait)),
+        st.tuples(st.just("crash"), st.just(0)),
+        st.tuples(
+            st.sampled_from(["promote", "promote-full", "abort", "retry", "pause", "resume"]), st.just(0)
+        ),
+        st.tuples(st.just("image"), st.integers(2, 4)),
+        *extra,
+    )

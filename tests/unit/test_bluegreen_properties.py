@@ -12,15 +12,12 @@ from rollout.engine import Command
 from rollout.engine.types import PinService, ScaleReplicaSet
 from tests.manifests import http_route_manifest, rollout_manifest
 from tests.sim import Sim
-from tests.unit.scenarios import ANALYSIS, TEMPLATE
+from tests.unit.scenarios import ANALYSIS, TEMPLATE, operations
 
-operation = st.one_of(
-    st.tuples(st.just("ready"), st.integers(0, 8)),
-    st.tuples(st.just("ready"), st.integers(0, 8)),
-    st.tuples(st.just("wait"), st.integers(1, 40)),
-    st.tuples(st.just("crash"), st.just(0)),  # the status write is lost
-    st.tuples(st.sampled_from(["promote", "promote-full", "abort", "retry", "pause", "resume"]), st.just(0)),
-    st.tuples(st.just("image"), st.integers(2, 4)),
+operation = operations(
+    8,
+    40,
+    st.tuples(st.just("ready"), st.integers(0, 8)),  # twice as likely: a switch needs many ready pods
     st.tuples(st.just("metric"), st.sampled_from([0.999, 0.5, None])),
 )
 config = st.fixed_dictionaries(

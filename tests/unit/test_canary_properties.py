@@ -10,7 +10,7 @@ from rollout.engine.steps import target_at
 from rollout.engine.types import SetTraffic
 from tests.manifests import http_route_manifest, rollout_manifest
 from tests.sim import Sim
-from tests.unit.scenarios import app_rule, check_route
+from tests.unit.scenarios import app_rule, check_route, operations
 
 step = st.one_of(
     st.integers(0, 100).map(lambda w: {"setWeight": w}),
@@ -20,13 +20,7 @@ step = st.one_of(
     st.integers(0, 100).map(lambda p: {"setMirrorRoute": {"name": "shadow", "percent": p}}),
     st.integers(0, 5).map(lambda n: {"setCanaryScale": {"replicas": n}}),
 )
-operation = st.one_of(
-    st.tuples(st.just("ready"), st.integers(0, 3)),
-    st.tuples(st.just("wait"), st.integers(1, 40)),
-    st.tuples(st.just("crash"), st.just(0)),  # the status write is lost
-    st.tuples(st.sampled_from(["promote", "promote-full", "abort", "retry", "pause", "resume"]), st.just(0)),
-    st.tuples(st.just("image"), st.integers(2, 4)),
-)
+operation = operations(3, 40)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

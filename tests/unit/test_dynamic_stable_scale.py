@@ -13,7 +13,7 @@ from rollout.api.rollout import parse_rollout
 from rollout.engine import Command, Observed, decide
 from tests.manifests import canary_strategy, http_route_manifest, rollout_manifest, virtual_service_manifest
 from tests.sim import T0, Sim
-from tests.unit.scenarios import check_route
+from tests.unit.scenarios import check_route, operations
 
 SERVICES = {"web-stable": {"app": "web"}, "web-canary": {"app": "web"}}
 
@@ -155,13 +155,10 @@ step = st.one_of(
     st.integers(0, 20).map(lambda s: {"pause": {"duration": s}}),
     st.just({"setHeaderRoute": {"name": "dark", "match": [{"header": "x-canary", "exact": "1"}]}}),
 )
-operation = st.one_of(
-    st.tuples(st.just("ready"), st.integers(0, 4)),
-    st.tuples(st.just("wait"), st.integers(1, 20)),
-    st.tuples(st.just("crash"), st.just(0)),  # the status write is lost
+operation = operations(
+    4,
+    20,
     st.tuples(st.just("fault"), st.integers(0, 3)),  # the API refuses an action, the rest skipped
-    st.tuples(st.sampled_from(["promote", "promote-full", "abort", "retry", "pause", "resume"]), st.just(0)),
-    st.tuples(st.just("image"), st.integers(2, 4)),
 )
 
 
