@@ -122,6 +122,7 @@ def active(sim):
     """The revision the active Service of a blue/green selects."""
     return sim.services["web-active"][REVISION_LABEL]
 
+
 COMMANDS = ["promote", "promote-full", "abort", "retry", "pause", "resume"]
 
 
