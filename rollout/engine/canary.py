@@ -42,6 +42,7 @@ from rollout.engine.types import (
     Observed,
     ReplicaSetState,
     ScaleReplicaSet,
+    SetTraffic,
 )
 from rollout.traffic.base import STABLE_ONLY, TrafficState, at_rest, same_traffic
 from rollout.traffic.routing import Routing
@@ -460,10 +461,14 @@ class CanaryPlan(SideBySide):
     def scale_canary(self, count: int, stable: str, weight: int = 100) -> bool:
         if self.routed:
             rs = self.by_revision.get(self.current)
-            if rs is not None and weight < self.cs.weight:
+            # What the routes carry, or will once this decision's write lands (a step done on its
+            # write prepares the next one in the same decision).
+            writes = [a.state.weight for a in self.out.actions if isinstance(a, SetTraffic)]
+            carried = max([self.cs.weight, *writes])
+            if rs is not None and weight < carried:
                 # Traffic leaves the canary only once the routes read back less: until then it
                 # keeps the pods for what it carries (never more traffic than its pods can take).
-                count = max(count, min(rs.spec_replicas, math.ceil(self.replicas * self.cs.weight / 100)))
+                count = max(count, min(rs.spec_replicas, math.ceil(self.replicas * carried / 100)))
             ready = self.scale(self.current, count)
             self.scale_down_abandoned(stable)  # earlier canaries, abandoned for this one
             return ready

@@ -240,6 +240,10 @@ class ControlPlane:
                 "--audit-log-format=json",
                 "--audit-log-mode=batch",
                 "--audit-log-batch-max-wait=1s",
+                # Rotation at 10 GB rather than the default 100 MB (0 means that default): a
+                # count of an N = 1,000 wave read from the current file alone missed what came
+                # before a rotation. Rotated files are read too (audit_events); none is removed.
+                "--audit-log-maxsize=10240",
             ]
         self._spawn(
             "kube-apiserver",
@@ -332,14 +336,23 @@ class ControlPlane:
         """The audit log's events of `user` (one of the audited users) received in [since, until],
         wall-clock seconds."""
         found = []
-        with contextlib.suppress(FileNotFoundError), self.audit_log.open() as lines:
-            for line in lines:
-                event = json.loads(line)
-                if event["user"]["username"] != user:
-                    continue
-                stamp = event["requestReceivedTimestamp"].replace("Z", "+00:00")
-                if since <= datetime.datetime.fromisoformat(stamp).timestamp() <= until:
-                    found.append(event)
+        # Files rotated away (audit-<time>.log) come first.
+        rotated = sorted(self.workdir.glob("audit-*.log"))
+        for path in [*rotated, self.audit_log]:
+            with contextlib.suppress(FileNotFoundError), path.open() as lines:
+                found += self._events_in(lines, user, since, until)
+        return found
+
+    @staticmethod
+    def _events_in(lines: Any, user: str, since: float, until: float) -> list[dict[str, Any]]:
+        found = []
+        for line in lines:
+            event = json.loads(line)
+            if event["user"]["username"] != user:
+                continue
+            stamp = event["requestReceivedTimestamp"].replace("Z", "+00:00")
+            if since <= datetime.datetime.fromisoformat(stamp).timestamp() <= until:
+                found.append(event)
         return found
 
     def pid_of(self, name: str) -> int:

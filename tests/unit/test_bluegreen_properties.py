@@ -52,7 +52,7 @@ def available(sim, revision):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(config, st.integers(1, 6), st.booleans(), st.lists(operation, min_size=1, max_size=40))
 def test_users_only_on_available_pods_and_abort_switches_back_before_scaling_down(
-    extra, replicas, routed, operations
+    extra, replicas, routed, script
 ):
     strategy = {"activeService": "web-active", "previewService": "web-preview", **extra}
     routes = {}
@@ -68,7 +68,7 @@ def test_users_only_on_available_pods_and_abort_switches_back_before_scaling_dow
     )
     sim.settle()
     sim.set_image("web:2")
-    for kind, value in operations:
+    for kind, value in script:
         commands = sim.operate(kind, value)
         if kind == "metric":
             sim.metric_values = {"success-rate": [] if value is None else [value]}

@@ -29,7 +29,7 @@ operation = operations(3, 40)
     st.integers(1, 6),
     st.lists(operation, min_size=1, max_size=40),
 )
-def test_weights_stay_in_bounds_within_the_step_and_end_at_zero_after_abort(steps, replicas, operations):
+def test_weights_stay_in_bounds_within_the_step_and_end_at_zero_after_abort(steps, replicas, script):
     sim = Sim(
         rollout_manifest(
             replicas=replicas,
@@ -50,7 +50,7 @@ def test_weights_stay_in_bounds_within_the_step_and_end_at_zero_after_abort(step
     sim.settle()
     parsed_steps = parse_rollout(sim.manifest).rollout.spec.strategy.canary.steps
     sim.set_image("web:2")
-    for kind, value in operations:
+    for kind, value in script:
         commands = sim.operate(kind, value)
         image = sim.manifest["spec"]["template"]["spec"]["containers"][0]["image"]
         canary_available = sum(

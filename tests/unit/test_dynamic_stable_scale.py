@@ -169,10 +169,10 @@ operation = operations(
     st.integers(1, 3),
     st.lists(operation, min_size=1, max_size=40),
 )
-def test_stable_always_has_the_pods_for_its_traffic(steps, replicas, min_pods, operations):
+def test_stable_always_has_the_pods_for_its_traffic(steps, replicas, min_pods, script):
     sim = dynamic_sim(replicas=replicas, steps=steps, minPodsPerReplicaSet=min_pods)
     sim.set_image("web:2")
-    for kind, value in operations:
+    for kind, value in script:
         commands = sim.operate(kind, value) if kind not in ("crash", "fault") else ()
         sim.reconcile(*commands, lose_status=kind == "crash", fail_from=value if kind == "fault" else None)
         assert carried(sim, replicas)
