@@ -1,7 +1,13 @@
 """Helpers shared by the e2e test files (fixtures live in conftest.py)."""
 
+import asyncio
 import copy
 import functools
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 from rollout.kube import ROLLOUTS, SERVICES, Resource
 from tests import waiting
@@ -66,3 +72,35 @@ async def deploy_http_canary(kube, ns, steps, replicas, healthy=True, pod_annota
     if not healthy:
         return None
     return (await wait_for(phase_is(kube, ns, "Healthy"), what="first deploy"))["stableRevision"]
+
+
+# The `rollout` command as a person runs it (tests/e2e/test_cli_e2e.py and others).
+ROOT = Path(__file__).resolve().parents[2]
+# What Python prints for a warning (`file:line: SomeWarning: text`) or an uncaught exception.
+PYTHON_NOISE = re.compile(r"^.*\b\w*Warning: |^Traceback \(most recent call last\)|^\s+warnings\.warn", re.M)
+
+
+def cli_env(**extra):
+    """The environment a person's shell gives the command: no warning filters, no KUBECONFIG
+    unless a test sets one, a wide terminal for tables."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS", "KUBECONFIG", "PYTHONPATH")}
+    return {**env, "PYTHONPATH": str(ROOT), "COLUMNS": "200", **extra}
+
+
+async def rollout_cli(kubeconfig, namespace, *argv, use_env=False, timeout=90):
+    """Run `rollout ARGV... --kubeconfig PATH -n NAMESPACE` (with use_env: KUBECONFIG=PATH and no
+    --kubeconfig; namespace None: no -n); (exit code, stdout, stderr), never a warning."""
+    flags = [] if use_env or argv[0] == "lint" else ["--kubeconfig", kubeconfig]
+    flags += ["-n", namespace] if namespace else []
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "rollout", *argv, *flags],
+        capture_output=True,
+        text=True,
+        env=cli_env(**({"KUBECONFIG": kubeconfig} if use_env else {})),
+        cwd=ROOT,
+        timeout=timeout,
+    )
+    for stream in (done.stdout, done.stderr):
+        assert not PYTHON_NOISE.search(stream), f"rollout {' '.join(argv)} printed noise:\n{stream}"
+    return done.returncode, done.stdout, done.stderr

@@ -13,9 +13,6 @@ rather than the earlier one (fixed: each ReplicaSet records the template as the 
 
 import asyncio
 import json
-import os
-import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,43 +25,24 @@ from kubernetes.client.exceptions import ApiException
 
 from rollout.kube import ANALYSIS_TEMPLATES, PODS, REPLICASETS, ROLLOUTS, SERVICES
 from tests.e2e.gateway_status import gateway_accepting, reported_generation
-from tests.e2e.helpers import HTTPROUTES, app_weights, deploy_http_canary, phase_is, wait_for
+from tests.e2e.helpers import (
+    HTTPROUTES,
+    PYTHON_NOISE,
+    ROOT,
+    app_weights,
+    cli_env,
+    deploy_http_canary,
+    phase_is,
+    rollout_cli,
+    wait_for,
+)
 from tests.manifests import image_patch, rollout_manifest, service_manifest
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 STEPS = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}]
 AT_REST = {"web-stable": 100, "web-canary": 0}
 THROUGH_THE_STRATEGY = "(it goes through the strategy like any update)"
-# What Python prints for a warning (`file:line: SomeWarning: text`) or an uncaught exception.
-PYTHON_NOISE = re.compile(r"^.*\b\w*Warning: |^Traceback \(most recent call last\)|^\s+warnings\.warn", re.M)
-
-
-def cli_env(**extra):
-    """The environment a person's shell gives the command: no warning filters, no KUBECONFIG
-    unless a test sets one, a wide terminal for tables."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS", "KUBECONFIG", "PYTHONPATH")}
-    return {**env, "PYTHONPATH": str(ROOT), "COLUMNS": "200", **extra}
-
-
-async def rollout_cli(kubeconfig, namespace, *argv, use_env=False, timeout=90):
-    """Run `rollout ARGV... --kubeconfig PATH -n NAMESPACE` (with use_env: KUBECONFIG=PATH and no
-    --kubeconfig; namespace None: no -n); (exit code, stdout, stderr), never a warning."""
-    flags = [] if use_env or argv[0] == "lint" else ["--kubeconfig", kubeconfig]
-    flags += ["-n", namespace] if namespace else []
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "rollout", *argv, *flags],
-        capture_output=True,
-        text=True,
-        env=cli_env(**({"KUBECONFIG": kubeconfig} if use_env else {})),
-        cwd=ROOT,
-        timeout=timeout,
-    )
-    for stream in (done.stdout, done.stderr):
-        assert not PYTHON_NOISE.search(stream), f"rollout {' '.join(argv)} printed noise:\n{stream}"
-    return done.returncode, done.stdout, done.stderr
 
 
 def rows(out):

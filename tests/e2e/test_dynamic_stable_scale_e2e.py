@@ -8,15 +8,21 @@ carry. `kubectl get -o wide` and `rollout get` show the roles and the stable sca
 import asyncio
 import math
 import subprocess
-import sys
 import time
 
 import pytest
 
 from rollout.kube import REPLICASETS, ROLLOUTS
 from tests.chart import kubectl
-from tests.e2e.helpers import HTTPROUTES, annotate, app_weights, deploy_http_canary, phase_is, wait_for
-from tests.e2e.test_cli_e2e import ROOT, cli_env
+from tests.e2e.helpers import (
+    HTTPROUTES,
+    annotate,
+    app_weights,
+    deploy_http_canary,
+    phase_is,
+    rollout_cli,
+    wait_for,
+)
 from tests.manifests import image_patch
 
 pytestmark = pytest.mark.e2e
@@ -77,28 +83,10 @@ async def test_stable_follows_its_traffic_down_and_comes_back_before_the_traffic
     header, row = table.stdout.splitlines()
     assert header.split()[-2:] == ["ROLES", "STABLE-PODS"], header
     assert row.endswith("stable role=stable; canary role=canary   1"), row
-    shown = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rollout",
-            "get",
-            "rollout",
-            "web",
-            "--kubeconfig",
-            kubeconfig,
-            "-n",
-            namespace,
-        ],
-        capture_output=True,
-        text=True,
-        env=cli_env(),
-        cwd=ROOT,
-        timeout=60,
-    )
-    assert shown.returncode == 0, shown.stderr
-    assert f"Stable scale: 1 of {REPLICAS} pods (dynamicStableScale)" in shown.stdout
-    assert "labels role=canary" in shown.stdout and "labels role=stable" in shown.stdout
+    code, out, err = await rollout_cli(kubeconfig, namespace, "get", "rollout", "web")
+    assert code == 0, err
+    assert f"Stable scale: 1 of {REPLICAS} pods (dynamicStableScale)" in out
+    assert "labels role=canary" in out and "labels role=stable" in out
 
     # Abort: stable back to 4 first; the canary keeps its 75 % until stable's pods are Ready.
     await annotate(kube, namespace, "rollout.dev/abort")
