@@ -5,7 +5,7 @@ kube/client.py), `reconcile_timer` and `record_decision` are called by the recon
 and after each reconcile, `forget_rollout` when a Rollout is gone, `set_leader` by the leader
 election (controller/leader.py), and `notification` by the webhook notifier (notify/delivery.py).
 Names follow Prometheus conventions: the `rollout_` prefix, base units (seconds, ratios) and
-`_total` for counters. docs/metrics.md lists them."""
+`_total` for counters. docs/reference/metrics.md lists them (generated from this module)."""
 
 from __future__ import annotations
 
