@@ -159,3 +159,11 @@ def test_readme_keeps_its_two_commands_and_links_resolve() -> None:
     assert links, "the README links to the documentation pages"
     broken = [link for link in links if not (ROOT / link).is_file()]
     assert not broken, broken
+
+
+def test_every_helm_value_is_described() -> None:
+    page = (ROOT / "docs" / "reference" / "helm-values.md").read_text()
+    rows = [line for line in page.splitlines() if line.startswith("| `")]
+    assert len(rows) > 40
+    undescribed = [row.split(" | ")[0] for row in rows if row.endswith("| — |")]
+    assert not undescribed, f"give these a description in values.schema.json: {undescribed}"
