@@ -212,7 +212,7 @@ def _reachable(root: type[BaseModel]) -> list[type[BaseModel]]:
 def _model_about(model: type[BaseModel]) -> str:
     doc = inspect.getdoc(model) if model.__doc__ else ""
     note = _notes().get(model.__name__, "")
-    return " ".join(part for part in (note, " ".join((doc or "").split())) if part)
+    return " ".join(part for part in (" ".join((doc or "").split()), note) if part)
 
 
 def _section(model: type[BaseModel], path_hint: str) -> list[str]:
