@@ -149,10 +149,7 @@ def _constraints(annotation: Any, own: list[Any], prefix: str = "") -> list[str]
 def _default_text(info: FieldInfo) -> str:
     if info.is_required():
         return "required"
-    try:
-        value = info.get_default(call_default_factory=True, validated_data={})
-    except Exception:  # a factory that needs input (a model with its own rules): no simple default
-        return "—"
+    value = info.get_default(call_default_factory=True, validated_data={})
     if isinstance(value, BaseModel):
         value = value.model_dump(by_alias=True, exclude_none=True, mode="json")
     if value is None:
@@ -174,7 +171,8 @@ def _source_comments(model: type[BaseModel]) -> dict[str, str]:
     lines = source.splitlines()
     found: dict[str, str] = {}
     tree = ast.parse(source).body[0]
-    assert isinstance(tree, ast.ClassDef)
+    if not isinstance(tree, ast.ClassDef):
+        return {}
     for node in tree.body:
         if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
             continue
