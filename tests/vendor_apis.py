@@ -7,6 +7,7 @@ several series, an error body, or (Datadog) a 429 with the rate limit headers.""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -23,8 +24,9 @@ class DatadogAPI:
     (JSON:API body, from/to in epoch milliseconds), both with DD-API-KEY and DD-APPLICATION-KEY."""
 
     def __init__(self) -> None:
-        self.answer = "ok"  # ok | empty | several | nulls | error | forbidden | rate-limited
+        self.answer = "ok"  # ok | empty | several | nulls | error | rate-limited
         self.value = 0.5
+        self.delay = 0.0  # seconds before answering
         self.rate_limited_times = 0  # that many 429s before the answer
         self.reset_seconds = 1
         self.seen: list[dict[str, Any]] = []
@@ -44,7 +46,8 @@ class DatadogAPI:
             return web.json_response({"errors": ["Forbidden"]}, status=403)
         return None
 
-    def _refusal(self) -> web.Response | None:
+    async def _refusal(self) -> web.Response | None:
+        await asyncio.sleep(self.delay)
         if self.rate_limited_times > 0 or self.answer == "rate-limited":
             self.rate_limited_times -= 1
             headers = {
@@ -84,7 +87,7 @@ class DatadogAPI:
         auth = self._check_auth(request)
         if auth is not None:
             return auth
-        refusal = self._refusal()
+        refusal = await self._refusal()
         if refusal is not None:
             return refusal
         values = [self.value - 0.2, None, self.value] if self.answer != "nulls" else [None, None]
@@ -147,7 +150,7 @@ class DatadogAPI:
         auth = self._check_auth(request)
         if auth is not None:
             return auth
-        refusal = self._refusal()
+        refusal = await self._refusal()
         if refusal is not None:
             return refusal
         count = self._series_count()
@@ -180,6 +183,7 @@ class NerdGraph:
 
     def __init__(self) -> None:
         self.answer = "ok"  # ok | empty | facet | several-fields | nulls | graphql-error
+        self.delay = 0.0  # seconds before answering
         self.results: list[dict[str, Any]] = [{"count": 0.5}]
         self.seen: list[dict[str, Any]] = []
         self.violations: list[str] = []
@@ -218,6 +222,7 @@ class NerdGraph:
                     "errors": [{"message": "Account not found or access denied"}],
                 }
             )
+        await asyncio.sleep(self.delay)
         if self.answer == "graphql-error":
             return web.json_response(
                 {

@@ -196,9 +196,10 @@ def _measure(request: DatadogRequest, headers: Mapping[str, str]) -> float:
     configuration = Configuration(
         host=request.address,
         api_key={"apiKeyAuth": headers[API_KEY_HEADER], "appKeyAuth": headers[APP_KEY_HEADER]},
+        # No retries by the client or by urllib3's pool (which would retry a read timeout 3 times,
+        # past the metric's timeout): a 429 is retried below, within the timeout, and nothing else.
+        retry_policy=urllib3.util.Retry(total=False),
     )
-    # The client's own retries stay off (enable_retry defaults to False): a 429 is retried below,
-    # within the timeout.
     deadline = time.monotonic() + request.timeout
     try:
         with ApiClient(configuration) as client:
@@ -218,6 +219,8 @@ def _measure(request: DatadogRequest, headers: Mapping[str, str]) -> float:
                 f"{_reset_seconds(exc):g}s, past the metric's timeout of {request.timeout:g}s)"
             ) from exc
         raise QueryError(f"{what}: Datadog answered HTTP {exc.status}: {_errors(exc)}") from exc
+    except urllib3.exceptions.NewConnectionError as exc:  # a ConnectTimeoutError to urllib3, too
+        raise QueryError(f"{what}: Datadog at {request.address} is unreachable (connection failed)") from exc
     except (urllib3.exceptions.TimeoutError, TimeoutError) as exc:
         raise QueryError(
             f"{what}: Datadog at {request.address} did not answer within {request.timeout:g}s"

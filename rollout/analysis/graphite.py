@@ -5,7 +5,7 @@ Resolved with the other metrics (pure): an argument standing bare in the target 
 node (letters, digits, _ and -): no dot to reach another branch, no wildcard, brace, bracket,
 parenthesis or comma to widen the match or add a function; one inside a quoted string argument
 of a function ('...' or "...") may hold anything but a quote or a backslash, so it cannot end
-that string. Measured by the controller in a worker thread (requests; headers, from Secrets
+that string. Measured by the controller in a worker thread (http.py; headers, from Secrets
 too, are sent as given): exactly one series is expected (series.py) and its non-null points are
 reduced by `aggregator`. A non-2xx answer, a timeout or an answer that is not a render answer is
 an Error; no series or only null points is no data (Inconclusive)."""
@@ -19,11 +19,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import requests
 import structlog
 
 from rollout.analysis.args import PLACEHOLDER, ArgError, placeholders
 from rollout.analysis.expressions import Result
+from rollout.analysis.http import exchange, snippet
 from rollout.analysis.provider import NoData, QueryError, SecretUse, header_uses
 from rollout.analysis.series import one_series, reduce_points
 from rollout.api.base import parse_duration
@@ -32,7 +32,6 @@ from rollout.api.templates import GraphiteProvider, RequestHeader
 log = structlog.get_logger("rollout.analysis")
 
 MAX_ANSWER_BYTES = 4 * 1024 * 1024
-SNIPPET = 200
 _STRING_OR_PLACEHOLDER = re.compile(r"'[^']*'|\"[^\"]*\"|" + PLACEHOLDER.pattern)
 _PATH_NODE = re.compile(r"^[A-Za-z0-9_-]+$")
 _STRING_BREAKS = ("'", '"', "\\", "\n", "\r", "\0")
@@ -145,50 +144,31 @@ class GraphiteMetrics:
         return value
 
 
-def _snippet(text: str) -> str:
-    flat = " ".join(text.split())
-    return repr(flat[:SNIPPET] + ("..." if len(flat) > SNIPPET else ""))
-
-
 def _measure(request: GraphiteRequest, headers: Mapping[str, str]) -> float:
     what = f"Graphite target {request.target!r}"
-    params = {"target": request.target, "from": request.from_, "until": request.until, "format": "json"}
+    answer = exchange(
+        "GET",
+        f"{request.address}/render",
+        what=what,
+        timeout=request.timeout,
+        max_bytes=MAX_ANSWER_BYTES,
+        headers={"Accept": "application/json", **headers},
+        params={"target": request.target, "from": request.from_, "until": request.until, "format": "json"},
+        insecure=request.insecure,
+    )
     try:
-        response = requests.get(
-            f"{request.address}/render",
-            params=params,
-            headers={"Accept": "application/json", **headers},
-            timeout=request.timeout,
-            verify=not request.insecure,
-            allow_redirects=False,
-        )
-    except requests.Timeout as exc:
-        raise QueryError(
-            f"{what}: Graphite at {request.address} did not answer within {request.timeout:g}s"
-        ) from exc
-    except requests.ConnectionError as exc:
-        raise QueryError(f"{what}: Graphite at {request.address} is unreachable (connection failed)") from exc
-    except requests.RequestException as exc:
-        raise QueryError(f"{what}: {exc}") from exc
-    if len(response.content) > MAX_ANSWER_BYTES:
-        raise QueryError(f"{what}: Graphite answered more than {MAX_ANSWER_BYTES} bytes: not one series")
-    if not 200 <= response.status_code < 300:
-        raise QueryError(f"{what}: Graphite answered HTTP {response.status_code}: {_snippet(response.text)}")
-    try:
-        answer = json.loads(response.text)
+        rendered = json.loads(answer.text)
     except ValueError as exc:
         raise QueryError(
-            f"{what}: Graphite answered a body that is not JSON: {_snippet(response.text)}"
+            f"{what}: Graphite answered a body that is not JSON: {snippet(answer.text)}"
         ) from exc
-    if not isinstance(answer, list) or not all(isinstance(s, dict) and "datapoints" in s for s in answer):
-        raise QueryError(f"{what}: Graphite's answer is not a render answer: {_snippet(response.text)}")
-    series = one_series(answer, what)
+    if not isinstance(rendered, list) or not all(isinstance(s, dict) and "datapoints" in s for s in rendered):
+        raise QueryError(f"{what}: Graphite's answer is not a render answer: {snippet(answer.text)}")
+    series: dict[str, Any] = one_series(rendered, what)  # type: ignore[assignment]
     try:
-        points = [value for value, _ in series["datapoints"]]  # type: ignore[index]
+        points = [value for value, _ in series["datapoints"]]
     except (TypeError, ValueError):
-        raise QueryError(
-            f"{what}: a datapoint is not [value, timestamp]: {_snippet(response.text)}"
-        ) from None
+        raise QueryError(f"{what}: a datapoint is not [value, timestamp]: {snippet(answer.text)}") from None
     return reduce_points(points, request.aggregator, what)
 
 

@@ -20,11 +20,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import requests
 import structlog
 
 from rollout.analysis.args import PLACEHOLDER, ArgError, placeholders
 from rollout.analysis.expressions import Result
+from rollout.analysis.http import exchange, snippet
 from rollout.analysis.provider import NoData, QueryError, SecretUse
 from rollout.api.base import parse_duration
 from rollout.api.templates import HeaderValueFrom, NewRelicProvider, RequestHeader
@@ -41,7 +41,6 @@ GRAPHQL = (
     "{ actor { account(id: $accountId) { nrql(query: $nrql, timeout: $timeout) { results } } } }"
 )
 MAX_ANSWER_BYTES = 1024 * 1024
-SNIPPET = 200
 # NRQL string literals ('...', backslash escapes) and backquoted names, or a bare placeholder.
 _LITERAL_OR_PLACEHOLDER = re.compile(r"'(?:[^'\\]|\\.)*'|`[^`]*`|" + PLACEHOLDER.pattern, re.DOTALL)
 _PLAIN_TOKEN = re.compile(r"^[A-Za-z0-9_.]+$")
@@ -157,11 +156,6 @@ class NewRelicMetrics:
         return value
 
 
-def _snippet(text: str) -> str:
-    flat = " ".join(text.split())
-    return repr(flat[:SNIPPET] + ("..." if len(flat) > SNIPPET else ""))
-
-
 def _post(request: NewRelicRequest, headers: Mapping[str, str], what: str) -> Any:
     account = headers[ACCOUNT_ID].strip()
     if not account.isdigit():
@@ -175,32 +169,21 @@ def _post(request: NewRelicRequest, headers: Mapping[str, str], what: str) -> An
             "timeout": math.ceil(request.timeout),
         },
     }
-    sent = {
-        USER_KEY_HEADER: headers[USER_KEY_HEADER],
-        "Content-Type": "application/json",
-        "Accept": "application/json",
-    }
+    sent = {USER_KEY_HEADER: headers[USER_KEY_HEADER], "Accept": "application/json"}
+    answer = exchange(
+        "POST",
+        request.endpoint,
+        what=what,
+        timeout=request.timeout,
+        max_bytes=MAX_ANSWER_BYTES,
+        headers=sent,
+        json_body=body,
+    )
     try:
-        response = requests.post(
-            request.endpoint, json=body, headers=sent, timeout=request.timeout, allow_redirects=False
-        )
-    except requests.Timeout as exc:
-        raise QueryError(f"{what}: NerdGraph did not answer within {request.timeout:g}s") from exc
-    except requests.ConnectionError as exc:
-        raise QueryError(
-            f"{what}: NerdGraph at {request.endpoint} is unreachable (connection failed)"
-        ) from exc
-    except requests.RequestException as exc:
-        raise QueryError(f"{what}: {exc}") from exc
-    if len(response.content) > MAX_ANSWER_BYTES:
-        raise QueryError(f"{what}: NerdGraph answered more than {MAX_ANSWER_BYTES} bytes")
-    if not 200 <= response.status_code < 300:
-        raise QueryError(f"{what}: NerdGraph answered HTTP {response.status_code}: {_snippet(response.text)}")
-    try:
-        return json.loads(response.text)
+        return json.loads(answer.text)
     except ValueError as exc:
         raise QueryError(
-            f"{what}: NerdGraph answered a body that is not JSON: {_snippet(response.text)}"
+            f"{what}: NerdGraph answered a body that is not JSON: {snippet(answer.text)}"
         ) from exc
 
 
@@ -208,20 +191,20 @@ def _measure(request: NewRelicRequest, headers: Mapping[str, str]) -> float:
     what = f"NRQL {request.query!r}"
     answer = _post(request, headers, what)
     if not isinstance(answer, dict):
-        raise QueryError(f"{what}: NerdGraph's answer is not a GraphQL answer: {_snippet(str(answer))}")
+        raise QueryError(f"{what}: NerdGraph's answer is not a GraphQL answer: {snippet(str(answer))}")
     if answer.get("errors"):
         messages = "; ".join(
             str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in answer["errors"]
         )
-        raise QueryError(f"{what}: NerdGraph answered errors: {messages[:SNIPPET]}")
+        raise QueryError(f"{what}: NerdGraph answered errors: {messages[:300]}")
     try:
         results = answer["data"]["actor"]["account"]["nrql"]["results"]
     except (KeyError, TypeError):
         raise QueryError(
-            f"{what}: NerdGraph's answer has no data.actor.account.nrql.results: {_snippet(str(answer))}"
+            f"{what}: NerdGraph's answer has no data.actor.account.nrql.results: {snippet(str(answer))}"
         ) from None
     if not isinstance(results, list):
-        raise QueryError(f"{what}: nrql.results is not a list: {_snippet(str(results))}")
+        raise QueryError(f"{what}: nrql.results is not a list: {snippet(str(results))}")
     if not results:
         raise NoData(f"{what} returned no result rows")
     if len(results) > 1:
@@ -238,12 +221,12 @@ def _number(value: Any) -> bool:
 
 def _pick(row: Any, key: str | None, what: str) -> float:
     if not isinstance(row, dict):
-        raise QueryError(f"{what}: a result row is not an object: {_snippet(str(row))}")
+        raise QueryError(f"{what}: a result row is not an object: {snippet(str(row))}")
     if key is not None:
         if row.get(key) is None:
             raise NoData(f"{what}: the result row has no value for resultKey {key!r} (it has {sorted(row)})")
         if not _number(row[key]):
-            raise QueryError(f"{what}: resultKey {key!r} holds {_snippet(str(row[key]))}, not a number")
+            raise QueryError(f"{what}: resultKey {key!r} holds {snippet(str(row[key]))}, not a number")
         return float(row[key])
     numeric = {k: v for k, v in row.items() if _number(v)}
     if len(numeric) > 1:
@@ -252,7 +235,7 @@ def _pick(row: Any, key: str | None, what: str) -> float:
             "set resultKey to the one to judge"
         )
     if not numeric:
-        raise NoData(f"{what}: the result row holds no number ({_snippet(json.dumps(row))})")
+        raise NoData(f"{what}: the result row holds no number ({snippet(json.dumps(row))})")
     return float(next(iter(numeric.values())))
 
 

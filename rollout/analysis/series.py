@@ -40,7 +40,8 @@ def reduce_points(points: Sequence[float | int | None], aggregator: str, what: s
             continue
         if isinstance(point, bool) or not isinstance(point, int | float):
             raise QueryError(f"{what} returned a point that is not a number: {point!r}")
-        present.append(float(point))
+        if math.isfinite(point):  # NaN or Inf: no measurement there, as for Prometheus
+            present.append(float(point))
     if not present:
         raise NoData(f"{what} returned a series without points in its window")
     return float(REDUCERS[aggregator](present))

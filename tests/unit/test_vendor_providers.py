@@ -290,6 +290,15 @@ async def test_datadog_429_resetting_after_the_timeout_is_an_error_at_once(datad
     assert len(datadog.seen) == 1
 
 
+@pytest.mark.parametrize("version", ["v1", "v2"])
+async def test_datadog_slower_than_the_timeout_is_an_error(datadog, version):
+    datadog.delay = 3
+    started = time.monotonic()
+    with pytest.raises(QueryError, match="did not answer within 1s"):
+        await measure("datadog", DD_HEADERS, DD_ARGS, **dd(datadog, apiVersion=version, timeout="1s"))
+    assert time.monotonic() - started < 2.5
+
+
 async def test_datadog_unreachable_is_an_error():
     with pytest.raises(QueryError, match="unreachable"):
         await measure("datadog", DD_HEADERS, DD_ARGS, address="http://127.0.0.1:9", query=DD_QUERY, **DD_KEYS)
@@ -359,6 +368,12 @@ async def test_newrelic_a_wrong_key_or_account_is_an_error(nerdgraph):
         await measure("newRelic", {**NR_HEADERS, "account ID": "42"}, {"app": "a"}, **nr(nerdgraph))
     with pytest.raises(QueryError, match="account ID read from its Secret is not a number"):
         await measure("newRelic", {**NR_HEADERS, "account ID": "acme"}, {"app": "a"}, **nr(nerdgraph))
+
+
+async def test_newrelic_slower_than_the_timeout_is_an_error(nerdgraph):
+    nerdgraph.delay = 3
+    with pytest.raises(QueryError, match="/graphql did not answer within 1s"):
+        await measure("newRelic", NR_HEADERS, {"app": "a"}, **nr(nerdgraph, timeout="1s"))
 
 
 def test_newrelic_region_chooses_the_endpoint():
