@@ -51,7 +51,7 @@ RESET_HEADER = "x-ratelimit-reset"  # seconds until the rate limit resets (Datad
 SNIPPET = 200
 # A Datadog tag's characters: an argument can be a tag value or a name, nothing that quotes,
 # groups, separates or calls.
-_TAG_VALUE = re.compile(r"^[A-Za-z0-9_\-:./]+$")
+_TAG_VALUE = re.compile(r"[A-Za-z0-9_\-:./]+")
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def substitute_query(query: str, args: Mapping[str, str]) -> str:
         if name not in args:
             raise ArgError(f"argument {name!r} has no value (give it in the Rollout's analysis args)")
         value = args[name]
-        if not _TAG_VALUE.match(value):
+        if not _TAG_VALUE.fullmatch(value):
             raise ArgError(
                 f"argument {name!r} = {value!r} is used in a Datadog query, where a value is limited "
                 "to the characters of a tag (letters, digits, _ - : . /)"

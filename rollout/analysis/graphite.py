@@ -33,7 +33,7 @@ log = structlog.get_logger("rollout.analysis")
 
 MAX_ANSWER_BYTES = 4 * 1024 * 1024
 _STRING_OR_PLACEHOLDER = re.compile(r"'[^']*'|\"[^\"]*\"|" + PLACEHOLDER.pattern)
-_PATH_NODE = re.compile(r"^[A-Za-z0-9_-]+$")
+_PATH_NODE = re.compile(r"[A-Za-z0-9_-]+")
 _STRING_BREAKS = ("'", '"', "\\", "\n", "\r", "\0")
 
 
@@ -49,7 +49,7 @@ def substitute_target(target: str, args: Mapping[str, str]) -> str:
     def fill(match: re.Match[str]) -> str:
         if match.group(1) is not None:  # a bare placeholder: part of a metric path
             value = _value(match.group(1), args)
-            if not _PATH_NODE.match(value):
+            if not _PATH_NODE.fullmatch(value):
                 raise ArgError(
                     f"argument {match.group(1)!r} = {value!r} stands in a Graphite metric path, where it "
                     "is one path node: letters, digits, _ and - only (no dots, wildcards, braces or "

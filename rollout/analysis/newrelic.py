@@ -43,7 +43,7 @@ GRAPHQL = (
 MAX_ANSWER_BYTES = 1024 * 1024
 # NRQL string literals ('...', backslash escapes) and backquoted names, or a bare placeholder.
 _LITERAL_OR_PLACEHOLDER = re.compile(r"'(?:[^'\\]|\\.)*'|`[^`]*`|" + PLACEHOLDER.pattern, re.DOTALL)
-_PLAIN_TOKEN = re.compile(r"^[A-Za-z0-9_.]+$")
+_PLAIN_TOKEN = re.compile(r"[A-Za-z0-9_.]+")
 
 
 def _value(name: str, args: Mapping[str, str]) -> str:
@@ -58,7 +58,7 @@ def substitute_nrql(query: str, args: Mapping[str, str]) -> str:
     def fill(match: re.Match[str]) -> str:
         if match.group(1) is not None:  # outside any literal
             value = _value(match.group(1), args)
-            if not _PLAIN_TOKEN.match(value):
+            if not _PLAIN_TOKEN.fullmatch(value):
                 raise ArgError(
                     f"argument {match.group(1)!r} = {value!r} is used outside an NRQL string literal, "
                     "where only numbers and names are allowed (put it inside '...' for a string)"

@@ -31,10 +31,10 @@ from rollout.api.spec import SecretKeyRef
 NonNegative = Annotated[int, Field(ge=0)]
 _WHOLE_PLACEHOLDER = re.compile(r"^\{\{\s*args\.[A-Za-z0-9_.-]+\s*\}\}$")
 _WEB_URL = re.compile(r"^https?://[^/?#]+", re.IGNORECASE)
-_QUERY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_QUERY_NAME = re.compile(r"[a-z][a-z0-9_]*")
 # Graphite's from/until: now, a relative time (-5min, -1h, -2d) or seconds since the epoch.
 _GRAPHITE_TIME = re.compile(
-    r"^(now|-\d+(s|sec|seconds?|min|minutes?|h|hours?|d|days?|w|weeks?|mon|months?|y|years?)|\d{1,12})$"
+    r"now|-\d+(s|sec|seconds?|min|minutes?|h|hours?|d|days?|w|weeks?|mon|months?|y|years?)|\d{1,12}"
 )
 
 
@@ -173,7 +173,7 @@ class DatadogProvider(SpecModel):
             raise ValueError("queries need a formula that combines them, such as 'a / b'")
         elif self.query is not None and self.formula is not None:
             raise ValueError("a formula combines named queries: give queries, not query")
-        bad = [name for name in self.queries if not _QUERY_NAME.match(name)]
+        bad = [name for name in self.queries if not _QUERY_NAME.fullmatch(name)]
         if bad:
             raise ValueError(
                 f"query names are lowercase letters, digits and _ (from a letter): {', '.join(bad)}"
@@ -245,7 +245,7 @@ class GraphiteProvider(SpecModel):
         if not _WEB_URL.match(self.address):
             raise ValueError(f"address {self.address!r} must start with http:// or https:// and a host")
         for name, value in (("from", self.from_), ("until", self.until)):
-            if not _GRAPHITE_TIME.match(value):
+            if not _GRAPHITE_TIME.fullmatch(value):
                 raise ValueError(
                     f"{name} {value!r} is not a Graphite time: now, a relative time such as -5min "
                     "or -1h, or seconds since the epoch"

@@ -6,10 +6,13 @@ tests/integration/test_graphite_provider.py."""
 
 import asyncio
 import base64
+import re
 import time
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from rollout.analysis.args import ArgError
 from rollout.analysis.measure import measure_one
@@ -93,6 +96,7 @@ async def measure(kind, headers, args=None, **fields):
             "spec.metrics[0].provider.newRelic.region",
         ),
         ("graphite", {"address": "http://g", "target": "a.b", "from": "yesterday"}, "is not a Graphite time"),
+        ("graphite", {"address": "http://g", "target": "a.b", "until": "now\n"}, "is not a Graphite time"),
         ("graphite", {"target": "a.b"}, "spec.metrics[0].provider.graphite.address: Field required"),
     ],
 )
@@ -430,3 +434,62 @@ async def test_vendor_metrics_measured_through_the_controller_read_their_secrets
         {"dd": {"api-key": b64(API_KEY)}}, None, rollout, "step-1", "r1", resolved_metrics[0], T0
     )
     assert gone.value is None and "Secret shop/dd has no key 'app-key'" in gone.error
+
+
+# --- escaping, for any value: refused, or it stays where it was put ------------------------------
+
+NRQL_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'", re.DOTALL)
+NRQL_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_any_nrql_string_argument_stays_one_literal_holding_the_value(value):
+    request = resolved(
+        "newRelic", {"v": value}, query="SELECT count(*) FROM T WHERE a = '{{args.v}}'", **NR_SECRETS
+    )
+    literal = request.text.removeprefix("SELECT count(*) FROM T WHERE a = ")
+    assert NRQL_LITERAL.fullmatch(literal), literal
+    assert NRQL_ESCAPE.sub(r"\1", literal[1:-1]) == value
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+@example("web\n")  # `$` in a pattern matches before a final newline: fullmatch is needed
+def test_any_datadog_argument_is_refused_or_one_tag_value(value):
+    try:
+        request = resolved("datadog", {"v": value}, query="sum:errors{service:{{args.v}}}", **DD_KEYS)
+    except ArgError:
+        return
+    scope = request.text.removeprefix("sum:errors{").removesuffix("}")
+    assert scope == f"service:{value}" and not set(value) & set("{}(), \t\n!*'\"")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+@example("web\n")
+def test_any_graphite_argument_is_refused_or_stays_in_its_node_or_string(value):
+    target = 'alias(apps.{{args.v}}.errors, "{{args.v}}")'
+    try:
+        request = resolved("graphite", {"v": value}, address="http://g", target=target)
+    except ArgError:
+        return
+    assert request.text == f'alias(apps.{value}.errors, "{value}")'
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+@example("5\n")
+def test_any_bare_nrql_argument_is_refused_or_a_number_or_name(value):
+    try:
+        request = resolved(
+            "newRelic",
+            {"v": value},
+            query="SELECT count(*) FROM T SINCE {{args.v}} minutes ago",
+            **NR_SECRETS,
+        )
+    except ArgError:
+        return
+    assert request.text == f"SELECT count(*) FROM T SINCE {value} minutes ago"
+    assert re.fullmatch(r"[A-Za-z0-9_.]+", value)
