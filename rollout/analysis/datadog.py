@@ -267,8 +267,8 @@ def _value(answer: dict[str, Any], request: DatadogRequest, what: str) -> float:
     if request.api_version == "v1":
         if answer.get("status") == "error" or answer.get("error"):
             raise QueryError(f"{what}: Datadog answered an error: {answer.get('error') or answer}"[:400])
-        series = one_series(answer.get("series") or [], what)
-        points = [point[1] if len(point) > 1 else None for point in series.get("pointlist") or []]  # type: ignore[attr-defined]
+        series: dict[str, Any] = one_series(answer.get("series") or [], what)
+        points = [point[1] if len(point) > 1 else None for point in series.get("pointlist") or []]
         return reduce_points(points, request.aggregator, what)
     if answer.get("errors"):
         raise QueryError(f"{what}: Datadog answered an error: {answer['errors']}"[:400])

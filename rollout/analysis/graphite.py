@@ -164,7 +164,7 @@ def _measure(request: GraphiteRequest, headers: Mapping[str, str]) -> float:
         ) from exc
     if not isinstance(rendered, list) or not all(isinstance(s, dict) and "datapoints" in s for s in rendered):
         raise QueryError(f"{what}: Graphite's answer is not a render answer: {snippet(answer.text)}")
-    series: dict[str, Any] = one_series(rendered, what)  # type: ignore[assignment]
+    series: dict[str, Any] = one_series(rendered, what)
     try:
         points = [value for value, _ in series["datapoints"]]
     except (TypeError, ValueError):

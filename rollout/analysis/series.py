@@ -8,8 +8,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from statistics import fmean
+from typing import TypeVar
 
 from rollout.analysis.provider import NoData, QueryError
+
+Series = TypeVar("Series")
 
 REDUCERS = {
     "last": lambda points: points[-1],
@@ -20,7 +23,7 @@ REDUCERS = {
 }
 
 
-def one_series(series: Sequence[object], what: str) -> object:
+def one_series(series: Sequence[Series], what: str) -> Series:
     """The only series of an answer to `what`."""
     if not series:
         raise NoData(f"{what} returned no series")
