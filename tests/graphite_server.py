@@ -6,6 +6,7 @@ protocol; queries go through graphite-web's /render API, as the provider sends t
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -169,13 +170,11 @@ class GraphiteServer:
         whisper file and answers for its cache)."""
         query = urllib.parse.urlencode({"target": target, "from": "-10min", "format": "json"})
         deadline = time.monotonic() + timeout
-        seen: object = None
+        seen: list[dict] = []
         while time.monotonic() < deadline:
             with urllib.request.urlopen(f"{self.url}/render?{query}", timeout=5) as response:
-                import json
-
                 seen = json.load(response)
-            points = [v for series in seen for v, _ in series["datapoints"] if v is not None]  # type: ignore[union-attr]
+            points = [v for series in seen for v, _ in series["datapoints"] if v is not None]
             if len(points) >= count:
                 return
             time.sleep(0.2)
