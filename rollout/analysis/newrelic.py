@@ -41,6 +41,7 @@ GRAPHQL = (
     "{ actor { account(id: $accountId) { nrql(query: $nrql, timeout: $timeout) { results } } } }"
 )
 MAX_ANSWER_BYTES = 1024 * 1024
+NRQL_MAX_TIMEOUT = 120  # seconds: the longest synchronous NRQL query NerdGraph runs
 # NRQL string literals ('...', backslash escapes) and backquoted names, or a bare placeholder.
 _LITERAL_OR_PLACEHOLDER = re.compile(r"'(?:[^'\\]|\\.)*'|`[^`]*`|" + PLACEHOLDER.pattern, re.DOTALL)
 _PLAIN_TOKEN = re.compile(r"[A-Za-z0-9_.]+")
@@ -158,15 +159,16 @@ class NewRelicMetrics:
 
 def _post(request: NewRelicRequest, headers: Mapping[str, str], what: str) -> Any:
     account = headers[ACCOUNT_ID].strip()
-    if not account.isdigit():
+    if not re.fullmatch(r"[0-9]+", account):
         raise QueryError(f"{what}: the account ID read from its Secret is not a number")
     body = {
         "query": GRAPHQL,
-        # NerdGraph's own NRQL timeout, so that New Relic stops a query no one waits for.
+        # NerdGraph's own NRQL timeout (at most 120 s there), so that New Relic stops a query
+        # no one waits for.
         "variables": {
             "accountId": int(account),
             "nrql": request.query,
-            "timeout": math.ceil(request.timeout),
+            "timeout": min(math.ceil(request.timeout), NRQL_MAX_TIMEOUT),
         },
     }
     sent = {USER_KEY_HEADER: headers[USER_KEY_HEADER], "Accept": "application/json"}
