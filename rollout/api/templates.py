@@ -30,6 +30,12 @@ from rollout.api.spec import SecretKeyRef
 
 NonNegative = Annotated[int, Field(ge=0)]
 _WHOLE_PLACEHOLDER = re.compile(r"^\{\{\s*args\.[A-Za-z0-9_.-]+\s*\}\}$")
+_WEB_URL = re.compile(r"^https?://[^/?#]+", re.IGNORECASE)
+_QUERY_NAME = re.compile(r"[a-z][a-z0-9_]*")
+# Graphite's from/until: now, a relative time (-5min, -1h, -2d) or seconds since the epoch.
+_GRAPHITE_TIME = re.compile(
+    r"now|-\d+(s|sec|seconds?|min|minutes?|h|hours?|d|days?|w|weeks?|mon|months?|y|years?)|\d{1,12}"
+)
 
 
 def _duration_or_arg(value: Any) -> Any:
@@ -137,10 +143,137 @@ class WebMetric(SpecModel):
         return self.web
 
 
+class DatadogProvider(SpecModel):
+    """Datadog metrics (rollout/analysis/datadog.py): API v1, one `query` over the last `window`;
+    or v2 (the default), `queries` by name combined by a `formula` (one `query` alone is its own
+    formula). The API and application keys are read from Secrets. `{{args.NAME}}` may stand in
+    the queries, limited to the characters of a Datadog tag."""
+
+    # The API host of the Datadog site: https://api.datadoghq.eu, https://api.us5.datadoghq.com, ...
+    address: str = "https://api.datadoghq.com"
+    api_version: Literal["v1", "v2"] = "v2"
+    query: str | None = Field(default=None, min_length=1)
+    queries: dict[str, str] = Field(default_factory=dict)
+    formula: str | None = Field(default=None, min_length=1)
+    window: Duration = "5m"  # how far back the series is read
+    # How the points of the one series become the result.
+    aggregator: Literal["last", "avg", "min", "max", "sum"] = "last"
+    timeout: Duration = "10s"  # over the whole measurement, waits on a rate limit included
+    api_key_secret_ref: SecretKeyRef  # sent as DD-API-KEY
+    app_key_secret_ref: SecretKeyRef  # sent as DD-APPLICATION-KEY
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> DatadogProvider:
+        if self.api_version == "v1":
+            if self.query is None or self.queries or self.formula is not None:
+                raise ValueError("apiVersion v1 takes one query (no queries or formula)")
+        elif (self.query is None) == (not self.queries):
+            raise ValueError("apiVersion v2 takes either query or queries (with a formula)")
+        elif self.queries and self.formula is None:
+            raise ValueError("queries need a formula that combines them, such as 'a / b'")
+        elif self.query is not None and self.formula is not None:
+            raise ValueError("a formula combines named queries: give queries, not query")
+        bad = [name for name in self.queries if not _QUERY_NAME.fullmatch(name)]
+        if bad:
+            raise ValueError(
+                f"query names are lowercase letters, digits and _ (from a letter): {', '.join(bad)}"
+            )
+        if not _WEB_URL.match(self.address):
+            raise ValueError(f"address {self.address!r} must start with http:// or https:// and a host")
+        return self
+
+
+class DatadogMetric(SpecModel):
+    """`provider: {datadog: {...}}`."""
+
+    kind: ClassVar[str] = "datadog"
+    datadog: DatadogProvider
+
+    @property
+    def config(self) -> DatadogProvider:
+        return self.datadog
+
+
+class NewRelicProvider(SpecModel):
+    """An NRQL query through New Relic's NerdGraph API (rollout/analysis/newrelic.py), with the
+    account ID and a user key read from Secrets. `{{args.NAME}}` may stand inside an NRQL
+    string literal ('...', escaped for it) or as a plain number or name."""
+
+    query: str = Field(min_length=1)  # NRQL
+    region: Literal["us", "eu"] = "us"
+    address: str | None = None  # the NerdGraph URL, instead of the region's
+    # The field of the one result row to take; without it, the row's one numeric field.
+    result_key: str | None = Field(default=None, min_length=1)
+    timeout: Duration = "10s"
+    account_id_secret_ref: SecretKeyRef
+    user_key_secret_ref: SecretKeyRef  # a user key (NRAK-...), sent as API-Key
+
+    @model_validator(mode="after")
+    def _well_formed(self) -> NewRelicProvider:
+        if self.address is not None and not _WEB_URL.match(self.address):
+            raise ValueError(f"address {self.address!r} must start with http:// or https:// and a host")
+        return self
+
+
+class NewRelicMetric(SpecModel):
+    """`provider: {newRelic: {...}}`."""
+
+    kind: ClassVar[str] = "newRelic"
+    new_relic: NewRelicProvider
+
+    @property
+    def config(self) -> NewRelicProvider:
+        return self.new_relic
+
+
+class GraphiteProvider(SpecModel):
+    """A Graphite render API query (rollout/analysis/graphite.py): one `target` expression read
+    from `from` until `until`. `{{args.NAME}}` may stand in the target as one path node, or
+    inside a quoted string argument of a function."""
+
+    address: str = Field(min_length=1)  # graphite-web's base URL
+    target: str = Field(min_length=1)
+    from_: str = Field(default="-5min", alias="from")
+    until: str = "now"
+    aggregator: Literal["last", "avg", "min", "max", "sum"] = "last"
+    timeout: Duration = "10s"
+    headers: list[RequestHeader] = Field(default_factory=list)
+    insecure: bool = False  # skip TLS certificate verification
+
+    @model_validator(mode="after")
+    def _well_formed(self) -> GraphiteProvider:
+        if not _WEB_URL.match(self.address):
+            raise ValueError(f"address {self.address!r} must start with http:// or https:// and a host")
+        for name, value in (("from", self.from_), ("until", self.until)):
+            if not _GRAPHITE_TIME.fullmatch(value):
+                raise ValueError(
+                    f"{name} {value!r} is not a Graphite time: now, a relative time such as -5min "
+                    "or -1h, or seconds since the epoch"
+                )
+        return self
+
+
+class GraphiteMetric(SpecModel):
+    """`provider: {graphite: {...}}`."""
+
+    kind: ClassVar[str] = "graphite"
+    graphite: GraphiteProvider
+
+    @property
+    def config(self) -> GraphiteProvider:
+        return self.graphite
+
+
 # `provider` holds exactly one kind: one member per provider, tagged by its key. Each kind's
 # measuring is in rollout/analysis (one module per provider, listed in providers.py).
-ProviderKinds = Annotated[PrometheusMetric, Tag("prometheus")] | Annotated[WebMetric, Tag("web")]
-KNOWN_PROVIDERS = ("prometheus", "web")
+ProviderKinds = (
+    Annotated[PrometheusMetric, Tag("prometheus")]
+    | Annotated[WebMetric, Tag("web")]
+    | Annotated[DatadogMetric, Tag("datadog")]
+    | Annotated[NewRelicMetric, Tag("newRelic")]
+    | Annotated[GraphiteMetric, Tag("graphite")]
+)
+KNOWN_PROVIDERS = ("prometheus", "web", "datadog", "newRelic", "graphite")
 
 
 def _provider_kind(value: Any) -> str | None:

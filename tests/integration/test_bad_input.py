@@ -215,7 +215,7 @@ async def test_a_template_with_an_unknown_provider_is_invalid_spec(cluster):
         await cluster.kube.create(HTTPROUTES, NS, http_route_manifest())
         before = copy.deepcopy(await cluster.kube.get(HTTPROUTES, NS, "web"))
         await cluster.kube.create(
-            ANALYSIS_TEMPLATES, NS, template_with({"datadog": {"query": "avg:errors{*}"}})
+            ANALYSIS_TEMPLATES, NS, template_with({"acmeMetrics": {"query": "avg:errors{*}"}})
         )
         await cluster.kube.create(
             ROLLOUTS, NS, rollout_manifest(strategy=canary_strategy(ANALYSED, scale_down_delay=1))

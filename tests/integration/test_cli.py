@@ -170,7 +170,7 @@ apiVersion: rollout.dev/v1alpha1
 kind: AnalysisTemplate
 metadata: {name: rate, namespace: shop}
 spec:
-  metrics: [{name: rate, provider: {datadog: {query: up}}}]
+  metrics: [{name: rate, provider: {acmeMetrics: {query: up}}}]
 """
     )
     done = subprocess.run(
@@ -185,7 +185,9 @@ spec:
     text = done.stdout
     assert f"{bad}#1 Rollout web: spec.strategy.canary.steps[0].setWeight:" in text
     assert "steps[1].pause.duratoin" in text
-    assert f"{bad}#2 AnalysisTemplate rate: spec.metrics[0].provider: unknown provider kind datadog" in text
+    assert (
+        f"{bad}#2 AnalysisTemplate rate: spec.metrics[0].provider: unknown provider kind acmeMetrics" in text
+    )
 
 
 def test_lint_of_a_file_that_is_not_there_is_one_line(tmp_path):

@@ -161,7 +161,7 @@ ANALYSED = canary_strategy(steps=[{"setWeight": 20}, {"analysis": {"templates": 
 @pytest.mark.parametrize(
     ("provider", "said"),
     [
-        ({"datadog": {"query": "avg:web.errors{*}"}}, "unknown provider kind datadog"),
+        ({"acmeMetrics": {"query": "avg:web.errors{*}"}}, "unknown provider kind acmeMetrics"),
         ({}, "no provider kind given"),
     ],
 )

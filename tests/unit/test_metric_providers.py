@@ -39,7 +39,7 @@ def test_each_kind_resolves_through_its_provider():
 
 @pytest.mark.parametrize(
     ("provider", "said"),
-    [({"datadog": {"query": "x"}}, "unknown provider kind datadog"), ({}, "no provider kind given")],
+    [({"acmeMetrics": {"query": "x"}}, "unknown provider kind acmeMetrics"), ({}, "no provider kind given")],
 )
 def test_an_unknown_or_missing_kind_is_named(provider, said):
     assert said in parse_template(template(provider))
