@@ -82,7 +82,9 @@ def secret_errors(
     errors: list[SpecError] = []
     for ref in secret_refs(rollout, observed.analysis_templates):
         keys = observed.secrets.get(ref.secret)
-        where = f"{ref.template} {ref.field} (header {ref.header!r})"
+        # A provider's credential (not a header) is named by its field alone.
+        header = f" (header {ref.header!r})" if ".headers[" in ref.field else ""
+        where = f"{ref.template} {ref.field}{header}"
         denied = observed.unreadable_secrets.get(ref.secret)
         if denied is not None:
             errors.append(
