@@ -303,6 +303,9 @@ def _measure_flux(request: InfluxRequest, credentials: Mapping[str, str]) -> Res
             f"{len(tables)} tables (series) answered where one is expected; "
             "group() or filter the query down to one"
         )
+    columns = [column.label for column in tables[0].columns]
+    if "_value" not in columns:
+        raise QueryError(f"the table has no _value column (columns: {', '.join(columns)})")
     values = []
     for record in tables[0].records:
         value = record.get_value()

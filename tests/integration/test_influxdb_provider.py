@@ -233,3 +233,10 @@ async def test_flux_errors_say_what_influxdb_said(influx2):
         await measure_flux(influx2)
     with pytest.raises(QueryError, match="answered HTTP 401: unauthorized access"):
         await measure_flux(influx2, token="wrong")
+
+
+async def test_flux_a_table_without_a_value_column_is_an_error_naming_its_columns(influx2):
+    renamed = CSV_ONE.replace(",_value,", ",ratio,")
+    influx2.answer = (200, "text/csv; charset=utf-8", renamed)
+    with pytest.raises(QueryError, match="the table has no _value column"):
+        await measure_flux(influx2)
