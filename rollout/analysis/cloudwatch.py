@@ -263,6 +263,9 @@ def _measure(request: CloudWatchRequest, credentials: Mapping[str, str]) -> floa
             "no AWS region: set provider.cloudWatch.region, or AWS_REGION on the controller"
         ) from exc
     except NoCredentialsError as exc:
+        # A client resolves the AWS chain once: built while none was there (a role not yet
+        # mounted), it would never find one. The next measurement builds clients anew.
+        _client.cache_clear()
         raise QueryError(
             "no AWS credentials: set provider.cloudWatch.credentials, or give the controller "
             "credentials (environment, a web identity or an instance role)"

@@ -33,6 +33,7 @@ def no_ambient_aws(monkeypatch, tmp_path):
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
         "AWS_SESSION_TOKEN",
+        "AWS_DEFAULT_REGION",
         "AWS_PROFILE",
         "AWS_REGION",
     ):
@@ -183,8 +184,17 @@ async def test_throttling_past_the_attempts_the_timeout_holds_is_an_error(cloudw
     assert len(front.key_ids) == 2  # a 4 s timeout holds 2 attempts (and at most 1 s of backoff)
 
 
-def test_the_ambient_aws_chain_is_used_without_credentials_in_the_template(cloudwatch, monkeypatch):
+def test_the_ambient_aws_chain_is_used_once_it_is_there(cloudwatch, monkeypatch):
+    cloudwatch.put("Shop/Web", "Errors", {"Service": "web-canary"}, [5.0], ago=20)
+    req = request(cloudwatch.url, [stat("errors")])
+    with pytest.raises(QueryError, match="no AWS credentials"):
+        measure(req, credentials={})
+    # The controller's credentials appear (a role mounted late): the next measurement finds them.
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", MOTO_KEYS[0])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", MOTO_KEYS[1])
-    cloudwatch.put("Shop/Web", "Errors", {"Service": "web-canary"}, [5.0], ago=20)
-    assert measure(request(cloudwatch.url, [stat("errors")]), credentials={}) == 5.0
+    assert measure(req, credentials={}) == 5.0
+
+
+def test_without_a_region_anywhere_the_measurement_says_so(cloudwatch):
+    with pytest.raises(QueryError, match=r"no AWS region: set provider\.cloudWatch\.region"):
+        measure(request(None, [stat("errors")], region=None))
