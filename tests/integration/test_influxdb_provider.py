@@ -240,3 +240,22 @@ async def test_flux_a_table_without_a_value_column_is_an_error_naming_its_column
     influx2.answer = (200, "text/csv; charset=utf-8", renamed)
     with pytest.raises(QueryError, match="the table has no _value column"):
         await measure_flux(influx2)
+
+
+@pytest.mark.parametrize("language", ["influxql", "flux"])
+async def test_a_server_slower_than_the_timeout_is_an_error(language):
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(3)
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", slow)
+    async with serving(app) as url:
+        if language == "influxql":
+            provider = {"address": url, "database": "app", "query": "SELECT 1", "timeout": "1s"}
+        else:
+            provider = {"address": url, "language": "flux", "org": "o", "query": "x", "timeout": "1s"}
+        started = time.monotonic()
+        with pytest.raises(QueryError, match=r"did not answer within 1s"):
+            await asyncio.to_thread(measure, request(provider), {})
+        assert time.monotonic() - started < 2.5
