@@ -37,7 +37,7 @@ from rollout.api.templates import (
     CloudWatchQuery,
     HeaderValueFrom,
     RequestHeader,
-    SecretValue,
+    SecretKeyRef,
 )
 
 log = structlog.get_logger("rollout.analysis")
@@ -126,8 +126,8 @@ def _query(query: CloudWatchQuery, args: Mapping[str, str]) -> dict[str, Any]:
     return built
 
 
-def _credential(key: str, value: SecretValue) -> RequestHeader:
-    return RequestHeader(key=key, value_from=HeaderValueFrom(secret_key_ref=value.secret_key_ref))
+def _credential(key: str, ref: SecretKeyRef | None) -> list[RequestHeader]:
+    return [] if ref is None else [RequestHeader(key=key, value_from=HeaderValueFrom(secret_key_ref=ref))]
 
 
 def retry_budget(timeout: float) -> tuple[int, float]:
@@ -194,22 +194,17 @@ class CloudWatchMetrics:
 
     def secret_uses(self, config: CloudWatchProvider) -> list[SecretUse]:
         return [
-            SecretUse(f"credentials.{use.header}.secretKeyRef", use.header, use.ref)
+            SecretUse(f"{use.header}SecretRef", use.header, use.ref)
             for use in header_uses(self._credentials(config))
         ]
 
     @staticmethod
     def _credentials(config: CloudWatchProvider) -> tuple[RequestHeader, ...]:
-        given = config.credentials
-        if given is None:
-            return ()
-        found = [
-            _credential(ACCESS_KEY_ID, given.access_key_id),
-            _credential(SECRET_ACCESS_KEY, given.secret_access_key),
-        ]
-        if given.session_token is not None:
-            found.append(_credential(SESSION_TOKEN, given.session_token))
-        return tuple(found)
+        return tuple(
+            _credential(ACCESS_KEY_ID, config.access_key_id_secret_ref)
+            + _credential(SECRET_ACCESS_KEY, config.secret_access_key_secret_ref)
+            + _credential(SESSION_TOKEN, config.session_token_secret_ref)
+        )
 
     def measure(
         self,
@@ -267,7 +262,8 @@ def _measure(request: CloudWatchRequest, credentials: Mapping[str, str]) -> floa
         # mounted), it would never find one. The next measurement builds clients anew.
         _client.cache_clear()
         raise QueryError(
-            "no AWS credentials: set provider.cloudWatch.credentials, or give the controller "
+            "no AWS credentials: set provider.cloudWatch.accessKeyIdSecretRef and "
+            "secretAccessKeySecretRef, or give the controller "
             "credentials (environment, a web identity or an instance role)"
         ) from exc
     except ClientError as exc:

@@ -37,7 +37,7 @@ from rollout.analysis.args import PLACEHOLDER, ArgError, placeholders
 from rollout.analysis.expressions import Result
 from rollout.analysis.provider import NoData, QueryError, SecretUse, header_uses
 from rollout.api.base import parse_duration
-from rollout.api.templates import HeaderValueFrom, InfluxDBProvider, RequestHeader, SecretValue
+from rollout.api.templates import HeaderValueFrom, InfluxDBProvider, RequestHeader, SecretKeyRef
 
 log = structlog.get_logger("rollout.analysis")
 
@@ -116,10 +116,8 @@ def substitute_flux(query: str, args: Mapping[str, str]) -> str:
     return _substitute(query, args, _FLUX_PARTS, {'"': escape_flux_string})
 
 
-def _credential(key: str, value: SecretValue | None) -> list[RequestHeader]:
-    if value is None:
-        return []
-    return [RequestHeader(key=key, value_from=HeaderValueFrom(secret_key_ref=value.secret_key_ref))]
+def _credential(key: str, ref: SecretKeyRef | None) -> list[RequestHeader]:
+    return [] if ref is None else [RequestHeader(key=key, value_from=HeaderValueFrom(secret_key_ref=ref))]
 
 
 def _snippet(text: str) -> str:
@@ -151,16 +149,16 @@ class InfluxDBMetrics:
 
     def secret_uses(self, config: InfluxDBProvider) -> list[SecretUse]:
         return [
-            SecretUse(f"{use.header}.secretKeyRef", use.header, use.ref)
+            SecretUse(f"{use.header}SecretRef", use.header, use.ref)
             for use in header_uses(self._credentials(config))
         ]
 
     @staticmethod
     def _credentials(config: InfluxDBProvider) -> tuple[RequestHeader, ...]:
         return tuple(
-            _credential("username", config.username)
-            + _credential("password", config.password)
-            + _credential("token", config.token)
+            _credential("username", config.username_secret_ref)
+            + _credential("password", config.password_secret_ref)
+            + _credential("token", config.token_secret_ref)
         )
 
     def measure(

@@ -137,21 +137,6 @@ class WebMetric(SpecModel):
         return self.web
 
 
-class SecretValue(SpecModel):
-    """A credential read from a Secret in the Rollout's namespace (never written in a template)."""
-
-    secret_key_ref: SecretKeyRef
-
-
-class CloudWatchCredentials(SpecModel):
-    """Static AWS keys from Secrets; without them the usual AWS chain applies (environment, web
-    identity / IRSA, the instance or pod role)."""
-
-    access_key_id: SecretValue
-    secret_access_key: SecretValue
-    session_token: SecretValue | None = None
-
-
 class CloudWatchDimension(SpecModel):
     name: str = Field(min_length=1)
     value: str = Field(min_length=1)
@@ -196,14 +181,17 @@ class CloudWatchProvider(SpecModel):
     metric_data_queries: list[CloudWatchQuery] = Field(min_length=1)
     interval: Duration = "5m"  # the window read back from now
     region: str | None = None  # falls back to the AWS chain (AWS_REGION, the profile)
-    endpoint: str | None = (
-        None  # an override (a VPC endpoint, an emulator); https://monitoring.<region>... otherwise
-    )
-    credentials: CloudWatchCredentials | None = None
+    # An override (a VPC endpoint, an emulator); https://monitoring.<region>.amazonaws.com otherwise.
+    endpoint: str | None = None
+    # Static keys from Secrets; without them the usual AWS chain applies (environment, a web
+    # identity / IRSA, the instance or pod role).
+    access_key_id_secret_ref: SecretKeyRef | None = None
+    secret_access_key_secret_ref: SecretKeyRef | None = None
+    session_token_secret_ref: SecretKeyRef | None = None
     timeout: Duration = "10s"  # the whole measurement, throttling retries included
 
     @model_validator(mode="after")
-    def _ids_unique(self) -> CloudWatchProvider:
+    def _consistent(self) -> CloudWatchProvider:
         ids = [q.id for q in self.metric_data_queries]
         repeated = sorted({i for i in ids if ids.count(i) > 1})
         if repeated:
@@ -212,6 +200,10 @@ class CloudWatchProvider(SpecModel):
             raise ValueError("no query returns data: set returnData: true on the one the value comes from")
         if self.endpoint is not None and not re.match(r"^https?://[^/?#]", self.endpoint):
             raise ValueError(f"endpoint {self.endpoint!r} must start with http:// or https:// and a host")
+        if (self.access_key_id_secret_ref is None) != (self.secret_access_key_secret_ref is None):
+            raise ValueError("accessKeyIdSecretRef and secretAccessKeySecretRef are given together")
+        if self.session_token_secret_ref is not None and self.access_key_id_secret_ref is None:
+            raise ValueError("sessionTokenSecretRef needs accessKeyIdSecretRef and secretAccessKeySecretRef")
         return self
 
 
@@ -237,9 +229,9 @@ class InfluxDBProvider(SpecModel):
     database: str | None = None  # InfluxQL: the `db` parameter
     retention_policy: str | None = None  # InfluxQL: the `rp` parameter
     org: str | None = None  # Flux: the organization name or id
-    token: SecretValue | None = None  # Flux: sent as `Authorization: Token ...`
-    username: SecretValue | None = None  # InfluxQL: with password, HTTP basic authentication
-    password: SecretValue | None = None
+    token_secret_ref: SecretKeyRef | None = None  # Flux: sent as `Authorization: Token ...`
+    username_secret_ref: SecretKeyRef | None = None  # InfluxQL: HTTP basic authentication
+    password_secret_ref: SecretKeyRef | None = None
     timeout: Duration = "10s"
 
     @model_validator(mode="after")
@@ -250,17 +242,20 @@ class InfluxDBProvider(SpecModel):
         if self.language == "influxql":
             if not self.database:
                 raise ValueError("an influxql query needs database")
-            if self.org is not None or self.token is not None:
-                raise ValueError("org and token are for language flux (InfluxQL takes username and password)")
-            if (self.username is None) != (self.password is None):
-                raise ValueError("username and password are given together")
+            if self.org is not None or self.token_secret_ref is not None:
+                raise ValueError(
+                    "org and tokenSecretRef are for language flux (InfluxQL takes usernameSecretRef "
+                    "and passwordSecretRef)"
+                )
+            if (self.username_secret_ref is None) != (self.password_secret_ref is None):
+                raise ValueError("usernameSecretRef and passwordSecretRef are given together")
         else:
             if not self.org:
                 raise ValueError("a flux query needs org")
-            if self.database or self.retention_policy or self.username or self.password:
+            if self.database or self.retention_policy or self.username_secret_ref or self.password_secret_ref:
                 raise ValueError(
-                    "database, retentionPolicy, username and password are for language influxql "
-                    "(Flux takes org and token)"
+                    "database, retentionPolicy, usernameSecretRef and passwordSecretRef are for "
+                    "language influxql (Flux takes org and tokenSecretRef)"
                 )
         return self
 

@@ -105,7 +105,8 @@ def test_no_datapoints_in_the_window_is_no_data(cloudwatch):
 
 
 def test_without_credentials_anywhere_the_measurement_says_so(cloudwatch):
-    with pytest.raises(QueryError, match=r"no AWS credentials: set provider\.cloudWatch\.credentials"):
+    said = r"no AWS credentials: set provider\.cloudWatch\.accessKeyIdSecretRef"
+    with pytest.raises(QueryError, match=said):
         measure(request(cloudwatch.url, [stat("errors")]), credentials={})
 
 

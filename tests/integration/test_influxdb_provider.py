@@ -51,13 +51,13 @@ def request(provider, args=None):
 
 
 def influxql(server, query, **extra):
-    secret = {"secretKeyRef": {"name": "influx", "key": "x"}}
+    secret = {"name": "influx", "key": "x"}
     return {
         "address": server.url,
         "database": server.database,
         "query": query,
-        "username": secret,
-        "password": secret,
+        "usernameSecretRef": secret,
+        "passwordSecretRef": secret,
         **extra,
     }
 
@@ -191,8 +191,10 @@ FLUX = (
 
 
 def flux(server, query=FLUX):
-    token = {"secretKeyRef": {"name": "influx", "key": "token"}}
-    return {"address": server.url, "language": "flux", "org": "shop-org", "query": query, "token": token}
+    token = {"name": "influx", "key": "token"}
+    return {"address": server.url, "language": "flux", "org": "shop-org", "query": query} | {
+        "tokenSecretRef": token
+    }
 
 
 async def measure_flux(server, args=None, token=TOKEN):

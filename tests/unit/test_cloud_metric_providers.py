@@ -23,7 +23,7 @@ def config_of(provider):
 
 
 STAT = {"metric": {"namespace": "App", "metricName": "Errors"}, "period": 60, "stat": "Sum"}
-SECRET = {"secretKeyRef": {"name": "aws", "key": "id"}}
+SECRET = {"name": "aws", "key": "id"}
 
 
 @pytest.mark.parametrize(
@@ -53,11 +53,12 @@ SECRET = {"secretKeyRef": {"name": "aws", "key": "id"}}
         (
             {
                 "cloudWatch": {
-                    "credentials": {"accessKeyId": SECRET},
+                    "accessKeyIdSecretRef": SECRET,
                     "metricDataQueries": [{"id": "m", "metricStat": STAT}],
                 }
             },
-            "spec.metrics[0].provider.cloudWatch.credentials.secretAccessKey: Field required",
+            "spec.metrics[0].provider.cloudWatch: accessKeyIdSecretRef and secretAccessKeySecretRef "
+            "are given together",
         ),
         (
             {"influxdb": {"address": "http://i:8086", "query": "SELECT 1", "database": "d", "bucket": "b"}},
@@ -76,8 +77,8 @@ SECRET = {"secretKeyRef": {"name": "aws", "key": "id"}}
             "spec.metrics[0].provider.influxdb: address 'i:8086' must start with http://",
         ),
         (
-            {"influxdb": {"address": "http://i", "database": "d", "query": "SELECT 1", "password": SECRET}},
-            "spec.metrics[0].provider.influxdb: username and password are given together",
+            {"influxdb": {"address": "http://i", "database": "d", "query": "x", "passwordSecretRef": SECRET}},
+            "spec.metrics[0].provider.influxdb: usernameSecretRef and passwordSecretRef are given together",
         ),
     ],
 )
@@ -125,18 +126,16 @@ def test_cloudwatch_credentials_are_secret_uses_named_by_their_field():
     config = config_of(
         {
             "cloudWatch": {
-                "credentials": {
-                    "accessKeyId": {"secretKeyRef": {"name": "aws", "key": "id"}},
-                    "secretAccessKey": {"secretKeyRef": {"name": "aws", "key": "secret"}},
-                },
+                "accessKeyIdSecretRef": {"name": "aws", "key": "id"},
+                "secretAccessKeySecretRef": {"name": "aws", "key": "secret"},
                 "metricDataQueries": [{"id": "m", "metricStat": STAT}],
             }
         }
     )
     uses = PROVIDERS["cloudWatch"].secret_uses(config)
     assert [(u.field, u.ref.name, u.ref.key) for u in uses] == [
-        ("credentials.accessKeyId.secretKeyRef", "aws", "id"),
-        ("credentials.secretAccessKey.secretKeyRef", "aws", "secret"),
+        ("accessKeyIdSecretRef", "aws", "id"),
+        ("secretAccessKeySecretRef", "aws", "secret"),
     ]
 
 
@@ -187,10 +186,13 @@ def test_an_unquoted_argument_must_be_a_plain_token(language):
 
 def test_influxdb_credentials_are_secret_uses_named_by_their_field():
     config = config_of(
-        {"influxdb": {"address": "http://i", "language": "flux", "org": "o", "query": "x", "token": SECRET}}
+        {
+            "influxdb": {"address": "http://i", "language": "flux", "org": "o", "query": "x"}
+            | {"tokenSecretRef": SECRET}
+        }
     )
     [use] = PROVIDERS["influxdb"].secret_uses(config)
-    assert (use.field, use.header, use.ref.name) == ("token.secretKeyRef", "token", "aws")
+    assert (use.field, use.header, use.ref.name) == ("tokenSecretRef", "token", "aws")
 
 
 def test_the_retry_budget_fits_the_timeout():
