@@ -82,9 +82,7 @@ def secret_errors(
     errors: list[SpecError] = []
     for ref in secret_refs(rollout, observed.analysis_templates):
         keys = observed.secrets.get(ref.secret)
-        # A provider's credential (not a header) is named by its field alone.
-        header = f" (header {ref.header!r})" if ".headers[" in ref.field else ""
-        where = f"{ref.template} {ref.field}{header}"
+        where = f"{ref.template} {ref.field} (header {ref.header!r})"
         denied = observed.unreadable_secrets.get(ref.secret)
         if denied is not None:
             errors.append(

@@ -115,7 +115,7 @@ async def test_a_missing_credentials_secret_is_invalid_spec_naming_the_field(clu
         await cluster.kube.create(ROLLOUTS, NS, rollout_manifest(strategy=strategy))
         said = (
             "spec.strategy.canary.steps[1].analysis.templates[0]: AnalysisTemplate alb-target-5xx "
-            "metrics[0].provider.cloudWatch.accessKeyIdSecretRef: "
+            "metrics[0].provider.cloudWatch.accessKeyIdSecretRef (header 'accessKeyId'): "
             "Secret shop/cloudwatch-reader not found"
         )
 
