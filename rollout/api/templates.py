@@ -264,6 +264,140 @@ class GraphiteMetric(SpecModel):
         return self.graphite
 
 
+class CloudWatchDimension(SpecModel):
+    name: str = Field(min_length=1)
+    value: str = Field(min_length=1)
+
+
+class CloudWatchMetricName(SpecModel):
+    namespace: str = Field(min_length=1)
+    metric_name: str = Field(min_length=1)
+    dimensions: list[CloudWatchDimension] = Field(default_factory=list)
+
+
+class CloudWatchMetricStat(SpecModel):
+    metric: CloudWatchMetricName
+    period: int = Field(ge=1)  # seconds
+    stat: str = Field(min_length=1)  # Average, Sum, p99, ...
+    unit: str | None = None
+
+
+class CloudWatchQuery(SpecModel):
+    """One of GetMetricData's MetricDataQueries: a metric's statistic or a math expression over
+    the other queries (by their ids)."""
+
+    id: str = Field(pattern=r"^[a-z][A-Za-z0-9_]*$")
+    metric_stat: CloudWatchMetricStat | None = None
+    expression: str | None = Field(default=None, min_length=1)
+    label: str | None = None
+    period: int | None = Field(default=None, ge=1)  # an expression's period, in seconds
+    return_data: bool = True  # as in GetMetricData: the value comes from the query returning data
+
+    @model_validator(mode="after")
+    def _stat_or_expression(self) -> CloudWatchQuery:
+        if (self.metric_stat is None) == (self.expression is None):
+            raise ValueError(f"query {self.id!r} needs exactly one of metricStat or expression")
+        return self
+
+
+class CloudWatchProvider(SpecModel):
+    """Amazon CloudWatch GetMetricData: the queries over the last `interval`, the newest value of
+    the one query that returns data. `{{args.NAME}}` may stand in the metric's names and
+    dimensions (each an API parameter of its own) and, as a plain token, in expressions."""
+
+    metric_data_queries: list[CloudWatchQuery] = Field(min_length=1)
+    interval: Duration = "5m"  # the window read back from now
+    region: str | None = None  # falls back to the AWS chain (AWS_REGION, the profile)
+    # An override (a VPC endpoint, an emulator); https://monitoring.<region>.amazonaws.com otherwise.
+    endpoint: str | None = None
+    # Static keys from Secrets; without them the usual AWS chain applies (environment, a web
+    # identity / IRSA, the instance or pod role).
+    access_key_id_secret_ref: SecretKeyRef | None = None
+    secret_access_key_secret_ref: SecretKeyRef | None = None
+    session_token_secret_ref: SecretKeyRef | None = None
+    timeout: Duration = "10s"  # the whole measurement, throttling retries included
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CloudWatchProvider:
+        ids = [q.id for q in self.metric_data_queries]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"metricDataQueries ids must be unique; repeated: {', '.join(repeated)}")
+        if not any(q.return_data for q in self.metric_data_queries):
+            raise ValueError("no query returns data: set returnData: true on the one the value comes from")
+        if self.endpoint is not None and not re.match(r"^https?://[^/?#]", self.endpoint):
+            raise ValueError(f"endpoint {self.endpoint!r} must start with http:// or https:// and a host")
+        if (self.access_key_id_secret_ref is None) != (self.secret_access_key_secret_ref is None):
+            raise ValueError("accessKeyIdSecretRef and secretAccessKeySecretRef are given together")
+        if self.session_token_secret_ref is not None and self.access_key_id_secret_ref is None:
+            raise ValueError("sessionTokenSecretRef needs accessKeyIdSecretRef and secretAccessKeySecretRef")
+        return self
+
+
+class CloudWatchMetric(SpecModel):
+    """`provider: {cloudWatch: {...}}`."""
+
+    kind: ClassVar[str] = "cloudWatch"
+    cloud_watch: CloudWatchProvider
+
+    @property
+    def config(self) -> CloudWatchProvider:
+        return self.cloud_watch
+
+
+class InfluxDBProvider(SpecModel):
+    """InfluxDB: an InfluxQL query (1.x `/query`, with `database`) or a Flux query (2.x
+    `/api/v2/query`, with `org`). `{{args.NAME}}` inside a string literal (and, in InfluxQL, a
+    quoted identifier) is escaped for it; elsewhere only a plain token is allowed."""
+
+    address: str = Field(min_length=1)  # http://influxdb:8086
+    language: Literal["influxql", "flux"] = "influxql"
+    query: str = Field(min_length=1)
+    database: str | None = None  # InfluxQL: the `db` parameter
+    retention_policy: str | None = None  # InfluxQL: the `rp` parameter
+    org: str | None = None  # Flux: the organization name or id
+    token_secret_ref: SecretKeyRef | None = None  # Flux: sent as `Authorization: Token ...`
+    username_secret_ref: SecretKeyRef | None = None  # InfluxQL: HTTP basic authentication
+    password_secret_ref: SecretKeyRef | None = None
+    timeout: Duration = "10s"
+
+    @model_validator(mode="after")
+    def _fits_its_language(self) -> InfluxDBProvider:
+        scheme, _, rest = self.address.partition("://")
+        if scheme.lower() not in ("http", "https") or not rest or rest[0] in "/?#":
+            raise ValueError(f"address {self.address!r} must start with http:// or https:// and a host")
+        if self.language == "influxql":
+            if not self.database:
+                raise ValueError("an influxql query needs database")
+            if self.org is not None or self.token_secret_ref is not None:
+                raise ValueError(
+                    "org and tokenSecretRef are for language flux (InfluxQL takes usernameSecretRef "
+                    "and passwordSecretRef)"
+                )
+            if (self.username_secret_ref is None) != (self.password_secret_ref is None):
+                raise ValueError("usernameSecretRef and passwordSecretRef are given together")
+        else:
+            if not self.org:
+                raise ValueError("a flux query needs org")
+            if self.database or self.retention_policy or self.username_secret_ref or self.password_secret_ref:
+                raise ValueError(
+                    "database, retentionPolicy, usernameSecretRef and passwordSecretRef are for "
+                    "language influxql (Flux takes org and tokenSecretRef)"
+                )
+        return self
+
+
+class InfluxDBMetric(SpecModel):
+    """`provider: {influxdb: {...}}`."""
+
+    kind: ClassVar[str] = "influxdb"
+    influxdb: InfluxDBProvider
+
+    @property
+    def config(self) -> InfluxDBProvider:
+        return self.influxdb
+
+
 # `provider` holds exactly one kind: one member per provider, tagged by its key. Each kind's
 # measuring is in rollout/analysis (one module per provider, listed in providers.py).
 ProviderKinds = (
@@ -272,8 +406,10 @@ ProviderKinds = (
     | Annotated[DatadogMetric, Tag("datadog")]
     | Annotated[NewRelicMetric, Tag("newRelic")]
     | Annotated[GraphiteMetric, Tag("graphite")]
+    | Annotated[CloudWatchMetric, Tag("cloudWatch")]
+    | Annotated[InfluxDBMetric, Tag("influxdb")]
 )
-KNOWN_PROVIDERS = ("prometheus", "web", "datadog", "newRelic", "graphite")
+KNOWN_PROVIDERS = ("prometheus", "web", "datadog", "newRelic", "graphite", "cloudWatch", "influxdb")
 
 
 def _provider_kind(value: Any) -> str | None:
