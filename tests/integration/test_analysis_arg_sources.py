@@ -14,7 +14,7 @@ from contextlib import ExitStack
 
 import pytest
 
-from rollout.kube import ANALYSIS_TEMPLATES, EVENTS, ROLLOUTS, SECRETS, SERVICES
+from rollout.kube import ANALYSIS_TEMPLATES, EVENTS, REPLICASETS, ROLLOUTS, SECRETS, SERVICES
 from tests.emulated import HTTPROUTES, NS, healthy_at, status_of
 from tests.integration.command_line import rollout_cli
 from tests.integration.prometheus_setup import revisions, route_weights, stack
@@ -188,3 +188,62 @@ async def test_arguments_from_a_secret_and_a_field_measure_and_the_secret_never_
     }
     for where, text in everything.items():
         assert SECRET_MARK not in text, f"the secret value shows in {where}"
+
+
+async def test_a_missing_argument_secret_or_label_is_invalid_spec_until_fixed(cluster):
+    """Nothing moves on an argument without a value: no ReplicaSet, no Service pinned, the route as
+    it was; creating the Secret and the label recovers on the periodic re-check."""
+    query = (
+        'sum(rate(http_requests_total{rollout_dev_revision="{{args.canary-hash}}", '
+        'tenant="{{args.tenant}}", team="{{args.team}}"}[5s]))'
+    )
+    await cluster.kube.create(
+        ANALYSIS_TEMPLATES, NS, template("tenant-traffic", metric("requests", query, "result[0] > 0"))
+    )
+    manifest = canary(
+        {
+            "templates": [{"name": "tenant-traffic"}],
+            "args": [
+                {"name": "tenant", "valueFrom": {"secretKeyRef": {"name": "tenancy", "key": "tenant"}}},
+                {"name": "team", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['team']"}}},
+            ],
+        }
+    )
+    async with cluster.controller(resync_seconds=0.5):
+        for name in ("web-stable", "web-canary"):
+            await cluster.kube.create(SERVICES, NS, service_manifest(name))
+        await cluster.kube.create(HTTPROUTES, NS, http_route_manifest())
+        route = await cluster.kube.get(HTTPROUTES, NS, "web")
+        await cluster.kube.create(ROLLOUTS, NS, manifest)
+        where = "spec.strategy.canary.steps[1].analysis.args"
+        wanted = (
+            f"{where}[0].valueFrom.secretKeyRef: Secret shop/tenancy key 'tenant': the Secret was not found",
+            f"{where}[1].valueFrom.fieldRef.fieldPath: \"metadata.labels['team']\": "
+            "the Rollout has no such label or annotation",
+        )
+
+        async def invalid():
+            status = await status_of(cluster)
+            condition = next((c for c in status.get("conditions") or [] if c["type"] == "InvalidSpec"), None)
+            return status if condition and all(w in condition["message"] for w in wanted) else None
+
+        status = await wait_for(invalid, what="InvalidSpec naming both arguments")
+        assert status["phase"] == "Degraded"
+        events = await events_of(cluster)
+        assert any(e["reason"] == "InvalidSpec" and wanted[0] in e["message"] for e in events)
+        assert await cluster.kube.list(REPLICASETS, NS) == []
+        assert await cluster.kube.get(HTTPROUTES, NS, "web") == route
+        for name in ("web-stable", "web-canary"):
+            assert (
+                "rollout.dev/revision" not in (await cluster.kube.get(SERVICES, NS, name))["spec"]["selector"]
+            )
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "tenancy", "namespace": NS},
+            "data": {"tenant": base64.b64encode(SECRET_VALUE.encode()).decode()},
+        }
+        await cluster.kube.create(SECRETS, NS, secret)
+        await cluster.kube.patch(ROLLOUTS, NS, "web", {"metadata": {"labels": {"team": "payments"}}})
+        status = await wait_for(healthy_at(cluster), what="Healthy once both have values")
+    assert SECRET_MARK not in json.dumps(status)
