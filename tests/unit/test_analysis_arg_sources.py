@@ -7,9 +7,11 @@ import io
 import json
 import logging
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import structlog
+import yaml
 
 from rollout.analysis.masking import LOG_MASK, MASK, mask
 from rollout.analysis.measure import Denied, secret_arg_values
@@ -17,10 +19,12 @@ from rollout.analysis.resolve import TemplateKey, Unreadable, resolve_all
 from rollout.analysis.runs import QueryResult, judge
 from rollout.api.rollout import parse_rollout
 from rollout.api.templates import parse_template
+from rollout.cli.lint import problems
 from rollout.observability.logging import configure_logging
 from tests.manifests import canary_strategy, rollout_manifest
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "canary-analysis-dry-run.yaml"
 SECRET = 'tenant-"7"'  # a quote in it: the escaped form must be masked too
 STEP_PATH = "spec.strategy.canary.steps[1].analysis"
 TEMPLATE = parse_template(
@@ -222,3 +226,24 @@ def test_log_lines_never_carry_a_remembered_secret():
     assert "tenant-" not in stream.getvalue()
     assert lines[0]["query"] == f'errors{{tenant="{MASK}"}}' and lines[0]["value"] == [0.1]
     assert lines[1]["event"] == f"handler failed for tenant {MASK}"
+
+
+def test_lint_assumes_a_secret_not_in_the_files_and_checks_one_that_is():
+    """`rollout lint`: Secrets are seldom in Git; one that is given must hold the key."""
+    documents = [
+        (f"examples/canary-analysis-dry-run.yaml#{i}", doc)
+        for i, doc in enumerate(yaml.safe_load_all(EXAMPLE.read_text()))
+        if doc
+    ]
+    assert problems(documents) == []
+    without_secret = [(w, d) for w, d in documents if d["kind"] != "Secret"]
+    assert problems(without_secret) == []
+    wrong_key = [
+        (w, {**d, "stringData": {"other": "x"}} if d["kind"] == "Secret" else d) for w, d in documents
+    ]
+    found = problems(wrong_key)
+    assert any(
+        "steps[1].analysis.args[0].valueFrom.secretKeyRef: Secret default/checkout-tenancy key 'tenant': "
+        "the Secret has no such key" in line
+        for line in found
+    ), found
