@@ -13,6 +13,7 @@ the logging set-up (rollout/observability/logging.py) masks every record with al
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -40,11 +41,16 @@ def forms(value: str) -> set[str]:
     return {form for form in found if form}
 
 
+def masker(secrets: Iterable[str]) -> re.Pattern[str] | None:
+    """One pattern matching every form of every secret value (longest first), or None."""
+    found = sorted({f for value in secrets for f in forms(value)}, key=len, reverse=True)
+    return re.compile("|".join(re.escape(f) for f in found)) if found else None
+
+
 def mask(text: str, secrets: Iterable[str]) -> str:
     """`text` with every form of every secret value replaced by ***."""
-    for form in sorted({f for value in secrets for f in forms(value)}, key=len, reverse=True):
-        text = text.replace(form, MASK)
-    return text
+    pattern = masker(secrets)
+    return pattern.sub(MASK, text) if pattern is not None else text
 
 
 class LogMask:
@@ -54,32 +60,35 @@ class LogMask:
     def __init__(self) -> None:
         self._lock = threading.Lock()  # log records are written from worker threads too
         self._by_owner: dict[str, frozenset[str]] = {}
-        self._all: frozenset[str] = frozenset()
+        self._pattern: re.Pattern[str] | None = None
 
     def remember(self, owner: str, secrets: Iterable[str]) -> None:
+        """`owner`'s secret values now (called on every reconcile: cheap when unchanged)."""
         values = frozenset(v for v in secrets if v)
         with self._lock:
+            if self._by_owner.get(owner, frozenset()) == values:
+                return
             if values:
                 self._by_owner[owner] = values
             else:
-                self._by_owner.pop(owner, None)
-            self._all = frozenset().union(*self._by_owner.values())
+                del self._by_owner[owner]
+            self._pattern = masker(frozenset().union(*self._by_owner.values()))
 
-    def _masked(self, value: Any, secrets: frozenset[str]) -> Any:
+    def _masked(self, value: Any, pattern: re.Pattern[str]) -> Any:
         if isinstance(value, str):
-            return mask(value, secrets)
+            return pattern.sub(MASK, value)
         if isinstance(value, Mapping):
-            return {k: self._masked(v, secrets) for k, v in value.items()}
+            return {k: self._masked(v, pattern) for k, v in value.items()}
         if isinstance(value, list | tuple):
-            return [self._masked(v, secrets) for v in value]
+            return [self._masked(v, pattern) for v in value]
         return value
 
     def __call__(self, logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
         """A structlog processor: every string in the record masked."""
-        secrets = self._all
-        if not secrets:
+        pattern = self._pattern
+        if pattern is None:
             return event_dict
-        return {key: self._masked(value, secrets) for key, value in event_dict.items()}
+        return {key: self._masked(value, pattern) for key, value in event_dict.items()}
 
 
 LOG_MASK = LogMask()
