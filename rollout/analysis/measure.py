@@ -23,8 +23,11 @@ from rollout.analysis.providers import PROVIDERS
 from rollout.analysis.resolve import (
     ResolvedAnalyses,
     ResolvedMetric,
+    SecretArgValues,
     TemplateKey,
     TemplateLookup,
+    Unreadable,
+    arg_secret_keys,
     secret_refs,
     template_keys,
 )
@@ -60,13 +63,16 @@ SecretData = dict[str, dict[str, str] | Denied | None]
 
 
 async def observe_secrets(kube: Kube, rollout: Rollout, templates: TemplateLookup) -> SecretData:
-    """The Secrets named by analysis headers (a GET each, or a read of a few seconds ago), so that
-    a missing or unreadable Secret or key is an InvalidSpec found before anything moves."""
+    """The Secrets named by analysis headers and by the Rollout's analysis arguments
+    (`valueFrom.secretKeyRef`), a GET each or a read of a few seconds ago, so that a missing or
+    unreadable Secret or key is an InvalidSpec found before anything moves."""
     found: SecretData = {}
     namespace = rollout.metadata.namespace
     wanted: dict[str, set[str]] = {}
     for ref in secret_refs(rollout, templates):
         wanted.setdefault(ref.secret, set()).add(ref.key)
+    for secret, key in arg_secret_keys(rollout):
+        wanted.setdefault(secret, set()).add(key)
     for name, keys in sorted(wanted.items()):
         try:
             secret = await kube.get(SECRETS, namespace, name)
@@ -90,6 +96,26 @@ def secret_keys(secrets: SecretData) -> dict[str, frozenset[str] | None]:
 def denied_secrets(secrets: SecretData) -> dict[str, str]:
     """The Secrets the controller may not read, and the grant it lacks."""
     return {name: data.why for name, data in secrets.items() if isinstance(data, Denied)}
+
+
+def secret_arg_values(rollout: Rollout, secrets: SecretData) -> SecretArgValues:
+    """The values of the Secret keys the Rollout's analysis arguments name, decoded, or why there
+    is none (for resolve; only the controller holds these, masked wherever text leaves it)."""
+    values: dict[tuple[str, str], str | Unreadable] = {}
+    for name, key in arg_secret_keys(rollout):
+        data = secrets.get(name)
+        if isinstance(data, Denied):
+            values[(name, key)] = Unreadable(f"the Secret cannot be read: {data.why}")
+        elif data is None:
+            values[(name, key)] = Unreadable("the Secret was not found")
+        elif key not in data:
+            values[(name, key)] = Unreadable("the Secret has no such key")
+        else:
+            try:
+                values[(name, key)] = base64.b64decode(data[key], validate=True).decode()
+            except (ValueError, UnicodeDecodeError):
+                values[(name, key)] = Unreadable("the value is not base64-encoded UTF-8 text")
+    return values
 
 
 def request_headers(secrets: SecretData, namespace: str, metric: ResolvedMetric) -> dict[str, str]:
@@ -139,10 +165,14 @@ async def measure_one(
         provider = PROVIDERS[metric.provider]
         clients = {"prometheus": prometheus}
         value = await asyncio.to_thread(provider.measure, metric.request, headers, clients, context)
-    except QueryError as exc:
-        return QueryResult(run=run, revision=revision, metric=metric.name, at=now, error=str(exc))
+    except QueryError as exc:  # a provider's message may quote the query: secret values masked
+        return QueryResult(
+            run=run, revision=revision, metric=metric.name, at=now, error=metric.masked(str(exc))
+        )
     except NoData as exc:
-        return QueryResult(run=run, revision=revision, metric=metric.name, at=now, no_data=str(exc))
+        return QueryResult(
+            run=run, revision=revision, metric=metric.name, at=now, no_data=metric.masked(str(exc))
+        )
     return QueryResult(run=run, revision=revision, metric=metric.name, at=now, value=value)
 
 

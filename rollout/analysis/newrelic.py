@@ -53,6 +53,11 @@ def _value(name: str, args: Mapping[str, str]) -> str:
     return args[name]
 
 
+def escape_nrql_string(value: str) -> str:
+    """`value` as the inside of an NRQL '...' literal."""
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
 def substitute_nrql(query: str, args: Mapping[str, str]) -> str:
     """Each argument escaped for where it stands in the NRQL (see the module's docstring)."""
 
@@ -73,7 +78,7 @@ def substitute_nrql(query: str, args: Mapping[str, str]) -> str:
                 if "`" in value:
                     raise ArgError(f"argument {placeholder.group(1)!r} contains a backquote")
                 return value
-            return value.replace("\\", "\\\\").replace("'", "\\'")
+            return escape_nrql_string(value)
 
         return PLACEHOLDER.sub(inner, literal)
 

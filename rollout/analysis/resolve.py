@@ -1,26 +1,36 @@
 """From a Rollout's `analysis` reference to the concrete metrics a run measures: templates looked
 up (namespaced or cluster-scoped), arguments merged (template defaults < built-ins < the
-Rollout's own) and substituted, and every problem reported with its field path."""
+Rollout's own) and substituted, and every problem reported with its field path.
+
+The Rollout's own arguments are a literal `value`, a field of the Rollout (`valueFrom.fieldRef`)
+or a key of a Secret (`valueFrom.secretKeyRef`, read by the controller: rollout/analysis/
+measure.py); a secret value is substituted like any other, and each resolved metric carries the
+secret values so that every message quoting it masks them (rollout/analysis/masking.py).
+`dryRun` and `measurementRetention` (the template's, then the Rollout's) mark each metric."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from rollout.analysis.args import PLACEHOLDER, ArgError, placeholders, substitute_condition
 from rollout.analysis.expressions import check
+from rollout.analysis.masking import mask
 from rollout.analysis.provider import Request
 from rollout.analysis.providers import PROVIDERS
 from rollout.api.base import parse_duration
 from rollout.api.rollout import Rollout, SpecError
-from rollout.api.spec import AnalysisRefs, RolloutAnalysis
+from rollout.api.spec import FIELD_PATH, AnalysisRefs, DryRun, MeasurementRetention, RolloutAnalysis
 from rollout.api.status import RolloutStatus
 from rollout.api.templates import AnalysisTemplateSpec, Metric
 from rollout.api.vocabulary import BACKGROUND
 
 # An error measurement of a metric without an interval is tried again after this many seconds.
 ERROR_RETRY_SECONDS = 10.0
+# Measurements kept in status per metric without a measurementRetention (counts cover all).
+DEFAULT_RETENTION = 10
 
 
 @dataclass(frozen=True)
@@ -42,7 +52,7 @@ class ResolvedMetric:
     name: str
     template: str  # "AnalysisTemplate success-rate", for messages
     provider: str  # the provider kind, a key of providers.PROVIDERS
-    request: Request  # what that provider resolved the metric's config to
+    request: Request = field(repr=False)  # what that provider resolved the metric's config to
     interval: float | None
     count: int | None  # None: measured until the analysis ends
     initial_delay: float
@@ -51,11 +61,18 @@ class ResolvedMetric:
     failure_limit: int
     inconclusive_limit: int
     consecutive_error_limit: int
+    dry_run: bool = False  # measured and shown, never deciding the run's phase
+    retention: int = DEFAULT_RETENTION  # measurements kept in status
+    # Values of the Rollout's secret arguments: masked in every message (never in repr).
+    secrets: frozenset[str] = field(default=frozenset(), repr=False)
 
     @property
     def query(self) -> str:
-        """What is asked, as quoted in messages (the PromQL query, the URL)."""
-        return self.request.text
+        """What is asked, as quoted in messages (the PromQL query, the URL), secrets masked."""
+        return self.masked(self.request.text)
+
+    def masked(self, text: str) -> str:
+        return mask(text, self.secrets) if self.secrets else text
 
     @property
     def retry_after(self) -> float:
@@ -155,6 +172,117 @@ def builtin_args(rollout: Rollout, stable: str | None, current: str) -> dict[str
     }
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """Why a Secret key an argument names cannot be used (missing, denied, not text)."""
+
+    why: str
+
+
+# The Secret keys the Rollout's arguments name, as the controller read them: (Secret, key) ->
+# the decoded value, or why there is none.
+SecretArgValues = Mapping[tuple[str, str], str | Unreadable]
+
+
+@dataclass(frozen=True)
+class ArgValues:
+    """The Rollout's own arguments of one analysis: name -> value, and the secret values."""
+
+    values: dict[str, str]
+    secret: frozenset[str] = field(default=frozenset(), repr=False)
+
+
+def _field_value(rollout: Rollout, path: str) -> str | None:
+    match = FIELD_PATH.match(path)
+    if match is None:  # the model refuses these; kept for a direct caller
+        return None
+    meta = rollout.metadata
+    if match.group(1):
+        return str(getattr(meta, match.group(1)))
+    found: dict[str, str] = getattr(meta, match.group(2))
+    return found.get(match.group(4))
+
+
+def rollout_args(
+    rollout: Rollout, ref: RolloutAnalysis, path: str, secret_values: SecretArgValues | None
+) -> tuple[ArgValues, list[SpecError]]:
+    """The Rollout's arguments of `ref` with their values; a field or Secret key that gives none is
+    an error at the argument's field path (Secret values never appear in it)."""
+    values: dict[str, str] = {}
+    secret: set[str] = set()
+    errors: list[SpecError] = []
+    namespace = rollout.metadata.namespace
+    for index, arg in enumerate(ref.args):
+        at = f"{path}.args[{index}]"
+        if arg.value is not None:
+            values[arg.name] = arg.value
+            continue
+        assert arg.value_from is not None
+        secret_ref, field_ref = arg.value_from.secret_key_ref, arg.value_from.field_ref
+        if field_ref is not None:
+            value = _field_value(rollout, field_ref.field_path)
+            if value is None:
+                errors.append(
+                    SpecError(
+                        f"{at}.valueFrom.fieldRef.fieldPath",
+                        f"{field_ref.field_path!r}: the Rollout has no such label or annotation",
+                    )
+                )
+                continue
+            values[arg.name] = value
+            continue
+        assert secret_ref is not None
+        found = None if secret_values is None else secret_values.get((secret_ref.name, secret_ref.key))
+        if not isinstance(found, str):
+            why = found.why if found is not None else "not read"
+            errors.append(
+                SpecError(
+                    f"{at}.valueFrom.secretKeyRef",
+                    f"Secret {namespace}/{secret_ref.name} key {secret_ref.key!r}: {why}",
+                )
+            )
+            continue
+        values[arg.name] = found
+        secret.add(found)
+    return ArgValues(values, frozenset(secret)), errors
+
+
+def arg_secret_keys(rollout: Rollout) -> set[tuple[str, str]]:
+    """Every (Secret, key) the Rollout's analysis arguments name."""
+    return {
+        (arg.value_from.secret_key_ref.name, arg.value_from.secret_key_ref.key)
+        for _, ref in analysis_refs(rollout).values()
+        for arg in ref.args
+        if arg.value_from is not None and arg.value_from.secret_key_ref is not None
+    }
+
+
+def _matches(pattern: str, name: str) -> bool:
+    """A dryRun / measurementRetention metricName against a metric's name: the whole name."""
+    return re.fullmatch(pattern, name) is not None
+
+
+@dataclass(frozen=True)
+class _Marks:
+    """dryRun and measurementRetention entries, each with the field path that gave it."""
+
+    dry_run: Sequence[tuple[str, DryRun]]
+    retention: Sequence[tuple[str, MeasurementRetention]]
+
+    def unmatched(self, names: Sequence[str], where: str) -> list[SpecError]:
+        entries: list[tuple[str, DryRun | MeasurementRetention]] = [*self.dry_run, *self.retention]
+        return [
+            SpecError(at, f"metricName {entry.metric_name!r} matches no metric of {where}")
+            for at, entry in entries
+            if not any(_matches(entry.metric_name, n) for n in names)
+        ]
+
+    def mark(self, metric: ResolvedMetric) -> ResolvedMetric:
+        dry = any(_matches(e.metric_name, metric.name) for _, e in self.dry_run)
+        limits = [e.limit for _, e in self.retention if _matches(e.metric_name, metric.name)]
+        return replace(metric, dry_run=dry, retention=limits[-1] if limits else metric.retention)
+
+
 def resolve(
     ref: RolloutAnalysis,
     path: str,
@@ -162,11 +290,22 @@ def resolve(
     builtins: Mapping[str, str],
     *,
     bounded: bool,
+    given: ArgValues | None = None,
 ) -> tuple[list[ResolvedMetric], list[SpecError]]:
-    """The metrics of `ref`; `bounded` runs (steps, blue/green hooks) must end by themselves."""
+    """The metrics of `ref`; `bounded` runs (steps, blue/green hooks) must end by themselves.
+    `given`: the Rollout's arguments with their values (rollout_args); without it, the literal
+    ones only."""
+    if given is None:
+        given = ArgValues({arg.name: arg.value for arg in ref.args if arg.value is not None})
     metrics: list[ResolvedMetric] = []
     errors: list[SpecError] = []
-    given = {arg.name: arg.value for arg in ref.args}
+    rollout_marks = _Marks(
+        [(f"{path}.dryRun[{i}].metricName", d) for i, d in enumerate(ref.dry_run)],
+        [
+            (f"{path}.measurementRetention[{i}].metricName", r)
+            for i, r in enumerate(ref.measurement_retention)
+        ],
+    )
     seen: dict[str, str] = {}
     for index, template_ref in enumerate(ref.templates):
         key = TemplateKey(template_ref.name, template_ref.cluster_scope)
@@ -178,7 +317,19 @@ def resolve(
         if isinstance(spec, str):
             errors.append(SpecError(at, f"{key} is not valid: {spec}"))
             continue
-        args = {a.name: a.value for a in spec.args if a.value is not None} | dict(builtins) | given
+        args = {a.name: a.value for a in spec.args if a.value is not None} | dict(builtins) | given.values
+        own_marks = _Marks(
+            [(f"{at} ({key}): dryRun[{i}]", d) for i, d in enumerate(spec.dry_run)],
+            [
+                (f"{at} ({key}): measurementRetention[{i}]", r)
+                for i, r in enumerate(spec.measurement_retention)
+            ],
+        )
+        errors += own_marks.unmatched([m.name for m in spec.metrics], str(key))
+        # The Rollout's entries come last: for the same metric its retention wins.
+        marks = _Marks(
+            [*own_marks.dry_run, *rollout_marks.dry_run], [*own_marks.retention, *rollout_marks.retention]
+        )
         for metric in spec.metrics:
             where = f"{at} ({key}, metric {metric.name})"
             if metric.name in seen:
@@ -187,9 +338,11 @@ def resolve(
             seen[metric.name] = str(key)
             resolved, problem = _resolve_metric(metric, str(key), args, bounded=bounded)
             if problem:
-                errors.append(SpecError(where, problem))
+                errors.append(SpecError(where, mask(problem, given.secret)))
             elif resolved is not None:
-                metrics.append(resolved)
+                metrics.append(marks.mark(replace(resolved, secrets=given.secret)))
+    if seen:
+        errors += rollout_marks.unmatched(list(seen), "its templates")
     return metrics, errors
 
 
@@ -254,23 +407,35 @@ class ResolvedAnalyses(NamedTuple):
 
 
 def resolve_all(
-    rollout: Rollout, templates: TemplateLookup, stable: str | None, current: str
+    rollout: Rollout,
+    templates: TemplateLookup,
+    stable: str | None,
+    current: str,
+    secret_values: SecretArgValues | None = None,
 ) -> ResolvedAnalyses:
-    """Every analysis of the spec resolved once: run name -> metrics, and all problems found."""
+    """Every analysis of the spec resolved once: run name -> metrics, and all problems found.
+    `secret_values`: the Secret keys the arguments name, as read (None: not read, so an argument
+    from a Secret is an error)."""
     builtins = builtin_args(rollout, stable, current)
     resolved: dict[str, list[ResolvedMetric]] = {}
     errors: list[SpecError] = []
     for name, (path, ref) in analysis_refs(rollout).items():
-        metrics, problems = resolve(ref, path, templates, builtins, bounded=name != BACKGROUND)
+        given, problems = rollout_args(rollout, ref, path, secret_values)
+        errors += problems
+        metrics, problems = resolve(ref, path, templates, builtins, bounded=name != BACKGROUND, given=given)
         resolved[name] = metrics
         errors += problems
     return ResolvedAnalyses(resolved, errors)
 
 
 def resolve_analyses(
-    rollout: Rollout, status: RolloutStatus, templates: TemplateLookup, current: str
+    rollout: Rollout,
+    status: RolloutStatus,
+    templates: TemplateLookup,
+    current: str,
+    secret_values: SecretArgValues | None = None,
 ) -> ResolvedAnalyses:
     """The analyses of one reconcile, resolved once by whoever observes the cluster (the
     controller, which measures what is due with them; the engine decides with the same), with
     the stable revision the status read at the start of the reconcile names."""
-    return resolve_all(rollout, templates, status.stable_revision or current, current)
+    return resolve_all(rollout, templates, status.stable_revision or current, current, secret_values)

@@ -10,7 +10,11 @@ raw results back as `QueryResult`s; `record()` judges each against the metric's 
 - failed > failureLimit: Failed; inconclusive > inconclusiveLimit: Inconclusive; consecutive
   errors > consecutiveErrorLimit: Error; `count` measurements (errors not counted) with at least
   one success: Successful.
-A run is Failed, Error or Inconclusive as soon as one metric is, Successful once all are."""
+A run is Failed, Error or Inconclusive as soon as one metric is, Successful once all are.
+A dry-run metric (`dryRun`) is measured, judged and shown the same way, but never decides: the
+run's phase comes from the other metrics; it is Successful once they are and every dry-run
+metric has finished (a run of dry-run metrics only: once they have all finished, whatever their
+outcome). Status keeps a metric's latest `retention` measurements (measurementRetention)."""
 
 from __future__ import annotations
 
@@ -21,10 +25,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from rollout.analysis.expressions import ConditionError, Result, evaluate
-from rollout.analysis.resolve import ResolvedMetric
+from rollout.analysis.resolve import DEFAULT_RETENTION, ResolvedMetric
 from rollout.api.status import AnalysisPhase, AnalysisRun, Measurement, MetricResult
 
-MAX_MEASUREMENTS = 10  # kept per metric in the Rollout status; counts cover all of them
+MAX_MEASUREMENTS = DEFAULT_RETENTION  # kept per metric without measurementRetention; counts cover all
 QUERY_IN_MESSAGE = 120  # characters of the query quoted in a no-data message
 VALUE_CHARS = 200  # of a JSON value formatted for status (the engine's bounds clip it further)
 TERMINAL: tuple[AnalysisPhase, ...] = ("Successful", "Failed", "Inconclusive", "Error")
@@ -101,7 +105,16 @@ def seconds_to_next(run: AnalysisRun, metrics: Sequence[ResolvedMetric], now: da
 
 
 def judge(metric: ResolvedMetric, result: QueryResult) -> Measurement:
-    """One measurement's phase and message from the raw query result."""
+    """One measurement's phase and message from the raw query result; the values of secret
+    arguments are masked in both (a provider's error may quote the query)."""
+    measurement = _judge(metric, result)
+    if metric.secrets:
+        measurement.message = metric.masked(measurement.message)
+        measurement.value = metric.masked(measurement.value)
+    return measurement
+
+
+def _judge(metric: ResolvedMetric, result: QueryResult) -> Measurement:
     if result.error:
         return Measurement(phase="Error", at=result.at, message=f"query failed: {result.error}")
     if result.no_data:
@@ -155,7 +168,8 @@ def record(run: AnalysisRun, metric: ResolvedMetric, result: QueryResult) -> Mea
     counts = run.metric(metric.name)
     if counts.phase != "Running":
         return measurement
-    counts.measurements = [*counts.measurements, measurement][-MAX_MEASUREMENTS:]
+    counts.dry_run = True if metric.dry_run else None
+    counts.measurements = [*counts.measurements, measurement][-metric.retention :]
     if measurement.phase == "Error":
         counts.error += 1
         counts.consecutive_errors += 1
@@ -175,7 +189,7 @@ def record(run: AnalysisRun, metric: ResolvedMetric, result: QueryResult) -> Mea
 def _metric_phase(
     counts: MetricResult, metric: ResolvedMetric, latest: Measurement
 ) -> tuple[AnalysisPhase, str]:
-    name = f"metric {metric.name} ({metric.template})"
+    name = f"{'dry-run ' if metric.dry_run else ''}metric {metric.name} ({metric.template})"
     if counts.consecutive_errors > metric.consecutive_error_limit:
         return "Error", (
             f"{name}: {counts.consecutive_errors} consecutive errors "
@@ -207,14 +221,25 @@ def _metric_phase(
 def assess(run: AnalysisRun, metrics: Sequence[ResolvedMetric], now: datetime) -> AnalysisPhase:
     """The run's phase from its metrics' (sets phase, message and finished_at)."""
     results = [run.metric(m.name) for m in metrics]
+    for metric, result in zip(metrics, results, strict=True):
+        result.dry_run = True if metric.dry_run else None
+    deciding = [r for m, r in zip(metrics, results, strict=True) if not m.dry_run]
+    dry = [r for m, r in zip(metrics, results, strict=True) if m.dry_run]
     for phase in ("Failed", "Error", "Inconclusive"):
-        bad = [r for r in results if r.phase == phase]
+        bad = [r for r in deciding if r.phase == phase]
         if bad:
             run.phase, run.message = phase, "; ".join(r.message for r in bad)
             break
     else:
-        if results and all(r.phase == "Successful" for r in results):
-            run.phase, run.message = "Successful", "; ".join(r.message for r in results)
+        if (
+            results
+            and all(r.phase == "Successful" for r in deciding)
+            and all(r.phase in TERMINAL for r in dry)
+        ):
+            run.phase = "Successful"
+            run.message = "; ".join(
+                [r.message for r in deciding] + [f"{r.message} ({r.phase}, not counted)" for r in dry]
+            )
         else:
             run.phase = "Running"
             run.message = "; ".join(r.message or f"metric {r.name}: waiting" for r in results)
@@ -226,10 +251,10 @@ def assess(run: AnalysisRun, metrics: Sequence[ResolvedMetric], now: datetime) -
 def passed_so_far(run: AnalysisRun, metrics: Sequence[ResolvedMetric]) -> bool:
     """A background run may end with the rollout: metrics with a count have all their
     measurements done (Successful); those measured until the end have succeeded at least once
-    and their latest measurement is a success."""
+    and their latest measurement is a success. Dry-run metrics are not asked."""
     for metric in metrics:
         result = run.metric(metric.name)
-        if result.phase == "Successful":
+        if result.phase == "Successful" or metric.dry_run:
             continue
         if metric.count is not None or result.phase != "Running" or result.successful == 0:
             return False

@@ -9,10 +9,11 @@ analyses and its trafficRouting.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from rollout.api.base import Duration, IntOrPercent, SpecModel
 from rollout.api.vocabulary import BACKGROUND, POST_PROMOTION, PRE_PROMOTION, step_run_name
@@ -74,15 +75,105 @@ class AnalysisTemplateRef(SpecModel):
     cluster_scope: bool = False
 
 
+class SecretKeyRef(SpecModel):
+    name: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+
+
+# The Rollout fields an argument may take its value from (the downward API's spelling).
+FIELD_PATH = re.compile(r"""^metadata\.(?:(name|namespace)|(labels|annotations)\[(['"])(.+)\3\])$""")
+FIELD_PATHS = "metadata.name, metadata.namespace, metadata.labels['KEY'], metadata.annotations['KEY']"
+
+
+class ObjectFieldRef(SpecModel):
+    field_path: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _known(self) -> ObjectFieldRef:
+        if not FIELD_PATH.match(self.field_path):
+            raise ValueError(f"fieldPath {self.field_path!r} is not supported; use one of {FIELD_PATHS}")
+        return self
+
+
+class ArgValueFrom(SpecModel):
+    """Where an argument's value comes from: a key of a Secret in the Rollout's namespace (never
+    shown: masked as *** wherever the query is quoted), or a field of the Rollout itself."""
+
+    secret_key_ref: SecretKeyRef | None = None
+    field_ref: ObjectFieldRef | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ArgValueFrom:
+        if (self.secret_key_ref is None) == (self.field_ref is None):
+            raise ValueError("valueFrom needs exactly one of secretKeyRef or fieldRef")
+        return self
+
+
 class AnalysisArg(SpecModel):
     name: str = Field(min_length=1)
-    value: str
+    value: str | None = None
+    value_from: ArgValueFrom | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AnalysisArg:
+        if (self.value is None) == (self.value_from is None):
+            raise ValueError(f"argument {self.name!r} needs exactly one of value or valueFrom")
+        return self
+
+
+# The most measurements status keeps for one metric (measurementRetention's limit): the run's
+# whole share (rollout/engine/bounds.py, MEASUREMENTS_PER_RUN), so that one metric may use it all.
+MAX_RETENTION = 100
+
+
+def _retention_limit(value: int) -> int:
+    if value > MAX_RETENTION:
+        raise ValueError(
+            f"limit {value} is above {MAX_RETENTION}, the most measurements status keeps for one metric"
+        )
+    return value
+
+
+class DryRun(SpecModel):
+    """Metrics measured and shown but never deciding the rollout: `metricName` is a regular
+    expression matched against the whole metric name (`.*`: every metric)."""
+
+    metric_name: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _a_pattern(self) -> DryRun:
+        try:
+            re.compile(self.metric_name)
+        except re.error as exc:
+            raise ValueError(f"metricName {self.metric_name!r} is not a regular expression: {exc}") from exc
+        return self
+
+
+class MeasurementRetention(SpecModel):
+    """How many of its latest measurements status keeps for the metrics `metricName` matches (a
+    regular expression, as in dryRun); the counts always cover every measurement."""
+
+    metric_name: str = Field(min_length=1)
+    limit: Annotated[
+        int, Field(ge=1, json_schema_extra={"maximum": MAX_RETENTION}), AfterValidator(_retention_limit)
+    ]
+
+    @model_validator(mode="after")
+    def _a_pattern(self) -> MeasurementRetention:
+        try:
+            re.compile(self.metric_name)
+        except re.error as exc:
+            raise ValueError(f"metricName {self.metric_name!r} is not a regular expression: {exc}") from exc
+        return self
 
 
 class RolloutAnalysis(SpecModel):
     templates: list[AnalysisTemplateRef] = Field(min_length=1)
     args: list[AnalysisArg] = Field(default_factory=list)
     starting_step: NonNegative | None = None
+    # Added to the templates' own (for the same metric the Rollout's retention wins).
+    dry_run: list[DryRun] = Field(default_factory=list)
+    measurement_retention: list[MeasurementRetention] = Field(default_factory=list)
 
 
 class PauseStep(SpecModel):
@@ -472,11 +563,6 @@ class RollbackWindow(SpecModel):
     steps and the analysis: that revision already ran in production."""
 
     revisions: NonNegative = 0
-
-
-class SecretKeyRef(SpecModel):
-    name: str = Field(min_length=1)
-    key: str = Field(min_length=1)
 
 
 # The moments a webhook can be told about (rollout/notify/messages.py maps Event reasons to them).

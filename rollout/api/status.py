@@ -68,6 +68,8 @@ class MetricResult(StatusModel):
     inconclusive: int = 0
     error: int = 0
     consecutive_errors: int = 0
+    # True for a dry-run metric: measured and shown, never deciding the run (absent otherwise).
+    dry_run: bool | None = None
     measurements: list[Measurement] = Field(default_factory=list)
 
 

@@ -26,7 +26,7 @@ from pydantic import (
 
 from rollout.api.base import Duration, SpecModel, parse_duration
 from rollout.api.rollout import SpecError, field_path
-from rollout.api.spec import SecretKeyRef
+from rollout.api.spec import DryRun, MeasurementRetention, SecretKeyRef
 
 NonNegative = Annotated[int, Field(ge=0)]
 _WHOLE_PLACEHOLDER = re.compile(r"^\{\{\s*args\.[A-Za-z0-9_.-]+\s*\}\}$")
@@ -481,6 +481,10 @@ class TemplateArg(SpecModel):
 class AnalysisTemplateSpec(SpecModel):
     args: list[TemplateArg] = Field(default_factory=list)
     metrics: list[Metric] = Field(min_length=1)
+    # Metrics measured and shown but never deciding (a Rollout's analysis may add more).
+    dry_run: list[DryRun] = Field(default_factory=list)
+    # Measurements kept in status per metric (default 10, at most 100).
+    measurement_retention: list[MeasurementRetention] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_names(self) -> AnalysisTemplateSpec:

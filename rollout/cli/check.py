@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from rollout.analysis.measure import observe_secrets, observe_templates, request_headers
+from rollout.analysis.measure import observe_secrets, observe_templates, request_headers, secret_arg_values
 from rollout.analysis.prometheus import Prometheus, QueryError
 from rollout.analysis.resolve import ResolvedMetric, resolve_all, template_keys
 from rollout.api.rollout import Rollout, parse_rollout
@@ -221,7 +221,14 @@ async def _analysis(session: Session, rollout: Rollout, prometheus: Prometheus) 
     current = rollout.status.current_revision or ""
     if rollout.spec.template is not None:
         current = current_revision(rollout)
-    resolved, problems = resolve_all(rollout, templates, rollout.status.stable_revision or current, current)
+    secrets = await observe_secrets(session.kube, rollout, templates)
+    resolved, problems = resolve_all(
+        rollout,
+        templates,
+        rollout.status.stable_revision or current,
+        current,
+        secret_arg_values(rollout, secrets),
+    )
     # A missing or unreadable template has its own row above.
     problems = [
         p for p in problems if not p.message.endswith("not found") and "is not valid:" not in p.message
@@ -229,12 +236,11 @@ async def _analysis(session: Session, rollout: Rollout, prometheus: Prometheus) 
     checks += [Check(False, "analysis", str(p), "fix the template or the Rollout's args") for p in problems]
     if not checks:
         checks.append(Check(True, "analysis templates", f"{len(templates)} found, every metric resolves"))
-    secrets = await observe_secrets(session.kube, rollout, templates)
     unique: dict[tuple[str | None, str], ResolvedMetric] = {}
     for metrics in resolved.values():
         for metric in metrics:
             if metric.provider == "prometheus":  # the queries asked of Prometheus right now
-                unique.setdefault((metric.request.address, metric.query), metric)
+                unique.setdefault((metric.request.address, metric.request.text), metric)
     checks += await _queries(session, prometheus, list(unique.values()), secrets)
     return checks
 
@@ -271,14 +277,14 @@ async def _queries(
         try:
             value = await asyncio.to_thread(
                 prometheus.query,
-                metric.query,
+                metric.request.text,  # the query as sent; metric.query is as shown (secrets masked)
                 address=address,
                 timeout=metric.request.timeout,
                 headers=headers,
                 insecure=metric.request.insecure,
             )
         except QueryError as exc:
-            checks.append(Check(False, subject, str(exc), "fix the query"))
+            checks.append(Check(False, subject, metric.masked(str(exc)), "fix the query"))
             continue
         values = value if isinstance(value, list) else [value]
         if not values or all(math.isnan(v) for v in values):

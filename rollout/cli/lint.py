@@ -11,6 +11,7 @@ given is assumed to exist (`rollout check` verifies it on the live cluster)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import sys
@@ -22,7 +23,15 @@ import jsonschema
 import yaml
 from pydantic import ValidationError
 
-from rollout.analysis.resolve import TemplateKey, resolve_all, secret_refs, template_keys
+from rollout.analysis.resolve import (
+    SecretArgValues,
+    TemplateKey,
+    Unreadable,
+    arg_secret_keys,
+    resolve_all,
+    secret_refs,
+    template_keys,
+)
 from rollout.api.crds import all_crds
 from rollout.api.rollout import ObjectMeta, ParsedRollout, SpecError, errors_from, parse_rollout
 from rollout.api.templates import parse_template, template_errors
@@ -231,6 +240,35 @@ def _observed(rollout: Any, given: dict[tuple[str, str, str], dict[str, Any]]) -
     )
 
 
+# An argument's Secret that is not in the files: assumed to hold a plain value (a value that
+# cannot stand where the query puts it is found on the cluster, by the controller).
+ASSUMED_SECRET_VALUE = "secret"
+
+
+def _secret_arg_values(rollout: Any, given: dict[tuple[str, str, str], dict[str, Any]]) -> SecretArgValues:
+    """The values of the Secret keys the Rollout's arguments name, from a Secret in the files, else
+    assumed (Secrets are seldom in Git)."""
+    namespace = rollout.metadata.namespace
+    values: dict[tuple[str, str], str | Unreadable] = {}
+    for name, key in arg_secret_keys(rollout):
+        secret = given.get(("Secret", namespace, name))
+        if secret is None:
+            values[(name, key)] = ASSUMED_SECRET_VALUE
+            continue
+        plain = dict(secret.get("stringData") or {})
+        encoded = dict(secret.get("data") or {})
+        if key in plain:
+            values[(name, key)] = str(plain[key])
+        elif key in encoded:
+            try:
+                values[(name, key)] = base64.b64decode(str(encoded[key]), validate=True).decode()
+            except (ValueError, UnicodeDecodeError):
+                values[(name, key)] = Unreadable("the value is not base64-encoded UTF-8 text")
+        else:
+            values[(name, key)] = Unreadable("the Secret has no such key")
+    return values
+
+
 def _parse(doc: dict[str, Any]) -> tuple[ParsedRollout | None, list[SpecError]]:
     """The Rollout as the controller reads it, or None, and the model's problems with it. Metadata
     the API server would refuse (no name, not an object) is said at its path, and the spec is
@@ -272,7 +310,10 @@ def _semantic(
     found = validate(parsed.rollout, observed)
     if len(observed.analysis_templates) == len(template_keys(parsed.rollout)):  # all given
         revision = current_revision(parsed.rollout)
-        _, unresolved = resolve_all(parsed.rollout, observed.analysis_templates, revision, revision)
+        secret_values = _secret_arg_values(parsed.rollout, known)
+        _, unresolved = resolve_all(
+            parsed.rollout, observed.analysis_templates, revision, revision, secret_values
+        )
         found += unresolved
     return found
 

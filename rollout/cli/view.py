@@ -197,7 +197,8 @@ async def tree(session: Session, obj: dict[str, Any]) -> Tree:
                     ", ".join(f"{m.get('value') or '-'} {m.get('phase')}" for m in latest)
                     or "no measurement yet"
                 )
-                node.add(f"{metric.get('name')}: {metric.get('phase')}  latest: {shown}")
+                dry = " (dry run: not counted)" if metric.get("dryRun") else ""
+                node.add(f"{metric.get('name')}{dry}: {metric.get('phase')}  latest: {shown}")
     return root
 
 

@@ -21,11 +21,13 @@ import json_merge_patch
 import structlog
 from kubernetes.client.exceptions import ApiException
 
+from rollout.analysis.masking import LOG_MASK
 from rollout.analysis.measure import (
     denied_secrets,
     measure,
     observe_secrets,
     observe_templates,
+    secret_arg_values,
     secret_keys,
 )
 from rollout.analysis.prometheus import Prometheus
@@ -402,7 +404,11 @@ class Reconciler:
         templates = await observe_templates(self.kube, parsed.rollout)
         secrets = await observe_secrets(self.kube, parsed.rollout, templates)
         current = current_revision(parsed.rollout)
-        analyses = resolve_analyses(parsed.rollout, parsed.status, templates, current)
+        arg_values = secret_arg_values(parsed.rollout, secrets)
+        # Known to the log masking before any provider logs a query holding one of them.
+        secret_values = [v for v in arg_values.values() if isinstance(v, str)]
+        LOG_MASK.remember(f"{meta.namespace}/{meta.name}", secret_values)
+        analyses = resolve_analyses(parsed.rollout, parsed.status, templates, current, arg_values)
         measurements = await measure(
             secrets,
             self.prometheus,

@@ -3,9 +3,10 @@
 Status is the controller's only memory and one object in etcd: it must stay small whatever the
 spec (100 metrics, 1,000 steps) and however long an analysis runs. Lists are bounded where they
 grow (measurements per metric, finished runs); here every message is clipped, the measurements
-kept per metric shrink when a run has many metrics, and if the analysis runs still exceed their
-budget the least useful detail goes first: old measurements of finished runs, then the oldest
-finished runs, then the measurements of open runs down to the latest one per metric. Counts
+a run keeps are cut to MEASUREMENTS_PER_RUN (the longest lists first: a metric's
+measurementRetention may keep up to that many when its run has room), and if the analysis runs
+still exceed their budget the least useful detail goes first: old measurements of finished runs,
+then the oldest finished runs, then the measurements of open runs down to the latest one per metric. Counts
 (measured, successful, failed, ...) are never dropped: the phases are decided from them."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 
 from rollout.analysis.runs import MAX_MEASUREMENTS
+from rollout.api.spec import MAX_RETENTION
 from rollout.api.status import AnalysisRun, RolloutStatus
 from rollout.engine.types import Decision
 
@@ -24,7 +26,7 @@ METRIC_MESSAGE = 400
 MEASUREMENT_MESSAGE = 300
 VALUE = 200  # a vector of many series formats long
 TERSE = 40  # metric messages (and 24 characters of values) when even that does not fit
-MEASUREMENTS_PER_RUN = 100  # spread over the run's metrics, MAX_MEASUREMENTS at most per metric
+MEASUREMENTS_PER_RUN = MAX_RETENTION  # spread over the run's metrics (MAX_MEASUREMENTS each by default)
 
 
 def clip(text: str, limit: int) -> str:
@@ -33,7 +35,17 @@ def clip(text: str, limit: int) -> str:
 
 
 def measurements_kept(metrics: int) -> int:
+    """Per metric, when each of `metrics` metrics keeps the default MAX_MEASUREMENTS."""
     return max(1, min(MAX_MEASUREMENTS, MEASUREMENTS_PER_RUN // max(metrics, 1)))
+
+
+def measurement_cap(lengths: list[int]) -> int:
+    """The most measurements each metric may keep so that the run keeps MEASUREMENTS_PER_RUN at
+    most (the longest lists are cut first; at least one per metric, due() needs the latest)."""
+    cap = max(lengths, default=0)
+    while cap > 1 and sum(min(n, cap) for n in lengths) > MEASUREMENTS_PER_RUN:
+        cap -= 1
+    return max(cap, 1)
 
 
 def _size(run: AnalysisRun) -> int:
@@ -60,7 +72,8 @@ def bound_status(status: RolloutStatus) -> RolloutStatus:
         condition.message = clip(condition.message, MESSAGE)
     for run in status.analysis_runs:
         run.message = clip(run.message, RUN_MESSAGE)
-        kept = measurements_kept(len(run.metrics))
+        # Each list is already within its metric's retention (runs.record).
+        kept = measurement_cap([len(m.measurements) for m in run.metrics])
         for metric in run.metrics:
             metric.message = clip(metric.message, METRIC_MESSAGE)
             metric.measurements = metric.measurements[-kept:]

@@ -9,7 +9,9 @@ where the spec puts an analysis (a canary step, the background analysis, a blue/
   `Analysis` condition says so already;
 - Inconclusive (no data included): paused with reason AnalysisInconclusive until a person
   promotes (pass the step, or start the background analysis afresh), aborts or retries;
-- Running: the caller waits; `requeue_after` says when the next measurement is due."""
+- Running: the caller waits; `requeue_after` says when the next measurement is due.
+A dry-run metric never makes a gate fail or pause (runs.assess leaves it out of the run's
+phase); when it finishes, an Event says how (AnalysisDryRun), so that its outcome is seen."""
 
 from __future__ import annotations
 
@@ -96,7 +98,23 @@ class Analyses:
                 continue
             metric = next((m for m in self.metrics(result.run) if m.name == result.metric), None)
             if metric is not None:
-                record(run, metric, result)
+                was = run.metric(metric.name).phase
+                latest = record(run, metric, result)
+                if metric.dry_run:
+                    self._dry_run_outcome(run, metric.name, was, latest.message)
+
+    def _dry_run_outcome(self, run: AnalysisRun, metric: str, was: str, latest: str) -> None:
+        """An Event when a dry-run metric finishes: its outcome is reported, never acted on."""
+        phase = run.metric(metric).phase
+        if was == phase or phase not in TERMINAL:
+            return
+        self.events.append(
+            Event(
+                "Normal" if phase == "Successful" else "Warning",
+                "AnalysisDryRun",
+                f"Analysis {run.name}: dry-run metric {metric} {phase}: {latest} (not counted)",
+            )
+        )
 
     def next_measurement_in(self) -> float | None:
         """Seconds until the earliest measurement due in any open run of the current revision:

@@ -7,6 +7,8 @@ import sys
 
 import structlog
 
+from rollout.analysis.masking import LOG_MASK
+
 _SHARED = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
@@ -28,6 +30,7 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            LOG_MASK,  # secret analysis arguments never reach a log line (rollout/analysis/masking.py)
             renderer,
         ],
     )

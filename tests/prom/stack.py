@@ -133,7 +133,9 @@ class PrometheusServer:
         namespace: str,
         auth: tuple[str, str] | None = None,
         discovery: str | None = None,
+        labels: dict[str, str] | None = None,
     ) -> None:
+        """`labels`: more target labels, on every workload's series."""
         self.headers = {"Authorization": basic_auth(*auth)} if auth else {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -143,7 +145,7 @@ class PrometheusServer:
                 {
                     "targets": [f"127.0.0.1:{w.port}"],
                     # What a Kubernetes scrape config's relabelling gives from pod labels.
-                    "labels": {"namespace": namespace, "rollout_dev_revision": w.revision},
+                    "labels": {"namespace": namespace, "rollout_dev_revision": w.revision, **(labels or {})},
                 }
                 for w in workloads
             ]
