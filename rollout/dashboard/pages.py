@@ -66,6 +66,14 @@ def _steps(obj: dict[str, Any], watches: Watches) -> list[dict[str, Any]]:
     current = status.get("currentStepIndex")
     key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
     seen = watches.history.steps.get(key, {}).get(str(status.get("currentRevision") or ""), {})
+    # At rest (no step index, the current revision stable) the last update went through them all.
+    at_rest = current is None and status.get("stableRevision") == status.get("currentRevision")
+
+    def state(index: int) -> str:
+        if at_rest or (current is not None and index < current):
+            return "done"
+        return "current" if index == current else "to come"
+
     steps = []
     for index, step in enumerate(strategy.get("steps") or []):
         steps.append(
@@ -73,9 +81,7 @@ def _steps(obj: dict[str, Any], watches: Watches) -> list[dict[str, Any]]:
                 "index": index,
                 "text": view.describe_step(step),
                 "pause": "pause" in step,
-                "state": "done"
-                if current is not None and index < current
-                else ("current" if index == current else "to come"),
+                "state": state(index),
                 "entered": seen.get(index),
                 "left": seen.get(index + 1),
             }

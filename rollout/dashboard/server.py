@@ -42,6 +42,9 @@ class Dashboard:
     allowed_hosts: frozenset[str] | None = None  # set when serving; None: any Host (not loopback)
 
 
+DASHBOARD = web.AppKey("dashboard", Dashboard)
+
+
 def _asset(name: str) -> bytes:
     return resources.files("rollout.dashboard").joinpath("static", name).read_bytes()
 
@@ -62,7 +65,7 @@ def loopback_hosts(address: str, port: int) -> frozenset[str] | None:
 async def _guard(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    board: Dashboard = request.app["dashboard"]
+    board = request.app[DASHBOARD]
     if board.allowed_hosts is not None and request.host not in board.allowed_hosts:
         return web.Response(status=421, text=f"this dashboard answers {sorted(board.allowed_hosts)[0]} only")
     response = await handler(request)
@@ -92,18 +95,18 @@ async def _no_icon(request: web.Request) -> web.Response:
 
 
 async def _config(request: web.Request) -> web.Response:
-    board: Dashboard = request.app["dashboard"]
+    board = request.app[DASHBOARD]
     return web.json_response(
         {"csrfToken": board.csrf_token, "readOnly": board.read_only, "scope": board.scope}
     )
 
 
 async def _list(request: web.Request) -> web.Response:
-    return web.json_response(pages.listing(request.app["dashboard"].watches))
+    return web.json_response(pages.listing(request.app[DASHBOARD].watches))
 
 
 async def _one(request: web.Request) -> web.Response:
-    board: Dashboard = request.app["dashboard"]
+    board = request.app[DASHBOARD]
     ns, name = request.match_info["namespace"], request.match_info["name"]
     return web.json_response(await pages.rollout_page(board.session, board.watches, ns, name))
 
@@ -127,7 +130,7 @@ async def _updates(
 
 async def _stream(request: web.Request) -> web.StreamResponse:
     """Server-sent events: the list (no `name`) or one Rollout's page, each time it changes."""
-    board: Dashboard = request.app["dashboard"]
+    board = request.app[DASHBOARD]
     ns, name = request.query.get("namespace"), request.query.get("name")
 
     async def build() -> dict[str, Any]:
@@ -145,7 +148,7 @@ async def _stream(request: web.Request) -> web.StreamResponse:
 
 
 async def _action(request: web.Request) -> web.Response:
-    board: Dashboard = request.app["dashboard"]
+    board = request.app[DASHBOARD]
     if board.read_only:
         return web.json_response(
             {"ok": False, "message": "this dashboard is read-only (--read-only): no action is taken"},
@@ -163,7 +166,7 @@ async def _action(request: web.Request) -> web.Response:
 
 def make_app(board: Dashboard) -> web.Application:
     app = web.Application(middlewares=[_guard])
-    app["dashboard"] = board
+    app[DASHBOARD] = board
     app.router.add_get("/", _index)
     app.router.add_get("/static/{name}", _static)
     app.router.add_get("/favicon.ico", _no_icon)
