@@ -26,7 +26,8 @@ from rollout.cli.session import Session
 from rollout.dashboard import actions, pages
 from rollout.dashboard.watching import Watches
 
-DEBOUNCE_SECONDS = 0.1  # changes that come together are sent as one update
+DEBOUNCE_SECONDS = 0.1  # the list's: changes that come together are sent as one update
+PAGE_DEBOUNCE_SECONDS = 0.25  # a Rollout's page (read from the API server each time)
 KEEPALIVE_SECONDS = 15.0
 ASSETS = {"app.js": "text/javascript", "app.css": "text/css", "index.html": "text/html"}
 CSRF_HEADER = "X-CSRF-Token"
@@ -112,20 +113,26 @@ async def _one(request: web.Request) -> web.Response:
 
 
 async def _updates(
-    board: Dashboard, build: Callable[[], Awaitable[dict[str, Any]]]
+    board: Dashboard, build: Callable[[], Awaitable[dict[str, Any]]], about: tuple[str, str] | None
 ) -> AsyncIterator[dict[str, Any] | None]:
-    """Each new version of a page after a watch event (None: nothing new, a keep-alive is due)."""
+    """Each new version of a page after a watch event that concerns it (`about`: one Rollout's
+    page; None: the list); None when nothing new came for a while (a keep-alive is due)."""
     last = None
+    seen = -1
     while True:
-        seen = board.watches.generation
-        payload = await build()
-        text = json.dumps(payload, sort_keys=True)
-        if text != last:
-            last = text
-            yield payload
+        if about is None or seen < 0 or board.watches.concerns(seen, *about):
+            seen = board.watches.generation
+            payload = await build()
+            text = json.dumps(payload, sort_keys=True)
+            if text != last:
+                last = text
+                yield payload
+        else:
+            seen = board.watches.generation
         if not await board.watches.changed(seen, KEEPALIVE_SECONDS):
             yield None
-        await asyncio.sleep(DEBOUNCE_SECONDS)
+        # Changes that come together are sent as one update; a Rollout's page costs API reads.
+        await asyncio.sleep(DEBOUNCE_SECONDS if about is None else PAGE_DEBOUNCE_SECONDS)
 
 
 async def _stream(request: web.Request) -> web.StreamResponse:
@@ -141,7 +148,7 @@ async def _stream(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
     with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
-        async for payload in _updates(board, build):
+        async for payload in _updates(board, build, (ns, name) if ns and name else None):
             chunk = ": keep-alive\n\n" if payload is None else f"data: {json.dumps(payload)}\n\n"
             await response.write(chunk.encode())
     return response

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,8 +19,10 @@ from kubernetes.client.exceptions import ApiException
 
 from rollout.controller.cache import Obj, ObjKey, Reflector, Store, WatchExpired, key_of
 from rollout.kube import EVENTS, REPLICASETS, ROLLOUTS, Resource, api_message
+from rollout.workload.replicasets import ROLLOUT_NAME_LABEL
 
 HISTORY_POINTS = 500  # per Rollout: the traffic history is bounded
+RECENT_CHANGES = 2000  # what changed lately, for a page to tell whether it is concerned
 
 
 @dataclass
@@ -94,6 +97,9 @@ class Watches:
         self.connection = Connection()
         self.history = History()
         self.generation = 0  # counts changes; pages wait for it to move
+        # (generation, namespace, what it is about: a Rollout's name, an owned ReplicaSet's
+        # Rollout, an Event's object; None: everything, as a change of the connection)
+        self.recent: deque[tuple[int, str | None, str | None]] = deque(maxlen=RECENT_CHANGES)
         self._changed = asyncio.Event()
         self._stop = threading.Event()
         self._reflectors: list[Reflector] = []
@@ -103,10 +109,22 @@ class Watches:
     def rollouts(self) -> Store:
         return self.stores[ROLLOUTS.plural]
 
-    def _wake(self) -> None:
+    def _wake(self, namespace: str | None = None, about: str | None = None) -> None:
         self.generation += 1
+        self.recent.append((self.generation, namespace, about))
         self._changed.set()
         self._changed = asyncio.Event()
+
+    def concerns(self, after: int, namespace: str, name: str) -> bool:
+        """Whether a change after generation `after` may change Rollout namespace/name's page."""
+        if not self.recent or self.recent[0][0] > after + 1:
+            return True  # older changes were dropped from the record: assume so
+        for generation, ns, about in reversed(self.recent):
+            if generation <= after:
+                return False
+            if about is None or (ns == namespace and (about == name or about.startswith(f"{name}-"))):
+                return True
+        return False
 
     async def changed(self, after: int, timeout: float) -> bool:
         """Wait until the generation moves past `after` (False on timeout)."""
@@ -119,12 +137,18 @@ class Watches:
         return True
 
     def _on_change(self, res: Resource, key: ObjKey, old: Obj | None, new: Obj | None) -> None:
+        obj = new or old or {}
+        about: str | None = key[1]
         if res is ROLLOUTS:
             if new is None:
                 self.history.forget(key)
             else:
                 self.history.note(new, self.clock())
-        self._wake()
+        elif res is REPLICASETS:
+            about = ((obj.get("metadata") or {}).get("labels") or {}).get(ROLLOUT_NAME_LABEL, "")
+        elif res is EVENTS:
+            about = str((obj.get("involvedObject") or {}).get("name") or "")
+        self._wake(key[0], about)
 
     def _listed(self, reflector: Reflector, items: list[Obj], version: int | None) -> None:
         self.stores[reflector.resource.plural].replace(reflector.namespace, items, version)

@@ -165,7 +165,8 @@ function measurementChart(metric) {
   const values = points.filter((p) => p.y !== null).map((p) => p.y);
   let lo = values.length ? Math.min(...values, 0) : 0, hi = values.length ? Math.max(...values) : 1;
   if (hi === lo) hi = lo + 1;
-  const t0 = points[0].t, t1 = Math.max(points[points.length - 1].t, t0 + 1);
+  let t0 = points[0].t, t1 = points[points.length - 1].t;
+  if (t1 - t0 < 2) { t0 -= 1; t1 += 1; }  // a lone measurement sits inside the frame, not on its edge
   const x = (t) => f.l + ((t - t0) / (t1 - t0)) * (f.r - f.l);
   const y = (v) => f.b - ((v - lo) / (hi - lo)) * (f.b - f.t);
   const ticks = [lo, (lo + hi) / 2, hi].map((v) => [v, y(v)]);
@@ -173,7 +174,9 @@ function measurementChart(metric) {
     const py = p.y === null ? (f.t + f.b) / 2 : y(p.y);
     const title = svg("title", {}, `${new Date(p.t * 1000).toLocaleTimeString()}: ${p.value || "-"} ${p.phase}${p.message ? " (" + p.message + ")" : ""}`);
     const group = [svg("circle", { class: `point ${p.phase}`, cx: x(p.t), cy: py, r: 5, "data-phase": p.phase, "data-value": p.value || "" }, title)];
-    if (p.phase === "Failed") group.push(svg("text", { class: "failed-mark", x: x(p.t) + 6, y: py - 6 }, "✕ failed"));
+    if (p.phase === "Failed") {
+      group.push(svg("text", { class: "failed-mark", x: x(p.t) + 8, y: py - 8 < f.t + 10 ? py + 16 : py - 8 }, "✕ failed"));
+    }
     return group;
   });
   const line = values.length > 1 ? svg("polyline", { class: "line",
