@@ -54,10 +54,11 @@ async def new_page(browser):
 
 
 @contextlib.asynccontextmanager
-async def dashboard(api_client, *, namespace=None, read_only=False, scope="every namespace"):
-    """`rollout dashboard` on `api_client` (its user's credentials) on a free loopback port;
-    yields (url, the Dashboard)."""
+async def dashboard(api_client, *, namespace=None, read_only=False):
+    """`rollout dashboard` on `api_client` (its user's credentials) on a free loopback port,
+    watching `namespace` (None: every namespace); yields (url, the Dashboard)."""
     kube = Kube(api_client, attempts=2, field_manager=CLI_FIELD_MANAGER)
+    scope = "every namespace" if namespace is None else f"namespace {namespace}"
     board = Dashboard(
         Session(kube, namespace or "default"),
         Watches(lambda: api_client, namespace),
