@@ -258,8 +258,9 @@ function stepsSection(page) {
       let spent = "";
       if (s.pause) {
         const start = s.startedAt ? Date.parse(s.startedAt) / 1000 : s.entered;
-        if (s.state === "current" && start) spent = ` — paused for ${ago(now - start)}`;
-        else if (s.state === "done" && s.entered && s.left) spent = ` — paused ${ago(s.left - s.entered)}`;
+        if (s.state === "current" && start) {
+          spent = el("span", { class: "since", "data-since": start }, ` — paused for ${ago(now - start)}`);
+        } else if (s.state === "done" && s.entered && s.left) spent = ` — paused ${ago(s.left - s.entered)}`;
       }
       return el("li", { class: s.state === "to come" ? "todo" : s.state, "data-step": s.index }, s.text, spent);
     })));
@@ -352,4 +353,10 @@ async function start() {
   route();
 }
 
+// The current pause's time counts up between updates.
+setInterval(() => {
+  for (const span of document.querySelectorAll("span.since")) {
+    span.textContent = ` — paused for ${ago(Date.now() / 1000 - Number(span.dataset.since))}`;
+  }
+}, 1000);
 document.addEventListener("DOMContentLoaded", start);
