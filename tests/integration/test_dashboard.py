@@ -6,8 +6,12 @@ deleted while open, an InvalidSpec message in the header."""
 
 import asyncio
 import io
+import os
 import re
+import signal
+import sys
 import time
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -21,6 +25,7 @@ from tests.emulated import HTTPROUTES, NS, app_weights, degraded, healthy_at, pa
 from tests.manifests import canary_strategy, image_patch, rollout_manifest, service_manifest
 from tests.waiting import wait_for
 
+ROOT = Path(__file__).resolve().parents[2]
 MOVING = [{"setWeight": 20}, {"pause": {"duration": "1s"}}, {"setWeight": 50}, {"pause": {}}]
 HELD = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}, {"pause": {"duration": "1s"}}]
 
@@ -267,3 +272,44 @@ async def test_an_invalid_spec_is_in_the_header_with_its_field_path(cluster):
                 "httpRoutes[0]: httproutes shop/gone not found"
             )
             assert page.errors == []
+
+
+async def test_the_command_serves_the_kubeconfigs_cluster_and_stops_on_ctrl_c(cluster, tmp_path):
+    kubeconfig = cluster.kubeconfig(tmp_path / "kubeconfig")
+    await cluster.kube.create(ROLLOUTS, NS, rollout_manifest())  # no controller: never observed
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "rollout", "dashboard", "--kubeconfig", str(kubeconfig)]
+    process = await asyncio.create_subprocess_exec(
+        *command, "--port", "0", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env
+    )
+    try:
+        line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
+        said = r"dashboard: (http://127\.0\.0\.1:\d+/)  \(Rollouts in every namespace; Ctrl-C to stop\)"
+        url = re.match(said, line)
+        assert url, line
+        async with aiohttp.ClientSession() as http:
+
+            async def listed():
+                async with http.get(f"{url.group(1)}api/rollouts") as answer:
+                    rows = (await answer.json())["rollouts"]
+                return rows
+
+            (shown,) = await wait_for(listed, what="the Rollout listed")
+            assert (shown["namespace"], shown["name"], shown["health"]) == (NS, "web", "Progressing")
+            assert shown["message"] == "Waiting for the rollout controller to observe the Rollout"
+            port = int(url.group(1).rstrip("/").rsplit(":", 1)[1])
+            # The port taken: one line, exit 2.
+            taken = await asyncio.create_subprocess_exec(
+                *command, "--port", str(port), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                env=env,
+            )  # fmt: skip
+            _, err = await asyncio.wait_for(taken.communicate(), 60)
+            assert taken.returncode == 2
+            assert err.decode().startswith(f"rollout dashboard: cannot listen on 127.0.0.1:{port}: ")
+            assert len(err.decode().strip().splitlines()) == 1
+        process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(process.wait(), 30) == 130
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
