@@ -9,10 +9,12 @@ AnalysisTemplates are read here, Secrets never."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from rollout.analysis.expressions import ConditionError, evaluate
 from rollout.api.revision import REVISION_LABEL
 from rollout.api.vocabulary import INVALID_SPEC
 from rollout.cli import view
@@ -23,6 +25,7 @@ from rollout.dashboard.watching import Watches
 from rollout.kube import ANALYSIS_TEMPLATES, CLUSTER_ANALYSIS_TEMPLATES, PODS, api_message
 
 RECENT_EVENTS = 25
+BAND_LEVELS = 40  # horizontal bands of an analysis chart, each judged by the metric's condition
 
 
 def invalid_spec(obj: dict[str, Any]) -> str | None:
@@ -171,6 +174,47 @@ async def _conditions(session: Session, obj: dict[str, Any]) -> dict[str, dict[s
     return found
 
 
+def _numeric(value: str) -> tuple[float, bool] | None:
+    """A measurement's value as stored ("0.998", "[0.998, 0.97]"): its first number, and whether
+    the result was a vector; None when it holds no number."""
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    if isinstance(parsed, int | float) and not isinstance(parsed, bool):
+        return float(parsed), False
+    if isinstance(parsed, list) and parsed and isinstance(parsed[0], int | float):
+        return float(parsed[0]), True
+    return None
+
+
+def condition_bands(metric: dict[str, Any], condition: dict[str, str]) -> dict[str, Any] | None:
+    """The chart's value range cut into bands, each judged by the metric's own conditions (the
+    controller's evaluator, rollout/analysis/expressions.py) on a result of the measured shape:
+    where the chart's points would pass or fail. None without numbers or conditions."""
+    measured = [n for m in metric.get("measurements") or [] if (n := _numeric(str(m.get("value", ""))))]
+    success, failure = condition.get("successCondition"), condition.get("failureCondition")
+    if not measured or not (success or failure):
+        return None
+    values = [v for v, _ in measured]
+    vector = measured[-1][1]
+    lo, hi = min(*values, 0.0), max(values)
+    if hi == lo:
+        hi = lo + 1.0
+    levels = []
+    for index in range(BAND_LEVELS):
+        level = lo + (index + 0.5) * (hi - lo) / BAND_LEVELS
+        sample: Any = [level] if vector else level
+        try:
+            ok = (evaluate(success, sample) if success else True) and not (
+                evaluate(failure, sample) if failure else False
+            )
+        except ConditionError:  # a condition over something else than the number (len, ...)
+            return None
+        levels.append(ok)
+    return {"lo": lo, "hi": hi, "passes": levels}
+
+
 def _events(watches: Watches, obj: dict[str, Any], replicasets: list[str]) -> list[dict[str, Any]]:
     namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
     about = {name, *replicasets}
@@ -234,7 +278,16 @@ async def rollout_page(session: Session, watches: Watches, namespace: str, name:
         "steps": _steps(obj, watches),
         "revisions": revisions,
         "routes": routes,
-        "analysisRuns": status.get("analysisRuns") or [],
+        "analysisRuns": [
+            {
+                **run,
+                "metrics": [
+                    {**metric, "bands": condition_bands(metric, conditions.get(str(metric.get("name")), {}))}
+                    for metric in run.get("metrics") or []
+                ],
+            }
+            for run in status.get("analysisRuns") or []
+        ],
         "conditions": conditions,
         "events": _events(watches, obj, [r["replicaset"] for r in revisions]),
         "traffic": [{"at": p.at, "canary": p.canary} for p in watches.history.weights.get(key, [])],

@@ -102,9 +102,20 @@ async def test_the_analysis_chart_shows_the_failing_measurement_that_rolls_the_c
         await expect(failed.first).to_be_visible(timeout=45000)
         value = json.loads(await failed.first.get_attribute("data-value"))  # "[0.5]", as measured
         assert value[0] > 0.05  # above the template's limit
-        await expect(page.locator('#analysis .metric[data-metric="error-rate"] .condition')).to_contain_text(
-            "result[0] <= 0.05"
-        )
+        chart = page.locator('#analysis .metric[data-metric="error-rate"]')
+        await expect(chart.locator(".condition")).to_contain_text("success when result[0] <= 0.05")
+        # Shaded by the condition: the failing point lies in a band where a value fails (both
+        # measured in one go in the page, which redraws as the status changes).
+        in_failing_band = """(chart) => {
+            const point = chart.querySelector("circle.point.Failed").getBoundingClientRect();
+            const centre = point.top + point.height / 2;
+            return [...chart.querySelectorAll("rect.band.fails")].some((band) => {
+                const box = band.getBoundingClientRect();
+                return box.top - 0.5 <= centre && centre <= box.bottom + 0.5;
+            });
+        }"""
+        assert await chart.evaluate(in_failing_band)
+        assert await chart.locator("rect.band.passes").count() > 0
         await expect(page.locator("#health")).to_have_text("Degraded", timeout=30000)
         await expect(page.locator("#abort-reason")).to_contain_text("error-rate")
         await expect(page.locator(".route")).to_have_text(

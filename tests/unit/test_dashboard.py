@@ -1,7 +1,7 @@
 """The dashboard's pure parts: which Hosts a loopback-bound server answers, the traffic and step
 history kept from watch events, which changes concern a Rollout's page, and a list row."""
 
-from rollout.dashboard.pages import invalid_spec, row
+from rollout.dashboard.pages import condition_bands, invalid_spec, row
 from rollout.dashboard.server import loopback_hosts
 from rollout.dashboard.watching import History, Watches
 from rollout.kube import EVENTS, REPLICASETS, ROLLOUTS
@@ -67,3 +67,20 @@ async def test_which_changes_concern_a_rollouts_page():
     assert not watches.concerns(later, "shop", "web")
     watches._wake()  # the connection changed: every page
     assert watches.concerns(later, "shop", "web")
+
+
+def test_an_analysis_chart_is_shaded_by_the_metrics_own_condition():
+    metric = {
+        "measurements": [{"value": "[0.5]", "phase": "Failed"}, {"value": "[0.01]", "phase": "Successful"}]
+    }
+    bands = condition_bands(metric, {"successCondition": "result[0] <= 0.05"})
+    assert (bands["lo"], bands["hi"]) == (0.0, 0.5)
+    # 40 bands of 0.0125: the four below 0.05 pass, the rest fail.
+    assert bands["passes"] == [True] * 4 + [False] * 36
+    scalar = condition_bands({"measurements": [{"value": "120"}]}, {"failureCondition": "result > 100"})
+    assert scalar["passes"][:33] == [True] * 33 and not any(scalar["passes"][34:])
+    assert (
+        condition_bands({"measurements": [{"value": '{"passed": true}'}]}, {"successCondition": "x"}) is None
+    )
+    assert condition_bands(metric, {}) is None  # the template could not be read
+    assert condition_bands(metric, {"successCondition": "len(result) > 0"})["passes"] == [True] * 40

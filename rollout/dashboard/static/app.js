@@ -163,8 +163,10 @@ function measurementChart(metric) {
   const f = frame(540, 180, { l: 52, r: 12, t: 12, b: 24 });
   if (!points.length) return el("p", { class: "muted" }, "no measurement yet");
   const values = points.filter((p) => p.y !== null).map((p) => p.y);
+  const bands = metric.bands;  // the value range cut into bands, each judged by the condition
   let lo = values.length ? Math.min(...values, 0) : 0, hi = values.length ? Math.max(...values) : 1;
   if (hi === lo) hi = lo + 1;
+  if (bands) { lo = bands.lo; hi = bands.hi; }
   let t0 = points[0].t, t1 = points[points.length - 1].t;
   if (t1 - t0 < 2) { t0 -= 1; t1 += 1; }  // a lone measurement sits inside the frame, not on its edge
   const x = (t) => f.l + ((t - t0) / (t1 - t0)) * (f.r - f.l);
@@ -179,11 +181,16 @@ function measurementChart(metric) {
     }
     return group;
   });
+  const shaded = bands ? bands.passes.map((ok, i) => {
+    const step = (hi - lo) / bands.passes.length;
+    return svg("rect", { class: `band ${ok ? "passes" : "fails"}`, x: f.l, width: f.r - f.l,
+      y: y(lo + (i + 1) * step), height: Math.max(y(lo + i * step) - y(lo + (i + 1) * step), 0.5) });
+  }) : [];
   const line = values.length > 1 ? svg("polyline", { class: "line",
     points: points.filter((p) => p.y !== null).map((p) => `${x(p.t)},${y(p.y)}`).join(" ") }) : null;
   return svg("svg", { class: "chart measurements", viewBox: `0 0 ${f.w} ${f.h}`, role: "img",
     "aria-label": `measurements of ${metric.name}` },
-    axes(f, ticks, (v) => (Math.abs(v) < 10 ? v.toFixed(3) : v.toFixed(0)), t0, t1), line, drawn.flat());
+    shaded, axes(f, ticks, (v) => (Math.abs(v) < 10 ? v.toFixed(3) : v.toFixed(0)), t0, t1), line, drawn.flat());
 }
 
 function trafficChart(points, stableName, canaryName) {
@@ -296,7 +303,8 @@ function analysisSection(page) {
             condition.successCondition ? `success when ${condition.successCondition}` : "",
             condition.successCondition && condition.failureCondition ? " · " : "",
             condition.failureCondition ? `failure when ${condition.failureCondition}` : "",
-            !condition.successCondition && !condition.failureCondition ? "condition: template not readable" : ""));
+            !condition.successCondition && !condition.failureCondition ? "condition: template not readable" : "",
+            m.bands ? " (shaded: green where a value passes, red where it fails)" : ""));
       })))));
 }
 
