@@ -313,3 +313,35 @@ async def test_the_command_serves_the_kubeconfigs_cluster_and_stops_on_ctrl_c(cl
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_pause_resume_and_undo_from_the_page(cluster):
+    async with cluster.controller(), chromium() as browser:
+        v1 = (await setup(cluster, [{"setWeight": 50}, {"pause": {"duration": "1s"}}]))["stableRevision"]
+        await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
+
+        async def at_v2():
+            status = await healthy_at(cluster)()
+            return status if status and status["stableRevision"] != v1 else None
+
+        v2 = (await wait_for(at_v2, timeout=30, what="v2 stable"))["stableRevision"]
+        async with dashboard(api_client_for(cluster.url)) as (url, _):
+            page = await new_page(browser)
+            await page.goto(f"{url}#/r/{NS}/web")
+            result = page.locator("#action-result")
+            await expect(page.locator("#revisions tr[data-revision]")).to_have_count(2)
+            await confirm(page, "pause")
+            await expect(result).to_have_text('rollout "web" paused')
+            await expect(page.locator("#health")).to_have_text("Suspended", timeout=5000)
+            await confirm(page, "resume")
+            await expect(result).to_have_text('rollout "web" resumed')
+            await expect(page.locator("#health")).to_have_text("Healthy", timeout=5000)
+            await confirm(page, "undo")
+            await expect(result).to_have_text(
+                f'rollout "web" rolled back to revision {v1} (it goes through the strategy like any update)'
+            )
+            status = await wait_for(healthy_at(cluster, v1), timeout=30, what="back on v1 through the steps")
+            assert status["stableRevision"] == v1 != v2
+            role = page.locator(f'#revisions tr[data-revision="{v1}"] td').nth(2)
+            await expect(role).to_have_text("stable")
+            assert page.errors == []
