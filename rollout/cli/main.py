@@ -208,6 +208,8 @@ def _sandbox(args: argparse.Namespace) -> int:
                 timeout=args.timeout,
                 strategy=args.strategy,
                 analysis=args.analysis,
+                dashboard_port=args.port if args.dashboard else None,
+                open_browser=args.open,
             )
         )
     except SandboxError as exc:
@@ -274,6 +276,32 @@ async def _check(session: Session, args: argparse.Namespace) -> int:
 
 def _lint(args: argparse.Namespace) -> int:
     return lint.lint(args.file, sys.stdout, recursive=args.recursive, stdin=sys.stdin)
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    try:
+        from rollout.dashboard.command import run
+    except ImportError as exc:
+        print(
+            f"rollout dashboard: a dependency is missing ({exc}); reinstall rollout-controller",
+            file=sys.stderr,
+        )
+        return 2
+    return run(args)
+
+
+def _dashboard_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    board = sub.add_parser(
+        "dashboard", help="a live web dashboard of Rollouts, with promote/abort/... (local by default)"
+    )
+    board.add_argument("--address", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    board.add_argument("--port", type=_port, default=3100, help="port to listen on (default 3100; 0: any)")
+    board.add_argument("--open", action="store_true", help="open it in the web browser")
+    board.add_argument(
+        "--read-only", action="store_true", help="show only: no action buttons, every POST refused"
+    )
+    add_flags(board)
+    board.set_defaults(run=_dashboard)
 
 
 def _rollout_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -468,6 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     argocd.set_defaults(run=_argocd)
 
     _rollout_commands(sub)
+    _dashboard_command(sub)
 
     box = sub.add_parser("sandbox", help="run the controller on an emulated cluster and roll out an update")
     box.add_argument("--file", "-f", type=Path, help="a Rollout manifest (default: the embedded example)")
@@ -484,6 +513,14 @@ def build_parser() -> argparse.ArgumentParser:
         "its analysis and rolls back on its own",
     )
     box.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each phase")
+    box.add_argument(
+        "--dashboard",
+        action="store_true",
+        help="serve `rollout dashboard` on the emulated cluster: the canary waits for Promote on its "
+        "page; runs until Ctrl-C",
+    )
+    box.add_argument("--port", type=_port, default=3100, help="the dashboard's port (default 3100; 0: any)")
+    box.add_argument("--open", action="store_true", help="open the dashboard in the web browser")
     box.set_defaults(run=_sandbox)
     return parser
 

@@ -123,7 +123,7 @@ def role_labels(replicaset: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
-def _role(revision: str, status: dict[str, Any]) -> str:
+def revision_role(revision: str, status: dict[str, Any]) -> str:
     roles = []
     if revision == status.get("stableRevision"):
         roles.append("stable")
@@ -174,7 +174,7 @@ async def tree(session: Session, obj: dict[str, Any]) -> Tree:
             c.get("image", "?")
             for c in ((rs["spec"].get("template") or {}).get("spec") or {}).get("containers") or []
         )
-        role = f" ({_role(revision, status)})" if _role(revision, status) else ""
+        role = f" ({revision_role(revision, status)})" if revision_role(revision, status) else ""
         pods = f"{rs_status.get('readyReplicas', 0)}/{rs['spec'].get('replicas', 0)}"
         labels = role_labels(rs)
         labels = f"  labels {labels}" if labels else ""

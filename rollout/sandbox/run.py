@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
-from collections.abc import Callable
+import webbrowser
+from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
@@ -22,6 +24,8 @@ from rollout.sandbox.cluster import EmulatedCluster, emulated_cluster
 HTTPROUTES = Resource(scenario.GATEWAY_GROUP, "v1", "httproutes")
 
 DEFAULT_ROLLOUT = "rollout.yaml"
+# With --dashboard the canary waits on a pause until someone presses Promote on the page.
+DASHBOARD_PAUSE: dict[str, Any] = {"pause": {}}
 
 
 class SandboxError(Exception):
@@ -167,8 +171,12 @@ async def run_sandbox(
     timeout: float = 60.0,
     strategy: str | None = None,
     analysis: bool = False,
+    dashboard_port: int | None = None,
+    open_browser: bool = False,
 ) -> int:
-    """0 once the update has landed (with `analysis`: once the failing analysis rolled it back)."""
+    """0 once the update has landed (with `analysis`: once the failing analysis rolled it back).
+    With `dashboard_port`, the dashboard serves the emulated cluster on that port, the canary waits
+    for Promote on its page, and the sandbox runs until interrupted."""
     manifest = load_rollout(file)
     if file is None:
         manifest = scenario.with_strategy(manifest, strategy or "canary")
@@ -183,7 +191,14 @@ async def run_sandbox(
         binary = gate.prometheus_binary()
         if binary is None:
             raise SandboxError("--analysis needs the prometheus binary on PATH (apt-get install prometheus)")
-        manifest["spec"]["strategy"]["canary"]["steps"] = gate.ANALYSIS_STEPS
+        manifest["spec"]["strategy"]["canary"]["steps"] = list(gate.ANALYSIS_STEPS)
+    canary = (manifest["spec"].get("strategy") or {}).get("canary")
+    if dashboard_port is not None and canary is not None and canary.get("steps"):
+        steps = canary["steps"]
+        if len(steps) > 1 and "pause" in steps[1]:
+            steps[1] = DASHBOARD_PAUSE  # the example's first pause, held until promoted
+        else:
+            steps.insert(1, DASHBOARD_PAUSE)
     chosen = next(iter(manifest["spec"].get("strategy") or {"?": None}))
     print(
         f"sandbox: emulated Kubernetes API, real controller; Rollout {namespace}/{name} ({chosen})", file=out
@@ -206,6 +221,14 @@ async def run_sandbox(
                 file=out,
                 flush=True,
             )
+        if dashboard_port is not None:
+            url = await stack.enter_async_context(_dashboard(cluster, namespace, dashboard_port))
+            print(
+                f"dashboard: {url}  (press Promote on {namespace}/{name}'s paused step)", file=out, flush=True
+            )
+            if open_browser:
+                await asyncio.to_thread(webbrowser.open, f"{url}#/r/{namespace}/{name}")
+            timeout = math.inf  # a person takes their time on the page
         async with cluster.controller(prometheus_address=prometheus):
             printer = ProgressPrinter(cluster, namespace, name, out, routes)
             await cluster.kube.create(ROLLOUTS, namespace, manifest)
@@ -230,6 +253,33 @@ async def run_sandbox(
             final = await printer.until(done, timeout)
             took = time.monotonic() - update_started
             events = await cluster.kube.list(EVENTS, namespace)
+            if dashboard_port is not None:
+                _summary(final, events, name, old_image, new_image, first_revision, took, analysis, out)
+                print("the dashboard stays up until Ctrl-C", file=out, flush=True)
+                await asyncio.Event().wait()
+    _summary(final, events, name, old_image, new_image, first_revision, took, analysis, out)
+    return 0
+
+
+@contextlib.asynccontextmanager
+async def _dashboard(cluster: EmulatedCluster, namespace: str, port: int) -> AsyncIterator[str]:
+    from rollout.dashboard.command import on_emulated_cluster
+
+    async with on_emulated_cluster(cluster.url, namespace, "127.0.0.1", port) as url:
+        yield url
+
+
+def _summary(
+    final: dict[str, Any],
+    events: list[dict[str, Any]],
+    name: str,
+    old_image: str,
+    new_image: str,
+    first_revision: str,
+    took: float,
+    analysis: bool,
+    out: TextIO,
+) -> None:
     status = final["status"]
     reasons = [e["reason"] for e in events if e["involvedObject"].get("name") == name]
     if analysis:
@@ -245,5 +295,4 @@ async def run_sandbox(
             f"(revision {status['stableRevision']}) in {took:.1f}s; phase {status['phase']}: "
             f"{status.get('message', '')}"
         )
-    print(f"\n{headline}\nevents: {', '.join(reasons)}", file=out)
-    return 0
+    print(f"\n{headline}\nevents: {', '.join(reasons)}", file=out, flush=True)

@@ -63,6 +63,28 @@ def test_wheel_installs_in_a_clean_virtualenv_and_the_entrypoint_runs(tmp_path):
         env={"PATH": str(env_dir / "bin")},
     )
     assert str(env_dir) in where.stdout
+    # The dashboard's page ships in the wheel (package data) and its command is there.
+    page = subprocess.run(
+        [
+            str(env_dir / "bin" / "python"),
+            "-c",
+            "from importlib import resources; d = resources.files('rollout.dashboard') / 'static'; "
+            "print(sorted(p.name for p in d.iterdir()))",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PATH": str(env_dir / "bin")},
+    )
+    assert page.stdout.strip() == "['app.css', 'app.js', 'index.html']", page.stderr
+    help_run = subprocess.run(
+        [str(env_dir / "bin" / "rollout"), "dashboard", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PATH": str(env_dir / "bin"), "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert help_run.returncode == 0 and "--read-only" in help_run.stdout, help_run.stderr
 
 
 def test_dockerfile_runs_those_steps_as_a_non_root_user():

@@ -14,7 +14,17 @@ import pytest
 import yaml
 
 from rollout.cli.main import build_parser
-from tests.chart import CHART, REPO, controller_args, find, grants, render, run_helm
+from tests.chart import (
+    CHART,
+    RELEASE,
+    RELEASE_NAMESPACE,
+    REPO,
+    controller_args,
+    find,
+    grants,
+    render,
+    run_helm,
+)
 
 K8S_VERSION = "1.35.0"
 ALL_ON = {
@@ -27,7 +37,10 @@ CASES = {
     "watchNamespaces": {"watchNamespaces": ["shop", "cart"]},
     "leaderElectionOff": {"replicaCount": 1, "leaderElection": {"enabled": False}},
     "everythingOn": {**ALL_ON, "controller": {"prometheusAddress": "http://prometheus.monitoring:9090"}},
+    "dashboard": {"dashboard": {"enabled": True}},
+    "dashboardActions": {"dashboard": {"enabled": True, "allowActions": True, "port": 8443}},
 }
+DASHBOARD_SA = RELEASE + "-rollout-controller-dashboard"
 CHART_CRD_KINDS = {"ClusterAnalysisTemplate", "AnalysisTemplate", "Rollout"}
 OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}  # the Prometheus Operator's: checked below
 
@@ -161,6 +174,39 @@ def test_optional_parts():
     assert alerts == {"RolloutDegraded", "RolloutAnalysisFailed", "RolloutControllerNotReconciling"}
 
 
+def dashboard_args(docs):
+    (deployment,) = [d for d in find(docs, "Deployment") if d["metadata"]["name"] == DASHBOARD_SA]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == DASHBOARD_SA
+    return [str(a) for a in container["args"]]
+
+
+def test_the_dashboard_is_off_by_default_and_read_only_unless_values_grant_actions():
+    assert not [d for d in render() if DASHBOARD_SA in d["metadata"]["name"]]
+    read_only = render(CASES["dashboard"])
+    args = dashboard_args(read_only)
+    parsed = build_parser().parse_args(args)
+    assert (parsed.command, parsed.address, parsed.port) == ("dashboard", "0.0.0.0", 3100)
+    assert parsed.read_only
+    seen = grants(read_only, service_account=DASHBOARD_SA)
+    assert seen and {g.verb for g in seen} <= {"get", "list", "watch"}
+    assert not any(g.resource == "secrets" for g in seen)
+    # Bound to its own ServiceAccount only: the controller's grants are not the dashboard's.
+    (binding,) = [d for d in find(read_only, "ClusterRoleBinding") if d["metadata"]["name"] == DASHBOARD_SA]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": DASHBOARD_SA, "namespace": RELEASE_NAMESPACE}
+    ]
+    (service,) = [d for d in find(read_only, "Service") if d["metadata"]["name"] == DASHBOARD_SA]
+    assert service["spec"]["type"] == "ClusterIP" and service["spec"]["ports"][0]["port"] == 3100
+    acting = render(CASES["dashboardActions"])
+    parsed = build_parser().parse_args(dashboard_args(acting))
+    assert (parsed.port, parsed.read_only) == (8443, False)
+    writes = {(g.group, g.resource, g.verb) for g in grants(acting, service_account=DASHBOARD_SA)} - {
+        (g.group, g.resource, g.verb) for g in seen
+    }
+    assert writes == {("rollout.dev", "rollouts", "patch")}
+
+
 def test_dashboard_and_alerts_use_only_metrics_the_controller_exports():
     from rollout.observability.metrics import REGISTRY
 
@@ -197,6 +243,8 @@ def test_alert_rules_pass_promtool(tmp_path):
         ({"metrics": {"serviceMonitor": {"interval": "often"}}}, "/metrics/serviceMonitor/interval"),
         ({"leaderElection": {"enabled": False}}, "leaderElection.enabled"),
         ({"leaderElection": {"leaseDuration": 5, "renewDeadline": 10}}, "leaderElection.leaseDuration"),
+        ({"dashboard": {"enabled": True, "allowAction": True}}, "allowAction"),
+        ({"dashboard": {"port": 0}}, "/dashboard/port"),
     ],
 )
 def test_bad_values_fail_naming_the_value(values, named):
