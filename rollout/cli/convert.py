@@ -32,7 +32,7 @@ class Source:
     text: str
 
 
-def _read(files: list[str], recursive: bool, stdin: TextIO) -> list[Source]:
+def read_sources(files: list[str], recursive: bool, stdin: TextIO) -> list[Source]:
     read = []
     for given in files:
         for name, text in sources([given], recursive, stdin):
@@ -46,7 +46,7 @@ def _read(files: list[str], recursive: bool, stdin: TextIO) -> list[Source]:
     return read
 
 
-def _documents(source: Source) -> tuple[list[tuple[str, Any]], list[str]]:
+def documents_of(source: Source) -> tuple[list[tuple[str, Any]], list[str]]:
     """The file's documents, `name#n` each, and a line for a document that is not YAML (the
     documents before it are kept; a YAML stream cannot be read past an error)."""
     documents: list[tuple[str, Any]] = []
@@ -88,7 +88,7 @@ def convert(
 ) -> int:
     if files.count(STDIN) > 1:
         raise CliError("-f - (standard input) can be given once", code=2)
-    read = _read(files, recursive, stdin if stdin is not None else sys.stdin)
+    read = read_sources(files, recursive, stdin if stdin is not None else sys.stdin)
     converted = dropped = refused = unread = left = 0
     any_dropped = False  # a MetricTemplate writes nothing of its own but may drop fields
     # All documents are converted together: a Canary's MetricTemplate or Deployment may be in
@@ -96,7 +96,7 @@ def convert(
     documents: list[tuple[str, Any]] = []
     unreadable: dict[str, list[str]] = {}
     for source in read:
-        found, unreadable[source.name] = _documents(source)
+        found, unreadable[source.name] = documents_of(source)
         documents += found
     outcomes: dict[str, list[Outcome]] = {}
     for outcome in convert_documents(documents):

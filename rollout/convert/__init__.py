@@ -50,6 +50,10 @@ def _name(doc: dict[str, Any]) -> str:
     return str((meta or {}).get("name") or "") if isinstance(meta, dict) else ""
 
 
+def _file(where: str) -> str:
+    return where.rsplit("#", 1)[0]
+
+
 def _problem(doc: Any) -> str | None:
     """Why a document is not a Kubernetes object, or None."""
     if not isinstance(doc, dict):
@@ -78,10 +82,12 @@ def _checked(where: str, conversion: Conversion) -> Conversion:
 def convert_documents(documents: list[tuple[str, Any]]) -> list[Outcome]:
     objects = [(where, doc) for where, doc in documents if _problem(doc) is None]
     templates: MetricTemplates = {}
+    own_templates: dict[str, MetricTemplates] = {}  # by file: the one in the Canary's file wins
     deployments: dict[str, dict[str, Any]] = {}
-    for _, doc in objects:
+    for where, doc in objects:
         if _group(doc) == FLAGGER_GROUP and doc["kind"] == "MetricTemplate":
             templates[_namespace(doc), _name(doc)] = doc
+            own_templates.setdefault(_file(where), {})[_namespace(doc), _name(doc)] = doc
         elif doc.get("kind") == "Deployment":
             deployments[f"{_namespace(doc)}/{_name(doc)}"] = doc
     users: dict[tuple[str, str], list[str]] = {}
@@ -104,7 +110,8 @@ def convert_documents(documents: list[tuple[str, Any]]) -> list[Outcome]:
         elif group == ARGO_GROUP and kind in TEMPLATE_KINDS:
             outcomes.append(Outcome(where, _checked(where, convert_template(doc))))
         elif group == FLAGGER_GROUP and kind == "Canary":
-            outcomes.append(Outcome(where, _checked(where, convert_canary(doc, templates, deployments))))
+            known = {**templates, **own_templates.get(_file(where), {})}
+            outcomes.append(Outcome(where, _checked(where, convert_canary(doc, known, deployments))))
         elif group == FLAGGER_GROUP and kind == "MetricTemplate":
             key = (_namespace(doc), _name(doc))
             outcomes.append(Outcome(where, convert_metric_template(doc, users.get(key, []))))

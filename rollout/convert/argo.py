@@ -85,7 +85,6 @@ def convert_rollout(doc: dict[str, Any]) -> Conversion:
         result.dropped += _one_of_list(routing, "nginx", "stableIngresses", "stableIngress")
     out = new_object("Rollout")
     result.dropped += walk(source, ARGO_ROLLOUT, out)
-    out = compact(out)
     plugin = _dig(routing, "plugins", GATEWAY_PLUGIN)
     if plugin is not None:
         canary_out = out["spec"].setdefault("strategy", {}).setdefault("canary", {})
@@ -94,7 +93,7 @@ def convert_rollout(doc: dict[str, Any]) -> Conversion:
         if not isinstance(strategy, dict):
             continue
         for analysis in _analyses(strategy):  # an argument whose value was dropped is left out
-            analysis["args"] = [a for a in analysis.get("args", []) if "value" in a]
+            analysis["args"] = [a for a in analysis.get("args", []) if isinstance(a, dict) and "value" in a]
             if not analysis["args"]:
                 del analysis["args"]
         if strategy.get("trafficRouting") == {}:  # only unsupported routers: none
@@ -104,15 +103,16 @@ def convert_rollout(doc: dict[str, Any]) -> Conversion:
             if strategy.pop("dynamicStableScale", None) is not None:
                 why = "it needs trafficRouting, and no router was carried over"
                 result.dropped.append(Dropped("spec.strategy.canary.dynamicStableScale", why))
-    result.objects.append(out)
+    result.objects.append(compact(out))
     return result
 
 
 def _routeless_steps(strategy: dict[str, Any]) -> list[Dropped]:
-    """Header and mirror routes need a router: without one their steps are left out."""
+    """Header and mirror routes need a router: without one their steps are left out. The steps
+    still hold the holes of those the walk left out, so an index is the source's."""
     dropped, kept = [], []
     for index, step in enumerate(strategy.get("steps") or []):
-        kind = next((k for k in ("setHeaderRoute", "setMirrorRoute") if k in step), None)
+        kind = next((k for k in ("setHeaderRoute", "setMirrorRoute") if k in (step or {})), None)
         if kind is None:
             kept.append(step)
         else:

@@ -205,7 +205,7 @@ ARGO_ROLLOUT: list[Rule] = [
         "routes are read in the Rollout's namespace",
     ),
     drop(f"{_TR}.plugins.argoproj-labs/gatewayAPI.configMap", "no ConfigMap is kept for routes"),
-    drop(f"{_TR}.plugins", "traffic router plugins are not supported, apart from argoproj-labs/gatewayAPI"),
+    drop(f"{_TR}.plugins.*", "traffic router plugins are not supported, apart from argoproj-labs/gatewayAPI"),
     *(drop(f"{_TR}.{router}", why) for router, why in ARGO_ROUTERS_UNSUPPORTED.items()),
     drop(
         f"{_TR}.managedRoutes",
@@ -361,6 +361,7 @@ FLAGGER_CANARY: list[Rule] = [
             "backends",
             "delegation",
             "mirror",
+            "meshName",
         )
     ),
     custom("spec.ingressRef.name", f"{_TR}.nginx.stableIngress"),

@@ -104,7 +104,10 @@ def walk(source: dict[str, Any], rules: list[Rule], output: dict[str, Any]) -> l
     dropped: list[Dropped] = []
 
     def visit(value: Any, parts: list[Part]) -> None:
-        rule = next((by_source[p] for p in _star_patterns(parts) if p in by_source), None)
+        exact = _pattern(parts)
+        # A rule for any key (`plugins.*`) yields to rules below a key of its own.
+        star = [p for p in _star_patterns(parts)[1:] if exact not in parents]
+        rule = next((by_source[p] for p in [exact, *star] if p in by_source), None)
         if rule is not None:
             if rule.how == "copy":
                 assert rule.target is not None
