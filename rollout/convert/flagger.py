@@ -300,6 +300,11 @@ def convert_canary(
             "autoscaler), which is not among the files: set it (default 1)"
         )
     routing = c.routing()
+    result.notes.append(
+        f"the Services named are those Flagger generated and owns (deleting the Canary deletes them): "
+        f"keep them, and set their selectors to the pod labels of Deployment {target['name']} "
+        "(Flagger's select `<name>-primary` pods, which the Rollout does not run)"
+    )
     gates = c.gates()
     weights = _weights(c.analysis)
     iterations = int(c.analysis.get("iterations") or 0)
