@@ -8,11 +8,7 @@ written passes `rollout lint`, and the counts are held here so that a change in 
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
-import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,11 +18,8 @@ import pytest
 from rollout.cli.convert import documents_of, read_sources
 from rollout.cli.lint import problems
 from rollout.convert import Outcome, convert_documents
+from tests.peers import ARGO, FLAGGER, require_modules
 
-ROOT = Path(__file__).resolve().parents[2]
-PEERS = ROOT / "tests" / "peers_manifests"
-ARGO = "github.com/argoproj/argo-rollouts"
-FLAGGER = "github.com/fluxcd/flagger"
 SOURCE_KINDS = ("Rollout", "Canary", "AnalysisTemplate", "ClusterAnalysisTemplate", "AnalysisRun")
 
 # Flagger's end-to-end tests apply their Canaries from shell here-documents, and its documentation
@@ -35,37 +28,9 @@ HEREDOC = re.compile(r"<<-?\s*['\"]?(\w+)['\"]?[^\n]*\n(.*?)\n\s*\1\s*\n", re.S)
 FENCE = re.compile(r"```ya?ml\n(.*?)```", re.S)
 
 
-def _unavailable(message: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="session")
 def peer_modules() -> dict[str, Path]:
-    """Module path -> its directory in the Go module cache (downloaded if missing)."""
-    if shutil.which("go") is None:
-        _unavailable("Go is needed to fetch the peers' modules (go mod download)")
-    env = {**os.environ, "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"}
-    done = subprocess.run(
-        ["go", "mod", "download", "-json", ARGO, FLAGGER],
-        cwd=PEERS,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
-    found: dict[str, Path] = {}
-    decoder, text = json.JSONDecoder(), done.stdout.strip()
-    while text:
-        info, end = decoder.raw_decode(text)
-        text = text[end:].strip()
-        if "Dir" in info:
-            found[info["Path"]] = Path(info["Dir"])
-    if set(found) != {ARGO, FLAGGER}:
-        _unavailable(f"go mod download {ARGO} {FLAGGER} failed: {done.stderr.strip() or done.stdout[-500:]}")
-    return found
+    return require_modules()
 
 
 def _blocks(root: Path, out: Path) -> list[Path]:
