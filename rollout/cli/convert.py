@@ -21,6 +21,7 @@ import yaml
 from rollout.cli.lint import STDIN, STDIN_NAME, sources
 from rollout.cli.session import CliError
 from rollout.convert import Outcome, convert_documents
+from rollout.convert.flagger import DEFAULT_PROVIDER
 
 STDIN_OUTPUT = "stdin.yaml"  # the file `-f -` is written to under `-o DIR`
 
@@ -85,6 +86,7 @@ def convert(
     output_dir: str | None = None,
     strict: bool = False,
     stdin: TextIO | None = None,
+    flagger_provider: str = DEFAULT_PROVIDER,
 ) -> int:
     if files.count(STDIN) > 1:
         raise CliError("-f - (standard input) can be given once", code=2)
@@ -99,7 +101,7 @@ def convert(
         found, unreadable[source.name] = documents_of(source)
         documents += found
     outcomes: dict[str, list[Outcome]] = {}
-    for outcome in convert_documents(documents):
+    for outcome in convert_documents(documents, flagger_provider):
         outcomes.setdefault(outcome.where.rsplit("#", 1)[0], []).append(outcome)
     by_file: list[tuple[Source, list[dict[str, Any]]]] = []
     for source in read:

@@ -285,6 +285,7 @@ def _convert(args: argparse.Namespace) -> int:
         output_dir=args.output,
         strict=args.strict,
         stdin=sys.stdin,
+        flagger_provider=args.flagger_provider,
     )
 
 
@@ -393,6 +394,13 @@ def _rollout_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "-o", "--output", metavar="DIR", help="write one file per input file here instead of standard output"
     )
     converting.add_argument("--strict", action="store_true", help="exit 1 when any field is not carried over")
+    converting.add_argument(
+        "--flagger-provider",
+        default="istio",
+        metavar="PROVIDER",
+        help="the router of a Flagger Canary without spec.provider: Flagger's --mesh-provider "
+        "(default istio, Flagger's default)",
+    )
     converting.set_defaults(run=_convert)
 
 

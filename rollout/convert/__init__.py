@@ -16,7 +16,7 @@ from typing import Any
 
 from rollout.cli.lint import problems
 from rollout.convert.argo import TEMPLATE_KINDS, convert_rollout, convert_template
-from rollout.convert.flagger import MetricTemplates, convert_canary, convert_metric_template
+from rollout.convert.flagger import DEFAULT_PROVIDER, MetricTemplates, convert_canary, convert_metric_template
 from rollout.convert.mapping import migration_table_markdown
 from rollout.convert.result import Conversion
 
@@ -79,7 +79,11 @@ def _checked(where: str, conversion: Conversion) -> Conversion:
     return conversion
 
 
-def convert_documents(documents: list[tuple[str, Any]]) -> list[Outcome]:
+def convert_documents(
+    documents: list[tuple[str, Any]], flagger_provider: str = DEFAULT_PROVIDER
+) -> list[Outcome]:
+    """One Outcome per document, in order. `flagger_provider` is the router of a Canary without
+    spec.provider (Flagger's --mesh-provider)."""
     objects = [(where, doc) for where, doc in documents if _problem(doc) is None]
     templates: MetricTemplates = {}
     own_templates: dict[str, MetricTemplates] = {}  # by file: the one in the Canary's file wins
@@ -111,7 +115,8 @@ def convert_documents(documents: list[tuple[str, Any]]) -> list[Outcome]:
             outcomes.append(Outcome(where, _checked(where, convert_template(doc))))
         elif group == FLAGGER_GROUP and kind == "Canary":
             known = {**templates, **own_templates.get(_file(where), {})}
-            outcomes.append(Outcome(where, _checked(where, convert_canary(doc, known, deployments))))
+            converted = convert_canary(doc, known, deployments, flagger_provider)
+            outcomes.append(Outcome(where, _checked(where, converted)))
         elif group == FLAGGER_GROUP and kind == "MetricTemplate":
             key = (_namespace(doc), _name(doc))
             outcomes.append(Outcome(where, convert_metric_template(doc, users.get(key, []))))

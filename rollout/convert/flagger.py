@@ -22,6 +22,7 @@ from rollout.convert.result import Conversion, name_of, new_object
 from rollout.convert.walk import Dropped, walk
 
 DEFAULT_INTERVAL = "1m"  # Flagger's default for analysis.interval and a metric's range
+DEFAULT_PROVIDER = "istio"  # Flagger's default --mesh-provider
 BUILTIN_METRICS = ("request-success-rate", "request-duration")
 SUPPORTED_ROUTERS = ("istio", "gatewayapi", "nginx", "kubernetes")
 
@@ -108,7 +109,9 @@ def _weights(analysis: dict[str, Any]) -> list[int]:
 class _Canary:
     """One Canary's conversion, its parts kept together while the steps are built."""
 
-    def __init__(self, doc: dict[str, Any], templates: MetricTemplates, deployments: dict[str, Any]) -> None:
+    def __init__(
+        self, doc: dict[str, Any], templates: MetricTemplates, deployments: dict[str, Any], provider: str
+    ) -> None:
         self.doc = copy.deepcopy(doc)
         spec = self.doc.setdefault("spec", {})
         if "canaryAnalysis" in spec and "analysis" not in spec:  # Flagger's older name
@@ -120,7 +123,7 @@ class _Canary:
         self.result = Conversion("Canary", self.name)
         self.templates = templates
         self.deployments = deployments
-        self.provider = str(spec.get("provider") or "istio")
+        self.provider = str(spec.get("provider") or provider)
         self.router = router_of(self.provider)
         self.service = str(_get(spec, "service", "name") or _get(spec, "targetRef", "name") or self.name)
         self.interval = str(self.analysis.get("interval") or DEFAULT_INTERVAL)
@@ -274,12 +277,21 @@ def _template(name: str, namespace: str, metrics: list[dict[str, Any]]) -> dict[
 
 
 def convert_canary(
-    doc: dict[str, Any], templates: MetricTemplates, deployments: dict[str, Any]
+    doc: dict[str, Any],
+    templates: MetricTemplates,
+    deployments: dict[str, Any],
+    provider: str = DEFAULT_PROVIDER,
 ) -> Conversion:
     """A Canary as a Rollout (and its AnalysisTemplate); `templates` are the MetricTemplates and
-    `deployments` the Deployments of the same conversion, by (namespace, name) and name."""
-    c = _Canary(doc, templates, deployments)
+    `deployments` the Deployments of the same conversion, by (namespace, name) and name;
+    `provider` is Flagger's --mesh-provider, for a Canary that names none."""
+    c = _Canary(doc, templates, deployments, provider)
     result = c.result
+    if not c.spec.get("provider"):
+        result.notes.append(
+            f"spec.provider is not set: Flagger's --mesh-provider decides; taken as {provider} "
+            "(`rollout convert --flagger-provider` says otherwise)"
+        )
     target = c.spec.get("targetRef") or {}
     if target.get("kind", "Deployment") != "Deployment" or not target.get("name"):
         result.refused = (

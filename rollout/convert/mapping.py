@@ -329,7 +329,7 @@ FLAGGER_CANARY: list[Rule] = [
         "spec.strategy.*.trafficRouting",
         "istio, gatewayapi (any version suffix) and nginx become trafficRouting; kubernetes needs "
         "none; any other router is not carried over (the canary then splits by pod counts). "
-        "Missing: istio, Flagger's default",
+        "Missing: Flagger's --mesh-provider decided; `rollout convert --flagger-provider` (default istio)",
     ),
     custom(
         "spec.service.name",

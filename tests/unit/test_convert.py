@@ -454,3 +454,20 @@ def test_the_table_has_a_row_for_every_rule():
             assert f"| `{rule.source}` |" in table
     experiment = next(r for r in ARGO_ROLLOUT if r.source.endswith(".experiment"))
     assert f"not carried over: {experiment.note}" in table
+
+
+def test_a_canary_naming_no_provider_takes_flaggers_mesh_provider(tmp_path, capsys):
+    doc = next(yaml.safe_load_all(FLAGGER_ISTIO))
+    del doc["spec"]["provider"]
+    (tmp_path / "canary.yaml").write_text(yaml.safe_dump(doc))
+    code, objects, err = convert(
+        capsys, "--flagger-provider", "gatewayapi:v1", "-f", tmp_path / "canary.yaml"
+    )
+    assert code == 0
+    routing = by_kind(objects, "Rollout")["podinfo"]["spec"]["strategy"]["canary"]["trafficRouting"]
+    assert routing == {"gatewayAPI": {"httpRoutes": [{"name": "podinfo"}]}}
+    assert any(
+        "note: spec.provider is not set: Flagger's --mesh-provider decides; taken as gatewayapi:v1" in x
+        for x in err
+    )
+    lint_clean(objects)

@@ -18,6 +18,7 @@ import pytest
 from rollout.cli.convert import documents_of, read_sources
 from rollout.cli.lint import problems
 from rollout.convert import Outcome, convert_documents
+from rollout.convert.flagger import DEFAULT_PROVIDER
 from tests.peers import ARGO, FLAGGER, require_modules
 
 SOURCE_KINDS = ("Rollout", "Canary", "AnalysisTemplate", "ClusterAnalysisTemplate", "AnalysisRun")
@@ -51,14 +52,30 @@ def _blocks(root: Path, out: Path) -> list[Path]:
     return written
 
 
-def _convert(paths: list[Path]) -> tuple[list[Outcome], list[str], list[tuple[str, dict[str, Any]]]]:
+def _mesh_provider(module: Path, tests: Path) -> str:
+    """The --mesh-provider Flagger runs with in one directory of its end-to-end tests, as its
+    install script sets it (a Helm value, or a kustomize overlay's patch): the router of the
+    Canaries there that name none."""
+    install = tests / "install.sh"
+    script = install.read_text(encoding="utf-8") if install.exists() else ""
+    found = re.search(r"meshProvider=(\S+)", script)
+    overlay = re.search(r"kustomize/(\w+)", script)
+    patch = module / "kustomize" / overlay.group(1) / "patch.yaml" if overlay else None
+    if found is None and patch is not None and patch.exists():
+        found = re.search(r"-mesh-provider=(\S+)", patch.read_text(encoding="utf-8"))
+    return found.group(1) if found else DEFAULT_PROVIDER
+
+
+def _convert(
+    paths: list[Path], provider: str = DEFAULT_PROVIDER
+) -> tuple[list[Outcome], list[str], list[tuple[str, dict[str, Any]]]]:
     """Every document's outcome, the lines for files that are not YAML, and what was written."""
     documents, unreadable = [], []
     for source in read_sources([str(p) for p in paths], True, None):  # type: ignore[arg-type]
         found, errors = documents_of(source)
         documents += found
         unreadable += errors
-    outcomes = convert_documents(documents)
+    outcomes = convert_documents(documents, provider)
     written = [
         (f"{o.where}/{i}", obj)
         for o in outcomes
@@ -118,14 +135,24 @@ def test_argo_rollouts_examples_and_e2e_manifests(peer_modules, capsys):
 
 def test_flagger_examples_tests_and_docs(peer_modules, tmp_path, capsys):
     module = peer_modules[FLAGGER]
-    blocks = _blocks(module / "test", tmp_path) + _blocks(module / "docs", tmp_path)
-    outcomes, _, written = _convert([module / "artifacts" / "examples", module / "kustomize", *blocks])
+    docs = _blocks(module / "docs", tmp_path)
+    outcomes, _, written = _convert([module / "artifacts" / "examples", module / "kustomize", *docs])
     _check(outcomes, written)
+    providers = {}
+    for tests in sorted(p for p in (module / "test").iterdir() if p.is_dir()):
+        providers[tests.name] = _mesh_provider(module, tests)
+        (tmp_path / tests.name).mkdir()
+        blocks = _blocks(tests, tmp_path / tests.name)
+        if blocks:
+            found, _, more = _convert(blocks, providers[tests.name])
+            _check(found, more)
+            outcomes += found
     counts = _counts(outcomes)
     reasons = Counter(
         o.conversion.refused.split(":")[0] for o in outcomes if o.conversion and o.conversion.refused
     )
     with capsys.disabled():
+        print(f"\nFlagger test/ directories' mesh providers: {providers}")
         print(
             f"\nFlagger v1.36.1 artifacts/examples, kustomize/, test/ scripts, docs/: {counts}; refused by "
             f"reason: {dict(reasons)}"
@@ -134,11 +161,14 @@ def test_flagger_examples_tests_and_docs(peer_modules, tmp_path, capsys):
     # Services from, and they are named as not carried over. Refused: documentation fragments
     # without a targetRef, DaemonSet targets, A/B tests on a router this project lacks.
     assert counts == {"with fields dropped": 62, "refused": 17}
-    # Flagger's own istio A/B test: header routes on the VirtualService Flagger generated.
-    ab = [
-        o.conversion.objects[0]["spec"]["strategy"]["canary"]
-        for o in _by_name(outcomes, "test__istio__test-canary.sh.3.yaml")
-        if o.conversion and o.conversion.objects
-    ]
-    assert ab and ab[0]["trafficRouting"] == {"istio": {"virtualService": {"name": "podinfo"}}}
-    assert any("setHeaderRoute" in step for step in ab[0]["steps"])
+    # Flagger's own A/B tests: header routes on the route Flagger generated (its istio test names
+    # no provider: istio, Flagger's default; its Gateway API tests run Flagger with gatewayapi:v1).
+    for block, routing in [
+        ("istio/test-canary.sh.3.yaml", {"istio": {"virtualService": {"name": "podinfo"}}}),
+        ("gatewayapi/test-ab.sh.0.yaml", {"gatewayAPI": {"httpRoutes": [{"name": "podinfo"}]}}),
+    ]:
+        (outcome,) = _by_name(outcomes, block.replace("/", "__"))
+        assert outcome.conversion is not None and outcome.conversion.objects, outcome
+        canary = outcome.conversion.objects[0]["spec"]["strategy"]["canary"]
+        assert canary["trafficRouting"] == routing
+        assert any("setHeaderRoute" in step for step in canary["steps"])
