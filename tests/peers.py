@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +19,35 @@ ROOT = Path(__file__).resolve().parents[1]
 PEERS = ROOT / "tests" / "peers_manifests"
 ARGO = "github.com/argoproj/argo-rollouts"
 FLAGGER = "github.com/fluxcd/flagger"
+
+
+# Flagger's end-to-end tests apply their Canaries from shell here-documents, and its documentation
+# shows them in fenced YAML blocks.
+HEREDOC = re.compile(r"<<-?\s*['\"]?(\w+)['\"]?[^\n]*\n(.*?)\n\s*\1\s*\n", re.S)
+FENCE = re.compile(r"```ya?ml\n(.*?)```", re.S)
+
+
+def here_documents(script: Path) -> list[str]:
+    return [m.group(2) for m in HEREDOC.finditer(script.read_text(encoding="utf-8"))]
+
+
+def flagger_blocks(root: Path, out: Path) -> list[Path]:
+    """The Flagger manifests in `root`'s shell scripts and Markdown (blocks naming flagger.app/),
+    one file each under `out`, named after where they were found."""
+    written = []
+    for path in sorted(root.rglob("*")):
+        if path.suffix == ".sh":
+            blocks = here_documents(path)
+        elif path.suffix == ".md":
+            blocks = [m.group(1) for m in FENCE.finditer(path.read_text(encoding="utf-8"))]
+        else:
+            continue
+        for index, block in enumerate(blocks):
+            if "flagger.app/" in block:
+                name = path.relative_to(root.parent).as_posix().replace("/", "__")
+                written.append(out / f"{name}.{index}.yaml")
+                written[-1].write_text(block, encoding="utf-8")
+    return written
 
 
 class ModulesUnavailable(Exception):

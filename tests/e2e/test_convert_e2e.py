@@ -1,18 +1,22 @@
-"""Argo Rollouts' own examples, converted by `rollout convert`, run on the real control plane: a
-sample whose routers are supported (none, blue/green Services, workloadRef, Istio subsets). The
-objects the converter leaves as they are (Services, the Deployment, the VirtualService and
-DestinationRule) are applied as the example ships them, the converted Rollout beside them; it
-becomes Healthy, an update pauses where the example pauses, and `promote` takes it to the new
-revision."""
+"""Peers' own manifests, converted by `rollout convert`, run on the real control plane.
+
+Argo Rollouts' examples, a sample whose routers are supported (none, blue/green Services,
+workloadRef, Istio subsets): the objects the converter leaves as they are (Services, the
+Deployment, the VirtualService and DestinationRule) are applied as the example ships them, the
+converted Rollout beside them; it becomes Healthy, an update pauses where the example pauses, and
+`promote` takes it to the new revision. A Flagger Canary from its istio end-to-end test, with
+Flagger's podinfo Deployment and the Services and VirtualService Flagger would have generated:
+the weights step through the route."""
 
 import pytest
+import yaml
 
 from rollout.cli.convert import Source, documents_of
 from rollout.convert import convert_documents
 from rollout.kube import ROLLOUTS, Resource
-from rollout.kube.resources import ANALYSIS_TEMPLATES
+from rollout.kube.resources import ANALYSIS_TEMPLATES, DEPLOYMENTS
 from tests.e2e.helpers import wait_for
-from tests.peers import ARGO, require_modules
+from tests.peers import ARGO, FLAGGER, here_documents, require_modules
 
 pytestmark = pytest.mark.e2e
 
@@ -113,3 +117,79 @@ async def test_a_converted_argo_example_rolls_out(
     )
     done = await wait_for(_status(kube, namespace, name, "Healthy", v1), what="v2 stable", timeout=180)
     assert done["stableRevision"] != v1
+
+
+def _flagger_block(script: str, index: int) -> str:
+    """One here-document of a Flagger end-to-end test script (where its Canaries are written)."""
+    return here_documents(require_modules()[FLAGGER] / "test" / script)[index]
+
+
+def _generated(ns: str, labels: dict[str, str]) -> list[dict]:
+    """What Flagger generates for a Canary `podinfo` on istio and the Rollout runs on: the primary
+    and canary Services (their selectors pointed at the Deployment's pod labels, as `rollout
+    convert` tells) and the delegate VirtualService sending all to the primary."""
+    services = [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"selector": dict(labels), "ports": [{"name": "http", "port": 80, "targetPort": 9898}]},
+        }
+        for name in ("podinfo-primary", "podinfo-canary")
+    ]
+    route = [
+        {"destination": {"host": "podinfo-primary"}, "weight": 100},
+        {"destination": {"host": "podinfo-canary"}, "weight": 0},
+    ]
+    virtual_service = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": "podinfo", "namespace": ns},
+        "spec": {"http": [{"route": route}]},
+    }
+    return [*services, virtual_service]
+
+
+async def test_a_converted_flagger_canary_shifts_weights_on_istio(
+    kube, namespace, routing_installed, pods_made_ready, start_controller
+):
+    """Flagger's istio delegation test Canary (10 %, 20 %, 30 % every 15 s; no metrics) with
+    Flagger's own podinfo Deployment (kustomize/podinfo)."""
+    module = require_modules()[FLAGGER]
+    deployment = yaml.safe_load((module / "kustomize" / "podinfo" / "deployment.yaml").read_text())
+    canary = yaml.safe_load(_flagger_block("istio/test-delegation.sh", 2))
+    assert canary["kind"] == "Canary"
+    documents = [("canary#1", canary), ("deployment#1", deployment)]
+    outcome, _ = convert_documents(documents)
+    assert outcome.conversion is not None and outcome.conversion.refused is None
+    (rollout,) = outcome.conversion.objects
+    steps = rollout["spec"]["strategy"]["canary"]["steps"]
+    assert [s.get("setWeight") for s in steps if "setWeight" in s] == [10, 20, 30]
+    deployment["metadata"]["namespace"] = rollout["metadata"]["namespace"] = namespace
+    await kube.create(DEPLOYMENTS, namespace, deployment)
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    for doc in _generated(namespace, labels):
+        await kube.create(_resource(doc), namespace, doc)
+    await kube.create(ROLLOUTS, namespace, rollout)
+    start_controller()
+    first = await wait_for(_status(kube, namespace, "podinfo", "Healthy"), what="Healthy", timeout=180)
+
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    update = [{**containers[0], "image": "ghcr.io/stefanprodan/podinfo:6.0.1"}]
+    await kube.patch(
+        DEPLOYMENTS, namespace, "podinfo", {"spec": {"template": {"spec": {"containers": update}}}}
+    )
+    vs_resource = Resource("networking.istio.io", "v1", "virtualservices", "VirtualService")
+
+    async def shifted():
+        vs = await kube.get(vs_resource, namespace, "podinfo")
+        weights = {d["destination"]["host"]: d.get("weight") for d in vs["spec"]["http"][0]["route"]}
+        return weights if weights["podinfo-canary"] == 10 else None
+
+    assert await wait_for(shifted, what="10 % to the canary", timeout=180) == {
+        "podinfo-primary": 90,
+        "podinfo-canary": 10,
+    }
+    await wait_for(
+        _status(kube, namespace, "podinfo", "Healthy", first["stableRevision"]), what="v2", timeout=180
+    )

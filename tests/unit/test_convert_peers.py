@@ -19,37 +19,14 @@ from rollout.cli.convert import documents_of, read_sources
 from rollout.cli.lint import problems
 from rollout.convert import Outcome, convert_documents
 from rollout.convert.flagger import DEFAULT_PROVIDER
-from tests.peers import ARGO, FLAGGER, require_modules
+from tests.peers import ARGO, FLAGGER, flagger_blocks, require_modules
 
 SOURCE_KINDS = ("Rollout", "Canary", "AnalysisTemplate", "ClusterAnalysisTemplate", "AnalysisRun")
-
-# Flagger's end-to-end tests apply their Canaries from shell here-documents, and its documentation
-# shows them in fenced YAML blocks: each block naming flagger.app/ is read as a manifest file.
-HEREDOC = re.compile(r"<<-?\s*['\"]?(\w+)['\"]?[^\n]*\n(.*?)\n\s*\1\s*\n", re.S)
-FENCE = re.compile(r"```ya?ml\n(.*?)```", re.S)
 
 
 @pytest.fixture(scope="session")
 def peer_modules() -> dict[str, Path]:
     return require_modules()
-
-
-def _blocks(root: Path, out: Path) -> list[Path]:
-    """The Flagger manifests in `root`'s shell scripts and Markdown, one file each under `out`."""
-    written = []
-    for path in sorted(root.rglob("*")):
-        if path.suffix == ".sh":
-            blocks = [m.group(2) for m in HEREDOC.finditer(path.read_text(encoding="utf-8"))]
-        elif path.suffix == ".md":
-            blocks = [m.group(1) for m in FENCE.finditer(path.read_text(encoding="utf-8"))]
-        else:
-            continue
-        for index, block in enumerate(blocks):
-            if "flagger.app/" in block:
-                name = path.relative_to(root.parent).as_posix().replace("/", "__")
-                written.append(out / f"{name}.{index}.yaml")
-                written[-1].write_text(block, encoding="utf-8")
-    return written
 
 
 def _mesh_provider(module: Path, tests: Path) -> str:
@@ -135,14 +112,14 @@ def test_argo_rollouts_examples_and_e2e_manifests(peer_modules, capsys):
 
 def test_flagger_examples_tests_and_docs(peer_modules, tmp_path, capsys):
     module = peer_modules[FLAGGER]
-    docs = _blocks(module / "docs", tmp_path)
+    docs = flagger_blocks(module / "docs", tmp_path)
     outcomes, _, written = _convert([module / "artifacts" / "examples", module / "kustomize", *docs])
     _check(outcomes, written)
     providers = {}
     for tests in sorted(p for p in (module / "test").iterdir() if p.is_dir()):
         providers[tests.name] = _mesh_provider(module, tests)
         (tmp_path / tests.name).mkdir()
-        blocks = _blocks(tests, tmp_path / tests.name)
+        blocks = flagger_blocks(tests, tmp_path / tests.name)
         if blocks:
             found, _, more = _convert(blocks, providers[tests.name])
             _check(found, more)
