@@ -16,7 +16,7 @@ from typing import Any
 
 from rollout.analysis.expressions import check
 from rollout.convert.mapping import ARGO_ROLLOUT, ARGO_TEMPLATE
-from rollout.convert.result import Conversion, name_of, new_object
+from rollout.convert.result import Conversion, name_from_prefix, name_of, new_object
 from rollout.convert.walk import Dropped, compact, walk
 
 ROUTING = "spec.strategy.canary.trafficRouting"
@@ -85,6 +85,7 @@ def convert_rollout(doc: dict[str, Any]) -> Conversion:
         result.dropped += _one_of_list(routing, "nginx", "stableIngresses", "stableIngress")
     out = new_object("Rollout")
     result.dropped += walk(source, ARGO_ROLLOUT, out)
+    name_from_prefix(source, out)
     plugin = _dig(routing, "plugins", GATEWAY_PLUGIN)
     if plugin is not None:
         canary_out = out["spec"].setdefault("strategy", {}).setdefault("canary", {})
@@ -194,6 +195,7 @@ def convert_template(doc: dict[str, Any]) -> Conversion:
     result = Conversion(str(doc.get("kind")), name_of(doc))
     out = new_object(kind)
     result.dropped += walk(doc, ARGO_TEMPLATE, out)
+    name_from_prefix(doc, out)
     out = compact(out)
     sources = _dig(doc, "spec", "metrics") or []
     defaults = {str(a.get("name")): str(a["value"]) for a in out["spec"].get("args", []) if "value" in a}

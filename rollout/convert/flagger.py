@@ -18,7 +18,7 @@ from typing import Any
 
 from rollout.api.base import parse_duration
 from rollout.convert.mapping import FLAGGER_CANARY, FLAGGER_METRIC_TEMPLATE, FLAGGER_WEBHOOKS_UNSUPPORTED
-from rollout.convert.result import Conversion, name_of, new_object
+from rollout.convert.result import Conversion, name_from_prefix, name_of, new_object
 from rollout.convert.walk import Dropped, walk
 
 DEFAULT_INTERVAL = "1m"  # Flagger's default for analysis.interval and a metric's range
@@ -132,6 +132,10 @@ class _Canary:
         self.result.dropped.append(Dropped(path, why))
 
     def routing(self) -> dict[str, Any] | None:
+        if self.router != "nginx" and _get(self.spec, "ingressRef", "name"):
+            self.drop(
+                "spec.ingressRef.name", f"an Ingress is routed through with nginx only, not {self.provider}"
+            )
         if self.router == "istio":
             return {"istio": {"virtualService": {"name": self.service}}}
         if self.router == "gatewayapi":
@@ -301,6 +305,7 @@ def convert_canary(
         return result
     rollout = new_object("Rollout")
     result.dropped += walk(c.doc, FLAGGER_CANARY, rollout)
+    name_from_prefix(c.doc, rollout)
     spec = rollout["spec"]
     spec["workloadRef"] = {"apiVersion": "apps/v1", "kind": "Deployment", "name": str(target["name"])}
     deployment = c.deployments.get(f"{c.namespace}/{target['name']}")
@@ -321,37 +326,24 @@ def convert_canary(
     weights = _weights(c.analysis)
     iterations = int(c.analysis.get("iterations") or 0)
     matches = c.analysis.get("match") or []
+    mode = _mode(c, weights, iterations, matches)
+    if mode is None:
+        result.refused = (
+            "spec.analysis: neither weights (stepWeight, stepWeights) nor iterations: no analysis "
+            "mode this project can follow"
+        )
+        return result
+    if mode == "ab" and routing is None:
+        result.refused = "A/B testing (analysis.match) needs a traffic router: istio, gatewayapi or nginx"
+        return result
+    if c.router == "kubernetes" and not iterations:
+        iterations = 10  # as Flagger does for this provider
     template_name = f"{c.name}-analysis"
     analysis = {"templates": [{"name": template_name}]}
-    stable = f"{c.service}-primary" if c.router != "nginx" else c.service
-    if weights or (matches and iterations):
-        metrics = c.metrics(None)
-        steps: list[dict[str, Any]] = [{"pause": {}}] if "confirm-rollout" in gates else []
-        if weights:
-            for weight in weights:
-                steps += [{"setWeight": weight}, {"pause": {"duration": c.interval}}]
-        else:
-            if routing is None:
-                result.refused = (
-                    "A/B testing (analysis.match) needs a traffic router: istio, gatewayapi or nginx"
-                )
-                return result
-            steps += _header_steps(c, matches)
-            seconds = int(parse_duration(c.interval) * iterations)
-            steps.append({"pause": {"duration": f"{seconds}s"}})
-        if "confirm-promotion" in gates:
-            steps.append({"pause": {}})
-        strategy: dict[str, Any] = {"stableService": stable, "canaryService": f"{c.service}-canary"}
-        if routing is not None:
-            strategy["trafficRouting"] = routing
-        if metrics:
-            strategy["analysis"] = analysis
-        strategy["steps"] = steps
-        spec["strategy"] = {"canary": strategy}
-    elif iterations:
+    if mode == "bluegreen":
         metrics = c.metrics(iterations)
         active = c.service if routing is None else f"{c.service}-primary"
-        strategy = {"activeService": active, "previewService": f"{c.service}-canary"}
+        strategy: dict[str, Any] = {"activeService": active, "previewService": f"{c.service}-canary"}
         if routing is not None:
             strategy["trafficRouting"] = routing
         if metrics:
@@ -359,20 +351,60 @@ def convert_canary(
         if "confirm-promotion" in gates:
             strategy["autoPromotionEnabled"] = False
         if "confirm-rollout" in gates:
-            result.dropped.append(
-                Dropped("spec.analysis.webhooks", "confirm-rollout: a blue/green update here starts at once")
-            )
+            c.drop("spec.analysis.webhooks", "confirm-rollout: a blue/green update here starts at once")
         spec["strategy"] = {"blueGreen": strategy}
     else:
-        result.refused = (
-            "spec.analysis: neither weights (stepWeight, stepWeights) nor iterations: no analysis "
-            "mode this project can follow"
-        )
-        return result
+        metrics = c.metrics(None)
+        steps: list[dict[str, Any]] = [{"pause": {}}] if "confirm-rollout" in gates else []
+        if mode == "canary":
+            for weight in weights:
+                steps += [{"setWeight": weight}, {"pause": {"duration": c.interval}}]
+        else:
+            steps += _header_steps(c, matches)
+            seconds = int(parse_duration(c.interval) * iterations)
+            steps.append({"pause": {"duration": f"{seconds}s"}})
+        if "confirm-promotion" in gates:
+            steps.append({"pause": {}})
+        stable = f"{c.service}-primary" if c.router != "nginx" else c.service
+        strategy = {"stableService": stable, "canaryService": f"{c.service}-canary"}
+        if routing is not None:
+            strategy["trafficRouting"] = routing
+        if metrics:
+            strategy["analysis"] = analysis
+        strategy["steps"] = steps
+        spec["strategy"] = {"canary": strategy}
     result.objects.append(rollout)
     if metrics:
         result.objects.append(_template(template_name, c.namespace, metrics))
     return result
+
+
+def _mode(c: _Canary, weights: list[int], iterations: int, matches: list[Any]) -> str | None:
+    """Flagger's analysis mode, in Flagger's order: the kubernetes provider is always blue/green;
+    then `match` with `iterations` is A/B, `iterations` blue/green, weights a canary. What the
+    mode does not use is named as not carried over."""
+    ignored = "spec.analysis.stepWeight(s)"
+    if c.router == "kubernetes":
+        if matches:
+            c.drop(
+                "spec.analysis.match", "the kubernetes provider runs blue/green (Flagger ignores match too)"
+            )
+        if weights:
+            c.drop(ignored, "the kubernetes provider runs blue/green (Flagger ignores weights too)")
+        return "bluegreen"
+    if matches and iterations:
+        mode = "ab"
+    elif iterations:
+        mode = "bluegreen"
+    elif weights:
+        mode = "canary"
+    else:
+        return None
+    if weights and mode != "canary":
+        c.drop(ignored, "iterations are set: Flagger runs A/B or blue/green and ignores the weights")
+    if matches and mode != "ab":
+        c.drop("spec.analysis.match", "A/B testing needs iterations: without them Flagger ignores match")
+    return mode
 
 
 def _header_steps(c: _Canary, matches: list[Any]) -> list[dict[str, Any]]:

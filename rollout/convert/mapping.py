@@ -51,7 +51,11 @@ def metadata_rules() -> list[Rule]:
         copy("metadata.namespace"),
         copy("metadata.labels"),
         copy("metadata.annotations"),
-        drop("metadata.generateName", "the converted object needs a fixed name: set metadata.name"),
+        custom(
+            "metadata.generateName",
+            "metadata.name",
+            "without a name, the name (its trailing `-` removed): a converted object is applied, not created",
+        ),
         *(
             drop(f"metadata.{field}", SERVER_SET)
             for field in ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields")

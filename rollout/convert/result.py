@@ -29,6 +29,14 @@ def new_object(kind: str) -> dict[str, Any]:
     return {"apiVersion": API_VERSION, "kind": kind, "metadata": {}, "spec": {}}
 
 
+def name_from_prefix(source: dict[str, Any], out: dict[str, Any]) -> None:
+    """An object known by its generateName only (an AnalysisRun, typically) is named after it."""
+    meta = source.get("metadata")
+    prefix = meta.get("generateName") if isinstance(meta, dict) else None
+    if prefix and not out["metadata"].get("name"):
+        out["metadata"]["name"] = str(prefix).rstrip("-")
+
+
 def name_of(doc: dict[str, Any]) -> str:
     meta = doc.get("metadata")
     return str(meta.get("name") or meta.get("generateName") or "?") if isinstance(meta, dict) else "?"

@@ -471,3 +471,29 @@ def test_a_canary_naming_no_provider_takes_flaggers_mesh_provider(tmp_path, caps
         for x in err
     )
     lint_clean(objects)
+
+
+def test_flagger_modes_follow_flaggers_order(tmp_path, capsys):
+    """Iterations win over weights (blue/green, weights named as dropped); the kubernetes
+    provider is blue/green whatever is set, ten iterations when none are given."""
+    doc = next(yaml.safe_load_all(FLAGGER_ISTIO))
+    doc["spec"]["analysis"]["iterations"] = 5
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(doc))
+    doc["spec"]["provider"] = "kubernetes"
+    del doc["spec"]["analysis"]["iterations"]
+    doc["metadata"]["name"] = "plain"
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(doc))
+    code, objects, err = convert(capsys, "-f", tmp_path)
+    assert code == 0
+    rollouts, templates = by_kind(objects, "Rollout"), by_kind(objects, "AnalysisTemplate")
+    assert list(rollouts["podinfo"]["spec"]["strategy"]) == ["blueGreen"]
+    assert templates["podinfo-analysis"]["spec"]["metrics"][0]["count"] == 5
+    assert any(
+        "Canary podinfo: spec.analysis.stepWeight(s): not carried over: iterations are set" in x for x in err
+    )
+    assert list(rollouts["plain"]["spec"]["strategy"]) == ["blueGreen"]
+    assert templates["plain-analysis"]["spec"]["metrics"][0]["count"] == 10
+    assert any(
+        "Canary plain: spec.analysis.stepWeight(s): not carried over: the kubernetes" in x for x in err
+    )
+    lint_clean(objects)
