@@ -6,9 +6,16 @@ from pathlib import Path
 
 import yaml
 
+from rollout.api.crds import all_crds
 from rollout.cli.lint import problems
 from rollout.cli.main import main
-from rollout.convert.mapping import ARGO_ROLLOUT, TABLES, migration_table_markdown
+from rollout.convert.mapping import (
+    ARGO_ROLLOUT,
+    ARGO_TEMPLATE,
+    FLAGGER_CANARY,
+    TABLES,
+    migration_table_markdown,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -497,3 +504,31 @@ def test_flagger_modes_follow_flaggers_order(tmp_path, capsys):
         "Canary plain: spec.analysis.stepWeight(s): not carried over: the kubernetes" in x for x in err
     )
     lint_clean(objects)
+
+
+def _in_schema(schema, path):
+    """Whether `path` (dots, `[]` for list items) names a field of the CRD schema."""
+    for part in path.replace("[]", ".[]").split("."):
+        if part == "[]":
+            schema = schema.get("items")
+        elif part:
+            props = schema.get("properties") or {}
+            schema = props.get(part)
+        if schema is None:
+            return False
+    return True
+
+
+def test_every_copy_rule_lands_on_a_field_of_this_projects_crds():
+    schemas = {
+        crd["spec"]["names"]["kind"]: crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        for crd in all_crds().values()
+    }
+    for rules, kind in (
+        (ARGO_ROLLOUT, "Rollout"),
+        (ARGO_TEMPLATE, "AnalysisTemplate"),
+        (FLAGGER_CANARY, "Rollout"),
+    ):
+        for rule in rules:
+            if rule.how == "copy" and not rule.target.startswith("metadata."):
+                assert _in_schema(schemas[kind], rule.target), (kind, rule.target)
