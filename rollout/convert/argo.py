@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from rollout.analysis.expressions import check
-from rollout.convert.mapping import ARGO_ROLLOUT, ARGO_TEMPLATE
+from rollout.convert.mapping import ARGO_ROLLOUT, ARGO_TEMPLATE, SUPPORTED_PROVIDERS
 from rollout.convert.result import Conversion, name_from_prefix, name_of, new_object
 from rollout.convert.walk import Dropped, compact, walk
 
@@ -172,7 +172,7 @@ def _metric_problem(metric: dict[str, Any], source: dict[str, Any], path: str) -
         return f"{path}.provider.web.url: {why}"
     if not provider:
         kinds = ", ".join(str(k) for k in source.get("provider") or {}) or "none given"
-        return f"{path}.provider: {kinds}: not supported yet (providers: prometheus, web)"
+        return f"{path}.provider: {kinds}: not supported yet ({SUPPORTED_PROVIDERS})"
     if "web" in provider:
         problem = _web(provider["web"], _dig(source, "provider", "web") or {}, f"{path}.provider.web")
         if problem:

@@ -17,7 +17,12 @@ import re
 from typing import Any
 
 from rollout.api.base import parse_duration
-from rollout.convert.mapping import FLAGGER_CANARY, FLAGGER_METRIC_TEMPLATE, FLAGGER_WEBHOOKS_UNSUPPORTED
+from rollout.convert.mapping import (
+    FLAGGER_CANARY,
+    FLAGGER_METRIC_TEMPLATE,
+    FLAGGER_WEBHOOKS_UNSUPPORTED,
+    SUPPORTED_PROVIDERS,
+)
 from rollout.convert.result import Conversion, name_from_prefix, name_of, new_object
 from rollout.convert.walk import Dropped, walk
 
@@ -172,7 +177,7 @@ class _Canary:
             if kind != "prometheus":
                 self.drop(
                     f"{path}.templateRef",
-                    f"provider {kind} is not supported yet (providers: prometheus, web)",
+                    f"provider {kind} is not supported yet ({SUPPORTED_PROVIDERS})",
                 )
                 return None
             if _get(template, "spec", "provider", "address"):

@@ -14,7 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from rollout.api.templates import KNOWN_PROVIDERS
+
 How = Literal["copy", "custom", "drop"]
+# Named where a provider is not supported: this project's providers as the API declares them.
+SUPPORTED_PROVIDERS = f"providers: {', '.join(KNOWN_PROVIDERS)}"
 
 
 @dataclass(frozen=True)
@@ -299,7 +303,7 @@ ARGO_TEMPLATE: list[Rule] = [
     *(
         drop(
             f"{_P}.{name}",
-            f"provider {name} is not supported yet (providers: prometheus, web); the metric is left out",
+            f"provider {name} is not supported yet ({SUPPORTED_PROVIDERS}); the metric is left out",
         )
         for name in ARGO_PROVIDERS_UNSUPPORTED
     ),

@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from rollout.api.crds import all_crds
+from rollout.api.templates import KNOWN_PROVIDERS
 from rollout.cli.lint import problems
 from rollout.cli.main import main
 from rollout.convert.mapping import (
@@ -532,3 +533,12 @@ def test_every_copy_rule_lands_on_a_field_of_this_projects_crds():
         for rule in rules:
             if rule.how == "copy" and not rule.target.startswith("metadata."):
                 assert _in_schema(schemas[kind], rule.target), (kind, rule.target)
+
+
+def test_every_provider_of_this_project_is_mapped_from_argo():
+    """A provider added to the API (rollout/api/templates.py) must get its Argo Rollouts mapping
+    here, or the converter would still call it unsupported."""
+    prefix = "spec.metrics[].provider."
+    for provider in KNOWN_PROVIDERS:
+        rules = [r for r in ARGO_TEMPLATE if r.source.startswith(f"{prefix}{provider}.")]
+        assert any(r.how != "drop" for r in rules), provider
