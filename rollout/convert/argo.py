@@ -16,19 +16,13 @@ from typing import Any
 
 from rollout.analysis.expressions import check
 from rollout.convert.mapping import ARGO_ROLLOUT, ARGO_TEMPLATE, SUPPORTED_PROVIDERS
-from rollout.convert.result import Conversion, name_from_prefix, name_of, new_object
+from rollout.convert.result import Conversion, dig, name_from_prefix, name_of, new_object
 from rollout.convert.walk import Dropped, compact, walk
 
 ROUTING = "spec.strategy.canary.trafficRouting"
 GATEWAY_PLUGIN = "argoproj-labs/gatewayAPI"
 TEMPLATE_KINDS = ("AnalysisTemplate", "ClusterAnalysisTemplate", "AnalysisRun")
 _ARG = re.compile(r"^\{\{\s*args\.([A-Za-z0-9_.-]+)\s*\}\}$")
-
-
-def _dig(doc: Any, *keys: str) -> Any:
-    for key in keys:
-        doc = doc.get(key) if isinstance(doc, dict) else None
-    return doc
 
 
 def _one_of_list(routing: dict[str, Any], router: str, plural: str, singular: str) -> list[Dropped]:
@@ -79,18 +73,18 @@ def convert_rollout(doc: dict[str, Any]) -> Conversion:
         )
         return result
     source = copy.deepcopy(doc)
-    routing = _dig(source, "spec", "strategy", "canary", "trafficRouting")
+    routing = dig(source, "spec", "strategy", "canary", "trafficRouting")
     if isinstance(routing, dict):
         result.dropped += _one_of_list(routing, "istio", "virtualServices", "virtualService")
         result.dropped += _one_of_list(routing, "nginx", "stableIngresses", "stableIngress")
     out = new_object("Rollout")
     result.dropped += walk(source, ARGO_ROLLOUT, out)
     name_from_prefix(source, out)
-    plugin = _dig(routing, "plugins", GATEWAY_PLUGIN)
+    plugin = dig(routing, "plugins", GATEWAY_PLUGIN)
     if plugin is not None:
         canary_out = out["spec"].setdefault("strategy", {}).setdefault("canary", {})
         _gateway_plugin(plugin, canary_out.setdefault("trafficRouting", {}))
-    for strategy in (_dig(out, "spec", "strategy") or {}).values():
+    for strategy in (dig(out, "spec", "strategy") or {}).values():
         if not isinstance(strategy, dict):
             continue
         for analysis in _analyses(strategy):  # an argument whose value was dropped is left out
@@ -167,14 +161,14 @@ def _limits(metric: dict[str, Any], defaults: dict[str, str], path: str) -> list
 def _metric_problem(metric: dict[str, Any], source: dict[str, Any], path: str) -> str | None:
     """Why a converted metric cannot stand, or None."""
     provider = metric.get("provider") or {}
-    if _whole_arg(_dig(provider, "web", "url")):
+    if _whole_arg(dig(provider, "web", "url")):
         why = "a url given whole by an argument is not supported: write it in the template"
         return f"{path}.provider.web.url: {why}"
     if not provider:
         kinds = ", ".join(str(k) for k in source.get("provider") or {}) or "none given"
         return f"{path}.provider: {kinds}: not supported yet ({SUPPORTED_PROVIDERS})"
     if "web" in provider:
-        problem = _web(provider["web"], _dig(source, "provider", "web") or {}, f"{path}.provider.web")
+        problem = _web(provider["web"], dig(source, "provider", "web") or {}, f"{path}.provider.web")
         if problem:
             return problem
     for field in ("successCondition", "failureCondition"):
@@ -197,7 +191,7 @@ def convert_template(doc: dict[str, Any]) -> Conversion:
     result.dropped += walk(doc, ARGO_TEMPLATE, out)
     name_from_prefix(doc, out)
     out = compact(out)
-    sources = _dig(doc, "spec", "metrics") or []
+    sources = dig(doc, "spec", "metrics") or []
     defaults = {str(a.get("name")): str(a["value"]) for a in out["spec"].get("args", []) if "value" in a}
     kept = []
     for position, metric in enumerate(out["spec"].get("metrics", [])):

@@ -23,7 +23,7 @@ from rollout.convert.mapping import (
     FLAGGER_WEBHOOKS_UNSUPPORTED,
     SUPPORTED_PROVIDERS,
 )
-from rollout.convert.result import Conversion, name_from_prefix, name_of, new_object
+from rollout.convert.result import Conversion, dig, name_from_prefix, name_of, new_object
 from rollout.convert.walk import Dropped, walk
 
 DEFAULT_INTERVAL = "1m"  # Flagger's default for analysis.interval and a metric's range
@@ -85,12 +85,6 @@ _PLACEHOLDER = re.compile(r"\{\{\s*(variables\.)?([A-Za-z_][A-Za-z0-9_-]*)\s*\}\
 MetricTemplates = dict[tuple[str, str], dict[str, Any]]  # (namespace, name) -> MetricTemplate
 
 
-def _get(doc: Any, *keys: str) -> Any:
-    for key in keys:
-        doc = doc.get(key) if isinstance(doc, dict) else None
-    return doc
-
-
 def router_of(provider: str) -> str:
     """`gatewayapi:v1beta1` is gatewayapi; an App Mesh or Gloo variant is named as it is."""
     return "gatewayapi" if provider.startswith("gatewayapi") else provider
@@ -124,20 +118,20 @@ class _Canary:
         self.spec: dict[str, Any] = spec
         self.analysis: dict[str, Any] = spec.get("analysis") or {}
         self.name = name_of(doc)
-        self.namespace = str(_get(doc, "metadata", "namespace") or "default")
+        self.namespace = str(dig(doc, "metadata", "namespace") or "default")
         self.result = Conversion("Canary", self.name)
         self.templates = templates
         self.deployments = deployments
         self.provider = str(spec.get("provider") or provider)
         self.router = router_of(self.provider)
-        self.service = str(_get(spec, "service", "name") or _get(spec, "targetRef", "name") or self.name)
+        self.service = str(dig(spec, "service", "name") or dig(spec, "targetRef", "name") or self.name)
         self.interval = str(self.analysis.get("interval") or DEFAULT_INTERVAL)
 
     def drop(self, path: str, why: str) -> None:
         self.result.dropped.append(Dropped(path, why))
 
     def routing(self) -> dict[str, Any] | None:
-        if self.router != "nginx" and _get(self.spec, "ingressRef", "name"):
+        if self.router != "nginx" and dig(self.spec, "ingressRef", "name"):
             self.drop(
                 "spec.ingressRef.name", f"an Ingress is routed through with nginx only, not {self.provider}"
             )
@@ -146,7 +140,7 @@ class _Canary:
         if self.router == "gatewayapi":
             return {"gatewayAPI": {"httpRoutes": [{"name": self.service}]}}
         if self.router == "nginx":
-            ingress = _get(self.spec, "ingressRef", "name")
+            ingress = dig(self.spec, "ingressRef", "name")
             if ingress:
                 return {"nginx": {"stableIngress": str(ingress)}}
             self.drop("spec.provider", "nginx without spec.ingressRef.name: no Ingress to route through")
@@ -173,23 +167,23 @@ class _Canary:
                     f"MetricTemplate {key[0]}/{key[1]} is not among the files converted",
                 )
                 return None
-            kind = str(_get(template, "spec", "provider", "type") or "prometheus")
+            kind = str(dig(template, "spec", "provider", "type") or "prometheus")
             if kind != "prometheus":
                 self.drop(
                     f"{path}.templateRef",
                     f"provider {kind} is not supported yet ({SUPPORTED_PROVIDERS})",
                 )
                 return None
-            if _get(template, "spec", "provider", "address"):
+            if dig(template, "spec", "provider", "address"):
                 provider["address"] = str(template["spec"]["provider"]["address"])
-            if _get(template, "spec", "provider", "insecureSkipVerify"):
+            if dig(template, "spec", "provider", "insecureSkipVerify"):
                 provider["insecure"] = True
-            text = str(_get(template, "spec", "query") or "")
+            text = str(dig(template, "spec", "query") or "")
         elif metric.get("query"):
             text = str(metric["query"])
         elif name in BUILTIN_METRICS and self.router in _QUERY_FAMILY:
             text = BUILTIN_QUERIES[_QUERY_FAMILY[self.router]][name]
-            text = text.replace("INGRESS", str(_get(self.spec, "ingressRef", "name") or ""))
+            text = text.replace("INGRESS", str(dig(self.spec, "ingressRef", "name") or ""))
         else:
             self.drop(path, f"built-in metric {name} has no query for the {self.provider} router here")
             return None
@@ -204,7 +198,7 @@ class _Canary:
             "target": "{{args.rollout}}",
             "name": self.name,
             "service": self.service,
-            "ingress": str(_get(self.spec, "ingressRef", "name") or ""),
+            "ingress": str(dig(self.spec, "ingressRef", "name") or ""),
             "route": self.service,
             "interval": window,
         }
@@ -227,10 +221,12 @@ class _Canary:
         return filled.strip()
 
     def metrics(self, count: int | None) -> list[dict[str, Any]]:
+        """The Canary's metrics as this project's, measured every `interval`; `count` times
+        (blue/green's pre-promotion analysis) or until the steps end (None)."""
         threshold = int(self.analysis.get("threshold") or 1)
         out = []
         for index, metric in enumerate(self.analysis.get("metrics") or []):
-            low, high = _get(metric, "thresholdRange", "min"), _get(metric, "thresholdRange", "max")
+            low, high = dig(metric, "thresholdRange", "min"), dig(metric, "thresholdRange", "max")
             if low is None and high is None and metric.get("threshold") is not None:  # Flagger's older form
                 if metric.get("name") == "request-success-rate":
                     low = metric["threshold"]
@@ -243,18 +239,12 @@ class _Canary:
             if found is None:
                 continue
             provider, text = found
-            condition = " and ".join(
-                c
-                for c in (
-                    f"result[0] >= {low}" if low is not None else "",
-                    f"result[0] <= {high}" if high is not None else "",
-                )
-                if c
-            )
+            bounds = [f"result[0] >= {low}"] if low is not None else []
+            bounds += [f"result[0] <= {high}"] if high is not None else []
             converted: dict[str, Any] = {
                 "name": str(metric.get("name")),
                 "interval": self.interval,
-                "successCondition": condition,
+                "successCondition": " and ".join(bounds),
                 "failureLimit": max(0, threshold - 1),
                 "provider": {"prometheus": {**provider, "query": text}},
             }
@@ -314,7 +304,7 @@ def convert_canary(
     spec = rollout["spec"]
     spec["workloadRef"] = {"apiVersion": "apps/v1", "kind": "Deployment", "name": str(target["name"])}
     deployment = c.deployments.get(f"{c.namespace}/{target['name']}")
-    if deployment is not None and isinstance(_get(deployment, "spec", "replicas"), int):
+    if deployment is not None and isinstance(dig(deployment, "spec", "replicas"), int):
         spec["replicas"] = deployment["spec"]["replicas"]
     else:
         result.notes.append(

@@ -29,6 +29,13 @@ def new_object(kind: str) -> dict[str, Any]:
     return {"apiVersion": API_VERSION, "kind": kind, "metadata": {}, "spec": {}}
 
 
+def dig(doc: Any, *keys: str) -> Any:
+    """`doc[k1][k2]...`, or None where a level is missing or not a map."""
+    for key in keys:
+        doc = doc.get(key) if isinstance(doc, dict) else None
+    return doc
+
+
 def name_from_prefix(source: dict[str, Any], out: dict[str, Any]) -> None:
     """An object known by its generateName only (an AnalysisRun, typically) is named after it."""
     meta = source.get("metadata")
