@@ -11,6 +11,7 @@ any field was not carried over."""
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,13 @@ def read_sources(files: list[str], recursive: bool, stdin: TextIO) -> list[Sourc
 
 def documents_of(source: Source) -> tuple[list[tuple[str, Any]], list[str]]:
     """The file's documents, `name#n` each, and a line for a document that is not YAML (the
-    documents before it are kept; a YAML stream cannot be read past an error)."""
+    documents before it are kept; a YAML stream cannot be read past an error). A .json file is
+    read as JSON (PyYAML reads most JSON, but not tab indentation)."""
+    if source.name.endswith(".json"):
+        try:
+            return [(f"{source.name}#1", json.loads(source.text))], []
+        except json.JSONDecodeError as exc:
+            return [], [f"{source.name}#1: not JSON: {exc}"]
     documents: list[tuple[str, Any]] = []
     stream = yaml.safe_load_all(source.text)
     index = 0

@@ -399,6 +399,7 @@ def test_bad_input_is_one_line_each_and_the_rest_is_still_written(tmp_path, caps
     (tmp_path / "a-mix.yaml").write_text(BAD_MIX)
     (tmp_path / "b-good.yaml").write_text(ARGO_CANARY)
     (tmp_path / "c-broken.yaml").write_text("kind: Rollout\n  name: [unclosed\n")
+    (tmp_path / "d-broken.json").write_text('{"kind": "Rollout",')
     code, objects, err = convert(capsys, "-f", tmp_path)
     assert code == 1
     assert [o["metadata"]["name"] for o in objects] == ["shop"]  # what converted is written
@@ -410,8 +411,9 @@ def test_bad_input_is_one_line_each_and_the_rest_is_still_written(tmp_path, caps
     )
     assert f"{mix}#3: not a Kubernetes object (a YAML list)" in err
     assert any(line.startswith(f"{broken}#1: not YAML: ") for line in err)
+    assert any(line.startswith(f"{tmp_path / 'd-broken.json'}#1: not JSON: ") for line in err)
     assert err[-1] == (
-        "0 converted, 1 converted with fields not carried over, 1 refused, 3 document(s) not read; "
+        "0 converted, 1 converted with fields not carried over, 1 refused, 4 document(s) not read; "
         "1 other object(s) left as they are"
     )
 
