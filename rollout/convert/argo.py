@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 from rollout.analysis.expressions import check
+from rollout.api.templates import KNOWN_PROVIDERS
 from rollout.convert.mapping import ARGO_ROLLOUT, ARGO_TEMPLATE, SUPPORTED_PROVIDERS
 from rollout.convert.result import Conversion, dig, name_from_prefix, name_of, new_object
 from rollout.convert.walk import Dropped, compact, walk
@@ -158,15 +159,43 @@ def _limits(metric: dict[str, Any], defaults: dict[str, str], path: str) -> list
     return dropped
 
 
+# Where Argo Rollouts finds a vendor's credentials: the Secret's default name, the field naming
+# another, and the keys, each under the field of this project's provider that refers to it.
+VENDOR_SECRETS: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
+    "datadog": (
+        "datadog",
+        ("secretRef", "name"),
+        {"apiKeySecretRef": "api-key", "appKeySecretRef": "app-key"},
+    ),
+    "newRelic": (
+        "newrelic",
+        ("profile",),
+        {"accountIdSecretRef": "account-id", "userKeySecretRef": "personal-api-key"},
+    ),
+}
+
+
+def _vendor_secrets(provider: dict[str, Any], source: dict[str, Any]) -> None:
+    """A vendor provider's Secret references, as Argo Rollouts would have found the keys."""
+    for kind, (default, field, keys) in VENDOR_SECRETS.items():
+        if kind in provider:
+            name = dig(source, kind, *field) or default
+            provider[kind].update({ref: {"name": str(name), "key": key} for ref, key in keys.items()})
+
+
 def _metric_problem(metric: dict[str, Any], source: dict[str, Any], path: str) -> str | None:
     """Why a converted metric cannot stand, or None."""
     provider = metric.get("provider") or {}
+    _vendor_secrets(provider, source.get("provider") or {})
     if _whole_arg(dig(provider, "web", "url")):
         why = "a url given whole by an argument is not supported: write it in the template"
         return f"{path}.provider.web.url: {why}"
     if not provider:
-        kinds = ", ".join(str(k) for k in source.get("provider") or {}) or "none given"
-        return f"{path}.provider: {kinds}: not supported yet ({SUPPORTED_PROVIDERS})"
+        kinds = [str(k) for k in source.get("provider") or {}]
+        if any(kind in KNOWN_PROVIDERS for kind in kinds):  # its own line says why
+            return f"{path}.provider: {', '.join(kinds)} could not be carried over"
+        given = ", ".join(kinds) or "none given"
+        return f"{path}.provider: {given}: not supported yet ({SUPPORTED_PROVIDERS})"
     if "web" in provider:
         problem = _web(provider["web"], dig(source, "provider", "web") or {}, f"{path}.provider.web")
         if problem:

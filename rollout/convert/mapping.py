@@ -240,18 +240,67 @@ ARGO_ROLLOUT: list[Rule] = [
 
 _M = "spec.metrics[]"
 _P = f"{_M}.provider"
-ARGO_PROVIDERS_UNSUPPORTED = (
-    "job",
-    "datadog",
-    "cloudWatch",
-    "newRelic",
-    "wavefront",
-    "kayenta",
-    "graphite",
-    "influxdb",
-    "skywalking",
-    "plugin",
-)
+# Argo Rollouts' providers this project has no counterpart for.
+ARGO_PROVIDERS_UNSUPPORTED = ("job", "wavefront", "kayenta", "skywalking", "plugin")
+
+
+def _not_yet(name: str) -> Rule:
+    return drop(
+        f"{_P}.{name}",
+        f"provider {name} is not supported yet ({SUPPORTED_PROVIDERS}); the metric is left out",
+    )
+
+
+def _vendor_rules() -> list[Rule]:
+    """Argo Rollouts' datadog, newRelic, graphite, cloudWatch and influxdb providers, for those
+    the API declares (rollout/api/templates.py KNOWN_PROVIDERS); the others are not supported yet.
+    Argo reads their credentials from Secrets by fixed names and keys; here a provider names its
+    Secret keys, in the Rollout's namespace (argo.py writes those references)."""
+    dd, nr, gr, cw = f"{_P}.datadog", f"{_P}.newRelic", f"{_P}.graphite", f"{_P}.cloudWatch"
+    secret_name = "in the Rollout's namespace"
+    by_provider: dict[str, list[Rule]] = {
+        "datadog": [
+            copy(f"{dd}.apiVersion"),
+            copy(f"{dd}.query"),
+            copy(f"{dd}.queries"),
+            copy(f"{dd}.formula"),
+            copy(f"{dd}.aggregator"),
+            copy(f"{dd}.interval", f"{dd}.window"),
+            copy(f"{dd}.requestTimeout", f"{dd}.timeout"),
+            custom(
+                f"{dd}.secretRef.name",
+                f"{dd}.apiKeySecretRef, {dd}.appKeySecretRef",
+                "keys api-key and app-key of that Secret (default `datadog`) " + secret_name,
+            ),
+            drop(f"{dd}.secretRef.namespaced", f"the Secret is read {secret_name}"),
+        ],
+        "newRelic": [
+            copy(f"{nr}.query"),
+            copy(f"{nr}.timeout", note="seconds"),
+            custom(
+                f"{nr}.profile",
+                f"{nr}.accountIdSecretRef, {nr}.userKeySecretRef",
+                "keys account-id and personal-api-key of the profile's Secret (default `newrelic`) "
+                + secret_name
+                + "; the region is not read from it: set provider.newRelic.region for eu",
+            ),
+        ],
+        "graphite": [copy(f"{gr}.address"), copy(f"{gr}.query", f"{gr}.target")],
+        "cloudWatch": [copy(f"{cw}.interval"), copy(f"{cw}.metricDataQueries")],
+        "influxdb": [
+            drop(
+                f"{_P}.influxdb",
+                "Argo Rollouts reads its address, organization and token from the profile's Secret: "
+                "write them into provider.influxdb (address, language: flux, org, tokenSecretRef); "
+                "the metric is left out",
+            )
+        ],
+    }
+    rules: list[Rule] = []
+    for name, mapped in by_provider.items():
+        rules += mapped if name in KNOWN_PROVIDERS else [_not_yet(name)]
+    return rules + [_not_yet(name) for name in ARGO_PROVIDERS_UNSUPPORTED]
+
 
 # AnalysisTemplate, ClusterAnalysisTemplate, and the template part of an AnalysisRun.
 ARGO_TEMPLATE: list[Rule] = [
@@ -300,13 +349,7 @@ ARGO_TEMPLATE: list[Rule] = [
     copy(f"{_P}.web.timeoutSeconds", f"{_P}.web.timeout"),
     custom(f"{_P}.web.jsonPath", f"{_P}.web.jsonPath", "`{$.a.b}` becomes the JSONPath `$.a.b`"),
     copy(f"{_P}.web.insecure"),
-    *(
-        drop(
-            f"{_P}.{name}",
-            f"provider {name} is not supported yet ({SUPPORTED_PROVIDERS}); the metric is left out",
-        )
-        for name in ARGO_PROVIDERS_UNSUPPORTED
-    ),
+    *_vendor_rules(),
 ]
 
 _FA = "spec.analysis"
