@@ -89,7 +89,11 @@ def convert_rollout(doc: dict[str, Any]) -> Conversion:
         if not isinstance(strategy, dict):
             continue
         for analysis in _analyses(strategy):  # an argument whose value was dropped is left out
-            analysis["args"] = [a for a in analysis.get("args", []) if isinstance(a, dict) and "value" in a]
+            analysis["args"] = [
+                a
+                for a in analysis.get("args", [])
+                if isinstance(a, dict) and ("value" in a or "valueFrom" in a)
+            ]
             if not analysis["args"]:
                 del analysis["args"]
         if strategy.get("trafficRouting") == {}:  # only unsupported routers: none

@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from rollout.api.templates import KNOWN_PROVIDERS
+from rollout.api.spec import AnalysisArg, RolloutAnalysis
+from rollout.api.templates import KNOWN_PROVIDERS, AnalysisTemplateSpec
 
 How = Literal["copy", "custom", "drop"]
 # Named where a provider is not supported: this project's providers as the API declares them.
@@ -70,22 +71,42 @@ def metadata_rules() -> list[Rule]:
     ]
 
 
+# What the API has of Argo Rollouts' analysis options (they are being added in parallel): the
+# rules below carry them over where the models declare them.
+ARG_VALUE_FROM = "value_from" in AnalysisArg.model_fields  # args[].valueFrom.fieldRef
+ANALYSIS_DRY_RUN = "dry_run" in RolloutAnalysis.model_fields  # dryRun, measurementRetention
+TEMPLATE_DRY_RUN = "dry_run" in AnalysisTemplateSpec.model_fields
+HASH_ARGS = (
+    "the built-in arguments canary-hash and stable-hash are the ReplicaSet hashes (the argument is left out)"
+)
+NO_DRY_RUN = "dry-run metrics are not supported: every metric gates"
+NO_RETENTION = "runs keep their measurements as this project decides"
+
+
 def _analysis_rules(prefix: str) -> list[Rule]:
     """An Argo RolloutAnalysis (background, step, pre/post-promotion) at `prefix`."""
+    arg = f"{prefix}.args[].valueFrom"
+    sources = (
+        [
+            copy(f"{arg}.fieldRef.fieldPath"),
+            drop(f"{arg}.podTemplateHashValue", HASH_ARGS),
+        ]
+        if ARG_VALUE_FROM
+        else [drop(arg, f"arguments from a pod field are not supported; {HASH_ARGS}")]
+    )
+    runs = (
+        [copy(f"{prefix}.dryRun"), copy(f"{prefix}.measurementRetention")]
+        if ANALYSIS_DRY_RUN
+        else [drop(f"{prefix}.dryRun", NO_DRY_RUN), drop(f"{prefix}.measurementRetention", NO_RETENTION)]
+    )
     return [
         copy(f"{prefix}.templates[].templateName", f"{prefix}.templates[].name"),
         copy(f"{prefix}.templates[].clusterScope"),
         copy(f"{prefix}.args[].name"),
         copy(f"{prefix}.args[].value"),
-        drop(
-            f"{prefix}.args[].valueFrom",
-            "arguments from a pod field or a ReplicaSet hash are not supported; the built-in "
-            "arguments canary-hash, stable-hash, namespace and rollout cover the hashes (the "
-            "argument is left out)",
-        ),
+        *sources,
         copy(f"{prefix}.startingStep"),
-        drop(f"{prefix}.dryRun", "dry-run metrics are not supported: every metric gates"),
-        drop(f"{prefix}.measurementRetention", "runs keep their measurements as this project decides"),
+        *runs,
         drop(f"{prefix}.analysisRunMetadata", "analysis runs carry no user metadata here"),
     ]
 
@@ -312,8 +333,11 @@ ARGO_TEMPLATE: list[Rule] = [
         "template arguments from a Secret or a field are not supported: read a Secret with "
         "headers[].valueFrom.secretKeyRef, or give the value in the Rollout",
     ),
-    drop("spec.dryRun", "dry-run metrics are not supported: every metric gates"),
-    drop("spec.measurementRetention", "runs keep their measurements as this project decides"),
+    *(
+        [copy("spec.dryRun"), copy("spec.measurementRetention")]
+        if TEMPLATE_DRY_RUN
+        else [drop("spec.dryRun", NO_DRY_RUN), drop("spec.measurementRetention", NO_RETENTION)]
+    ),
     drop("spec.terminate", "an AnalysisRun's state, not part of its template"),
     copy(f"{_M}.name"),
     copy(f"{_M}.interval"),

@@ -172,13 +172,15 @@ def test_an_argo_canary_keeps_its_steps_and_routes_and_names_what_it_loses(tmp_p
     ]
     where = f"{tmp_path / 'shop.yaml'}#1 Rollout shop"
     dropped = [line.removeprefix(where + ": ") for line in err if line.startswith(where)]
-    assert [line.split(": not carried over")[0] for line in dropped] == [
+    paths = [line.split(": not carried over")[0] for line in dropped]
+    assert paths[:4] == [
         "metadata.uid",
         "spec.restartAt",
         "spec.strategy.canary.trafficRouting.managedRoutes",
         "spec.strategy.canary.steps[1].experiment",
-        "spec.strategy.canary.steps[4].analysis.args[1].valueFrom",
     ]
+    # `.valueFrom`, or `.valueFrom.podTemplateHashValue` where the API has valueFrom.fieldRef
+    assert len(paths) == 5 and paths[4].startswith("spec.strategy.canary.steps[4].analysis.args[1].valueFrom")
     assert "Experiments are not supported" in dropped[3]
     assert err[-1].startswith("0 converted, 1 converted with fields not carried over, 0 refused")
     lint_clean(objects)
@@ -604,4 +606,42 @@ def test_argo_vendor_providers_map_where_this_project_has_them(tmp_path, capsys)
     else:
         assert "gr" not in metrics
     assert metrics["ready"]["provider"] == {"web": {"url": "http://status/ready", "method": "GET"}}
+    lint_clean(objects)
+
+
+def test_argo_analysis_options_carry_over_where_the_api_has_them(tmp_path, capsys):
+    """dryRun, measurementRetention and arguments from a field of the Rollout are carried over
+    once the API declares them; until then they are named as not carried over."""
+    from rollout.convert.mapping import ANALYSIS_DRY_RUN, ARG_VALUE_FROM, TEMPLATE_DRY_RUN
+
+    doc = yaml.safe_load(ARGO_CANARY)
+    doc["spec"]["strategy"]["canary"]["steps"] = [{"setWeight": 10}]
+    doc["spec"]["strategy"]["canary"]["analysis"] = {
+        "templates": [{"templateName": "success-rate"}],
+        "args": [
+            {"name": "service", "value": "shop-canary"},
+            {"name": "ns", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "hash", "valueFrom": {"podTemplateHashValue": "Latest"}},
+        ],
+        "dryRun": [{"metricName": "ratio"}],
+        "measurementRetention": [{"metricName": ".*", "limit": 5}],
+    }
+    template = next(yaml.safe_load_all(ARGO_TEMPLATES))
+    template["spec"]["dryRun"] = [{"metricName": "ready"}]
+    (tmp_path / "in.yaml").write_text(yaml.safe_dump_all([doc, template]))
+    code, objects, err = convert(capsys, "-f", tmp_path / "in.yaml")
+    assert code == 0
+    analysis = by_kind(objects, "Rollout")["shop"]["spec"]["strategy"]["canary"]["analysis"]
+    converted_template = by_kind(objects, "AnalysisTemplate")["success-rate"]["spec"]
+    from_field = {"name": "ns", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}
+    kept = [{"name": "service", "value": "shop-canary"}, *([from_field] if ARG_VALUE_FROM else [])]
+    assert analysis["args"] == kept
+    assert any("analysis.args[2].valueFrom" in line and "canary-hash" in line for line in err)
+    if ANALYSIS_DRY_RUN:
+        assert analysis["dryRun"] == [{"metricName": "ratio"}]
+        assert analysis["measurementRetention"] == [{"metricName": ".*", "limit": 5}]
+    else:
+        assert "dryRun" not in analysis
+        assert any("canary.analysis.dryRun: not carried over" in line for line in err)
+    assert ("dryRun" in converted_template) == TEMPLATE_DRY_RUN
     lint_clean(objects)
