@@ -65,6 +65,7 @@ def _analyses(strategy: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def convert_rollout(doc: dict[str, Any]) -> Conversion:
+    """A Rollout as this project's; refused when both template and workloadRef are set."""
     result = Conversion("Rollout", name_of(doc))
     spec = doc.get("spec") if isinstance(doc.get("spec"), dict) else {}
     if spec.get("template") and spec.get("workloadRef"):
