@@ -18,7 +18,7 @@ from rich.console import Console
 
 from rollout.api.base import parse_duration
 from rollout.api.crds import all_crds, render, write_crds
-from rollout.cli import check, lint, ops, view
+from rollout.cli import check, convert, lint, ops, view
 from rollout.cli.session import CliError, Session, add_flags, connect
 from rollout.kube import api_message
 
@@ -304,6 +304,19 @@ def _dashboard_command(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     board.set_defaults(run=_dashboard)
 
 
+def _convert(args: argparse.Namespace) -> int:
+    return convert.convert(
+        args.file,
+        sys.stdout,
+        sys.stderr,
+        recursive=args.recursive,
+        output_dir=args.output,
+        strict=args.strict,
+        stdin=sys.stdin,
+        flagger_provider=args.flagger_provider,
+    )
+
+
 def _rollout_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     get = sub.add_parser("get", help="show a Rollout as a tree (get rollout NAME)")
     get.add_argument("kind", choices=["rollout", "rollouts", "ro"], help="what to get: rollout")
@@ -387,6 +400,36 @@ def _rollout_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "-R", "--recursive", action="store_true", help="with a directory: its subdirectories too"
     )
     linting.set_defaults(run=_lint)
+
+    converting = sub.add_parser(
+        "convert", help="turn Argo Rollouts and Flagger manifests into this project's objects, offline"
+    )
+    converting.add_argument(
+        "-f",
+        "--filename",
+        "--file",
+        dest="file",
+        action="append",
+        required=True,
+        metavar="PATH",
+        help="a YAML or JSON file, a directory (its .yaml, .yml and .json files), or - for standard "
+        "input; repeatable",
+    )
+    converting.add_argument(
+        "-R", "--recursive", action="store_true", help="with a directory: its subdirectories too"
+    )
+    converting.add_argument(
+        "-o", "--output", metavar="DIR", help="write one file per input file here instead of standard output"
+    )
+    converting.add_argument("--strict", action="store_true", help="exit 1 when any field is not carried over")
+    converting.add_argument(
+        "--flagger-provider",
+        default="istio",
+        metavar="PROVIDER",
+        help="the router of a Flagger Canary without spec.provider: Flagger's --mesh-provider "
+        "(default istio, Flagger's default)",
+    )
+    converting.set_defaults(run=_convert)
 
 
 def build_parser() -> argparse.ArgumentParser:
