@@ -10,13 +10,18 @@ raw results back as `QueryResult`s; `record()` judges each against the metric's 
 - failed > failureLimit: Failed; inconclusive > inconclusiveLimit: Inconclusive; consecutive
   errors > consecutiveErrorLimit: Error; `count` measurements (errors not counted) with at least
   one success: Successful.
-A run is Failed, Error or Inconclusive as soon as one metric is, Successful once all are."""
+A run is Failed, Error or Inconclusive as soon as one metric is, Successful once all are.
+
+A measurement that spans reconciles (a Job that runs) is `pending` until it has an outcome: nothing
+is recorded, and the metric is looked at again after PENDING_POLL_SECONDS. A provider whose
+outcome is a verdict of its own (a Job Complete or Failed) gives it as `verdict`, with no
+conditions to judge."""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,6 +33,8 @@ MAX_MEASUREMENTS = 10  # kept per metric in the Rollout status; counts cover all
 QUERY_IN_MESSAGE = 120  # characters of the query quoted in a no-data message
 VALUE_CHARS = 200  # of a JSON value formatted for status (the engine's bounds clip it further)
 TERMINAL: tuple[AnalysisPhase, ...] = ("Successful", "Failed", "Inconclusive", "Error")
+# Seconds between looks at a pending measurement (its Job is not watched: each look is one GET).
+PENDING_POLL_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,11 @@ class QueryResult:
     value: Result | None = None
     error: str = ""
     no_data: str = ""
+    # Not measured yet: what it waits for ("Job x running"); nothing is recorded.
+    pending: str = ""
+    # The provider's own outcome (a Job's), said in `message`; conditions do not apply.
+    verdict: AnalysisPhase | None = None
+    message: str = ""
 
 
 def no_data(value: Result) -> bool:
@@ -94,14 +106,24 @@ def due(run: AnalysisRun, metrics: Sequence[ResolvedMetric], now: datetime) -> l
     return out
 
 
-def seconds_to_next(run: AnalysisRun, metrics: Sequence[ResolvedMetric], now: datetime) -> float | None:
-    times = [_next_at(run, run.metric(m.name), m) for m in metrics]
-    pending = [(t - now).total_seconds() for t in times if t is not None]
-    return max(0.0, min(pending)) if pending else None
+def seconds_to_next(
+    run: AnalysisRun, metrics: Sequence[ResolvedMetric], now: datetime, pending: Collection[str] = ()
+) -> float | None:
+    """Seconds until a metric is measured next; a `pending` one (by name) is looked at again
+    after PENDING_POLL_SECONDS."""
+    waits = []
+    for metric in metrics:
+        at = _next_at(run, run.metric(metric.name), metric)
+        if at is not None:
+            wait = (at - now).total_seconds()
+            waits.append(max(wait, PENDING_POLL_SECONDS) if metric.name in pending else wait)
+    return max(0.0, min(waits)) if waits else None
 
 
 def judge(metric: ResolvedMetric, result: QueryResult) -> Measurement:
     """One measurement's phase and message from the raw query result."""
+    if result.verdict is not None:
+        return Measurement(phase=result.verdict, at=result.at, message=result.message)
     if result.error:
         return Measurement(phase="Error", at=result.at, message=f"query failed: {result.error}")
     if result.no_data:
