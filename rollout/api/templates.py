@@ -169,12 +169,29 @@ class JobPodTemplate(_Preserved):
     spec: JobPodSpec
 
 
+def _no_ttl(value: Any) -> Any:
+    if value is not None:
+        raise ValueError(
+            "the controller deletes a measurement's Job itself once it has read the outcome; a Job "
+            "removed before that (ttlSecondsAfterFinished) would be run again: leave it out"
+        )
+    return value
+
+
+def _not_suspended(value: Any) -> Any:
+    if value is True:
+        raise ValueError("a suspended Job never runs: the measurement would wait forever")
+    return value
+
+
 class JobSpec(_Preserved):
     """A batch/v1 JobSpec; the fields the controller does not read are kept as written."""
 
     template: JobPodTemplate
     backoff_limit: NonNegative | None = None
     active_deadline_seconds: Annotated[int, Field(ge=1)] | None = None
+    ttl_seconds_after_finished: Annotated[int | None, BeforeValidator(_no_ttl)] = None
+    suspend: Annotated[bool | None, BeforeValidator(_not_suspended)] = None
 
 
 class JobProvider(SpecModel):

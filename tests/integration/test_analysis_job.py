@@ -9,6 +9,7 @@ controller stopped and started again while the Job runs finds it (exactly one Jo
 controller runs the same scenarios in tests/e2e/test_job_analysis_e2e.py."""
 
 import asyncio
+import copy
 
 from rollout.kube import ANALYSIS_TEMPLATES, JOBS, PODS, ROLLOUTS
 from tests.emulated import HTTPROUTES, NS, app_weights, degraded, healthy_at, setup, status_of, weight_is
@@ -52,8 +53,12 @@ STEPS = [{"setWeight": 20}, {"analysis": {"templates": [{"name": "e2e-checks"}]}
 SELECTOR = "rollout.dev/rollout=web"
 
 
-async def start(cluster):
-    await cluster.kube.create(ANALYSIS_TEMPLATES, NS, TEMPLATE)
+async def start(cluster, **metric):
+    """The template (`metric` adds to its metric), a 2-replica canary Healthy at v1, updated to v2;
+    returns v1."""
+    template = copy.deepcopy(TEMPLATE)
+    template["spec"]["metrics"][0].update(metric)
+    await cluster.kube.create(ANALYSIS_TEMPLATES, NS, template)
     v1 = (await setup(cluster, STEPS, replicas=2))["stableRevision"]
     await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
     return v1
@@ -126,6 +131,27 @@ async def test_a_complete_job_passes_the_step_and_is_deleted(cluster):
     assert run["phase"] == "Successful" and measurement["phase"] == "Successful"
     assert measurement["message"].startswith(f"Job {name} complete (CompletionsReached")
     assert f"logs unavailable: pod {name}-x1 does not have a host assigned" in measurement["message"]
+
+
+async def test_each_measurement_has_its_own_job_and_the_previous_one_goes(cluster):
+    async with cluster.controller():
+        await start(cluster, interval="1s", count=2)
+        first = await the_job(cluster)
+        await finish(cluster, first, "Complete")
+
+        async def second():
+            jobs = await cluster.kube.list(JOBS, NS, SELECTOR)
+            return (
+                jobs if [j["metadata"]["labels"]["rollout.dev/measurement"] for j in jobs] == ["1"] else None
+            )
+
+        [job] = await wait_for(second, timeout=30, what="the second measurement's Job, the first deleted")
+        assert job["metadata"]["name"] != first["metadata"]["name"]
+        await finish(cluster, job, "Complete")
+        await wait_for(gone(cluster, job["metadata"]["name"]), timeout=30, what="the last Job deleted")
+        status = await status_of(cluster)
+    run = next(r for r in status["analysisRuns"] if r["name"] == "step-2")
+    assert run["phase"] == "Successful" and run["metrics"][0]["successful"] == 2
 
 
 async def test_a_failed_job_rolls_back_naming_the_job(cluster):

@@ -49,6 +49,17 @@ def test_a_pod_that_never_ends_is_refused_at_its_field_path(restart, said):
     assert said in error.message
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [("ttlSecondsAfterFinished", 0, "would be run again"), ("suspend", True, "never runs")],
+)
+def test_a_job_that_would_vanish_or_never_run_is_refused_at_its_field_path(field, value, said):
+    raw = job_template()
+    raw["spec"]["metrics"][0]["provider"]["job"]["spec"][field] = value
+    [error] = template_errors(raw)
+    assert error.path == f"spec.metrics[0].provider.job.spec.{field}" and said in error.message
+
+
 def test_conditions_are_refused_on_a_job_metric_and_required_elsewhere():
     [error] = template_errors(job_template(successCondition="result == 1"))
     assert error.path == "spec.metrics[0]" and "judged by its Job's outcome" in error.message
