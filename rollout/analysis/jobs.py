@@ -129,7 +129,8 @@ async def log_tail(kube: Kube, namespace: str, job: Mapping[str, object]) -> str
         return f"logs unavailable: {exc}"
     lines = [line.strip() for line in text.splitlines() if line.strip()][-LOG_LINES:]
     if not lines:
-        return f"pod {newest['metadata']['name']} logged nothing"
+        # Also what the API server answers for a pod no node ran (it has no kubelet to ask).
+        return f"logs unavailable: pod {newest['metadata']['name']} returned an empty log"
     joined = " | ".join(lines)
     if len(joined) > LOG_CHARS:
         joined = "…" + joined[-(LOG_CHARS - 1) :]

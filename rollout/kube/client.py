@@ -155,7 +155,8 @@ class Kube:
         content_type: str | None,
         text: bool = False,
     ) -> Any:
-        headers = {"Accept": "text/plain" if text else "application/json"}
+        # A real API server answers 406 to `Accept: text/plain` for a pod's log; kubectl sends */*.
+        headers = {"Accept": "application/json, */*" if text else "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
         params = self.api.param_serialize(

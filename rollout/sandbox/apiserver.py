@@ -516,15 +516,18 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         return aiohttp.web.json_response(status, status=201)
 
     async def _log(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
-        """GET pods/NAME/log: no kubelet runs here, so as a real API server answers for a pod that
-        no node runs: 404 for no such pod, else 400 naming the missing host."""
+        """GET pods/NAME/log as a real API server answers with no kubelet to ask: 404 for no such
+        pod; an empty log (200) for a pod no node runs; a pod on a node this emulator does not
+        have: 404 for the node."""
         key = (PODS, request.namespace, request.name)
         if key not in self.objects or self.objects[key].deleted:
             return await self._render_error(kmock.KubernetesObjectNotFoundError())
         node = (self.objects[key].raw.get("spec") or {}).get("nodeName")
-        why = f"pod {request.name} does not have a host assigned" if not node else f"no kubelet on {node}"
-        status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "code": 400}
-        return aiohttp.web.json_response({**status, "message": why, "reason": "BadRequest"}, status=400)
+        if not node:
+            return aiohttp.web.Response(text="", content_type="text/plain")
+        status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "code": 404}
+        message = f'nodes "{node}" not found'
+        return aiohttp.web.json_response({**status, "message": message, "reason": "NotFound"}, status=404)
 
     async def _mark_deleted(self, request: rendering.Request) -> None:
         """An object with finalizers is only marked: deletionTimestamp set, as a new version

@@ -2,7 +2,8 @@
 Job controller (kube-controller-manager) creates its pod and writes the Job's conditions, and the
 stand-in kubelet finishes the pod with the exit code the test put on it (label rollout.test/exit;
 annotation rollout.test/ready-after-seconds for a Job that runs a while). The stand-in keeps no
-logs and runs no node, so the API server refuses the log read and the message says so.
+logs and runs no node, so the API server answers an empty log and the message says the logs were
+unavailable.
 
 Proves: a Job that exits 0 lets the canary complete (route at rest, v2 stable) and its Job is
 deleted with its pods; a Job that exits 1 rolls the canary back (route weights back to stable 100)
@@ -13,8 +14,9 @@ takes its running Job with it (the garbage collector, through the ownerReference
 import asyncio
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
-from rollout.kube import ANALYSIS_TEMPLATES, JOBS, PODS, ROLLOUTS
+from rollout.kube import ANALYSIS_TEMPLATES, EVENTS, JOBS, PODS, ROLLOUTS, api_message
 from tests.e2e.helpers import HTTPROUTES, annotate, app_weights, deploy_http_canary, phase_is, wait_for
 from tests.manifests import image_patch
 
@@ -103,7 +105,9 @@ async def test_a_job_that_exits_0_lets_the_canary_complete(
     measurement = run["metrics"][0]["measurements"][-1]
     assert run["phase"] == "Successful" and measurement["phase"] == "Successful"
     assert measurement["message"].startswith(f"Job {name} complete"), measurement
-    assert "logs unavailable: " in measurement["message"], measurement  # no node, no log
+    # No node ran the pod: the API server has no kubelet to ask, and answers an empty log.
+    assert f"logs unavailable: pod {name}-" in measurement["message"], measurement
+    assert measurement["message"].endswith("returned an empty log"), measurement
     await wait_for(job_gone(kube, namespace, name), timeout=60, what="the Job and its pods deleted")
 
 
@@ -186,3 +190,32 @@ async def test_a_deleted_rollout_takes_its_running_job_with_it(
     await wait_for(
         job_gone(kube, namespace, name), timeout=90, what="the Job garbage-collected with the Rollout"
     )
+
+
+async def test_a_job_that_could_never_give_an_outcome_is_refused_with_its_field_path(
+    kube, namespace, routing_installed, pods_made_ready, start_controller
+):
+    # restartPolicy Always: the real API server refuses the template (the CRD's enum).
+    always = template(namespace, "0")
+    always["spec"]["metrics"][0]["provider"]["job"]["spec"]["template"]["spec"]["restartPolicy"] = "Always"
+    with pytest.raises(ApiException) as refused:
+        await kube.create(ANALYSIS_TEMPLATES, namespace, always)
+    assert refused.value.status == 422
+    assert "spec.metrics[0].provider.job.spec.template.spec.restartPolicy" in api_message(refused.value)
+    # ttlSecondsAfterFinished passes the schema; the controller names it: InvalidSpec, an Event, no Job.
+    vanishing = template(namespace, "0")
+    vanishing["spec"]["metrics"][0]["provider"]["job"]["spec"]["ttlSecondsAfterFinished"] = 0
+    await kube.create(ANALYSIS_TEMPLATES, namespace, vanishing)
+    start_controller()
+    await deploy_http_canary(kube, namespace, STEPS, replicas=2, healthy=False)
+    field = "spec.metrics[0].provider.job.spec.ttlSecondsAfterFinished"
+
+    async def invalid():
+        status = ((await kube.get(ROLLOUTS, namespace, "web")) or {}).get("status") or {}
+        found = next((c for c in status.get("conditions") or [] if c["type"] == "InvalidSpec"), None)
+        return found if found and found["status"] == "True" and field in found["message"] else None
+
+    await wait_for(invalid, timeout=60, what="InvalidSpec naming ttlSecondsAfterFinished")
+    events = await kube.list(EVENTS, namespace)
+    assert any(field in e.get("message", "") for e in events if e["involvedObject"]["name"] == "web")
+    assert await kube.list(JOBS, namespace, SELECTOR) == []

@@ -2,7 +2,7 @@
 but runs no Job controller, so the test plays it: it gives the measurement's Job a pod (labelled
 as the Job controller labels them) and writes the Job's Complete or Failed condition through the
 status subresource. The emulator answers pods/log as a real API server does for a pod no node
-runs (400), so the message says the logs were unavailable. Proves, on the controller's own
+runs (an empty log), so the message says the logs were unavailable. Proves, on the controller's own
 requests: a Complete Job passes the step and the canary completes; a Failed one rolls back with
 the Job named; the Job of an ended run is deleted; an abort while the Job runs deletes it; a
 controller stopped and started again while the Job runs finds it (exactly one Job). The real Job
@@ -130,7 +130,7 @@ async def test_a_complete_job_passes_the_step_and_is_deleted(cluster):
     measurement = run["metrics"][0]["measurements"][-1]
     assert run["phase"] == "Successful" and measurement["phase"] == "Successful"
     assert measurement["message"].startswith(f"Job {name} complete (CompletionsReached")
-    assert f"logs unavailable: pod {name}-x1 does not have a host assigned" in measurement["message"]
+    assert f"logs unavailable: pod {name}-x1 returned an empty log" in measurement["message"]
 
 
 async def test_each_measurement_has_its_own_job_and_the_previous_one_goes(cluster):

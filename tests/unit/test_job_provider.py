@@ -4,6 +4,7 @@ Job's conditions to a verdict, the log tail in the message; and, on the engine s
 measurement that stays pending across reconciles (nothing recorded, polled, no status churn)
 before its verdict passes or fails the canary."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -253,12 +254,13 @@ async def test_the_newest_pods_last_lines_are_in_the_message_bounded():
 
 
 async def test_an_unreadable_log_is_said_and_never_fails_the_verdict():
-    body = '{"kind":"Status","message":"pod p does not have a host assigned","code":400}'
-    kube = Logs([pod("p", "t")], refusal=ApiException(status=400, reason="Bad Request"))
-    kube.refusal.body = body
-    assert await log_tail(kube, "shop", JOB) == "logs unavailable: pod p does not have a host assigned"
+    said = 'pods "p" is forbidden: User "c" cannot get resource "pods/log" in API group ""'
+    kube = Logs([pod("p", "t")], refusal=ApiException(status=403, reason="Forbidden"))
+    kube.refusal.body = json.dumps({"kind": "Status", "code": 403, "message": said})
+    assert await log_tail(kube, "shop", JOB) == f"logs unavailable: {said}"
     assert await log_tail(Logs([]), "shop", JOB) == "logs unavailable: the Job has no pods left"
-    assert await log_tail(Logs([pod("p", "t")], log=""), "shop", JOB) == "pod p logged nothing"
+    empty = await log_tail(Logs([pod("p", "t")], log=""), "shop", JOB)
+    assert empty == "logs unavailable: pod p returned an empty log"
 
 
 # --- on the engine simulator: pending, then the verdict --------------------------------------------
