@@ -17,7 +17,15 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from rollout.kube import ANALYSIS_TEMPLATES, EVENTS, JOBS, PODS, ROLLOUTS, api_message
-from tests.e2e.helpers import HTTPROUTES, annotate, app_weights, deploy_http_canary, phase_is, wait_for
+from tests.e2e.helpers import (
+    HTTPROUTES,
+    annotate,
+    app_weights,
+    deploy_http_canary,
+    job_analysis_template,
+    phase_is,
+    wait_for,
+)
 from tests.manifests import image_patch
 
 pytestmark = pytest.mark.e2e
@@ -29,23 +37,7 @@ AT_REST = {"web-stable": 100, "web-canary": 0}
 
 def template(ns, exit_code, runs_for=0):
     """The AnalysisTemplate `checks`: one Job whose pod exits with `exit_code` after `runs_for` s."""
-    pod_meta = {"labels": {"rollout.test/exit": exit_code}}
-    if runs_for:
-        pod_meta["annotations"] = {"rollout.test/ready-after-seconds": str(runs_for)}
-    container = {"name": "checks", "image": "registry.example/checks:1", "args": ["{{args.canary-service}}"]}
-    job = {
-        "metadata": {"labels": {"team": "checkout"}},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {"metadata": pod_meta, "spec": {"restartPolicy": "Never", "containers": [container]}},
-        },
-    }
-    return {
-        "apiVersion": "rollout.dev/v1alpha1",
-        "kind": "AnalysisTemplate",
-        "metadata": {"name": "checks", "namespace": ns},
-        "spec": {"metrics": [{"name": "checks", "provider": {"job": job}}]},
-    }
+    return job_analysis_template(ns, "checks", exit_code, runs_for)
 
 
 async def canary_with_job(kube, ns, start_controller, exit_code, runs_for=0):
