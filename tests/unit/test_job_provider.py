@@ -293,7 +293,7 @@ class JobSim(Sim):
         return tuple(taken)
 
 
-def job_sim(answers):
+def job_sim(answers, **spec):
     steps = [
         {"setWeight": 20},
         {"analysis": {"templates": [{"name": "e2e"}]}},
@@ -301,7 +301,7 @@ def job_sim(answers):
         {"pause": {}},
     ]
     sim = JobSim(
-        rollout_manifest(replicas=4, strategy=canary_strategy(steps=steps)),
+        rollout_manifest(replicas=4, strategy=canary_strategy(steps=steps), **spec),
         services={"web-stable": {"app": "web"}, "web-canary": {"app": "web"}},
         routes={"web": http_route_manifest()},
         templates={TemplateKey("e2e"): parse_template(job_template())},
@@ -345,3 +345,14 @@ def test_a_failed_job_rolls_the_canary_back_naming_the_job():
     assert sim.status["phase"] == "Degraded" and sim.status["aborted"]
     assert app_weights(sim)["web-canary"] == 0
     assert "Job j Failed" in sim.status["abortReason"]
+
+
+def test_a_job_that_never_ends_is_no_progress_and_never_promotes():
+    sim = job_sim(["running"], progressDeadlineSeconds=30)
+    sim.set_image("web:2")
+    run(sim, rounds=8)
+    run(sim, rounds=20, seconds=PENDING_POLL_SECONDS)  # 40 s of polls, the Job still running
+    progressing = next(c for c in sim.status["conditions"] if c["type"] == "Progressing")
+    assert progressing["status"] == "False" and progressing["reason"] == "ProgressDeadlineExceeded"
+    assert app_weights(sim)["web-canary"] == 20
+    assert sim.status["stableRevision"] != sim.revision_for("web:2")
