@@ -64,14 +64,17 @@ async def measure_job(
 
     try:
         job = await kube.get(JOBS, namespace, name)
+        created = job is None
         if job is None:
             job = await _create(kube, rollout, run, metric, index, name)
-            if index > 0:  # the previous measurement's Job was kept for people to read until now
-                await kube.delete(
-                    JOBS, namespace, name_for(rollout, run, metric.name, index - 1), propagation=PROPAGATION
-                )
     except ApiException as exc:
         return error(f"Job {namespace}/{name}: {api_message(exc)}")
+    if created and index > 0:  # the previous measurement's Job was kept for people to read until now
+        previous = name_for(rollout, run, metric.name, index - 1)
+        try:
+            await kube.delete(JOBS, namespace, previous, propagation=PROPAGATION)
+        except ApiException as exc:  # left for the run's end, or the Rollout's deletion
+            log.warning("job not deleted", namespace=namespace, job=previous, error=api_message(exc))
     if not owned_by(job, rollout.metadata.uid):
         return error(f"Job {namespace}/{name} exists and is not this Rollout's (see its ownerReferences)")
     outcome = job_outcome(job)
