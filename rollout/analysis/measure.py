@@ -5,18 +5,21 @@ Flow inside a reconcile: observe -> `observe_templates` (one GET per template) -
 resolved once (resolve_analyses; the engine decides with the same) -> `measure`:
 for each run in status that is still open, the metrics whose next measurement is due are
 queried concurrently (each in a worker thread, so the event loop never blocks) and handed to the
-engine as raw results; the engine judges them and keeps the counts in status."""
+engine as raw results; the engine judges them and keeps the counts in status. A job metric's
+measurement spans reconciles instead (jobs.py): its Job is created, then looked at until it ends."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
 
 from kubernetes.client.exceptions import ApiException
 
-from rollout.analysis.due import due_measurements
+from rollout.analysis.due import DueMeasurement, due_measurements
+from rollout.analysis.jobs import measure_job
 from rollout.analysis.prometheus import Prometheus
 from rollout.analysis.provider import NoData, QueryError
 from rollout.analysis.providers import PROVIDERS
@@ -184,11 +187,17 @@ async def measure(
     analyses: ResolvedAnalyses,
     current: str,
     now: datetime,
+    kube: Kube | None = None,
 ) -> tuple[QueryResult, ...]:
     """Query every metric that is due in the open runs of the current revision, concurrently. A
-    metric whose header's Secret or key is gone is measured as an Error saying so, never a pass."""
-    jobs = [
-        measure_one(secrets, prometheus, rollout, item.run, item.revision, item.metric, now)
-        for item in due_measurements(analyses, status, current, now)
-    ]
-    return tuple(await asyncio.gather(*jobs))
+    metric whose header's Secret or key is gone is measured as an Error saying so, never a pass.
+    Job metrics need `kube` (without it, the job provider's own measure() says so: an Error)."""
+
+    def one(item: DueMeasurement) -> Awaitable[QueryResult]:
+        run = status.analysis_run(item.run, item.revision)
+        if item.metric.provider == "job" and kube is not None and run is not None:
+            return measure_job(kube, rollout, run, item.metric, now)
+        return measure_one(secrets, prometheus, rollout, item.run, item.revision, item.metric, now)
+
+    due = due_measurements(analyses, status, current, now)
+    return tuple(await asyncio.gather(*(one(item) for item in due)))

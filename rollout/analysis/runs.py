@@ -14,13 +14,18 @@ A run is Failed, Error or Inconclusive as soon as one metric is, Successful once
 A dry-run metric (`dryRun`) is measured, judged and shown the same way, but never decides: the
 run's phase comes from the other metrics; it is Successful once they are and every dry-run
 metric has finished (a run of dry-run metrics only: once they have all finished, whatever their
-outcome). Status keeps a metric's latest `retention` measurements (measurementRetention)."""
+outcome). Status keeps a metric's latest `retention` measurements (measurementRetention).
+
+A measurement that spans reconciles (a Job that runs) is `pending` until it has an outcome: nothing
+is recorded, and the metric is looked at again after PENDING_POLL_SECONDS. A provider whose
+outcome is a verdict of its own (a Job Complete or Failed) gives it as `verdict`, with no
+conditions to judge."""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -32,6 +37,8 @@ MAX_MEASUREMENTS = DEFAULT_RETENTION  # kept per metric without measurementReten
 QUERY_IN_MESSAGE = 120  # characters of the query quoted in a no-data message
 VALUE_CHARS = 200  # of a JSON value formatted for status (the engine's bounds clip it further)
 TERMINAL: tuple[AnalysisPhase, ...] = ("Successful", "Failed", "Inconclusive", "Error")
+# Seconds between looks at a pending measurement (its Job is not watched: each look is one GET).
+PENDING_POLL_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,11 @@ class QueryResult:
     value: Result | None = None
     error: str = ""
     no_data: str = ""
+    # Not measured yet: what it waits for ("Job x running"); nothing is recorded.
+    pending: str = ""
+    # The provider's own outcome (a Job's), said in `message`; conditions do not apply.
+    verdict: AnalysisPhase | None = None
+    message: str = ""
 
 
 def no_data(value: Result) -> bool:
@@ -98,10 +110,18 @@ def due(run: AnalysisRun, metrics: Sequence[ResolvedMetric], now: datetime) -> l
     return out
 
 
-def seconds_to_next(run: AnalysisRun, metrics: Sequence[ResolvedMetric], now: datetime) -> float | None:
-    times = [_next_at(run, run.metric(m.name), m) for m in metrics]
-    pending = [(t - now).total_seconds() for t in times if t is not None]
-    return max(0.0, min(pending)) if pending else None
+def seconds_to_next(
+    run: AnalysisRun, metrics: Sequence[ResolvedMetric], now: datetime, pending: Collection[str] = ()
+) -> float | None:
+    """Seconds until a metric is measured next; a `pending` one (by name) is looked at again
+    after PENDING_POLL_SECONDS."""
+    waits = []
+    for metric in metrics:
+        at = _next_at(run, run.metric(metric.name), metric)
+        if at is not None:
+            wait = (at - now).total_seconds()
+            waits.append(max(wait, PENDING_POLL_SECONDS) if metric.name in pending else wait)
+    return max(0.0, min(waits)) if waits else None
 
 
 def judge(metric: ResolvedMetric, result: QueryResult) -> Measurement:
@@ -115,6 +135,9 @@ def judge(metric: ResolvedMetric, result: QueryResult) -> Measurement:
 
 
 def _judge(metric: ResolvedMetric, result: QueryResult) -> Measurement:
+    """One measurement's phase and message from the raw query result."""
+    if result.verdict is not None:
+        return Measurement(phase=result.verdict, at=result.at, message=result.message)
     if result.error:
         return Measurement(phase="Error", at=result.at, message=f"query failed: {result.error}")
     if result.no_data:

@@ -398,6 +398,82 @@ class InfluxDBMetric(SpecModel):
         return self.influxdb
 
 
+class JobMetadata(SpecModel):
+    """Labels and annotations the measurement's Job carries (beside the controller's own)."""
+
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+# A JobSpec is large; its pod template is kept as is (validated by the API server when the Job
+# is created), except what the controller relies on: a pod that ends, so the Job does.
+class _Preserved(SpecModel):
+    """Fields beside the declared ones are kept as written (preserved in the CRD too)."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+
+
+def _ending_restart_policy(value: Any) -> Any:
+    if value not in ("Never", "OnFailure"):
+        raise ValueError(
+            f"restartPolicy must be Never or OnFailure, not {value!r} (a Job's pod must end for "
+            "the measurement to have an outcome)"
+        )
+    return value
+
+
+class JobPodSpec(_Preserved):
+    restart_policy: Annotated[Literal["Never", "OnFailure"], BeforeValidator(_ending_restart_policy)]
+
+
+class JobPodTemplate(_Preserved):
+    spec: JobPodSpec
+
+
+def _no_ttl(value: Any) -> Any:
+    if value is not None:
+        raise ValueError(
+            "the controller deletes a measurement's Job itself once it has read the outcome; a Job "
+            "removed before that (ttlSecondsAfterFinished) would be run again: leave it out"
+        )
+    return value
+
+
+def _not_suspended(value: Any) -> Any:
+    if value is True:
+        raise ValueError("a suspended Job never runs: the measurement would wait forever")
+    return value
+
+
+class JobSpec(_Preserved):
+    """A batch/v1 JobSpec; the fields the controller does not read are kept as written."""
+
+    template: JobPodTemplate
+    backoff_limit: NonNegative | None = None
+    active_deadline_seconds: Annotated[int, Field(ge=1)] | None = None
+    ttl_seconds_after_finished: Annotated[int | None, BeforeValidator(_no_ttl)] = None
+    suspend: Annotated[bool | None, BeforeValidator(_not_suspended)] = None
+
+
+class JobProvider(SpecModel):
+    """One Kubernetes Job per measurement: Complete is a Successful measurement, Failed a Failed
+    one. `{{args.NAME}}` may stand in any string of `metadata` and `spec`."""
+
+    metadata: JobMetadata = Field(default_factory=JobMetadata)
+    spec: JobSpec
+
+
+class JobMetric(SpecModel):
+    """`provider: {job: {...}}`."""
+
+    kind: ClassVar[str] = "job"
+    job: JobProvider
+
+    @property
+    def config(self) -> JobProvider:
+        return self.job
+
+
 # `provider` holds exactly one kind: one member per provider, tagged by its key. Each kind's
 # measuring is in rollout/analysis (one module per provider, listed in providers.py).
 ProviderKinds = (
@@ -408,8 +484,11 @@ ProviderKinds = (
     | Annotated[GraphiteMetric, Tag("graphite")]
     | Annotated[CloudWatchMetric, Tag("cloudWatch")]
     | Annotated[InfluxDBMetric, Tag("influxdb")]
+    | Annotated[JobMetric, Tag("job")]
 )
-KNOWN_PROVIDERS = ("prometheus", "web", "datadog", "newRelic", "graphite", "cloudWatch", "influxdb")
+KNOWN_PROVIDERS = ("prometheus", "web", "datadog", "newRelic", "graphite", "cloudWatch", "influxdb", "job")
+# Kinds whose measurement is a verdict of its own (no value for conditions to judge).
+VERDICT_PROVIDERS = ("job",)
 
 
 def _provider_kind(value: Any) -> str | None:
@@ -466,7 +545,14 @@ class Metric(SpecModel):
 
     @model_validator(mode="after")
     def _has_condition(self) -> Metric:
-        if not self.success_condition and not self.failure_condition:
+        if self.provider.kind in VERDICT_PROVIDERS:
+            # The Job's own outcome is the verdict: a condition would have no value to judge.
+            if self.success_condition or self.failure_condition:
+                raise ValueError(
+                    f"a {self.provider.kind} metric is judged by its Job's outcome (Complete or "
+                    "Failed); successCondition and failureCondition do not apply"
+                )
+        elif not self.success_condition and not self.failure_condition:
             raise ValueError("a metric needs a successCondition, a failureCondition or both")
         return self
 

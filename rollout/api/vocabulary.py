@@ -42,6 +42,12 @@ def step_run_name(index: int) -> str:
     return f"step-{index + 1}"
 
 
+# Labels on a job metric's Jobs (kubectl get jobs -l rollout.dev/analysis=step-2), beside
+# rollout.dev/rollout: what each Job measures.
+ANALYSIS_LABEL = "rollout.dev/analysis"  # the run's name
+METRIC_LABEL = "rollout.dev/metric"  # the metric's name
+MEASUREMENT_LABEL = "rollout.dev/measurement"  # the measurement's index in the run, from 0
+
 # Labels on the Leases of --shards (kubectl get leases -l rollout.dev/lease-role=shard).
 SHARD_OF_LABEL = "rollout.dev/shard-of"  # the controller's name (--leader-election-id)
 LEASE_ROLE_LABEL = "rollout.dev/lease-role"  # "shard" or "member"

@@ -27,8 +27,10 @@ from rollout.analysis.resolve import (
     SecretArgValues,
     TemplateKey,
     Unreadable,
+    analysis_refs,
     arg_secret_keys,
     resolve_all,
+    rollout_args,
     secret_refs,
     template_keys,
 )
@@ -315,6 +317,10 @@ def _semantic(
             parsed.rollout, observed.analysis_templates, revision, revision, secret_values
         )
         found += unresolved
+    else:  # an argument from the Rollout's own fields needs no template to be checked
+        for path, ref in analysis_refs(parsed.rollout).values():
+            _, problems = rollout_args(parsed.rollout, ref, path, None)
+            found += [p for p in problems if p.path.endswith(".valueFrom.fieldRef.fieldPath")]
     return found
 
 

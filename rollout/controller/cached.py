@@ -228,7 +228,13 @@ class CachedKube(Kube):
         return patched
 
     async def delete(
-        self, res: Resource, namespace: str | None, name: str, *, resource_version: str | None = None
+        self,
+        res: Resource,
+        namespace: str | None,
+        name: str,
+        *,
+        resource_version: str | None = None,
+        propagation: str | None = None,
     ) -> None:
-        await super().delete(res, namespace, name, resource_version=resource_version)
+        await super().delete(res, namespace, name, resource_version=resource_version, propagation=propagation)
         self.caches.note_deleted(res, namespace, name)

@@ -21,6 +21,7 @@ import json_merge_patch
 import structlog
 from kubernetes.client.exceptions import ApiException
 
+from rollout.analysis.jobs import delete_ended_jobs
 from rollout.analysis.masking import LOG_MASK
 from rollout.analysis.measure import (
     denied_secrets,
@@ -313,6 +314,7 @@ class Reconciler:
             log.warning("action failed", namespace=namespace, name=name, error=str(exc))
         raw = await self._write_status(raw, decision, commands)
         self._unapplied.pop((namespace, name), None)  # the status records the commands now
+        await self._delete_ended_jobs(parsed, observed, decision)
         # Said once the status holds it, before the finalizer's release: a conflict there retries
         # from the new status, which would not say (or notify) a completion again.
         await self._post_events(raw, decision)
@@ -325,6 +327,20 @@ class Reconciler:
         if decision.requeue_after is not None:
             self.schedule(namespace, name, max(decision.requeue_after, 0.0))
         return decision
+
+    async def _delete_ended_jobs(self, parsed: ParsedRollout, observed: Observed, decision: Decision) -> None:
+        """The Jobs of job metrics whose run this reconcile ended go, now that the status says
+        so; a failed delete is logged, not retried (the Rollout's deletion takes them anyway)."""
+        if parsed.rollout is None or observed.analyses is None:
+            return
+        try:
+            await delete_ended_jobs(
+                self.kube, parsed.rollout, observed.analyses.metrics, parsed.status, decision.status
+            )
+        except ApiException as exc:
+            log.warning(
+                "jobs not deleted", namespace=parsed.meta.namespace, name=parsed.meta.name, error=str(exc)
+            )
 
     def _restarting(self, parsed: ParsedRollout, commands: list[Command]) -> bool:
         """Whether this reconcile reads the stable revision's Pods: a restart runs or is asked."""
@@ -417,6 +433,7 @@ class Reconciler:
             analyses,
             current,
             self.clock(),
+            self.kube,
         )
         return Observed(
             replicasets=tuple(s for s in states if s is not None),

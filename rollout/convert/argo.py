@@ -188,10 +188,24 @@ def _vendor_secrets(provider: dict[str, Any], source: dict[str, Any]) -> None:
             provider[kind].update({ref: {"name": str(name), "key": key} for ref, key in keys.items()})
 
 
-def _metric_problem(metric: dict[str, Any], source: dict[str, Any], path: str) -> str | None:
-    """Why a converted metric cannot stand, or None."""
+def _metric_problem(
+    metric: dict[str, Any], source: dict[str, Any], path: str, dropped: list[Dropped]
+) -> str | None:
+    """Why a converted metric cannot stand, or None; conditions that do not apply go to `dropped`."""
     provider = metric.get("provider") or {}
     _vendor_secrets(provider, source.get("provider") or {})
+    if "job" in provider:
+        policy = dig(provider, "job", "spec", "template", "spec", "restartPolicy")
+        if policy not in ("Never", "OnFailure"):
+            why = "a Job's pod needs Never or OnFailure (Kubernetes refuses a Job with any other)"
+            return f"{path}.provider.job.spec.template.spec.restartPolicy: {policy or 'not set'}: {why}"
+        # Argo Rollouts judges a Job by its outcome too and evaluates no condition on it; the API
+        # here refuses one, so a condition written anyway is named and left behind.
+        for field in ("successCondition", "failureCondition"):
+            metric.pop(field, None)
+            if field in source:
+                dropped.append(Dropped(f"{path}.{field}", "a job metric is judged by its Job's outcome"))
+        return None
     if _whole_arg(dig(provider, "web", "url")):
         why = "a url given whole by an argument is not supported: write it in the template"
         return f"{path}.provider.web.url: {why}"
@@ -234,7 +248,7 @@ def convert_template(doc: dict[str, Any]) -> Conversion:
             position,
         )
         result.dropped += _limits(metric, defaults, f"spec.metrics[{index}]")
-        problem = _metric_problem(metric, sources[index], f"spec.metrics[{index}]")
+        problem = _metric_problem(metric, sources[index], f"spec.metrics[{index}]", result.dropped)
         if problem is None:
             kept.append(metric)
         else:

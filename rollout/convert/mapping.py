@@ -262,7 +262,7 @@ ARGO_ROLLOUT: list[Rule] = [
 _M = "spec.metrics[]"
 _P = f"{_M}.provider"
 # Argo Rollouts' providers this project has no counterpart for.
-ARGO_PROVIDERS_UNSUPPORTED = ("job", "wavefront", "kayenta", "skywalking", "plugin")
+ARGO_PROVIDERS_UNSUPPORTED = ("wavefront", "kayenta", "skywalking", "plugin")
 
 
 def _not_yet(name: str) -> Rule:
@@ -273,7 +273,7 @@ def _not_yet(name: str) -> Rule:
 
 
 def _vendor_rules() -> list[Rule]:
-    """Argo Rollouts' datadog, newRelic, graphite, cloudWatch and influxdb providers, for those
+    """Argo Rollouts' datadog, newRelic, graphite, cloudWatch, influxdb and job providers, for those
     the API declares (rollout/api/templates.py KNOWN_PROVIDERS); the others are not supported yet.
     Argo reads their credentials from Secrets by fixed names and keys; here a provider names its
     Secret keys, in the Rollout's namespace (argo.py writes those references)."""
@@ -307,6 +307,8 @@ def _vendor_rules() -> list[Rule]:
             ),
         ],
         "graphite": [copy(f"{gr}.address"), copy(f"{gr}.query", f"{gr}.target")],
+        # The same shape; a JobSpec with ttlSecondsAfterFinished or suspend is refused by lint.
+        "job": [copy(f"{_P}.job.metadata"), copy(f"{_P}.job.spec")],
         "cloudWatch": [copy(f"{cw}.interval"), copy(f"{cw}.metricDataQueries")],
         "influxdb": [
             drop(

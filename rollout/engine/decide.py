@@ -181,10 +181,11 @@ def _decide_valid(
 
     previous_counts = (status.updated_replicas, status.available_replicas)
     _count(status, rollout, observed.replicasets, current)
-    # A measurement taken counts as progress: a long analysis is not a stuck rollout.
+    # A measurement taken counts as progress: a long analysis is not a stuck rollout. One under
+    # way (a Job running) does not: it would rewrite the status at every poll.
     if (
         outcome.progressed
-        or observed.measurements
+        or any(not m.pending for m in observed.measurements)
         or (status.updated_replicas, status.available_replicas) != previous_counts
     ):
         status.last_progress_at = now

@@ -86,6 +86,8 @@ class Analyses:
         """`resolved`: run name -> metrics, every analysis of the spec as decide() resolved it."""
         self.rollout, self.status, self.observed, self.resolved = rollout, status, observed, resolved
         self.current, self.now, self.events = current, now, events
+        # (run, metric) whose measurement is under way (a Job running): polled, not recorded.
+        self.pending: set[tuple[str, str]] = set()
 
     def metrics(self, name: str) -> list[ResolvedMetric]:
         return self.resolved[name]
@@ -97,11 +99,22 @@ class Analyses:
             if run is None or run.finished_at is not None or result.run not in self.resolved:
                 continue
             metric = next((m for m in self.metrics(result.run) if m.name == result.metric), None)
-            if metric is not None:
-                was = run.metric(metric.name).phase
-                latest = record(run, metric, result)
-                if metric.dry_run:
-                    self._dry_run_outcome(run, metric.name, was, latest.message)
+            if metric is None:
+                continue
+            if result.pending:
+                self.pending.add((run.name, metric.name))
+                counts = run.metric(metric.name)
+                if counts.phase == "Running":
+                    counts.message = f"metric {metric.name} ({metric.template}): {result.pending}"
+                continue
+            was = run.metric(metric.name).phase
+            latest = record(run, metric, result)
+            if metric.dry_run:
+                self._dry_run_outcome(run, metric.name, was, latest.message)
+
+    def pending_in(self, run: str) -> set[str]:
+        """The metrics of `run` whose measurement is under way."""
+        return {metric for name, metric in self.pending if name == run}
 
     def _dry_run_outcome(self, run: AnalysisRun, metric: str, was: str, latest: str) -> None:
         """An Event when a dry-run metric finishes: its outcome is reported, never acted on."""
@@ -121,7 +134,7 @@ class Analyses:
         every run schedules its own look-again, whatever else the strategy waits for (a timed
         pause must not delay a background measurement)."""
         waits = [
-            seconds_to_next(run, self.metrics(run.name), self.now)
+            seconds_to_next(run, self.metrics(run.name), self.now, self.pending_in(run.name))
             for run in self.status.analysis_runs
             if run.finished_at is None and run.revision == self.current and run.name in self.resolved
         ]
@@ -146,7 +159,7 @@ class Analyses:
         if run.finished_at is None or run.phase not in TERMINAL:
             assess(run, metrics, self.now)
         if run.phase == "Running":
-            wait = seconds_to_next(run, metrics, self.now)
+            wait = seconds_to_next(run, metrics, self.now, self.pending_in(name))
             set_condition(self.status, ANALYSIS, "Unknown", "Running", f"{name}: {run.message}", self.now)
             return Gate("Running", f"analysis {name}: {run.message}", wait)
         if run.phase == "Successful":

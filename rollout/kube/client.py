@@ -147,9 +147,16 @@ class Kube:
         self.fence: Callable[[], bool] | None = None
 
     def _call(
-        self, method: str, path: str, query: dict[str, str], body: Any, content_type: str | None
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        body: Any,
+        content_type: str | None,
+        text: bool = False,
     ) -> Any:
-        headers = {"Accept": "application/json"}
+        # A real API server answers 406 to `Accept: text/plain` for a pod's log; kubectl sends */*.
+        headers = {"Accept": "application/json, */*" if text else "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
         params = self.api.param_serialize(
@@ -162,10 +169,14 @@ class Kube:
         )
         response = self.api.call_api(*params, _request_timeout=self.timeout)
         response.read()
-        text = response.data.decode("utf-8") if response.data else ""
+        answer = response.data.decode("utf-8", errors="replace") if response.data else ""
         if not 200 <= response.status < 300:
-            raise ApiException(status=response.status, reason=response.reason, http_resp=response, body=text)
-        return json.loads(text) if text else None
+            raise ApiException(
+                status=response.status, reason=response.reason, http_resp=response, body=answer
+            )
+        if text:
+            return answer
+        return json.loads(answer) if answer else None
 
     async def request(
         self,
@@ -176,8 +187,10 @@ class Kube:
         body: Any = None,
         content_type: str | None = None,
         attempts: int | None = None,
+        text: bool = False,
     ) -> Any:
-        """One API call, transient failures retried (`attempts`: this call's own limit)."""
+        """One API call, transient failures retried (`attempts`: this call's own limit); `text`:
+        the answer as text (a pod's log), else parsed JSON."""
         if method in ("POST", "PUT", "PATCH"):  # every write names us, for managedFields and GitOps diffs
             query = {"fieldManager": self.field_manager, **(query or {})}
         retrying = AsyncRetrying(
@@ -188,7 +201,7 @@ class Kube:
         )
         async for attempt in retrying:
             with attempt, guarded(method, path, query, self.fence):  # metrics, fence, 403 line
-                call = functools.partial(self._call, method, path, query or {}, body, content_type)
+                call = functools.partial(self._call, method, path, query or {}, body, content_type, text)
                 return await asyncio.get_running_loop().run_in_executor(self._executor, call)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
@@ -264,11 +277,29 @@ class Kube:
         }
         await self.request("POST", PODS.path(namespace, name, "eviction"), body=body, attempts=1)
 
+    async def pod_log(self, namespace: str, name: str, *, tail_lines: int, limit_bytes: int) -> str:
+        """The last lines of a pod's log (its only or first container), at most `limit_bytes`;
+        tried once (the caller says the log is unavailable rather than wait)."""
+        query = {"tailLines": str(tail_lines), "limitBytes": str(limit_bytes)}
+        path = PODS.path(namespace, name, "log")
+        return str(await self.request("GET", path, query=query, attempts=1, text=True))
+
     async def delete(
-        self, res: Resource, namespace: str | None, name: str, *, resource_version: str | None = None
+        self,
+        res: Resource,
+        namespace: str | None,
+        name: str,
+        *,
+        resource_version: str | None = None,
+        propagation: str | None = None,
     ) -> None:
-        """Delete; with `resource_version`, only that version of the object (else 409)."""
-        body = {"preconditions": {"resourceVersion": resource_version}} if resource_version else None
+        """Delete; with `resource_version`, only that version of the object (else 409); with
+        `propagation` (Background, Foreground), its dependents too (a Job's pods)."""
+        body: dict[str, Any] | None = None
+        if resource_version:
+            body = {"preconditions": {"resourceVersion": resource_version}}
+        if propagation:
+            body = {**(body or {}), "propagationPolicy": propagation}
         try:
             await self.request("DELETE", res.path(namespace, name), body=body)
         except ApiException as exc:

@@ -46,8 +46,11 @@ BACKBONE: dict[str, kmock.ResourceInfo] = {
     # Served for the controller-wide notifications (--notifications-configmap).
     "v1/configmaps": kmock.ResourceInfo(kind="ConfigMap", namespaced=True, verbs=_VERBS),
     "v1/pods": kmock.ResourceInfo(
-        kind="Pod", namespaced=True, verbs=_VERBS, subresources=["status", "eviction"]
+        kind="Pod", namespaced=True, verbs=_VERBS, subresources=["status", "eviction", "log"]
     ),
+    # Served for job metrics (a Job per measurement); no Job controller runs here: a test or the
+    # sandbox plays it (pods and the Job's status).
+    "batch/v1/jobs": kmock.ResourceInfo(kind="Job", namespaced=True, verbs=_VERBS, subresources=["status"]),
     "policy/v1/poddisruptionbudgets": kmock.ResourceInfo(
         kind="PodDisruptionBudget", namespaced=True, verbs=_VERBS, subresources=["status"]
     ),
@@ -448,6 +451,8 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
             return await self._replace(request)
         if request.resource == PODS and request.subresource == "eviction" and method == "POST":
             return await self._evict(request)
+        if request.resource == PODS and request.subresource == "log" and method == "GET":
+            return await self._log(request)
         if request.resource is None or request.subresource not in (None, "status", "scale"):
             return await super()._handle(request)
         try:
@@ -509,6 +514,20 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
             await self._buses[PODS].put({"type": "DELETED", "object": raw})
         status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
         return aiohttp.web.json_response(status, status=201)
+
+    async def _log(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        """GET pods/NAME/log as a real API server answers with no kubelet to ask: 404 for no such
+        pod; an empty log (200) for a pod no node runs; a pod on a node this emulator does not
+        have: 404 for the node."""
+        key = (PODS, request.namespace, request.name)
+        if key not in self.objects or self.objects[key].deleted:
+            return await self._render_error(kmock.KubernetesObjectNotFoundError())
+        node = (self.objects[key].raw.get("spec") or {}).get("nodeName")
+        if not node:
+            return aiohttp.web.Response(text="", content_type="text/plain")
+        status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "code": 404}
+        message = f'nodes "{node}" not found'
+        return aiohttp.web.json_response({**status, "message": message, "reason": "NotFound"}, status=404)
 
     async def _mark_deleted(self, request: rendering.Request) -> None:
         """An object with finalizers is only marked: deletionTimestamp set, as a new version

@@ -3,8 +3,9 @@ new one Running and Ready through `pods/status`, as a kubelet reports a started 
 
 Pods whose image contains "broken" are left Pending (a revision that never becomes Ready). A
 Pod labelled `rollout.test/exit` (a Job's pod) is finished instead: phase Succeeded for "0",
-Failed for anything else. A Pod annotated `rollout.test/ready-after-seconds` becomes Ready that
-long after its creation (pods that take a while to start). Patches go out on a small thread
+Failed for anything else, each container terminated with that exit code. A Pod annotated
+`rollout.test/ready-after-seconds` becomes Ready (or finishes) that long after its creation
+(pods that take a while to start, a Job that runs a while). Patches go out on a small thread
 pool, so a wave of a thousand Pods is Ready within a second or two rather than one after another.
 """
 
@@ -35,10 +36,31 @@ def ready_status(now: str) -> dict[str, Any]:
     }
 
 
-def finished_status(code: str, now: str) -> dict[str, Any]:
+def finished_status(code: str, now: str, containers: list[Any] | None = None) -> dict[str, Any]:
+    """A pod whose containers all exited with `code` (not a number: 1), as a kubelet reports it:
+    the phase, and each container terminated with its exit code (what the Job controller and
+    people read). No log is kept: a log read is answered by the API server without one."""
+    exit_code = int(code) if code.lstrip("-").isdigit() else 1
+    terminated = {
+        "exitCode": exit_code,
+        "reason": "Completed" if exit_code == 0 else "Error",
+        "startedAt": now,
+        "finishedAt": now,
+    }
     return {
-        "phase": "Succeeded" if code == "0" else "Failed",
+        "phase": "Succeeded" if exit_code == 0 else "Failed",
         "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": now}],
+        "containerStatuses": [
+            {
+                "name": c.name,
+                "image": c.image or "",
+                "imageID": "",
+                "ready": False,
+                "restartCount": 0,
+                "state": {"terminated": terminated},
+            }
+            for c in containers or []
+        ],
     }
 
 
@@ -52,7 +74,9 @@ def wanted_status(pod: Any) -> dict[str, Any] | None:
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     code = (pod.metadata.labels or {}).get(EXIT_LABEL)
     if code is not None:
-        return None if pod.status.phase in ("Succeeded", "Failed") else finished_status(code, now)
+        if pod.status.phase in ("Succeeded", "Failed"):
+            return None
+        return finished_status(code, now, list(pod.spec.containers))
     conditions = pod.status.conditions or []
     if any(c.type == "Ready" and c.status == "True" for c in conditions):
         return None

@@ -74,6 +74,29 @@ async def deploy_http_canary(kube, ns, steps, replicas, healthy=True, pod_annota
     return (await wait_for(phase_is(kube, ns, "Healthy"), what="first deploy"))["stableRevision"]
 
 
+def job_analysis_template(ns, name, exit_code, runs_for=0):
+    """An AnalysisTemplate `name` with one job metric (also `name`): a Job whose pod the stand-in
+    kubelet finishes with `exit_code` (label rollout.test/exit) `runs_for` seconds after it starts
+    (annotation rollout.test/ready-after-seconds), its container given the canary Service."""
+    pod_meta = {"labels": {"rollout.test/exit": exit_code}}
+    if runs_for:
+        pod_meta["annotations"] = {"rollout.test/ready-after-seconds": str(runs_for)}
+    container = {"name": "checks", "image": "registry.example/checks:1", "args": ["{{args.canary-service}}"]}
+    job = {
+        "metadata": {"labels": {"team": "checkout"}},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {"metadata": pod_meta, "spec": {"restartPolicy": "Never", "containers": [container]}},
+        },
+    }
+    return {
+        "apiVersion": "rollout.dev/v1alpha1",
+        "kind": "AnalysisTemplate",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"metrics": [{"name": name, "provider": {"job": job}}]},
+    }
+
+
 # The `rollout` command as a person runs it (tests/e2e/test_cli_e2e.py and others).
 ROOT = Path(__file__).resolve().parents[2]
 # What Python prints for a warning (`file:line: SomeWarning: text`) or an uncaught exception.

@@ -4,7 +4,8 @@
 Deployment's arguments and the token of the chart's own ServiceAccount (a TokenRequest), in both
 modes: cluster-wide (a ClusterRole) and `watchNamespaces` (Roles in the watched namespace). In
 each it drives a canary gated by a passing web analysis to completion, a canary whose analysis
-fails back to stable, and a blue/green switch. A grant the chart lacks is a 403 from the API
+fails back to stable, a canary gated by a job metric (Jobs created, read and deleted, a pod's log
+read), and a blue/green switch. A grant the chart lacks is a 403 from the API
 server: the test fails on any 403 the audit log records for that ServiceAccount (but those of a
 namespace being deleted, which are not RBAC's), and on any missing permission the controller
 logs."""
@@ -20,10 +21,10 @@ import yaml
 from aiohttp import web
 
 from rollout.api.revision import REVISION_LABEL
-from rollout.kube import ANALYSIS_TEMPLATES, NAMESPACES, ROLLOUTS, SECRETS, SERVICES
+from rollout.kube import ANALYSIS_TEMPLATES, JOBS, NAMESPACES, ROLLOUTS, SECRETS, SERVICES
 from tests.chart import CHART, RELEASE, RELEASE_NAMESPACE, controller_args, helm, render
 from tests.cluster.launcher import write_kubeconfig
-from tests.e2e.helpers import HTTPROUTES, app_weights, wait_for
+from tests.e2e.helpers import HTTPROUTES, app_weights, job_analysis_template, wait_for
 from tests.local_http import serving
 from tests.manifests import (
     blue_green_strategy,
@@ -224,6 +225,32 @@ async def canary_with_analysis(kube, ns, smoke):
     assert app_weights(route) == {"web-stable": 100, "web-canary": 0}
 
 
+async def canary_with_job(kube, ns):
+    """A replica-based canary 50% -> a job metric: the controller creates the Job, reads it and
+    its pod's log, and deletes it once the run has passed, all as the chart's ServiceAccount."""
+    await kube.create(ANALYSIS_TEMPLATES, ns, job_analysis_template(ns, "job-checks", "0"))
+    steps = [{"setWeight": 50}, {"analysis": {"templates": [{"name": "job-checks"}]}}]
+    services = {"stableService": "checks-stable", "canaryService": "checks-canary"}
+    for name in services.values():  # its own: a Service has one Rollout managing it
+        await kube.create(SERVICES, ns, service_manifest(name, namespace=ns, app="checks"))
+    strategy = canary_strategy(steps, routing=None, scale_down_delay=0, **services)
+    await kube.create(ROLLOUTS, ns, rollout_manifest("checks", namespace=ns, replicas=2, strategy=strategy))
+    first = await wait_for(phase(kube, ns, "checks", "Healthy"), what="job canary's first deploy")
+    await kube.patch(ROLLOUTS, ns, "checks", image_patch("registry.example/checks:2", "checks"))
+    done = await wait_for(
+        phase(kube, ns, "checks", "Healthy", revision_not=first["stableRevision"]), what="passed its Job"
+    )
+    run = next(r for r in done["analysisRuns"] if r["name"] == "step-2")
+    said = run["metrics"][0]["measurements"][-1]["message"]
+    assert run["phase"] == "Successful" and said.startswith("Job checks-step-2-job-checks-0-"), run
+    assert said.endswith("returned an empty log"), said  # the log read was allowed (no node: empty)
+
+    async def jobs_gone():
+        return not await kube.list(JOBS, ns, "rollout.dev/rollout=checks")
+
+    await wait_for(jobs_gone, timeout=60, what="the job canary's Job deleted")
+
+
 async def blue_green_switch(kube, ns):
     for name in ("shop-active", "shop-preview"):
         await kube.create(SERVICES, ns, service_manifest(name, namespace=ns, app="shop"))
@@ -250,4 +277,5 @@ async def test_chart_rbac_carries_canary_analysis_and_blue_green(
     kube, namespace, routing_installed, pods_made_ready, smoke_tests, chart_controller
 ):
     await canary_with_analysis(kube, namespace, smoke_tests)
+    await canary_with_job(kube, namespace)
     await blue_green_switch(kube, namespace)

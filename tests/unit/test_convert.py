@@ -80,6 +80,10 @@ spec:
         timeoutSeconds: 5
         jsonPath: "{$.ready}"
   - name: smoke
+    successCondition: result == true
+    provider:
+      job: {spec: {template: {spec: {restartPolicy: Never, containers: [{name: t, image: busybox}]}}}}
+  - name: smoke-forever
     provider:
       job: {spec: {template: {spec: {containers: [{name: t, image: busybox}]}}}}
 ---
@@ -192,7 +196,7 @@ def test_argo_templates_and_a_run_become_analysis_templates(tmp_path, capsys):
     assert code == 0
     templates = by_kind(objects, "AnalysisTemplate")
     assert set(templates) == {"success-rate", "one-off"}
-    ratio, ready = templates["success-rate"]["spec"]["metrics"]
+    ratio, ready, smoke = templates["success-rate"]["spec"]["metrics"]
     assert ratio["provider"]["prometheus"]["timeout"] == 20
     assert ratio["successCondition"] == "result[0] >= 0.95"
     assert ready["provider"]["web"] == {
@@ -203,10 +207,28 @@ def test_argo_templates_and_a_run_become_analysis_templates(tmp_path, capsys):
         "jsonPath": "$.ready",
     }
     assert templates["one-off"]["spec"]["metrics"][0]["failureCondition"] == "result[0] > 5"
+    # A Job gate carries over as it is; its condition (Argo Rollouts evaluates none on a Job) is
+    # named, and a Job Kubernetes would refuse leaves its metric out, saying why.
+    assert smoke == {
+        "name": "smoke",
+        "provider": {
+            "job": {
+                "spec": {
+                    "template": {
+                        "spec": {"restartPolicy": "Never", "containers": [{"name": "t", "image": "busybox"}]}
+                    }
+                }
+            }
+        },
+    }
     assert any(
-        "spec.metrics[2].provider.job: not carried over: provider job is not supported yet" in line
-        for line in err
+        "spec.metrics[2].successCondition: not carried over: a job metric is judged" in line for line in err
     )
+    assert any(
+        "spec.metrics[3].provider.job.spec.template.spec.restartPolicy: not set: a Job's pod needs Never"
+        in line
+        for line in err
+    ), err
     assert any("AnalysisRun one-off: spec.terminate: not carried over" in line for line in err)
     lint_clean(objects)
 

@@ -70,6 +70,14 @@ headers name (rollout/controller/cached.py). */}}
 - apiGroups: [""]
   resources: ["pods/eviction"]
   verbs: ["create"]
+{{- /* Job metrics: a Job per measurement, read with GETs (never listed or watched) and deleted
+when its run ends; the last lines of its pod's log go into the measurement's message. */}}
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "create", "delete"]
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes", "grpcroutes", "tcproutes"]
   verbs: ["get", "list", "watch", "patch"]
