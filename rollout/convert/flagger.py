@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from rollout.api.base import parse_duration
+from rollout.api.templates import KNOWN_PROVIDERS
 from rollout.convert.mapping import (
     FLAGGER_CANARY,
     FLAGGER_METRIC_TEMPLATE,
@@ -25,6 +26,15 @@ from rollout.convert.mapping import (
 )
 from rollout.convert.result import Conversion, dig, name_from_prefix, name_of, new_object
 from rollout.convert.walk import Dropped, walk
+
+# Flagger's MetricTemplate provider types that this project has a provider for, by its name here.
+FLAGGER_TYPES = {
+    "datadog": "datadog",
+    "cloudwatch": "cloudWatch",
+    "newrelic": "newRelic",
+    "graphite": "graphite",
+    "influxdb": "influxdb",
+}
 
 DEFAULT_INTERVAL = "1m"  # Flagger's default for analysis.interval and a metric's range
 DEFAULT_PROVIDER = "istio"  # Flagger's default --mesh-provider
@@ -169,10 +179,15 @@ class _Canary:
                 return None
             kind = str(dig(template, "spec", "provider", "type") or "prometheus")
             if kind != "prometheus":
-                self.drop(
-                    f"{path}.templateRef",
-                    f"provider {kind} is not supported yet ({SUPPORTED_PROVIDERS})",
+                own = FLAGGER_TYPES.get(kind)
+                why = (
+                    f"a {kind} MetricTemplate is not converted (Flagger reads its credentials from "
+                    f"a Secret of its own shape): write the metric with provider.{own} in an "
+                    "AnalysisTemplate"
+                    if own in KNOWN_PROVIDERS
+                    else f"provider {kind} is not supported ({SUPPORTED_PROVIDERS})"
                 )
+                self.drop(f"{path}.templateRef", why)
                 return None
             if dig(template, "spec", "provider", "address"):
                 provider["address"] = str(template["spec"]["provider"]["address"])

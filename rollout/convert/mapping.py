@@ -14,8 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from rollout.api.spec import AnalysisArg, RolloutAnalysis
-from rollout.api.templates import KNOWN_PROVIDERS, AnalysisTemplateSpec
+from rollout.api.templates import KNOWN_PROVIDERS
 
 How = Literal["copy", "custom", "drop"]
 # Named where a provider is not supported: this project's providers as the API declares them.
@@ -71,42 +70,24 @@ def metadata_rules() -> list[Rule]:
     ]
 
 
-# What the API has of Argo Rollouts' analysis options (they are being added in parallel): the
-# rules below carry them over where the models declare them.
-ARG_VALUE_FROM = "value_from" in AnalysisArg.model_fields  # args[].valueFrom.fieldRef
-ANALYSIS_DRY_RUN = "dry_run" in RolloutAnalysis.model_fields  # dryRun, measurementRetention
-TEMPLATE_DRY_RUN = "dry_run" in AnalysisTemplateSpec.model_fields
 HASH_ARGS = (
     "the built-in arguments canary-hash and stable-hash are the ReplicaSet hashes (the argument is left out)"
 )
-NO_DRY_RUN = "dry-run metrics are not supported: every metric gates"
-NO_RETENTION = "runs keep their measurements as this project decides"
 
 
 def _analysis_rules(prefix: str) -> list[Rule]:
     """An Argo RolloutAnalysis (background, step, pre/post-promotion) at `prefix`."""
     arg = f"{prefix}.args[].valueFrom"
-    sources = (
-        [
-            copy(f"{arg}.fieldRef.fieldPath"),
-            drop(f"{arg}.podTemplateHashValue", HASH_ARGS),
-        ]
-        if ARG_VALUE_FROM
-        else [drop(arg, f"arguments from a pod field are not supported; {HASH_ARGS}")]
-    )
-    runs = (
-        [copy(f"{prefix}.dryRun"), copy(f"{prefix}.measurementRetention")]
-        if ANALYSIS_DRY_RUN
-        else [drop(f"{prefix}.dryRun", NO_DRY_RUN), drop(f"{prefix}.measurementRetention", NO_RETENTION)]
-    )
     return [
         copy(f"{prefix}.templates[].templateName", f"{prefix}.templates[].name"),
         copy(f"{prefix}.templates[].clusterScope"),
         copy(f"{prefix}.args[].name"),
         copy(f"{prefix}.args[].value"),
-        *sources,
+        copy(f"{arg}.fieldRef.fieldPath"),
+        drop(f"{arg}.podTemplateHashValue", HASH_ARGS),
         copy(f"{prefix}.startingStep"),
-        *runs,
+        copy(f"{prefix}.dryRun"),
+        copy(f"{prefix}.measurementRetention"),
         drop(f"{prefix}.analysisRunMetadata", "analysis runs carry no user metadata here"),
     ]
 
@@ -335,11 +316,8 @@ ARGO_TEMPLATE: list[Rule] = [
         "template arguments from a Secret or a field are not supported: read a Secret with "
         "headers[].valueFrom.secretKeyRef, or give the value in the Rollout",
     ),
-    *(
-        [copy("spec.dryRun"), copy("spec.measurementRetention")]
-        if TEMPLATE_DRY_RUN
-        else [drop("spec.dryRun", NO_DRY_RUN), drop("spec.measurementRetention", NO_RETENTION)]
-    ),
+    copy("spec.dryRun"),
+    copy("spec.measurementRetention"),
     drop("spec.terminate", "an AnalysisRun's state, not part of its template"),
     copy(f"{_M}.name"),
     copy(f"{_M}.interval"),
@@ -549,12 +527,15 @@ FLAGGER_METRIC_TEMPLATE: list[Rule] = [
     *metadata_rules(),
     custom("spec.query", "metrics[].provider.prometheus.query", "of each Canary that names it"),
     custom(
-        _MT + ".type", "metrics[].provider.prometheus", "prometheus only; other types are not supported yet"
+        _MT + ".type",
+        "metrics[].provider.prometheus",
+        "prometheus; datadog, cloudwatch, newrelic, graphite and influxdb templates are named, to be "
+        "written with this project's provider of that name (their Secrets differ)",
     ),
     custom(_MT + ".address", "metrics[].provider.prometheus.address"),
     custom(_MT + ".insecureSkipVerify", "metrics[].provider.prometheus.insecure"),
     drop(_MT + ".secretRef", "give credentials as headers[].valueFrom.secretKeyRef of the template"),
-    drop(_MT + ".region", "a cloud provider's region; those providers are not supported yet"),
+    drop(_MT + ".region", "a cloud provider's region: write it in provider.cloudWatch.region"),
 ]
 
 TABLES: list[tuple[str, str, list[Rule]]] = [

@@ -396,6 +396,27 @@ spec:
     lint_clean(objects)
 
 
+def test_a_vendor_metric_template_names_the_provider_to_write_it_with(tmp_path, capsys):
+    doc = yaml.safe_load_all(FLAGGER_ISTIO).__next__()
+    doc["spec"]["analysis"]["metrics"] = [
+        {"name": "errors", "templateRef": {"name": "dd-errors"}, "thresholdRange": {"max": 1}}
+    ]
+    template = {
+        "apiVersion": "flagger.app/v1beta1",
+        "kind": "MetricTemplate",
+        "metadata": {"name": "dd-errors", "namespace": doc["metadata"]["namespace"]},
+        "spec": {"provider": {"type": "datadog", "secretRef": {"name": "dd"}}, "query": "sum:errors{*}"},
+    }
+    (tmp_path / "in.yaml").write_text(yaml.safe_dump_all([doc, template]))
+    _, _, err = convert(capsys, "-f", tmp_path / "in.yaml")
+    assert any(
+        "spec.analysis.metrics[0].templateRef: not carried over: a datadog MetricTemplate is not converted"
+        in x
+        and "provider.datadog" in x
+        for x in err
+    ), err
+
+
 BAD_MIX = """apiVersion: argoproj.io/v1alpha1
 kind: Experiment
 metadata: {name: trial}
@@ -631,11 +652,9 @@ def test_argo_vendor_providers_map_where_this_project_has_them(tmp_path, capsys)
     lint_clean(objects)
 
 
-def test_argo_analysis_options_carry_over_where_the_api_has_them(tmp_path, capsys):
-    """dryRun, measurementRetention and arguments from a field of the Rollout are carried over
-    once the API declares them; until then they are named as not carried over."""
-    from rollout.convert.mapping import ANALYSIS_DRY_RUN, ARG_VALUE_FROM, TEMPLATE_DRY_RUN
-
+def test_argo_analysis_options_carry_over(tmp_path, capsys):
+    """dryRun, measurementRetention and arguments from a field of the Rollout are carried over;
+    an argument from the pod template hash is named, with the built-in argument to use."""
     doc = yaml.safe_load(ARGO_CANARY)
     doc["spec"]["strategy"]["canary"]["steps"] = [{"setWeight": 10}]
     doc["spec"]["strategy"]["canary"]["analysis"] = {
@@ -656,14 +675,9 @@ def test_argo_analysis_options_carry_over_where_the_api_has_them(tmp_path, capsy
     analysis = by_kind(objects, "Rollout")["shop"]["spec"]["strategy"]["canary"]["analysis"]
     converted_template = by_kind(objects, "AnalysisTemplate")["success-rate"]["spec"]
     from_field = {"name": "ns", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}
-    kept = [{"name": "service", "value": "shop-canary"}, *([from_field] if ARG_VALUE_FROM else [])]
-    assert analysis["args"] == kept
+    assert analysis["args"] == [{"name": "service", "value": "shop-canary"}, from_field]
     assert any("analysis.args[2].valueFrom" in line and "canary-hash" in line for line in err)
-    if ANALYSIS_DRY_RUN:
-        assert analysis["dryRun"] == [{"metricName": "ratio"}]
-        assert analysis["measurementRetention"] == [{"metricName": ".*", "limit": 5}]
-    else:
-        assert "dryRun" not in analysis
-        assert any("canary.analysis.dryRun: not carried over" in line for line in err)
-    assert ("dryRun" in converted_template) == TEMPLATE_DRY_RUN
+    assert analysis["dryRun"] == [{"metricName": "ratio"}]
+    assert analysis["measurementRetention"] == [{"metricName": ".*", "limit": 5}]
+    assert converted_template["dryRun"] == [{"metricName": "ready"}]
     lint_clean(objects)
