@@ -8,7 +8,7 @@ from importlib import import_module
 
 from rollout.analysis.provider import MetricProvider
 
-MODULES = ("prometheus", "web")
+MODULES = ("prometheus", "web", "compare")
 
 PROVIDERS: dict[str, MetricProvider] = {
     provider.kind: provider

@@ -20,7 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from rollout.analysis.compare import CompareRequest
 from rollout.analysis.expressions import ConditionError, Result, evaluate
+from rollout.analysis.judge import judge_samples
 from rollout.analysis.resolve import ResolvedMetric
 from rollout.api.status import AnalysisPhase, AnalysisRun, Measurement, MetricResult
 
@@ -108,6 +110,9 @@ def judge(metric: ResolvedMetric, result: QueryResult) -> Measurement:
         return Measurement(
             phase="Inconclusive", at=result.at, message=f"no data: {result.no_data}: {_short(metric.query)}"
         )
+    if metric.provider == "compare":  # judged by its score, not by conditions
+        assert isinstance(metric.request, CompareRequest)
+        return judge_samples(metric.request.settings, result.value, result.at)
     value = format_value(result.value)
     if no_data(result.value):
         what = "an empty result" if result.value == [] else f"{value} (not a number)"
