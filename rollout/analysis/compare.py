@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rollout.analysis.args import ArgError, placeholders, substitute_query
+from rollout.analysis.args import PLACEHOLDER, ArgError, placeholders, substitute_query
 from rollout.analysis.judge import Criteria, JudgeSettings, QueryCriteria
 from rollout.analysis.prometheus import Prometheus
 from rollout.analysis.provider import NoData, SecretUse, header_uses
 from rollout.api.base import parse_duration
-from rollout.api.templates import SIDE_PLACEHOLDER, CompareProvider, RequestHeader, percent
+from rollout.api.templates import SIDE_PLACEHOLDER, CompareProvider, RequestHeader, percent, window_problem
 
 # Generated pod names end in five characters of this alphabet (Kubernetes' generateName).
 POD_SUFFIX = "[bcdfghjklmnpqrstvwxz2456789]{5}"
@@ -80,6 +80,15 @@ def _sides(args: Mapping[str, str], against: str) -> tuple[Side, Side]:
     return Side("canary", canary, rollout), Side(against, args.get("stable-hash", ""), rollout)
 
 
+def _seconds(value: int | str, args: Mapping[str, str], field: str) -> float:
+    """A duration given as such or by an argument ('{{args.window}}')."""
+    whole = PLACEHOLDER.fullmatch(value.strip()) if isinstance(value, str) else None
+    try:
+        return parse_duration(args[whole.group(1)] if whole else value)
+    except ValueError as exc:
+        raise ArgError(f"{field}: {exc}") from exc
+
+
 class CompareMetrics:
     """`provider.compare`: the provider seam (rollout/analysis/provider.py) for the judge."""
 
@@ -87,7 +96,10 @@ class CompareMetrics:
     json_result = False
 
     def placeholders(self, config: CompareProvider) -> set[str]:
-        return set().union(*(placeholders(q.query) for q in config.queries))
+        used = set().union(*(placeholders(q.query) for q in config.queries))
+        for value in (config.window, config.step):
+            used |= placeholders(value) if isinstance(value, str) else set()
+        return used
 
     def resolve(self, config: CompareProvider, args: Mapping[str, str]) -> CompareRequest:
         canary, reference = _sides(args, config.against)
@@ -118,11 +130,15 @@ class CompareMetrics:
             ),
         )
         endpoint = config.prometheus
+        window, step = _seconds(config.window, args, "window"), _seconds(config.step, args, "step")
+        problem = window_problem(window, step)
+        if problem:
+            raise ArgError(problem)
         return CompareRequest(
             queries=tuple(queries),
             settings=settings,
-            window=parse_duration(config.window),
-            step=parse_duration(config.step),
+            window=window,
+            step=step,
             address=endpoint.address,
             timeout=parse_duration(endpoint.timeout),
             headers=tuple(endpoint.headers),

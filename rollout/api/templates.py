@@ -158,6 +158,15 @@ def percent(text: str) -> float:
     return float(text.rstrip("%")) / 100
 
 
+def window_problem(window: float, step: float) -> str:
+    """What is wrong with a compare window and step (in seconds), or ""."""
+    if step <= 0 or window < step:
+        return f"step ({step:g}s) must be positive and no longer than window ({window:g}s)"
+    if window / step > MAX_POINTS:
+        return f"window / step is over {MAX_POINTS} points, more than Prometheus answers"
+    return ""
+
+
 def _check_percent(value: str) -> str:
     if not _PERCENT.match(value):
         raise ValueError(f"{value!r} is not a percentage such as '5%'")
@@ -213,8 +222,10 @@ class CompareProvider(SpecModel):
 
     # The reference side: the stable pods (a fresh `baseline` side is a later addition).
     against: Literal["stable"] = "stable"
-    window: Duration = "2m"
-    step: Duration = "10s"  # one sample per series every step; at least the rate window in the query
+    # The latest `window` is compared, one sample per series every `step` (make it at least the
+    # query's rate window, so that samples do not overlap). Either may be an argument.
+    window: DurationOrArg = "2m"
+    step: DurationOrArg = "10s"
     marginal_score: float = Field(default=75, ge=0, le=100)
     pass_score: float = Field(default=95, ge=0, le=100)
     queries: list[CompareQuery] = Field(min_length=1, max_length=10)
@@ -224,11 +235,10 @@ class CompareProvider(SpecModel):
     def _consistent(self) -> CompareProvider:
         if self.marginal_score > self.pass_score:
             raise ValueError(f"marginalScore {self.marginal_score:g} is above passScore {self.pass_score:g}")
-        window, step = parse_duration(self.window), parse_duration(self.step)
-        if step <= 0 or window < step:
-            raise ValueError(f"step {self.step!r} must be positive and no longer than window {self.window!r}")
-        if window / step > MAX_POINTS:
-            raise ValueError(f"window / step is over {MAX_POINTS} points, more than Prometheus answers")
+        if not any(isinstance(v, str) and _WHOLE_PLACEHOLDER.match(v) for v in (self.window, self.step)):
+            problem = window_problem(parse_duration(self.window), parse_duration(self.step))
+            if problem:
+                raise ValueError(problem)
         names = [q.name for q in self.queries]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
