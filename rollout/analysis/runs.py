@@ -177,6 +177,11 @@ def record(run: AnalysisRun, metric: ResolvedMetric, result: QueryResult) -> Mea
     return measurement
 
 
+def _scored(latest: Measurement) -> str:
+    """A compare metric's latest score and worst query, for its message ("" for others)."""
+    return f"; latest {latest.message}" if latest.against is not None and latest.phase != "Error" else ""
+
+
 def _metric_phase(
     counts: MetricResult, metric: ResolvedMetric, latest: Measurement
 ) -> tuple[AnalysisPhase, str]:
@@ -199,9 +204,9 @@ def _metric_phase(
     if metric.count is not None and counts.count >= metric.count:
         if counts.successful == 0:
             return "Inconclusive", f"{name}: {counts.count} measurement(s), none successful"
-        return "Successful", f"{name}: {counts.successful}/{counts.count} successful"
+        return "Successful", f"{name}: {counts.successful}/{counts.count} successful{_scored(latest)}"
     progress = f"{counts.count}/{metric.count}" if metric.count is not None else f"{counts.count}"
-    status = f"{name}: {progress} measured"
+    status = f"{name}: {progress} measured{_scored(latest)}"
     if latest.phase == "Error":
         status += (
             f"; error {counts.consecutive_errors}/{metric.consecutive_error_limit} in a row: {latest.message}"

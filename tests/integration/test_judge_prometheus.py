@@ -9,8 +9,10 @@ import copy
 import pytest
 import yaml
 
-from rollout.kube import ANALYSIS_TEMPLATES, ROLLOUTS
-from tests.emulated import HTTPROUTES, NS, app_weights, degraded, event_reasons, healthy_at
+from rollout.kube import ANALYSIS_TEMPLATES, EVENTS, ROLLOUTS
+from tests.argocd_lua import health
+from tests.emulated import HTTPROUTES, NS, app_weights, degraded, get_rollout, healthy_at
+from tests.integration.command_line import rollout_cli
 from tests.integration.prometheus_setup import EXAMPLES, args, stack
 from tests.manifests import canary_strategy, image_patch, rollout_manifest
 from tests.waiting import wait_for
@@ -54,14 +56,28 @@ def metric(run, name):
     return next(m for m in run["metrics"] if m["name"] == name)
 
 
-async def test_the_judge_rolls_back_a_regression_under_every_fixed_threshold(cluster):
+async def events_of(cluster):
+    """reason -> message of the Rollout's Events (posted right after the status write)."""
+
+    async def probe():
+        events = await cluster.kube.list(EVENTS, NS)
+        found = {e["reason"]: e["message"] for e in events if e["involvedObject"]["name"] == "web"}
+        return found if "AnalysisFailed" in found else None
+
+    return await wait_for(probe, what="the AnalysisFailed Event")
+
+
+async def test_the_judge_rolls_back_a_regression_under_every_fixed_threshold(cluster, tmp_path):
     await cluster.kube.create(ANALYSIS_TEMPLATES, NS, judge_template())
     async with stack(cluster, judged_rollout(), v2_latency_ms=SLOWER_MS) as (_, stable, canary):
         await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
         status = await wait_for(degraded(cluster), timeout=90, what="rollback by the judge")
         route = await cluster.kube.get(HTTPROUTES, NS, "web")
         assert app_weights(route) == {"web-stable": 100, "web-canary": 0}
-        reasons = await event_reasons(cluster)
+        events = await events_of(cluster)
+        argocd = health(await get_rollout(cluster))
+        kubeconfig = cluster.kubeconfig(tmp_path / "kubeconfig")
+        code, shown, _ = await rollout_cli(kubeconfig, "get", "rollout", "web")
     assert status["stableRevision"] == stable.revision and canary.revision != stable.revision
     run = step_run(status)
     threshold = metric(run, "latency-p99")
@@ -78,7 +94,12 @@ async def test_the_judge_rolls_back_a_regression_under_every_fixed_threshold(clu
     assert mean["canary"]["median"] > mean["reference"]["median"] > 0.05
     assert by_name["error-ratio"]["verdict"] == "Pass"
     assert "vs stable, p=" in status["abortReason"] and "< marginalScore 75" in status["abortReason"]
-    assert "AnalysisFailed" in reasons and "RolloutAborted" in reasons
+    # The score and the worst query, where people look: the Event, Argo CD, `rollout get`.
+    assert "< marginalScore 75" in events["AnalysisFailed"] and "vs stable, p=" in events["AnalysisFailed"]
+    assert "RolloutAborted" in events
+    assert argocd["status"] == "Degraded" and "vs stable, p=" in argocd["message"], argocd
+    assert code == 0 and "judge: Failed  latest: score" in shown, shown
+    assert "mean-latency High: +" in shown and "vs stable, p=" in shown and "medians canary 0.0" in shown
 
 
 async def test_a_canary_whose_reference_degrades_the_same_way_is_promoted(cluster):
