@@ -164,8 +164,8 @@ def describe(comparison: Comparison, side: str) -> str:
         return f"{comparison.name} no data vs {side}: {comparison.why}"
     if comparison.effect is not None:
         effect = f"{comparison.effect * 100:+.0f}%"
-    else:
-        effect = f"{comparison.shift:+.3g}"
+    else:  # a reference median of 0 (no errors on most samples): the shift itself
+        effect = f"{comparison.shift:+.3g} ({side} median 0)"
     return f"{comparison.name} {effect} vs {side}, p={comparison.p_value:.2g} ({comparison.verdict})"
 
 
