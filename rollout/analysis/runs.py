@@ -112,6 +112,12 @@ def judge(metric: ResolvedMetric, result: QueryResult) -> Measurement:
         )
     if metric.provider == "compare":  # judged by its score, not by conditions
         assert isinstance(metric.request, CompareRequest)
+        if not isinstance(result.value, dict):  # the provider answers per query and side
+            return Measurement(
+                phase="Error",
+                at=result.at,
+                message=f"compare: not per-side samples: {format_value(result.value)}",
+            )
         return judge_samples(metric.request.settings, result.value, result.at)
     value = format_value(result.value)
     if no_data(result.value):

@@ -155,3 +155,10 @@ def test_a_secret_header_of_the_compare_endpoint_is_found_at_its_field():
     (ref,) = secret_refs(rollout, {TemplateKey("t"): parse_template(raw)})
     assert ref.field == "metrics[0].provider.compare.prometheus.headers[0].valueFrom.secretKeyRef"
     assert (ref.secret, ref.key) == ("prom", "token")
+
+
+def test_a_value_that_is_not_per_side_samples_is_an_error_never_a_pass():
+    (metric,), _ = resolved(template())
+    run, measurement = run_with(metric, 0.5)
+    assert measurement.phase == "Error" and "not per-side samples: 0.5" in measurement.message
+    assert run.phase == "Running"
