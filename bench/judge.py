@@ -142,7 +142,7 @@ def configure(scenario: Scenario, milliseconds: float) -> None:
 
 
 async def rounds(client: Prometheus, count: int, window: float) -> None:
-    step = window / SAMPLES
+    step = float(max(2, round(window / SAMPLES)))  # whole seconds, for the rate window
     for number in range(count):
         for scenario in SCENARIOS:
             if scenario.slowdown_ms is not None:
@@ -163,6 +163,27 @@ async def rounds(client: Prometheus, count: int, window: float) -> None:
 
 def share(phases: list[str], phase: str) -> str:
     return f"{phases.count(phase)}/{len(phases)}"
+
+
+def print_rounds(count: int, window: float) -> None:
+    print(
+        f"\nJudge against thresholds: {count} rounds of a {window:g} s window (step {max(2, round(window / SAMPLES))} s)\n"
+    )
+    table = []
+    for scenario in SCENARIOS:
+        table.append(
+            {
+                "scenario": scenario.name,
+                "runs": len(scenario.judged),
+                "judge failed": share(scenario.judged, "Failed"),
+                "judge paused": share(scenario.judged, "Inconclusive"),
+                "judge passed": share(scenario.judged, "Successful"),
+                "success<99% failed": share([g[0] for g in scenario.gated], "Failed"),
+                f"p99>{THRESHOLD_P99}s failed": share([g[1] for g in scenario.gated], "Failed"),
+                "judge s (max)": max(scenario.seconds),
+            }
+        )
+    print_table(table, width=20)
 
 
 async def main(count: int, window: float) -> None:
@@ -190,17 +211,18 @@ async def main(count: int, window: float) -> None:
 
         async with LoadGenerator(everyone, constant, rate=RATE, workers=32):
             await rounds(client, count, window)
+            print_rounds(count, window)
             # Time to verdict: the constant pairs judged over several windows, ending now.
             sweep = []
-            for seconds in sorted({20.0, window, 2 * window, 4 * window, count * window}):
+            for seconds in sorted({window, 2 * window, 4 * window, count * window}):
                 if seconds > count * window:
                     continue
-                row: dict[str, Any] = {"window s": seconds, "step s": seconds / SAMPLES}
+                step = float(max(2, round(seconds / SAMPLES)))  # whole seconds, for the rate window
+                row: dict[str, Any] = {"window s": seconds, "step s": step}
                 slowest = 0.0
                 for scenario in SCENARIOS[:3]:
                     outcomes = [
-                        await asyncio.to_thread(judged, client, p, seconds, seconds / SAMPLES)
-                        for p in scenario.workloads
+                        await asyncio.to_thread(judged, client, p, seconds, step) for p in scenario.workloads
                     ]
                     phases = [phase for phase, _ in outcomes]
                     if scenario.name == "A/A":
@@ -214,24 +236,6 @@ async def main(count: int, window: float) -> None:
                 row["judge s"] = slowest
                 row["verdict after s"] = seconds + row["judge s"]
                 sweep.append(row)
-    print(
-        f"\nJudge against thresholds: {count} rounds of a {window:g} s window (step {window / SAMPLES:g} s)\n"
-    )
-    table = []
-    for scenario in SCENARIOS:
-        table.append(
-            {
-                "scenario": scenario.name,
-                "runs": len(scenario.judged),
-                "judge failed": share(scenario.judged, "Failed"),
-                "judge paused": share(scenario.judged, "Inconclusive"),
-                "judge passed": share(scenario.judged, "Successful"),
-                "success<99% failed": share([g[0] for g in scenario.gated], "Failed"),
-                f"p99>{THRESHOLD_P99}s failed": share([g[1] for g in scenario.gated], "Failed"),
-                "judge s (max)": max(scenario.seconds),
-            }
-        )
-    print_table(table, width=20)
     print("\nTime to verdict (caught = failed or paused; verdict after = window + judging)\n")
     print_table(sweep, width=16)
 

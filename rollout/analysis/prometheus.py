@@ -216,11 +216,12 @@ class Prometheus:
         context: Mapping[str, str] | None = None,
     ) -> list[list[float]]:
         """A range query: each series' values from `start` to `end`, one every `step` seconds
-        (NaN and Inf kept as such: the judge counts and drops them)."""
+        (NaN and Inf kept as such: the judge counts and drops them). The step goes as a float
+        number of seconds: Prometheus parses "1.5" but not "1.5s" as a duration."""
         return self._ask(
             query,
             lambda client: parse_matrix(
-                client.custom_query_range(query, start_time=start, end_time=end, step=f"{step:g}s")
+                client.custom_query_range(query, start_time=start, end_time=end, step=f"{step:g}")
             ),
             address=address,
             timeout=timeout,
