@@ -166,9 +166,8 @@ def share(phases: list[str], phase: str) -> str:
 
 
 def print_rounds(count: int, window: float) -> None:
-    print(
-        f"\nJudge against thresholds: {count} rounds of a {window:g} s window (step {max(2, round(window / SAMPLES))} s)\n"
-    )
+    step = max(2, round(window / SAMPLES))
+    print(f"\nJudge against thresholds: {count} rounds of a {window:g} s window (step {step} s)\n")
     table = []
     for scenario in SCENARIOS:
         table.append(
