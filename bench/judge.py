@@ -3,7 +3,8 @@
 A real Prometheus (scraping every second) and workload processes of tests/prom/workload.py in
 pairs, a reference and a canary revision each, under one load generator; every pair is judged
 with the AnalysisTemplate of examples/canary-judge.yaml (p99 and mean latency, error ratio;
-default confidence 0.95, tolerance 5 % on latency) through the controller's own code path
+confidence 0.95, tolerance 5 % on latency), and again with every query at the model's defaults
+(tolerance 0 %), through the controller's own code path
 (resolve, the compare provider's range queries, the judge), and gated by fixed thresholds (the
 built-in http-success-rate >= 99 % and http-latency-p99 <= THRESHOLD_P99 on the canary alone).
 
@@ -63,6 +64,7 @@ class Scenario:
     slowdown_ms: float | None = None  # every pod of the pair, from the middle of each window
     workloads: list[tuple[Workload, Workload]] = field(default_factory=list)
     judged: list[str] = field(default_factory=list)  # the judge's phase per run
+    at_defaults: list[str] = field(default_factory=list)  # ... with every query at the defaults
     gated: list[list[str]] = field(default_factory=list)  # the thresholds' phases per run
     seconds: list[float] = field(default_factory=list)  # measuring and judging, per run
 
@@ -75,8 +77,13 @@ SCENARIOS = [
 ]
 
 
-def judge_template(window: float, step: float) -> dict[str, Any]:
+def judge_template(window: float, step: float, defaults: bool = False) -> dict[str, Any]:
+    """The example's template; `defaults`: every query at the model's defaults (tolerance 0 %,
+    confidence 0.95, minSamples 10) instead of the example's 5 % tolerance on latency."""
     template = next(yaml.safe_load_all(EXAMPLE.read_text()))
+    if defaults:
+        for query in template["spec"]["metrics"][0]["provider"]["compare"]["queries"]:
+            query.pop("tolerance", None)
     template["spec"]["args"] = [
         {"name": "window", "value": f"{window:g}s"},
         {"name": "step", "value": f"{step:g}s"},
@@ -106,15 +113,16 @@ def resolved(raw: dict[str, Any], name: str, pair: tuple[Workload, Workload], **
 
 
 def judged(
-    client: Prometheus, pair: tuple[Workload, Workload], window: float, step: float
+    client: Prometheus, pair: tuple[Workload, Workload], window: float, step: float, defaults: bool = False
 ) -> tuple[str, float]:
     """The judge's phase for one pair over the latest window, and the seconds it took."""
-    metric = resolved(judge_template(window, step), "canary-judge", pair)
+    metric = resolved(judge_template(window, step, defaults), "canary-judge", pair)
     started = time.monotonic()
     pooled = COMPARE.measure(metric.request, {}, {"prometheus": client}, {})
     measurement = judge_samples(metric.request.settings, pooled, datetime.now(UTC))
     if measurement.phase != "Successful":
-        print(f"  {pair[1].revision}: {measurement.phase}: {measurement.message}", file=sys.stderr)
+        variant = " (defaults)" if defaults else ""
+        print(f"  {pair[1].revision}{variant}: {measurement.phase}: {measurement.message}", file=sys.stderr)
     return measurement.phase, time.monotonic() - started
 
 
@@ -157,6 +165,8 @@ async def rounds(client: Prometheus, count: int, window: float) -> None:
                 phase, seconds = await asyncio.to_thread(judged, client, pair, window, step)
                 scenario.judged.append(phase)
                 scenario.seconds.append(seconds)
+                phase, _ = await asyncio.to_thread(judged, client, pair, window, step, True)
+                scenario.at_defaults.append(phase)
                 scenario.gated.append(await asyncio.to_thread(gated, client, pair, window))
         print(f"round {number + 1}/{count} done", file=sys.stderr)
 
@@ -177,6 +187,8 @@ def print_rounds(count: int, window: float) -> None:
                 "judge failed": share(scenario.judged, "Failed"),
                 "judge paused": share(scenario.judged, "Inconclusive"),
                 "judge passed": share(scenario.judged, "Successful"),
+                "at defaults: failed": share(scenario.at_defaults, "Failed"),
+                "at defaults: paused": share(scenario.at_defaults, "Inconclusive"),
                 "success<99% failed": share([g[0] for g in scenario.gated], "Failed"),
                 f"p99>{THRESHOLD_P99}s failed": share([g[1] for g in scenario.gated], "Failed"),
                 "judge s (max)": max(scenario.seconds),
@@ -213,7 +225,7 @@ async def main(count: int, window: float) -> None:
             print_rounds(count, window)
             # Time to verdict: the constant pairs judged over several windows, ending now.
             sweep = []
-            for seconds in sorted({window, 2 * window, 4 * window, count * window}):
+            for seconds in sorted({20.0, window, 2 * window, 4 * window, count * window}):
                 if seconds > count * window:
                     continue
                 step = float(max(2, round(seconds / SAMPLES)))  # whole seconds, for the rate window
