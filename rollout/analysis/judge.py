@@ -8,9 +8,11 @@ score as the measurement's phase.
 One comparison: Mann-Whitney U, one-sided in each bad direction, of the canary's samples against
 the reference's moved by the tolerance (a 5 % tolerance on a metric whose bad direction is
 `increase` asks "is the canary larger than the reference plus 5 % of its median?"), at the
-metric's confidence. The effect shown is the Hodges-Lehmann shift (the median of every
-canary - reference difference), relative to the reference median. Too few samples on either side
-is NoData, never a pass.
+metric's confidence shared among the metrics judged together (Bonferroni: with 3 queries at
+0.95, each is tested at 0.05 / 3), so that identical revisions fail at most 5 % of the time.
+The effect shown is the Hodges-Lehmann shift (the median of every canary - reference
+difference), relative to the reference median. Too few samples on either side is NoData, never
+a pass.
 
 The score: 100 x (weight of the comparisons that passed) / (weight of those with data). Below
 `marginal`: Failed; from `marginal` up to below `pass`: Inconclusive; at or above `pass`:
@@ -100,8 +102,10 @@ def compare(
     reference_raw: Sequence[float],
     criteria: Criteria,
     weight: float = 1.0,
+    family: int = 1,
 ) -> Comparison:
-    """The canary's samples against the reference's for one metric."""
+    """The canary's samples against the reference's for one metric, as one of `family` metrics
+    judged together (each tested at 1/family of the level: Bonferroni)."""
     canary, canary_dropped = finite(canary_raw)
     reference, reference_dropped = finite(reference_raw)
     sides = _side(canary, canary_dropped), _side(reference, reference_dropped)
@@ -123,8 +127,10 @@ def compare(
         tests.append(("High", _p_greater(canary, [r + margin for r in reference])))
     if criteria.direction in ("decrease", "either"):
         tests.append(("Low", _p_greater([r - margin for r in reference], canary)))
-    # Two one-sided tests for `either`: each at half the level, so that the pair keeps it.
-    level = alpha / len(tests)
+    # Two one-sided tests for `either`: each at half the level, so that the pair keeps it; and
+    # the family's share of it, so that identical revisions fail at most 1 - confidence of the
+    # time however many queries a judgment has.
+    level = alpha / len(tests) / max(family, 1)
     verdict, p_value = min(tests, key=lambda t: t[1])
     if p_value >= level:
         verdict = "Pass"
@@ -163,7 +169,7 @@ def describe(comparison: Comparison, side: str) -> str:
     if comparison.verdict == "NoData":
         return f"{comparison.name} no data vs {side}: {comparison.why}"
     if comparison.effect is not None:
-        effect = f"{comparison.effect * 100:+.0f}%"
+        effect = f"{comparison.effect * 100:+.1f}%"
     else:  # a reference median of 0 (no errors on most samples): the shift itself
         effect = f"{comparison.shift:+.3g} ({side} median 0)"
     return f"{comparison.name} {effect} vs {side}, p={comparison.p_value:.2g} ({comparison.verdict})"
@@ -209,7 +215,8 @@ def judge_samples(settings: JudgeSettings, samples: Mapping[str, Any], at: datet
     for query in settings.queries:
         pooled = samples.get(query.name) or {}
         canary, reference = pooled.get("canary", []), pooled.get("reference", [])
-        comparisons.append(compare(query.name, canary, reference, query.criteria, query.weight))
+        family = len(settings.queries)
+        comparisons.append(compare(query.name, canary, reference, query.criteria, query.weight, family))
     result = score(comparisons, settings.marginal, settings.passing)
     worst = describe(result.worst, settings.against) if result.worst else ""
     if result.value is None:

@@ -129,7 +129,7 @@ def test_the_bookkeeping_fails_the_run_on_a_low_score_and_names_the_worst_query(
     run, measurement = run_with(metric, {"p99": {"canary": canary, "reference": reference}})
     assert measurement.phase == "Failed" and measurement.score == 0 and measurement.against == "stable"
     assert run.phase == "Failed"
-    assert "score 0 < marginalScore 75: p99 +20% vs stable, p=" in run.message
+    assert "score 0 < marginalScore 75: p99 +19.9% vs stable, p=" in run.message
     assert measurement.comparisons[0].canary.samples == 12
 
 

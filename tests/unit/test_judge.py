@@ -135,7 +135,7 @@ def test_the_line_for_people_names_effect_side_and_p_value():
     result = compare(
         "p99-latency", noisy(118.0, n=30, spread=0.01), noisy(100.0, n=30, spread=0.01), Criteria()
     )
-    assert describe(result, "stable").startswith("p99-latency +18% vs stable, p=")
+    assert describe(result, "stable").startswith("p99-latency +18.0% vs stable, p=")
     assert describe(result, "stable").endswith("(High)")
 
 
@@ -162,3 +162,19 @@ def test_a_measurement_holds_the_score_and_each_side_of_each_query():
         judge, {k: {"canary": v["reference"], "reference": v["reference"]} for k, v in pooled.items()}, AT
     )
     assert passed.phase == "Successful" and passed.value == "score 100"
+
+
+def test_queries_judged_together_share_the_level_so_identical_revisions_rarely_fail():
+    """Bonferroni: a difference significant at 0.05 alone (0.05/3 < p < 0.05) passes among three
+    queries, and a strong one is still High."""
+    borderline = None
+    for seed in range(1, 400):
+        canary, reference = noisy(1.0, n=20, seed=seed), noisy(1.0, n=20, seed=seed + 1000)
+        if 0.05 / 3 < compare("m", canary, reference, Criteria()).p_value < 0.05:
+            borderline = canary, reference
+            break
+    assert borderline is not None
+    canary, reference = borderline
+    assert compare("m", canary, reference, Criteria()).verdict == "High"
+    assert compare("m", canary, reference, Criteria(), family=3).verdict == "Pass"
+    assert compare("m", noisy(1.5, n=20), reference, Criteria(), family=3).verdict == "High"
