@@ -3,8 +3,9 @@ once for the canary and once for the reference side, pooled per side.
 
 Resolve (pure, before anything is measured) fills the template's arguments, then each side's
 placeholders: {{side.revision}} (the side's pod-template hash), {{side.pods}} (a regex of its pod
-names: <rollout>-<hash>-<suffix>) and {{side.role}} (canary, stable), each escaped for where it
-stands as arguments are. Measure (in a worker thread) asks Prometheus for both sides over
+names: <rollout>-<hash>-<suffix>) and {{side.role}} (the value of the `role` label the Rollout's
+canaryMetadata / stableMetadata put on the side's pods; InvalidSpec without one), each escaped
+for where it stands as arguments are. Measure (in a worker thread) asks Prometheus for both sides over
 [now - window, now] every `step`, and hands the samples to the judge (rollout/analysis/judge.py,
 called by the bookkeeping in runs.py), which turns them into a score.
 
@@ -37,12 +38,18 @@ class Side:
     name: str  # its role: canary, stable (baseline later)
     revision: str
     rollout: str
+    role: str | None  # the value of the `role` label its pods carry, if the Rollout sets one
 
     def values(self) -> dict[str, str]:
+        values = {"revision": self.revision, "pods": self.pods()}
+        if self.role is not None:
+            values["role"] = self.role
+        return values
+
+    def pods(self) -> str:
         # A pod is named <ReplicaSet>-<suffix>, the ReplicaSet <rollout>-<revision>
         # (rollout/workload/replicasets.py, not imported: it depends on the engine).
-        pods = f"{self.rollout}-{self.revision}-{POD_SUFFIX}" if self.rollout else ""
-        return {"revision": self.revision, "role": self.name, "pods": pods}
+        return f"{self.rollout}-{self.revision}-{POD_SUFFIX}" if self.rollout else ""
 
 
 @dataclass(frozen=True)
@@ -77,7 +84,10 @@ def _sides(args: Mapping[str, str], against: str) -> tuple[Side, Side]:
     if not canary:
         raise ArgError("the canary's revision is unknown (built-in argument canary-hash)")
     rollout = args.get("rollout", "")
-    return Side("canary", canary, rollout), Side(against, args.get("stable-hash", ""), rollout)
+    return (
+        Side("canary", canary, rollout, args.get("canary-role")),
+        Side(against, args.get("stable-hash", ""), rollout, args.get(f"{against}-role")),
+    )
 
 
 def _seconds(value: int | str, args: Mapping[str, str], field: str) -> float:
@@ -104,7 +114,14 @@ class CompareMetrics:
     def resolve(self, config: CompareProvider, args: Mapping[str, str]) -> CompareRequest:
         canary, reference = _sides(args, config.against)
         queries = []
-        for query in config.queries:
+        for index, query in enumerate(config.queries):
+            if "role" in SIDE_PLACEHOLDER.findall(query.query):
+                missing = [side.name for side in (canary, reference) if side.role is None]
+                if missing:
+                    raise ArgError(
+                        f"compare.queries[{index}].query uses {{{{side.role}}}}, but the Rollout sets no "
+                        f"`role` label for the {' and '.join(missing)} pods (canaryMetadata/stableMetadata)"
+                    )
             filled = substitute_query(query.query, args)
             queries.append(
                 SideQueries(

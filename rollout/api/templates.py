@@ -143,9 +143,9 @@ class WebMetric(SpecModel):
 # reference side's instead of a fixed threshold (statistics: rollout/analysis/judge.py; measuring:
 # rollout/analysis/compare.py). Each query is a PromQL template evaluated once per side over the
 # window (a range query), with {{side.revision}} (that side's pod-template hash), {{side.pods}} (a
-# regex of its pod names) or {{side.role}} (its role name, canary or stable, as a
-# canaryMetadata/stableMetadata role label carries it) standing for the side; a query without any
-# of them would compare a series with itself and is rejected.
+# regex of its pod names) or {{side.role}} (the value of the `role` label canaryMetadata /
+# stableMetadata put on its pods) standing for the side; a query without any of them would
+# compare a series with itself and is rejected.
 SIDE_PLACEHOLDER = re.compile(r"\{\{\s*side\.([A-Za-z]+)\s*\}\}")
 SIDE_FIELDS = ("revision", "pods", "role")
 _PERCENT = re.compile(r"^\d+(\.\d+)?%$")

@@ -8,7 +8,7 @@ import pytest
 
 from rollout.analysis.compare import PROVIDER, CompareRequest
 from rollout.analysis.provider import NoData
-from rollout.analysis.resolve import TemplateKey, resolve, secret_refs
+from rollout.analysis.resolve import TemplateKey, builtin_args, resolve, secret_refs
 from rollout.analysis.runs import QueryResult, assess, record
 from rollout.api.rollout import parse_rollout
 from rollout.api.spec import RolloutAnalysis
@@ -59,13 +59,33 @@ def test_each_side_gets_its_own_revision_in_the_query():
     )
 
 
+ROLE_QUERY = 'up{pod=~"{{side.pods}}", role="{{side.role}}"}'
+
+
 def test_pods_and_role_placeholders_name_each_side():
-    query = 'up{pod=~"{{side.pods}}", role="{{side.role}}"}'
-    metrics, errors = resolved(template(compare_spec(query_fields={"query": query})))
+    steps = [{"setWeight": 20}, {"analysis": {"templates": [{"name": "t"}]}}]
+    strategy = canary_strategy(
+        steps, canaryMetadata={"labels": {"role": "preview"}}, stableMetadata={"labels": {"role": "live"}}
+    )
+    rollout = parse_rollout(rollout_manifest(strategy=strategy)).rollout
+    builtins = builtin_args(rollout, "st4bl3", "c4n4ry")
+    metrics, errors = resolved(template(compare_spec(query_fields={"query": ROLE_QUERY})), builtins)
     assert not errors
     (sides,) = metrics[0].request.queries
-    assert sides.canary == 'up{pod=~"web-c4n4ry-[bcdfghjklmnpqrstvwxz2456789]{5}", role="canary"}'
-    assert sides.reference == 'up{pod=~"web-st4bl3-[bcdfghjklmnpqrstvwxz2456789]{5}", role="stable"}'
+    assert sides.canary == 'up{pod=~"web-c4n4ry-[bcdfghjklmnpqrstvwxz2456789]{5}", role="preview"}'
+    assert sides.reference == 'up{pod=~"web-st4bl3-[bcdfghjklmnpqrstvwxz2456789]{5}", role="live"}'
+
+
+def test_side_role_without_role_labels_on_the_rollout_is_invalid():
+    steps = [{"setWeight": 20}, {"analysis": {"templates": [{"name": "t"}]}}]
+    strategy = canary_strategy(steps, canaryMetadata={"labels": {"role": "canary"}})
+    rollout = parse_rollout(rollout_manifest(strategy=strategy)).rollout
+    builtins = builtin_args(rollout, "st4bl3", "c4n4ry")
+    metrics, errors = resolved(template(compare_spec(query_fields={"query": ROLE_QUERY})), builtins)
+    assert not metrics
+    message = str(errors[0])
+    assert "compare.queries[0].query uses {{side.role}}" in message
+    assert "no `role` label for the stable pods" in message
 
 
 def test_a_query_without_a_per_side_placeholder_is_invalid_at_its_field():
