@@ -108,8 +108,10 @@ async def test_a_canary_whose_reference_degrades_the_same_way_is_promoted(cluste
         stable.configure(latency_ms=SLOWER_MS)  # the whole service slows down, not the canary
         await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
         status = await wait_for(healthy_at(cluster, canary.revision), timeout=90, what="v2 promoted")
-    judge = metric(step_run(status), "judge")
+    run = step_run(status)
+    judge = metric(run, "judge")
     assert judge["phase"] == "Successful"
+    assert run["phase"] == "Successful" and ">= passScore 95 vs stable" in run["message"], run["message"]
     measurement = judge["measurements"][-1]
     assert measurement["score"] >= 95
     mean = next(c for c in measurement["comparisons"] if c["name"] == "mean-latency")
