@@ -11,12 +11,11 @@ import json
 import math
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 
 PLACEHOLDER = re.compile(r"\{\{\s*args\.([A-Za-z0-9_.-]+)\s*\}\}")
 # PromQL string literals: double- or single-quoted with backslash escapes, or raw in backticks.
-_STRING_OR_PLACEHOLDER = re.compile(
-    r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`|' + PLACEHOLDER.pattern, re.DOTALL
-)
+_STRINGS = r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`|'
 _PLAIN_TOKEN = re.compile(r"^[A-Za-z0-9_.:]+$")
 _ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -41,30 +40,40 @@ def escape_label_value(value: str, quote: str = '"') -> str:
     return escaped.replace(quote, "\\" + quote)
 
 
-def substitute_query(query: str, args: Mapping[str, str]) -> str:
+@lru_cache(maxsize=8)
+def _strings_or(placeholder: re.Pattern[str]) -> re.Pattern[str]:
+    return re.compile(_STRINGS + placeholder.pattern, re.DOTALL)
+
+
+def substitute_query(
+    query: str, args: Mapping[str, str], placeholder: re.Pattern[str] = PLACEHOLDER, what: str = "argument"
+) -> str:
+    """`placeholder` (group 1: the name) filled from `args`; `what` names its values in errors
+    (the compare provider fills {{side.NAME}} the same way)."""
+
     def fill(match: re.Match[str]) -> str:
         literal = match.group(0)
         if match.group(1) is not None:  # a bare placeholder, outside any string
             value = _value(match.group(1), args)
             if not _PLAIN_TOKEN.match(value):
                 raise ArgError(
-                    f"argument {match.group(1)!r} = {value!r} is used outside a quoted label value, "
+                    f"{what} {match.group(1)!r} = {value!r} is used outside a quoted label value, "
                     "where only numbers, durations and names are allowed"
                 )
             return value
         quote = literal[0]
 
-        def inner(placeholder: re.Match[str]) -> str:
-            value = _value(placeholder.group(1), args)
+        def inner(found: re.Match[str]) -> str:
+            value = _value(found.group(1), args)
             if quote == "`":
                 if "`" in value:
-                    raise ArgError(f"argument {placeholder.group(1)!r} contains a backtick")
+                    raise ArgError(f"{what} {found.group(1)!r} contains a backtick")
                 return value
             return escape_label_value(value, quote)
 
-        return PLACEHOLDER.sub(inner, literal)
+        return placeholder.sub(inner, literal)
 
-    return _STRING_OR_PLACEHOLDER.sub(fill, query)
+    return _strings_or(placeholder).sub(fill, query)
 
 
 def substitute_condition(condition: str, args: Mapping[str, str]) -> str:

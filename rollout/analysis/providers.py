@@ -8,7 +8,7 @@ from importlib import import_module
 
 from rollout.analysis.provider import MetricProvider
 
-MODULES = ("prometheus", "web", "datadog", "newrelic", "graphite", "cloudwatch", "influxdb", "job")
+MODULES = ("prometheus", "web", "datadog", "newrelic", "graphite", "cloudwatch", "influxdb", "job", "compare")
 
 PROVIDERS: dict[str, MetricProvider] = {
     provider.kind: provider

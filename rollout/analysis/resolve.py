@@ -162,7 +162,7 @@ def builtin_args(rollout: Rollout, stable: str | None, current: str) -> dict[str
     """The arguments every template gets; the Services are the strategy's pair (a blue/green's
     active and preview Services; empty without Services)."""
     services = rollout.spec.strategy.chosen.services()
-    return {
+    builtins = {
         "namespace": rollout.metadata.namespace,
         "rollout": rollout.metadata.name,
         "stable-hash": stable or "",
@@ -170,6 +170,14 @@ def builtin_args(rollout: Rollout, stable: str | None, current: str) -> dict[str
         "stable-service": services.stable,
         "canary-service": services.canary,
     }
+    # The `role` label each side's pods carry (canaryMetadata / stableMetadata), for the compare
+    # provider's {{side.role}}; absent when the Rollout sets none.
+    roles = rollout.spec.strategy.chosen.role_metadata(stable, current, None)
+    for side, revision in (("canary", current), ("stable", stable)):
+        held = roles.get(revision or "")
+        if held is not None and "role" in held.metadata.labels:
+            builtins[f"{side}-role"] = held.metadata.labels["role"]
+    return builtins
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,9 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from rollout.analysis.compare import CompareRequest
 from rollout.analysis.expressions import ConditionError, Result, evaluate
+from rollout.analysis.judge import judge_samples
 from rollout.analysis.resolve import DEFAULT_RETENTION, ResolvedMetric
 from rollout.api.status import AnalysisPhase, AnalysisRun, Measurement, MetricResult
 
@@ -144,6 +146,15 @@ def _judge(metric: ResolvedMetric, result: QueryResult) -> Measurement:
         return Measurement(
             phase="Inconclusive", at=result.at, message=f"no data: {result.no_data}: {_short(metric.query)}"
         )
+    if metric.provider == "compare":  # judged by its score, not by conditions
+        assert isinstance(metric.request, CompareRequest)
+        if not isinstance(result.value, dict):  # the provider answers per query and side
+            return Measurement(
+                phase="Error",
+                at=result.at,
+                message=f"compare: not per-side samples: {format_value(result.value)}",
+            )
+        return judge_samples(metric.request.settings, result.value, result.at)
     value = format_value(result.value)
     if no_data(result.value):
         what = "an empty result" if result.value == [] else f"{value} (not a number)"
@@ -209,6 +220,11 @@ def record(run: AnalysisRun, metric: ResolvedMetric, result: QueryResult) -> Mea
     return measurement
 
 
+def _scored(latest: Measurement) -> str:
+    """A compare metric's latest score and worst query, for its message ("" for others)."""
+    return f"; latest {latest.message}" if latest.against is not None and latest.phase != "Error" else ""
+
+
 def _metric_phase(
     counts: MetricResult, metric: ResolvedMetric, latest: Measurement
 ) -> tuple[AnalysisPhase, str]:
@@ -231,9 +247,9 @@ def _metric_phase(
     if metric.count is not None and counts.count >= metric.count:
         if counts.successful == 0:
             return "Inconclusive", f"{name}: {counts.count} measurement(s), none successful"
-        return "Successful", f"{name}: {counts.successful}/{counts.count} successful"
+        return "Successful", f"{name}: {counts.successful}/{counts.count} successful{_scored(latest)}"
     progress = f"{counts.count}/{metric.count}" if metric.count is not None else f"{counts.count}"
-    status = f"{name}: {progress} measured"
+    status = f"{name}: {progress} measured{_scored(latest)}"
     if latest.phase == "Error":
         status += (
             f"; error {counts.consecutive_errors}/{metric.consecutive_error_limit} in a row: {latest.message}"

@@ -47,6 +47,26 @@ class CanaryStatus(StatusModel):
 AnalysisPhase = Literal["Running", "Successful", "Failed", "Inconclusive", "Error"]
 
 
+class SideSamples(StatusModel):
+    """One side of a comparison, as measured over the window."""
+
+    samples: int = 0  # finite samples pooled over the side's series
+    dropped: int = 0  # NaN and Inf samples left out
+    median: float | None = None
+
+
+class ComparisonResult(StatusModel):
+    """One query of a compare metric: the canary against the reference side."""
+
+    name: str
+    verdict: Literal["Pass", "High", "Low", "NoData"]
+    canary: SideSamples = Field(default_factory=SideSamples)
+    reference: SideSamples = Field(default_factory=SideSamples)
+    effect: float | None = None  # Hodges-Lehmann shift relative to the reference median
+    p_value: float | None = None
+    weight: float = 1.0
+
+
 class Measurement(StatusModel):
     phase: AnalysisPhase
     at: datetime
@@ -54,6 +74,10 @@ class Measurement(StatusModel):
     # (`{"ok":true}`), clipped (rollout/engine/bounds.py); empty on error and on no data.
     value: str = ""
     message: str = ""
+    # A compare metric: its score (0..100), the side compared against, and each query's result.
+    score: float | None = None
+    against: str | None = None
+    comparisons: list[ComparisonResult] | None = None
 
 
 class MetricResult(StatusModel):

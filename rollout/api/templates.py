@@ -14,6 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from jsonpath_ng.ext import parse as parse_json_path
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -21,6 +22,7 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -474,6 +476,124 @@ class JobMetric(SpecModel):
         return self.job
 
 
+# `provider: {compare: {...}}`: a metric judged by comparing the canary's samples with a
+# reference side's instead of a fixed threshold (statistics: rollout/analysis/judge.py; measuring:
+# rollout/analysis/compare.py). Each query is a PromQL template evaluated once per side over the
+# window (a range query), with {{side.revision}} (that side's pod-template hash), {{side.pods}} (a
+# regex of its pod names) or {{side.role}} (the value of the `role` label canaryMetadata /
+# stableMetadata put on its pods) standing for the side; a query without any of them would
+# compare a series with itself and is rejected.
+SIDE_PLACEHOLDER = re.compile(r"\{\{\s*side\.([A-Za-z]+)\s*\}\}")
+SIDE_FIELDS = ("revision", "pods", "role")
+_PERCENT = re.compile(r"^\d+(\.\d+)?%$")
+# Prometheus answers at most 11,000 points per series of a range query.
+MAX_POINTS = 11_000
+
+
+def percent(text: str) -> float:
+    """'5%' -> 0.05."""
+    return float(text.rstrip("%")) / 100
+
+
+def window_problem(window: float, step: float) -> str:
+    """What is wrong with a compare window and step (in seconds), or ""."""
+    if step <= 0 or window < step:
+        return f"step ({step:g}s) must be positive and no longer than window ({window:g}s)"
+    if window / step > MAX_POINTS:
+        return f"window / step is over {MAX_POINTS} points, more than Prometheus answers"
+    return ""
+
+
+def _check_percent(value: str) -> str:
+    if not _PERCENT.match(value):
+        raise ValueError(f"{value!r} is not a percentage such as '5%'")
+    return value
+
+
+Percent = Annotated[str, AfterValidator(_check_percent)]
+
+
+class PrometheusEndpoint(SpecModel):
+    """Where the compare queries go; without `address`, the controller's --prometheus-address."""
+
+    address: str | None = None
+    timeout: Duration = "10s"
+    headers: list[RequestHeader] = Field(default_factory=list)
+    insecure: bool = False  # skip TLS certificate verification
+
+
+class CompareQuery(SpecModel):
+    """One compared metric: its query template and how it is judged."""
+
+    name: str = Field(min_length=1)
+    query: str = Field(min_length=1)
+    # Which way is worse: `increase` (latency, errors), `decrease` (throughput), or `either`.
+    direction: Literal["increase", "decrease", "either"] = "increase"
+    # How much worse than the reference median is still fine.
+    tolerance: Percent = "0%"
+    # Fewer finite samples than this on either side: NoData (never a pass).
+    min_samples: int = Field(default=10, ge=3)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    weight: float = Field(default=1.0, gt=0)
+
+    @field_validator("query")
+    @classmethod
+    def _per_side(cls, query: str) -> str:
+        used = SIDE_PLACEHOLDER.findall(query)
+        unknown = sorted(set(used) - set(SIDE_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"unknown placeholder side.{unknown[0]}; a side offers: "
+                + ", ".join(f"{{{{side.{f}}}}}" for f in SIDE_FIELDS)
+            )
+        if not used:
+            raise ValueError(
+                "the query has no per-side placeholder ({{side.revision}}, {{side.pods}} or "
+                "{{side.role}}), so both sides would measure the same series"
+            )
+        return query
+
+
+class CompareProvider(SpecModel):
+    """The canary judged against a reference side over the latest `window`."""
+
+    # The reference side: the stable pods (a fresh `baseline` side is a later addition).
+    against: Literal["stable"] = "stable"
+    # The latest `window` is compared, one sample per series every `step` (make it at least the
+    # query's rate window, so that samples do not overlap). Either may be an argument.
+    window: DurationOrArg = "2m"
+    step: DurationOrArg = "10s"
+    marginal_score: float = Field(default=75, ge=0, le=100)
+    pass_score: float = Field(default=95, ge=0, le=100)
+    queries: list[CompareQuery] = Field(min_length=1, max_length=10)
+    prometheus: PrometheusEndpoint = Field(default_factory=lambda: PrometheusEndpoint())
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CompareProvider:
+        if self.marginal_score > self.pass_score:
+            raise ValueError(f"marginalScore {self.marginal_score:g} is above passScore {self.pass_score:g}")
+        if not any(isinstance(v, str) and _WHOLE_PLACEHOLDER.match(v) for v in (self.window, self.step)):
+            problem = window_problem(parse_duration(self.window), parse_duration(self.step))
+            if problem:
+                raise ValueError(problem)
+        names = [q.name for q in self.queries]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"query names must be unique; repeated: {', '.join(repeated)}")
+        return self
+
+
+class CompareMetric(SpecModel):
+    """`provider: {compare: {...}}`."""
+
+    kind: ClassVar[str] = "compare"
+    compare: CompareProvider
+
+    @property
+    def config(self) -> CompareProvider:
+        return self.compare
+
+
 # `provider` holds exactly one kind: one member per provider, tagged by its key. Each kind's
 # measuring is in rollout/analysis (one module per provider, listed in providers.py).
 ProviderKinds = (
@@ -485,10 +605,25 @@ ProviderKinds = (
     | Annotated[CloudWatchMetric, Tag("cloudWatch")]
     | Annotated[InfluxDBMetric, Tag("influxdb")]
     | Annotated[JobMetric, Tag("job")]
+    | Annotated[CompareMetric, Tag("compare")]
 )
-KNOWN_PROVIDERS = ("prometheus", "web", "datadog", "newRelic", "graphite", "cloudWatch", "influxdb", "job")
-# Kinds whose measurement is a verdict of its own (no value for conditions to judge).
-VERDICT_PROVIDERS = ("job",)
+KNOWN_PROVIDERS = (
+    "prometheus",
+    "web",
+    "datadog",
+    "newRelic",
+    "graphite",
+    "cloudWatch",
+    "influxdb",
+    "job",
+    "compare",
+)
+# Kinds whose measurement is a verdict of its own (no value for conditions to judge), and what
+# judges it.
+VERDICT_PROVIDERS = {
+    "job": "its Job's outcome (Complete or Failed)",
+    "compare": "its score (marginalScore, passScore)",
+}
 
 
 def _provider_kind(value: Any) -> str | None:
@@ -545,12 +680,13 @@ class Metric(SpecModel):
 
     @model_validator(mode="after")
     def _has_condition(self) -> Metric:
-        if self.provider.kind in VERDICT_PROVIDERS:
-            # The Job's own outcome is the verdict: a condition would have no value to judge.
+        judged_by = VERDICT_PROVIDERS.get(self.provider.kind)
+        if judged_by is not None:
+            # The provider's own verdict decides: a condition would have no value to judge.
             if self.success_condition or self.failure_condition:
                 raise ValueError(
-                    f"a {self.provider.kind} metric is judged by its Job's outcome (Complete or "
-                    "Failed); successCondition and failureCondition do not apply"
+                    f"a {self.provider.kind} metric is judged by {judged_by}; "
+                    "it takes no successCondition or failureCondition"
                 )
         elif not self.success_condition and not self.failure_condition:
             raise ValueError("a metric needs a successCondition, a failureCondition or both")

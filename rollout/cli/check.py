@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TextIO
 
+from rollout.analysis.compare import CompareRequest
 from rollout.analysis.measure import observe_secrets, observe_templates, request_headers, secret_arg_values
-from rollout.analysis.prometheus import Prometheus, QueryError
+from rollout.analysis.prometheus import Prometheus, PrometheusRequest, QueryError
 from rollout.analysis.resolve import ResolvedMetric, resolve_all, template_keys
 from rollout.api.rollout import Rollout, parse_rollout
 from rollout.cli.session import Session
@@ -241,8 +242,30 @@ async def _analysis(session: Session, rollout: Rollout, prometheus: Prometheus) 
         for metric in metrics:
             if metric.provider == "prometheus":  # the queries asked of Prometheus right now
                 unique.setdefault((metric.request.address, metric.request.text), metric)
+            elif metric.provider == "compare":  # each query of each side, as an instant query
+                for side in per_side(metric):
+                    unique.setdefault((side.request.address, side.request.text), side)
     checks += await _queries(session, prometheus, list(unique.values()), secrets)
     return checks
+
+
+def per_side(metric: ResolvedMetric) -> list[ResolvedMetric]:
+    """A compare metric's queries as plain Prometheus metrics, one per query and side (named
+    `judge/p99 canary`), so that each is run once like any other query."""
+    request = metric.request
+    assert isinstance(request, CompareRequest)
+    return [
+        replace(
+            metric,
+            name=f"{metric.name}/{query.name} {side}",
+            provider="prometheus",
+            request=PrometheusRequest(
+                text, request.address, request.timeout, request.headers, request.insecure
+            ),
+        )
+        for query in request.queries
+        for side, text in (("canary", query.canary), (request.settings.against, query.reference))
+    ]
 
 
 async def _queries(

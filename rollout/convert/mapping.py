@@ -243,7 +243,9 @@ ARGO_ROLLOUT: list[Rule] = [
 _M = "spec.metrics[]"
 _P = f"{_M}.provider"
 # Argo Rollouts' providers this project has no counterpart for.
-ARGO_PROVIDERS_UNSUPPORTED = ("wavefront", "kayenta", "skywalking", "plugin")
+ARGO_PROVIDERS_UNSUPPORTED = ("wavefront", "skywalking", "plugin")
+# This project's providers with no Argo Rollouts counterpart to convert from.
+OWN_PROVIDERS = ("compare",)
 
 
 def _not_yet(name: str) -> Rule:
@@ -300,7 +302,13 @@ def _vendor_rules() -> list[Rule]:
             )
         ],
     }
-    rules: list[Rule] = []
+    rules: list[Rule] = [
+        drop(
+            f"{_P}.kayenta",
+            "Kayenta is a service of its own; the canary judge (provider.compare) compares the "
+            "canary with stable in the controller: write the metric with it",
+        )
+    ]
     for name, mapped in by_provider.items():
         rules += mapped if name in KNOWN_PROVIDERS else [_not_yet(name)]
     return rules + [_not_yet(name) for name in ARGO_PROVIDERS_UNSUPPORTED]

@@ -110,6 +110,19 @@ LEADER = Gauge(
     registry=REGISTRY,
 )
 
+JUDGE_SCORE = Gauge(
+    "rollout_judge_score",
+    "Latest score (0 to 100) of each compare metric of the current revision's analysis runs.",
+    ["namespace", "rollout", "metric"],
+    registry=REGISTRY,
+)
+JUDGE_MEDIAN = Gauge(
+    "rollout_judge_median",
+    "Latest median of each compare query, per side (canary, and the reference side: stable).",
+    ["namespace", "rollout", "metric", "query", "side"],
+    registry=REGISTRY,
+)
+
 PER_ROLLOUT = (
     ROLLOUT_INFO,
     ROLLOUT_PHASE,
@@ -117,6 +130,8 @@ PER_ROLLOUT = (
     ROLLOUT_CANARY_WEIGHT,
     ROLLOUT_REPLICAS,
     ANALYSIS_RUNS,
+    JUDGE_SCORE,
+    JUDGE_MEDIAN,
 )
 
 
@@ -237,6 +252,7 @@ def record_decision(
         ROLLOUT_REPLICAS.labels(ns, name, state).set(value)
     for phase in ANALYSIS_PHASES:
         ANALYSIS_RUNS.labels(ns, name, phase).set(sum(1 for run in new.analysis_runs if run.phase == phase))
+    _record_judge(ns, name, new)
     before = _judged(parsed.status)
     for key, counts in _judged(new).items():
         old = before.get(key, {})
@@ -245,6 +261,23 @@ def record_decision(
             if grown > 0:
                 template = _template_of(key[2], templates or {})
                 ANALYSIS_MEASUREMENTS.labels(ns, template, key[2], phase).inc(grown)
+
+
+def _record_judge(ns: str, name: str, status: RolloutStatus) -> None:
+    """The latest score and per-side medians of the current revision's compare metrics."""
+    for run in status.analysis_runs:
+        if run.revision != status.current_revision:
+            continue
+        for metric in run.metrics:
+            latest = metric.measurements[-1] if metric.measurements else None
+            if latest is None or latest.against is None:
+                continue
+            if latest.score is not None:
+                JUDGE_SCORE.labels(ns, name, metric.name).set(latest.score)
+            for comparison in latest.comparisons or []:
+                for side, samples in (("canary", comparison.canary), (latest.against, comparison.reference)):
+                    if samples.median is not None:
+                        JUDGE_MEDIAN.labels(ns, name, metric.name, comparison.name, side).set(samples.median)
 
 
 # The info series each Rollout shows now, so a decision replaces it without a walk over every

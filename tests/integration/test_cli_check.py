@@ -8,7 +8,7 @@ import pytest
 from rollout.kube import ANALYSIS_TEMPLATES, ROLLOUTS, SERVICES
 from tests.emulated import HTTPROUTES, NS, setup
 from tests.integration.command_line import rollout_cli
-from tests.manifests import service_manifest
+from tests.manifests import image_patch, service_manifest
 from tests.prom.stack import PrometheusServer, Workload
 
 STEPS = [{"setWeight": 20}, {"pause": {}}]
@@ -181,3 +181,40 @@ async def test_check_runs_each_query_on_a_real_prometheus(cluster, tmp_path):
         for line in lines
     ), out
     assert lines[-1] == "11 check(s): 2 failed"
+
+
+@pytest.mark.prometheus
+async def test_check_runs_each_side_of_a_compare_query(cluster, tmp_path):
+    """A compare metric's query is run once per side, each named by its side."""
+    kubeconfig = cluster.kubeconfig(tmp_path / "kubeconfig")
+    workload = Workload("v1")
+    prometheus = PrometheusServer([workload], NS)
+    # 1 on either side while the app is scraped; {{side.revision}} makes it a per-side template.
+    query = 'sum(up{namespace="{{args.namespace}}"}) + 0 * count(up{absent!="{{side.revision}}"})'
+    judge = {
+        "apiVersion": "rollout.dev/v1alpha1",
+        "kind": "AnalysisTemplate",
+        "metadata": {"name": "up", "namespace": NS},
+        "spec": {
+            "metrics": [
+                {"name": "judge", "provider": {"compare": {"queries": [{"name": "up", "query": query}]}}}
+            ]
+        },
+    }
+    try:
+        await cluster.kube.create(ANALYSIS_TEMPLATES, NS, judge)
+        async with cluster.controller():
+            await setup(cluster, STEPS)
+        await add_analysis_step(cluster, "up")
+        # A new revision, so that the canary's queries differ from stable's (the controller is
+        # stopped: the check reads the spec's revision and the status's stable one).
+        await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
+        await report_route(cluster)
+        _, out, _ = await rollout_cli(kubeconfig, "check", "web", "--prometheus-address", prometheus.url)
+    finally:
+        prometheus.stop()
+        workload.stop()
+    lines = rows(out)
+    assert "✓ analysis templates 1 found, every metric resolves" in lines, out
+    assert "✓ metric judge/up canary (AnalysisTemplate up) returns 1" in lines
+    assert "✓ metric judge/up stable (AnalysisTemplate up) returns 1" in lines

@@ -1,0 +1,243 @@
+"""The statistical canary judge (pure: no I/O, no clock): the canary's samples of one metric
+against the reference side's, and a weighted score over several such comparisons.
+
+Where it sits: the `compare` provider (rollout/analysis/compare.py) fetches each query's range
+data for both sides; the bookkeeping (runs.py) hands the pooled samples here and records the
+score as the measurement's phase.
+
+One comparison: Mann-Whitney U, one-sided in each bad direction, of the canary's samples against
+the reference's moved by the tolerance (a 5 % tolerance on a metric whose bad direction is
+`increase` asks "is the canary larger than the reference plus 5 % of its median?"), at the
+metric's confidence shared among the metrics judged together (Bonferroni: with 3 queries at
+0.95, each is tested at 0.05 / 3), so that identical revisions fail at most 5 % of the time.
+The effect shown is the Hodges-Lehmann shift (the median of every canary - reference
+difference), relative to the reference median. Too few samples on either side is NoData, never
+a pass.
+
+The score: 100 x (weight of the comparisons that passed) / (weight of those with data). Below
+`marginal`: Failed; from `marginal` up to below `pass`: Inconclusive; at or above `pass`:
+Successful. A comparison without data caps the outcome at Inconclusive: a failure shown by the
+rest still fails, but nothing passes on missing data."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+from scipy.stats import mannwhitneyu
+
+from rollout.api.status import ComparisonResult, Measurement, SideSamples
+
+Direction = Literal["increase", "decrease", "either"]
+Verdict = Literal["Pass", "High", "Low", "NoData"]
+Outcome = Literal["Successful", "Inconclusive", "Failed"]
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side's pooled samples, as measured."""
+
+    count: int  # finite samples kept
+    dropped: int  # NaN and Inf samples left out
+    median: float | None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One metric judged: both sides, the effect, the p-value of the test that decided, and the
+    verdict (High: worse upward, Low: worse downward)."""
+
+    name: str
+    weight: float
+    verdict: Verdict
+    canary: Side
+    reference: Side
+    effect: float | None  # Hodges-Lehmann shift / |reference median|; None when that median is 0
+    shift: float | None  # the Hodges-Lehmann shift itself, in the metric's unit
+    p_value: float | None
+    why: str = ""  # for NoData: what was missing
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """How one metric is judged (the template's compare.queries[i], resolved)."""
+
+    direction: Direction = "increase"
+    tolerance: float = 0.0  # a fraction of the reference median allowed in the bad direction
+    min_samples: int = 10
+    confidence: float = 0.95
+
+
+def finite(samples: Sequence[float]) -> tuple[list[float], int]:
+    """The finite samples, and how many were NaN or Inf."""
+    kept = [float(s) for s in samples if math.isfinite(s)]
+    return kept, len(samples) - len(kept)
+
+
+def _side(samples: Sequence[float], dropped: int) -> Side:
+    return Side(len(samples), dropped, float(np.median(samples)) if samples else None)
+
+
+def hodges_lehmann(canary: Sequence[float], reference: Sequence[float]) -> float:
+    """The median of all pairwise differences canary[i] - reference[j]."""
+    return float(np.median(np.subtract.outer(np.asarray(canary), np.asarray(reference))))
+
+
+def _p_greater(a: Sequence[float], b: Sequence[float]) -> float:
+    """One-sided Mann-Whitney U p-value of "a tends to be larger than b"; 1 when every value is
+    the same (nothing to tell apart, where scipy would return NaN)."""
+    if len(set(a) | set(b)) == 1:
+        return 1.0
+    p = float(mannwhitneyu(a, b, alternative="greater").pvalue)
+    return 1.0 if math.isnan(p) else p
+
+
+def compare(
+    name: str,
+    canary_raw: Sequence[float],
+    reference_raw: Sequence[float],
+    criteria: Criteria,
+    weight: float = 1.0,
+    family: int = 1,
+) -> Comparison:
+    """The canary's samples against the reference's for one metric, as one of `family` metrics
+    judged together (each tested at 1/family of the level: Bonferroni)."""
+    canary, canary_dropped = finite(canary_raw)
+    reference, reference_dropped = finite(reference_raw)
+    sides = _side(canary, canary_dropped), _side(reference, reference_dropped)
+    short = [
+        f"{side} has {len(samples)} sample(s)"
+        for side, samples in (("canary", canary), ("reference", reference))
+        if len(samples) < criteria.min_samples
+    ]
+    if short:
+        why = f"{' and '.join(short)}, minSamples {criteria.min_samples}"
+        return Comparison(name, weight, "NoData", *sides, None, None, None, why)
+    shift = hodges_lehmann(canary, reference)
+    base = float(np.median(reference))
+    effect = shift / abs(base) if base != 0 else None
+    margin = criteria.tolerance * abs(base)
+    alpha = 1.0 - criteria.confidence
+    tests: list[tuple[Verdict, float]] = []
+    if criteria.direction in ("increase", "either"):
+        tests.append(("High", _p_greater(canary, [r + margin for r in reference])))
+    if criteria.direction in ("decrease", "either"):
+        tests.append(("Low", _p_greater([r - margin for r in reference], canary)))
+    # Two one-sided tests for `either`: each at half the level, so that the pair keeps it; and
+    # the family's share of it, so that identical revisions fail at most 1 - confidence of the
+    # time however many queries a judgment has.
+    level = alpha / len(tests) / max(family, 1)
+    verdict, p_value = min(tests, key=lambda t: t[1])
+    if p_value >= level:
+        verdict = "Pass"
+    return Comparison(name, weight, verdict, *sides, effect, shift, p_value)
+
+
+@dataclass(frozen=True)
+class Score:
+    value: float | None  # 0..100 over the comparisons with data; None when none has any
+    outcome: Outcome
+    worst: Comparison | None  # the comparison to name first: a failing one, else one without data
+
+
+def score(comparisons: Sequence[Comparison], marginal: float, passing: float) -> Score:
+    """The weighted score and what it means (see the module docstring)."""
+    with_data = [c for c in comparisons if c.verdict != "NoData"]
+    failing = [c for c in with_data if c.verdict != "Pass"]
+    missing = [c for c in comparisons if c.verdict == "NoData"]
+    worst = max(failing, key=lambda c: (c.weight, -(c.p_value or 1.0))) if failing else None
+    worst = worst or (missing[0] if missing else None)
+    total = sum(c.weight for c in with_data)
+    if not with_data or total <= 0:
+        return Score(None, "Inconclusive", worst)
+    value = 100.0 * sum(c.weight for c in with_data if c.verdict == "Pass") / total
+    if value < marginal:
+        outcome: Outcome = "Failed"
+    elif value < passing or missing:
+        outcome = "Inconclusive"
+    else:
+        outcome = "Successful"
+    return Score(value, outcome, worst)
+
+
+def describe(comparison: Comparison, side: str) -> str:
+    """One line for people: "p99-latency +18% vs stable, p=0.003 (High)"."""
+    if comparison.verdict == "NoData":
+        return f"{comparison.name} no data vs {side}: {comparison.why}"
+    if comparison.effect is not None:
+        effect = f"{comparison.effect * 100:+.1f}%"
+    else:  # a reference median of 0 (no errors on most samples): the shift itself
+        effect = f"{comparison.shift:+.3g} ({side} median 0)"
+    return f"{comparison.name} {effect} vs {side}, p={comparison.p_value:.2g} ({comparison.verdict})"
+
+
+@dataclass(frozen=True)
+class QueryCriteria:
+    name: str
+    criteria: Criteria
+    weight: float
+
+
+@dataclass(frozen=True)
+class JudgeSettings:
+    """A compare metric's judging, resolved from its template."""
+
+    against: str  # the reference side's name, as messages say it: "stable"
+    marginal: float
+    passing: float
+    queries: tuple[QueryCriteria, ...]
+
+
+def _side_status(side: Side) -> SideSamples:
+    return SideSamples(samples=side.count, dropped=side.dropped, median=side.median)
+
+
+def _status(comparison: Comparison) -> ComparisonResult:
+    return ComparisonResult(
+        name=comparison.name,
+        verdict=comparison.verdict,
+        canary=_side_status(comparison.canary),
+        reference=_side_status(comparison.reference),
+        effect=comparison.effect,
+        p_value=comparison.p_value,
+        weight=comparison.weight,
+    )
+
+
+def judge_samples(settings: JudgeSettings, samples: Mapping[str, Any], at: datetime) -> Measurement:
+    """One measurement of a compare metric from the pooled samples the provider fetched:
+    {query name: {"canary": [...], "reference": [...]}}."""
+    comparisons = []
+    for query in settings.queries:
+        pooled = samples.get(query.name) or {}
+        canary, reference = pooled.get("canary", []), pooled.get("reference", [])
+        family = len(settings.queries)
+        comparisons.append(compare(query.name, canary, reference, query.criteria, query.weight, family))
+    result = score(comparisons, settings.marginal, settings.passing)
+    worst = describe(result.worst, settings.against) if result.worst else ""
+    if result.value is None:
+        message = f"no data vs {settings.against}: {worst}"
+    elif result.outcome == "Failed":
+        message = f"score {result.value:.0f} < marginalScore {settings.marginal:g}: {worst}"
+    elif result.outcome == "Successful":
+        message = f"score {result.value:.0f} >= passScore {settings.passing:g} vs {settings.against}"
+    elif result.value >= settings.passing:  # held back only by a query without data
+        message = f"score {result.value:.0f} but not every query has data: {worst}"
+    else:
+        message = (
+            f"score {result.value:.0f} between marginalScore {settings.marginal:g} and passScore "
+            f"{settings.passing:g}: {worst}"
+        )
+    return Measurement(
+        phase=result.outcome,
+        at=at,
+        value="" if result.value is None else f"score {result.value:.0f}",
+        message=message,
+        score=None if result.value is None else round(result.value, 1),
+        against=settings.against,
+        comparisons=[_status(c) for c in comparisons],
+    )
