@@ -17,20 +17,18 @@ from __future__ import annotations
 
 import functools
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
-import structlog
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 from rollout.analysis.args import PLACEHOLDER, ArgError, placeholders
 from rollout.analysis.expressions import Result
-from rollout.analysis.provider import NoData, QueryError, SecretUse, header_uses
+from rollout.analysis.provider import NoData, QueryError, SecretUse, header_uses, logged
 from rollout.api.base import parse_duration
 from rollout.api.templates import (
     CloudWatchProvider,
@@ -39,8 +37,6 @@ from rollout.api.templates import (
     RequestHeader,
     SecretKeyRef,
 )
-
-log = structlog.get_logger("rollout.analysis")
 
 # The names under which Secret values reach `measure` (see measure.request_headers).
 ACCESS_KEY_ID = "accessKeyId"
@@ -213,28 +209,12 @@ class CloudWatchMetrics:
         clients: Mapping[str, Any],
         context: Mapping[str, str],
     ) -> Result:
-        started = time.monotonic()
-        try:
-            value = _measure(request, headers)
-        except (QueryError, NoData) as exc:
-            log.warning(
-                "cloudwatch measurement failed"
-                if isinstance(exc, QueryError)
-                else "cloudwatch measurement: no data",
-                request=request.text,
-                seconds=round(time.monotonic() - started, 4),
-                error=str(exc),
-                **context,
-            )
-            raise
-        log.info(
+        return logged(
             "cloudwatch measurement",
+            lambda: _measure(request, headers),
+            context,
             request=request.text,
-            seconds=round(time.monotonic() - started, 4),
-            value=value,
-            **context,
         )
-        return value
 
 
 def _measure(request: CloudWatchRequest, credentials: Mapping[str, str]) -> float:

@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
 import urllib3
 from datadog_api_client import ApiClient, Configuration
 from datadog_api_client.exceptions import ApiException, OpenApiException
@@ -38,12 +37,10 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_before_d
 
 from rollout.analysis.args import PLACEHOLDER, ArgError, placeholders
 from rollout.analysis.expressions import Result
-from rollout.analysis.provider import NoData, QueryError, SecretUse
+from rollout.analysis.provider import NoData, QueryError, SecretUse, logged
 from rollout.analysis.series import one_series, reduce_points
 from rollout.api.base import parse_duration
 from rollout.api.templates import DatadogProvider, HeaderValueFrom, RequestHeader
-
-log = structlog.get_logger("rollout.analysis")
 
 API_KEY_HEADER = "DD-API-KEY"
 APP_KEY_HEADER = "DD-APPLICATION-KEY"
@@ -141,28 +138,13 @@ class DatadogMetrics:
         clients: Mapping[str, Any],
         context: Mapping[str, str],
     ) -> Result:
-        started = time.monotonic()
-        try:
-            value = _measure(request, headers)
-        except (QueryError, NoData) as exc:
-            log.warning(
-                "datadog query failed" if isinstance(exc, QueryError) else "datadog query: no data",
-                query=request.text,
-                address=request.address,
-                seconds=round(time.monotonic() - started, 4),
-                error=str(exc),
-                **context,
-            )
-            raise
-        log.info(
+        return logged(
             "datadog query",
+            lambda: _measure(request, headers),
+            context,
             query=request.text,
             address=request.address,
-            seconds=round(time.monotonic() - started, 4),
-            value=value,
-            **context,
         )
-        return value
 
 
 def _rate_limited(exc: BaseException) -> bool:

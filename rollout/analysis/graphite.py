@@ -14,22 +14,17 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
-
 from rollout.analysis.args import PLACEHOLDER, ArgError, placeholders
 from rollout.analysis.expressions import Result
 from rollout.analysis.http import exchange, snippet
-from rollout.analysis.provider import NoData, QueryError, SecretUse, header_uses
+from rollout.analysis.provider import QueryError, SecretUse, header_uses, logged
 from rollout.analysis.series import one_series, reduce_points
 from rollout.api.base import parse_duration
 from rollout.api.templates import GraphiteProvider, RequestHeader
-
-log = structlog.get_logger("rollout.analysis")
 
 MAX_ANSWER_BYTES = 4 * 1024 * 1024
 _STRING_OR_PLACEHOLDER = re.compile(r"'[^']*'|\"[^\"]*\"|" + PLACEHOLDER.pattern)
@@ -120,28 +115,13 @@ class GraphiteMetrics:
         clients: Mapping[str, Any],
         context: Mapping[str, str],
     ) -> Result:
-        started = time.monotonic()
-        try:
-            value = _measure(request, headers)
-        except (QueryError, NoData) as exc:
-            log.warning(
-                "graphite query failed" if isinstance(exc, QueryError) else "graphite query: no data",
-                target=request.target,
-                address=request.address,
-                seconds=round(time.monotonic() - started, 4),
-                error=str(exc),
-                **context,
-            )
-            raise
-        log.info(
+        return logged(
             "graphite query",
+            lambda: _measure(request, headers),
+            context,
             target=request.target,
             address=request.address,
-            seconds=round(time.monotonic() - started, 4),
-            value=value,
-            **context,
         )
-        return value
 
 
 def _measure(request: GraphiteRequest, headers: Mapping[str, str]) -> float:

@@ -21,13 +21,11 @@ from __future__ import annotations
 import json
 import math
 import re
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import requests
-import structlog
 import urllib3
 from influxdb_client import InfluxDBClient
 from influxdb_client.client.flux_csv_parser import FluxCsvParserException, FluxQueryException
@@ -35,11 +33,9 @@ from influxdb_client.rest import ApiException
 
 from rollout.analysis.args import PLACEHOLDER, ArgError, placeholders
 from rollout.analysis.expressions import Result
-from rollout.analysis.provider import NoData, QueryError, SecretUse, header_uses
+from rollout.analysis.provider import NoData, QueryError, SecretUse, header_uses, logged
 from rollout.api.base import parse_duration
 from rollout.api.templates import HeaderValueFrom, InfluxDBProvider, RequestHeader, SecretKeyRef
-
-log = structlog.get_logger("rollout.analysis")
 
 SNIPPET = 160  # characters of an unexpected answer quoted in a message
 _PLAIN_TOKEN = re.compile(r"^[A-Za-z0-9_.:]+$")
@@ -168,33 +164,14 @@ class InfluxDBMetrics:
         clients: Mapping[str, Any],
         context: Mapping[str, str],
     ) -> Result:
-        started = time.monotonic()
-        try:
-            if request.language == "influxql":
-                value = _measure_influxql(request, headers)
-            else:
-                value = _measure_flux(request, headers)
-        except (QueryError, NoData) as exc:
-            log.warning(
-                "influxdb measurement failed"
-                if isinstance(exc, QueryError)
-                else "influxdb measurement: no data",
-                query=request.text,
-                address=request.address,
-                seconds=round(time.monotonic() - started, 4),
-                error=str(exc),
-                **context,
-            )
-            raise
-        log.info(
+        measure = _measure_influxql if request.language == "influxql" else _measure_flux
+        return logged(
             "influxdb measurement",
+            lambda: measure(request, headers),
+            context,
             query=request.text,
             address=request.address,
-            seconds=round(time.monotonic() - started, 4),
-            value=value,
-            **context,
         )
-        return value
 
 
 def _number(raw: Any) -> float:

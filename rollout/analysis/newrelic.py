@@ -15,21 +15,16 @@ from __future__ import annotations
 import json
 import math
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
-
 from rollout.analysis.args import PLACEHOLDER, ArgError, placeholders
 from rollout.analysis.expressions import Result
 from rollout.analysis.http import exchange, snippet
-from rollout.analysis.provider import NoData, QueryError, SecretUse
+from rollout.analysis.provider import NoData, QueryError, SecretUse, logged
 from rollout.api.base import parse_duration
 from rollout.api.templates import HeaderValueFrom, NewRelicProvider, RequestHeader
-
-log = structlog.get_logger("rollout.analysis")
 
 ENDPOINTS = {"us": "https://api.newrelic.com/graphql", "eu": "https://api.eu.newrelic.com/graphql"}
 USER_KEY_HEADER = "API-Key"
@@ -138,28 +133,13 @@ class NewRelicMetrics:
         clients: Mapping[str, Any],
         context: Mapping[str, str],
     ) -> Result:
-        started = time.monotonic()
-        try:
-            value = _measure(request, headers)
-        except (QueryError, NoData) as exc:
-            log.warning(
-                "newrelic query failed" if isinstance(exc, QueryError) else "newrelic query: no data",
-                query=request.query,
-                endpoint=request.endpoint,
-                seconds=round(time.monotonic() - started, 4),
-                error=str(exc),
-                **context,
-            )
-            raise
-        log.info(
+        return logged(
             "newrelic query",
+            lambda: _measure(request, headers),
+            context,
             query=request.query,
             endpoint=request.endpoint,
-            seconds=round(time.monotonic() - started, 4),
-            value=value,
-            **context,
         )
-        return value
 
 
 def _post(request: NewRelicRequest, headers: Mapping[str, str], what: str) -> Any:

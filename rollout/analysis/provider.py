@@ -8,12 +8,17 @@ a JSON value, or raising QueryError (an Error measurement) or NoData (Inconclusi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import structlog
+
 from rollout.analysis.expressions import Result
 from rollout.api.templates import RequestHeader, SecretKeyRef
+
+log = structlog.get_logger("rollout.analysis")
 
 
 class QueryError(Exception):
@@ -80,3 +85,22 @@ def header_uses(headers: tuple[RequestHeader, ...] | list[RequestHeader]) -> lis
         for h, header in enumerate(headers)
         if header.value_from is not None
     ]
+
+
+def logged(event: str, measure: Callable[[], Result], context: Mapping[str, str], **fields: Any) -> Result:
+    """One measurement taken by `measure`, logged as `event` with its duration and value, or as
+    `event failed` / `event: no data` with why (and re-raised)."""
+    started = time.monotonic()
+    try:
+        value = measure()
+    except (QueryError, NoData) as exc:
+        log.warning(
+            f"{event} failed" if isinstance(exc, QueryError) else f"{event}: no data",
+            **fields,
+            seconds=round(time.monotonic() - started, 4),
+            error=str(exc),
+            **context,
+        )
+        raise
+    log.info(event, **fields, seconds=round(time.monotonic() - started, 4), value=value, **context)
+    return value

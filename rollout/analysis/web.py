@@ -23,16 +23,13 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
-import structlog
 from jsonpath_ng.ext import parse as parse_json_path
 
 from rollout.analysis.args import PLACEHOLDER, ArgError, placeholders
 from rollout.analysis.expressions import Result
-from rollout.analysis.provider import NoData, QueryError, SecretUse, header_uses
+from rollout.analysis.provider import NoData, QueryError, SecretUse, header_uses, logged
 from rollout.api.base import parse_duration
 from rollout.api.templates import RequestHeader, WebProvider
-
-log = structlog.get_logger("rollout.analysis")
 
 MAX_ANSWER_BYTES = 1024 * 1024  # an answer larger than this is not a metric
 SNIPPET = 120  # characters of an unexpected answer quoted in a message
@@ -151,26 +148,12 @@ class WebMetrics:
         clients: Mapping[str, Any],
         context: Mapping[str, str],
     ) -> Result:
-        started = time.monotonic()
-        try:
-            value = _measure(request, headers)
-        except (QueryError, NoData) as exc:
-            log.warning(
-                "web measurement failed" if isinstance(exc, QueryError) else "web measurement: no data",
-                request=request.text,
-                seconds=round(time.monotonic() - started, 4),
-                error=str(exc),
-                **context,
-            )
-            raise
-        log.info(
+        return logged(
             "web measurement",
+            lambda: _measure(request, headers),
+            context,
             request=request.text,
-            seconds=round(time.monotonic() - started, 4),
-            value=value,
-            **context,
         )
-        return value
 
 
 def _measure(request: WebRequest, headers: Mapping[str, str]) -> Result:
