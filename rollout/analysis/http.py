@@ -1,4 +1,4 @@
-"""One bounded HTTP exchange for the providers that speak plain HTTP (newrelic.py, graphite.py):
+"""One bounded HTTP exchange for the providers that speak plain HTTP (web.py, newrelic.py, graphite.py):
 the timeout bounds the whole exchange, not only each read (a trickling answer ends too), the
 answer is capped in size, redirects are not followed (a login page is no answer), and every
 failure is a QueryError saying what happened. Called in the controller's worker thread."""
@@ -38,9 +38,12 @@ def exchange(
     headers: Mapping[str, str],
     params: Mapping[str, str] | None = None,
     json_body: Any = None,
+    data: bytes | None = None,
     insecure: bool = False,
 ) -> Answer:
-    """The answer's status and text; `what` starts each message ("NRQL '...'")."""
+    """The answer's status and text; each message starts with `what` and the url ("NRQL '...':
+    https://..."), or with `what` alone when it names the url itself ("GET https://...")."""
+    subject = what if url in what else f"{what}: {url}"
     deadline = time.monotonic() + timeout
     try:
         with requests.request(
@@ -48,6 +51,7 @@ def exchange(
             url,
             params=params,
             json=json_body,
+            data=data,
             headers=dict(headers),
             timeout=timeout,
             verify=not insecure,
@@ -58,16 +62,17 @@ def exchange(
             for chunk in response.iter_content(64 * 1024):
                 body += chunk
                 if time.monotonic() > deadline:
-                    raise QueryError(f"{what}: {url} did not answer within {timeout:g}s")
+                    raise QueryError(f"{subject} did not answer within {timeout:g}s")
                 if len(body) > max_bytes:
-                    raise QueryError(f"{what}: {url} answered more than {max_bytes} bytes")
+                    raise QueryError(f"{subject} answered more than {max_bytes} bytes")
     except requests.Timeout as exc:
-        raise QueryError(f"{what}: {url} did not answer within {timeout:g}s") from exc
+        raise QueryError(f"{subject} did not answer within {timeout:g}s") from exc
     except requests.ConnectionError as exc:
-        raise QueryError(f"{what}: {url} is unreachable (connection failed)") from exc
+        raise QueryError(f"{subject} is unreachable (connection failed)") from exc
     except requests.RequestException as exc:  # an invalid URL or header value, a TLS failure
-        raise QueryError(f"{what}: {exc}") from exc
+        raise QueryError(f"{subject}: {exc}") from exc
     text = body.decode(response.encoding or "utf-8", errors="replace")
     if not 200 <= response.status_code < 300:
-        raise QueryError(f"{what}: {url} answered HTTP {response.status_code}: {snippet(text)}")
+        where = f" (to {response.headers.get('Location')})" if response.is_redirect else ""
+        raise QueryError(f"{subject} answered HTTP {response.status_code}{where}: {snippet(text)}")
     return Answer(response.status_code, text)

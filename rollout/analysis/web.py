@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import requests
 from jsonpath_ng.ext import parse as parse_json_path
 
 from rollout.analysis.args import PLACEHOLDER, ArgError, placeholders
 from rollout.analysis.expressions import Result
+from rollout.analysis.http import exchange
 from rollout.analysis.provider import NoData, QueryError, SecretUse, header_uses, logged
 from rollout.api.base import parse_duration
 from rollout.api.templates import RequestHeader, WebProvider
@@ -160,44 +159,24 @@ def _measure(request: WebRequest, headers: Mapping[str, str]) -> Result:
     sent = {"Accept": "application/json", **headers}
     if request.body is not None and not any(k.lower() == "content-type" for k in sent):
         sent["Content-Type"] = "application/json"
-    deadline = time.monotonic() + request.timeout
     what = request.text
+    answer = exchange(
+        request.method,
+        request.url,
+        what=what,
+        timeout=request.timeout,
+        max_bytes=MAX_ANSWER_BYTES,
+        headers=sent,
+        data=request.body.encode() if request.body is not None else None,
+        insecure=request.insecure,
+    )
     try:
-        with requests.request(
-            request.method,
-            request.url,
-            headers=sent,
-            data=request.body.encode() if request.body is not None else None,
-            timeout=request.timeout,
-            verify=not request.insecure,
-            allow_redirects=False,  # a redirect (to a login page, typically) is not an answer
-            stream=True,
-        ) as response:
-            body = bytearray()
-            # The timeout bounds the whole exchange, not only each read: a trickling answer ends too.
-            for chunk in response.iter_content(64 * 1024):
-                body += chunk
-                if time.monotonic() > deadline:
-                    raise QueryError(f"{what} did not answer within {request.timeout:g}s")
-                if len(body) > MAX_ANSWER_BYTES:
-                    raise QueryError(f"{what} answered more than {MAX_ANSWER_BYTES} bytes: not a metric")
-    except requests.Timeout as exc:
-        raise QueryError(f"{what} did not answer within {request.timeout:g}s") from exc
-    except requests.ConnectionError as exc:
-        raise QueryError(f"{what}: unreachable (connection failed)") from exc
-    except requests.RequestException as exc:  # an invalid URL or header value, a TLS failure
-        raise QueryError(f"{what}: {exc}") from exc
-    text = body.decode(response.encoding or "utf-8", errors="replace")
-    if not 200 <= response.status_code < 300:
-        where = f" (to {response.headers.get('Location')})" if response.is_redirect else ""
-        raise QueryError(f"{what} answered HTTP {response.status_code}{where}: {_snippet(text)}")
-    try:
-        answer = json.loads(text, parse_constant=_not_json)
+        value = json.loads(answer.text, parse_constant=_not_json)
     except ValueError as exc:
         raise QueryError(
-            f"{what} answered HTTP {response.status_code} with a body that is not JSON: {_snippet(text)}"
+            f"{what} answered HTTP {answer.status} with a body that is not JSON: {_snippet(answer.text)}"
         ) from exc
-    matches = [match.value for match in parse_json_path(request.json_path).find(answer)]
+    matches = [match.value for match in parse_json_path(request.json_path).find(value)]
     if not matches:
         raise NoData(f"jsonPath {request.json_path} matched nothing in the answer of {what}")
     return matches[0] if len(matches) == 1 else matches
