@@ -102,6 +102,23 @@ def weight_is(cluster, weight, resource=HTTPROUTES, weights=app_weights):
     return probe
 
 
+async def rolled_back_by_analysis(cluster, what):
+    """Wait for the Rollout `web` to be aborted (Degraded) and its HTTPRoute back at 100/0; the
+    status then, and its Analysis condition, which must say Failed."""
+
+    async def aborted():
+        status = await status_of(cluster)
+        return status if status.get("phase") == "Degraded" and status.get("aborted") else None
+
+    status = await wait_for(aborted, timeout=40, what=f"rollback on {what}")
+    await wait_for(weight_is(cluster, 0), timeout=20, what="traffic back on stable")
+    route = await cluster.kube.get(HTTPROUTES, NS, "web")
+    assert app_weights(route) == {"web-stable": 100, "web-canary": 0}
+    analysis = next(c for c in status["conditions"] if c["type"] == "Analysis")
+    assert analysis["status"] == "False" and analysis["reason"] == "Failed"
+    return status, analysis
+
+
 async def promote(cluster, value="step"):
     await cluster.kube.patch(
         ROLLOUTS, NS, "web", {"metadata": {"annotations": {"rollout.dev/promote": value}}}

@@ -8,7 +8,16 @@ import pytest
 import yaml
 
 from rollout.kube import ANALYSIS_TEMPLATES, EVENTS, REPLICASETS, ROLLOUTS, SECRETS, SERVICES
-from tests.emulated import HTTPROUTES, NS, app_weights, event_reasons, healthy_at, setup, status_of, weight_is
+from tests.emulated import (
+    HTTPROUTES,
+    NS,
+    app_weights,
+    event_reasons,
+    healthy_at,
+    rolled_back_by_analysis,
+    setup,
+    status_of,
+)
 from tests.manifests import (
     canary_strategy,
     http_route_manifest,
@@ -63,17 +72,8 @@ async def test_a_failing_cloudwatch_metric_rolls_the_canary_back(cluster, cloudw
         v1 = (await start(cluster, cloudwatch))["stableRevision"]
         await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
 
-        async def rolled_back():
-            status = await status_of(cluster)
-            return status if status.get("phase") == "Degraded" and status.get("aborted") else None
-
-        status = await wait_for(rolled_back, timeout=40, what="rollback on a failing CloudWatch metric")
-        await wait_for(weight_is(cluster, 0), timeout=20, what="traffic back on stable")
-        route = await cluster.kube.get(HTTPROUTES, NS, "web")
-        assert app_weights(route) == {"web-stable": 100, "web-canary": 0}
+        status, analysis = await rolled_back_by_analysis(cluster, "a failing CloudWatch metric")
     assert status["stableRevision"] == v1
-    analysis = next(c for c in status["conditions"] if c["type"] == "Analysis")
-    assert analysis["status"] == "False" and analysis["reason"] == "Failed"
     assert "result > 5" in analysis["message"] and "target-5xx" in status["abortReason"]
     [run] = [r for r in status["analysisRuns"] if r["phase"] == "Failed"]
     measurement = run["metrics"][0]["measurements"][-1]

@@ -11,7 +11,14 @@ import pytest
 import yaml
 
 from rollout.kube import ANALYSIS_TEMPLATES, ROLLOUTS, SECRETS, SERVICES
-from tests.emulated import HTTPROUTES, NS, app_weights, event_reasons, setup, status_of, weight_is
+from tests.emulated import (
+    HTTPROUTES,
+    NS,
+    event_reasons,
+    rolled_back_by_analysis,
+    setup,
+    status_of,
+)
 from tests.local_http import serving
 from tests.manifests import (
     canary_strategy,
@@ -66,17 +73,8 @@ async def test_a_failing_datadog_error_ratio_rolls_the_canary_back(cluster, data
         datadog.value = 0.25  # the last minute: a quarter of the canary's requests fail
         await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
 
-        async def rolled_back():
-            status = await status_of(cluster)
-            return status if status.get("phase") == "Degraded" and status.get("aborted") else None
-
-        status = await wait_for(rolled_back, timeout=40, what="rollback on a failing Datadog metric")
-        await wait_for(weight_is(cluster, 0), timeout=20, what="traffic back on stable")
-        route = await cluster.kube.get(HTTPROUTES, NS, "web")
-        assert app_weights(route) == {"web-stable": 100, "web-canary": 0}
+        status, analysis = await rolled_back_by_analysis(cluster, "a failing Datadog metric")
     assert status["stableRevision"] == v1
-    analysis = next(c for c in status["conditions"] if c["type"] == "Analysis")
-    assert analysis["status"] == "False" and analysis["reason"] == "Failed"
     assert "result > 0.05" in analysis["message"] and "error-ratio" in status["abortReason"]
     run = next(r for r in status["analysisRuns"] if r["name"] == "step-2")
     # The example's aggregator avg over the window's points (0.05, a gap, 0.25).

@@ -5,7 +5,14 @@ in for the smoke-test service, answering as a passing or a failing suite."""
 import json
 
 from rollout.kube import ROLLOUTS
-from tests.emulated import HTTPROUTES, NS, app_weights, event_reasons, healthy_at, status_of, weight_is
+from tests.emulated import (
+    HTTPROUTES,
+    NS,
+    app_weights,
+    event_reasons,
+    healthy_at,
+    rolled_back_by_analysis,
+)
 from tests.integration.smoke_service import start
 from tests.manifests import image_patch
 from tests.waiting import wait_for
@@ -42,16 +49,7 @@ async def test_a_failing_suite_rolls_back(cluster, smoke_tests):
         smoke_tests.passing = False
         await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
 
-        async def rolled_back():
-            status = await status_of(cluster)
-            return status if status.get("phase") == "Degraded" and status.get("aborted") else None
-
-        status = await wait_for(rolled_back, timeout=40, what="rollback on a failing suite")
-        await wait_for(weight_is(cluster, 0), timeout=20, what="traffic back on stable")
-        route = await cluster.kube.get(HTTPROUTES, NS, "web")
-        assert app_weights(route) == {"web-stable": 100, "web-canary": 0}
+        status, analysis = await rolled_back_by_analysis(cluster, "a failing suite")
     assert status["stableRevision"] == v1
-    analysis = next(c for c in status["conditions"] if c["type"] == "Analysis")
-    assert analysis["status"] == "False" and analysis["reason"] == "Failed"
     assert 'result["passed"] == false' in analysis["message"] and "smoke-tests" in status["abortReason"]
     assert "RolloutCompleted" not in await event_reasons(cluster)
