@@ -184,6 +184,8 @@ class NerdGraph:
     def __init__(self) -> None:
         self.answer = "ok"  # ok | empty | facet | several-fields | nulls | graphql-error
         self.delay = 0.0  # seconds before answering
+        self.rate_limited_times = 0  # the next N requests are answered 429
+        self.retry_after: str | None = "1"  # that 429's Retry-After (None: not sent)
         self.results: list[dict[str, Any]] = [{"count": 0.5}]
         self.seen: list[dict[str, Any]] = []
         self.violations: list[str] = []
@@ -223,6 +225,12 @@ class NerdGraph:
                 }
             )
         await asyncio.sleep(self.delay)
+        if self.rate_limited_times:
+            self.rate_limited_times -= 1
+            headers = {} if self.retry_after is None else {"Retry-After": self.retry_after}
+            return web.json_response(
+                {"errors": [{"message": "Too many requests"}]}, status=429, headers=headers
+            )
         if self.answer == "graphql-error":
             return web.json_response(
                 {

@@ -493,3 +493,27 @@ def test_any_bare_nrql_argument_is_refused_or_a_number_or_name(value):
         return
     assert request.text == f"SELECT count(*) FROM T SINCE {value} minutes ago"
     assert re.fullmatch(r"[A-Za-z0-9_.]+", value)
+
+
+async def test_newrelic_429_is_asked_again_after_its_retry_after_within_the_timeout(nerdgraph):
+    nerdgraph.rate_limited_times, nerdgraph.retry_after = 1, "1"
+    started = time.monotonic()
+    assert await measure("newRelic", NR_HEADERS, {"app": "a"}, **nr(nerdgraph, timeout="5s")) == 0.5
+    assert time.monotonic() - started >= 1.0  # waited as asked
+    assert len(nerdgraph.seen) == 2
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "message"),
+    [
+        ("30", r"HTTP 429 \(rate limited\).*retry after 30s, past the 3s timeout"),
+        (None, "with no Retry-After"),
+    ],
+)
+async def test_newrelic_429_that_cannot_be_waited_for_is_an_error_at_once(nerdgraph, retry_after, message):
+    nerdgraph.rate_limited_times, nerdgraph.retry_after = 5, retry_after
+    started = time.monotonic()
+    with pytest.raises(QueryError, match=message):
+        await measure("newRelic", NR_HEADERS, {"app": "a"}, **nr(nerdgraph, timeout="3s"))
+    assert time.monotonic() - started < 3
+    assert len(nerdgraph.seen) == 1
