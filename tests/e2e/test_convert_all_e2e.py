@@ -41,8 +41,9 @@ from rollout.kube import CRDS, NAMESPACES, ROLLOUTS, Resource
 from rollout.kube.resources import ANALYSIS_TEMPLATES
 from tests.cluster.kubelet import StandInKubelet
 from tests.e2e.conftest import wait_established
+from tests.e2e.gateway_status import gateway_accepting
 from tests.e2e.helpers import wait_for
-from tests.peers import ARGO, require_modules
+from tests.peers import ARGO, FLAGGER, flagger_blocks, require_modules
 from tests.processes import ControllerProcesses
 from tests.thirdparty import require_crds
 
@@ -525,3 +526,158 @@ async def test_a_pod_template_the_api_server_refuses_stops_the_rollout(
         for ns in namespaces:
             with contextlib.suppress(ApiException):
                 await kube.delete(NAMESPACES, None, ns)
+
+
+# Flagger: what its Canaries hold of the converted objects, and what Flagger itself would generate.
+HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
+# Of Flagger v1.36.1's 62 converted Canaries: those with metrics query the mesh's or ingress's own
+# Prometheus series (istio_requests_total, nginx_ingress_controller_requests, ...).
+EXPECTED_FLAGGER_RAN = 23
+EXPECTED_FLAGGER_UNSUPPORTED = {"needs the example's metrics backend (prometheus)": 39}
+
+
+def flagger_generated(rollout: dict[str, Any], labels: dict[str, str]) -> list[dict[str, Any]]:
+    """The objects Flagger generates and owns that the converted Rollout names (`rollout convert`
+    says to keep them): its Services, selecting the Deployment's pods as the converter's note
+    tells, and the route it names, all traffic on the stable (active) Service."""
+    _, body = _strategy(rollout)
+    stable = body.get("stableService") or body.get("activeService")
+    canary = body.get("canaryService") or body.get("previewService")
+    ports = [{"name": "http", "port": 80, "targetPort": 9898}]
+    out: list[dict[str, Any]] = [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name},
+            "spec": {"selector": dict(labels), "ports": ports},
+        }
+        for name in (stable, canary)
+        if name
+    ]
+    routing = body.get("trafficRouting") or {}
+    if "istio" in routing:
+        vs = routing["istio"]["virtualService"]
+        weights = [
+            {"destination": {"host": stable}, "weight": 100},
+            {"destination": {"host": canary}, "weight": 0},
+        ]
+        http = [{"name": n, "route": copy.deepcopy(weights)} for n in vs.get("routes") or []]
+        spec = {"hosts": [vs["name"]], "http": http or [{"route": weights}]}
+        out.append(
+            {
+                "apiVersion": "networking.istio.io/v1",
+                "kind": "VirtualService",
+                "metadata": {"name": vs["name"]},
+                "spec": spec,
+            }
+        )
+    for route in (routing.get("gatewayAPI") or {}).get("httpRoutes") or []:
+        refs = [{"name": stable, "port": 80, "weight": 100}, {"name": canary, "port": 80, "weight": 0}]
+        spec = {"parentRefs": [{"name": "gateway"}], "rules": [{"backendRefs": refs}]}
+        out.append(
+            {
+                "apiVersion": "gateway.networking.k8s.io/v1",
+                "kind": "HTTPRoute",
+                "metadata": {"name": route["name"]},
+                "spec": spec,
+            }
+        )
+    if "nginx" in routing:
+        backend = {"service": {"name": stable, "port": {"number": 80}}}
+        paths = [{"path": "/", "pathType": "Prefix", "backend": backend}]
+        spec = {"rules": [{"host": "app.example.com", "http": {"paths": paths}}]}
+        name = routing["nginx"]["stableIngress"]
+        out.append(
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "Ingress",
+                "metadata": {"name": name},
+                "spec": spec,
+            }
+        )
+    return out
+
+
+def converted_flagger(module: Path, tmp: Path) -> list[Case]:
+    """Every Canary of Flagger's examples, kustomize bases, docs and e2e scripts that converts
+    (each e2e directory with the mesh provider its install script gives Flagger), with Flagger's
+    podinfo Deployment (kustomize/podinfo, named as the workloadRef names it), the objects Flagger
+    would have generated, and the Canary's own converted templates."""
+    from tests.unit.test_convert_peers import _convert, _mesh_provider  # the unit test's reading
+
+    podinfo = yaml.safe_load((module / "kustomize" / "podinfo" / "deployment.yaml").read_text())
+    groups = [
+        ("", [module / "artifacts" / "examples", module / "kustomize", *flagger_blocks(module / "docs", tmp)])
+    ]
+    for tests in sorted(p for p in (module / "test").iterdir() if p.is_dir()):
+        (tmp / tests.name).mkdir()
+        blocks = flagger_blocks(tests, tmp / tests.name)
+        if blocks:
+            groups.append((_mesh_provider(module, tests), blocks))
+    cases = []
+    for provider, paths in groups:
+        outcomes, _, _ = _convert(paths, provider) if provider else _convert(paths)
+        for outcome in outcomes:
+            c = outcome.conversion
+            if c is None or c.kind != "Canary" or c.refused is not None:
+                continue
+            (rollout,) = [x for x in c.objects if x["kind"] == "Rollout"]
+            deployment = copy.deepcopy(podinfo)
+            deployment["metadata"]["name"] = rollout["spec"]["workloadRef"]["name"]
+            labels = deployment["spec"]["template"]["metadata"]["labels"]
+            left = [deployment, *flagger_generated(rollout, labels)]
+            templates = [x for x in c.objects if x["kind"] == "AnalysisTemplate"]
+            cases.append(Case(outcome.where.rsplit("/", 1)[-1], rollout, templates, left))
+    return cases
+
+
+async def test_every_supported_converted_flagger_canary_runs_to_completion(
+    kube, kubeconfig, crds_applied, routing_installed, tmp_path, capsys
+):
+    cases = converted_flagger(require_modules()[FLAGGER], tmp_path)
+    assert len(cases) == 62
+
+    def reason(case: Case) -> str | None:
+        own = Templates(converted={(t["kind"], t["metadata"]["name"]): t for t in case.templates})
+        return unsupported(case.rollout, own)
+
+    reasons = Counter(r for r in map(reason, cases) if r is not None)
+    runnable = [c for c in cases if reason(c) is None]
+    prefix = f"flg-{uuid.uuid4().hex[:4]}"
+    namespaces = [f"{prefix}-{i}" for i in range(len(runnable))]
+    watched = [arg for ns in namespaces for arg in ("--namespace", ns)]
+    controller = ControllerProcesses(
+        kubeconfig,
+        namespaces[0],
+        tmp_path,
+        args=["controller", *watched, "--resync-seconds", "2", "--workers", "16"],
+    )
+    try:
+        for ns in namespaces:
+            await kube.create(
+                NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+            )
+        async with contextlib.AsyncExitStack() as stack:
+            for ns in namespaces:
+                stack.enter_context(StandInKubelet(kubeconfig, ns, threads=2))
+                await stack.enter_async_context(gateway_accepting(kube, ns, HTTPROUTES, period=1.0))
+            controller.start()
+            results = await asyncio.gather(
+                *(run_case(kube, ns, c) for ns, c in zip(namespaces, runnable, strict=True)),
+                return_exceptions=True,
+            )
+    finally:
+        controller.stop_all()
+        for ns in namespaces:
+            with contextlib.suppress(ApiException):
+                await kube.delete(NAMESPACES, None, ns)
+    failed = [f"{r!r}" for r in results if isinstance(r, BaseException)]
+    runs = [r for r in results if isinstance(r, Run)]
+    with capsys.disabled():
+        print(
+            f"\nFlagger v1.36.1, converted Canaries on the real control plane: {len(runs)} ran to "
+            f"completion, {len(failed)} failed; set aside: {dict(reasons)}"
+        )
+    assert failed == [], "\n".join(failed)
+    assert len(runs) == EXPECTED_FLAGGER_RAN
+    assert dict(reasons) == EXPECTED_FLAGGER_UNSUPPORTED
