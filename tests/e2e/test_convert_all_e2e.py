@@ -289,6 +289,7 @@ class Run:
     indefinite_pauses: int = 0
     long_pauses: int = 0
     other_promotions: int = 0
+    routes_checked: int = 0  # canary destinations seen back at weight 0 once done
 
 
 def _expected_stops(rollout: dict[str, Any]) -> int:
@@ -408,7 +409,42 @@ async def run_case(kube: Any, ns: str, case: Case) -> Run:
     await _until(kube, ns, case, promoted_to_v2, "promoted to its new revision", 300)
     stops = run.indefinite_pauses + (run.other_promotions if _strategy(rollout)[0] == "blueGreen" else 0)
     assert stops == _expected_stops(rollout), (case.where, run)
+    weights = await canary_weights(kube, ns, rollout)
+    assert set(weights) <= {0}, (case.where, "traffic left on the canary after completion", weights)
+    if {"istio", "gatewayAPI"} & set(body.get("trafficRouting") or {}):
+        assert weights, (case.where, "no canary destination found on the routes it names")
+    run.routes_checked = len(weights)
     return run
+
+
+VIRTUAL_SERVICES = Resource("networking.istio.io", "v1", "virtualservices", "VirtualService")
+
+
+async def canary_weights(kube: Any, ns: str, rollout: dict[str, Any]) -> list[int]:
+    """The weight each route the Rollout names gives its canary now: the Istio VirtualService's
+    destinations to the canary Service or subset (in the named http routes, or all), the Gateway
+    API HTTPRoutes' backendRefs to the canary Service."""
+    _, body = _strategy(rollout)
+    routing = body.get("trafficRouting") or {}
+    canary = body.get("canaryService") or body.get("previewService")
+    found: list[int] = []
+    istio = routing.get("istio") or {}
+    if istio.get("virtualService"):
+        vs = await kube.get(VIRTUAL_SERVICES, ns, istio["virtualService"]["name"])
+        names = istio["virtualService"].get("routes") or []
+        subset = (istio.get("destinationRule") or {}).get("canarySubset")
+        for route in (vs or {}).get("spec", {}).get("http") or []:
+            if names and route.get("name") not in names:
+                continue
+            for d in route.get("route") or []:
+                dest = d["destination"]
+                if (subset and dest.get("subset") == subset) or (not subset and dest.get("host") == canary):
+                    found.append(int(d.get("weight", 0)))
+    for ref in (routing.get("gatewayAPI") or {}).get("httpRoutes") or []:
+        route = await kube.get(HTTPROUTES, ns, ref["name"])
+        for rule in (route or {}).get("spec", {}).get("rules") or []:
+            found += [int(b.get("weight", 1)) for b in rule.get("backendRefs") or [] if b["name"] == canary]
+    return found
 
 
 async def _install_istio_gateway(kube: Any) -> None:
@@ -604,7 +640,8 @@ async def test_every_supported_converted_rollout_and_canary_runs_to_completion(
             f"completion, {len(stops)} stopped as predicted, set aside: {dict(argo_reasons)}; Flagger "
             f"v1.36.1: {len(flagger_runs)} ran to completion, set aside: {dict(flagger_reasons)}; "
             f"{len(failed)} failed; pauses promoted: {sum(r.indefinite_pauses for r in runs)} indefinite, "
-            f"{sum(r.long_pauses for r in runs)} long timed, {sum(r.other_promotions for r in runs)} other"
+            f"{sum(r.long_pauses for r in runs)} long timed, {sum(r.other_promotions for r in runs)} other; "
+            f"{sum(1 for r in runs if r.routes_checked)} with routes back at 0 % canary"
         )
         for where, (why, message) in stops.items():
             print(f"  {where}: {why}: {message}")
