@@ -15,6 +15,8 @@ import jsonschema
 import pytest
 import yaml
 
+from rollout.api.crds import openapi_validator
+
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser when PyYAML has it
 
 ENV = "ROLLOUT_THIRDPARTY_CRDS"
@@ -62,8 +64,8 @@ def gateway_schema(kind: str, version: str = "v1") -> dict[str, Any]:
 
 
 @functools.cache
-def gateway_validator(kind: str, version: str = "v1") -> jsonschema.Draft7Validator:
-    return jsonschema.Draft7Validator(_gateway_schema(kind, version))
+def gateway_validator(kind: str, version: str = "v1") -> jsonschema.Draft4Validator:
+    return openapi_validator(_gateway_schema(kind, version))
 
 
 def schema_errors(kind: str, document: dict[str, Any]) -> list[str]:
@@ -75,7 +77,7 @@ def schema_errors(kind: str, document: dict[str, Any]) -> list[str]:
 
 
 @functools.cache
-def istio_validator(kind: str = "VirtualService", version: str = "v1") -> jsonschema.Draft7Validator:
+def istio_validator(kind: str = "VirtualService", version: str = "v1") -> jsonschema.Draft4Validator:
     documents = yaml.safe_load_all(_crd_file("istio", "customresourcedefinitions.gen.yaml").read_text())
     crd = next(
         d
@@ -83,7 +85,7 @@ def istio_validator(kind: str = "VirtualService", version: str = "v1") -> jsonsc
         if d and d["spec"]["names"]["kind"] == kind and d["spec"]["group"] == "networking.istio.io"
     )
     schema = next(v for v in crd["spec"]["versions"] if v["name"] == version)["schema"]["openAPIV3Schema"]
-    return jsonschema.Draft7Validator(schema)
+    return openapi_validator(schema)
 
 
 def istio_errors(document: dict[str, Any]) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 from pydantic import BaseModel
 
@@ -19,6 +20,13 @@ from rollout.api.status import RolloutStatus
 from rollout.api.templates import AnalysisTemplateSpec
 
 _DROP = {"title", "default", "discriminator"}
+
+
+def openapi_validator(schema: dict[str, Any]) -> jsonschema.Draft4Validator:
+    """A validator of a CRD's openAPIV3Schema with the API server's reading of it: OpenAPI v3.0
+    keeps JSON Schema draft 4's boolean exclusiveMinimum / exclusiveMaximum (draft 7 reads a
+    `true` there as the number 1)."""
+    return jsonschema.Draft4Validator(schema)
 
 
 def structural(model: type[BaseModel]) -> dict[str, Any]:
@@ -56,6 +64,11 @@ def _convert(node: Any, defs: dict[str, Any]) -> Any:
             out[key] = {name: _convert(sub, defs) for name, sub in value.items()}
         elif key == "const":  # a one-value Literal: OpenAPI v3 in a CRD has no `const`
             out["enum"] = [value]
+        elif key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
+            # JSON Schema's numeric bound is OpenAPI v3.0's bound with a boolean flag (the API
+            # server refuses the CRD otherwise).
+            out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+            out[key] = True
         else:
             out[key] = _convert(value, defs)
     # Structural schemas forbid `additionalProperties` beside `properties`; unknown fields are

@@ -34,7 +34,7 @@ from rollout.analysis.resolve import (
     secret_refs,
     template_keys,
 )
-from rollout.api.crds import all_crds
+from rollout.api.crds import all_crds, openapi_validator
 from rollout.api.rollout import ObjectMeta, ParsedRollout, SpecError, errors_from, parse_rollout
 from rollout.api.templates import parse_template, template_errors
 from rollout.cli.session import CliError
@@ -69,7 +69,7 @@ def _path(parts: Iterable[str | int]) -> str:
 COUNTING = frozenset({"minProperties", "maxProperties"})
 
 
-def schema_errors(validator: jsonschema.Draft7Validator, doc: dict[str, Any]) -> list[tuple[SpecError, bool]]:
+def schema_errors(validator: jsonschema.Draft4Validator, doc: dict[str, Any]) -> list[tuple[SpecError, bool]]:
     """What the API server would reject, each at its field path, and whether it only counts
     properties. A missing field is said at its own path, as the model and the API server say it
     (`spec.workloadRef.name: Required value`), not at the object that lacks it."""
@@ -328,7 +328,7 @@ def problems(documents: list[tuple[str, dict[str, Any]]]) -> list[str]:
     """One line per problem: `where: field.path: what is wrong`. The schema's and the model's
     problems are said once per field path; the controller's checks run whenever the model reads
     the Rollout, whatever the schema found elsewhere (a quoted number, say)."""
-    validators = {kind: jsonschema.Draft7Validator(schema) for kind, schema in _schemas().items()}
+    validators = {kind: openapi_validator(schema) for kind, schema in _schemas().items()}
     given = {_key(doc): doc for _, doc in documents}
     for (kind, _, name), doc in list(given.items()):
         if kind == "ClusterAnalysisTemplate":  # cluster-scoped: found whatever namespace is written

@@ -151,6 +151,9 @@ class Reconciler:
         # Commands removed from a Rollout whose status write has not landed yet (a reconcile that
         # failed in between): the next reconcile applies them, so that none is lost.
         self._unapplied: dict[Key, list[Command]] = {}
+        # Revisions whose ReplicaSet the API server refused as invalid, with its words: the spec
+        # is InvalidSpec until it changes (retrying the same create cannot succeed).
+        self._refused_templates: dict[Key, tuple[str, str]] = {}
         # The pod whose eviction a disruption budget refused last, and how many times in a row,
         # per Rollout: said once, and looked at again less and less often (up to 30 s).
         self._eviction_blocked: dict[Key, tuple[str, int]] = {}
@@ -185,6 +188,7 @@ class Reconciler:
             timer.cancel()
         self._locks.pop((namespace, name), None)
         self._unapplied.pop((namespace, name), None)
+        self._refused_templates.pop((namespace, name), None)
         self._failures.pop((namespace, name), None)
         self._eviction_blocked.pop((namespace, name), None)
         self.kube.forget_reads((namespace, name))
@@ -435,7 +439,9 @@ class Reconciler:
             self.clock(),
             self.kube,
         )
+        refused = self._refused_templates.get((meta.namespace, meta.name))
         return Observed(
+            refused_template=refused[1] if refused is not None and refused[0] == current else None,
             replicasets=tuple(s for s in states if s is not None),
             services=services,
             routes=await observe_routes(self.kube, parsed.rollout, routes_seen),
@@ -466,6 +472,9 @@ class Reconciler:
             try:
                 await self.kube.create(REPLICASETS, ns, body)
             except ApiException as exc:
+                if exc.status in (400, 422):  # Invalid: the template, not the moment, is wrong
+                    key = (ns, parsed.meta.name)
+                    self._refused_templates[key] = (action.revision, api_message(exc))
                 if exc.status != 409:
                     raise
                 # Created by an earlier reconcile whose status write was lost: take it as is.

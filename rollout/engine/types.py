@@ -110,6 +110,9 @@ class Observed:
     workload: WorkloadState | None = None
     # The stable revision's pods, read only while a restart runs (rollout.dev/restart); None: not read.
     pods: tuple[PodState, ...] | None = None
+    # The API server's words when it refused the current revision's ReplicaSet as invalid (a pod
+    # template the CRD's schema lets through, such as `memory: invalid`); None: not refused.
+    refused_template: str | None = None
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,10 @@ def validate(
                 f"{labels} (spec.template.metadata.labels)",
             )
         )
+    if observed.refused_template is not None:
+        errors.append(
+            SpecError("spec.template", f"the API server refused its ReplicaSet: {observed.refused_template}")
+        )
     if REVISION_LABEL in labels:
         errors.append(
             SpecError(

@@ -28,6 +28,7 @@ import jsonschema
 import kmock
 from kmock._internal import dicts, enums, parsing, rendering
 
+from rollout.api.crds import openapi_validator
 from rollout.sandbox import structural
 from rollout.sandbox.audit import READ_VERBS, ApiCall, Audit, Authorizer
 from rollout.sandbox.eviction import PDBS, PODS, evict
@@ -253,7 +254,7 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         if resource not in self._schemas:
             return
         kind, schema = self._schemas[resource]
-        validator = jsonschema.Draft7Validator(schema)
+        validator = openapi_validator(schema)
         errors = [
             e for e in validator.iter_errors(obj) if old is None or not _unchanged(e.absolute_path, obj, old)
         ]

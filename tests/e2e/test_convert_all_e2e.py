@@ -654,17 +654,12 @@ async def test_every_supported_converted_rollout_and_canary_runs_to_completion(
     assert (len(flagger_runs), dict(flagger_reasons)) == (EXPECTED_FLAGGER_RAN, EXPECTED_FLAGGER_UNSUPPORTED)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: the controller retries the API server's 400 on the ReplicaSet forever and the "
-    "Rollout stays Progressing ('0/1 updated'), with no InvalidSpec naming the pod template",
-)
 async def test_a_pod_template_the_api_server_refuses_stops_the_rollout(
     kube, kubeconfig, crds_applied, tmp_path
 ):
     """Argo's expectedfailures/: `memory: invalid` in the pod template. The converted Rollout is
     accepted (the CRD does not check quantities), but no ReplicaSet can be made of it: the Rollout
-    should stop (Degraded) naming the quantity, as bad input does elsewhere."""
+    stops (Degraded, InvalidSpec) naming the quantity in the API server's words."""
     cases, _ = converted_argo(require_modules()[ARGO])
     malformed = [c for c in cases if c.where in MALFORMED]
     assert [refused_here(c) for c in malformed] == [QUANTITY, QUANTITY]
@@ -687,7 +682,10 @@ async def test_a_pod_template_the_api_server_refuses_stops_the_rollout(
 
         for ns, case in zip(namespaces, malformed, strict=True):
             stopped = await _until(kube, ns, case, degraded, "Degraded", 30)
-            assert "quantities" in stopped["message"] or "memory" in stopped["message"], stopped
+            assert stopped["message"].startswith("InvalidSpec: spec.template: the API server refused"), (
+                stopped
+            )
+            assert "requests[memory]" in stopped["message"] and "quantities must match" in stopped["message"]
     finally:
         controller.stop_all()
         for ns in namespaces:

@@ -2,12 +2,11 @@
 
 from pathlib import Path
 
-import jsonschema
 import pytest
 import yaml
 
 from rollout.api.base import parse_duration, resolve_int_or_percent
-from rollout.api.crds import all_crds, render, rollout_crd
+from rollout.api.crds import all_crds, openapi_validator, render, rollout_crd
 from rollout.api.revision import revision_hash
 from rollout.api.rollout import parse_rollout
 from rollout.cli.main import main as cli
@@ -185,7 +184,7 @@ def test_crd_has_subresources_and_printer_columns():
 
 def crd_validator():
     crd = yaml.safe_load((REPO / "crds" / "rollout.dev_rollouts.yaml").read_text())
-    return jsonschema.Draft7Validator(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+    return openapi_validator(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
 
 
 @pytest.mark.parametrize(

@@ -3,12 +3,15 @@ analysis templates naming an unknown provider, and headers naming a missing Secr
 InvalidSpec with the field path and an Event, and nothing is scaled, pinned or routed."""
 
 import copy
+from datetime import UTC, datetime
 
 import pytest
 
 from rollout.analysis.resolve import TemplateKey
 from rollout.api.rollout import parse_rollout
 from rollout.api.templates import parse_template
+from rollout.engine.decide import decide
+from rollout.engine.types import Observed
 from rollout.engine.validation import claims_of
 from tests.manifests import canary_strategy, http_route_manifest, rollout_manifest
 from tests.sim import Sim
@@ -225,3 +228,20 @@ def test_a_changed_invalid_spec_message_gets_an_event_of_its_own():
         e.message.rsplit(": ", 1)[-1] for d in sim.decisions for e in d.events if e.reason == "InvalidSpec"
     ]
     assert said == ["Secret shop/prom-auth not found", "Secret shop/prom-auth has no key 'token'"]
+
+
+def test_a_pod_template_the_api_server_refused_is_invalid_spec_in_its_words():
+    """The CRD lets `memory: invalid` through; the API server refuses the ReplicaSet. Told so (the
+    controller passes the refusal on), the engine stops on InvalidSpec with the server's words and
+    decides no action, instead of asking for the same ReplicaSet forever."""
+    parsed = parse_rollout(manifest())
+    words = (
+        'ReplicaSet.apps "web-5d8f" is invalid: spec.template.spec.containers[0].resources.'
+        'requests[memory]: Invalid value: "invalid": quantities must match the regular expression'
+    )
+    decision = decide(parsed, Observed(refused_template=words), [], datetime(2026, 1, 1, tzinfo=UTC))
+    assert decision.actions == []
+    assert decision.status.phase == "Degraded"
+    said = f"InvalidSpec: spec.template: the API server refused its ReplicaSet: {words}"
+    assert decision.status.message.startswith(said)  # then the Services this Observed lacks
+    assert [(e.reason, e.type) for e in decision.events] == [("InvalidSpec", "Warning")]

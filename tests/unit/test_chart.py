@@ -8,11 +8,11 @@ import re
 import shutil
 import subprocess
 
-import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
 
+from rollout.api.crds import openapi_validator
 from rollout.cli.main import build_parser
 from tests.chart import (
     CHART,
@@ -49,7 +49,7 @@ def crd_validators(docs):
     out = {}
     for crd in find(docs, "CustomResourceDefinition"):
         schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-        out[crd["spec"]["names"]["kind"]] = jsonschema.Draft7Validator(schema)
+        out[crd["spec"]["names"]["kind"]] = openapi_validator(schema)
     return out
 
 
