@@ -14,8 +14,11 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from rollout.analysis.args import ArgError, substitute_condition
 from rollout.analysis.expressions import ConditionError, evaluate
+from rollout.analysis.resolve import analysis_refs
 from rollout.api.revision import REVISION_LABEL
+from rollout.api.rollout import parse_rollout
 from rollout.api.vocabulary import INVALID_SPEC
 from rollout.cli import view
 from rollout.cli.health import health, refusal
@@ -139,39 +142,49 @@ async def _revisions(session: Session, obj: dict[str, Any]) -> list[dict[str, An
     return revisions
 
 
-def _template_refs(node: Any) -> list[dict[str, Any]]:
-    """Every AnalysisTemplate reference in the strategy (steps, background, blue/green gates)."""
-    if isinstance(node, dict):
-        found = [t for t in node.get("templates") or [] if isinstance(t, dict) and "name" in t]
-        return found + [
-            ref for key, value in node.items() if key != "templates" for ref in _template_refs(value)
-        ]
-    if isinstance(node, list):
-        return [ref for item in node for ref in _template_refs(item)]
-    return []
-
-
-async def _conditions(session: Session, obj: dict[str, Any]) -> dict[str, dict[str, str]]:
-    """metric name -> its successCondition / failureCondition, from the templates the Rollout
-    names (a template the user may not read is left out)."""
+async def _conditions(session: Session, obj: dict[str, Any]) -> dict[str, dict[str, dict[str, str]]]:
+    """run name -> metric name -> its successCondition / failureCondition, with the arguments
+    filled in as that run's analysis gives them (the template's defaults, then the Rollout's own
+    literal values), so the page says `>= 0.99` where the controller compares with 0.99. A
+    condition whose argument has no value here (from a field, a Secret, a built-in) is shown as
+    written; a template the user may not read is left out; an invalid spec shows none."""
+    rollout = parse_rollout(obj).rollout
+    if rollout is None:
+        return {}
     namespace = obj["metadata"]["namespace"]
-    found: dict[str, dict[str, str]] = {}
-    refs = _template_refs((obj.get("spec") or {}).get("strategy") or {})
-    for ref in {(r["name"], bool(r.get("clusterScope"))) for r in refs}:
-        name, cluster = ref
-        try:
-            template = await session.kube.get(
-                CLUSTER_ANALYSIS_TEMPLATES if cluster else ANALYSIS_TEMPLATES,
-                None if cluster else namespace,
-                name,
-            )
-        except ApiException:
-            continue
-        for metric in ((template or {}).get("spec") or {}).get("metrics") or []:
-            found[str(metric.get("name"))] = {
-                k: str(metric[k]) for k in ("successCondition", "failureCondition") if metric.get(k)
-            }
+    templates: dict[tuple[str, bool], dict[str, Any] | None] = {}
+    found: dict[str, dict[str, dict[str, str]]] = {}
+    for run, (_, ref) in analysis_refs(rollout).items():
+        given = {arg.name: arg.value for arg in ref.args if arg.value is not None}
+        metrics = found.setdefault(run, {})
+        for template_ref in ref.templates:
+            key = (template_ref.name, template_ref.cluster_scope)
+            if key not in templates:
+                try:
+                    templates[key] = await session.kube.get(
+                        CLUSTER_ANALYSIS_TEMPLATES if key[1] else ANALYSIS_TEMPLATES,
+                        None if key[1] else namespace,
+                        key[0],
+                    )
+                except ApiException:
+                    templates[key] = None
+            spec = (templates[key] or {}).get("spec") or {}
+            args = {a["name"]: str(a["value"]) for a in spec.get("args") or [] if a.get("value") is not None}
+            args |= given  # the Rollout's values win over the template's defaults, as when measuring
+            for metric in spec.get("metrics") or []:
+                metrics[str(metric.get("name"))] = {
+                    k: _filled(str(metric[k]), args)
+                    for k in ("successCondition", "failureCondition")
+                    if metric.get(k)
+                }
     return found
+
+
+def _filled(condition: str, args: dict[str, str]) -> str:
+    try:
+        return substitute_condition(condition, args)
+    except ArgError:  # shown as written: the page does not know that argument's value
+        return condition
 
 
 def _numeric(value: str) -> tuple[float, bool] | None:
@@ -282,7 +295,12 @@ async def rollout_page(session: Session, watches: Watches, namespace: str, name:
             {
                 **run,
                 "metrics": [
-                    {**metric, "bands": condition_bands(metric, conditions.get(str(metric.get("name")), {}))}
+                    {
+                        **metric,
+                        "bands": condition_bands(
+                            metric, conditions.get(str(run.get("name")), {}).get(str(metric.get("name")), {})
+                        ),
+                    }
                     for metric in run.get("metrics") or []
                 ],
             }

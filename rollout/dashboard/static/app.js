@@ -294,7 +294,7 @@ function analysisSection(page) {
         el("span", { class: `badge ${run.phase === "Failed" ? "Degraded" : run.phase === "Successful" ? "Healthy" : "Progressing"}` }, run.phase),
         run.message ? ` ${run.message}` : ""),
       el("div", { class: "grid" }, ...(run.metrics || []).map((m) => {
-        const condition = page.conditions[m.name] || {};
+        const condition = (page.conditions[run.name] || {})[m.name] || {};
         return el("div", { class: "metric", "data-metric": m.name },
           el("p", {}, el("strong", {}, m.name), ` ${m.phase}: ${m.successful || 0} successful, ${m.failed || 0} failed, `
             + `${m.inconclusive || 0} inconclusive, ${m.error || 0} errors`),
