@@ -2,7 +2,11 @@
 Playwright): the list follows a canary live, Promote on the page passes a pause and the Rollout
 moves on, Abort puts the route back to 100/0; and a user whose RBAC lets them read but not patch
 Rollouts sees Kubernetes' own refusal in one line (the control plane's token user
-rollout-viewer, granted a read-only Role in the test namespace)."""
+rollout-viewer, granted a read-only Role in the test namespace); a dashboard started with
+--read-only shows no button on a paused Rollout's page and refuses a POST that carries the page's
+own CSRF token, and the Rollout stays where it was on the server."""
+
+import asyncio
 
 import pytest
 
@@ -118,3 +122,47 @@ async def test_a_user_who_may_not_patch_sees_kubernetes_refusal(
         assert page.errors == []
     status = (await kube.get(ROLLOUTS, namespace, "web"))["status"]
     assert status["phase"] == "Paused" and status["currentStepIndex"] == 1  # nothing moved
+
+
+# A POST to the promote endpoint from the page itself, with the CSRF token the page is given by
+# /api/config (what its buttons would send): (the token used, HTTP status, the answer's message).
+POST_FROM_THE_PAGE = """async ([namespace, name]) => {
+    const config = await (await fetch("/api/config")).json();
+    const answer = await fetch(`/api/rollouts/${namespace}/${name}/promote`, {
+        method: "POST",
+        headers: {"X-CSRF-Token": config.csrfToken, "Content-Type": "application/json"},
+        body: "{}",
+    });
+    return [config.csrfToken, answer.status, (await answer.json()).message];
+}"""
+
+
+async def test_a_read_only_dashboard_shows_no_action_and_refuses_a_post(
+    kubeconfig, kube, namespace, routing_installed, pods_made_ready, start_controller
+):
+    start_controller()
+    await deploy_http_canary(kube, namespace, STEPS, replicas=2)
+    await kube.patch(ROLLOUTS, namespace, "web", image_patch("registry.example/web:2"))
+    await wait_for(phase_is(kube, namespace, "Paused", 1), what="paused until promoted")
+    before = await kube.get(ROLLOUTS, namespace, "web")
+    async with chromium() as browser, dashboard(load_api_client(kubeconfig), read_only=True) as (url, board):
+        page = await new_page(browser)
+        await page.goto(f"{url}#/r/{namespace}/web")
+        await expect(page.locator("#health")).to_have_text("Suspended", timeout=15000)
+        await expect(page.locator(".route")).to_have_text("HTTPRoute web/app: web-stable 80, web-canary 20")
+        await expect(page.locator("#mode")).to_have_text("read-only")
+        await expect(page.locator("button[data-action]")).to_have_count(0)
+        await expect(page.locator("#actions")).to_have_count(0)
+        token, code, message = await page.evaluate(POST_FROM_THE_PAGE, [namespace, "web"])
+        assert token == board.csrf_token  # a valid token: refused for being read-only, not for CSRF
+        assert code == 403
+        assert message == "this dashboard is read-only (--read-only): no action is taken"
+        assert page.errors == []
+    # A promote is an annotation written before the answer is sent, so it would be on the server
+    # by now; the controller gets a few of its 2 s resyncs to act on one all the same.
+    await asyncio.sleep(5)
+    after = await kube.get(ROLLOUTS, namespace, "web")
+    assert after["metadata"].get("annotations") == before["metadata"].get("annotations")
+    assert after["spec"] == before["spec"]
+    assert after["status"]["phase"] == "Paused" and after["status"]["currentStepIndex"] == 1, after["status"]
+    assert app_weights(await kube.get(HTTPROUTES, namespace, "web")) == {"web-stable": 80, "web-canary": 20}
