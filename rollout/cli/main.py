@@ -317,6 +317,24 @@ def _convert(args: argparse.Namespace) -> int:
     )
 
 
+def _file_flags(parser: argparse.ArgumentParser) -> None:
+    """-f (repeatable) and -R, as kubectl spells them, for the commands that read files offline."""
+    parser.add_argument(
+        "-f",
+        "--filename",
+        "--file",
+        dest="file",
+        action="append",
+        required=True,
+        metavar="PATH",
+        help="a YAML or JSON file, a directory (its .yaml, .yml and .json files), or - for standard "
+        "input; repeatable",
+    )
+    parser.add_argument(
+        "-R", "--recursive", action="store_true", help="with a directory: its subdirectories too"
+    )
+
+
 def _rollout_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     get = sub.add_parser("get", help="show a Rollout as a tree (get rollout NAME)")
     get.add_argument("kind", choices=["rollout", "rollouts", "ro"], help="what to get: rollout")
@@ -385,39 +403,13 @@ def _rollout_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     checking.set_defaults(run=_cluster(_check))
 
     linting = sub.add_parser("lint", help="check Rollouts and AnalysisTemplates in files, offline")
-    linting.add_argument(
-        "-f",
-        "--filename",
-        "--file",
-        dest="file",
-        action="append",
-        required=True,
-        metavar="PATH",
-        help="a YAML or JSON file, a directory (its .yaml, .yml and .json files), or - for standard "
-        "input; repeatable",
-    )
-    linting.add_argument(
-        "-R", "--recursive", action="store_true", help="with a directory: its subdirectories too"
-    )
+    _file_flags(linting)
     linting.set_defaults(run=_lint)
 
     converting = sub.add_parser(
         "convert", help="turn Argo Rollouts and Flagger manifests into this project's objects, offline"
     )
-    converting.add_argument(
-        "-f",
-        "--filename",
-        "--file",
-        dest="file",
-        action="append",
-        required=True,
-        metavar="PATH",
-        help="a YAML or JSON file, a directory (its .yaml, .yml and .json files), or - for standard "
-        "input; repeatable",
-    )
-    converting.add_argument(
-        "-R", "--recursive", action="store_true", help="with a directory: its subdirectories too"
-    )
+    _file_flags(converting)
     converting.add_argument(
         "-o", "--output", metavar="DIR", help="write one file per input file here instead of standard output"
     )
