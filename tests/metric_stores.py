@@ -5,7 +5,6 @@ InfluxQL only) with its own temporary directories and config, and moto's CloudWa
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import subprocess
 import tempfile
@@ -15,24 +14,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
-import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
-from tests.processes import free_port
+from tests.processes import debian_binary, free_port
 
 INFLUX_USER = ("rollout", "s3cret-'pass")
-
-
-def influxd_binary() -> str:
-    """The binary's path; CI installs it (.ci/run), so there a missing binary is a failure."""
-    path = shutil.which("influxd")
-    if path is None:
-        message = "the influxd binary is missing (apt-get install -y influxdb)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 class InfluxServer:
@@ -87,7 +74,7 @@ bind-address = "127.0.0.1:{rpc_port}"
 
 @contextlib.contextmanager
 def influxd(database: str = "app") -> Iterator[InfluxServer]:
-    binary = influxd_binary()
+    binary = debian_binary("influxd", "influxdb")
     directory = Path(tempfile.mkdtemp(prefix="influxd-"))
     http_port, rpc_port = free_port(), free_port()
     (directory / "influxdb.conf").write_text(_config(directory, http_port, rpc_port))

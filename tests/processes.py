@@ -5,10 +5,30 @@ the emulated cluster is and a free port for /healthz, /readyz and /metrics."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+
+def missing_part(message: str) -> NoReturn:
+    """A real part a test needs is not installed: a skip saying so, a failure under CI (which
+    installs every part, .ci/run)."""
+    if os.environ.get("CI"):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def debian_binary(name: str, package: str) -> str:
+    """The path of `name`, from Debian's `package`."""
+    path = shutil.which(name)
+    if path is None:
+        missing_part(f"the {name} binary is missing (apt-get install -y {package})")
+    return path
 
 
 def free_port() -> int:

@@ -12,7 +12,6 @@ import asyncio
 import base64
 import contextlib
 import json
-import os
 import random
 import shutil
 import signal
@@ -28,7 +27,6 @@ from typing import Any
 
 import aiohttp
 import bcrypt
-import pytest
 import yaml
 
 from rollout.analysis.resolve import TemplateKey, builtin_args, resolve
@@ -36,7 +34,7 @@ from rollout.api.rollout import Rollout
 from rollout.api.spec import RolloutAnalysis
 from rollout.api.templates import parse_template
 from rollout.kube import SERVICES, Resource
-from tests.processes import free_port
+from tests.processes import debian_binary, free_port
 
 REVISION = "rollout.dev/revision"
 HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes")
@@ -71,14 +69,7 @@ def _wait_http(url: str, timeout: float = 20.0, headers: dict[str, str] | None =
 
 
 def prometheus_binary() -> str:
-    """The binary's path; CI installs it (.ci/run), so there a missing binary is a failure."""
-    path = shutil.which("prometheus")
-    if path is None:
-        message = "the prometheus binary is missing (apt-get install -y prometheus)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return debian_binary("prometheus", "prometheus")
 
 
 class Workload:
