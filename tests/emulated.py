@@ -58,13 +58,15 @@ def controller_requests(cluster, since):
     return [r for r in list(cluster.api)[since:] if r.headers.get("User-Agent") == USER_AGENT]
 
 
-def healthy_at(cluster, revision=None, name="web"):
+def healthy_at(cluster, revision=None, name="web", other_than=None):
+    """A probe: the status once Healthy and settled, on `revision` (any), past `other_than` (a
+    revision it must have left: the one an update started from)."""
+
     async def probe():
         status = await status_of(cluster, name)
-        settled = status.get("phase") == "Healthy" and status.get("stableRevision") == status.get(
-            "currentRevision"
-        )
-        wanted = revision is None or status.get("stableRevision") == revision
+        stable = status.get("stableRevision")
+        settled = status.get("phase") == "Healthy" and stable == status.get("currentRevision")
+        wanted = (revision is None or stable == revision) and (other_than is None or stable != other_than)
         return status if settled and wanted else None
 
     return probe

@@ -87,11 +87,7 @@ async def test_a_passing_cloudwatch_metric_completes_the_canary(cluster, cloudwa
         v1 = (await start(cluster, cloudwatch))["stableRevision"]
         await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
 
-        async def promoted():
-            status = await healthy_at(cluster)()
-            return status if status and status["stableRevision"] != v1 else None
-
-        status = await wait_for(promoted, timeout=60, what="v2 promoted")
+        status = await wait_for(healthy_at(cluster, other_than=v1), timeout=60, what="v2 promoted")
         route = await cluster.kube.get(HTTPROUTES, NS, "web")
         assert app_weights(route) == {"web-stable": 100, "web-canary": 0}
     [run] = status["analysisRuns"]

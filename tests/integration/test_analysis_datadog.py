@@ -7,7 +7,6 @@ InvalidSpec before anything moves."""
 import copy
 from pathlib import Path
 
-import pytest
 import yaml
 
 from rollout.kube import ANALYSIS_TEMPLATES, ROLLOUTS, SECRETS, SERVICES
@@ -19,7 +18,6 @@ from tests.emulated import (
     setup,
     status_of,
 )
-from tests.local_http import serving
 from tests.manifests import (
     canary_strategy,
     http_route_manifest,
@@ -27,7 +25,7 @@ from tests.manifests import (
     rollout_manifest,
     service_manifest,
 )
-from tests.vendor_apis import API_KEY, APP_KEY, DatadogAPI
+from tests.vendor_apis import API_KEY, APP_KEY
 from tests.waiting import wait_for
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "canary-datadog-analysis.yaml"
@@ -38,15 +36,6 @@ def example(kind):
     doc = next(d for d in yaml.safe_load_all(EXAMPLE.read_text()) if d["kind"] == kind)
     doc["metadata"]["namespace"] = NS
     return doc
-
-
-@pytest.fixture
-async def datadog():
-    api = DatadogAPI()
-    async with serving(api.app()) as base:
-        api.base = base
-        yield api
-    assert not api.violations, api.violations
 
 
 def analysis_step():

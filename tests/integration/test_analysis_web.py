@@ -23,11 +23,7 @@ async def test_a_passing_suite_completes_the_canary(cluster, smoke_tests):
         v1 = (await start(cluster, smoke_tests))["stableRevision"]
         await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
 
-        async def promoted():
-            status = await healthy_at(cluster)()
-            return status if status and status["stableRevision"] != v1 else None
-
-        status = await wait_for(promoted, timeout=60, what="v2 promoted")
+        status = await wait_for(healthy_at(cluster, other_than=v1), timeout=60, what="v2 promoted")
         route = await cluster.kube.get(HTTPROUTES, NS, "web")
         assert app_weights(route) == {"web-stable": 100, "web-canary": 0}
     runs = {r["name"]: r for r in status["analysisRuns"]}

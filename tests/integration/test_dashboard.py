@@ -320,11 +320,9 @@ async def test_pause_resume_and_undo_from_the_page(cluster):
         v1 = (await setup(cluster, [{"setWeight": 50}, {"pause": {"duration": "1s"}}]))["stableRevision"]
         await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
 
-        async def at_v2():
-            status = await healthy_at(cluster)()
-            return status if status and status["stableRevision"] != v1 else None
-
-        v2 = (await wait_for(at_v2, timeout=30, what="v2 stable"))["stableRevision"]
+        v2 = (await wait_for(healthy_at(cluster, other_than=v1), timeout=30, what="v2 stable"))[
+            "stableRevision"
+        ]
         async with dashboard(api_client_for(cluster.url)) as (url, _):
             page = await new_page(browser)
             await page.goto(f"{url}#/r/{NS}/web")

@@ -25,7 +25,7 @@ from rollout.api.status import AnalysisRun
 from rollout.api.templates import parse_template
 from tests.local_http import serving
 from tests.manifests import rollout_manifest
-from tests.vendor_apis import API_KEY, APP_KEY, NR_ACCOUNT, NR_USER_KEY, DatadogAPI, NerdGraph
+from tests.vendor_apis import API_KEY, APP_KEY, NR_ACCOUNT, NR_USER_KEY, NerdGraph
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 DD_KEYS = {
@@ -195,15 +195,6 @@ def test_a_graphite_argument_that_could_break_out_of_the_target_is_refused(targe
 
 DD_QUERY = "sum:trace.http.request.errors{service:{{args.service}},env:{{args.env}}}.as_count()"
 DD_ARGS = {"service": "web-canary", "env": "prod"}
-
-
-@pytest.fixture
-async def datadog():
-    api = DatadogAPI()
-    async with serving(api.app()) as base:
-        api.base = base
-        yield api
-    assert not api.violations, api.violations
 
 
 def dd(datadog, **fields):
