@@ -1,31 +1,17 @@
 """Every generated documentation file and where it goes; written by `python -m rollout.docs`.
-
-The migration table belongs to `rollout convert` (rollout/convert/mapping.py): it is generated
-here only when that module is present, so that a checkout without it builds without the table.
-"""
+The migration table is rendered from the mapping `rollout convert` follows
+(rollout/convert/mapping.py)."""
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from pathlib import Path
 
+from rollout.convert.mapping import migration_table_markdown
 from rollout.docs import api, cli, helm, metrics
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO / "docs" / "reference"
 MIGRATION_TABLE = REPO / "docs" / "migration-table.md"
-
-
-def _migration_table() -> Callable[[], str] | None:
-    """`migration_table_markdown` of rollout.convert.mapping, when this checkout has it."""
-    try:
-        mapping = importlib.import_module("rollout.convert.mapping")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("rollout.convert", "rollout.convert.mapping"):
-            raise  # the module is there but something it imports is not: say so
-        return None
-    return mapping.migration_table_markdown
 
 
 def outputs() -> dict[Path, str]:
@@ -37,10 +23,8 @@ def outputs() -> dict[Path, str]:
         REFERENCE / "helm-values.md": helm.page(REPO / "charts" / "rollout-controller"),
         REFERENCE / "metrics.md": metrics.page(),
     }
-    table = _migration_table()
-    if table is not None:
-        text = table()
-        pages[MIGRATION_TABLE] = text if text.endswith("\n") else text + "\n"
+    table = migration_table_markdown()
+    pages[MIGRATION_TABLE] = table if table.endswith("\n") else table + "\n"
     return pages
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from rollout.docs import api, generate, mkdocs_hooks
+from rollout.docs import api, generate
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -87,8 +87,7 @@ def test_strict_build_fails_on_a_broken_link(tmp_path: Path) -> None:
     with (docs / "concepts.md").open("a") as page:
         page.write("\nSee [nowhere](no-such-page.md).\n")
     config = tmp_path / "mkdocs.yml"
-    hooks = ROOT / "rollout" / "docs" / "mkdocs_hooks.py"  # relative paths follow the config file
-    config.write_text(f"INHERIT: {ROOT / 'mkdocs.yml'}\ndocs_dir: {docs}\nhooks: [{hooks}]\n")
+    config.write_text(f"INHERIT: {ROOT / 'mkdocs.yml'}\ndocs_dir: {docs}\n")
     result = _mkdocs(config, tmp_path / "site")
     assert result.returncode != 0
     assert "no-such-page.md" in result.stderr
@@ -142,14 +141,6 @@ def test_cli_reference_lists_every_command() -> None:
     page = (ROOT / "docs" / "reference" / "cli.md").read_text()
     for command in ("controller", "sandbox", "check", "lint", "set image", "promote"):
         assert f"## rollout {command}\n" in page
-
-
-def test_conditional_part_needs_its_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(mkdocs_hooks, "REPO", tmp_path)
-    page = 'before\n<!-- if table.md -->\n## Table\n--8<-- "table.md"\n<!-- end if -->\nafter\n'
-    assert mkdocs_hooks.on_page_markdown(page) == "before\nafter\n"
-    (tmp_path / "table.md").write_text("| a |\n")
-    assert mkdocs_hooks.on_page_markdown(page) == 'before\n## Table\n--8<-- "table.md"\nafter\n'
 
 
 def test_readme_keeps_its_two_commands_and_links_resolve() -> None:
