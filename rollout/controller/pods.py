@@ -113,8 +113,10 @@ async def set_pod_metadata(kube: Kube, namespace: str, action: SetPodMetadata, g
 async def set_anti_affinity(kube: Kube, namespace: str, action: SetAntiAffinity) -> None:
     """The ReplicaSet template's anti-affinity term to another revision replaced (or dropped),
     the user's own terms kept; a JSON patch guarded by the version read. Running pods are not
-    touched (the scheduler reads affinity only when it places a pod)."""
-    replicaset = await kube.get(REPLICASETS, namespace, action.name)
+    touched (the scheduler reads affinity only when it places a pod). Read from the API server:
+    the same decision may just have scaled this ReplicaSet, and a cached copy behind that write
+    would cost a 409 and a whole reconcile again (once per release, so the GET is cheap)."""
+    replicaset = await kube.get_fresh(REPLICASETS, namespace, action.name)
     if replicaset is None:
         return
     new = copy.deepcopy(replicaset)
