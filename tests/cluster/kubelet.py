@@ -7,6 +7,8 @@ Failed for anything else, each container terminated with that exit code. A Pod a
 `rollout.test/ready-after-seconds` becomes Ready (or finishes) that long after its creation
 (pods that take a while to start, a Job that runs a while). Patches go out on a small thread
 pool, so a wave of a thousand Pods is Ready within a second or two rather than one after another.
+A patch that fails (a 5xx, a cut connection) is retried; one that still fails makes the next
+watch start from a fresh list, so that no Pod stays unready because one request was lost.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from rollout.kube import load_api_client
 
@@ -94,6 +97,7 @@ class StandInKubelet:
         self.watcher = threading.Thread(target=self._run, name="kubelet-watch", daemon=True)
         self.marked = 0
         self.delayed: set[str] = set()  # Pods whose Ready is scheduled already (by uid)
+        self.relist = threading.Event()  # a patch was lost: list every Pod again
 
     def __enter__(self) -> StandInKubelet:
         self.watcher.start()
@@ -108,6 +112,9 @@ class StandInKubelet:
     def _run(self) -> None:
         version: str | None = None  # None: the next watch starts with every Pod as ADDED
         while not self.stopping.is_set():
+            if self.relist.is_set():
+                self.relist.clear()
+                version = None
             stream = watch.Watch()
             try:
                 for event in stream.stream(
@@ -148,6 +155,20 @@ class StandInKubelet:
             self.pool.submit(self._patch, name, status)
 
     def _patch(self, name: str, status: dict[str, Any]) -> None:
-        with contextlib.suppress(ApiException):
-            self.api.patch_namespaced_pod_status(name, self.namespace, {"status": status})
+        try:
+            self._patch_retried(name, status)
             self.marked += 1
+        except ApiException as exc:
+            if exc.status != 404:  # a Pod gone meanwhile needs nothing
+                self.relist.set()
+        except Exception:
+            self.relist.set()
+
+    @retry(
+        retry=retry_if_exception(lambda exc: not (isinstance(exc, ApiException) and exc.status == 404)),
+        stop=stop_after_attempt(4),
+        wait=wait_exponential(multiplier=0.1, max=1.0),
+        reraise=True,
+    )
+    def _patch_retried(self, name: str, status: dict[str, Any]) -> None:
+        self.api.patch_namespaced_pod_status(name, self.namespace, {"status": status})

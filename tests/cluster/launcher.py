@@ -1,9 +1,9 @@
 """The real control plane for the e2e suite and the benches: etcd, kube-apiserver and
 kube-controller-manager on free loopback ports, started here and torn down by process group.
 
-The two Kubernetes binaries are built from the Go module beside this file (k8s.io/kubernetes at the
-release go.mod pins) and cached under ~/.cache, keyed on go.mod, go.sum and the mains; etcd is
-Debian's `etcd-server`. There are no nodes: tests play the kubelet through `pods/status`.
+The three binaries are built from the Go module beside this file (k8s.io/kubernetes at the release
+go.mod pins, and etcd at the release that Kubernetes uses) and cached under ~/.cache, keyed on
+go.mod, go.sum and the mains. There are no nodes: tests play the kubelet through `pods/status`.
 
     with ControlPlane.start(workdir) as plane:   # or: python -m tests.cluster.launcher
         plane.kubeconfig                           # admin (system:masters), by token
@@ -41,7 +41,7 @@ import yaml
 from tests.processes import free_port
 
 MODULE = Path(__file__).resolve().parent
-COMPONENTS = ("kube-apiserver", "kube-controller-manager")
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager")
 CACHE = Path(os.environ.get("ROLLOUT_CLUSTER_CACHE", Path.home() / ".cache" / "rollout-testcluster"))
 ADMIN = "admin"
 # Users the tests and benches may act as, besides the admin (RBAC judges them; the audit log
@@ -60,10 +60,10 @@ class ClusterError(RuntimeError):
 
 def missing_tools() -> str | None:
     """What this machine lacks to run the control plane, in one line; None when nothing."""
-    missing = [tool for tool in ("go", "etcd", "openssl") if shutil.which(tool) is None]
+    missing = [tool for tool in ("go", "openssl") if shutil.which(tool) is None]
     if not missing:
         return None
-    hints = {"go": "Go 1.26", "etcd": "etcd (apt-get install etcd-server)", "openssl": "openssl"}
+    hints = {"go": "Go 1.26", "openssl": "openssl"}
     return "the real control plane needs " + ", ".join(hints[m] for m in missing)
 
 
@@ -76,7 +76,7 @@ def build_key() -> str:
 
 
 def build(log: Path | None = None) -> Path:
-    """The directory holding both binaries, built once per build key (under a lock, so two test
+    """The directory holding the three binaries, built once per build key (under a lock, so two test
     sessions never build at once)."""
     target = CACHE / build_key()
     if all((target / name).exists() for name in COMPONENTS):
@@ -215,7 +215,7 @@ class ControlPlane:
         self._spawn(
             "etcd",
             [
-                shutil.which("etcd") or "etcd",
+                str(bins / "etcd"),
                 "--name=rollout-test",
                 f"--data-dir={self.workdir / 'etcd'}",
                 f"--listen-client-urls={etcd_url}",
@@ -226,7 +226,6 @@ class ControlPlane:
                 "--unsafe-no-fsync",  # a throwaway store: the tests need no durability
                 "--quota-backend-bytes=4294967296",
             ],
-            env={"ETCD_UNSUPPORTED_ARCH": ""},
         )
         self._wait("etcd", lambda: http_ok(f"{etcd_url}/health"), 30)
 

@@ -26,6 +26,7 @@ from rollout.kube import CRDS, NAMESPACES, Kube, load_api_client
 from tests.chart import RELEASE, RELEASE_NAMESPACE
 from tests.cluster.kubelet import StandInKubelet
 from tests.cluster.launcher import ClusterError, ControlPlane, missing_tools
+from tests.e2e.failure_state import namespace_state
 from tests.processes import ControllerProcesses
 from tests.thirdparty import routing_crds
 
@@ -33,6 +34,21 @@ EXTERNAL = os.environ.get("ROLLOUT_E2E_KUBECONFIG")
 REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test's report carries its namespace's state (tests/e2e/failure_state.py)."""
+    outcome = yield
+    report = outcome.get_result()
+    namespace = getattr(item, "funcargs", {}).get("namespace")
+    kubeconfig = getattr(item, "funcargs", {}).get("kubeconfig")
+    if report.when == "call" and report.failed and isinstance(namespace, str) and kubeconfig:
+        try:
+            state = namespace_state(kubeconfig, namespace)
+        except Exception as exc:  # the server itself may be what failed
+            state = f"could not read namespace {namespace}: {exc}"
+        report.sections.append(("state on the server", state))
 
 
 def pytest_collection_modifyitems(config, items):
