@@ -11,9 +11,15 @@ built-in http-success-rate >= 99 % and http-latency-p99 <= THRESHOLD_P99 on the 
 Scenarios, all at once, in back-to-back rounds of one window each:
 - A/A: canary identical to the reference (50 ms, no errors): a failure is a false failure;
 - p99 +20 %: the canary answers in 60 ms instead of 50 ms;
-- errors 0.4 % vs 0.2 %: both under the 1 % threshold, at 6x the others' traffic;
+- errors 0.4 % vs 0.2 %: both under the 1 % threshold, one pair of 5 ms workloads under a load
+  generator of its own at ERROR_RATE (about 150 requests/s a side: the counts test needs some
+  25,000 requests a side to see the rise, so only the longer windows can);
 - slowdown: every pod of the pair goes from 50 to 75 ms halfway through the window.
 Then time to verdict: the A/A and p99 pairs judged again over several windows (step = window/10).
+
+The error ratio is judged on counts (errors out of requests over the window); the example asks
+for 1,000 requests a side, which the other pairs' 4 requests/s do not reach in a short window, so
+the bench asks for MIN_COUNTED.
 
     python -m bench.judge [ROUNDS] [WINDOW_SECONDS]      # defaults 6 30; needs the prometheus binary
 """
@@ -48,8 +54,9 @@ NS = "bench"
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "canary-judge.yaml"
 THRESHOLD_P99 = "0.075"  # seconds: tight, as an SLO would be (the 50 ms app: 55-80 ms here)
 SAMPLES = 12  # per series and window: the judge's minSamples is 10
-RATE = 200.0  # requests per second over all workloads
-ERROR_WEIGHT = 6  # the error pairs get this many times the others' traffic
+RATE = 200.0  # requests per second over the workloads of every pair but the error pair
+ERROR_RATE = 300.0  # requests per second over the error pair (its own load generator)
+MIN_COUNTED = 50  # the counts query's minSamples here: requests counted on each side
 
 
 @dataclass
@@ -60,7 +67,6 @@ class Scenario:
     canary_ms: float = 50.0
     reference_errors: float = 0.0
     canary_errors: float = 0.0
-    weight: int = 1
     slowdown_ms: float | None = None  # every pod of the pair, from the middle of each window
     workloads: list[tuple[Workload, Workload]] = field(default_factory=list)
     judged: list[str] = field(default_factory=list)  # the judge's phase per run
@@ -72,17 +78,19 @@ class Scenario:
 SCENARIOS = [
     Scenario("A/A", 7),
     Scenario("p99 +20%", 4, canary_ms=60.0),
-    Scenario("errors 0.4% vs 0.2%", 2, reference_errors=0.002, canary_errors=0.004, weight=ERROR_WEIGHT),
+    Scenario("errors 0.4% vs 0.2%", 1, 5.0, 5.0, reference_errors=0.002, canary_errors=0.004),
     Scenario("slowdown 50% all pods", 2, slowdown_ms=75.0),
 ]
 
 
 def judge_template(window: float, step: float, defaults: bool = False) -> dict[str, Any]:
-    """The example's template; `defaults`: every query at the model's defaults (tolerance 0 %,
-    confidence 0.95, minSamples 10) instead of the example's 5 % tolerance on latency."""
+    """The example's template (counts asking for MIN_COUNTED requests a side); `defaults`: every
+    query at the model's tolerance 0 % instead of the example's 5 % on latency."""
     template = next(yaml.safe_load_all(EXAMPLE.read_text()))
-    if defaults:
-        for query in template["spec"]["metrics"][0]["provider"]["compare"]["queries"]:
+    for query in template["spec"]["metrics"][0]["provider"]["compare"]["queries"]:
+        if "counts" in query:
+            query["minSamples"] = MIN_COUNTED
+        if defaults:
             query.pop("tolerance", None)
     template["spec"]["args"] = [
         {"name": "window", "value": f"{window:g}s"},
@@ -123,6 +131,9 @@ def judged(
     if measurement.phase != "Successful":
         variant = " (defaults)" if defaults else ""
         print(f"  {pair[1].revision}{variant}: {measurement.phase}: {measurement.message}", file=sys.stderr)
+    counted = [c.canary.samples for c in measurement.comparisons or [] if c.canary.events is not None]
+    if counted and pair[1].revision.startswith("errors"):
+        print(f"  {pair[1].revision}: {counted[0]} requests counted on the canary", file=sys.stderr)
     return measurement.phase, time.monotonic() - started
 
 
@@ -215,12 +226,19 @@ async def main(count: int, window: float) -> None:
         prometheus = PrometheusServer(everyone, NS)
         stop.callback(prometheus.stop)
         client = Prometheus(prometheus.url)
-        weights = {w.revision: s.weight for s in SCENARIOS for pair in s.workloads for w in pair}
+        errors = [w for pair in SCENARIOS[2].workloads for w in pair]
+        others = [w for w in everyone if w not in errors]
 
         async def constant() -> dict[str, int]:
-            return weights
+            return {w.revision: 1 for w in others}
 
-        async with LoadGenerator(everyone, constant, rate=RATE, workers=32):
+        async def error_pair() -> dict[str, int]:
+            return {w.revision: 1 for w in errors}
+
+        async with (
+            LoadGenerator(others, constant, rate=RATE, workers=32),
+            LoadGenerator(errors, error_pair, rate=ERROR_RATE, workers=16),
+        ):
             await rounds(client, count, window)
             print_rounds(count, window)
             # Time to verdict: the constant pairs judged over several windows, ending now.

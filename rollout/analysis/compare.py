@@ -54,9 +54,13 @@ class Side:
 
 @dataclass(frozen=True)
 class SideQueries:
+    """One compare query for both sides; with `totals`, `canary` and `reference` count the events
+    and `totals` the (canary, reference) totals (a counts query: instant queries)."""
+
     name: str
     canary: str
     reference: str
+    totals: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,7 @@ class CompareMetrics:
     json_result = False
 
     def placeholders(self, config: CompareProvider) -> set[str]:
-        used = set().union(*(placeholders(q.query) for q in config.queries))
+        used = set().union(*(placeholders(text) for q in config.queries for text in q.texts))
         for value in (config.window, config.step):
             used |= placeholders(value) if isinstance(value, str) else set()
         return used
@@ -115,21 +119,24 @@ class CompareMetrics:
         canary, reference = _sides(args, config.against)
         queries = []
         for index, query in enumerate(config.queries):
-            if "role" in SIDE_PLACEHOLDER.findall(query.query):
+            field = f"compare.queries[{index}].{'counts' if query.counts else 'query'}"
+            if any("role" in SIDE_PLACEHOLDER.findall(text) for text in query.texts):
                 missing = [side.name for side in (canary, reference) if side.role is None]
                 if missing:
                     raise ArgError(
-                        f"compare.queries[{index}].query uses {{{{side.role}}}}, but the Rollout sets no "
-                        f"`role` label for the {' and '.join(missing)} pods (canaryMetadata/stableMetadata)"
+                        f"{field} uses {{{{side.role}}}}, but the Rollout sets no `role` label for "
+                        f"the {' and '.join(missing)} pods (canaryMetadata/stableMetadata)"
                     )
-            filled = substitute_query(query.query, args)
-            queries.append(
-                SideQueries(
-                    query.name,
+            per_side = [
+                (
                     substitute_query(filled, canary.values(), SIDE_PLACEHOLDER, "side value"),
                     substitute_query(filled, reference.values(), SIDE_PLACEHOLDER, "side value"),
                 )
-            )
+                for filled in (substitute_query(text, args) for text in query.texts)
+            ]
+            events = per_side[0]
+            totals = per_side[1] if query.counts else None
+            queries.append(SideQueries(query.name, *events, totals))
         no_reference = ""
         if not reference.revision or reference.revision == canary.revision:
             no_reference = f"no {config.against} revision other than the canary's to compare against"
@@ -142,6 +149,7 @@ class CompareMetrics:
                     q.name,
                     Criteria(q.direction, percent(q.tolerance), q.min_samples, q.confidence),
                     q.weight,
+                    counts=q.counts is not None,
                 )
                 for q in config.queries
             ),
@@ -177,7 +185,8 @@ class CompareMetrics:
         context: Mapping[str, str],
     ) -> dict[str, dict[str, list[float]]]:
         """{query name: {"canary": samples, "reference": samples}}, every series of a side
-        pooled; a provider error raises QueryError (an Error measurement)."""
+        pooled (a counts query: [events, total] per side, see _counts); a provider error raises
+        QueryError (an Error measurement)."""
         if request.no_reference:
             raise NoData(request.no_reference)
         client: Prometheus = clients["prometheus"]
@@ -185,6 +194,9 @@ class CompareMetrics:
         start = end - timedelta(seconds=request.window)
         pooled: dict[str, dict[str, list[float]]] = {}
         for query in request.queries:
+            if query.totals is not None:
+                pooled[query.name] = _counts(client, request, query, query.totals, headers, context)
+                continue
             pooled[query.name] = {}
             for side, text in (("canary", query.canary), ("reference", query.reference)):
                 series = client.query_range(
@@ -200,6 +212,48 @@ class CompareMetrics:
                 )
                 pooled[query.name][side] = [value for values in series for value in values]
         return pooled
+
+
+def _counts(
+    client: Prometheus,
+    request: CompareRequest,
+    query: SideQueries,
+    totals: tuple[str, str],
+    headers: Mapping[str, str],
+    context: Mapping[str, str],
+) -> dict[str, list[float]]:
+    """A counts query's [events, total] per side (instant queries, each summed over its series);
+    events without a series are 0, a side whose total has no series is left out (no data)."""
+    counted: dict[str, list[float]] = {}
+    for side, events, total in (
+        ("canary", query.canary, totals[0]),
+        ("reference", query.reference, totals[1]),
+    ):
+        summed = [
+            _summed(
+                client.query(
+                    text,
+                    address=request.address,
+                    timeout=request.timeout,
+                    headers=headers,
+                    insecure=request.insecure,
+                    context={**context, "side": side, "count": what},
+                )
+            )
+            for what, text in (("events", events), ("total", total))
+        ]
+        events_counted, total_counted = summed
+        if total_counted is not None:
+            # An error counter that never fired has no series with that label: no events.
+            counted[side] = [events_counted or 0.0, total_counted]
+    return counted
+
+
+def _summed(result: float | list[float]) -> float | None:
+    """An instant answer summed over its series; None when it has none (no such requests yet)."""
+    if isinstance(result, list):
+        return sum(result) if result else None
+    return result
 
 
 PROVIDER = CompareMetrics()

@@ -50,9 +50,11 @@ AnalysisPhase = Literal["Running", "Successful", "Failed", "Inconclusive", "Erro
 class SideSamples(StatusModel):
     """One side of a comparison, as measured over the window."""
 
-    samples: int = 0  # finite samples pooled over the side's series
+    samples: int = 0  # finite samples pooled over the side's series (counts: the total counted)
     dropped: int = 0  # NaN and Inf samples left out
     median: float | None = None
+    events: int | None = None  # counts: the events (errors) among `samples`
+    rate: float | None = None  # counts: events / samples
 
 
 class ComparisonResult(StatusModel):
@@ -62,7 +64,8 @@ class ComparisonResult(StatusModel):
     verdict: Literal["Pass", "High", "Low", "NoData"]
     canary: SideSamples = Field(default_factory=SideSamples)
     reference: SideSamples = Field(default_factory=SideSamples)
-    effect: float | None = None  # Hodges-Lehmann shift relative to the reference median
+    # Hodges-Lehmann shift relative to the reference median (counts: canary rate / reference - 1)
+    effect: float | None = None
     p_value: float | None = None
     weight: float = 1.0
 

@@ -22,7 +22,6 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
@@ -522,36 +521,67 @@ class PrometheusEndpoint(SpecModel):
     insecure: bool = False  # skip TLS certificate verification
 
 
+def _per_side(query: str) -> str:
+    used = SIDE_PLACEHOLDER.findall(query)
+    unknown = sorted(set(used) - set(SIDE_FIELDS))
+    if unknown:
+        raise ValueError(
+            f"unknown placeholder side.{unknown[0]}; a side offers: "
+            + ", ".join(f"{{{{side.{f}}}}}" for f in SIDE_FIELDS)
+        )
+    if not used:
+        raise ValueError(
+            "the query has no per-side placeholder ({{side.revision}}, {{side.pods}} or "
+            "{{side.role}}), so both sides would measure the same series"
+        )
+    return query
+
+
+PerSideQuery = Annotated[str, Field(min_length=1), AfterValidator(_per_side)]
+
+
+class CompareCounts(SpecModel):
+    """A rate compared as counts: per side, how many `events` (errors) out of how many in `total`
+    (requests) over the window, each an instant PromQL query such as
+    sum(increase(http_requests_total{...}[{{args.window}}])). Judged by an exact test on the
+    pooled counts, which sees a rise from 0.2 % to 0.4 % that per-step samples hide."""
+
+    events: PerSideQuery
+    total: PerSideQuery
+
+
 class CompareQuery(SpecModel):
-    """One compared metric: its query template and how it is judged."""
+    """One compared metric: its query template (or counts) and how it is judged."""
 
     name: str = Field(min_length=1)
-    query: str = Field(min_length=1)
+    # Samples over the window, one per series every step (a range query): Mann-Whitney U.
+    query: PerSideQuery | None = None
+    # Or a rate as counts over the window: the conditional test on the two counts.
+    counts: CompareCounts | None = None
     # Which way is worse: `increase` (latency, errors), `decrease` (throughput), or `either`.
     direction: Literal["increase", "decrease", "either"] = "increase"
-    # How much worse than the reference median is still fine.
+    # How much worse than the reference median (or rate, for counts) is still fine.
     tolerance: Percent = "0%"
-    # Fewer finite samples than this on either side: NoData (never a pass).
+    # Fewer finite samples than this on either side (for counts: fewer in `total`): NoData,
+    # never a pass.
     min_samples: int = Field(default=10, ge=3)
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
     weight: float = Field(default=1.0, gt=0)
 
-    @field_validator("query")
-    @classmethod
-    def _per_side(cls, query: str) -> str:
-        used = SIDE_PLACEHOLDER.findall(query)
-        unknown = sorted(set(used) - set(SIDE_FIELDS))
-        if unknown:
+    @model_validator(mode="after")
+    def _one_kind(self) -> CompareQuery:
+        if (self.query is None) == (self.counts is None):
             raise ValueError(
-                f"unknown placeholder side.{unknown[0]}; a side offers: "
-                + ", ".join(f"{{{{side.{f}}}}}" for f in SIDE_FIELDS)
+                "give either `query` (samples) or `counts` (events out of total), not both or neither"
             )
-        if not used:
-            raise ValueError(
-                "the query has no per-side placeholder ({{side.revision}}, {{side.pods}} or "
-                "{{side.role}}), so both sides would measure the same series"
-            )
-        return query
+        return self
+
+    @property
+    def texts(self) -> list[str]:
+        """Every query template it holds."""
+        if self.counts is not None:
+            return [self.counts.events, self.counts.total]
+        return [self.query or ""]
 
 
 class CompareProvider(SpecModel):

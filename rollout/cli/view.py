@@ -213,7 +213,7 @@ def _median(side: dict[str, Any]) -> str:
 
 def comparison_line(comparison: dict[str, Any], against: str) -> str:
     """One query of a compare metric: "mean-latency High: +29% vs stable, p=0.0001; medians
-    0.0661 (12 samples) vs 0.0512 (12 samples)"."""
+    0.0661 (12 samples) vs 0.0512 (12 samples)"; for counts the rates, "0.40% (80 of 20000)"."""
     effect, p_value = comparison.get("effect"), comparison.get("pValue")
     said = f"{comparison.get('name')} {comparison.get('verdict')}:"
     if effect is not None:
@@ -223,7 +223,16 @@ def comparison_line(comparison: dict[str, Any], against: str) -> str:
     if p_value is not None:
         said += f", p={p_value:.2g}"
     canary, reference = comparison.get("canary") or {}, comparison.get("reference") or {}
+    if canary.get("events") is not None or reference.get("events") is not None:
+        return f"{said}; rates canary {_rate(canary)}, {against} {_rate(reference)}"
     return f"{said}; medians canary {_median(canary)}, {against} {_median(reference)}"
+
+
+def _rate(side: dict[str, Any]) -> str:
+    """A counts query's side: "0.40% (80 of 20000)"."""
+    rate, events = side.get("rate"), side.get("events")
+    shown = "-" if rate is None else f"{rate:.2%}"
+    return f"{shown} ({'-' if events is None else events} of {side.get('samples', 0)})"
 
 
 def printable(obj: dict[str, Any], output: str) -> str:

@@ -50,10 +50,11 @@ async def stack(
     auth=None,
     services=("web-stable", "web-canary"),
     resync_seconds=2.0,
+    load_rate=40.0,
 ):
     """Workloads for v1 and v2, Prometheus scraping them, the built-in templates installed,
     `services` created (and with route_weights the HTTPRoute), the Rollout deployed at v1
-    (Healthy), and load flowing; yields (prometheus, v1, v2 workloads)."""
+    (Healthy), and load flowing (`load_rate` requests/s); yields (prometheus, v1, v2 workloads)."""
     v1, v2 = revisions(manifest)
     with ExitStack() as stop:
         stable = Workload(v1)
@@ -71,5 +72,5 @@ async def stack(
                 await cluster.kube.create(HTTPROUTES, NS, http_route_manifest())
             await cluster.kube.create(ROLLOUTS, NS, manifest)
             await wait_for(healthy_at(cluster, v1), what="v1 Healthy")
-            async with LoadGenerator([stable, canary], weights(cluster)):
+            async with LoadGenerator([stable, canary], weights(cluster), rate=load_rate, workers=16):
                 yield prometheus, stable, canary

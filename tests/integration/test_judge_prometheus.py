@@ -2,7 +2,9 @@
 process per revision scraped every second, load following the route's weights, and the
 AnalysisTemplate of examples/canary-judge.yaml (short windows) next to the built-in fixed
 thresholds. A canary 30 % slower than stable but far under every threshold is rolled back by the
-judge; the same slowdown on both sides (stable degraded the same way) is promoted."""
+judge; the same slowdown on both sides (stable degraded the same way) is promoted. A canary
+answering 0.5 % errors against stable's 0.05 %, under the 99 % success threshold, is rolled back
+by the error counts."""
 
 import copy
 
@@ -25,23 +27,26 @@ STABLE_MS, SLOWER_MS = 50.0, 65.0  # +30 %: under the 0.5 s p99 and 99 % success
 QUICK = {"window": "24s", "step": "2s", "rate-window": "2s", "initial-delay": "26s"}
 
 
-def judge_template():
+def judge_template(timing=QUICK):
     """examples/canary-judge.yaml's template in the test namespace, at 99 % confidence so that
     the promoted case's three comparisons of like with like fail by chance in ~3 % of runs, not
-    ~14 % (the bench measures the default's false failures)."""
+    ~14 % (the bench measures the default's false failures); its error counts asking for 200
+    requests a side (the example's 1,000 take longer than these windows at this load)."""
     template = copy.deepcopy(next(yaml.safe_load_all((EXAMPLES / "canary-judge.yaml").read_text())))
     template["metadata"]["namespace"] = NS
-    template["spec"]["args"] = [{"name": k, "value": v} for k, v in QUICK.items()]
+    template["spec"]["args"] = [{"name": k, "value": v} for k, v in timing.items()]
     for query in template["spec"]["metrics"][0]["provider"]["compare"]["queries"]:
         query["confidence"] = 0.99
+        if "counts" in query:
+            query["minSamples"] = 200
     return template
 
 
-def judged_rollout():
+def judged_rollout(timing=QUICK, threshold="http-latency-p99"):
     step = {
         "analysis": {
-            "templates": [{"name": "canary-judge"}, {"name": "http-latency-p99", "clusterScope": True}],
-            "args": args(count="1", window=QUICK["window"], **{"initial-delay": QUICK["initial-delay"]}),
+            "templates": [{"name": "canary-judge"}, {"name": threshold, "clusterScope": True}],
+            "args": args(count="1", window=timing["window"], **{"initial-delay": timing["initial-delay"]}),
         }
     }
     steps = [{"setWeight": 50}, step, {"setWeight": 100}]
@@ -116,3 +121,36 @@ async def test_a_canary_whose_reference_degrades_the_same_way_is_promoted(cluste
     assert measurement["score"] >= 95
     mean = next(c for c in measurement["comparisons"] if c["name"] == "mean-latency")
     assert mean["verdict"] == "Pass" and mean["reference"]["median"] > 0.06  # stable was slow too
+
+
+# 60 s of some 75 requests/s a side (what the load generator reaches here): about 4,500 requests,
+# some 22 errors on the canary (0.5 %) against 2 on stable (0.05 %); the counts test's p is then
+# around 1e-5, where the 99 % success threshold sees 0.5 % and passes.
+COUNTED = {"window": "60s", "step": "5s", "rate-window": "5s", "initial-delay": "62s"}
+
+
+async def test_the_error_counts_roll_back_an_error_rise_under_the_success_threshold(cluster):
+    await cluster.kube.create(ANALYSIS_TEMPLATES, NS, judge_template(COUNTED))
+    manifest = judged_rollout(COUNTED, threshold="http-success-rate")
+    async with stack(cluster, manifest, v2_errors=0.005, load_rate=200.0) as (_, stable, _):
+        stable.configure(error_ratio=0.0005)
+        await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
+        status = await wait_for(degraded(cluster), timeout=150, what="rollback by the error counts")
+        route = await cluster.kube.get(HTTPROUTES, NS, "web")
+        assert app_weights(route) == {"web-stable": 100, "web-canary": 0}
+    assert status["stableRevision"] == stable.revision
+    run = step_run(status)
+    threshold = metric(run, "success-rate")
+    assert threshold["phase"] == "Successful", threshold  # 99.5 % passes the 99 % threshold
+    measurement = metric(run, "judge")["measurements"][-1]
+    errors = next(c for c in measurement["comparisons"] if c["name"] == "error-ratio")
+    assert errors["verdict"] == "High" and errors["pValue"] < 0.01 / 3, errors
+    canary_side, stable_side = errors["canary"], errors["reference"]
+    assert canary_side["samples"] >= 2000 and stable_side["samples"] >= 2000  # requests counted
+    assert 0.003 < canary_side["rate"] < 0.01 and stable_side["rate"] < 0.003, errors
+    assert canary_side["events"] > stable_side["events"]
+    assert "error-ratio 0." in status["abortReason"] and "% stable" in status["abortReason"], status[
+        "abortReason"
+    ]
+    # The latency queries compared like with like: they passed.
+    assert all(c["verdict"] == "Pass" for c in measurement["comparisons"] if c["name"] != "error-ratio")
