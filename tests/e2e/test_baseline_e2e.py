@@ -2,9 +2,9 @@
 whose Gateway API CRD schema (CEL rules included) judges every route write: at setWeight 20 the
 server's HTTPRoute sends 60/20/20 to the stable, baseline and canary Services, the baseline
 ReplicaSet runs the stable template's image at the canary's size, and the baseline Service selects
-the baseline's pods only (the stable Service none of them). After promotion, and after an abort,
-the route is back to 100 stable with no baseline backend and the baseline ReplicaSet is gone or
-at zero."""
+the baseline's pods only (the stable Service none of them). After promotion, after an abort and
+after the Rollout is deleted, the route is back to 100 stable with no baseline backend and the
+baseline ReplicaSet is gone or at zero (garbage-collected with the Rollout)."""
 
 import pytest
 
@@ -109,4 +109,18 @@ async def test_baseline_removed_after_abort(
         return status if status and status.get("aborted") else None
 
     await wait_for(aborted, what="aborted")
+    await back_as_written(kube, namespace, at_rest, baseline_name)
+
+
+async def test_deleting_the_rollout_restores_the_route_and_the_baseline_goes_with_it(
+    kube, namespace, routing_installed, pods_made_ready, start_controller
+):
+    start_controller()
+    at_rest, _, baseline_name = await canary_with_baseline_at_twenty(kube, namespace)
+    await kube.delete(ROLLOUTS, namespace, "web")
+
+    async def rollout_gone():
+        return await kube.get(ROLLOUTS, namespace, "web") is None
+
+    await wait_for(rollout_gone, what="the Rollout deleted once its finalizer restored the route")
     await back_as_written(kube, namespace, at_rest, baseline_name)
