@@ -10,8 +10,12 @@ import json
 import pytest
 
 from rollout.api.revision import BASELINE_LABEL, REVISION_LABEL
+from rollout.api.rollout import parse_rollout
+from rollout.cli.view import revision_role, weight_line
+from rollout.controller.routes import observe_routes
 from rollout.engine import Command
 from rollout.engine.types import CreateBaseline, ScaleReplicaSet, SetTraffic
+from rollout.traffic.routing import routing_of
 from rollout.workload.replicasets import TEMPLATE_ANNOTATION
 from tests.manifests import (
     CANARY_STEPS,
@@ -22,6 +26,7 @@ from tests.manifests import (
     rollout_manifest,
 )
 from tests.sim import Sim
+from tests.sim_api import run_at_once
 from tests.unit.scenarios import action_log, app_rule, run
 
 SERVICES = {"web-stable": {"app": "web"}, "web-canary": {"app": "web"}, "web-baseline": {"app": "web"}}
@@ -226,3 +231,16 @@ def test_the_baseline_service_must_differ_from_the_canary_service():
     sim.settle()
     assert "spec.strategy.canary.baselineService" in invalid_message(sim)
     assert "must differ from stableService and canaryService" in invalid_message(sim)
+
+
+def test_rollout_get_shows_the_baseline_share_and_revision():
+    sim = baseline_sim()
+    sim.set_image("web:2")
+    run(sim, rounds=8)
+    parsed = parse_rollout(copy.deepcopy(sim.manifest)).rollout
+    routing = routing_of(parsed)
+    observed = run_at_once(observe_routes(sim._controller.kube, parsed, {}))[0]
+    line = weight_line(observed, routing)
+    assert line == "HTTPRoute web/app: web-stable 60, web-canary 20, web-baseline 20 (baseline)"
+    baseline = baseline_set(sim)
+    assert revision_role(baseline.revision, sim.status) == "baseline"
