@@ -475,7 +475,9 @@ class CanaryPlan(BaselineMoves):
                 # keeps the pods for what it carries (never more traffic than its pods can take).
                 count = max(count, min(rs.spec_replicas, math.ceil(self.replicas * carried / 100)))
             ready = self.scale(self.current, count)
-            baseline_ready = self.scale_baseline(count)  # created with the canary, at its size
+            # The baseline, created with the canary, at its size: kept up like it while the routes
+            # still carry more (its share never exceeds the canary's).
+            baseline_ready = self.scale_baseline(count)
             self.scale_down_abandoned(stable)  # earlier canaries, abandoned for this one
             return ready and baseline_ready
         return self.scale_by_proportion(count, stable, weight)

@@ -244,3 +244,23 @@ def test_rollout_get_shows_the_baseline_share_and_revision():
     assert line == "HTTPRoute web/app: web-stable 60, web-canary 20, web-baseline 20 (baseline)"
     baseline = baseline_set(sim)
     assert revision_role(baseline.revision, sim.status) == "baseline"
+
+
+def test_a_lower_weight_takes_traffic_off_the_baseline_before_its_pods():
+    sim = baseline_sim(steps=[{"setWeight": 40}, {"pause": {}}, {"setWeight": 20}, {"pause": {}}])
+    sim.set_image("web:2")
+    run(sim, rounds=8)
+    assert weights(sim) == {"web-stable": 20, "web-canary": 40, "web-baseline": 40}
+    baseline = baseline_set(sim)
+    assert baseline.spec == 2  # ceil(4 x 40%)
+    mark = len(action_log(sim))
+    run(sim, 1, 1.0, True, Command("promote"))
+    run(sim, rounds=4)
+    assert weights(sim) == {"web-stable": 60, "web-canary": 20, "web-baseline": 20}
+    assert baseline.spec == 1
+    after = action_log(sim)[mark:]
+    lowered = next(i for i, a in enumerate(after) if isinstance(a, SetTraffic) and a.state.baseline == 20)
+    shrunk = next(
+        i for i, a in enumerate(after) if isinstance(a, ScaleReplicaSet) and a.name == baseline.name
+    )
+    assert lowered < shrunk
