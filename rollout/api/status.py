@@ -47,6 +47,9 @@ class CanaryStatus(StatusModel):
     # With baselineService, while the baseline runs: its revision (the stable template's hash
     # with the rollout.dev/baseline label).
     baseline_revision: str | None = None
+    # With baselineService, while the routes give the baseline a share: the Service they send it
+    # to (a baselineService changed or removed meanwhile would leave that backend behind).
+    baseline_service: str | None = None
 
 
 AnalysisPhase = Literal["Running", "Successful", "Failed", "Inconclusive", "Error"]

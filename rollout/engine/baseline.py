@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from rollout.api.rollout import SpecError
+from rollout.api.rollout import Rollout, SpecError
 from rollout.api.spec import CanaryStrategy
+from rollout.api.status import RolloutStatus
 from rollout.engine.side_by_side import SideBySide
 from rollout.engine.types import CreateBaseline, ReplicaSetState
 from rollout.traffic.base import TrafficState
@@ -103,6 +104,29 @@ class BaselineMoves(SideBySide):
         rs = self.baseline()
         running = rs is not None and (rs.spec_replicas > 0 or self.status.canary.baseline_weight > 0)
         self.status.canary.baseline_revision = rs.revision if running and rs is not None else None
+        carried = self.status.canary.baseline_weight > 0
+        self.status.canary.baseline_service = self.strategy.baseline_service if carried else None
+
+
+def baseline_change_errors(rollout: Rollout, status: RolloutStatus) -> list[SpecError]:
+    """A baselineService changed or removed while the routes still send the baseline a share:
+    the routers know the baseline's backend by that Service only, so the old one would stay on
+    the route. Nothing moves until it is put back (then abort or complete, then change it)."""
+    recorded = status.canary
+    if recorded is None or not recorded.baseline_service or recorded.baseline_weight == 0:
+        return []
+    canary = rollout.spec.strategy.canary
+    if canary is not None and canary.baseline_service == recorded.baseline_service:
+        return []
+    path = f"{canary.path}.baselineService" if canary is not None else "spec.strategy"
+    return [
+        SpecError(
+            path,
+            f"the routes still send {recorded.baseline_weight}% to the baseline through Service "
+            f"{recorded.baseline_service}: set baselineService back to {recorded.baseline_service} "
+            "until the canary completes or is aborted, then change it",
+        )
+    ]
 
 
 def baseline_errors(canary: CanaryStrategy, routing: Routing | None) -> list[SpecError]:

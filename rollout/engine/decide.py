@@ -28,6 +28,7 @@ from rollout.api.vocabulary import (
     SPEC_PAUSE,
 )
 from rollout.engine import rollback
+from rollout.engine.baseline import baseline_change_errors
 from rollout.engine.bounds import MESSAGE, bounded, clip
 from rollout.engine.commands import apply_commands
 from rollout.engine.gates import Analyses, promote_analysis, reset_runs
@@ -80,6 +81,7 @@ def decide(
             run.name for run in status.analysis_runs if run.finished_at is None and run.revision == current
         )
         errors += validate(parsed.rollout, observed, routing, open_runs)
+        errors += baseline_change_errors(parsed.rollout, status)
         analyses = observed.analyses
         if analyses is None:
             analyses = resolve_analyses(parsed.rollout, parsed.status, observed.analysis_templates, current)

@@ -264,3 +264,29 @@ def test_a_lower_weight_takes_traffic_off_the_baseline_before_its_pods():
         i for i, a in enumerate(after) if isinstance(a, ScaleReplicaSet) and a.name == baseline.name
     )
     assert lowered < shrunk
+
+
+@pytest.mark.parametrize("changed", ["web-other", None])
+def test_changing_the_baseline_service_while_it_carries_traffic_is_invalid_and_nothing_moves(changed):
+    sim = baseline_sim()
+    sim.services["web-other"] = {"app": "web"}
+    sim.set_image("web:2")
+    run(sim, rounds=8)
+    assert sim.status["canary"]["baselineService"] == "web-baseline"
+    route = copy.deepcopy(sim.routes["web"])
+    canary = sim.manifest["spec"]["strategy"]["canary"]
+    if changed is None:
+        del canary["baselineService"]
+    else:
+        canary["baselineService"] = changed
+    writes = len(sim.traffic_writes)
+    run(sim, rounds=3)
+    message = invalid_message(sim)
+    assert "spec.strategy.canary.baselineService" in message
+    assert "still send 20% to the baseline through Service web-baseline" in message
+    assert sim.routes["web"] == route and len(sim.traffic_writes) == writes
+    canary["baselineService"] = "web-baseline"  # put back: it carries on, then abort cleans up
+    run(sim, 1, 1.0, True, Command("abort"))
+    run(sim, rounds=3)
+    assert weights(sim) == {"web-stable": 100, "web-canary": 0}
+    assert sim.status["canary"].get("baselineService") is None
