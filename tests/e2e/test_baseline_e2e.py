@@ -53,6 +53,8 @@ async def canary_with_baseline_at_twenty(kube, ns):
     stable = next(rs for rs in sets if rs["metadata"]["labels"][REVISION] == v1)
     revision = baseline["metadata"]["labels"][REVISION]
     assert revision not in (v1, v2) and paused["canary"]["baselineRevision"] == revision
+    # Kept by the real server (declared in the CRD's status schema, not pruned).
+    assert paused["canary"]["baselineWeight"] == 20 and paused["canary"]["baselineService"] == "web-baseline"
     assert baseline["spec"]["replicas"] == canary["spec"]["replicas"] == 1
     assert stable["spec"]["replicas"] == 4
     assert [c["image"] for c in baseline["spec"]["template"]["spec"]["containers"]] == ["web:1"]
