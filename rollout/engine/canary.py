@@ -316,13 +316,14 @@ class CanaryPlan(BaselineMoves):
             return False
         if not canary_ready or not same_traffic(allowed, wanted):
             rs = self.by_revision.get(self.current)
-            self.out.waiting = (
-                f"step {index + 1} ({describe(step)}) waits for canary pods: "
-                f"{rs.healthy if rs else 0}/{count} available"
-            )
+            healthy = rs.healthy if rs else 0
+            waits = [f"canary pods: {healthy}/{count} available"] if healthy < count else []
             if self.baseline_waiting:
-                self.out.waiting += f"; and for {self.baseline_waiting}"
+                waits.append(self.baseline_waiting)
                 self.out.stuck_baseline = self.baseline_waiting
+            # Pods available and none missing: the traffic is still moving (read back next time).
+            what = "; ".join(waits) or f"canary pods: {healthy}/{count} available"
+            self.out.waiting = f"step {index + 1} ({describe(step)}) waits for {what}"
             return False
         if step.pause is not None and self.status.promote_pending:
             self.status.promote_pending = False
