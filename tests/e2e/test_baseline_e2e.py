@@ -69,6 +69,16 @@ async def canary_with_baseline_at_twenty(kube, ns):
     return at_rest, v1, baseline["metadata"]["name"]
 
 
+def phase_where(kube, ns, phase, check):
+    """A probe: the status once in `phase` and `check(status)` holds."""
+
+    async def probe():
+        status = await phase_is(kube, ns, phase)()
+        return status if status and check(status) else None
+
+    return probe
+
+
 async def back_as_written(kube, ns, at_rest, baseline_name):
     async def route_restored():
         route = await kube.get(HTTPROUTES, ns, "web")
@@ -90,12 +100,8 @@ async def test_baseline_beside_the_canary_then_removed_at_promotion(
     start_controller()
     at_rest, v1, baseline_name = await canary_with_baseline_at_twenty(kube, namespace)
     await annotate(kube, namespace, "rollout.dev/promote", "step")
-
-    async def completed():
-        status = await phase_is(kube, namespace, "Healthy")()
-        return status if status and status["stableRevision"] != v1 else None
-
-    await wait_for(completed, what="web:2 stable and Healthy")
+    healthy = phase_where(kube, namespace, "Healthy", lambda status: status["stableRevision"] != v1)
+    await wait_for(healthy, what="web:2 stable and Healthy")
     await back_as_written(kube, namespace, at_rest, baseline_name)
 
 
@@ -105,11 +111,7 @@ async def test_baseline_removed_after_abort(
     start_controller()
     at_rest, _, baseline_name = await canary_with_baseline_at_twenty(kube, namespace)
     await annotate(kube, namespace, "rollout.dev/abort")
-
-    async def aborted():
-        status = await phase_is(kube, namespace, "Degraded")()
-        return status if status and status.get("aborted") else None
-
+    aborted = phase_where(kube, namespace, "Degraded", lambda status: status.get("aborted"))
     await wait_for(aborted, what="aborted")
     await back_as_written(kube, namespace, at_rest, baseline_name)
 

@@ -101,12 +101,19 @@ async def start(cluster, kind):
     return resource, before, revision
 
 
-async def baseline_gone(cluster, revision):
-    async def probe():
+async def left_as_written(cluster, resource, before, revision):
+    """The route back exactly as it was at rest (no baseline backend), then the baseline down."""
+
+    async def restored():
+        route = await cluster.kube.get(resource, NS, "web")
+        return route if spec_only(route) == spec_only(before) else None
+
+    async def baseline_gone():
         rs = (await replicasets(cluster)).get(revision)
         return rs is None or rs["spec"]["replicas"] == 0
 
-    await wait_for(probe, what="the baseline ReplicaSet scaled down or deleted")
+    await wait_for(restored, what="the route back as written, baseline backend gone")
+    await wait_for(baseline_gone, what="the baseline ReplicaSet scaled down or deleted")
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
@@ -115,13 +122,7 @@ async def test_baseline_takes_the_canary_weight_and_leaves_with_promotion(cluste
         resource, before, revision = await start(cluster, kind)
         await promote(cluster)
         await wait_for(healthy_at(cluster), what="v2 stable")
-
-        async def restored():
-            route = await cluster.kube.get(resource, NS, "web")
-            return route if spec_only(route) == spec_only(before) else None
-
-        await wait_for(restored, what="the route back as written, baseline backend gone")
-        await baseline_gone(cluster, revision)
+        await left_as_written(cluster, resource, before, revision)
         status = (await cluster.kube.get(ROLLOUTS, NS, "web"))["status"]
         assert status["canary"].get("baselineWeight", 0) == 0
 
@@ -133,10 +134,4 @@ async def test_abort_takes_the_baseline_off_the_route_then_removes_it(cluster):
             ROLLOUTS, NS, "web", {"metadata": {"annotations": {"rollout.dev/abort": "y"}}}
         )
         await wait_for(degraded(cluster), what="aborted")
-
-        async def restored():
-            route = await cluster.kube.get(resource, NS, "web")
-            return route if spec_only(route) == spec_only(before) else None
-
-        await wait_for(restored, what="the route back as written after abort")
-        await baseline_gone(cluster, revision)
+        await left_as_written(cluster, resource, before, revision)
