@@ -13,6 +13,7 @@ from typing import Any
 from rollout.analysis.due import due_measurements
 from rollout.analysis.resolve import ResolvedAnalyses, resolve_analyses
 from rollout.analysis.runs import QueryResult
+from rollout.api.revision import BASELINE_OF_LABEL
 from rollout.api.rollout import ParsedRollout, parse_rollout
 from rollout.controller.reconciler import Reconciler
 from rollout.controller.routes import Seen, observe_pinned, observe_routes
@@ -32,6 +33,12 @@ class SimReplicaSet:
     spec: int
     available: int = 0
     created: int = 0
+    # The ReplicaSet's metadata as created (labels, annotations: its template, a baseline's source).
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def baseline_of(self) -> str:
+        return str((self.metadata.get("labels") or {}).get(BASELINE_OF_LABEL, ""))
 
 
 @dataclass
@@ -104,6 +111,7 @@ class Sim:
                     ready=rs.available,
                     available=rs.available,
                     created_at=f"{rs.created:06d}",
+                    baseline_of=rs.baseline_of,
                 )
                 for rs in self.replicasets.values()
             ),
@@ -172,10 +180,14 @@ class Sim:
         self.decisions.append(decision)
         return decision
 
-    def add_replicaset(self, name: str, revision: str, replicas: int) -> None:
+    def add_replicaset(
+        self, name: str, revision: str, replicas: int, metadata: dict[str, Any] | None = None
+    ) -> None:
         """A ReplicaSet created now, none of its pods available yet."""
         self._created += 1
-        self.replicasets[name] = SimReplicaSet(name, revision, replicas, created=self._created)
+        self.replicasets[name] = SimReplicaSet(
+            name, revision, replicas, created=self._created, metadata=copy.deepcopy(metadata or {})
+        )
 
     def pods_ready(self, count: int | None = None) -> None:
         """Make up to `count` pending pods available (all when None), the Deployment's first, then

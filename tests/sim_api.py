@@ -67,7 +67,10 @@ class SimKube:
     def _stored(self, res: Resource, name: str) -> dict[str, Any] | None:
         if res == DESTINATION_RULES:
             return self.sim.destination_rule()
-        if res in (REPLICASETS, SERVICES, DEPLOYMENTS):
+        if res == REPLICASETS:  # its metadata as created (a baseline is built from stable's)
+            replicaset = self.sim.replicasets.get(name)
+            return None if replicaset is None else {"metadata": replicaset.metadata}
+        if res in (SERVICES, DEPLOYMENTS):
             raise NotImplementedError(f"the simulator does not read {res.plural} as documents")
         return self.sim.routes.get(name)
 
@@ -88,7 +91,7 @@ class SimKube:
             if name in self.sim.replicasets:
                 raise _refused(409, "AlreadyExists")
             self.sim.add_replicaset(
-                name, body["metadata"]["labels"][REVISION_LABEL], body["spec"]["replicas"]
+                name, body["metadata"]["labels"][REVISION_LABEL], body["spec"]["replicas"], body["metadata"]
             )
         elif res in (SERVICES, DEPLOYMENTS, DESTINATION_RULES):
             raise NotImplementedError(f"the controller creates no {res.plural}")

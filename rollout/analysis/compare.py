@@ -9,8 +9,9 @@ for where it stands as arguments are. Measure (in a worker thread) asks Promethe
 [now - window, now] every `step`, and hands the samples to the judge (rollout/analysis/judge.py,
 called by the bookkeeping in runs.py), which turns them into a score.
 
-The reference side today is the stable pods; a `baseline` side (fresh pods of the stable
-revision, started with the canary) fits the same shape: one more Side with its own values."""
+The reference side is the stable pods (`against: stable`) or the canary's baseline (`against:
+baseline`: fresh pods of the stable template started with the canary, canary.baselineService;
+built-in argument baseline-hash), whose pods carry no role label."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ POD_SUFFIX = "[bcdfghjklmnpqrstvwxz2456789]{5}"
 class Side:
     """What a side's placeholders stand for."""
 
-    name: str  # its role: canary, stable (baseline later)
+    name: str  # its role: canary, stable or baseline
     revision: str
     rollout: str
     role: str | None  # the value of the `role` label its pods carry, if the Rollout sets one
@@ -87,10 +88,16 @@ def _sides(args: Mapping[str, str], against: str) -> tuple[Side, Side]:
     canary = args.get("canary-hash", "")
     if not canary:
         raise ArgError("the canary's revision is unknown (built-in argument canary-hash)")
+    if against == "baseline" and "baseline-service" not in args:
+        raise ArgError(
+            "compare.against is baseline, but the Rollout runs no baseline: set "
+            "spec.strategy.canary.baselineService (or compare against stable)"
+        )
     rollout = args.get("rollout", "")
     return (
         Side("canary", canary, rollout, args.get("canary-role")),
-        Side(against, args.get("stable-hash", ""), rollout, args.get(f"{against}-role")),
+        # A baseline is not running yet (or any more): "" here, NoData when measured.
+        Side(against, args.get(f"{against}-hash", ""), rollout, args.get(f"{against}-role")),
     )
 
 
@@ -120,7 +127,13 @@ class CompareMetrics:
         queries = []
         for index, query in enumerate(config.queries):
             field = f"compare.queries[{index}].{'counts' if query.counts else 'query'}"
-            if any("role" in SIDE_PLACEHOLDER.findall(text) for text in query.texts):
+            uses_role = any("role" in SIDE_PLACEHOLDER.findall(text) for text in query.texts)
+            if uses_role and config.against == "baseline":
+                raise ArgError(
+                    f"{field} uses {{{{side.role}}}}, but the baseline's pods carry no role label; "
+                    "against the baseline use {{side.revision}} or {{side.pods}}"
+                )
+            if uses_role:
                 missing = [side.name for side in (canary, reference) if side.role is None]
                 if missing:
                     raise ArgError(

@@ -158,9 +158,12 @@ def template_keys(rollout: Rollout) -> set[TemplateKey]:
     }
 
 
-def builtin_args(rollout: Rollout, stable: str | None, current: str) -> dict[str, str]:
+def builtin_args(
+    rollout: Rollout, stable: str | None, current: str, baseline: str | None = None
+) -> dict[str, str]:
     """The arguments every template gets; the Services are the strategy's pair (a blue/green's
-    active and preview Services; empty without Services)."""
+    active and preview Services; empty without Services). A canary with baselineService also
+    gets baseline-service and baseline-hash (`baseline`: its revision while it runs, else "")."""
     services = rollout.spec.strategy.chosen.services()
     builtins = {
         "namespace": rollout.metadata.namespace,
@@ -170,6 +173,8 @@ def builtin_args(rollout: Rollout, stable: str | None, current: str) -> dict[str
         "stable-service": services.stable,
         "canary-service": services.canary,
     }
+    if services.baseline:
+        builtins |= {"baseline-service": services.baseline, "baseline-hash": baseline or ""}
     # The `role` label each side's pods carry (canaryMetadata / stableMetadata), for the compare
     # provider's {{side.role}}; absent when the Rollout sets none.
     roles = rollout.spec.strategy.chosen.role_metadata(stable, current, None)
@@ -420,11 +425,12 @@ def resolve_all(
     stable: str | None,
     current: str,
     secret_values: SecretArgValues | None = None,
+    baseline: str | None = None,
 ) -> ResolvedAnalyses:
     """Every analysis of the spec resolved once: run name -> metrics, and all problems found.
     `secret_values`: the Secret keys the arguments name, as read (None: not read, so an argument
-    from a Secret is an error)."""
-    builtins = builtin_args(rollout, stable, current)
+    from a Secret is an error). `baseline`: the canary's baseline revision while it runs."""
+    builtins = builtin_args(rollout, stable, current, baseline)
     resolved: dict[str, list[ResolvedMetric]] = {}
     errors: list[SpecError] = []
     for name, (path, ref) in analysis_refs(rollout).items():
@@ -446,4 +452,6 @@ def resolve_analyses(
     """The analyses of one reconcile, resolved once by whoever observes the cluster (the
     controller, which measures what is due with them; the engine decides with the same), with
     the stable revision the status read at the start of the reconcile names."""
-    return resolve_all(rollout, templates, status.stable_revision or current, current, secret_values)
+    baseline = status.canary.baseline_revision if status.canary is not None else None
+    stable = status.stable_revision or current
+    return resolve_all(rollout, templates, stable, current, secret_values, baseline)

@@ -7,6 +7,11 @@ import json
 from typing import Any
 
 REVISION_LABEL = "rollout.dev/revision"
+# On the pod template of a canary's baseline (the stable template plus this label): the label
+# gives it a hash of its own, so the stable Service never selects its pods.
+BASELINE_LABEL = "rollout.dev/baseline"
+# On the baseline ReplicaSet itself: the stable revision whose template it runs.
+BASELINE_OF_LABEL = "rollout.dev/baseline-of"
 
 
 def revision_hash(template: dict[str, Any]) -> str:

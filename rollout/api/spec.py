@@ -306,11 +306,18 @@ class ServicePair:
     canary: str = ""  # the Service the new revision is reached on: canaryService, previewService
     stable_field: str = ""
     canary_field: str = ""
+    # A canary's baselineService: the fresh pods of the stable template run beside the canary.
+    baseline: str = ""
+    baseline_field: str = ""
 
     def named(self) -> dict[str, str]:
         """Field path -> Service name, for each Service the spec names."""
-        pair = ((self.stable_field, self.stable), (self.canary_field, self.canary))
-        return {f"{self.path}.{field}": name for field, name in pair if name}
+        named = (
+            (self.stable_field, self.stable),
+            (self.canary_field, self.canary),
+            (self.baseline_field, self.baseline),
+        )
+        return {f"{self.path}.{field}": name for field, name in named if name}
 
 
 class PodMetadata(SpecModel):
@@ -445,10 +452,17 @@ class CanaryStrategy(StrategyConfig):
     canary_metadata: PodMetadata | None = None
     stable_metadata: PodMetadata | None = None
     anti_affinity: AntiAffinity | None = None
+    baseline_service: str | None = None
 
     def services(self) -> ServicePair:
         return ServicePair(
-            self.path, self.stable_service or "", self.canary_service or "", "stableService", "canaryService"
+            self.path,
+            self.stable_service or "",
+            self.canary_service or "",
+            "stableService",
+            "canaryService",
+            self.baseline_service or "",
+            "baselineService" if self.baseline_service else "",
         )
 
     def role_fields(self) -> dict[str, PodMetadata]:

@@ -42,6 +42,14 @@ class CanaryStatus(StatusModel):
     scale_down_at: datetime | None = None
     # With dynamicStableScale, while a canary runs: the stable ReplicaSet's scale asked for.
     stable_replicas: int | None = None
+    # With baselineService: the share of traffic the routes give the baseline (read back).
+    baseline_weight: int = 0
+    # With baselineService, while the baseline runs: its revision (the stable template's hash
+    # with the rollout.dev/baseline label).
+    baseline_revision: str | None = None
+    # With baselineService, while the routes give the baseline a share: the Service they send it
+    # to (a baselineService changed or removed meanwhile would leave that backend behind).
+    baseline_service: str | None = None
 
 
 AnalysisPhase = Literal["Running", "Successful", "Failed", "Inconclusive", "Error"]

@@ -587,8 +587,9 @@ class CompareQuery(SpecModel):
 class CompareProvider(SpecModel):
     """The canary judged against a reference side over the latest `window`."""
 
-    # The reference side: the stable pods (a fresh `baseline` side is a later addition).
-    against: Literal["stable"] = "stable"
+    # The reference side: the stable pods, or the baseline (fresh pods of the stable template
+    # started with the canary: the Rollout's canary.baselineService), which has no age bias.
+    against: Literal["stable", "baseline"] = "stable"
     # The latest `window` is compared, one sample per series every `step` (make it at least the
     # query's rate window, so that samples do not overlap). Either may be an argument.
     window: DurationOrArg = "2m"

@@ -78,7 +78,9 @@ def weight_line(observed: ObservedRoute, routing: Routing) -> str:
         return f"{subject}: {observed.problem or 'not read'}"
     traffic = observed.traffic
     stable, canary = routing.stable_service or "stable", routing.canary_service or "canary"
-    line = f"{subject}: {stable} {100 - traffic.weight}, {canary} {traffic.weight}"
+    line = f"{subject}: {stable} {100 - traffic.weight - traffic.baseline}, {canary} {traffic.weight}"
+    if routing.baseline_service:
+        line += f", {routing.baseline_service} {traffic.baseline} (baseline)"
     if traffic.header_routes:
         line += "; header routes " + ", ".join(h.name or "?" for h in traffic.header_routes)
     if traffic.mirror is not None:
@@ -130,6 +132,8 @@ def revision_role(revision: str, status: dict[str, Any]) -> str:
     if revision == status.get("currentRevision") and revision != status.get("stableRevision"):
         kind = "preview" if status.get("blueGreen") else "canary"
         roles.append(kind)
+    if revision == (status.get("canary") or {}).get("baselineRevision"):
+        roles.append("baseline")
     bg = status.get("blueGreen") or {}
     if bg.get("activeRevision") == revision and "stable" not in roles:
         roles.append("active")

@@ -33,7 +33,7 @@ from rollout.analysis.measure import (
 )
 from rollout.analysis.prometheus import Prometheus
 from rollout.analysis.resolve import resolve_analyses
-from rollout.api.rollout import ParsedRollout, parse_rollout
+from rollout.api.rollout import ParsedRollout, Rollout, parse_rollout
 from rollout.controller.cached import fresh_reads
 from rollout.controller.claims import observe_others
 from rollout.controller.command_annotations import pending_commands, removal_patch
@@ -59,6 +59,7 @@ from rollout.engine import Command, Decision, Observed, decide
 from rollout.engine.decide import current_revision
 from rollout.engine.types import (
     Action,
+    CreateBaseline,
     CreateReplicaSet,
     DeleteReplicaSet,
     Event,
@@ -91,7 +92,13 @@ from rollout.observability import metrics
 from rollout.traffic.base import RouteProblem
 from rollout.traffic.routing import routing_of
 from rollout.workload.deployments import available_of, deployment_state, give_back_replicas
-from rollout.workload.replicasets import ROLLOUT_NAME_LABEL, build_replicaset, is_owned_by, replicaset_state
+from rollout.workload.replicasets import (
+    ROLLOUT_NAME_LABEL,
+    build_baseline,
+    build_replicaset,
+    is_owned_by,
+    replicaset_state,
+)
 from rollout.workload.services import pin_patch
 
 log = structlog.get_logger("rollout.controller")
@@ -481,6 +488,8 @@ class Reconciler:
                 await self.kube.patch(
                     REPLICASETS, ns, body["metadata"]["name"], {"spec": {"replicas": action.replicas}}
                 )
+        elif isinstance(action, CreateBaseline):
+            await self._create_baseline(rollout, ns, action)
         elif isinstance(action, SetPodMetadata):
             await set_pod_metadata(
                 self.kube, ns, action, await self._version_of(REPLICASETS, ns, action.name)
@@ -512,6 +521,23 @@ class Reconciler:
             await pin_revision(self.kube, rollout, action.role, action.revision)
         elif isinstance(action, SetTraffic):
             await write_traffic(self.kube, rollout, action.state, {} if routes_seen is None else routes_seen)
+
+    async def _create_baseline(self, rollout: Rollout, ns: str, action: CreateBaseline) -> None:
+        """The baseline from the stable ReplicaSet's template; one already there (an earlier
+        reconcile's whose status write was lost) is scaled instead."""
+        source = await self.kube.get(REPLICASETS, ns, action.source)
+        if source is None:  # gone since observed: the next reconcile decides again
+            log.warning("baseline source missing", namespace=ns, replicaset=action.source)
+            return
+        body = build_baseline(rollout, source, action.replicas)
+        try:
+            await self.kube.create(REPLICASETS, ns, body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            await self.kube.patch(
+                REPLICASETS, ns, body["metadata"]["name"], {"spec": {"replicas": action.replicas}}
+            )
 
     async def _version_of(self, res: Resource, namespace: str, name: str) -> dict[str, str]:
         """`{resourceVersion: ...}` of the object as the cache holds it (what the decision was

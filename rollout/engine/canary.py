@@ -29,9 +29,9 @@ from rollout.api.rollout import Rollout, SpecError
 from rollout.api.spec import CanaryStrategy
 from rollout.api.status import CanaryStatus, RolloutStatus
 from rollout.api.vocabulary import BACKGROUND, CANARY_PAUSE, step_run_name
+from rollout.engine.baseline import BaselineMoves, baseline_errors
 from rollout.engine.gates import Gate, reset_runs, step_gate
 from rollout.engine.rolling import plan_replicas
-from rollout.engine.side_by_side import SideBySide
 from rollout.engine.status_conditions import add_pause, remove_pause
 from rollout.engine.step_checks import step_errors
 from rollout.engine.steps import StepProgress, StepTarget, canary_replicas, describe, steps_hash, target_at
@@ -98,7 +98,7 @@ def _strategy(rollout: Rollout) -> CanaryStrategy:
     return strategy
 
 
-class CanaryPlan(SideBySide):
+class CanaryPlan(BaselineMoves):
     @property
     def strategy(self) -> CanaryStrategy:
         return _strategy(self.rollout)
@@ -130,6 +130,7 @@ class CanaryPlan(SideBySide):
             self.cs.header_routes = sorted({h.name for s in states for h in s.header_routes})
             mirrored = any(s.mirror is not None for s in states)
             self.cs.mirror_routes = [self._mirror_name()] if mirrored else []
+            self.record_baseline()
         else:
             canary = self.by_revision.get(self.current)
             total = sum(rs.healthy for rs in self.observed.replicasets)
@@ -289,12 +290,13 @@ class CanaryPlan(SideBySide):
         steps = self.strategy.steps
         step = steps[index]
         target = target_at(steps, index)
+        wanted = self.with_baseline(target.traffic)
         count = self.canary_count(target)
         if held:  # a user pause holds the canary where it is, except to take traffic off it
-            self.hold(target.traffic, count)
+            self.hold(wanted, count)
             return False
         canary_ready = self.scale_canary(count, self.status.stable_revision or "", target.traffic.weight)
-        allowed = self.allowed_traffic(target.traffic, count)
+        allowed = self.allowed_traffic(wanted, count)
         if not self.health_allows_progress():
             if self.out.blocked:
                 self.set_traffic(self.toward_stable(self.status.stable_revision or ""))
@@ -304,7 +306,7 @@ class CanaryPlan(SideBySide):
                 canary_ready
                 and step.pause is None
                 and step.analysis is None
-                and same_traffic(allowed, target.traffic)
+                and same_traffic(allowed, wanted)
             ):
                 # Written now: the step is done once the write lands. Whatever comes next reads
                 # the routes back before it moves traffic again or starts a pause, so a lost
@@ -312,12 +314,16 @@ class CanaryPlan(SideBySide):
                 self.advance(index)
                 self.prepare(index + 1)
             return False
-        if not canary_ready or not same_traffic(allowed, target.traffic):
+        if not canary_ready or not same_traffic(allowed, wanted):
             rs = self.by_revision.get(self.current)
-            self.out.waiting = (
-                f"step {index + 1} ({describe(step)}) waits for canary pods: "
-                f"{rs.healthy if rs else 0}/{count} available"
-            )
+            healthy = rs.healthy if rs else 0
+            waits = [f"canary pods: {healthy}/{count} available"] if healthy < count else []
+            if self.baseline_waiting:
+                waits.append(self.baseline_waiting)
+                self.out.stuck_baseline = self.baseline_waiting
+            # Pods available and none missing: the traffic is still moving (read back next time).
+            what = "; ".join(waits) or f"canary pods: {healthy}/{count} available"
+            self.out.waiting = f"step {index + 1} ({describe(step)}) waits for {what}"
             return False
         if step.pause is not None and self.status.promote_pending:
             self.status.promote_pending = False
@@ -390,7 +396,7 @@ class CanaryPlan(SideBySide):
             floor = min(self.cs.weight, self.least_canary_weight(self.status.stable_revision or ""))
             if allowed.weight < floor:
                 allowed = TrafficState(floor, allowed.header_routes, allowed.mirror)
-        return allowed
+        return self.baseline_share(allowed, wanted, count)
 
     # --- dynamicStableScale and minPodsPerReplicaSet ---------------------------------------
 
@@ -470,8 +476,11 @@ class CanaryPlan(SideBySide):
                 # keeps the pods for what it carries (never more traffic than its pods can take).
                 count = max(count, min(rs.spec_replicas, math.ceil(self.replicas * carried / 100)))
             ready = self.scale(self.current, count)
+            # The baseline, created with the canary, at its size: kept up like it while the routes
+            # still carry more (its share never exceeds the canary's).
+            baseline_ready = self.scale_baseline(count)
             self.scale_down_abandoned(stable)  # earlier canaries, abandoned for this one
-            return ready
+            return ready and baseline_ready
         return self.scale_by_proportion(count, stable, weight)
 
     def scale_by_proportion(self, count: int, stable: str, weight: int = 100) -> bool:
@@ -575,7 +584,7 @@ class Canary:
                             "pods, and stable already shrinks as the canary grows",
                         )
                     )
-        return errors + step_errors(canary, routing)
+        return errors + step_errors(canary, routing) + baseline_errors(canary, routing)
 
     def moving_users(self, rollout: Rollout, status: RolloutStatus) -> bool:
         """Completing: every step done, users moving onto the current revision."""

@@ -28,6 +28,7 @@ from rollout.api.vocabulary import (
     SPEC_PAUSE,
 )
 from rollout.engine import rollback
+from rollout.engine.baseline import baseline_change_errors
 from rollout.engine.bounds import MESSAGE, bounded, clip
 from rollout.engine.commands import apply_commands
 from rollout.engine.gates import Analyses, promote_analysis, reset_runs
@@ -80,6 +81,7 @@ def decide(
             run.name for run in status.analysis_runs if run.finished_at is None and run.revision == current
         )
         errors += validate(parsed.rollout, observed, routing, open_runs)
+        errors += baseline_change_errors(parsed.rollout, status)
         analyses = observed.analyses
         if analyses is None:
             analyses = resolve_analyses(parsed.rollout, parsed.status, observed.analysis_templates, current)
@@ -206,7 +208,9 @@ def _decide_valid(
     )
     actions += restart.actions
     # A restart takes pods down on purpose: that is no lack of progress toward a revision.
-    deadline = _deadline(rollout, status, outcome.at_rest or restart.running, now, events)
+    deadline = _deadline(
+        rollout, status, outcome.at_rest or restart.running, now, events, outcome.stuck_baseline
+    )
     # A person reads how many pods the stable revision has, not the sum with one scaling down.
     stable_available = stable_rs.healthy if stable_rs is not None else status.available_replicas
     _phase(
@@ -316,14 +320,18 @@ def _earliest(*delays: float | None) -> float | None:
 def _history_actions(
     rollout: Rollout, replicasets: Sequence[ReplicaSetState], keep: set[str]
 ) -> list[Action]:
-    """Old ReplicaSets at zero beyond `revisionHistoryLimit` are deleted, oldest first."""
+    """Old ReplicaSets at zero beyond `revisionHistoryLimit` are deleted, oldest first (and a
+    canary's baseline at zero at once)."""
     idle = [
         rs
         for rs in oldest_first(replicasets)
         if rs.revision not in keep and rs.spec_replicas == 0 and rs.replicas == 0
     ]
+    # A baseline is no revision to go back to: deleted once it is down, never kept as history.
+    baselines = [DeleteReplicaSet(name=rs.name) for rs in idle if rs.baseline_of]
+    idle = [rs for rs in idle if not rs.baseline_of]
     excess = len(idle) - rollout.spec.revision_history_limit
-    return [DeleteReplicaSet(name=rs.name) for rs in idle[: max(0, excess)]]
+    return baselines + [DeleteReplicaSet(name=rs.name) for rs in idle[: max(0, excess)]]
 
 
 def _count(
@@ -337,9 +345,16 @@ def _count(
 
 
 def _deadline(
-    rollout: Rollout, status: RolloutStatus, complete: bool, now: datetime, events: list[Event]
+    rollout: Rollout,
+    status: RolloutStatus,
+    complete: bool,
+    now: datetime,
+    events: list[Event],
+    stuck_baseline: str = "",
 ) -> float | None:
-    """Degraded when no progress was made for progressDeadlineSeconds; abort if asked to."""
+    """Degraded when no progress was made for progressDeadlineSeconds; abort if asked to, or when
+    it is the canary's baseline that has no pods (a canary cannot be judged without it, and
+    stable keeps the traffic)."""
     if complete or status.aborted or status.pause_conditions or status.last_progress_at is None:
         return None
     deadline = rollout.spec.progress_deadline_seconds
@@ -361,11 +376,15 @@ def _deadline(
             "when every node already runs a pod of the stable revision (a small or single-node "
             "cluster); use preferredDuringSchedulingIgnoredDuringExecution there"
         )
+    if stuck_baseline:
+        message += f"; the baseline is not available: {stuck_baseline}"
     if set_condition(status, PROGRESSING, "False", DEADLINE_EXCEEDED, message, now):
         events.append(Event("Warning", DEADLINE_EXCEEDED, message))
-    if rollout.spec.progress_deadline_abort:
+    if rollout.spec.progress_deadline_abort or stuck_baseline:
         status.aborted = True
         status.abort_reason = "progress deadline exceeded"
+        if stuck_baseline:
+            status.abort_reason += f": {stuck_baseline}"
         events.append(Event("Warning", "RolloutAborted", f"Aborted: {message}"))
         return 0.0
     return None

@@ -28,6 +28,7 @@ class Outcome:
     requeue_after: float | None = None
     waiting: str = ""  # what the strategy waits for, shown in the status message
     blocked: str = ""  # a route's own status stops the rollout
+    stuck_baseline: str = ""  # the canary's baseline lacks available pods (named in a deadline abort)
 
 
 class Moves:

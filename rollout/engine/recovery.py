@@ -54,7 +54,9 @@ def recover_stable(rollout: Rollout, observed: Observed, current: str) -> Recove
     on the current revision while another one still runs is a completion or switch in flight
     whose analysis status no longer records: the other revision is the safe point."""
     running = [
-        rs for rs in observed.replicasets if rs.revision != current and (rs.spec_replicas or rs.available)
+        rs
+        for rs in observed.replicasets
+        if rs.revision != current and (rs.spec_replicas or rs.available) and not rs.baseline_of
     ]
     found = serving(rollout, observed)
     if found is not None and (found.revision != current or not running):

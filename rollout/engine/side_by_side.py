@@ -197,11 +197,16 @@ class SideBySide(Moves):
             return count == 0 or (rs.healthy >= count and rs.spec_replicas > count)
         return rs.healthy >= count
 
+    def keeps(self, rs: ReplicaSetState, stable: str) -> bool:
+        """A ReplicaSet of neither revision that runs beside them on purpose (a canary's baseline)."""
+        return False
+
     def scale_down_abandoned(self, stable: str) -> None:
         """ReplicaSets of neither the stable nor the current revision (earlier attempts, replaced
         by the current one) down to zero at once: no user is sent to them."""
         for rs in self.observed.replicasets:
-            if rs.revision not in (stable, self.current) and rs.spec_replicas > 0:
+            abandoned = rs.revision not in (stable, self.current) and not self.keeps(rs, stable)
+            if abandoned and rs.spec_replicas > 0:
                 self.out.actions.append(ScaleReplicaSet(name=rs.name, replicas=0))
                 self.out.progressed = True
 

@@ -31,6 +31,8 @@ class ReplicaSetState:
     pod_metadata: str = ""
     # The anti-affinity to another revision's pods in its template (canonical JSON; "" for none).
     anti_affinity: str = ""
+    # A canary's baseline: the stable revision whose template it runs ("" for any other).
+    baseline_of: str = ""
 
     @property
     def healthy(self) -> int:
@@ -132,6 +134,16 @@ class CreateReplicaSet:
 
 
 @dataclass(frozen=True)
+class CreateBaseline:
+    """Create the canary's baseline: the template of the stable revision's ReplicaSet (named
+    `source`) plus the baseline label (so a revision hash of its own), at `replicas`."""
+
+    stable: str
+    source: str
+    replicas: int
+
+
+@dataclass(frozen=True)
 class SetPodMetadata:
     """Bring a ReplicaSet's template and its existing pods from the role metadata `applied` to
     `wanted` (canonical JSON of {labels, annotations}): keys no longer wanted are removed, and no
@@ -206,6 +218,7 @@ class EvictPod:
 
 Action = (
     CreateReplicaSet
+    | CreateBaseline
     | SetPodMetadata
     | SetAntiAffinity
     | ScaleReplicaSet

@@ -34,16 +34,18 @@ class TrafficState:
     weight: int = 0  # percent of traffic to the canary; stable gets the rest
     header_routes: tuple[HeaderRoute, ...] = ()
     mirror: Mirror | None = None
+    baseline: int = 0  # percent to the baseline (baselineService), taken from stable's share
 
 
 STABLE_ONLY = TrafficState()
 
 
 def same_traffic(a: TrafficState, b: TrafficState) -> bool:
-    """Equal as far as a route can tell: weight, header route names, mirror percent (a route does
+    """Equal as far as a route can tell: weights, header route names, mirror percent (a route does
     not keep the mirror's name or the header matches in a form worth comparing)."""
     return (
         a.weight == b.weight
+        and a.baseline == b.baseline
         and sorted(h.name for h in a.header_routes) == sorted(h.name for h in b.header_routes)
         and (a.mirror.percent if a.mirror else 0) == (b.mirror.percent if b.mirror else 0)
     )
@@ -75,7 +77,8 @@ ALL_MATCHES: frozenset[str] = frozenset({"exact", "regex", "prefix"})
 class Capabilities:
     """What a router can carry for one trafficRouting, asked by validation before any traffic
     moves. A capability it lacks comes with the sentence that tells the user why (`why`, keyed
-    by `headers`, `match`, `matches`, `at_once`, `mirror`, `mirror_percent`, `weights`)."""
+    by `headers`, `match`, `matches`, `at_once`, `mirror`, `mirror_percent`, `weights`,
+    `third_backend`)."""
 
     weights: bool = True
     header_matches: frozenset[str] = ALL_MATCHES  # match kinds a header route may use; empty: none
@@ -84,6 +87,7 @@ class Capabilities:
     mirror: bool = True
     mirror_percent: bool = True  # a mirror of less than 100%
     subsets: bool = False  # selects pods by revision itself (the Services are then not needed)
+    third_backend: bool = False  # a baseline backend beside stable and canary (baselineService)
     why: Mapping[str, str] = field(default_factory=dict)
 
 

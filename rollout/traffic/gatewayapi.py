@@ -1,7 +1,9 @@
 """Gateway API router: HTTPRoute, GRPCRoute and TCPRoute (gateway.networking.k8s.io/v1).
 
 Weights go on the backendRefs that name the stable and canary Services, always both explicitly
-and summing to 100 (an omitted weight counts as 1, and a real API server writes that 1 in).
+and summing to 100 (an omitted weight counts as 1, and a real API server writes that 1 in). A
+canary with a baseline gets a third backendRef, to the baseline Service, while the baseline has a
+share (stable 100 - 2w, baseline w, canary w); it is removed when the share goes back to 0.
 Header routes are managed rules named `rollout.dev.<rollout>.<n>`
 that copy the base rule's matches and filters, add the header matches and send to the canary
 only; a mirror is a RequestMirror filter with `percent` on the base rules. Everything else the
@@ -50,6 +52,8 @@ class GatewayRouter(Restoring):
     stable_service: str
     canary_service: str
     rule: str | None = None  # only this named rule; otherwise every rule naming both Services
+    # A canary's baselineService: a backendRef added beside the canary's while it has a share.
+    baseline_service: str = ""
 
     @property
     def kind(self) -> str:
@@ -102,9 +106,10 @@ class GatewayRouter(Restoring):
         for rule in base:
             for ref in rule["backendRefs"]:
                 if _is_service(ref, self.stable_service):
-                    ref["weight"] = 100 - state.weight
+                    ref["weight"] = 100 - state.weight - state.baseline
                 elif _is_service(ref, self.canary_service):
                     ref["weight"] = state.weight
+            self._set_baseline(rule, state.baseline)
             if self.plural != "tcproutes":
                 self._set_mirror(rule, state.mirror)
         for header_route in state.header_routes:
@@ -116,6 +121,19 @@ class GatewayRouter(Restoring):
             raise RouteProblem(f"{self.kind} would have {len(rules)} rules; at most {MAX_RULES} are allowed")
         spec["rules"] = rules
         return new
+
+    def _is_baseline(self, ref: dict[str, Any]) -> bool:
+        return bool(self.baseline_service) and _is_service(ref, self.baseline_service)
+
+    def _set_baseline(self, rule: dict[str, Any], share: int) -> None:
+        """The baseline's backendRef (the canary's, renamed) while it has a share; gone at 0, so
+        that the rule reads as the user wrote it."""
+        if not self.baseline_service:
+            return
+        refs = [r for r in rule["backendRefs"] if not self._is_baseline(r)]
+        if share > 0:
+            refs.append({**self._canary_ref(rule), "name": self.baseline_service, "weight": share})
+        rule["backendRefs"] = refs
 
     def _set_mirror(self, rule: dict[str, Any], mirror: Mirror | None) -> None:
         filters = [f for f in rule.get("filters") or [] if not self._is_managed_mirror(f)]
@@ -159,14 +177,17 @@ class GatewayRouter(Restoring):
         rules = (route.get("spec") or {}).get("rules") or []
         bases = self._base_rules(rules)
         base = bases[0]
-        weights = {"stable": 1, "canary": 1}  # an omitted weight counts as 1
+        weights = {"stable": 1, "canary": 1, "baseline": 0}  # an omitted weight counts as 1
         for ref in base["backendRefs"]:
             if _is_service(ref, self.stable_service):
                 weights["stable"] = int(ref.get("weight", 1))
             elif _is_service(ref, self.canary_service):
                 weights["canary"] = int(ref.get("weight", 1))
-        total = weights["stable"] + weights["canary"]
+            elif self._is_baseline(ref):
+                weights["baseline"] = int(ref.get("weight", 1))
+        total = sum(weights.values())
         weight = round(100 * weights["canary"] / total) if total else 0
+        baseline = round(100 * weights["baseline"] / total) if total else 0
         headers = managed_names(rules, self.rollout, len(bases))
         mirror = next(
             (
@@ -176,7 +197,7 @@ class GatewayRouter(Restoring):
             ),
             None,
         )
-        return TrafficState(weight=weight, header_routes=headers, mirror=mirror)
+        return TrafficState(weight=weight, header_routes=headers, mirror=mirror, baseline=baseline)
 
     def explicit(self, route: dict[str, Any]) -> bool:
         """The weights are exactly what `desired` writes for the weight they apply (100 - w and w
@@ -185,10 +206,15 @@ class GatewayRouter(Restoring):
         (1:1), and one written with `weight: 0` on the canary only reads 1 and 0: that is 100/0
         in effect, but it is rewritten as 100/0 so that users see what the controller applied."""
         rules = self._base_rules((route.get("spec") or {}).get("rules") or [])
-        weight = self.applied(route).weight
+        applied = self.applied(route)
+        weight, baseline = applied.weight, applied.baseline
         for rule in rules:
+            if self.baseline_service:  # the baseline's backendRef is there exactly while it has a share
+                refs = [r for r in rule["backendRefs"] if self._is_baseline(r)]
+                if [r.get("weight") for r in refs] != ([baseline] if baseline else []):
+                    return False
             for ref in rule["backendRefs"]:
-                if _is_service(ref, self.stable_service) and ref.get("weight") != 100 - weight:
+                if _is_service(ref, self.stable_service) and ref.get("weight") != 100 - weight - baseline:
                     return False
                 if _is_service(ref, self.canary_service) and ref.get("weight") != weight:
                     return False
@@ -251,10 +277,12 @@ class GatewayAPIProvider:
             return Capabilities(
                 header_matches=frozenset(),
                 mirror=False,
+                third_backend=True,
                 why={"headers": WEIGHTS_ONLY, "mirror": WEIGHTS_ONLY},
             )
         return Capabilities(
             header_matches=frozenset({"exact", "regex"}),
+            third_backend=True,
             why={"match": "Gateway API header matches are exact or regex; prefix is Istio only"},
         )
 
@@ -263,7 +291,12 @@ class GatewayAPIProvider:
         for plural, field_name, refs in self._refs(config):
             for index, ref in enumerate(refs):
                 router = GatewayRouter(
-                    plural, routing.rollout, routing.stable_service, routing.canary_service, ref.rule
+                    plural,
+                    routing.rollout,
+                    routing.stable_service,
+                    routing.canary_service,
+                    ref.rule,
+                    routing.baseline_service,
                 )
                 path = f"{routing.path}.{self.field}.{field_name}[{index}]"
                 out.append(RouteBinding(RESOURCES[plural], ref.name, path, router))

@@ -2,11 +2,12 @@
 port (they have no name), destinations told apart by host (the stable and canary Services) or by
 DestinationRule subset.
 
-Weights go on the two destinations, explicitly. A header route is an `http[]` entry named
-`rollout.dev.<rollout>.<n>`, inserted before the entry it copies, with lowercase header
-conditions added to each match and the canary as its only destination. A mirror is `mirror` +
-`mirrorPercentage` on the managed entries. Other fields (timeouts, retries, fault, corsPolicy) are
-left as the user wrote them.
+Weights go on the two destinations, explicitly; a canary's baseline is a third destination (the
+canary's, on the baseline Service's host) while it has a share, removed when it has none. A
+header route is an `http[]` entry named `rollout.dev.<rollout>.<n>`, inserted before the entry
+it copies, with lowercase header conditions added to each match and the canary as its only
+destination. A mirror is `mirror` + `mirrorPercentage` on the managed entries. Other fields
+(timeouts, retries, fault, corsPolicy) are left as the user wrote them.
 
 With a DestinationRule, the destinations are its `stable` and `canary` subsets, and the
 controller pins each subset to a revision (IstioSubsets) as it pins the Services."""
@@ -65,6 +66,9 @@ class IstioRouter(Restoring):
     tcp_ports: tuple[int, ...] = ()
     stable_subset: str | None = None
     canary_subset: str | None = None
+    # A canary's baselineService: a destination added beside the canary's while it has a share
+    # (told apart by host only: validation refuses a baseline with DestinationRule subsets).
+    baseline_host: str = ""
 
     def _host_is(self, host: str, service: str) -> bool:
         return host == service or host.startswith(f"{service}.")
@@ -84,6 +88,8 @@ class IstioRouter(Restoring):
             return "stable"
         if self._host_is(host, self.canary_host):
             return "canary"
+        if self.baseline_host and self._host_is(host, self.baseline_host):
+            return "baseline"
         return None
 
     def _has_both(self, entry: dict[str, Any]) -> bool:
@@ -130,13 +136,22 @@ class IstioRouter(Restoring):
             for port in self.tcp_ports
         ]
 
-    def _set_weights(self, entry: dict[str, Any], weight: int) -> None:
-        for route in entry["route"]:
+    def _set_weights(self, entry: dict[str, Any], weight: int, baseline: int) -> None:
+        """Stable 100 - weight - baseline, canary weight, and the baseline's destination (the
+        canary's with the baseline host) only while it has a share."""
+        routes = [r for r in entry["route"] if self._role(r.get("destination") or {}) != "baseline"]
+        for route in routes:
             role = self._role(route.get("destination") or {})
             if role == "stable":
-                route["weight"] = 100 - weight
+                route["weight"] = 100 - weight - baseline
             elif role == "canary":
                 route["weight"] = weight
+        if baseline > 0:
+            destination = self._canary_destination(entry)
+            host = str(destination.get("host", ""))
+            destination["host"] = self.baseline_host + host[len(self.canary_host) :]
+            routes.append({"destination": destination, "weight": baseline})
+        entry["route"] = routes
 
     def _canary_destination(self, entry: dict[str, Any]) -> dict[str, Any]:
         route = next(r for r in entry["route"] if self._role(r.get("destination") or {}) == "canary")
@@ -152,7 +167,7 @@ class IstioRouter(Restoring):
         if (state.header_routes or state.mirror) and not base:
             raise RouteProblem("header and mirror routes need an http route; tcp routes carry weights only")
         for entry in [*base, *base_tcp]:
-            self._set_weights(entry, state.weight)
+            self._set_weights(entry, state.weight, state.baseline)
         for entry in base:
             self._set_mirror(entry, state.mirror)
         for header_route in state.header_routes:
@@ -198,26 +213,28 @@ class IstioRouter(Restoring):
         http = spec.get("http") or []
         base_http = self._base_http(http)
         base = base_http or self._base_tcp(spec.get("tcp") or [])
-        weights = {"stable": 0, "canary": 0}
+        weights = {"stable": 0, "canary": 0, "baseline": 0}
         for entry in base[:1]:
             for r in entry["route"]:
                 role = self._role(r.get("destination") or {})
                 if role is not None:
                     weights[role] = int(r.get("weight", 0))
-        total = weights["stable"] + weights["canary"]
+        total = sum(weights.values())
         weight = round(100 * weights["canary"] / total) if total else 0
+        baseline = round(100 * weights["baseline"] / total) if total else 0
         headers = managed_names(http, self.rollout, len(base_http))
         mirror = None
         for entry in base[:1]:
             if entry.get("mirror") is not None and self._role(entry["mirror"]) == "canary":
                 mirror = Mirror("", round(float((entry.get("mirrorPercentage") or {}).get("value", 100))))
-        return TrafficState(weight=weight, header_routes=headers, mirror=mirror)
+        return TrafficState(weight=weight, header_routes=headers, mirror=mirror, baseline=baseline)
 
     def explicit(self, route: dict[str, Any]) -> bool:
         spec = route.get("spec") or {}
         entries = [*self._base_http(spec.get("http") or []), *self._base_tcp(spec.get("tcp") or [])]
+        # A baseline destination left at weight 0 is rewritten (removed): the route as written.
         return all(
-            "weight" in r
+            "weight" in r and (self._role(r["destination"]) != "baseline" or r["weight"] > 0)
             for entry in entries
             for r in entry["route"]
             if self._role(r.get("destination") or {}) is not None
@@ -293,12 +310,22 @@ class IstioProvider:
     def capabilities(self, config: IstioRouting) -> Capabilities:
         subsets = config.destination_rule is not None
         service = config.virtual_service
+        # The baseline is told apart by its Service (host); a DestinationRule has two subsets only.
+        third: dict[str, str] = (
+            {"third_backend": "a baseline is routed by its Service (host); remove destinationRule"}
+            if subsets
+            else {}
+        )
         if service.tcp_routes and not service.routes:
             why = "TCP routes carry weights only; header and mirror need HTTP"
             return Capabilities(
-                header_matches=frozenset(), mirror=False, subsets=subsets, why={"headers": why, "mirror": why}
+                header_matches=frozenset(),
+                mirror=False,
+                subsets=subsets,
+                third_backend=not subsets,
+                why={"headers": why, "mirror": why, **third},
             )
-        return Capabilities(subsets=subsets)
+        return Capabilities(subsets=subsets, third_backend=not subsets, why=third)
 
     def bindings(self, config: IstioRouting, routing: Routing) -> Bindings:
         service = config.virtual_service
@@ -311,6 +338,7 @@ class IstioProvider:
             tcp_ports=tuple(service.tcp_routes),
             stable_subset=rule.stable_subset if rule else None,
             canary_subset=rule.canary_subset if rule else None,
+            baseline_host=routing.baseline_service,
         )
         at = f"{routing.path}.{self.field}"
         routes = (RouteBinding(VIRTUAL_SERVICES, service.name, f"{at}.virtualService", router),)

@@ -161,6 +161,8 @@ class NginxProvider:
                 "matches": "ingress-nginx matches one header per canary (canary-by-header)",
                 "at_once": ONE_AT_A_TIME,
                 "mirror": "ingress-nginx cannot mirror traffic; remove setMirrorRoute",
+                "third_backend": "ingress-nginx splits traffic between two Services only (the "
+                "Ingress and its canary Ingress): a baseline needs gatewayAPI or istio",
             },
         )
 

@@ -14,7 +14,8 @@ from rollout.api.spec import TrafficRouting
 @dataclass(frozen=True)
 class Routing:
     """The trafficRouting of a canary or a blue/green Rollout and the two Services its routes send
-    to: stable and canary, or for blue/green active and preview."""
+    to: stable and canary, or for blue/green active and preview (and a canary's baseline, when
+    it has one)."""
 
     strategy_path: str  # spec.strategy.canary or spec.strategy.blueGreen, for errors
     routing: TrafficRouting
@@ -23,6 +24,7 @@ class Routing:
     stable_field: str  # the spec fields naming the two Services, for errors
     canary_field: str
     rollout: str = ""  # the Rollout's name: managed rules and owned objects are named after it
+    baseline_service: str = ""  # a canary's baselineService: the third backend of its routes
 
     @property
     def path(self) -> str:
@@ -48,6 +50,7 @@ def routing_of(rollout: Rollout) -> Routing | None:
         services.stable_field,
         services.canary_field,
         rollout.metadata.name,
+        services.baseline,
     )
 
 

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from rollout import API_VERSION
-from rollout.api.revision import REVISION_LABEL
+from rollout.api.revision import BASELINE_LABEL, BASELINE_OF_LABEL, REVISION_LABEL, revision_hash
 from rollout.api.rollout import Rollout
 from rollout.engine.types import ReplicaSetState
 
@@ -101,13 +101,20 @@ def owner_reference(rollout: Rollout) -> dict[str, Any]:
 
 
 def build_replicaset(
-    rollout: Rollout, revision: str, replicas: int, pod_metadata: str = "", anti_affinity: str = ""
+    rollout: Rollout,
+    revision: str,
+    replicas: int,
+    pod_metadata: str = "",
+    anti_affinity: str = "",
+    written: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """`pod_metadata`: its role's labels and annotations, on every pod it makes; `anti_affinity`:
     its pods kept off another revision's nodes (both canonical JSON); neither in the written
-    template that its revision hashes."""
+    template that its revision hashes. `written`: that template, when it is not the Rollout's
+    own (a baseline runs the stable revision's)."""
     meta = rollout.metadata
-    written = rollout.spec.template.model_dump(by_alias=True, exclude_defaults=True, mode="json")
+    if written is None:
+        written = rollout.spec.template.model_dump(by_alias=True, exclude_defaults=True, mode="json")
     template = copy.deepcopy(written)
     role = role_metadata_patch("", pod_metadata)
     template.setdefault("metadata", {}).setdefault("labels", {}).update(role.get("labels") or {})
@@ -126,7 +133,7 @@ def build_replicaset(
             "name": replicaset_name(meta.name, revision),
             "namespace": meta.namespace,
             "labels": {
-                **rollout.spec.template.metadata.labels,
+                **((written.get("metadata") or {}).get("labels") or {}),
                 REVISION_LABEL: revision,
                 ROLLOUT_NAME_LABEL: meta.name,
             },
@@ -147,6 +154,24 @@ def build_replicaset(
             "template": template,
         },
     }
+
+
+def baseline_template(stable_replicaset: dict[str, Any]) -> dict[str, Any]:
+    """The baseline's pod template: the stable revision's as its Rollout had it, plus the
+    baseline label (which gives it a revision hash of its own)."""
+    written = copy.deepcopy(written_template(stable_replicaset))
+    written.setdefault("metadata", {}).setdefault("labels", {})[BASELINE_LABEL] = "true"
+    return written
+
+
+def build_baseline(rollout: Rollout, stable_replicaset: dict[str, Any], replicas: int) -> dict[str, Any]:
+    """The canary's baseline ReplicaSet: the stable revision's template (baseline_template) at
+    `replicas`, labelled with the stable revision it copies."""
+    written = baseline_template(stable_replicaset)
+    stable = stable_replicaset["metadata"]["labels"][REVISION_LABEL]
+    body = build_replicaset(rollout, revision_hash(written), replicas, written=written)
+    body["metadata"]["labels"][BASELINE_OF_LABEL] = stable
+    return body
 
 
 def is_owned_by(obj: dict[str, Any], rollout_uid: str) -> bool:
@@ -171,4 +196,5 @@ def replicaset_state(obj: dict[str, Any]) -> ReplicaSetState | None:
         created_at=str(meta.get("creationTimestamp", "")),
         pod_metadata=str((meta.get("annotations") or {}).get(POD_METADATA_ANNOTATION, "")),
         anti_affinity=str((meta.get("annotations") or {}).get(ANTI_AFFINITY_ANNOTATION, "")),
+        baseline_of=str((meta.get("labels") or {}).get(BASELINE_OF_LABEL, "")),
     )

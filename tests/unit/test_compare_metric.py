@@ -107,7 +107,7 @@ def test_a_query_without_a_per_side_placeholder_is_invalid_at_its_field():
         (template(compare_spec(query_fields={"tolerance": "five"})), "queries[0].tolerance", "percentage"),
         (template(compare_spec(marginalScore=96)), "compare", "marginalScore 96 is above passScore 95"),
         (template(compare_spec(step="2m")), "compare", "no longer than window"),
-        (template(compare_spec(against="baseline")), "compare.against", "'stable'"),
+        (template(compare_spec(against="canary")), "compare.against", "'stable' or 'baseline'"),
         (template(successCondition="result > 1"), "spec.metrics[0]", "takes no successCondition"),
     ],
 )
