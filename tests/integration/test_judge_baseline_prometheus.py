@@ -25,7 +25,8 @@ SERVICES = ("web-stable", "web-canary", "web-baseline")
 
 def judge_template():
     """examples/canary-judge.yaml's template against the baseline, in short windows, at 99 %
-    confidence (as test_judge_prometheus.py, so like against like fails by chance rarely)."""
+    confidence (as test_judge_prometheus.py, so like against like fails by chance rarely), its
+    error counts asking for 100 requests a side."""
     template = copy.deepcopy(next(yaml.safe_load_all((EXAMPLES / "canary-judge.yaml").read_text())))
     template["metadata"]["namespace"] = NS
     template["spec"]["args"] = [{"name": k, "value": v} for k, v in QUICK.items()]
@@ -33,6 +34,8 @@ def judge_template():
     compare["against"] = "baseline"
     for query in compare["queries"]:
         query["confidence"] = 0.99
+        if "counts" in query:  # the example asks for 1,000 requests a side; these windows hold fewer
+            query["minSamples"] = 100
     return template
 
 
