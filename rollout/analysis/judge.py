@@ -133,20 +133,23 @@ def compare(
     base = float(np.median(reference))
     effect = shift / abs(base) if base != 0 else None
     margin = criteria.tolerance * abs(base)
-    alpha = 1.0 - criteria.confidence
     tests: list[tuple[Verdict, float]] = []
     if criteria.direction in ("increase", "either"):
         tests.append(("High", _p_greater(canary, [r + margin for r in reference])))
     if criteria.direction in ("decrease", "either"):
         tests.append(("Low", _p_greater([r - margin for r in reference], canary)))
-    # Two one-sided tests for `either`: each at half the level, so that the pair keeps it; and
-    # the family's share of it, so that identical revisions fail at most 1 - confidence of the
-    # time however many queries a judgment has.
-    level = alpha / len(tests) / max(family, 1)
-    verdict, p_value = min(tests, key=lambda t: t[1])
-    if p_value >= level:
-        verdict = "Pass"
+    verdict, p_value = _decided(tests, criteria, family)
     return Comparison(name, weight, verdict, *sides, effect, shift, p_value)
+
+
+def _decided(tests: list[tuple[Verdict, float]], criteria: Criteria, family: int) -> tuple[Verdict, float]:
+    """The verdict of the one-sided tests of a metric (one per bad direction) and the p-value that
+    decided. Two tests for `either`: each at half the level, so that the pair keeps it; and the
+    family's share of it, so that identical revisions fail at most 1 - confidence of the time
+    however many queries a judgment has."""
+    level = (1.0 - criteria.confidence) / len(tests) / max(family, 1)
+    verdict, p_value = min(tests, key=lambda t: t[1])
+    return ("Pass" if p_value >= level else verdict), p_value
 
 
 Counts = tuple[float, float]  # (events, total) of one side over the window
@@ -209,10 +212,7 @@ def compare_counts(
     if criteria.direction in ("decrease", "either"):
         ratio = max(1 - criteria.tolerance, 1e-9)
         tests.append(("Low", _p_rate_ratio(canary.events, reference.events, share(ratio), "less")))
-    level = (1.0 - criteria.confidence) / len(tests) / max(family, 1)
-    verdict, p_value = min(tests, key=lambda t: t[1])
-    if p_value >= level:
-        verdict = "Pass"
+    verdict, p_value = _decided(tests, criteria, family)
     return Comparison(name, weight, verdict, canary, reference, effect, shift, p_value)
 
 

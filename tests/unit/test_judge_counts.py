@@ -16,10 +16,9 @@ from rollout.analysis.judge import (
     describe,
     judge_samples,
 )
-from rollout.analysis.resolve import TemplateKey, resolve
-from rollout.api.spec import RolloutAnalysis
 from rollout.api.templates import parse_template
 from rollout.cli.view import comparison_line
+from tests.unit.test_compare_metric import resolved
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 DEFAULTS = Criteria("increase", 0.0, 1000, 0.95)
@@ -158,15 +157,8 @@ def counts_template(**query):
     }
 
 
-def counts_request(raw):
-    lookup = {TemplateKey("t"): parse_template(raw)}
-    ref = RolloutAnalysis(templates=[{"name": "t"}])
-    builtins = {"namespace": "shop", "rollout": "web", "canary-hash": "c4n4ry", "stable-hash": "st4bl3"}
-    return resolve(ref, "spec.strategy.canary.steps[1].analysis", lookup, builtins, bounded=True)
-
-
 def test_counts_queries_are_filled_per_side_with_the_window():
-    (metric,), errors = counts_request(counts_template())
+    (metric,), errors = resolved(counts_template())
     assert not errors
     (query,) = metric.request.queries
     assert 'code=~"5..", rollout_dev_revision="c4n4ry"}[2m]' in query.canary
@@ -212,7 +204,7 @@ class CountingPrometheus:
 
 
 def test_counts_are_summed_over_series_missing_errors_are_none_and_a_missing_total_is_no_data():
-    (metric,), _ = counts_request(counts_template())
+    (metric,), _ = resolved(counts_template())
     (query,) = metric.request.queries
     answers = {
         query.canary: [50.0, 30.0],  # two series (two pods): pooled
