@@ -53,9 +53,20 @@ async def event_reasons(cluster, name="web"):
     return [e["reason"] for e in events if e["involvedObject"]["name"] == name]
 
 
+async def events_once(cluster, reason, fragment="", name="web"):
+    """The Rollout's Events once one of `reason` whose message holds `fragment` is among them
+    (Events are posted shortly after the status write that decided them)."""
+
+    async def probe():
+        events = [e for e in await cluster.kube.list(EVENTS, NS) if e["involvedObject"]["name"] == name]
+        return events if any(e["reason"] == reason and fragment in e["message"] for e in events) else None
+
+    return await wait_for(probe, what=f"a {reason} Event")
+
+
 def controller_requests(cluster, since):
     """The requests the controller made to the emulated API server after the first `since`."""
-    return [r for r in list(cluster.api)[since:] if r.headers.get("User-Agent") == USER_AGENT]
+    return [r for r in cluster.api.requests_since(since) if r.headers.get("User-Agent") == USER_AGENT]
 
 
 def healthy_at(cluster, revision=None, name="web", other_than=None):

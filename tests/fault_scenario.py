@@ -201,10 +201,10 @@ class Scenario:
         except Exception as exc:  # what Reconciler._run does: log, and try again later
             self.last_failure, failed = exc, True
             self.outcome.failed_reconciles += 1
+        await self.reconciler.events.drain()  # the decision's Events, posted after its reconcile
         await self.kubelet_sync()
         if check:
             await self.check(settled=not failed)
-        self.cluster.api.forget_requests()  # nothing is in flight between two reconciles
 
     async def command(self, kind: str) -> None:
         key, value = (f"{GROUP}/promote", "full") if kind == "promote-full" else (f"{GROUP}/{kind}", "")

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rollout.analysis.args import PLACEHOLDER, ArgError, placeholders, substitute_query
-from rollout.analysis.judge import Criteria, JudgeSettings, QueryCriteria
+from rollout.analysis.judge import Criteria, JudgeSettings, QueryCriteria, scipy_stats
 from rollout.analysis.prometheus import Prometheus
 from rollout.analysis.provider import NoData, SecretUse, header_uses
 from rollout.api.base import parse_duration
@@ -202,6 +202,7 @@ class CompareMetrics:
         QueryError (an Error measurement)."""
         if request.no_reference:
             raise NoData(request.no_reference)
+        scipy_stats()  # imported here, in the measuring thread, not by the judge on the event loop
         client: Prometheus = clients["prometheus"]
         end = datetime.fromtimestamp(time.time(), UTC)
         start = end - timedelta(seconds=request.window)

@@ -8,7 +8,8 @@ v1 reads `query` over the last `window` (MetricsApi.query_metrics, GET /api/v1/q
 `formula` over named `queries` (MetricsApi.query_timeseries_data, POST
 /api/v2/query/timeseries). Exactly one series is expected (series.py); its points are reduced
 by `aggregator`. A 429 is retried (tenacity) after the X-RateLimit-Reset seconds Datadog sends,
-as long as that fits in the metric's timeout; any other failure is an Error measurement."""
+as long as that fits in the metric's timeout; any other failure is an Error measurement. The
+client is imported on the first measurement, not with the controller (some 17 MiB of memory)."""
 
 from __future__ import annotations
 
@@ -16,23 +17,9 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import urllib3
-from datadog_api_client import ApiClient, Configuration
-from datadog_api_client.exceptions import ApiException, OpenApiException
-from datadog_api_client.v1.api.metrics_api import MetricsApi as MetricsApiV1
-from datadog_api_client.v2.api.metrics_api import MetricsApi as MetricsApiV2
-from datadog_api_client.v2.model.metrics_data_source import MetricsDataSource
-from datadog_api_client.v2.model.metrics_timeseries_query import MetricsTimeseriesQuery
-from datadog_api_client.v2.model.query_formula import QueryFormula
-from datadog_api_client.v2.model.timeseries_formula_query_request import TimeseriesFormulaQueryRequest
-from datadog_api_client.v2.model.timeseries_formula_request import TimeseriesFormulaRequest
-from datadog_api_client.v2.model.timeseries_formula_request_attributes import (
-    TimeseriesFormulaRequestAttributes,
-)
-from datadog_api_client.v2.model.timeseries_formula_request_queries import TimeseriesFormulaRequestQueries
-from datadog_api_client.v2.model.timeseries_formula_request_type import TimeseriesFormulaRequestType
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_before_delay
 
 from rollout.analysis.args import PLACEHOLDER, ArgError, placeholders
@@ -41,6 +28,10 @@ from rollout.analysis.provider import NoData, QueryError, SecretUse, logged
 from rollout.analysis.series import one_series, reduce_points
 from rollout.api.base import parse_duration
 from rollout.api.templates import DatadogProvider, HeaderValueFrom, RequestHeader
+
+if TYPE_CHECKING:
+    from datadog_api_client import ApiClient
+    from datadog_api_client.exceptions import ApiException
 
 API_KEY_HEADER = "DD-API-KEY"
 APP_KEY_HEADER = "DD-APPLICATION-KEY"
@@ -148,6 +139,8 @@ class DatadogMetrics:
 
 
 def _rate_limited(exc: BaseException) -> bool:
+    from datadog_api_client.exceptions import ApiException
+
     return isinstance(exc, ApiException) and exc.status == 429
 
 
@@ -174,6 +167,9 @@ def _errors(exc: ApiException) -> str:
 
 
 def _measure(request: DatadogRequest, headers: Mapping[str, str]) -> float:
+    from datadog_api_client import ApiClient, Configuration
+    from datadog_api_client.exceptions import ApiException, OpenApiException
+
     what = f"Datadog query {request.text!r}"
     configuration = Configuration(
         host=request.address,
@@ -218,6 +214,19 @@ def _measure(request: DatadogRequest, headers: Mapping[str, str]) -> float:
 
 
 def _ask(client: ApiClient, request: DatadogRequest, timeout: float) -> dict[str, Any]:
+    from datadog_api_client.v1.api.metrics_api import MetricsApi as MetricsApiV1
+    from datadog_api_client.v2.api.metrics_api import MetricsApi as MetricsApiV2
+    from datadog_api_client.v2.model.metrics_data_source import MetricsDataSource
+    from datadog_api_client.v2.model.metrics_timeseries_query import MetricsTimeseriesQuery
+    from datadog_api_client.v2.model.query_formula import QueryFormula
+    from datadog_api_client.v2.model.timeseries_formula_query_request import TimeseriesFormulaQueryRequest
+    from datadog_api_client.v2.model.timeseries_formula_request import TimeseriesFormulaRequest
+    from datadog_api_client.v2.model.timeseries_formula_request_attributes import (
+        TimeseriesFormulaRequestAttributes,
+    )
+    from datadog_api_client.v2.model.timeseries_formula_request_queries import TimeseriesFormulaRequestQueries
+    from datadog_api_client.v2.model.timeseries_formula_request_type import TimeseriesFormulaRequestType
+
     client.configuration.request_timeout = timeout  # what is left of the metric's timeout
     now = time.time()
     start = now - request.window

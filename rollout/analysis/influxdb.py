@@ -14,7 +14,8 @@ Measured by the controller in a worker thread. InfluxQL goes through `requests` 
 series, a Flux table) is expected: several is an Error with the count, none or only nulls is no
 data (Inconclusive); one row is a number, several rows a list of numbers (oldest first).
 Nothing is retried within a measurement: errors are retried at the metric's next interval
-within consecutiveErrorLimit."""
+within consecutiveErrorLimit. influxdb-client is imported on the first Flux measurement, not with
+the controller (with numpy it costs some 40 MiB of memory)."""
 
 from __future__ import annotations
 
@@ -23,19 +24,19 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 import urllib3
-from influxdb_client import InfluxDBClient
-from influxdb_client.client.flux_csv_parser import FluxCsvParserException, FluxQueryException
-from influxdb_client.rest import ApiException
 
 from rollout.analysis.args import PLACEHOLDER, ArgError, placeholders
 from rollout.analysis.expressions import Result
 from rollout.analysis.provider import NoData, QueryError, SecretUse, header_uses, logged
 from rollout.api.base import parse_duration
 from rollout.api.templates import HeaderValueFrom, InfluxDBProvider, RequestHeader, SecretKeyRef
+
+if TYPE_CHECKING:
+    from influxdb_client.rest import ApiException as InfluxApiException
 
 SNIPPET = 160  # characters of an unexpected answer quoted in a message
 _PLAIN_TOKEN = re.compile(r"^[A-Za-z0-9_.:]+$")
@@ -251,6 +252,10 @@ def influxql_value(answer: Mapping[str, Any]) -> Result:
 
 
 def _measure_flux(request: InfluxRequest, credentials: Mapping[str, str]) -> Result:
+    from influxdb_client import InfluxDBClient
+    from influxdb_client.client.flux_csv_parser import FluxCsvParserException, FluxQueryException
+    from influxdb_client.rest import ApiException
+
     where = f"InfluxDB at {request.address}"
     try:
         with InfluxDBClient(
@@ -289,7 +294,7 @@ def _measure_flux(request: InfluxRequest, credentials: Mapping[str, str]) -> Res
     return _one_or_list(values, "the table")
 
 
-def _api_message(exc: ApiException) -> str:
+def _api_message(exc: InfluxApiException) -> str:
     """InfluxDB 2.x explains an error in a JSON body's `message`."""
     try:
         return str(json.loads(exc.body)["message"])

@@ -176,6 +176,9 @@ class RolloutStatus(StatusModel):
     # A `rollout.dev/promote` consumed while nothing waited for it: it passes the next pause step
     # or inconclusive analysis of the current revision (a consumed command is never lost).
     promote_pending: bool = False
+    # The id of the commands-taken annotation whose commands this status has applied
+    # (controller/command_annotations.py: a command is applied exactly once).
+    commands_applied: str = ""
     # Revisions that were stable before the stable one, most recent first (as many as
     # spec.rollbackWindow.revisions): going back to one of them is fast-tracked.
     stable_history: list[str] = Field(default_factory=list)

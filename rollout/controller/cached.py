@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import copy
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -27,6 +26,7 @@ from kubernetes import client
 from rollout.controller.cache import Caches, Obj, is_stub
 from rollout.controller.claims import ClaimsIndex
 from rollout.kube import API_THREADS, ROLLOUTS, SECRETS, Kube, Resource
+from rollout.kube.objects import copied
 
 RolloutKey = tuple[str, str]
 ReadKey = tuple[Resource, str | None, str]  # (kind, namespace, name) of an object read
@@ -148,7 +148,7 @@ class CachedKube(Kube):
         found = self.caches.stores[res].get(namespace, name)
         if is_stub(found):  # it exists, but no Rollout read it until now: read it whole once
             return await self.get_fresh(res, namespace, name)
-        return copy.deepcopy(found) if found is not None else None
+        return copied(found) if found is not None else None
 
     async def _secret(self, namespace: str | None, name: str) -> dict[str, Any] | None:
         key = (namespace, name)
@@ -160,7 +160,7 @@ class CachedKube(Kube):
                 return None
             kept.get("metadata", {}).pop("managedFields", None)
             self.secrets[key] = kept
-        return copy.deepcopy(kept)
+        return copied(kept)
 
     async def get_fresh(self, res: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
         if res == SECRETS:
@@ -185,7 +185,7 @@ class CachedKube(Kube):
             if match is None:
                 return await self._list_fresh(res, namespace, label_selector)
             if match:
-                found.append(copy.deepcopy(obj))
+                found.append(copied(obj))
         return found
 
     async def _list_fresh(

@@ -261,4 +261,5 @@ async def run_controller(
         )
     finally:
         caches.stop()  # also when cancelled, when kopf's clean-up does not run
+        await asyncio.shield(reconciler.events.close())  # the Events decided, posted for up to 5 s
         await asyncio.shield(notifier.stop())

@@ -9,7 +9,6 @@ restart looks again on its next reconcile."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -21,6 +20,7 @@ from rollout.api.revision import REVISION_LABEL
 from rollout.engine.types import Event, PodState, SetAntiAffinity, SetPodMetadata
 from rollout.kube import JSON_PATCH, PODS, REPLICASETS, Kube
 from rollout.kube.conflicts import guarded
+from rollout.kube.objects import copied
 from rollout.workload.replicasets import (
     ANTI_AFFINITY_ANNOTATION,
     POD_METADATA_ANNOTATION,
@@ -119,7 +119,7 @@ async def set_anti_affinity(kube: Kube, namespace: str, action: SetAntiAffinity)
     replicaset = await kube.get_fresh(REPLICASETS, namespace, action.name)
     if replicaset is None:
         return
-    new = copy.deepcopy(replicaset)
+    new = copied(replicaset)
     pod_spec = new["spec"]["template"].setdefault("spec", {})
     affinity = with_anti_affinity(pod_spec.get("affinity"), action.applied, action.wanted)
     if affinity is None:

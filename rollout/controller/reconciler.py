@@ -3,8 +3,10 @@
 Flow: read the Rollout -> consume command annotations -> observe ReplicaSets, Services, routes,
 analysis templates (and the stable revision's Pods, only while a restart runs: pods.py) -> take
 the analysis measurements that are due -> `engine.decide` -> hold the traffic finalizer if
-traffic leaves stable -> apply actions -> write status (the only memory) -> post Events ->
-release the finalizer once routes are at rest -> schedule a look-again if the engine asked for one.
+traffic leaves stable -> apply actions -> (after a traffic move, decide again from what the writes
+left in the caches, passes.py) -> write status (the only memory) -> queue Events (posted
+after it, event_queue.py) -> release the finalizer once routes are at rest -> schedule a
+look-again if the engine asked for one.
 A Rollout being deleted has its routes restored. Reconciles of one Rollout never overlap, and
 triggers that arrive while one runs collapse into a single follow-up."""
 
@@ -36,7 +38,15 @@ from rollout.analysis.resolve import resolve_analyses
 from rollout.api.rollout import ParsedRollout, Rollout, parse_rollout
 from rollout.controller.cached import fresh_reads
 from rollout.controller.claims import observe_others
-from rollout.controller.command_annotations import pending_commands, removal_patch
+from rollout.controller.command_annotations import (
+    applied_taken_removal,
+    pending_commands,
+    taken_id,
+    taken_removal,
+    taking_patch,
+    unapplied_commands,
+)
+from rollout.controller.event_queue import EventQueue
 from rollout.controller.finalizer import (
     FINALIZER,
     finalizer_patch,
@@ -45,6 +55,7 @@ from rollout.controller.finalizer import (
     holds_workload,
     routes_at_rest,
 )
+from rollout.controller.passes import MAX_PASSES, decides_again, may_act_ahead
 from rollout.controller.pods import evict_pod, observe_stable_pods, set_anti_affinity, set_pod_metadata
 from rollout.controller.routes import (
     Seen,
@@ -77,7 +88,6 @@ from rollout.engine.validation import claims_of, referenced_services
 from rollout.engine.workload import with_workload
 from rollout.kube import (
     DEPLOYMENTS,
-    EVENTS,
     JSON_PATCH,
     REPLICASETS,
     ROLLOUTS,
@@ -87,10 +97,11 @@ from rollout.kube import (
     api_message,
 )
 from rollout.kube.events import event_body
+from rollout.kube.guard import NotLeader
 from rollout.notify.delivery import Notifier
 from rollout.observability import metrics
 from rollout.traffic.base import RouteProblem
-from rollout.traffic.routing import routing_of
+from rollout.traffic.routing import Routing, routing_of
 from rollout.workload.deployments import available_of, deployment_state, give_back_replicas
 from rollout.workload.replicasets import (
     ROLLOUT_NAME_LABEL,
@@ -110,16 +121,17 @@ def utcnow() -> datetime:
 
 
 class Conflict(Exception):
-    """The Rollout changed under us; the reconcile starts again from a fresh read, carrying the
-    commands it had already consumed so that none is lost."""
+    """The Rollout changed under us; the reconcile starts again from a fresh read (commands
+    already taken are found there again: command_annotations.py)."""
 
-    def __init__(self, commands: list[Command] | None = None) -> None:
+    def __init__(self) -> None:
         super().__init__("the Rollout changed while it was reconciled")
-        self.commands = commands or []
 
 
 # Seconds until a Rollout waiting on a missing or unreadable Secret is looked at again.
 SECRET_RECHECK = 1.0
+# Seconds until a Rollout of a held shard whose writes are fenced (renewal late) is tried again.
+FENCED_RETRY = 1.0
 
 
 def secrets_wanting(observed: Observed) -> bool:
@@ -155,15 +167,14 @@ class Reconciler:
         self._waiting: set[Key] = set()
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        # Commands removed from a Rollout whose status write has not landed yet (a reconcile that
-        # failed in between): the next reconcile applies them, so that none is lost.
-        self._unapplied: dict[Key, list[Command]] = {}
         # Revisions whose ReplicaSet the API server refused as invalid, with its words: the spec
         # is InvalidSpec until it changes (retrying the same create cannot succeed).
         self._refused_templates: dict[Key, tuple[str, str]] = {}
         # The pod whose eviction a disruption budget refused last, and how many times in a row,
         # per Rollout: said once, and looked at again less and less often (up to 30 s).
         self._eviction_blocked: dict[Key, tuple[str, int]] = {}
+        # A decision's Events, posted after its reconcile in the background, in order per Rollout.
+        self.events = EventQueue(kube, around=lambda key: self._in_shard(key))
 
     # --- triggering -------------------------------------------------------------------------
 
@@ -171,7 +182,7 @@ class Reconciler:
         """Reconcile soon; a trigger while one is already waiting is absorbed by it (and one for
         a Rollout of a shard held elsewhere is ignored)."""
         key = (namespace, name)
-        if key in self._waiting or (self.shards is not None and not self.shards.owns(namespace, name)):
+        if key in self._waiting or (self.shards is not None and not self.shards.holds(namespace, name)):
             return
         self._waiting.add(key)
         task = asyncio.get_running_loop().create_task(self._run(key))
@@ -194,7 +205,6 @@ class Reconciler:
         if timer is not None:
             timer.cancel()
         self._locks.pop((namespace, name), None)
-        self._unapplied.pop((namespace, name), None)
         self._refused_templates.pop((namespace, name), None)
         self._failures.pop((namespace, name), None)
         self._eviction_blocked.pop((namespace, name), None)
@@ -212,23 +222,24 @@ class Reconciler:
         async with lock, self._slots:
             self._waiting.discard(key)
             if self.shards is not None and not self.shards.owns(*key):
-                return  # its shard was given up while it waited
+                if self.shards.holds(*key):
+                    # Held, its renewal late (a busy API server): looked at again, not dropped
+                    # (before, such triggers were lost until the next resync).
+                    self.schedule(*key, FENCED_RETRY)
+                return  # else its shard was given up while it waited: its new holder runs it
             with metrics.reconcile_timer() as outcome, self._in_shard(key):
                 try:
                     with self.kube.reads_for(key):
                         await self.reconcile(*key)
                     self._failures.pop(key, None)
-                except Conflict as exc:
+                except Conflict:
                     outcome["result"] = "conflict"
-                    if exc.commands:  # consumed but not yet in status: the next reconcile applies them
-                        self._unapplied.setdefault(key, exc.commands)
-                        log.warning(
-                            "commands kept for the next reconcile after repeated conflicts",
-                            namespace=key[0],
-                            name=key[1],
-                            commands=[c.kind for c in exc.commands],
-                        )
                     self.schedule(*key, 0.05)
+                except NotLeader:
+                    # The shard's renewal fell behind mid-reconcile: not the Rollout's failure,
+                    # so no growing back-off; looked at again once the renewal lands.
+                    outcome["result"] = "fenced"
+                    self.schedule(*key, FENCED_RETRY)
                 except Exception:
                     outcome["result"] = "error"
                     failures = self._failures[key] = self._failures.get(key, 0) + 1
@@ -249,25 +260,21 @@ class Reconciler:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.events.close()
 
     # --- one reconcile ----------------------------------------------------------------------
 
     async def reconcile(self, namespace: str, name: str, attempts: int = 5) -> Decision | None:
-        carried: list[Command] = self._unapplied.pop((namespace, name), [])
-        try:
-            return await self._reconcile_once(namespace, name, carried)
-        except Conflict as exc:
-            carried = exc.commands
+        with contextlib.suppress(Conflict):
+            return await self._reconcile_once(namespace, name)
         # A conflict means something read was behind: the next attempts read the API server.
         with fresh_reads():
             for _ in range(attempts - 2):
-                try:
-                    return await self._reconcile_once(namespace, name, carried)
-                except Conflict as exc:
-                    carried = exc.commands
-            return await self._reconcile_once(namespace, name, carried)
+                with contextlib.suppress(Conflict):
+                    return await self._reconcile_once(namespace, name)
+            return await self._reconcile_once(namespace, name)
 
-    async def _reconcile_once(self, namespace: str, name: str, carried: list[Command]) -> Decision | None:
+    async def _reconcile_once(self, namespace: str, name: str) -> Decision | None:
         raw = await self.kube.get(ROLLOUTS, namespace, name)
         if raw is None:
             self.forget(namespace, name)
@@ -276,14 +283,19 @@ class Reconciler:
             # Owned ReplicaSets go with it through garbage collection; routes are not owned.
             await self._finalize(raw)
             return None
+        if unapplied_commands(raw):
+            # Taken earlier and not applied, as the cache shows it: the API server's word before
+            # acting on them (a shard's new holder may not have seen the status that applied them).
+            raw = await self.kube.get_fresh(ROLLOUTS, namespace, name)
+            if raw is None:
+                self.forget(namespace, name)
+                return None
         parsed = parse_rollout(raw)
-        commands = list(carried)
+        commands = unapplied_commands(raw)  # taken earlier, their status write never landed
         if parsed.rollout is not None and not parsed.status_errors:  # a held Rollout keeps its commands
-            raw, consumed = await self._consume_commands(raw, carried)
-            commands += consumed
+            raw, commands = await self._take_commands(raw, commands)
             parsed = parse_rollout(raw)
-            if commands:
-                self._unapplied[(namespace, name)] = commands
+        taken = taken_id(raw)
         workload = await self._observe_workload(parsed)
         parsed = with_workload(parsed, workload)  # the Deployment's template, before anything reads it
         routing = routing_of(parsed.rollout) if parsed.rollout is not None else None  # once per reconcile
@@ -294,43 +306,41 @@ class Reconciler:
             owned = [rs for rs in items if is_owned_by(rs, parsed.meta.uid)]
             pods = await observe_stable_pods(self.kube, namespace, owned, parsed.status.stable_revision)
             observed = dataclasses.replace(observed, pods=pods)
-        decision = decide(parsed, observed, commands, self.clock(), routing=routing)
-        if secrets_wanting(observed):
-            # Secrets are not watched (cached.py): look again shortly for one created or granted.
-            decision.requeue_after = min(decision.requeue_after or SECRET_RECHECK, SECRET_RECHECK)
-        metrics.record_decision(parsed, decision.status, observed.analysis_templates)
-        busy = decision.actions or decision.events or commands
-        (log.info if busy else log.debug)(
-            "reconciled",
-            namespace=namespace,
-            name=name,
-            phase=decision.status.phase,
-            stable=decision.status.stable_revision,
-            current=decision.status.current_revision,
-            actions=[type(a).__name__ for a in decision.actions],
-            commands=[c.kind for c in commands],
-        )
+        read = parsed  # as read: the Jobs of the runs this reconcile ends are found against it
+        decision = self._decide(parsed, observed, commands, routing, taken)
+        earlier: list[Decision] = []  # the passes before the last, for their Events
         failure: Exception | None = None
         try:
-            holds = holds_traffic(decision) or holds_workload(raw)
-            if holds and FINALIZER not in finalizers(raw):
-                raw = await self._set_finalizer(raw, add=True, commands=commands)
-            for action in decision.actions:
-                if isinstance(action, EvictPod):
-                    await self._evict(parsed, action, decision)
-                else:
-                    await self.apply_action(parsed, action, routes_seen)
+            for done in range(1, MAX_PASSES + 1):
+                holds = holds_traffic(decision) or holds_workload(raw)
+                if holds and FINALIZER not in finalizers(raw):
+                    raw = await self._set_finalizer(raw, add=True)
+                for action in decision.actions:
+                    if isinstance(action, EvictPod):
+                        await self._evict(parsed, action, decision)
+                    else:
+                        await self.apply_action(parsed, action, routes_seen)
+                if done == MAX_PASSES or observed.pods is not None or decision.conditions_only:
+                    break
+                if not decides_again(decision.actions):
+                    break
+                follow_up = await self._follow_up(parsed, decision, workload, routing, taken)
+                if follow_up is None:
+                    break  # left to the next reconcile, after this status is written
+                earlier.append(decision)
+                parsed, observed, decision, routes_seen = follow_up
         except (ApiException, RouteProblem) as exc:
             failure = exc
             log.warning("action failed", namespace=namespace, name=name, error=str(exc))
-        raw = await self._write_status(raw, decision, commands)
-        self._unapplied.pop((namespace, name), None)  # the status records the commands now
-        await self._delete_ended_jobs(parsed, observed, decision)
+        raw = await self._write_status(raw, decision)
+        await self._delete_ended_jobs(read, observed, decision)
         # Said once the status holds it, before the finalizer's release: a conflict there retries
         # from the new status, which would not say (or notify) a completion again.
-        await self._post_events(raw, decision)
+        for said in (*earlier, decision):  # each pass's Events told with the status it decided
+            await self._post_events(raw, said)
+        raw = await self._clear_taken(raw, taken if decision.commands_applied else "")
         if FINALIZER in finalizers(raw) and routes_at_rest(observed, decision) and not holds_workload(raw):
-            raw = await self._set_finalizer(raw, add=False, commands=[])
+            raw = await self._set_finalizer(raw, add=False)
         if isinstance(failure, ApiException) and failure.status == 409:
             raise Conflict() from failure  # an object changed since it was read: read again
         if failure is not None:
@@ -338,6 +348,70 @@ class Reconciler:
         if decision.requeue_after is not None:
             self.schedule(namespace, name, max(decision.requeue_after, 0.0))
         return decision
+
+    async def _follow_up(
+        self,
+        parsed: ParsedRollout,
+        decision: Decision,
+        workload: WorkloadState | None,
+        routing: Routing | None,
+        taken: str,
+    ) -> tuple[ParsedRollout, Observed, Decision, Seen] | None:
+        """The decision again from what the first pass's writes left in the caches (passes.py);
+        None when it would act where only the next reconcile may."""
+        if parsed.rollout is None:
+            return None
+        again = dataclasses.replace(parsed, status=decision.status)
+        seen: Seen = {}
+        try:
+            looked = dataclasses.replace(await self._observe(again, seen), workload=workload)
+            follow_up = self._decide(again, looked, [], routing, taken, log_it=False)
+        except Exception:  # the first pass's status is written all the same
+            log.exception("second pass failed", namespace=parsed.meta.namespace, name=parsed.meta.name)
+            return None
+        current = current_revision(parsed.rollout)
+        if not may_act_ahead(follow_up.actions, looked, current, routing is not None):
+            return None
+        self._log_decision(again, looked, follow_up, [])
+        return again, looked, follow_up, seen
+
+    def _decide(
+        self,
+        parsed: ParsedRollout,
+        observed: Observed,
+        commands: list[Command],
+        routing: Routing | None,
+        taken: str,
+        *,
+        log_it: bool = True,
+    ) -> Decision:
+        decision = decide(parsed, observed, commands, self.clock(), routing=routing)
+        if taken and decision.commands_applied:
+            # The status write says the taken commands are applied (command_annotations.py); a
+            # decision that could not apply them (an invalid spec) leaves them waiting.
+            decision.status.commands_applied = taken
+        if secrets_wanting(observed):
+            # Secrets are not watched (cached.py): look again shortly for one created or granted.
+            decision.requeue_after = min(decision.requeue_after or SECRET_RECHECK, SECRET_RECHECK)
+        if log_it:
+            self._log_decision(parsed, observed, decision, commands)
+        return decision
+
+    def _log_decision(
+        self, parsed: ParsedRollout, observed: Observed, decision: Decision, commands: list[Command]
+    ) -> None:
+        metrics.record_decision(parsed, decision.status, observed.analysis_templates)
+        busy = decision.actions or decision.events or commands
+        (log.info if busy else log.debug)(
+            "reconciled",
+            namespace=parsed.meta.namespace,
+            name=parsed.meta.name,
+            phase=decision.status.phase,
+            stable=decision.status.stable_revision,
+            current=decision.status.current_revision,
+            actions=[type(a).__name__ for a in decision.actions],
+            commands=[c.kind for c in commands],
+        )
 
     async def _delete_ended_jobs(self, parsed: ParsedRollout, observed: Observed, decision: Decision) -> None:
         """The Jobs of job metrics whose run this reconcile ended go, now that the status says
@@ -383,32 +457,66 @@ class Reconciler:
         if event is not None:
             decision.events.append(event)
 
-    async def _consume_commands(
-        self, raw: dict[str, Any], carried: list[Command]
+    async def _take_commands(
+        self, raw: dict[str, Any], unapplied: list[Command]
     ) -> tuple[dict[str, Any], list[Command]]:
+        """The Rollout with its command annotations taken, and the commands to apply: those
+        taken earlier and not applied yet, then the new ones."""
         commands = pending_commands(raw)
         if not commands:
-            return raw, []
+            return raw, unapplied
         meta = raw["metadata"]
+        patch, new_id = taking_patch(raw, commands, unapplied)
         try:
-            updated = await self.kube.patch(
-                ROLLOUTS, meta["namespace"], meta["name"], removal_patch(raw, commands)
-            )
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-            # A removal whose answer was lost and that was sent again conflicts with itself.
+            updated = await self.kube.patch(ROLLOUTS, meta["namespace"], meta["name"], patch)
+        except Exception as exc:
+            # An attempt whose answer was lost may have landed: sent again the patch conflicts
+            # with itself, or its retries end on another error (a 429, a 503). A fresh read that
+            # holds this id says it landed.
             fresh = await self.kube.get_fresh(ROLLOUTS, meta["namespace"], meta["name"])
-            if fresh is None or set(pending_commands(fresh)) & set(commands):
-                raise Conflict(carried) from exc
+            if fresh is None or taken_id(fresh) != new_id:
+                if isinstance(exc, ApiException) and exc.status == 409:
+                    raise Conflict() from exc
+                raise
             updated = fresh
         log.info(
-            "commands consumed",
+            "commands taken",
             namespace=meta["namespace"],
             name=meta["name"],
-            commands=[f"{c.kind}={c.value}" for c in commands],
+            commands=[f"{c.kind}={c.value}" for c in (*unapplied, *commands)],
+            id=new_id,
         )
-        return updated, commands
+        return updated, unapplied_commands(updated)
+
+    async def _clear_taken(self, raw: dict[str, Any], applied: str) -> dict[str, Any]:
+        """The commands-taken annotation off once the status records its commands as applied
+        (`applied`: the id this reconcile's status write carried, if it applied commands); a
+        failure is left to the next reconcile, which finds them applied (command_annotations.py)."""
+        patch = applied_taken_removal(raw)
+        meta = raw["metadata"]
+        if patch is None and applied and taken_id(raw) == applied:
+            # Written, and the answer has no status.commandsApplied: a CRD older than this
+            # controller prunes the field. Without the record taken off, the commands would be
+            # applied again on every reconcile; taken off, they are applied at most once.
+            log.error(
+                "the Rollout CRD in the cluster lacks status.commandsApplied: apply this version's "
+                "CRDs (crds/); until then a command may be lost if the controller stops mid-reconcile",
+                namespace=meta["namespace"],
+                name=meta["name"],
+            )
+            patch = taken_removal(raw)
+        if patch is None:
+            return raw
+        try:
+            return await self.kube.patch(ROLLOUTS, meta["namespace"], meta["name"], patch)
+        except Exception as exc:  # a 409, a lapsed Lease: the next reconcile takes it off
+            log.info(
+                "applied commands' record left for now",
+                namespace=meta["namespace"],
+                name=meta["name"],
+                error=str(exc),
+            )
+            return raw
 
     async def _observe_workload(self, parsed: ParsedRollout) -> WorkloadState | None:
         """The Deployment of spec.workloadRef; None without one, or when it does not exist."""
@@ -545,9 +653,7 @@ class Reconciler:
         version = self.kube.known_version(res, namespace, name)
         return {"resourceVersion": version} if version else {}
 
-    async def _set_finalizer(
-        self, raw: dict[str, Any], *, add: bool, commands: list[Command]
-    ) -> dict[str, Any]:
+    async def _set_finalizer(self, raw: dict[str, Any], *, add: bool) -> dict[str, Any]:
         """Add or remove the traffic finalizer, guarded by resourceVersion; returns the new object."""
         meta = raw["metadata"]
         try:
@@ -560,7 +666,7 @@ class Reconciler:
             )
         except ApiException as exc:
             if exc.status == 409:
-                raise Conflict(commands) from exc
+                raise Conflict() from exc
             raise
 
     async def _finalize(self, raw: dict[str, Any]) -> None:
@@ -592,7 +698,7 @@ class Reconciler:
                 self.schedule(meta["namespace"], meta["name"], 0.5)
                 return
         log.info("finalized", namespace=meta["namespace"], name=meta["name"], problems=problems)
-        await self._set_finalizer(raw, add=False, commands=[])
+        await self._set_finalizer(raw, add=False)
         await self._post_events(raw, Decision(status=parsed.status, events=events))
 
     async def _give_back_workload(self, raw: dict[str, Any]) -> tuple[bool, list[Event]]:
@@ -629,9 +735,7 @@ class Reconciler:
         )
         return True, events
 
-    async def _write_status(
-        self, raw: dict[str, Any], decision: Decision, commands: list[Command]
-    ) -> dict[str, Any]:
+    async def _write_status(self, raw: dict[str, Any], decision: Decision) -> dict[str, Any]:
         stored = raw.get("status")
         old = stored if isinstance(stored, dict) else {}
         new = decision.status.wire()
@@ -653,16 +757,16 @@ class Reconciler:
             # A write whose answer was lost and that was sent again conflicts with itself.
             fresh = await self.kube.get_fresh(ROLLOUTS, meta["namespace"], meta["name"])
             if fresh is None or (fresh.get("status") or {}) != new:
-                raise Conflict(commands) from exc
+                raise Conflict() from exc
             return fresh
 
     async def _post_events(self, raw: dict[str, Any], decision: Decision) -> None:
-        """In the order the decision gave them (people and the sandbox read them in that order),
-        before the reconcile ends (every command is answered by its Event within its reconcile)."""
-        for event in decision.events:
-            try:
-                await self.kube.create(EVENTS, raw["metadata"]["namespace"], event_body(raw, event))
-            except ApiException as exc:  # an Event is information, never a reason to fail
-                log.warning("event not posted", reason=event.reason, status=exc.status)
-            if self.notifier is not None:  # queued, never waited for
+        """Queued in the order the decision gave them (people and the sandbox read them in that
+        order), with their notifications; posted off the reconcile's path (event_queue.py)."""
+        if not decision.events:
+            return
+        key = (raw["metadata"]["namespace"], raw["metadata"]["name"])
+        await self.events.put(key, [event_body(raw, event) for event in decision.events])
+        if self.notifier is not None:  # queued, never waited for
+            for event in decision.events:
                 self.notifier.notify(raw, decision.status, event, self.clock())

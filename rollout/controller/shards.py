@@ -141,6 +141,13 @@ class ShardManager:
         shard = self.shard(namespace, name)
         return shard not in self.draining and self.may_write(shard)
 
+    def holds(self, namespace: str, name: str) -> bool:
+        """Whether this Rollout's shard is held here and not being handed over, even while its
+        last renewal is older than the renew deadline (a busy API server): its reconciles wait
+        for the renewal, where a shard held elsewhere leaves them to its holder."""
+        shard = self.shard(namespace, name)
+        return shard in self.held and shard not in self.draining
+
     def may_write(self, shard: int | None = None) -> bool:
         """The write fence: the shard (default: the running reconcile's) is held, and its Lease
         was renewed less than renew_deadline ago."""

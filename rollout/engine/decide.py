@@ -231,7 +231,9 @@ def _decide_valid(
     requeue_after = _earliest(
         outcome.requeue_after, deadline, analyses.next_measurement_in(), restart.requeue_after
     )
-    return Decision(status=status, actions=actions, events=events, requeue_after=requeue_after)
+    return Decision(
+        status=status, actions=actions, events=events, requeue_after=requeue_after, commands_applied=True
+    )
 
 
 def _spec_pause(status: RolloutStatus, paused: bool, now: datetime, events: list[Event]) -> None:

@@ -247,3 +247,6 @@ class Decision:
     requeue_after: float | None = None
     # The stored status could not be read: write status.conditions only, nothing else.
     conditions_only: bool = False
+    # The commands given were applied (a valid spec and a readable status); otherwise they wait
+    # for a decision that can apply them (controller/command_annotations.py).
+    commands_applied: bool = False

@@ -3,7 +3,9 @@ process that is not the leader (leader.py sets the fence), counts the request in
 and turns a 403 into one readable log line naming the permission the ServiceAccount lacks.
 
 Reads pass the fence: a follower keeps its view of the cluster warm, and only writes could
-conflict with the leader's."""
+conflict with the leader's. So do Event creates: an Event is queued only once the status write
+of the decision it tells of has landed (event_queue.py), and nobody else will post it, so a
+process whose fence closed since posts it still (exactly once) rather than lose it."""
 
 from __future__ import annotations
 
@@ -76,11 +78,15 @@ def is_namespace_terminating(exc: ApiException) -> bool:
     return any(isinstance(c, dict) and c.get("reason") == "NamespaceTerminating" for c in causes)
 
 
+def _event_create(method: str, path: str) -> bool:
+    return method.upper() == "POST" and path.rstrip("/").endswith("/events")
+
+
 @contextmanager
 def guarded(
     method: str, path: str, query: dict[str, str] | None, fence: Callable[[], bool] | None
 ) -> Iterator[None]:
-    if fence is not None and method.upper() not in READS and not fence():
+    if fence is not None and method.upper() not in READS and not _event_create(method, path) and not fence():
         raise NotLeader(method, path)
     with metrics.api_request(method, path, query):
         try:

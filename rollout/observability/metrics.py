@@ -75,7 +75,7 @@ ANALYSIS_MEASUREMENTS = Counter(
 )
 RECONCILES = Counter(
     "rollout_reconcile_total",
-    "Reconciles run, by result (success, conflict, error).",
+    "Reconciles run, by result (success, conflict, fenced, error).",
     ["result"],
     registry=REGISTRY,
 )

@@ -34,6 +34,9 @@ from rollout.sandbox.audit import READ_VERBS, ApiCall, Audit, Authorizer
 from rollout.sandbox.eviction import PDBS, PODS, evict
 from rollout.sandbox.faults import FaultPlan
 
+# Requests kept for tests and benchmarks to read (EmulatedApiServer.served).
+REQUESTS_KEPT = 200_000
+
 # Resources the controller and kopf need, with the discovery information a real server gives.
 _VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
 BACKBONE: dict[str, kmock.ResourceInfo] = {
@@ -199,6 +202,11 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
     authorize: Authorizer | None = attrs.field(default=None)
     # The latest writes, oldest first (bounded: a benchmark makes millions).
     writes: deque[Write] = attrs.field(factory=lambda: deque(maxlen=100_000), init=False)
+    # The latest requests served, oldest first, and how many were served in all (see requests_since).
+    # kmock finds the reaction of each request by scanning its own log of requests for it, so that
+    # log keeps only the requests in flight: a long test slowed down quadratically before.
+    served: deque[rendering.Request] = attrs.field(factory=lambda: deque(maxlen=REQUESTS_KEPT), init=False)
+    request_count: int = attrs.field(default=0, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -213,10 +221,19 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         self.objects[resource, namespace, name].history.append(obj)
         await self._buses[resource].put({"type": "MODIFIED", "object": obj})
 
+    def requests_since(self, mark: int) -> list[rendering.Request]:
+        """The requests served after the first `mark` (a request_count read earlier), oldest
+        first; refused when some of them are no longer kept."""
+        missing = self.request_count - mark - len(self.served)
+        if missing > 0:
+            raise ValueError(
+                f"{missing} of the requests since {mark} are no longer kept (the last {REQUESTS_KEPT} are)"
+            )
+        return list(self.served)[len(self.served) - (self.request_count - mark) :]
+
     def forget_requests(self) -> None:
-        """Drop kmock's log of served requests. kmock matches each new request by scanning that
-        log, so a long run slows down quadratically; call only when no request is in flight."""
-        self._requests.clear()
+        """Drop the requests kept so far (a benchmark that has counted them frees the memory)."""
+        self.served.clear()
 
     def install_crd(self, crd: dict[str, Any]) -> None:
         """Serve a custom resource the way the API server does once its CRD is applied."""
@@ -355,6 +372,18 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         )
 
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        self.served.append(request)
+        self.request_count += 1
+        try:
+            return await self._handle_kept(request)
+        finally:
+            # Out of kmock's logs once served (`served` says why). Each request takes out only
+            # itself, so one still being matched is always found there.
+            self._requests[:] = [r for r in self._requests if r is not request]
+            for payload in self._payloads:
+                payload._requests.clear()
+
+    async def _handle_kept(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         agent = str(request.headers.get("User-Agent") or "")
         if self.audit.is_controller(agent):
             call = self._api_call(request)

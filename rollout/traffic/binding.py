@@ -16,7 +16,6 @@ through the one path that reads again from the API server after a conflict
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -26,6 +25,7 @@ import structlog
 
 from rollout.kube.client import JSON_PATCH, Kube
 from rollout.kube.conflicts import Read, guarded, guarded_patch, read_then_write
+from rollout.kube.objects import copied
 from rollout.kube.resources import Resource
 from rollout.traffic.base import (
     STABLE_ONLY,
@@ -296,7 +296,7 @@ class OwnedRouteBinding(_OnResource):
         return await self.write(api, owner, STABLE_ONLY, {})
 
     def _body(self, owner: Owner, desired: dict[str, Any]) -> dict[str, Any]:
-        body = copy.deepcopy(desired)
+        body = copied(desired)
         meta = body.setdefault("metadata", {})
         meta["name"] = self.owned
         meta["namespace"] = owner.namespace

@@ -17,6 +17,7 @@ from typing import Any
 
 from rollout.api.rollout import SpecError
 from rollout.api.spec import GatewayAPIRouting, RouteRef
+from rollout.kube.objects import copied
 from rollout.kube.resources import Resource
 from rollout.traffic.base import (
     MANAGED_PREFIX,
@@ -97,7 +98,7 @@ class GatewayRouter(Restoring):
         return flt.get("type") == "RequestMirror" and _is_service(target, self.canary_service)
 
     def desired(self, route: dict[str, Any], state: TrafficState) -> dict[str, Any]:
-        new = copy.deepcopy(route)
+        new = copied(route)
         spec = new.setdefault("spec", {})
         rules = [r for r in spec.get("rules") or [] if not self._managed(r)]
         base = self._base_rules(rules)

@@ -22,6 +22,7 @@ from typing import Any
 from rollout.api.revision import REVISION_LABEL
 from rollout.api.rollout import SpecError
 from rollout.api.spec import IstioRouting
+from rollout.kube.objects import copied
 from rollout.kube.resources import Resource
 from rollout.traffic.base import (
     MANAGED_PREFIX,
@@ -158,7 +159,7 @@ class IstioRouter(Restoring):
         return copy.deepcopy(route["destination"])
 
     def desired(self, route: dict[str, Any], state: TrafficState) -> dict[str, Any]:
-        new = copy.deepcopy(route)
+        new = copied(route)
         spec = new.setdefault("spec", {})
         http = [e for e in spec.get("http") or [] if not self._managed(e)]
         base = self._base_http(http)
@@ -289,7 +290,7 @@ class IstioSubsets:
         return {role: subsets[self._subset(role)].get(REVISION_LABEL) for role in ("stable", "canary")}
 
     def pin(self, document: dict[str, Any], role: str, revision: str) -> dict[str, Any]:
-        new = copy.deepcopy(document)
+        new = copied(document)
         spec = new.setdefault("spec", {})
         spec["subsets"] = [
             {**s, "labels": {**(s.get("labels") or {}), REVISION_LABEL: revision}}

@@ -98,6 +98,10 @@ class StandInKubelet:
         self.marked = 0
         self.delayed: set[str] = set()  # Pods whose Ready is scheduled already (by uid)
         self.relist = threading.Event()  # a patch was lost: list every Pod again
+        # When each Pod (by name) was first seen, and when its status patch was answered
+        # (time.monotonic()): bench/hops.py times the kubelet's hop of a first step with them.
+        self.seen: dict[str, float] = {}
+        self.ready: dict[str, float] = {}
 
     def __enter__(self) -> StandInKubelet:
         self.watcher.start()
@@ -126,6 +130,7 @@ class StandInKubelet:
                 ):
                     pod = event["object"]
                     version = pod.metadata.resource_version
+                    self.seen.setdefault(pod.metadata.name, time.monotonic())
                     if event["type"] in ("ADDED", "MODIFIED"):
                         status = wanted_status(pod)
                         if status is not None:
@@ -157,6 +162,7 @@ class StandInKubelet:
     def _patch(self, name: str, status: dict[str, Any]) -> None:
         try:
             self._patch_retried(name, status)
+            self.ready.setdefault(name, time.monotonic())
             self.marked += 1
         except ApiException as exc:
             if exc.status != 404:  # a Pod gone meanwhile needs nothing

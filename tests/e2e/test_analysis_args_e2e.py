@@ -58,6 +58,16 @@ def revisions(manifest):
     return current_revision(parse_rollout(manifest).rollout), current_revision(parse_rollout(updated).rollout)
 
 
+def dry_run_said(kube, ns):
+    """The Rollout's Events once the AnalysisDryRun one is posted (shortly after the status)."""
+
+    async def probe():
+        events = [e for e in await kube.list(EVENTS, ns) if e["involvedObject"]["name"] == "web"]
+        return events if any(e["reason"] == "AnalysisDryRun" for e in events) else None
+
+    return probe
+
+
 async def test_a_dry_run_metric_and_secret_arguments_on_a_real_server(
     kube, namespace, routing_installed, pods_made_ready, start_controller, monkeypatch, tmp_path
 ):
@@ -120,7 +130,7 @@ async def test_a_dry_run_metric_and_secret_arguments_on_a_real_server(
             status = await wait_for(healthy_at(v2), timeout=120, what="v2 stable despite the dry run")
         route = app_weights(await kube.get(HTTPROUTES, ns, "web"))
         services = [await kube.get(SERVICES, ns, n) for n in ("web-stable", "web-canary")]
-        events = [e for e in await kube.list(EVENTS, ns) if e["involvedObject"]["name"] == "web"]
+        events = await wait_for(dry_run_said(kube, ns), what="the AnalysisDryRun Event")
         log = (tmp_path / "controller-0.log").read_text()
     assert route == {"web-stable": 100, "web-canary": 0}
     assert all(s["spec"]["selector"]["rollout.dev/revision"] == v2 for s in services)

@@ -85,8 +85,14 @@ async def replicaset_uids(kube, ns):
 
 
 async def completions(kube, ns):
-    events = await kube.list(EVENTS, ns)
-    return [e for e in events if e["reason"] == "RolloutCompleted" and e["involvedObject"]["name"] == "web"]
+    """The RolloutCompleted Events, once there is one (Events follow the status write shortly)."""
+
+    async def probe():
+        events = await kube.list(EVENTS, ns)
+        found = [e for e in events if e["involvedObject"]["name"] == "web"]
+        return [e for e in found if e["reason"] == "RolloutCompleted"] or None
+
+    return await wait_for(probe, what="the RolloutCompleted Event")
 
 
 def http_get(port, path):

@@ -208,6 +208,10 @@ async def test_a_job_that_could_never_give_an_outcome_is_refused_with_its_field_
         return found if found and found["status"] == "True" and field in found["message"] else None
 
     await wait_for(invalid, timeout=60, what="InvalidSpec naming ttlSecondsAfterFinished")
-    events = await kube.list(EVENTS, namespace)
-    assert any(field in e.get("message", "") for e in events if e["involvedObject"]["name"] == "web")
+
+    async def said():
+        events = await kube.list(EVENTS, namespace)
+        return any(field in e.get("message", "") for e in events if e["involvedObject"]["name"] == "web")
+
+    await wait_for(said, what="the InvalidSpec Event naming ttlSecondsAfterFinished")
     assert await kube.list(JOBS, namespace, SELECTOR) == []

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from rollout.controller.command_annotations import TAKEN_ANNOTATION as TAKEN
 from rollout.controller.shards import shard_of
 from rollout.kube import CLUSTER_ROLE_BINDINGS, EVENTS, LEASES, ROLLOUTS, SERVICES
 from tests.cluster.launcher import USERS
@@ -185,6 +186,15 @@ async def test_three_sharded_replicas_survive_a_kill_and_a_join_mid_wave(
 
         await wait_for(completed, timeout=300, what="every canary completed after the kill and the join")
         until = time.time()
+        # Every promote was taken, recorded as applied, and its record taken off the Rollout.
+        items = {i["metadata"]["name"]: i for i in await kube.list(ROLLOUTS, namespace)}
+        unrecorded = [
+            n
+            for n in names
+            if TAKEN in (items[n]["metadata"].get("annotations") or {})
+            or not items[n]["status"].get("commandsApplied")
+        ]
+        assert not unrecorded, unrecorded[:10]
 
         # Each shard Lease: one holder, and the dead replica holds none (after its lease ran out).
         held = await holders()
@@ -210,10 +220,14 @@ async def test_three_sharded_replicas_survive_a_kill_and_a_join_mid_wave(
         print(f"\n{len(writes)} Rollouts written; {moved} changed hands; per shard {dict(shards_of)}")
 
         # Each promote applied exactly once.
-        events = await kube.list(EVENTS, namespace)
-        promoted = collections.Counter(
-            e["involvedObject"]["name"] for e in events if e.get("reason") == "PromotedStep"
-        )
+        async def all_promoted():
+            events = await kube.list(EVENTS, namespace)
+            found = collections.Counter(
+                e["involvedObject"]["name"] for e in events if e.get("reason") == "PromotedStep"
+            )
+            return found if len(found) == len(names) else None
+
+        promoted = await wait_for(all_promoted, what="a PromotedStep Event for each Rollout")
         twice = {n: c for n, c in promoted.items() if c != 1}
         assert not twice and len(promoted) == len(names), (twice, len(promoted))
     finally:

@@ -71,6 +71,13 @@ async def reasons(kube, ns, kind="Rollout", name="web"):
     return [e["reason"] for e in await events_of(kube, ns, kind, name)]
 
 
+async def said(kube, ns, *wanted, count=1):
+    """The Rollout's Event reasons once each of `wanted` is there `count` times (Events are
+    posted shortly after the status write that decided them), else None."""
+    found = await reasons(kube, ns)
+    return found if all(found.count(reason) >= count for reason in wanted) else None
+
+
 async def next_second():
     """creationTimestamp has whole seconds: pods made in the second of the restart count as new."""
     await asyncio.sleep(1.05 - time.time() % 1)
@@ -200,7 +207,7 @@ async def test_a_deployment_is_adopted_and_given_back_without_fewer_ready_pods(
         assert rs["spec"]["template"]["spec"]["containers"][0]["image"] == "web:1"  # the Deployment's
         assert [o["kind"] for o in rs["metadata"]["ownerReferences"]] == ["Rollout"]
         assert len(await ready_pods(kube, namespace, REVISION_LABEL)) == replicas
-        assert "WorkloadScaledDown" in await reasons(kube, namespace)
+        await wait_for(lambda: said(kube, namespace, "WorkloadScaledDown"), what="WorkloadScaledDown")
 
         # Deleted, the Rollout gives the Deployment its scale back before its own pods go (the
         # garbage collector removes its ReplicaSet and pods once the finalizer lets it go).
@@ -220,7 +227,7 @@ async def test_a_deployment_is_adopted_and_given_back_without_fewer_ready_pods(
         for rs in await kube.list(REPLICASETS, namespace)
         if REVISION_LABEL in rs["metadata"].get("labels", {})
     ]
-    assert {"WorkloadRestoring", "WorkloadRestored"} <= set(await reasons(kube, namespace))
+    await wait_for(lambda: said(kube, namespace, "WorkloadRestoring", "WorkloadRestored"), what="Restored")
     # Polled every 100 ms, as a user watching `kubectl get pods` would see it ...
     totals = [deployment + rollout for deployment, rollout in samples]
     assert min(totals) >= replicas, f"Ready pods fell to {min(totals)} (samples: {samples})"
@@ -315,7 +322,8 @@ async def test_a_disruption_budget_blocks_the_restart_until_it_is_relaxed(
     assert (final["stableRevision"], final["currentRevision"]) == (v1, v1)
     revisions = {rs["metadata"]["labels"][REVISION_LABEL] for rs in await kube.list(REPLICASETS, namespace)}
     assert revisions == {v1}, "no new revision"
-    assert (await reasons(kube, namespace)).count("PodEvicted") == 3
+    evicted = await wait_for(lambda: said(kube, namespace, "PodEvicted", count=3), what="3 PodEvicted")
+    assert evicted.count("PodEvicted") == 3
     assert held > 30 and min(samples[:held]) == 3, samples[:held]  # nothing went while blocked
     assert min(samples) >= 2, samples  # then one at a time, as the budget allows
 

@@ -14,8 +14,8 @@ from contextlib import ExitStack
 
 import pytest
 
-from rollout.kube import ANALYSIS_TEMPLATES, EVENTS, REPLICASETS, ROLLOUTS, SECRETS, SERVICES
-from tests.emulated import HTTPROUTES, NS, healthy_at, status_of
+from rollout.kube import ANALYSIS_TEMPLATES, REPLICASETS, ROLLOUTS, SECRETS, SERVICES
+from tests.emulated import HTTPROUTES, NS, events_once, healthy_at, status_of
 from tests.integration.command_line import rollout_cli
 from tests.integration.prometheus_setup import revisions, route_weights, stack
 from tests.manifests import (
@@ -65,10 +65,6 @@ def canary(analysis):
     return rollout_manifest(replicas=2, strategy=canary_strategy(steps, scale_down_delay=1))
 
 
-async def events_of(cluster):
-    return [e for e in await cluster.kube.list(EVENTS, NS) if e["involvedObject"]["name"] == "web"]
-
-
 async def test_a_failing_dry_run_metric_is_reported_and_the_canary_completes(cluster, tmp_path):
     await cluster.kube.create(
         ANALYSIS_TEMPLATES,
@@ -97,7 +93,7 @@ async def test_a_failing_dry_run_metric_is_reported_and_the_canary_completes(clu
     assert json.loads(errors["measurements"][-1]["value"])[0] > 0.05  # measured as it is: ~0.3
     assert "requests" in by_name and by_name["requests"].get("dryRun") is None
     assert "dry-run metric error-ratio" in run["message"] and "Failed, not counted" in run["message"]
-    events = await events_of(cluster)
+    events = await events_once(cluster, "AnalysisDryRun")
     dry = [e for e in events if e["reason"] == "AnalysisDryRun"]
     assert len(dry) == 1 and dry[0]["type"] == "Warning"
     assert dry[0]["message"].startswith("Analysis step-2: dry-run metric error-ratio Failed: [0.")
@@ -170,7 +166,7 @@ async def test_arguments_from_a_secret_and_a_field_measure_and_the_secret_never_
     # The series carry the secret's label value: only a correctly escaped query finds them.
     assert run["phase"] == "Successful" and requests["successful"] == 3
     assert all(json.loads(m["value"])[0] > 0 for m in requests["measurements"])
-    events = await events_of(cluster)
+    events = await events_once(cluster, "RolloutCompleted")
     assert "RolloutCompleted" in {e["reason"] for e in events}
     # The controller's queries are logged: with the secret masked, the field's value as it is.
     records = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
@@ -229,7 +225,7 @@ async def test_a_missing_argument_secret_or_label_is_invalid_spec_until_fixed(cl
 
         status = await wait_for(invalid, what="InvalidSpec naming both arguments")
         assert status["phase"] == "Degraded"
-        events = await events_of(cluster)
+        events = await events_once(cluster, "InvalidSpec")
         assert any(e["reason"] == "InvalidSpec" and wanted[0] in e["message"] for e in events)
         assert await cluster.kube.list(REPLICASETS, NS) == []
         assert await cluster.kube.get(HTTPROUTES, NS, "web") == route

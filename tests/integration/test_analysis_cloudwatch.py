@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rollout.kube import ANALYSIS_TEMPLATES, EVENTS, REPLICASETS, ROLLOUTS, SECRETS, SERVICES
+from rollout.kube import ANALYSIS_TEMPLATES, REPLICASETS, ROLLOUTS, SECRETS, SERVICES
 from tests.emulated import (
     HTTPROUTES,
     NS,
     app_weights,
     event_reasons,
+    events_once,
     healthy_at,
     rolled_back_by_analysis,
     setup,
@@ -125,8 +126,8 @@ async def test_a_missing_credentials_secret_is_invalid_spec_naming_the_field(clu
             )
 
         await wait_for(invalid, timeout=20, what="InvalidSpec naming the credentials' Secret")
-        events = await cluster.kube.list(EVENTS, NS)
-        assert any(e["reason"] == "InvalidSpec" and said in e["message"] for e in events)
+
+        await events_once(cluster, "InvalidSpec", said)
         assert await cluster.kube.list(REPLICASETS, NS) == []  # nothing moved
         # The Secret appears: the periodic re-check recovers and the first revision comes up.
         await cluster.kube.create(SECRETS, NS, example("Secret"))

@@ -114,10 +114,14 @@ async def test_a_complete_job_passes_the_step_and_is_deleted(cluster):
         rollout = await cluster.kube.get(ROLLOUTS, NS, "web")
         assert job["metadata"]["ownerReferences"][0]["uid"] == rollout["metadata"]["uid"]
         assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["web-canary"]
-        status = await status_of(cluster)
-        assert f"Job {name} running" in status["message"] and app_weights(
-            await cluster.kube.get(HTTPROUTES, NS, "web")
-        ) == {"web-stable": 80, "web-canary": 20}
+
+        async def running():  # the status that says so is written just after the Job is created
+            status = await status_of(cluster)
+            return status if f"Job {name} running" in status.get("message", "") else None
+
+        await wait_for(running, timeout=20, what=f"the status saying Job {name} runs")
+        route = await cluster.kube.get(HTTPROUTES, NS, "web")
+        assert app_weights(route) == {"web-stable": 80, "web-canary": 20}
         await finish(cluster, job, "Complete")
 
         async def promoted():

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from rollout.api.revision import REVISION_LABEL
 from rollout.kube import ROLLOUTS, SERVICES
-from tests.emulated import HTTPROUTES, NS, event_reasons, healthy_at, replicasets, status_of
+from tests.emulated import HTTPROUTES, NS, event_reasons, events_once, healthy_at, replicasets, status_of
 from tests.manifests import (
     blue_green_strategy,
     http_route_manifest,
@@ -134,6 +134,9 @@ async def test_controller_killed_between_switch_and_scale_down(cluster, start_co
         return status if done and rs[v1]["spec"]["replicas"] == 3 else None
 
     switched = await wait_for(switched_not_scaled, timeout=30, what="switched, old pods still up")
+    # Events go out after the status write that decided them; kill once this one is out, so the
+    # count below tells whether the restart posted it again.
+    await events_once(cluster, "RolloutCompleted")
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
     v2 = switched["stableRevision"]

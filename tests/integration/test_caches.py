@@ -59,7 +59,7 @@ async def test_steady_state_reads_nothing_and_a_route_change_is_seen_at_once(clu
     # A resync far away: whatever happens below within seconds comes from the caches' triggers.
     async with cluster.controller(resync_seconds=600):
         await setup(cluster, [{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}, {"pause": {}}])
-        since = len(list(cluster.api))
+        since = cluster.api.request_count
         await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
         await wait_for(weight_is(cluster, 20), what="canary at 20%")
         await wait_for(paused_at(cluster, 1), what="paused at step 2")
@@ -99,7 +99,7 @@ async def test_stale_writes_cost_conflicts_and_fresh_reads_never_a_wrong_write(c
         await setup(cluster, [{"setWeight": 20}, {"pause": {"duration": "1s"}}, {"setWeight": 60}])
         plan = FaultPlan(conflict=0.3, watch_drop=0.3, watch_duplicate=0.3, seed=3)
         cluster.api.faults = plan
-        since = len(list(cluster.api))
+        since = cluster.api.request_count
         await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
 
         async def completed():
@@ -193,7 +193,7 @@ async def test_after_a_conflict_every_read_goes_to_the_api_server(cluster):
     steps = [{"setWeight": 20}, {"analysis": {"templates": templates}}]
     async with cluster.controller(resync_seconds=600):
         await setup(cluster, steps, routing, subset_virtual_service(), VIRTUALSERVICES)
-        since = len(list(cluster.api))
+        since = cluster.api.request_count
         # Every write now conflicts, as one guarded by a version the server has moved past.
         plan = FaultPlan(conflict=1.0)
         cluster.api.faults = plan
@@ -254,7 +254,7 @@ async def test_grpc_and_tcp_routes_conflicts_and_history_on_three_revisions(clus
         await cluster.kube.create(ROLLOUTS, NS, manifest)
         first = (await wait_for(healthy_at(cluster), what="first deploy"))["stableRevision"]
         seen_at_50 = set()
-        since = len(list(cluster.api))
+        since = cluster.api.request_count
         for image in ("web:2", "web:3"):
             if image == "web:3":
                 cluster.api.faults = FaultPlan(conflict=1.0)
@@ -308,7 +308,7 @@ async def test_a_watch_the_server_never_ends_is_watched_again_not_listed_again(c
         watch_seconds=1,
         read_grace=0.5,
     )
-    since = len(list(cluster.api))
+    since = cluster.api.request_count
     caches.start()
     try:
         assert await caches.wait_started(10)
@@ -321,7 +321,7 @@ async def test_a_watch_the_server_never_ends_is_watched_again_not_listed_again(c
         caches.stop()
     served = [
         r
-        for r in list(cluster.api)[since:]
+        for r in cluster.api.requests_since(since)
         if r.method.value == "GET" and r.resource is not None and r.resource.plural == "services"
     ]
     watches = [r for r in served if r.params.get("watch") in ("true", "1")]

@@ -2,6 +2,7 @@
 real Gateway API and Istio schemas (every write the controller makes is validated by them)."""
 
 import copy
+import json
 
 from rollout.kube import CRDS, ROLLOUTS, SERVICES
 from tests.emulated import (
@@ -9,6 +10,7 @@ from tests.emulated import (
     NS,
     VIRTUALSERVICES,
     app_weights,
+    controller_requests,
     event_reasons,
     get_rollout,
     healthy_at,
@@ -27,6 +29,36 @@ REVISION = "rollout.dev/revision"
 
 def spec_only(route):
     return {k: v for k, v in route.items() if k not in ("metadata", "status")}
+
+
+async def test_a_weight_step_is_one_route_write_and_one_status_write_that_records_it(cluster):
+    """The reconcile that writes a weight decides again from what it wrote (controller/passes.py):
+    its one status write records the weight and starts the pause, where it took two before, and no
+    status written in between says a weight the route has left."""
+    steps = [{"setWeight": 20}, {"pause": {"duration": 1}}, {"setWeight": 50}, {"pause": {}}]
+    async with cluster.controller():
+        await setup(cluster, steps)
+        since = cluster.api.request_count
+        await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
+        await wait_for(paused_at(cluster, 3), what="paused at step 4 (indefinite)")
+        requests = controller_requests(cluster, since)
+    writes = [
+        (r.resource.plural, r.subresource, json.loads(r.body))
+        for r in requests
+        if r.method.value == "PATCH" and r.resource and r.resource.plural in ("httproutes", "rollouts")
+    ]
+    route_writes = [i for i, (plural, _, _) in enumerate(writes) if plural == "httproutes"]
+    assert len(route_writes) == 2, writes
+    for index, weight in zip(route_writes, (20, 50), strict=True):
+        patch = writes[index][2]
+        assert {"op": "replace", "path": "/spec/rules/1/backendRefs/1/weight", "value": weight} in patch
+        following = next(body["status"] for plural, sub, body in writes[index + 1 :] if sub == "status")
+        assert following["canary"]["weight"] == weight
+        assert following["phase"] == "Paused"
+    # From the update to the first pause: the canary Service pinned and the ReplicaSet created with
+    # one status write, one when its pods are counted, the route and the status that records it.
+    up_to_first_pause = writes[: route_writes[0] + 2]
+    assert sum(1 for _, sub, _ in up_to_first_pause if sub == "status") <= 3, up_to_first_pause
 
 
 async def test_full_canary_on_an_httproute(cluster):

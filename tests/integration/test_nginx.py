@@ -62,7 +62,7 @@ async def test_canary_ingress_follows_the_steps_and_goes_at_completion(cluster):
         assert await cluster.kube.get(INGRESSES, NS, CANARY) is None
         # The update meets conflicting writes: the retries read the Ingresses (and everything
         # else) from the API server, not from a cache that may be behind.
-        since = len(list(cluster.api))
+        since = cluster.api.request_count
         cluster.api.faults = FaultPlan(conflict=1.0)
         await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:2"))
 

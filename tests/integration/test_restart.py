@@ -5,7 +5,7 @@ import asyncio
 import signal
 
 from rollout.kube import ROLLOUTS
-from tests.emulated import NS, event_reasons, healthy_at, replicasets
+from tests.emulated import NS, events_once, healthy_at, replicasets
 from tests.manifests import image_patch, rollout_manifest
 from tests.waiting import wait_for
 
@@ -36,5 +36,5 @@ async def test_killed_mid_update_and_restarted_finishes_the_same_way(cluster, st
     assert final["stableRevision"] != v1
     rs = await replicasets(cluster)
     assert rs[final["stableRevision"]]["spec"]["replicas"] == 6 and rs[v1]["spec"]["replicas"] == 0
-    reasons = await event_reasons(cluster)
+    reasons = [e["reason"] for e in await events_once(cluster, "RolloutCompleted")]
     assert reasons.count("RolloutCompleted") == 1 and reasons.count("NewRevision") == 1

@@ -21,7 +21,7 @@ def secret_gets(cluster):
     """The paths of the GETs of Secrets the emulated API server served (reads, lists, watches)."""
     return [
         r.url.path
-        for r in list(cluster.api)
+        for r in cluster.api.requests_since(0)
         if r.resource is not None and r.resource.plural == "secrets" and r.method.value == "GET"
     ]
 

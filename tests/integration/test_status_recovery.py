@@ -13,6 +13,7 @@ from tests.emulated import (
     HTTPROUTES,
     NS,
     app_weights,
+    controller_requests,
     event_reasons,
     get_rollout,
     paused_at,
@@ -77,6 +78,7 @@ async def test_an_unreadable_status_holds_the_rollout_until_it_is_fixed(cluster)
 async def test_a_status_deleted_mid_canary_is_recovered_and_the_canary_starts_again(cluster):
     async with cluster.controller((NS,), resync_seconds=0.5):
         old = await paused_at_twenty(cluster)
+        mark = cluster.api.request_count
         await cluster.kube.patch(ROLLOUTS, NS, "web", {"status": None}, sub="status")
         pins, weights = set(), []
 
@@ -88,5 +90,14 @@ async def test_a_status_deleted_mid_canary_is_recovered_and_the_canary_starts_ag
             return status if again and "StableRecovered" in await event_reasons(cluster) else None
 
         status = await wait_for(recovered, what="the canary paused at step 2 again", interval=0.01)
+        # The route's writes, not samples of it: one reconcile may write 0 and then 20 (passes.py).
+        # The route was at 20 before and is at 20 after, so two writes went back to stable and
+        # then to step 1 again (a route write is never sent unchanged).
+        route_writes = [
+            r
+            for r in controller_requests(cluster, mark)
+            if r.method.value == "PATCH" and r.resource is not None and r.resource.plural == "httproutes"
+        ]
     assert status["stableRevision"] == old and pins == {old}
-    assert weights[-1] == 20 and 0 in weights  # back on stable first, then step 1 again
+    # Back on stable first, then step 1 again.
+    assert weights[-1] == 20 and (0 in weights or len(route_writes) >= 2), (weights, len(route_writes))

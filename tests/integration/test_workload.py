@@ -73,7 +73,7 @@ async def test_route_write_after_a_concurrent_edit_retries_and_keeps_the_edit(cl
     # The emulator refused the stale write: it is the 409 path that was taken, not luck.
     patches = [
         r
-        for r in cluster.api
+        for r in cluster.api.requests_since(0)
         if r.method.value == "PATCH" and r.resource and r.resource.plural == "httproutes"
     ]
     assert len(patches) == 3  # the concurrent edit, the refused write, the retried one

@@ -1,6 +1,7 @@
 """A 403 becomes one 'permission missing' line (kube/guard.py), but not the 403 the API server
 gives a create in a namespace being deleted: that is not a missing grant, and a chart test on
-the real server saw the controller blame RBAC for it."""
+the real server saw the controller blame RBAC for it. And the write fence the same hook applies,
+which lets Event creates through."""
 
 import json
 
@@ -62,3 +63,18 @@ def test_a_body_that_is_not_json_is_still_reported() -> None:
     exc = ApiException(status=403, reason="Forbidden")
     exc.body = "<html>forbidden</html>"
     assert len(raise_in_guard(exc, "shop")) == 1
+
+
+def test_the_write_fence_refuses_writes_but_lets_events_through():
+    closed = lambda: False  # noqa: E731
+    with guard.guarded("POST", "/api/v1/namespaces/shop/events", None, closed):
+        pass  # the Event of a decision whose status write landed: posted, never lost
+    for method, path in [
+        ("PATCH", "/apis/rollout.dev/v1alpha1/namespaces/shop/rollouts/web/status"),
+        ("POST", "/apis/apps/v1/namespaces/shop/replicasets"),
+        ("PATCH", "/api/v1/namespaces/shop/events/web.1"),
+    ]:
+        with pytest.raises(guard.NotLeader), guard.guarded(method, path, None, closed):
+            pass
+    with guard.guarded("GET", "/apis/rollout.dev/v1alpha1/namespaces/shop/rollouts/web", None, closed):
+        pass

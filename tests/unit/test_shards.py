@@ -3,14 +3,17 @@ guarded by a stale resourceVersion with 409, as the API server does; each replic
 clock, so a dead replica is one whose ticks stop."""
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime
 
 import json_merge_patch
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from rollout.controller.reconciler import Reconciler
 from rollout.controller.shards import ShardCountMismatch, ShardManager, ShardSettings, shard_of
 from rollout.kube import LEASES
+from rollout.kube.guard import NotLeader
 
 NS = "rollout-system"
 
@@ -198,3 +201,64 @@ async def test_a_shard_being_handed_over_is_kept_when_the_fair_share_grows():
             clock_a.now += 2.0
             await a.tick()
     assert 5 in a.held and 5 not in a.draining and a.owns(*_rollout_in(5))
+
+
+class NoKube:
+    def reads_for(self, key):
+        return contextlib.nullcontext()
+
+
+class RecordingReconciler(Reconciler):
+    """The reconciler's triggering (Reconciler._run, the real code) around a reconcile that
+    records which Rollouts ran, or fails once for each of `fenced` as a fenced write does."""
+
+    def __init__(self, shards, fenced=()):
+        super().__init__(NoKube(), shards=shards)
+        self.fenced = set(fenced)
+        self.ran = []
+
+    async def reconcile(self, namespace, name, attempts=5):
+        if (namespace, name) in self.fenced:
+            self.fenced.discard((namespace, name))
+            raise NotLeader("PATCH", f"/apis/rollout.dev/v1alpha1/namespaces/{namespace}/rollouts/{name}")
+        self.ran.append((namespace, name))
+
+
+async def test_a_late_renewal_delays_a_held_shards_reconciles_and_drops_none():
+    store = Leases()
+    clock = Clock()
+    a = replica(store, "a", clock=clock)
+    await a.tick()
+    rollout = _rollout_in(3)
+    # The API server is slow: the last renewal is older than the renew deadline, the shard held.
+    clock.now += 11.0
+    assert not a.owns(*rollout) and a.holds(*rollout)
+    reconciler = RecordingReconciler(a)
+    reconciler.trigger(*rollout)
+    await asyncio.sleep(0.05)
+    assert reconciler.ran == []  # not written while fenced
+    assert rollout in reconciler._timers  # looked at again, not dropped until a resync
+    await a.tick()  # the renewal lands
+    await asyncio.sleep(1.2)
+    assert reconciler.ran == [rollout]
+    # A shard held elsewhere is left to its holder.
+    b = replica(store, "b")
+    other = RecordingReconciler(b)
+    other.trigger(*rollout)
+    await asyncio.sleep(0.05)
+    assert other.ran == [] and rollout not in other._timers
+    await reconciler.close()
+
+
+async def test_a_write_fenced_mid_reconcile_is_tried_again_soon_without_a_growing_back_off():
+    store = Leases()
+    a = replica(store, "a")
+    await a.tick()
+    rollout = _rollout_in(1)
+    reconciler = RecordingReconciler(a, fenced={rollout})
+    reconciler.trigger(*rollout)
+    await asyncio.sleep(0.05)
+    assert reconciler.ran == [] and rollout not in reconciler._failures
+    await asyncio.sleep(1.2)
+    assert reconciler.ran == [rollout]
+    await reconciler.close()
