@@ -31,12 +31,12 @@ async def one(replicas, surge, unavailable):
                 ROLLOUTS, "shop", rollout_manifest(replicas=replicas, strategy=strategy)
             )
             first = await wait_healthy(cluster, None)
-            before = len(list(cluster.api))
+            before = cluster.api.request_count
             started = time.monotonic()
             await cluster.kube.patch(ROLLOUTS, "shop", "web", image_patch("web:2"))
             await wait_healthy(cluster, first)
             took = time.monotonic() - started
-            requests = list(cluster.api)[before:]
+            requests = cluster.api.requests_since(before)
     writes = collections.Counter(c for r in requests if (c := classify(r)))
     reads = sum(1 for r in requests if r.headers.get("User-Agent") == USER_AGENT) - sum(writes.values())
     scale_steps = writes["PATCH replicasets"] + writes["POST replicasets"]

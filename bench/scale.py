@@ -7,7 +7,8 @@ and CPU are its own. Printed per N: the time until all are Healthy at first, fir
 (the route at 20%) and completion latency (Healthy on the new revision) as p50/p99/max, each from
 that Rollout's own update; the controller's API requests during the update (reads outside its
 caches, writes per update and per weight step, Events); its CPU per update and peak RSS; and the
-API server's CPU.
+API server's CPU. On a real control plane, a table per N also cuts the first step into hops (the
+controller, the controller-manager and the stand-in kubelet each in turn: bench/hops.py).
 
 On the real control plane by default (tests/cluster: built on first use, started here; no nodes,
 a stand-in kubelet marks Pods Ready), where the controller is a user of its own and the API
@@ -50,9 +51,11 @@ from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
 
 from bench.common import print_table
+from bench.hops import first_step_hops, hop_rows
 from rollout.kube import (
     CLUSTER_ROLE_BINDINGS,
     NAMESPACES,
+    REPLICASETS,
     ROLLOUTS,
     SERVICES,
     USER_AGENT,
@@ -146,13 +149,16 @@ class Target:
     cluster: EmulatedCluster | None = None
     plane: ControlPlane | None = None
     watched: WatchedKinds | None = None
+    harvested: int = 0  # the emulator's request count at the last harvest
+    kubelet: StandInKubelet | None = None
+    hops: dict[str, list[float]] | None = None  # the first step's hops (bench/hops.py), real plane only
 
     def harvest(self) -> None:
         """Count the controller's requests served since the last harvest, then let the emulator
-        forget them: kmock scans its request log on every request, so a log of a long run makes
-        each request slower than the last."""
+        forget them (its log is bounded: a count past it is refused, not short)."""
         if self.cluster is not None:
-            requests = list(self.cluster.api)
+            requests = self.cluster.api.requests_since(self.harvested)
+            self.harvested = self.cluster.api.request_count
             self.counts.update(counted(requests))
             for request in requests:
                 owner = rollout_of(request)
@@ -191,6 +197,10 @@ class WatchedKinds:
         self.namespace = namespace
         self.kinds = kinds
         self.store: dict[str, dict[str, dict[str, Any]]] = {plural: {} for plural in kinds}
+        # When each object was first seen, and each ReplicaSet first seen with a ready replica
+        # (time.monotonic()), for bench/hops.py.
+        self.first_seen: dict[str, dict[str, float]] = {plural: {} for plural in kinds}
+        self.replicasets_ready: dict[str, float] = {}
         self.stopping = threading.Event()
         self.threads = [threading.Thread(target=self._watch, args=(p,), daemon=True) for p in kinds]
 
@@ -229,6 +239,13 @@ class WatchedKinds:
                         self.store[plural].pop(meta["name"], None)
                     else:
                         self.store[plural][meta["name"]] = obj
+                        now = time.monotonic()
+                        self.first_seen[plural].setdefault(meta["name"], now)
+                        if (
+                            plural == "replicasets"
+                            and ((obj.get("status") or {}).get("readyReplicas") or 0) > 0
+                        ):
+                            self.replicasets_ready.setdefault(meta["name"], now)
             except Exception:  # a cut watch or a 410: watch everything again
                 version = None
                 time.sleep(0.2)
@@ -284,13 +301,16 @@ async def real_namespace(found: Target, admin: str) -> AsyncIterator[None]:
     await found.kube.create(
         NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": found.namespace}}
     )
-    kinds = {"rollouts": ROLLOUTS, "httproutes": HTTPROUTES}
+    kinds = {"rollouts": ROLLOUTS, "httproutes": HTTPROUTES, "replicasets": REPLICASETS}
     try:
-        with StandInKubelet(admin, found.namespace), WatchedKinds(admin, found.namespace, kinds) as watched:
-            found.watched = watched
+        with (
+            StandInKubelet(admin, found.namespace) as kubelet,
+            WatchedKinds(admin, found.namespace, kinds) as watched,
+        ):
+            found.watched, found.kubelet = watched, kubelet
             yield
     finally:
-        found.watched = None
+        found.watched, found.kubelet = None, None
         with contextlib.suppress(ApiException):
             await found.kube.delete(NAMESPACES, None, found.namespace)
 
@@ -477,6 +497,7 @@ async def update_wave(
     the first update was sent (time.monotonic())."""
     ns = where.namespace
     updated: dict[str, float] = {}
+    existing = set(where.watched.first_seen["replicasets"]) if where.watched is not None else set()
 
     async def update(name: str) -> None:
         await where.kube.patch(ROLLOUTS, ns, name, image_patch("web:2", name))
@@ -484,6 +505,7 @@ async def update_wave(
 
     await in_batches([lambda a=name: update(a) for name in names], where.harvest)
     first_step: dict[str, float] = {}
+    routed: dict[str, float] = {}
     completed: dict[str, float] = {}
     while len(completed) < len(names):
         if time.monotonic() - min(updated.values()) > timeout:
@@ -493,6 +515,7 @@ async def update_wave(
         for name in names:
             if name not in first_step and canary_weight(routes.get(name, {}), f"{name}-canary") == 20:
                 first_step[name] = now - updated[name]
+                routed[name] = now
             status = (rollouts.get(name) or {}).get("status") or {}
             if (
                 name not in completed
@@ -503,6 +526,16 @@ async def update_wave(
         sample()
         where.harvest()
         await asyncio.sleep(0.05)
+    if where.watched is not None and where.kubelet is not None:
+        where.hops = first_step_hops(
+            updated,
+            routed,
+            where.watched.first_seen["replicasets"],
+            dict(where.watched.replicasets_ready),
+            dict(where.kubelet.seen),
+            dict(where.kubelet.ready),
+            existing,
+        )
     return first_step, completed, min(updated.values())
 
 
@@ -571,6 +604,7 @@ async def run(n: int, workers: int, timeout: float, emulator: bool) -> dict[str,
         "CPU/update ms": round(1000 * cpu / n),
         "server CPU s": round(server_cpu) if server_cpu is not None else "n/a",
         "_counts": counts,
+        "_hops": where.hops,
     }
 
 
@@ -580,7 +614,11 @@ async def main(sizes: list[int], workers: int, timeout: float, emulator: bool) -
     for n in sizes:
         row = await run(n, workers, timeout, emulator)
         counts = row.pop("_counts")
+        hops = row.pop("_hops")
         print(f"N={n}: controller requests during the update: {dict(sorted(counts.items()))}", flush=True)
+        if hops:
+            print(f"N={n}: where the first step's time went (bench/hops.py):")
+            print_table(hop_rows(hops), width=25)
         rows.append(row)
     print()
     print_table(rows, width=16)

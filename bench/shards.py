@@ -282,6 +282,7 @@ async def main(
         row_began = time.monotonic()
         try:
             rows.append(await run(n, count, shard_count, workers, timeout))
+            print(f"row: {rows[-1]}", flush=True)  # kept if a later row fails or the run is stopped
         except Exception as exc:  # one row's failure (a timeout, a replica that exited): the others still run
             print(f"N={n}, {count} replicas, shards {shard_count}: failed: {exc!r}", flush=True)
         print(f"row took {time.monotonic() - row_began:.0f} s (set-up included)", flush=True)

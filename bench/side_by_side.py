@@ -14,9 +14,11 @@ the API server's audit log counts. Each Rollout's latency is counted from its ow
 
 Printed per N and workload, for each controller and as the ratio (this project / Argo Rollouts):
 first-step and completion p50/p99, controller CPU per update, API requests per update by verb
-(Events apart), and peak RSS. Argo Rollouts runs with its client raised to 1,000 QPS (burst
-2,000) and 64 Rollout workers, as this project's controller has no client-side limit and 64
-workers: at its defaults (40 QPS, 10 workers) it would queue on its own limiter.
+(Events apart), and peak RSS; and for each controller its first step cut into hops (the
+controller, the controller-manager and the stand-in kubelet in turn: bench/hops.py). Argo
+Rollouts runs with its client raised to 1,000 QPS (burst 2,000) and 64 Rollout workers, as this
+project's controller has no client-side limit and 64 workers: at its defaults (40 QPS, 10
+workers) it would queue on its own limiter.
 
     python -m bench.side_by_side                  # N = 200 and 1,000, both workloads
     python -m bench.side_by_side 100 --workloads istio
@@ -41,6 +43,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from bench.common import print_table
+from bench.hops import first_step_hops, hop_rows
 from bench.peers import argo
 from bench.scale import (
     CONTROLLER_USER,
@@ -53,7 +56,15 @@ from bench.scale import (
     in_batches,
     rss_mib,
 )
-from rollout.kube import CLUSTER_ROLE_BINDINGS, NAMESPACES, SERVICES, Kube, Resource, load_api_client
+from rollout.kube import (
+    CLUSTER_ROLE_BINDINGS,
+    NAMESPACES,
+    REPLICASETS,
+    SERVICES,
+    Kube,
+    Resource,
+    load_api_client,
+)
 from rollout.observability.logging import configure_logging
 from tests.cluster.kubelet import StandInKubelet
 from tests.cluster.launcher import ControlPlane, install_crds
@@ -199,9 +210,9 @@ async def run_one(
     )
     admin = str(plane.kubeconfig)
     names = [f"app-{i}" for i in range(n)]
-    kinds = {"rollouts": who.rollouts, "virtualservices": VIRTUAL_SERVICES}
+    kinds = {"rollouts": who.rollouts, "virtualservices": VIRTUAL_SERVICES, "replicasets": REPLICASETS}
     try:
-        with StandInKubelet(admin, namespace), WatchedKinds(admin, namespace, kinds) as watched:
+        with StandInKubelet(admin, namespace) as kubelet, WatchedKinds(admin, namespace, kinds) as watched:
             jobs = [
                 (lambda r=res, o=obj: create(kube, r, namespace, o))
                 for name in names
@@ -223,6 +234,7 @@ async def run_one(
 
                 await wait_until(f"{who.name}: {n} Healthy at first", all_healthy, timeout)
                 before = {name: str(who.stable(obj)) for name, obj in watched.objects("rollouts").items()}
+                existing = set(watched.first_seen["replicasets"])
                 peak = rss_mib(controller.pid)
                 cpu_before = cpu_seconds(controller.pid)
                 wall_began = time.time()
@@ -234,6 +246,7 @@ async def run_one(
 
                 await in_batches([(lambda a=name: update(a)) for name in names], lambda: None)
                 first: dict[str, float] = {}
+                routed: dict[str, float] = {}  # when the first step was seen (time.monotonic())
                 done: dict[str, float] = {}
                 while len(done) < n:
                     if time.monotonic() - min(updated.values()) > timeout:
@@ -248,6 +261,7 @@ async def run_one(
                             else who.past_first_step(obj, before[name])
                         ):
                             first[name] = now - updated[name]
+                            routed[name] = now
                         if (
                             name not in done
                             and who.healthy(obj)
@@ -260,6 +274,15 @@ async def run_one(
                     await asyncio.sleep(0.05)
                 cpu = cpu_seconds(controller.pid) - cpu_before
                 until = time.time()
+                hops = first_step_hops(
+                    updated,
+                    routed,
+                    watched.first_seen["replicasets"],
+                    dict(watched.replicasets_ready),
+                    dict(kubelet.seen),
+                    dict(kubelet.ready),
+                    existing,
+                )
 
                 def settled() -> bool:
                     return all(who.settled(o) for o in watched.objects("rollouts").values())
@@ -289,6 +312,7 @@ async def run_one(
         "events/update": counts["events"] / n,
         "by verb": {k: round(v / n, 2) for k, v in sorted(counts.items())},
         "RSS MiB": peak,
+        "_hops": hops,
     }
 
 
@@ -319,7 +343,11 @@ async def main(sizes: list[int], workloads: list[str], timeout: float) -> None:
                     for who in (Ours(), Peer()):
                         await gone(kube)
                         results[who.name] = await run_one(plane, kube, who, router, n, workdir, timeout)
+                        hops = results[who.name].pop("_hops")
                         print(f"N={n} {router} {who.name}: {results[who.name]}", flush=True)
+                        if any(hops.values()):
+                            print(f"N={n} {router} {who.name}: where the first step's time went:")
+                            print_table(hop_rows(hops), width=25)
                     ours, peer = results["rollout"], results["argo-rollouts"]
                     for metric in ("step1 p50", "step1 p99", "done p50", "done p99", "CPU ms/update",
                                    "writes/update", "reads/update", "events/update", "RSS MiB"):  # fmt: skip
