@@ -51,3 +51,6 @@ MEASUREMENT_LABEL = "rollout.dev/measurement"  # the measurement's index in the 
 # Labels on the Leases of --shards (kubectl get leases -l rollout.dev/lease-role=shard).
 SHARD_OF_LABEL = "rollout.dev/shard-of"  # the controller's name (--leader-election-id)
 LEASE_ROLE_LABEL = "rollout.dev/lease-role"  # "shard" or "member"
+# On a Rollout's ReplicaSets under --shards: "<shard>-of-<count>", so that each replica watches
+# only its shards' (kubectl get rs -l rollout.dev/shard=2-of-6).
+SHARD_LABEL = "rollout.dev/shard"

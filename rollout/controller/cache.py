@@ -19,6 +19,7 @@ last-applied-configuration."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import threading
 import time
@@ -71,6 +72,7 @@ def key_of(obj: Obj) -> ObjKey:
 Change = Callable[[Resource, ObjKey, Obj | None, Obj | None], None]  # (kind, key, old, new)
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 LIST_PAGE = 500  # objects per page of a list: bounds what one list holds before it is shrunk
+GONE_KEPT = 10_000  # deleted objects' versions kept against late events
 
 
 def slim(obj: Obj) -> Obj:
@@ -109,7 +111,8 @@ class Store:
     wanted: Callable[[ObjKey], bool] | None = None
     objects: dict[ObjKey, Obj] = field(default_factory=dict)
     # Deleted objects' last resourceVersion: a late event from before the deletion is ignored.
-    _gone: dict[ObjKey, int] = field(default_factory=dict)
+    # Bounded (the oldest go first): a listing of part of a scope cannot clear it.
+    _gone: collections.OrderedDict[ObjKey, int] = field(default_factory=collections.OrderedDict)
     # (namespace, label key, label value) -> the objects carrying it: a reconcile's list of its
     # own ReplicaSets by label is a look-up, not a scan of every ReplicaSet the cache holds.
     _labelled: dict[tuple[str | None, str, str], set[ObjKey]] = field(default_factory=dict)
@@ -153,7 +156,10 @@ class Store:
             return
         gone = self._gone.get(key)
         version = resource_version(obj)
-        if gone is not None and version is not None and version <= gone:
+        # At the very revision of a deletion only its twin exists: the object entering another
+        # scope's watch as it left this one's (relabelled), which a real server tells as a
+        # DELETED here and an ADDED there.
+        if gone is not None and version is not None and version < gone:
             return
         self._gone.pop(key, None)
         obj = slim(obj)  # also what reaches put() without the reflector's or note()'s shrinking
@@ -174,25 +180,48 @@ class Store:
         if found is not None and self.wanted is not None and not is_stub(found):
             self.objects[key] = stub(found)
 
-    def remove(self, key: ObjKey, last: Obj | None = None) -> None:
+    def remove(self, key: ObjKey, last: Obj | None = None, *, deleted: bool = True) -> None:
+        """The object is gone: deleted, or (`deleted` False) no longer in any watched scope, so a
+        later listing of a scope it enters may bring the same version back."""
         old = self.objects.pop(key, None)
         self._index(key, old, add=False)
         version = resource_version(last) or resource_version(old)
-        if version is not None:
+        if deleted and version is not None:
             self._gone[key] = version
+            self._gone.move_to_end(key)
+            while len(self._gone) > GONE_KEPT:
+                self._gone.popitem(last=False)
         if old is not None:
             self.on_change(self.resource, key, old, None)
 
-    def replace(self, namespace: str | None, items: Sequence[Obj], list_version: int | None) -> None:
-        """A fresh listing of one scope: what it lacks is gone, unless noted after the list."""
+    def drop(self, within: Callable[[Obj], bool]) -> int:
+        """Forget the objects `within` selects, quietly: a scope no longer watched here (their
+        Rollouts are another replica's now), not a change to act on."""
+        dropped = [key for key, obj in self.objects.items() if within(obj)]
+        for key in dropped:
+            self._index(key, self.objects.pop(key), add=False)
+        return len(dropped)
+
+    def replace(
+        self,
+        namespace: str | None,
+        items: Sequence[Obj],
+        list_version: int | None,
+        within: Callable[[Obj], bool] | None = None,
+    ) -> None:
+        """A fresh listing of one scope: what it lacks is gone, unless noted after the list.
+        `within`: the listing covers only the objects it selects (one shard's); the others stay."""
         listed = {key_of(obj) for obj in items}
         for key, obj in list(self.objects.items()):
             if (namespace is None or key[0] == namespace) and key not in listed:
+                if within is not None and not within(obj):
+                    continue
                 version = resource_version(obj)
                 if list_version is None or version is None or version <= list_version:
                     self.remove(key)
-        for key in [k for k in self._gone if namespace is None or k[0] == namespace]:
-            del self._gone[key]
+        if within is None:
+            for key in [k for k in self._gone if namespace is None or k[0] == namespace]:
+                del self._gone[key]
         for obj in items:
             self.put(obj)
 
@@ -250,6 +279,9 @@ class Reflector:
     on_failure: Callable[[Reflector, BaseException], None]
     stop: threading.Event
     shrink: Callable[[Obj], Obj] = slim  # applied as objects arrive, before they pile up
+    # The objects this reflector's scope holds, when its label selector selects part of a kind
+    # (one shard's ReplicaSets): also checked here, since a server may not filter (the emulator).
+    keeps: Callable[[Obj], bool] | None = None
     watch_seconds: int = 300  # the server ends each watch after this (timeoutSeconds)
     read_grace: float = 30.0  # seconds past it before a silent stream is taken for dead
     _open: Any = None  # the watch response being read, so that `interrupt` can cut it
@@ -364,6 +396,9 @@ class CachedKind:
     label_selector: str | None = None  # only objects with these labels are watched
     # Whole objects only for the keys some Rollout reads; stubs of the rest (see the docstring).
     referenced_only: bool = False
+    # With --shards: watched per shard held here, by the shard label its objects carry
+    # (shard_caches.py); with one replica, watched whole like the rest.
+    sharded: bool = False
 
 
 class Caches:
@@ -410,37 +445,82 @@ class Caches:
         return list(self.namespaces) if kind.namespaced and self.namespaces else [None]
 
     def start(self) -> None:
-        loop = asyncio.get_running_loop()
         for kind in self.kinds.values():
             for scope in self._scopes(kind):
-                reflector = Reflector(
-                    api=self.api_factory(),
-                    resource=kind.resource,
-                    namespace=scope,
+                self._run_reflector(
+                    kind,
+                    scope,
                     label_selector=kind.label_selector,
-                    loop=loop,
-                    on_listed=self._listed_scope,
-                    on_event=self._event_for(kind.resource),
-                    on_failure=self._failed,
+                    keeps=self._keeps(kind),
                     stop=self._stop,
-                    shrink=self.stores[kind.resource].shrink,
-                    watch_seconds=self.watch_seconds,
-                    read_grace=self.read_grace,
+                    on_listed=self._listed_scope,
+                    on_failure=self._failed,
                 )
-                name = f"watch-{kind.resource.plural}-{scope or 'all'}"
-                threading.Thread(target=reflector.run, name=name, daemon=True).start()
-                self._reflectors.append(reflector)
 
-    def _event_for(self, res: Resource) -> Callable[[str, Obj], None]:
+    def _keeps(self, kind: CachedKind) -> Callable[[Obj], bool] | None:
+        """What the kind's one watch per scope holds: everything it lists (the sharded caches
+        narrow it)."""
+        return None
+
+    def _run_reflector(
+        self,
+        kind: CachedKind,
+        scope: str | None,
+        *,
+        label_selector: str | None,
+        keeps: Callable[[Obj], bool] | None,
+        stop: threading.Event,
+        on_listed: Callable[[Reflector, list[Obj], int | None], None],
+        on_failure: Callable[[Reflector, BaseException | None], None],
+        name: str = "",
+    ) -> Reflector:
+        reflector = Reflector(
+            api=self.api_factory(),
+            resource=kind.resource,
+            namespace=scope,
+            label_selector=label_selector,
+            loop=asyncio.get_running_loop(),
+            on_listed=on_listed,
+            on_event=self._event_for(kind.resource, keeps),
+            on_failure=on_failure,
+            stop=stop,
+            shrink=self.stores[kind.resource].shrink,
+            watch_seconds=self.watch_seconds,
+            read_grace=self.read_grace,
+            keeps=keeps,
+        )
+        name = name or f"watch-{kind.resource.plural}-{scope or 'all'}"
+        threading.Thread(target=reflector.run, name=name, daemon=True).start()
+        self._reflectors.append(reflector)
+        return reflector
+
+    def _event_for(
+        self, res: Resource, keeps: Callable[[Obj], bool] | None = None
+    ) -> Callable[[str, Obj], None]:
         store = self.stores[res]
 
         def apply(kind: str, obj: Obj) -> None:
-            if kind == "DELETED":
+            if keeps is not None and not keeps(obj):
+                # Not this scope's (a server that does not filter sends it): forgotten here only
+                # if no other scope watched here holds it.
+                if not self.watched_here(res, obj):
+                    store.remove(key_of(obj), obj, deleted=False)
+            elif kind == "DELETED":
+                # A real server says DELETED, with the object as it was, also when a change of
+                # labels takes it out of this scope: if what is stored has already entered
+                # another scope here, it stays.
+                stored = store.get(*key_of(obj))
+                if keeps is not None and stored is not None and not keeps(stored):
+                    return
                 store.remove(key_of(obj), obj)
             else:
                 store.put(obj)
 
         return apply
+
+    def watched_here(self, res: Resource, obj: Obj) -> bool:
+        """Whether some scope watched here holds `obj` (every object, unless sharded)."""
+        return True
 
     def _mark_tried(self, scope: tuple[Resource, str | None]) -> None:
         self._tried.add(scope)
@@ -450,11 +530,18 @@ class Caches:
 
     def _listed_scope(self, reflector: Reflector, items: list[Obj], version: int | None) -> None:
         scope = (reflector.resource, reflector.namespace)
-        self.stores[reflector.resource].replace(reflector.namespace, items, version)
+        self._replace(reflector, items, version)
         self._listed.add(scope)
         self._absent.discard(scope)
         self._forbidden.discard(scope)
         self._mark_tried(scope)
+
+    def _replace(self, reflector: Reflector, items: list[Obj], version: int | None) -> None:
+        """A reflector's listing into its kind's store: only what its scope holds."""
+        keeps = reflector.keeps
+        if keeps is not None:
+            items = [obj for obj in items if keeps(obj)]
+        self.stores[reflector.resource].replace(reflector.namespace, items, version, within=keeps)
 
     def _failed(self, reflector: Reflector, exc: BaseException | None) -> None:
         scope = (reflector.resource, reflector.namespace)
@@ -496,7 +583,11 @@ class Caches:
         expected = sum(len(self._scopes(kind)) for kind in self.kinds.values())
         return len(self._listed | self._absent) >= expected
 
-    def serves(self, res: Resource, namespace: str | None) -> bool:
+    def serves(
+        self, res: Resource, namespace: str | None, *, selector: str | None = None, name: str | None = None
+    ) -> bool:
+        """Whether a read of the kind in the namespace may be answered from memory (`selector`
+        and `name` say which objects it reads: the sharded caches hold only some)."""
         kind = self.kinds.get(res)
         if kind is None:
             return False
@@ -509,6 +600,8 @@ class Caches:
         """The answer to the controller's own write or read: newer than anything the watch gave
         yet, kept whole (it is being read) unless `whole` is False."""
         if res in self.stores and isinstance(obj, dict) and obj.get("metadata"):
+            if not self.watched_here(res, obj):
+                return  # no watch here would keep it up to date
             store = self.stores[res]
             store.put(store.shrink(obj, whole=whole))
 
@@ -519,4 +612,5 @@ class Caches:
     def stop(self) -> None:
         self._stop.set()
         for reflector in self._reflectors:
+            reflector.stop.set()  # the shards' reflectors have stops of their own
             reflector.interrupt()

@@ -143,7 +143,7 @@ class CachedKube(Kube):
             reads.add((res, namespace, name))
         if res == SECRETS:
             return await self._secret(namespace, name)
-        if _fresh.get() or not self.caches.serves(res, namespace):
+        if _fresh.get() or not self.caches.serves(res, namespace, name=name):
             return await self.get_fresh(res, namespace, name)
         found = self.caches.stores[res].get(namespace, name)
         if is_stub(found):  # it exists, but no Rollout read it until now: read it whole once
@@ -174,7 +174,7 @@ class CachedKube(Kube):
     async def list(
         self, res: Resource, namespace: str | None = None, label_selector: str | None = None
     ) -> list[dict[str, Any]]:
-        if _fresh.get() or not self._whole(res, namespace):
+        if _fresh.get() or not self._whole(res, namespace, label_selector):
             return await self._list_fresh(res, namespace, label_selector)
         store = self.caches.stores[res]
         first = _first_equality(label_selector)
@@ -196,9 +196,13 @@ class CachedKube(Kube):
             self.caches.note(res, obj)
         return found
 
-    def _whole(self, res: Resource, namespace: str | None) -> bool:
-        """Whether every object of the kind is in memory whole, so a list can be answered."""
-        return self.caches.serves(res, namespace) and self.caches.stores[res].wanted is None
+    def _whole(self, res: Resource, namespace: str | None, label_selector: str | None = None) -> bool:
+        """Whether every object of the kind the selector selects is in memory whole, so a list
+        can be answered."""
+        return (
+            self.caches.serves(res, namespace, selector=label_selector)
+            and self.caches.stores[res].wanted is None
+        )
 
     def claims_index(self, namespace: str) -> ClaimsIndex | None:
         # Served from the cache even in a retry after a conflict: what conflicted was this

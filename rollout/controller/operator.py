@@ -23,6 +23,7 @@ from rollout.controller.cache import CachedKind, Caches, Obj, ObjKey
 from rollout.controller.cached import CachedKube
 from rollout.controller.claims import claims_for, overlapping
 from rollout.controller.reconciler import Reconciler
+from rollout.controller.shard_caches import ShardedCaches, Sharding
 from rollout.controller.shards import ShardManager
 from rollout.kube import (
     ANALYSIS_TEMPLATES,
@@ -68,7 +69,7 @@ def cached_kinds() -> list[CachedKind]:
     server."""
     return [
         CachedKind(ROLLOUTS),
-        CachedKind(REPLICASETS, label_selector=ROLLOUT_NAME_LABEL),
+        CachedKind(REPLICASETS, label_selector=ROLLOUT_NAME_LABEL, sharded=True),
         # Of these, only what Rollouts read is kept whole; the rest are stubs that say a change
         # happened (a cluster has thousands of Services and Deployments no Rollout names).
         CachedKind(SERVICES, referenced_only=True),
@@ -238,16 +239,30 @@ async def run_controller(
     threads = max(workers + 4, API_THREADS)
     # A connection per API thread: a smaller pool discards (and re-handshakes) the extra ones.
     configuration.connection_pool_maxsize = threads
-    caches = Caches(api_client, cached_kinds(), namespaces)
+    caches: Caches
+    if shards is None:
+        caches = Caches(api_client, cached_kinds(), namespaces)
+    else:
+        sharding = Sharding(shards.settings.count, ROLLOUT_NAME_LABEL, shards.shard)
+        caches = ShardedCaches(api_client, cached_kinds(), namespaces, sharding=sharding)
     cached = CachedKube(api_client(), caches, threads=threads)
     cached.fence = kube.fence  # leader election: a follower, or a leader that lost its lease, writes nothing
     notifier = Notifier(cached, notifications)
     reconciler = Reconciler(
         cached, prometheus=Prometheus(prometheus_address), workers=workers, notifier=notifier, shards=shards
     )
-    if shards is not None:
-        shards.on_gained = lambda shard: _each_in_shard(caches, shards, shard, reconciler.trigger)
-        shards.on_lost = lambda shard: _each_in_shard(caches, shards, shard, metrics.forget_rollout)
+    if isinstance(caches, ShardedCaches) and shards is not None:
+        sharded = caches
+        # A shard's Rollouts are reconciled once its ReplicaSets are in memory (before that,
+        # each reconcile would list them from the API server).
+        sharded.on_shard_listed = lambda shard: _each_in_shard(sharded, shards, shard, reconciler.trigger)
+        shards.on_gained = sharded.watch_shard
+
+        def lost(shard: int) -> None:
+            sharded.unwatch_shard(shard)
+            _each_in_shard(sharded, shards, shard, metrics.forget_rollout)
+
+        shards.on_lost = lost
     registry = build_registry(reconciler, namespaces, resync_seconds=resync_seconds, ready_flag=ready_flag)
     caches.start()  # listing runs while kopf starts up
     try:

@@ -36,6 +36,7 @@ from rollout.analysis.measure import (
 from rollout.analysis.prometheus import Prometheus
 from rollout.analysis.resolve import resolve_analyses
 from rollout.api.rollout import ParsedRollout, Rollout, parse_rollout
+from rollout.api.vocabulary import SHARD_LABEL
 from rollout.controller.cached import fresh_reads
 from rollout.controller.claims import observe_others
 from rollout.controller.command_annotations import (
@@ -65,6 +66,7 @@ from rollout.controller.routes import (
     restore_routes,
     write_traffic,
 )
+from rollout.controller.shard_caches import shard_label
 from rollout.controller.shards import ShardManager
 from rollout.engine import Command, Decision, Observed, decide
 from rollout.engine.decide import current_revision
@@ -529,7 +531,9 @@ class Reconciler:
     async def _observe(self, parsed: ParsedRollout, routes_seen: Seen) -> Observed:
         meta = parsed.meta
         items = await self.kube.list(REPLICASETS, meta.namespace, f"{ROLLOUT_NAME_LABEL}={meta.name}")
-        states = [replicaset_state(rs) for rs in items if is_owned_by(rs, meta.uid)]
+        owned = [rs for rs in items if is_owned_by(rs, meta.uid)]
+        await self._label_into_shard(meta.namespace, meta.name, owned)
+        states = [replicaset_state(rs) for rs in owned]
         services: dict[str, dict[str, str] | None] = {}
         if parsed.rollout is None:
             return Observed(replicasets=tuple(s for s in states if s is not None))
@@ -584,6 +588,7 @@ class Reconciler:
             body = build_replicaset(
                 rollout, action.revision, action.replicas, action.pod_metadata, action.anti_affinity
             )
+            body["metadata"]["labels"].update(self._shard_labels(ns, parsed.meta.name))
             try:
                 await self.kube.create(REPLICASETS, ns, body)
             except ApiException as exc:
@@ -638,6 +643,7 @@ class Reconciler:
             log.warning("baseline source missing", namespace=ns, replicaset=action.source)
             return
         body = build_baseline(rollout, source, action.replicas)
+        body["metadata"].setdefault("labels", {}).update(self._shard_labels(ns, rollout.metadata.name))
         try:
             await self.kube.create(REPLICASETS, ns, body)
         except ApiException as exc:
@@ -646,6 +652,23 @@ class Reconciler:
             await self.kube.patch(
                 REPLICASETS, ns, body["metadata"]["name"], {"spec": {"replicas": action.replicas}}
             )
+
+    def _shard_labels(self, namespace: str, name: str) -> dict[str, str]:
+        """With --shards, the label of the Rollout's shard its ReplicaSets carry (each replica
+        watches only its shards' ReplicaSets: shard_caches.py)."""
+        if self.shards is None:
+            return {}
+        count = self.shards.settings.count
+        return {SHARD_LABEL: shard_label(self.shards.shard(namespace, name), count)}
+
+    async def _label_into_shard(self, namespace: str, name: str, owned: list[dict[str, Any]]) -> None:
+        """Label the Rollout's ReplicaSets that lack its shard's label (made before --shards,
+        or under another count), so that its shard's watch holds them."""
+        wanted = self._shard_labels(namespace, name)
+        for rs in owned if wanted else []:
+            meta = rs.get("metadata") or {}
+            if (meta.get("labels") or {}).get(SHARD_LABEL) != wanted[SHARD_LABEL]:
+                await self.kube.patch(REPLICASETS, namespace, meta["name"], {"metadata": {"labels": wanted}})
 
     async def _version_of(self, res: Resource, namespace: str, name: str) -> dict[str, str]:
         """`{resourceVersion: ...}` of the object as the cache holds it (what the decision was

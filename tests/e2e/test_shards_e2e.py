@@ -2,7 +2,9 @@
 HTTPRoutes; mid-wave one replica is SIGKILLed and another joins. Every Rollout is written by one
 replica at a time (the API server's audit log names the writer of each request through the
 replica's user agent), every shard Lease has one holder, every canary completes, no weight goes
-past its step, and each promote command is applied exactly once."""
+past its step, and each promote command is applied exactly once. The replicas list and watch
+ReplicaSets per shard (by their shard label), never all of them, and a ReplicaSet that lost its
+label is labelled again."""
 
 import asyncio
 import collections
@@ -10,12 +12,13 @@ import json
 import os
 import signal
 import time
+import urllib.parse
 
 import pytest
 
 from rollout.controller.command_annotations import TAKEN_ANNOTATION as TAKEN
 from rollout.controller.shards import shard_of
-from rollout.kube import CLUSTER_ROLE_BINDINGS, EVENTS, LEASES, ROLLOUTS, SERVICES
+from rollout.kube import CLUSTER_ROLE_BINDINGS, EVENTS, LEASES, REPLICASETS, ROLLOUTS, SERVICES
 from tests.cluster.launcher import USERS
 from tests.e2e.helpers import HTTPROUTES, app_weights, wait_for
 from tests.manifests import (
@@ -145,6 +148,11 @@ async def test_three_sharded_replicas_survive_a_kill_and_a_join_mid_wave(
         held = await holders()
         assert len(held) == SHARDS and all(held.values()), held
         assert len(set(held.values())) == 3, f"each of 3 replicas holds its share: {held}"
+        # A ReplicaSet made before sharding (or under another count) has no shard label: take
+        # it off one, which every replica then sees among the strays.
+        stray = (await kube.list(REPLICASETS, namespace, f"rollout.dev/rollout={names[0]}"))[0]
+        unlabel = {"metadata": {"labels": {"rollout.dev/shard": None}}}
+        await kube.patch(REPLICASETS, namespace, stray["metadata"]["name"], unlabel)
 
         since = time.time()
         await in_batches(
@@ -230,6 +238,36 @@ async def test_three_sharded_replicas_survive_a_kill_and_a_join_mid_wave(
         promoted = await wait_for(all_promoted, what="a PromotedStep Event for each Rollout")
         twice = {n: c for n, c in promoted.items() if c != 1}
         assert not twice and len(promoted) == len(names), (twice, len(promoted))
+
+        # Every ReplicaSet carries its Rollout's shard, the unlabelled one too.
+        unlabelled = {}
+        for replicaset in await kube.list(REPLICASETS, namespace):
+            labels = replicaset["metadata"].get("labels") or {}
+            wanted = f"{shard_of(namespace, labels['rollout.dev/rollout'], SHARDS)}-of-{SHARDS}"
+            if labels.get("rollout.dev/shard") != wanted:
+                unlabelled[replicaset["metadata"]["name"]] = labels.get("rollout.dev/shard")
+        assert not unlabelled, unlabelled
+        # No replica listed every ReplicaSet: each list was of a shard, of the strays, or of one
+        # Rollout's (read from the API server before its shard's list was in).
+        selectors = collections.Counter()
+        for event in plane.audit_events(USER):
+            uri = urllib.parse.urlsplit(event.get("requestURI") or "")
+            ref = event.get("objectRef") or {}
+            if (ref.get("resource"), ref.get("namespace"), event["verb"]) == (
+                "replicasets",
+                namespace,
+                "list",
+            ):
+                selector = urllib.parse.parse_qs(uri.query).get("labelSelector", [""])[0]
+                selectors[selector] += 1
+        whole = {
+            s: n
+            for s, n in selectors.items()
+            if "rollout.dev/shard" not in s and "rollout.dev/rollout=" not in s
+        }
+        assert selectors and not whole, (whole, selectors.most_common(8))
+        listed = {s.rsplit("=", 1)[1] for s in selectors if "rollout.dev/shard=" in s}
+        assert listed == {f"{k}-of-{SHARDS}" for k in range(SHARDS)}, listed
     finally:
         replicas.stop_all()
         await kube.delete(CLUSTER_ROLE_BINDINGS, None, binding["metadata"]["name"])

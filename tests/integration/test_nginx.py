@@ -101,7 +101,12 @@ async def test_abort_and_deletion_remove_the_canary_ingress(cluster):
             ROLLOUTS, NS, "web", {"metadata": {"annotations": {"rollout.dev/abort": "x"}}}
         )
         await wait_for(no_canary_ingress(cluster), what="canary Ingress deleted on abort")
-        assert (await status_of(cluster))["aborted"] is True
+
+        async def aborted():
+            return (await status_of(cluster)).get("aborted") is True
+
+        # The route is restored before the status that records the abort is written.
+        await wait_for(aborted, timeout=5, what="status.aborted after the route was restored")
         await cluster.kube.patch(ROLLOUTS, NS, "web", image_patch("web:3"))
         await wait_for(canary_weight(cluster, "30"), what="canary Ingress back at 30% for web:3")
         await cluster.kube.delete(ROLLOUTS, NS, "web")
