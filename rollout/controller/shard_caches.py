@@ -84,6 +84,8 @@ class ShardedCaches(Caches):
     ) -> None:
         self.sharding = sharding
         self._all_labels = sharding.labels()
+        # The kinds' own selectors, to which each shard's watch adds its label.
+        self._own_selectors = {kind.resource: kind.label_selector for kind in kinds if kind.sharded}
         strays = sharding.strays_selector()
         # The static watch of a sharded kind holds its strays only.
         kinds = [
@@ -135,17 +137,14 @@ class ShardedCaches(Caches):
         return lambda obj: _label(obj) == label and shard in self.watches
 
     def _start_watch(self, shard: int, watch: _ShardWatch) -> None:
-        label = self.sharding.label(shard)
         for res in sorted(self.sharded, key=lambda r: r.plural):
             kind = self.kinds[res]
-            # The kind's own selector without the strays' part, and this shard's label.
-            own = [part for part in (kind.label_selector or "").split(",") if SHARD_LABEL not in part]
             for scope in self._scopes(kind):
                 watch.reflectors.append(
                     self._run_reflector(
                         kind,
                         scope,
-                        label_selector=",".join([*filter(None, own), f"{SHARD_LABEL}={label}"]),
+                        label_selector=self.shard_selector(res, shard),
                         keeps=self.keeps_shard(shard),
                         stop=watch.stop,
                         on_listed=lambda r, items, version, s=shard: self.shard_listed(s, r, items, version),
@@ -153,6 +152,11 @@ class ShardedCaches(Caches):
                         name=f"watch-{res.plural}-{scope or 'all'}-shard-{shard}",
                     )
                 )
+
+    def shard_selector(self, res: Resource, shard: int) -> str:
+        """The kind's own selector and the shard's label."""
+        own = self._own_selectors.get(res)
+        return ",".join(filter(None, (own, f"{SHARD_LABEL}={self.sharding.label(shard)}")))
 
     def shard_listed(self, shard: int, reflector: Reflector, items: list[Obj], version: int | None) -> None:
         watch = self.watches.get(shard)

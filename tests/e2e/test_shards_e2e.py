@@ -248,26 +248,33 @@ async def test_three_sharded_replicas_survive_a_kill_and_a_join_mid_wave(
                 unlabelled[replicaset["metadata"]["name"]] = labels.get("rollout.dev/shard")
         assert not unlabelled, unlabelled
         # No replica listed every ReplicaSet: each list was of a shard, of the strays, or of one
-        # Rollout's (read from the API server before its shard's list was in).
+        # Rollout's (read from the API server before its shard's list was in), and every shard's
+        # list succeeded, so reconciles read their ReplicaSets from memory.
         selectors = collections.Counter()
         for event in plane.audit_events(USER):
-            uri = urllib.parse.urlsplit(event.get("requestURI") or "")
             ref = event.get("objectRef") or {}
-            if (ref.get("resource"), ref.get("namespace"), event["verb"]) == (
+            if (ref.get("resource"), ref.get("namespace"), event["verb"]) != (
                 "replicasets",
                 namespace,
                 "list",
             ):
-                selector = urllib.parse.parse_qs(uri.query).get("labelSelector", [""])[0]
-                selectors[selector] += 1
+                continue
+            query = urllib.parse.urlsplit(event.get("requestURI") or "").query
+            selector = urllib.parse.parse_qs(query).get("labelSelector", [""])[0]
+            selectors[(selector, (event.get("responseStatus") or {}).get("code"))] += 1
+        failed = {key: n for key, n in selectors.items() if key[1] != 200}
+        assert not failed, failed
         whole = {
             s: n
-            for s, n in selectors.items()
+            for (s, _), n in selectors.items()
             if "rollout.dev/shard" not in s and "rollout.dev/rollout=" not in s
         }
         assert selectors and not whole, (whole, selectors.most_common(8))
-        listed = {s.rsplit("=", 1)[1] for s in selectors if "rollout.dev/shard=" in s}
+        listed = {s.rsplit("=", 1)[1] for s, _ in selectors if "rollout.dev/shard=" in s}
         assert listed == {f"{k}-of-{SHARDS}" for k in range(SHARDS)}, listed
+        one_rollouts = sum(n for (s, _), n in selectors.items() if "rollout.dev/rollout=" in s)
+        assert one_rollouts < len(names), f"{one_rollouts} lists of one Rollout's ReplicaSets"
+        print(f"ReplicaSet lists by selector: {dict(selectors.most_common(10))}")
     finally:
         replicas.stop_all()
         await kube.delete(CLUSTER_ROLE_BINDINGS, None, binding["metadata"]["name"])

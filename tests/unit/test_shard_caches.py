@@ -65,6 +65,7 @@ def test_the_static_watch_selects_the_strays_and_each_shard_its_label():
     selector = built.kinds[REPLICASETS].label_selector
     assert selector == f"{ROLLOUT_NAME_LABEL},{SHARD_LABEL} notin (0-of-3,1-of-3,2-of-3)"
     assert built.kinds[ROLLOUTS].label_selector is None  # the Rollouts stay whole
+    assert built.shard_selector(REPLICASETS, 1) == f"{ROLLOUT_NAME_LABEL},{SHARD_LABEL}=1-of-3"
 
 
 def test_a_relabelled_stray_stays_whatever_order_the_two_watches_tell_it():
