@@ -110,9 +110,11 @@ class Store:
     # For a referenced_only kind: which keys to keep whole (None: keep every object whole).
     wanted: Callable[[ObjKey], bool] | None = None
     objects: dict[ObjKey, Obj] = field(default_factory=dict)
-    # Deleted objects' last resourceVersion: a late event from before the deletion is ignored.
-    # Bounded (the oldest go first): a listing of part of a scope cannot clear it.
-    _gone: collections.OrderedDict[ObjKey, int] = field(default_factory=collections.OrderedDict)
+    # Deleted objects' last resourceVersion, and whether it is the deletion's own (a watch's
+    # DELETED) rather than the last version known here (our own delete): a late event from
+    # before the deletion is ignored. Bounded (the oldest go first): a listing of part of a
+    # scope cannot clear it.
+    _gone: collections.OrderedDict[ObjKey, tuple[int, bool]] = field(default_factory=collections.OrderedDict)
     # (namespace, label key, label value) -> the objects carrying it: a reconcile's list of its
     # own ReplicaSets by label is a look-up, not a scan of every ReplicaSet the cache holds.
     _labelled: dict[tuple[str | None, str, str], set[ObjKey]] = field(default_factory=dict)
@@ -156,10 +158,14 @@ class Store:
             return
         gone = self._gone.get(key)
         version = resource_version(obj)
-        # At the very revision of a deletion only its twin exists: the object entering another
-        # scope's watch as it left this one's (relabelled), which a real server tells as a
-        # DELETED here and an ADDED there.
-        if gone is not None and version is not None and version < gone:
+        # At the very revision a watch gave a deletion, only its twin exists: the object entering
+        # another scope's watch as it left this one's (relabelled), which a real server tells as
+        # a DELETED here and an ADDED there.
+        if (
+            gone is not None
+            and version is not None
+            and (version < gone[0] or (version == gone[0] and not gone[1]))
+        ):
             return
         self._gone.pop(key, None)
         obj = slim(obj)  # also what reaches put() without the reflector's or note()'s shrinking
@@ -187,7 +193,7 @@ class Store:
         self._index(key, old, add=False)
         version = resource_version(last) or resource_version(old)
         if deleted and version is not None:
-            self._gone[key] = version
+            self._gone[key] = (version, resource_version(last) is not None)
             self._gone.move_to_end(key)
             while len(self._gone) > GONE_KEPT:
                 self._gone.popitem(last=False)

@@ -156,3 +156,18 @@ def test_objects_are_found_by_label_through_relabels_deletions_and_relists():
     assert names("api") == ["api-1"]
     assert store.labelled("elsewhere", "rollout.dev/rollout", "api") == []
     assert [o["metadata"]["name"] for o in store.labelled(None, "rollout.dev/rollout", "api")] == ["api-1"]
+
+
+def test_our_own_delete_is_not_undone_by_the_watch_delivering_the_version_we_had():
+    store, _ = recording_store()
+    store.put(obj("web", 5))  # the answer to our own write, before the watch tells it
+    store.remove(("shop", "web"))  # our delete: the last version known here is 5
+    store.put(obj("web", 5))  # the watch's MODIFIED of that write, late
+    assert store.get("shop", "web") is None
+    # A watch's DELETED at a revision: only a twin entering another scope has that revision.
+    store.put(obj("api", 5))
+    store.remove(("shop", "api"), obj("api", 9))
+    store.put(obj("api", 8))
+    assert store.get("shop", "api") is None
+    store.put(obj("api", 9, selector="relabelled"))
+    assert store.get("shop", "api")["spec"] == {"selector": "relabelled"}
