@@ -62,14 +62,15 @@ def metric(run, name):
 
 
 async def events_of(cluster):
-    """reason -> message of the Rollout's Events (posted right after the status write)."""
+    """reason -> message of the Rollout's Events, once the rollback's are posted (queued after the
+    status write, each posted on its own)."""
 
     async def probe():
         events = await cluster.kube.list(EVENTS, NS)
         found = {e["reason"]: e["message"] for e in events if e["involvedObject"]["name"] == "web"}
-        return found if "AnalysisFailed" in found else None
+        return found if {"AnalysisFailed", "RolloutAborted"} <= found.keys() else None
 
-    return await wait_for(probe, what="the AnalysisFailed Event")
+    return await wait_for(probe, what="the AnalysisFailed and RolloutAborted Events")
 
 
 async def test_the_judge_rolls_back_a_regression_under_every_fixed_threshold(cluster, tmp_path):
