@@ -96,6 +96,8 @@ class ShardedCaches(Caches):
         ]
         super().__init__(api_factory, kinds, namespaces, **options)
         self.sharded = {kind.resource for kind in kinds if kind.sharded}
+        # What each held shard lists: every sharded kind in every scope (asked on each read).
+        self._shard_scopes = {(res, scope) for res in self.sharded for scope in self._scopes(self.kinds[res])}
         self.watches: dict[int, _ShardWatch] = {}  # by shard, the ones held here
         self._started = False
         self.on_shard_listed: Callable[[int], None] = lambda shard: None
@@ -168,11 +170,12 @@ class ShardedCaches(Caches):
             self.on_shard_listed(shard)
 
     def _shard_failed(self, shard: int, reflector: Reflector, exc: BaseException | None) -> None:
+        if isinstance(exc, WatchExpired):  # served from memory while it lists again, as Caches._failed
+            return
         watch = self.watches.get(shard)
-        if watch is not None and not isinstance(exc, WatchExpired):  # as Caches._failed
+        if watch is not None:
             watch.listed.discard((reflector.resource, reflector.namespace))
-        if not isinstance(exc, WatchExpired):
-            log.warning("shard watch failed; listing again", shard=shard, error=str(exc))
+        log.warning("shard watch failed; listing again", shard=shard, error=str(exc))
 
     def unwatch_shard(self, shard: int) -> None:
         """A shard given up or lost: stop its watches and forget its objects (its new holder
@@ -190,10 +193,7 @@ class ShardedCaches(Caches):
 
     def _shard_synced(self, shard: int) -> bool:
         watch = self.watches.get(shard)
-        if watch is None:
-            return False
-        expected = {(res, scope) for res in self.sharded for scope in self._scopes(self.kinds[res])}
-        return expected <= watch.listed
+        return watch is not None and self._shard_scopes <= watch.listed
 
     # --- what may be answered from memory -------------------------------------------------------
 
