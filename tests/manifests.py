@@ -322,3 +322,27 @@ def tcp_route_manifest(name: str = "web", namespace: str = "shop") -> dict[str, 
             ],
         },
     }
+
+
+def unresolved_route_status(generation: int) -> dict[str, Any]:
+    """An HTTPRoute status as a gateway writes it at `generation`: accepted, its canary backend
+    not found."""
+    conditions = [
+        {
+            "type": type_,
+            "status": status,
+            "reason": reason,
+            "message": message,
+            "observedGeneration": generation,
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+        }
+        for type_, status, reason, message in (
+            ("Accepted", "True", "Accepted", ""),
+            ("ResolvedRefs", "False", "BackendNotFound", "backend web-canary not found"),
+        )
+    ]
+    return {
+        "parents": [
+            {"parentRef": {"name": "public"}, "controllerName": "example.com/gw", "conditions": conditions}
+        ]
+    }

@@ -318,7 +318,9 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
             ) from exc
         if self._has_status(request.resource):
             if request.subresource == "status":
-                new = {**current, "status": new.get("status")}
+                # A copy of the stored object, not its dicts: stamping the new version below must
+                # not restamp the version a watch has queued (a late event then read as new).
+                new = {**copy.deepcopy(current), "status": new.get("status")}
             else:
                 new["status"] = current.get("status")
             if new.get("status") is None:
@@ -420,7 +422,7 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         return response
 
     async def _serve_watch(self, request: rendering.Request) -> AsyncIterator[Any]:
-        stream = super()._serve_watch(request)
+        stream = self._watch_from_snapshot(request)
         async with contextlib.aclosing(stream):
             async for item in stream:
                 plan = self.faults  # read per event: faults switched on or off apply to open streams
@@ -433,6 +435,35 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
                 yield item
                 if fault == "watch_duplicate":
                     yield item
+
+    async def _watch_from_snapshot(self, request: rendering.Request) -> AsyncIterator[Any]:
+        """The objects as they are (ADDED), then every change after them. kmock joins the bus
+        only once the last ADDED is sent, so a write made while a slow watcher read them was never
+        told; here the bus is joined under the lock that the snapshot is taken under."""
+        yield b""  # the headers go out before the first event
+        resource = request.resource
+        bus = self._buses[resource]
+
+        def selected(namespace: str | None, name: str | None) -> bool:
+            in_namespace = request.namespace is None or namespace == request.namespace
+            return in_namespace and (request.name is None or name == request.name)
+
+        async with self._lock:
+            snapshot = [
+                {"type": "ADDED", "object": obj.raw}
+                for (kind, namespace, name), obj in list(self.objects.items())
+                if kind == resource and not obj.deleted and selected(namespace, name)
+            ]
+            mark = await bus.mark()
+        try:
+            for event in snapshot:
+                yield event
+            async for event in bus.stream(since=mark):
+                meta = (event.get("object") or {}).get("metadata") or {}
+                if selected(meta.get("namespace"), meta.get("name")):
+                    yield event
+        finally:
+            await bus.unmark(mark)
 
     async def _replace(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         """PUT: the whole object replaced, guarded by its resourceVersion when the body has one

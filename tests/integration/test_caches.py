@@ -29,30 +29,14 @@ from tests.emulated import (
     status_of,
     weight_is,
 )
-from tests.manifests import canary_strategy, image_patch, rollout_manifest, service_manifest
+from tests.manifests import (
+    canary_strategy,
+    image_patch,
+    rollout_manifest,
+    service_manifest,
+    unresolved_route_status,
+)
 from tests.waiting import wait_for
-
-
-def unresolved(generation):
-    conditions = [
-        {
-            "type": type_,
-            "status": status,
-            "reason": reason,
-            "message": message,
-            "observedGeneration": generation,
-            "lastTransitionTime": "2026-01-01T00:00:00Z",
-        }
-        for type_, status, reason, message in (
-            ("Accepted", "True", "Accepted", ""),
-            ("ResolvedRefs", "False", "BackendNotFound", "backend web-canary not found"),
-        )
-    ]
-    return {
-        "parents": [
-            {"parentRef": {"name": "public"}, "controllerName": "example.com/gw", "conditions": conditions}
-        ]
-    }
 
 
 async def test_steady_state_reads_nothing_and_a_route_change_is_seen_at_once(cluster):
@@ -76,7 +60,11 @@ async def test_steady_state_reads_nothing_and_a_route_change_is_seen_at_once(clu
         # A Gateway reports that the route's backend cannot be resolved: the canary stops at once.
         route = await cluster.kube.get(HTTPROUTES, NS, "web")
         await cluster.kube.patch(
-            HTTPROUTES, NS, "web", {"status": unresolved(route["metadata"]["generation"])}, sub="status"
+            HTTPROUTES,
+            NS,
+            "web",
+            {"status": unresolved_route_status(route["metadata"]["generation"])},
+            sub="status",
         )
 
         # Well within the resync period: the route's change reconciled the Rollout that reads it,

@@ -5,8 +5,10 @@ length by `python -m bench.faults`), and the kopf controller surviving dropped, 
 repeated watch events."""
 
 import asyncio
+import json
 import time
 
+import aiohttp
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +22,14 @@ from tests.fault_scenario import (
     canary_steps,
     run_example,
 )
-from tests.manifests import blue_green_strategy, canary_strategy, image_patch, service_manifest
+from tests.manifests import (
+    blue_green_strategy,
+    canary_strategy,
+    http_route_manifest,
+    image_patch,
+    service_manifest,
+    unresolved_route_status,
+)
 from tests.waiting import wait_for
 
 
@@ -72,6 +81,33 @@ async def test_429_waits_for_retry_after(cluster):
     _, service = await asyncio.gather(lift(), kube.get(SERVICES, NS, "web-stable"))
     assert service["metadata"]["name"] == "web-stable"
     assert 0.95 <= time.monotonic() - started < 2.0  # waited Retry-After (1 s), not the 1 ms backoff
+
+
+async def test_a_late_watcher_is_told_every_write_at_its_own_version(cluster):
+    """The emulator's watch of a slow watcher: it joins the stream of changes as it takes the
+    objects it sends first (kmock joined after sending them, and a write made meanwhile was never
+    told), and a status write stamps its version on a copy (it had restamped the event still
+    queued, and the watcher dropped the next one as a version it had: a ReplicaSet's cached
+    readyReplicas stuck at 1 of 2)."""
+    await cluster.kube.create(HTTPROUTES, NS, http_route_manifest())
+    cluster.api.faults = FaultPlan(watch_late=1.0, late_seconds=0.2)
+    path = HTTPROUTES.path(NS, None)
+    told: list[tuple[str, int]] = []
+    async with aiohttp.ClientSession(cluster.url, headers={"User-Agent": USER_AGENT}) as session:
+        async with session.get(path, params={"watch": "true"}) as stream:
+            written: list[tuple[str, int]] = []
+            for generation in (1, 2, 3):
+                route = await cluster.kube.patch(
+                    HTTPROUTES, NS, "web", {"status": unresolved_route_status(generation)}, sub="status"
+                )
+                written.append((route["metadata"]["resourceVersion"], generation))
+            while len(told) < 1 + len(written):  # the route as it was, then each write
+                event = json.loads(await asyncio.wait_for(stream.content.readline(), 5))
+                obj = event["object"]
+                parents = (obj.get("status") or {}).get("parents") or [{}]
+                conditions = parents[0].get("conditions") or [{}]
+                told.append((obj["metadata"]["resourceVersion"], conditions[0].get("observedGeneration", 0)))
+    assert told[1:] == written
 
 
 # Shrinking a run of the real reconciler takes minutes; the drawn example is printed as is.
