@@ -83,9 +83,11 @@ async def test_a_status_deleted_mid_canary_is_recovered_and_the_canary_starts_ag
         pins, weights = set(), []
 
         async def recovered():
+            # The status first: the route is written before it, so once the status says step 1
+            # again, the route read after it must be at step 1's weight.
+            status = await status_of(cluster)
             pins.add(await stable_pin(cluster))
             weights.append(app_weights(await cluster.kube.get(HTTPROUTES, NS, "web"))["web-canary"])
-            status = await status_of(cluster)
             again = status.get("phase") == "Paused" and status.get("currentStepIndex") == 1
             return status if again and "StableRecovered" in await event_reasons(cluster) else None
 
