@@ -80,13 +80,18 @@ class EventQueue:
                         try:
                             await self.kube.create(EVENTS, key[0], body)
                         except Exception as exc:  # an Event is information, never a reason to fail
-                            log.warning(
-                                "event not posted",
-                                namespace=key[0],
-                                name=key[1],
-                                reason=body.get("reason"),
-                                error=str(exc) or type(exc).__name__,
-                            )
+                            if getattr(exc, "status", None) == 409:
+                                # The name is ours alone (a random suffix): a retried create whose
+                                # answer was lost finds the Event its first attempt posted.
+                                log.debug("event already posted", namespace=key[0], name=key[1])
+                            else:
+                                log.warning(
+                                    "event not posted",
+                                    namespace=key[0],
+                                    name=key[1],
+                                    reason=body.get("reason"),
+                                    error=str(exc) or type(exc).__name__,
+                                )
                     queue.popleft()
                     assert self._room is not None
                     self._room.release()

@@ -4,6 +4,7 @@ their order per Rollout, bounded in flight and in backlog, and are never a reaso
 import asyncio
 import contextlib
 
+import structlog.testing
 from kubernetes.client.exceptions import ApiException
 
 from rollout.controller.event_queue import EventQueue
@@ -82,6 +83,25 @@ async def test_a_refused_event_is_logged_and_the_next_ones_are_still_posted():
     await queue.put(("ns", "a"), bodies("a", "E4"))  # the sender ended; a new one starts
     assert await queue.drain(timeout=5)
     assert [r for _, r in kube.posted] == ["E1", "E3", "E4"]
+
+
+async def test_a_retried_post_that_finds_its_event_posted_is_not_a_warning():
+    """A create retried after its answer was lost gets 409: the Event is there, nothing to tell."""
+
+    class AnswerLost(SlowEvents):
+        async def create(self, resource, namespace, body):
+            await super().create(resource, namespace, body)
+            if body["reason"] == "E1":
+                raise ApiException(status=409, reason="AlreadyExists")
+
+    kube = AnswerLost(delay=0.0, refused={"E2"})
+    queue = EventQueue(kube)
+    with structlog.testing.capture_logs() as logs:
+        await queue.put(("ns", "a"), bodies("a", "E1", "E2"))
+        assert await queue.drain(timeout=5)
+    warned = [entry for entry in logs if entry["log_level"] == "warning"]
+    assert [(entry["event"], entry["reason"]) for entry in warned] == [("event not posted", "E2")]
+    assert [entry["event"] for entry in logs if entry["log_level"] == "debug"] == ["event already posted"]
 
 
 async def test_each_sender_runs_inside_its_rollouts_context():
