@@ -4,7 +4,8 @@ kmock stores objects and merges patches; a real API server also stamps uid, reso
 generation and creationTimestamp, refuses a patch whose resourceVersion is stale (409), separates
 the status subresource from the main resource, validates custom resources against their CRD schema
 (422 naming the field) after pruning undeclared fields and applying the schema's defaults
-(structural.py), garbage-collects owned objects, and serves pods/eviction (eviction.py). Those
+(structural.py), garbage-collects owned objects, serves pods/eviction (eviction.py), and tells a
+watch every change made after the objects it sends first, however slowly it reads. Those
 are added here, so the sandbox and the integration tests exercise the controller the way a
 cluster would."""
 
