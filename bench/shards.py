@@ -91,7 +91,9 @@ FENCED = "not the leader"  # guard.NotLeader's message, in a failed reconcile's 
 class Replicas:
     """The controller processes of one row: one unsharded, or `count` replicas of `shards`."""
 
-    def __init__(self, where: Target, count: int, shards: int | None, workers: int, logs: Path) -> None:
+    def __init__(
+        self, where: Target, count: int, shards: int | None, workers: int, logs: Path, shard_watch: str
+    ) -> None:
         logs.mkdir(parents=True, exist_ok=True)
         self.logs = logs
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -101,6 +103,7 @@ class Replicas:
                 self.processes.append(controller_process(where, workers, log))
                 continue
             extra = ["--shards", str(shards), "--leader-election-namespace", where.namespace]
+            extra += ["--shard-watch", shard_watch]
             env = {"POD_NAME": f"replica-{index}"}  # its identity: `replica-<index>_<random>`
             self.processes.append(controller_process(where, workers, log, extra, env))
         self.peaks = {process.pid: 0.0 for process in self.processes}
@@ -203,8 +206,12 @@ def cores_over(before: tuple[int, int], after: tuple[int, int]) -> float:
     return (os.cpu_count() or 1) * busy / total if total else 0.0
 
 
-async def run(n: int, count: int, shards: int | None, workers: int, timeout: float) -> dict[str, Any]:
+async def run(
+    n: int, count: int, shards: int | None, workers: int, timeout: float, shard_watch: str = "selector"
+) -> dict[str, Any]:
     label = f"{count}, {shards} shards" if shards is not None else f"{count}, unsharded"
+    if shards is not None and shard_watch != "selector":
+        label += f", {shard_watch}"
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         root = Path(os.environ.get("ROLLOUT_BENCH_LOGS") or workdir)
@@ -213,7 +220,7 @@ async def run(n: int, count: int, shards: int | None, workers: int, timeout: flo
             assert where.plane is not None, "the project's control plane, not ROLLOUT_BENCH_KUBECONFIG's"
             names = [f"app-{i}" for i in range(n)]
             await create_backends(where, names)
-            replicas = Replicas(where, count, shards, workers, logs)
+            replicas = Replicas(where, count, shards, workers, logs, shard_watch)
             try:
                 at_start = await spread(where, replicas, shards) if shards is not None else {}
                 began = time.monotonic()
@@ -268,7 +275,13 @@ async def run(n: int, count: int, shards: int | None, workers: int, timeout: flo
 
 
 async def main(
-    sizes: list[int], replica_counts: list[int], shards: int, baseline: bool, workers: int, timeout: float
+    sizes: list[int],
+    replica_counts: list[int],
+    shards: int,
+    baseline: bool,
+    workers: int,
+    timeout: float,
+    shard_watch: str,
 ) -> None:
     configure_logging("ERROR", json=False)
     print(f"controller code: {code_version()}; {os.cpu_count()} cores", flush=True)
@@ -281,7 +294,7 @@ async def main(
     for n, count, shard_count in plan:
         row_began = time.monotonic()
         try:
-            rows.append(await run(n, count, shard_count, workers, timeout))
+            rows.append(await run(n, count, shard_count, workers, timeout, shard_watch))
             print(f"row: {rows[-1]}", flush=True)  # kept if a later row fails or the run is stopped
         except Exception as exc:  # one row's failure (a timeout, a replica that exited): the others still run
             print(f"N={n}, {count} replicas, shards {shard_count}: failed: {exc!r}", flush=True)
@@ -302,6 +315,12 @@ if __name__ == "__main__":
     )
     parser.add_argument("--workers", type=int, default=64)
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds for each phase")
+    parser.add_argument(
+        "--shard-watch",
+        choices=("selector", "filter"),
+        default="selector",
+        help="the replicas' --shard-watch: ReplicaSets selected by the server, or filtered after the watch",
+    )
     options = parser.parse_args()
     if options.shards < 2:
         parser.error("--shards must be at least 2 (1 is the unsharded controller: the baseline row)")
@@ -313,5 +332,6 @@ if __name__ == "__main__":
             options.baseline,
             options.workers,
             options.timeout,
+            options.shard_watch,
         )
     )

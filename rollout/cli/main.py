@@ -63,6 +63,7 @@ def _controller(args: argparse.Namespace) -> int:
                 lease_duration=args.leader_election_lease_duration,
                 renew_deadline=args.leader_election_renew_deadline,
                 retry_period=args.leader_election_retry_period,
+                filter_after_watch=args.shard_watch == "filter",
             )
             election = None
     configure_logging(args.log_level, json=args.log_format == "json")
@@ -508,6 +509,14 @@ def build_parser() -> argparse.ArgumentParser:
         "every replica takes a fair share (default 1: one leader with --leader-elect). Give every "
         "replica the same count (the chart's `shards` value does); the Leases go where "
         "--leader-election-namespace says, named after --leader-election-id",
+    )
+    ctl.add_argument(
+        "--shard-watch",
+        choices=("selector", "filter"),
+        default="selector",
+        help="how a sharded replica watches its shards' ReplicaSets: 'selector' (default), one watch "
+        "per shard that the API server selects by label; 'filter', one watch of every ReplicaSet, "
+        "the other shards' dropped as they arrive (to compare the two)",
     )
     ctl.set_defaults(run=_controller)
 

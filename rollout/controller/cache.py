@@ -292,6 +292,17 @@ class Reflector:
     read_grace: float = 30.0  # seconds past it before a silent stream is taken for dead
     _open: Any = None  # the watch response being read, so that `interrupt` can cut it
     _failures: int = 0  # errors since the last successful list
+    _relist_asked: bool = False
+    # Listings begun (here) and handed over (counted by the event loop): while one is begun and
+    # not yet handed over, whatever the loop decides now is in force when it arrives.
+    lists_begun: int = 0
+    lists_handed_over: int = 0
+
+    def relist(self) -> None:
+        """List again (from another thread): the open watch is cut, and its end is taken for an
+        expiry, not an error, so memory keeps serving meanwhile."""
+        self._relist_asked = True
+        self.interrupt()
 
     def interrupt(self) -> None:
         """Cut the open watch from another thread (its blocking read fails at once), so that a
@@ -338,6 +349,8 @@ class Reflector:
             query = [("limit", str(LIST_PAGE)), ("continue", str(meta["continue"]))]
 
     def _list_and_watch(self) -> None:
+        self.lists_begun += 1
+        self._relist_asked = False
         items, listed = self._list()
         self._failures = 0
         version = str(listed.get("resourceVersion") or "")
@@ -348,7 +361,7 @@ class Reflector:
             if version:
                 query.append(("resourceVersion", version))
             stream = self._open = self._request(query, stream=True).response
-            if self.stop.is_set():
+            if self.stop.is_set() or self._relist_asked:  # asked while no watch was open to cut
                 stream.shutdown()
             opened = time.monotonic()
             try:
@@ -367,6 +380,10 @@ class Reflector:
                     version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
                     if kind != "BOOKMARK":
                         self._hand_over(self.on_event, str(kind), self.shrink(obj))
+            except Exception as exc:
+                if self._relist_asked:
+                    raise WatchExpired("listing again, as asked") from exc
+                raise
             finally:
                 self._open = None
                 stream.release_conn()
@@ -535,6 +552,7 @@ class Caches:
             self._all_tried.set()
 
     def _listed_scope(self, reflector: Reflector, items: list[Obj], version: int | None) -> None:
+        reflector.lists_handed_over += 1
         scope = (reflector.resource, reflector.namespace)
         self._replace(reflector, items, version)
         self._listed.add(scope)

@@ -244,7 +244,13 @@ async def run_controller(
         caches = Caches(api_client, cached_kinds(), namespaces)
     else:
         sharding = Sharding(shards.settings.count, ROLLOUT_NAME_LABEL, shards.shard)
-        caches = ShardedCaches(api_client, cached_kinds(), namespaces, sharding=sharding)
+        caches = ShardedCaches(
+            api_client,
+            cached_kinds(),
+            namespaces,
+            sharding=sharding,
+            filter_after_watch=shards.settings.filter_after_watch,
+        )
     cached = CachedKube(api_client(), caches, threads=threads)
     cached.fence = kube.fence  # leader election: a follower, or a leader that lost its lease, writes nothing
     notifier = Notifier(cached, notifications)

@@ -17,7 +17,11 @@ shard's watch and the strays' watch have listed; until then, or for a get that m
 answer, from the API server. A relabelled object leaves one scope and enters another: a real
 server tells it as a DELETED (the object as it was) on one watch and an ADDED on the other, in
 either order, and the store keeps it (Caches._event_for, Store.put). A shard given up is
-forgotten quietly, not as deletions: its new holder acts on them."""
+forgotten quietly, not as deletions: its new holder acts on them.
+
+`filter_after_watch` (--shard-watch=filter, for comparison): one watch of every ReplicaSet per
+scope, and the objects of shards not held here dropped as they are decoded. A shard taken cuts
+that watch short, and the next listing, handed over after the shard was taken, lists it."""
 
 from __future__ import annotations
 
@@ -80,17 +84,21 @@ class ShardedCaches(Caches):
         namespaces: Sequence[str] = (),
         *,
         sharding: Sharding,
+        filter_after_watch: bool = False,
         **options: Any,
     ) -> None:
         self.sharding = sharding
+        self.filter_after_watch = filter_after_watch
         self._all_labels = sharding.labels()
+        self._held_labels: set[str] = set()
         # The kinds' own selectors, to which each shard's watch adds its label.
         self._own_selectors = {kind.resource: kind.label_selector for kind in kinds if kind.sharded}
         strays = sharding.strays_selector()
-        # The static watch of a sharded kind holds its strays only.
+        # The static watch of a sharded kind holds its strays only (filtering after the watch:
+        # every object, the held shards' kept).
         kinds = [
             replace(kind, label_selector=",".join(filter(None, (kind.label_selector, strays))))
-            if kind.sharded
+            if kind.sharded and not filter_after_watch
             else kind
             for kind in kinds
         ]
@@ -107,8 +115,14 @@ class ShardedCaches(Caches):
     def _stray(self, obj: Obj) -> bool:
         return _label(obj) not in self._all_labels
 
+    def _stray_or_held(self, obj: Obj) -> bool:
+        label = _label(obj)
+        return label not in self._all_labels or label in self._held_labels
+
     def _keeps(self, kind: CachedKind) -> Callable[[Obj], bool] | None:
-        return self._stray if kind.sharded else None
+        if not kind.sharded:
+            return None
+        return self._stray_or_held if self.filter_after_watch else self._stray
 
     def watched_here(self, res: Resource, obj: Obj) -> bool:
         if res not in self.sharded:
@@ -129,6 +143,7 @@ class ShardedCaches(Caches):
         if shard in self.watches:
             return
         watch = self.watches[shard] = _ShardWatch()
+        self._held_labels.add(self.sharding.label(shard))
         if self._started:
             self._start_watch(shard, watch)
 
@@ -139,6 +154,15 @@ class ShardedCaches(Caches):
         return lambda obj: _label(obj) == label and shard in self.watches
 
     def _start_watch(self, shard: int, watch: _ShardWatch) -> None:
+        if self.filter_after_watch:
+            # The shard's objects were dropped until now: the whole watch lists again, unless a
+            # listing is under way (handed over after this, it keeps them, and so do the events
+            # that follow it).
+            for reflector in self._reflectors:
+                if reflector.resource in self.sharded and reflector.keeps is not None:
+                    if reflector.lists_handed_over >= reflector.lists_begun:
+                        reflector.relist()
+            return
         for res in sorted(self.sharded, key=lambda r: r.plural):
             kind = self.kinds[res]
             for scope in self._scopes(kind):
@@ -169,6 +193,16 @@ class ShardedCaches(Caches):
         if self._shard_synced(shard):
             self.on_shard_listed(shard)
 
+    def _listed_scope(self, reflector: Reflector, items: list[Obj], version: int | None) -> None:
+        super()._listed_scope(reflector, items, version)
+        if not self.filter_after_watch or reflector.resource not in self.sharded:
+            return
+        for shard, watch in list(self.watches.items()):  # every held shard is in this listing
+            synced = self._shard_synced(shard)
+            watch.listed.add((reflector.resource, reflector.namespace))
+            if not synced and self._shard_synced(shard):
+                self.on_shard_listed(shard)
+
     def _shard_failed(self, shard: int, reflector: Reflector, exc: BaseException | None) -> None:
         if isinstance(exc, WatchExpired):  # served from memory while it lists again, as Caches._failed
             return
@@ -183,6 +217,7 @@ class ShardedCaches(Caches):
         watch = self.watches.pop(shard, None)
         if watch is None:
             return
+        self._held_labels.discard(self.sharding.label(shard))
         watch.stop.set()
         for reflector in watch.reflectors:
             reflector.interrupt()

@@ -72,6 +72,9 @@ class ShardSettings:
     lease_duration: float = 15.0
     renew_deadline: float = 10.0
     retry_period: float = 2.0
+    # The shards' ReplicaSets: one watch of every one, filtered here, instead of one per shard
+    # selected by the API server (shard_caches.py).
+    filter_after_watch: bool = False
 
     def problems(self) -> list[str]:
         found = []

@@ -4,7 +4,8 @@ replica at a time (the API server's audit log names the writer of each request t
 replica's user agent), every shard Lease has one holder, every canary completes, no weight goes
 past its step, and each promote command is applied exactly once. The replicas list and watch
 ReplicaSets per shard (by their shard label), never all of them, and a ReplicaSet that lost its
-label is labelled again."""
+label is labelled again. With --shard-watch=filter they list and watch every ReplicaSet instead,
+and a replica that takes a dead one's shards lists them again."""
 
 import asyncio
 import collections
@@ -93,6 +94,33 @@ def all_in(kube, namespace, names, test):
     return probe
 
 
+async def bind_user(kube, namespace):
+    """The replicas' user, bound to cluster-admin (the audit log tells its requests apart)."""
+    assert USER in USERS
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": f"e2e-shards-{namespace}"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": USER}],
+    }
+    await kube.create(CLUSTER_ROLE_BINDINGS, None, binding)
+    return binding
+
+
+def replicaset_lists(plane, namespace, since=0.0):
+    """(labelSelector, response code, replica) -> how many lists of the namespace's ReplicaSets."""
+    found = collections.Counter()
+    for event in plane.audit_events(USER, since):
+        ref = event.get("objectRef") or {}
+        if (ref.get("resource"), ref.get("namespace"), event["verb"]) != ("replicasets", namespace, "list"):
+            continue
+        query = urllib.parse.urlsplit(event.get("requestURI") or "").query
+        selector = urllib.parse.parse_qs(query).get("labelSelector", [""])[0]
+        found[(selector, (event.get("responseStatus") or {}).get("code"), replica_of(event))] += 1
+    return found
+
+
 def replica_of(event):
     """The replica that sent a request: the identity in its user agent, `... (identity)`."""
     agent = event.get("userAgent") or ""
@@ -105,15 +133,7 @@ async def test_three_sharded_replicas_survive_a_kill_and_a_join_mid_wave(
     plane = cluster[1]
     if plane is None:
         pytest.skip("needs the project's control plane (its audit log), not ROLLOUT_E2E_KUBECONFIG")
-    assert USER in USERS
-    binding = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRoleBinding",
-        "metadata": {"name": f"e2e-shards-{namespace}"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": USER}],
-    }
-    await kube.create(CLUSTER_ROLE_BINDINGS, None, binding)
+    binding = await bind_user(kube, namespace)
     names = [f"app-{i}" for i in range(ROLLOUTS_IN_WAVE)]
     await create_wave(kube, namespace, names)
     args = [
@@ -251,17 +271,8 @@ async def test_three_sharded_replicas_survive_a_kill_and_a_join_mid_wave(
         # Rollout's (read from the API server before its shard's list was in), and every shard's
         # list succeeded, so reconciles read their ReplicaSets from memory.
         selectors = collections.Counter()
-        for event in plane.audit_events(USER):
-            ref = event.get("objectRef") or {}
-            if (ref.get("resource"), ref.get("namespace"), event["verb"]) != (
-                "replicasets",
-                namespace,
-                "list",
-            ):
-                continue
-            query = urllib.parse.urlsplit(event.get("requestURI") or "").query
-            selector = urllib.parse.parse_qs(query).get("labelSelector", [""])[0]
-            selectors[(selector, (event.get("responseStatus") or {}).get("code"))] += 1
+        for (selector, code, _), n in replicaset_lists(plane, namespace).items():
+            selectors[(selector, code)] += n
         failed = {key: n for key, n in selectors.items() if key[1] != 200}
         assert not failed, failed
         whole = {
@@ -275,6 +286,89 @@ async def test_three_sharded_replicas_survive_a_kill_and_a_join_mid_wave(
         one_rollouts = sum(n for (s, _), n in selectors.items() if "rollout.dev/rollout=" in s)
         assert one_rollouts < len(names), f"{one_rollouts} lists of one Rollout's ReplicaSets"
         print(f"ReplicaSet lists by selector: {dict(selectors.most_common(10))}")
+    finally:
+        replicas.stop_all()
+        await kube.delete(CLUSTER_ROLE_BINDINGS, None, binding["metadata"]["name"])
+
+
+async def test_filtering_after_the_watch_a_survivor_lists_again_for_the_shards_it_takes(
+    kube, cluster, namespace, pods_made_ready, routing_installed, tmp_path
+):
+    """--shard-watch=filter: each replica lists and watches every ReplicaSet and keeps its
+    shards'. One of two is killed mid-canary; the survivor takes its shards, lists again for
+    them, and every canary completes with each promote applied once."""
+    plane = cluster[1]
+    if plane is None:
+        pytest.skip("needs the project's control plane (its audit log), not ROLLOUT_E2E_KUBECONFIG")
+    binding = await bind_user(kube, namespace)
+    names = [f"app-{i}" for i in range(24)]
+    await create_wave(kube, namespace, names)
+    args = ["controller", "--namespace", namespace, "--resync-seconds", "30", "--shards", str(SHARDS)]
+    args += ["--shard-watch", "filter", "--leader-election-namespace", namespace, *TIMINGS]
+    replicas = ControllerProcesses(str(plane.user_kubeconfig(USER)), namespace, tmp_path, args=args)
+    since = time.time()
+    replicas.start()
+    replicas.start()
+    try:
+        healthy = lambda s: s.get("phase") == "Healthy"  # noqa: E731
+        await wait_for(all_in(kube, namespace, names, healthy), timeout=120, what="first deploys")
+        first = {
+            i["metadata"]["name"]: i["status"]["stableRevision"] for i in await kube.list(ROLLOUTS, namespace)
+        }
+        for name in names:
+            await kube.patch(ROLLOUTS, namespace, name, image_patch("web:2", name=name))
+        paused = lambda s: s.get("phase") == "Paused" and s.get("currentStepIndex") == 1  # noqa: E731
+        await wait_for(all_in(kube, namespace, names, paused), timeout=120, what="every canary paused at 20%")
+        for name in names:
+            route = await kube.get(HTTPROUTES, namespace, name)
+            assert app_weights(route) == {f"{name}-stable": 80, f"{name}-canary": 20}
+
+        async def split():
+            leases = await kube.list(LEASES, namespace, "rollout.dev/lease-role=shard")
+            holders = collections.Counter(lease["spec"].get("holderIdentity") for lease in leases)
+            return holders if len(leases) == SHARDS and sorted(holders.values()) == [3, 3] else None
+
+        await wait_for(split, timeout=60, what="3 shards held by each replica")
+        victim, _ = replicas.running[0]
+        os.kill(victim.pid, signal.SIGKILL)
+        killed_at = time.time()
+        for name in names:
+            promote = {"metadata": {"annotations": {"rollout.dev/promote": "true"}}}
+            await kube.patch(ROLLOUTS, namespace, name, promote)
+
+        async def completed():
+            items = await kube.list(ROLLOUTS, namespace)
+            done = [
+                i
+                for i in items
+                if (i.get("status") or {}).get("phase") == "Healthy"
+                and i["status"].get("stableRevision") != first[i["metadata"]["name"]]
+            ]
+            return len(done) == len(names) or None
+
+        await wait_for(completed, timeout=180, what="every canary completed by the survivor")
+
+        async def each_promoted_once():
+            events = await kube.list(EVENTS, namespace)
+            found = collections.Counter(
+                e["involvedObject"]["name"] for e in events if e.get("reason") == "PromotedStep"
+            )
+            return found if set(found) == set(names) else None
+
+        promoted = await wait_for(each_promoted_once, what="a PromotedStep Event for each Rollout")
+        assert promoted == collections.Counter(names), promoted
+        lists = replicaset_lists(plane, namespace, since)
+        assert lists and all(code == 200 for _, code, _ in lists), lists
+        # Every list is of every ReplicaSet (the kind's own selector) or of one Rollout's; none
+        # selects a shard. The survivor listed all again after it took the dead one's shards.
+        by_shard = [key for key in lists if "rollout.dev/shard" in key[0]]
+        assert not by_shard, by_shard
+        whole_after_kill = {
+            key: n
+            for key, n in replicaset_lists(plane, namespace, killed_at).items()
+            if key[2].startswith("controller-1") and "rollout.dev/rollout=" not in key[0]
+        }
+        assert whole_after_kill, "the survivor did not list the ReplicaSets again for the shards it took"
     finally:
         replicas.stop_all()
         await kube.delete(CLUSTER_ROLE_BINDINGS, None, binding["metadata"]["name"])

@@ -171,3 +171,61 @@ def test_our_own_delete_is_not_undone_by_the_watch_delivering_the_version_we_had
     assert store.get("shop", "api") is None
     store.put(obj("api", 9, selector="relabelled"))
     assert store.get("shop", "api")["spec"] == {"selector": "relabelled"}
+
+
+async def test_a_relist_asked_of_a_reflector_cuts_its_watch_and_lists_again_without_a_failure():
+    """What a sharded replica filtering after the watch asks when it takes a shard: the watch is
+    cut and the kind listed again at once, counted as an expiry (memory keeps serving), not as an
+    error that would send reads to the API server and back off."""
+    import threading
+
+    from urllib3.exceptions import ProtocolError
+
+    from rollout.controller.cache import Reflector, WatchExpired
+
+    class OpenWatch:
+        """A watch stream that sends nothing until it is cut."""
+
+        def __init__(self):
+            self.cut = threading.Event()
+
+        def stream(self, amt=None, decode_content=False):
+            self.cut.wait(10)
+            raise ProtocolError("connection cut")
+            yield b""  # a generator
+
+        def shutdown(self):
+            self.cut.set()
+
+        def release_conn(self):
+            pass
+
+    loop = asyncio.get_running_loop()
+    listings, failures = asyncio.Queue(), []
+    stop = threading.Event()
+    reflector = Reflector(
+        api=None,
+        resource=SERVICES,
+        namespace="shop",
+        label_selector=None,
+        loop=loop,
+        on_listed=lambda r, items, version: listings.put_nowait(version),
+        on_event=lambda kind, obj: None,
+        on_failure=lambda r, exc: failures.append(exc),
+        stop=stop,
+    )
+    versions = iter(range(1, 100))
+    reflector._list = lambda: ([], {"resourceVersion": str(next(versions))})
+    reflector._request = lambda query, stream: type("Answer", (), {"response": OpenWatch()})()
+    running = asyncio.create_task(asyncio.to_thread(reflector.run))
+    try:
+        assert await asyncio.wait_for(listings.get(), 5) == 1
+        while reflector._open is None:  # the watch is open
+            await asyncio.sleep(0.01)
+        reflector.relist()
+        assert await asyncio.wait_for(listings.get(), 5) == 2
+        assert [type(exc) for exc in failures] == [WatchExpired]
+    finally:
+        stop.set()
+        reflector.interrupt()
+        await asyncio.wait_for(running, 15)

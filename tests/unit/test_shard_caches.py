@@ -41,7 +41,9 @@ def rs(name, version, owner, shard=None):
 
 
 def reflector(keeps, resource=REPLICASETS):
-    return SimpleNamespace(resource=resource, namespace=None, keeps=keeps, stop=threading.Event())
+    return SimpleNamespace(
+        resource=resource, namespace=None, keeps=keeps, stop=threading.Event(), lists_handed_over=0
+    )
 
 
 def listed(built, shard, items, version):
@@ -157,3 +159,70 @@ def test_a_server_that_does_not_filter_changes_nothing():
         apply("MODIFIED", rs("s-1", 5, mine, shard=0))  # the stray relabelled into shard 0
     assert held(built) == {"s-1": "0-of-3", "a-1": "0-of-3"}
     assert built.stores[REPLICASETS].get("shop", "s-1")["metadata"]["resourceVersion"] == "5"
+
+
+def filtering_caches():
+    """--shard-watch=filter: one watch of every ReplicaSet; `relisted` counts its relists."""
+    sharding = Sharding(COUNT, ROLLOUT_NAME_LABEL, lambda ns, name: shard_of(ns, name, COUNT))
+    kinds = [CachedKind(ROLLOUTS), CachedKind(REPLICASETS, label_selector=ROLLOUT_NAME_LABEL, sharded=True)]
+    built = ShardedCaches(lambda: None, kinds, sharding=sharding, filter_after_watch=True)
+    built.synced_shards = []
+    built.on_shard_listed = built.synced_shards.append
+    whole = SimpleNamespace(
+        resource=REPLICASETS, namespace=None, stop=threading.Event(), relisted=0, lists_begun=0
+    )
+    whole.lists_handed_over = 0
+    whole.keeps = built._keeps(built.kinds[REPLICASETS])
+    whole.relist = lambda: setattr(whole, "relisted", whole.relisted + 1)
+    built._reflectors.append(whole)
+    built._started = True  # as after start(): a shard taken now asks for a relist
+    return built, whole
+
+
+def test_filtering_after_the_watch_keeps_the_held_shards_and_the_strays():
+    built, whole = filtering_caches()
+    assert built.kinds[REPLICASETS].label_selector == ROLLOUT_NAME_LABEL  # every ReplicaSet
+    mine, theirs = rollout_in(0), rollout_in(1)
+    built.watch_shard(0)
+    assert whole.relisted == 1  # no listing under way: the watch is cut and lists again
+    everything = [rs("s-1", 2, mine), rs("a-1", 2, mine, shard=0), rs("b-1", 2, theirs, shard=1)]
+    built._listed_scope(whole, everything, 2)
+    built._listed_scope(reflector(None, ROLLOUTS), [], 2)
+    assert held(built) == {"s-1": None, "a-1": "0-of-3"}
+    assert built.synced_shards == [0] and built.synced()
+    assert built.serves(REPLICASETS, "shop", selector=f"{ROLLOUT_NAME_LABEL}={mine}")
+    apply = built._event_for(REPLICASETS, whole.keeps)
+    apply("MODIFIED", rs("b-1", 3, theirs, shard=1))
+    apply("MODIFIED", rs("a-1", 3, mine, shard=0))
+    assert held(built) == {"s-1": None, "a-1": "0-of-3"}
+    assert built.stores[REPLICASETS].get("shop", "a-1")["metadata"]["resourceVersion"] == "3"
+
+
+def test_a_shard_taken_while_filtering_is_read_from_memory_only_after_the_next_listing():
+    built, whole = filtering_caches()
+    mine, theirs = rollout_in(0), rollout_in(1)
+    built.watch_shard(0)
+    built._listed_scope(whole, [rs("a-1", 2, mine, shard=0), rs("b-1", 2, theirs, shard=1)], 2)
+    built._listed_scope(reflector(None, ROLLOUTS), [], 2)
+    apply = built._event_for(REPLICASETS, whole.keeps)
+    apply("MODIFIED", rs("b-1", 3, theirs, shard=1))  # dropped: shard 1 not held yet
+    built.watch_shard(1)
+    assert whole.relisted == 2  # shard 0's, then shard 1's
+    theirs_selector = f"{ROLLOUT_NAME_LABEL}={theirs}"
+    assert not built.serves(REPLICASETS, "shop", selector=theirs_selector)  # b-1 at 3 was missed
+    assert not built.synced()
+    built._listed_scope(whole, [rs("a-1", 2, mine, shard=0), rs("b-1", 3, theirs, shard=1)], 3)
+    assert built.synced_shards == [0, 1]
+    assert built.serves(REPLICASETS, "shop", selector=theirs_selector)
+    assert built.stores[REPLICASETS].get("shop", "b-1")["metadata"]["resourceVersion"] == "3"
+    built.unwatch_shard(1)
+    assert held(built) == {"a-1": "0-of-3"}
+    apply("MODIFIED", rs("b-1", 4, theirs, shard=1))
+    assert held(built) == {"a-1": "0-of-3"}
+    # Taken while a listing is under way: that listing, handed over after, covers it.
+    whole.lists_begun = whole.lists_handed_over + 1
+    built.watch_shard(1)
+    assert whole.relisted == 2
+    built._listed_scope(whole, [rs("a-1", 2, mine, shard=0), rs("b-1", 5, theirs, shard=1)], 5)
+    assert built.synced_shards == [0, 1, 1] and built.synced()
+    assert held(built) == {"a-1": "0-of-3", "b-1": "1-of-3"}
