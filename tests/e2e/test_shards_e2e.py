@@ -121,6 +121,19 @@ def replicaset_lists(plane, namespace, since=0.0):
     return found
 
 
+def each_promoted(kube, namespace, names):
+    """A probe: the PromotedStep Events per Rollout, once every one of `names` has one."""
+
+    async def probe():
+        events = await kube.list(EVENTS, namespace)
+        found = collections.Counter(
+            e["involvedObject"]["name"] for e in events if e.get("reason") == "PromotedStep"
+        )
+        return found if set(found) == set(names) else None
+
+    return probe
+
+
 def replica_of(event):
     """The replica that sent a request: the identity in its user agent, `... (identity)`."""
     agent = event.get("userAgent") or ""
@@ -248,14 +261,9 @@ async def test_three_sharded_replicas_survive_a_kill_and_a_join_mid_wave(
         print(f"\n{len(writes)} Rollouts written; {moved} changed hands; per shard {dict(shards_of)}")
 
         # Each promote applied exactly once.
-        async def all_promoted():
-            events = await kube.list(EVENTS, namespace)
-            found = collections.Counter(
-                e["involvedObject"]["name"] for e in events if e.get("reason") == "PromotedStep"
-            )
-            return found if len(found) == len(names) else None
-
-        promoted = await wait_for(all_promoted, what="a PromotedStep Event for each Rollout")
+        promoted = await wait_for(
+            each_promoted(kube, namespace, names), what="a PromotedStep Event for each Rollout"
+        )
         twice = {n: c for n, c in promoted.items() if c != 1}
         assert not twice and len(promoted) == len(names), (twice, len(promoted))
 
@@ -347,15 +355,9 @@ async def test_filtering_after_the_watch_a_survivor_lists_again_for_the_shards_i
             return len(done) == len(names) or None
 
         await wait_for(completed, timeout=180, what="every canary completed by the survivor")
-
-        async def each_promoted_once():
-            events = await kube.list(EVENTS, namespace)
-            found = collections.Counter(
-                e["involvedObject"]["name"] for e in events if e.get("reason") == "PromotedStep"
-            )
-            return found if set(found) == set(names) else None
-
-        promoted = await wait_for(each_promoted_once, what="a PromotedStep Event for each Rollout")
+        promoted = await wait_for(
+            each_promoted(kube, namespace, names), what="a PromotedStep Event for each Rollout"
+        )
         assert promoted == collections.Counter(names), promoted
         lists = replicaset_lists(plane, namespace, since)
         assert lists and all(code == 200 for _, code, _ in lists), lists
