@@ -116,6 +116,7 @@ class ShardedCaches(Caches):
         return _label(obj) not in self._all_labels
 
     def _stray_or_held(self, obj: Obj) -> bool:
+        """A stray (every replica watches those) or an object of a shard held here."""
         label = _label(obj)
         return label not in self._all_labels or label in self._held_labels
 
@@ -125,12 +126,7 @@ class ShardedCaches(Caches):
         return self._stray_or_held if self.filter_after_watch else self._stray
 
     def watched_here(self, res: Resource, obj: Obj) -> bool:
-        if res not in self.sharded:
-            return True
-        label = _label(obj)
-        if label not in self._all_labels:
-            return True  # a stray: every replica watches those
-        return any(self.sharding.label(shard) == label for shard in self.watches)
+        return res not in self.sharded or self._stray_or_held(obj)
 
     def start(self) -> None:
         super().start()
@@ -158,10 +154,12 @@ class ShardedCaches(Caches):
             # The shard's objects were dropped until now: the whole watch lists again, unless a
             # listing is under way (handed over after this, it keeps them, and so do the events
             # that follow it).
-            for reflector in self._reflectors:
-                if reflector.resource in self.sharded and reflector.keeps is not None:
-                    if reflector.lists_handed_over >= reflector.lists_begun:
-                        reflector.relist()
+            for reflector in self._reflectors:  # the static ones: no shard has its own here
+                if (
+                    reflector.resource in self.sharded
+                    and reflector.lists_handed_over >= reflector.lists_begun
+                ):
+                    reflector.relist()
             return
         for res in sorted(self.sharded, key=lambda r: r.plural):
             kind = self.kinds[res]

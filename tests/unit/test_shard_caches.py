@@ -17,10 +17,10 @@ from rollout.workload.replicasets import ROLLOUT_NAME_LABEL
 COUNT = 3
 
 
-def caches():
+def caches(filter_after_watch=False):
     sharding = Sharding(COUNT, ROLLOUT_NAME_LABEL, lambda ns, name: shard_of(ns, name, COUNT))
     kinds = [CachedKind(ROLLOUTS), CachedKind(REPLICASETS, label_selector=ROLLOUT_NAME_LABEL, sharded=True)]
-    built = ShardedCaches(lambda: None, kinds, sharding=sharding)
+    built = ShardedCaches(lambda: None, kinds, sharding=sharding, filter_after_watch=filter_after_watch)
     built.changes = []
     built.on_change = lambda res, key, old, new: built.changes.append((key[1], new is not None))
     return built
@@ -163,9 +163,7 @@ def test_a_server_that_does_not_filter_changes_nothing():
 
 def filtering_caches():
     """--shard-watch=filter: one watch of every ReplicaSet; `relisted` counts its relists."""
-    sharding = Sharding(COUNT, ROLLOUT_NAME_LABEL, lambda ns, name: shard_of(ns, name, COUNT))
-    kinds = [CachedKind(ROLLOUTS), CachedKind(REPLICASETS, label_selector=ROLLOUT_NAME_LABEL, sharded=True)]
-    built = ShardedCaches(lambda: None, kinds, sharding=sharding, filter_after_watch=True)
+    built = caches(filter_after_watch=True)
     built.synced_shards = []
     built.on_shard_listed = built.synced_shards.append
     whole = SimpleNamespace(
