@@ -64,17 +64,19 @@ async def stack(
     resync_seconds=2.0,
     load_rate=40.0,
     baseline_latency_ms=None,
+    spaced_errors=False,
 ):
     """Workloads for v1 and v2, Prometheus scraping them, the built-in templates installed,
     `services` created (and with route_weights the HTTPRoute), the Rollout deployed at v1
     (Healthy), and load flowing (`load_rate` requests/s); yields (prometheus, v1, v2 workloads).
     `baseline_latency_ms`: a workload for the canary's baseline too (the revision of v1's
-    template with the baseline label, which the controller gives it), that slow."""
+    template with the baseline label, which the controller gives it), that slow.
+    `spaced_errors`: v1 and v2 answer exactly one request in 1 / error ratio with an error."""
     v1, v2 = revisions(manifest)
     with ExitStack() as stop:
-        stable = Workload(v1)
+        stable = Workload(v1, spaced_errors=spaced_errors)
         stop.callback(stable.stop)
-        canary = Workload(v2, error_ratio=v2_errors, latency_ms=v2_latency_ms)
+        canary = Workload(v2, error_ratio=v2_errors, latency_ms=v2_latency_ms, spaced_errors=spaced_errors)
         stop.callback(canary.stop)
         workloads = [stable, canary]
         if baseline_latency_ms is not None:

@@ -23,17 +23,17 @@ QUICK = {"window": "24s", "step": "2s", "rate-window": "2s", "initial-delay": "2
 SERVICES = ("web-stable", "web-canary", "web-baseline")
 
 
-def judge_template():
+def judge_template(confidence=0.99):
     """examples/canary-judge.yaml's template against the baseline, in short windows, at 99 %
-    confidence (as test_judge_prometheus.py, so like against like fails by chance rarely), its
-    error counts asking for 100 requests a side."""
+    confidence (99.9 % for like against like: see test_judge_prometheus.py), its error counts
+    asking for 100 requests a side."""
     template = copy.deepcopy(next(yaml.safe_load_all((EXAMPLES / "canary-judge.yaml").read_text())))
     template["metadata"]["namespace"] = NS
     template["spec"]["args"] = [{"name": k, "value": v} for k, v in QUICK.items()]
     compare = template["spec"]["metrics"][0]["provider"]["compare"]
     compare["against"] = "baseline"
     for query in compare["queries"]:
-        query["confidence"] = 0.99
+        query["confidence"] = confidence
         if "counts" in query:  # the example asks for 1,000 requests a side; these windows hold fewer
             query["minSamples"] = 100
     return template
@@ -58,7 +58,7 @@ def judged(status):
 
 
 async def test_fresh_pods_slower_than_warm_stable_are_promoted_against_their_baseline(cluster):
-    await cluster.kube.create(ANALYSIS_TEMPLATES, NS, judge_template())
+    await cluster.kube.create(ANALYSIS_TEMPLATES, NS, judge_template(confidence=0.999))
     manifest = judged_rollout()
     async with stack(
         cluster, manifest, v2_latency_ms=FRESH_MS, baseline_latency_ms=FRESH_MS, services=SERVICES

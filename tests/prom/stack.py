@@ -73,9 +73,17 @@ def prometheus_binary() -> str:
 
 
 class Workload:
-    """One revision of the application, as a process of its own."""
+    """One revision of the application, as a process of its own. `spaced_errors`: exactly one
+    request in 1 / error_ratio errs, rather than each at random (see tests/prom/workload.py)."""
 
-    def __init__(self, revision: str, *, error_ratio: float = 0.0, latency_ms: float = 50.0) -> None:
+    def __init__(
+        self,
+        revision: str,
+        *,
+        error_ratio: float = 0.0,
+        latency_ms: float = 50.0,
+        spaced_errors: bool = False,
+    ) -> None:
         self.revision = revision
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -90,6 +98,7 @@ class Workload:
                 str(error_ratio),
                 "--latency-ms",
                 str(latency_ms),
+                *(["--spaced-errors"] if spaced_errors else []),
             ],
             cwd=Path(__file__).resolve().parents[2],
         )

@@ -3,6 +3,10 @@
 and http_request_duration_seconds (prometheus-client) on /metrics. `POST /config` with JSON
 {"error_ratio": .., "latency_ms": ..} changes its behaviour while it runs.
 
+Errors are drawn at random, as real traffic's are (the judge's bench measures its error rates
+so); `--spaced-errors` answers exactly one request in 1 / error_ratio with a 500 instead, for a
+test whose verdict must not hinge on how a few rare errors happen to fall.
+
 Run as a process: `python -m tests.prom.workload --port 8080 --error-ratio 0 --latency-ms 50`."""
 
 from __future__ import annotations
@@ -27,7 +31,19 @@ LATENCY = Histogram(
     registry=REGISTRY,
 )
 CONFIG = {"error_ratio": 0.0, "latency_ms": 50.0}
+SPACED = {"on": False, "owed": 0.0}  # spaced errors: the fraction of an error owed so far
 LOCK = threading.Lock()
+
+
+def answers_error(error_ratio: float) -> bool:
+    """Whether this request gets a 500 (called under LOCK)."""
+    if not SPACED["on"]:
+        return random.random() < error_ratio
+    SPACED["owed"] += error_ratio
+    if SPACED["owed"] < 1.0:
+        return False
+    SPACED["owed"] -= 1.0
+    return True
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -36,10 +52,10 @@ class Handler(BaseHTTPRequestHandler):
             self._reply(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
             return
         with LOCK:
-            error_ratio, latency_ms = CONFIG["error_ratio"], CONFIG["latency_ms"]
+            latency_ms = CONFIG["latency_ms"]
+            code = 500 if answers_error(CONFIG["error_ratio"]) else 200
         started = time.monotonic()
         time.sleep(latency_ms / 1000)
-        code = 500 if random.random() < error_ratio else 200
         LATENCY.observe(time.monotonic() - started)
         REQUESTS.labels(code=str(code)).inc()
         self._reply(code, b"ok\n" if code == 200 else b"error\n", "text/plain")
@@ -71,8 +87,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--error-ratio", type=float, default=0.0)
     parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--spaced-errors", action="store_true")
     args = parser.parse_args()
     CONFIG.update(error_ratio=args.error_ratio, latency_ms=args.latency_ms)
+    SPACED["on"] = args.spaced_errors
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     server.serve_forever()
