@@ -248,14 +248,26 @@ class KindAbsent(Exception):
 
 
 class WatchExpired(Exception):
-    """410 Gone: the watch's resourceVersion is too old; list again."""
+    """410 Gone: the watch's resourceVersion is too old; list again. Not an error: the cache
+    keeps serving meanwhile."""
+
+
+class WatchEnded(WatchExpired):
+    """The server ended a watch before its timeout (a real one does when the watcher falls
+    behind): watch again from the last version seen, which a real server replays from or answers
+    410 (then list again). Not an error either; `events`: how many the ended watch told."""
+
+    def __init__(self, events: int) -> None:
+        super().__init__(f"watch ended early after {events} events")
+        self.events = events
 
 
 class _AfterFailure(wait_base):
-    """No wait before listing again after 410 or a cut watch; half a minute for a kind that is
-    not installed (it may be installed later); after an error, 0.5 s doubling up to 30 s over the
-    failures since the last successful list (a reflector lives for days: its attempts do not
-    add up)."""
+    """No wait before listing again after 410 or a cut watch, nor before watching again after a
+    watch that ended early having told something; half a minute for a kind that is not installed
+    (it may be installed later); after an error, or a watch that ended early at once, 0.5 s
+    doubling up to 30 s over the failures since the last successful list or watched event (a
+    reflector lives for days: its attempts do not add up)."""
 
     def __init__(self, failures: Callable[[], int]) -> None:
         self.failures = failures
@@ -263,7 +275,8 @@ class _AfterFailure(wait_base):
     def __call__(self, retry_state: RetryCallState) -> float:
         outcome = retry_state.outcome
         exc = outcome.exception() if outcome is not None and outcome.failed else None
-        if isinstance(exc, WatchExpired):
+        ended_at_once = isinstance(exc, WatchEnded) and exc.events == 0
+        if isinstance(exc, WatchExpired) and not ended_at_once:
             return 0.0
         if isinstance(exc, KindAbsent):
             return 30.0
@@ -291,8 +304,11 @@ class Reflector:
     watch_seconds: int = 300  # the server ends each watch after this (timeoutSeconds)
     read_grace: float = 30.0  # seconds past it before a silent stream is taken for dead
     _open: Any = None  # the watch response being read, so that `interrupt` can cut it
-    _failures: int = 0  # errors since the last successful list
+    _failures: int = 0  # errors since the last successful list or watched event
     _relist_asked: bool = False
+    # The last resourceVersion seen, to watch again from; None: list first (at the start, after
+    # 410, an error, or a relist asked).
+    _version: str | None = None
     # Listings begun (here) and handed over (counted by the event loop): while one is begun and
     # not yet handed over, whatever the loop decides now is in force when it arrives.
     lists_begun: int = 0
@@ -324,6 +340,8 @@ class Reflector:
         if response.status == 404:
             response.read()
             raise KindAbsent(self.resource.path(self.namespace))
+        if response.status == 410:  # a watch's version too old, told as the answer's status
+            raise WatchExpired(response.read().decode(errors="replace"))
         if not 200 <= response.status < 300:
             body = response.read()
             raise ApiException(status=response.status, reason=response.reason, body=body)
@@ -349,21 +367,22 @@ class Reflector:
             query = [("limit", str(LIST_PAGE)), ("continue", str(meta["continue"]))]
 
     def _list_and_watch(self) -> None:
-        self.lists_begun += 1
-        self._relist_asked = False
-        items, listed = self._list()
-        self._failures = 0
-        version = str(listed.get("resourceVersion") or "")
-        self._hand_over(self.on_listed, self, items, resource_version({"metadata": listed}))
+        if self._version is None or self._relist_asked:
+            self.lists_begun += 1
+            self._relist_asked = False
+            items, listed = self._list()
+            self._failures = 0
+            self._version = str(listed.get("resourceVersion") or "")
+            self._hand_over(self.on_listed, self, items, resource_version({"metadata": listed}))
         while not self.stop.is_set():
             query = [("watch", "true"), ("allowWatchBookmarks", "true")]
             query.append(("timeoutSeconds", str(self.watch_seconds)))
-            if version:
-                query.append(("resourceVersion", version))
+            if self._version:
+                query.append(("resourceVersion", self._version))
             stream = self._open = self._request(query, stream=True).response
             if self.stop.is_set() or self._relist_asked:  # asked while no watch was open to cut
                 stream.shutdown()
-            opened = time.monotonic()
+            opened, told = time.monotonic(), 0
             try:
                 lines = iter_resp_lines(stream)
                 for line in _ended_at_timeout(lines):
@@ -377,7 +396,9 @@ class Reflector:
                         if obj.get("code") == 410:
                             raise WatchExpired(obj.get("message", ""))
                         raise ApiException(status=obj.get("code"), reason=obj.get("message"))
-                    version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
+                    self._version = str((obj.get("metadata") or {}).get("resourceVersion") or self._version)
+                    told += 1
+                    self._failures = 0
                     if kind != "BOOKMARK":
                         self._hand_over(self.on_event, str(kind), self.shrink(obj))
             except Exception as exc:
@@ -388,13 +409,14 @@ class Reflector:
                 self._open = None
                 stream.release_conn()
             if time.monotonic() - opened < self.watch_seconds - 5:
-                # Cut short, not timed out: list again rather than trust that a new watch from
-                # the last version replays what was missed (an emulator's does not).
-                raise WatchExpired("watch ended early")
+                raise WatchEnded(told)  # cut short, not timed out: watch again from _version
 
     def _failed(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        if not isinstance(exc, WatchEnded):
+            self._version = None  # 410, an error or a relist asked: list again
         self._failures += 1
-        self._hand_over(self.on_failure, self, state.outcome.exception() if state.outcome else None)
+        self._hand_over(self.on_failure, self, exc)
 
     def run(self) -> None:
         retrying = Retrying(

@@ -17,7 +17,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from rollout.controller.cache import Obj, ObjKey, Reflector, Store, WatchExpired, key_of
+from rollout.controller.cache import Obj, ObjKey, Reflector, Store, WatchEnded, WatchExpired, key_of
 from rollout.kube import EVENTS, REPLICASETS, ROLLOUTS, Resource, api_message
 from rollout.workload.replicasets import ROLLOUT_NAME_LABEL
 
@@ -163,6 +163,8 @@ class Watches:
             store.put(obj)
 
     def _failed(self, reflector: Reflector, exc: BaseException) -> None:
+        if isinstance(exc, WatchEnded):  # watched again from where it ended: nothing missed
+            return
         if reflector.resource is ROLLOUTS:
             self.connection = Connection(listed=False, problem=_problem(exc))
             self._wake()

@@ -4,15 +4,17 @@ kmock stores objects and merges patches; a real API server also stamps uid, reso
 generation and creationTimestamp, refuses a patch whose resourceVersion is stale (409), separates
 the status subresource from the main resource, validates custom resources against their CRD schema
 (422 naming the field) after pruning undeclared fields and applying the schema's defaults
-(structural.py), garbage-collects owned objects, serves pods/eviction (eviction.py), and tells a
-watch every change made after the objects it sends first, however slowly it reads. Those
-are added here, so the sandbox and the integration tests exercise the controller the way a
-cluster would."""
+(structural.py), garbage-collects owned objects, serves pods/eviction (eviction.py), tells a
+watch every change made after the objects it sends first, however slowly it reads, and tells a
+watch started at a resourceVersion what came after it, or 410 when that version is no longer
+kept (watch_history.py). Those are added here, so the sandbox and the integration tests
+exercise the controller the way a cluster would."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
 import copy
 import datetime
@@ -34,6 +36,7 @@ from rollout.sandbox import structural
 from rollout.sandbox.audit import READ_VERBS, ApiCall, Audit, Authorizer
 from rollout.sandbox.eviction import PDBS, PODS, evict
 from rollout.sandbox.faults import FaultPlan
+from rollout.sandbox.watch_history import EVENTS_KEPT, KeptBus, events_after, expired, start_version
 
 # Requests kept for tests and benchmarks to read (EmulatedApiServer.served).
 REQUESTS_KEPT = 200_000
@@ -208,9 +211,14 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
     # log keeps only the requests in flight: a long test slowed down quadratically before.
     served: deque[rendering.Request] = attrs.field(factory=lambda: deque(maxlen=REQUESTS_KEPT), init=False)
     request_count: int = attrs.field(default=0, init=False)
+    # Watch events kept per kind, to replay to a watch started at a resourceVersion; read when a
+    # kind's first change or watch comes.
+    watch_events_kept: int = attrs.field(default=EVENTS_KEPT)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
+        # Before any change is announced: every kind's bus keeps its last events.
+        self._buses = collections.defaultdict(lambda: KeptBus(kept=deque(maxlen=self.watch_events_kept)))
         for key, info in BACKBONE.items():
             self.resources[key] = info
 
@@ -218,9 +226,10 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         """Put `obj` into the store unchecked (what another version of the server or of a
         controller left there), with a new resourceVersion, and tell the watches, as a real
         server's storage does."""
-        obj["metadata"]["resourceVersion"] = str(next(self._versions))
-        self.objects[resource, namespace, name].history.append(obj)
-        await self._buses[resource].put({"type": "MODIFIED", "object": obj})
+        async with self._lock:  # as every announcement: a watch's start sees it whole or not at all
+            obj["metadata"]["resourceVersion"] = str(next(self._versions))
+            self.objects[resource, namespace, name].history.append(obj)
+            await self._buses[resource].put({"type": "MODIFIED", "object": obj})
 
     def requests_since(self, mark: int) -> list[rendering.Request]:
         """The requests served after the first `mark` (a request_count read earlier), oldest
@@ -438,27 +447,39 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
                     yield item
 
     async def _watch_from_snapshot(self, request: rendering.Request) -> AsyncIterator[Any]:
-        """The objects as they are (ADDED), then every change after them. kmock joins the bus
-        only once the last ADDED is sent, so a write made while a slow watcher read them was never
-        told; here the bus is joined under the lock that the snapshot is taken under."""
+        """Without a resourceVersion: the objects as they are (ADDED), then every change after
+        them. kmock joins the bus only once the last ADDED is sent, so a write made while a slow
+        watcher read them was never told; here the bus is joined under the lock that the
+        snapshot is taken under. From a resourceVersion: the changes after it, replayed from
+        the kind's kept events, or 410 when it is no longer kept (watch_history.py)."""
         yield b""  # the headers go out before the first event
         resource = request.resource
         bus = self._buses[resource]
+        since = start_version(request.params)
 
         def selected(namespace: str | None, name: str | None) -> bool:
             in_namespace = request.namespace is None or namespace == request.namespace
             return in_namespace and (request.name is None or name == request.name)
 
-        async with self._lock:
-            snapshot = [
-                {"type": "ADDED", "object": obj.raw}
-                for (kind, namespace, name), obj in list(self.objects.items())
-                if kind == resource and not obj.deleted and selected(namespace, name)
-            ]
+        async with self._lock:  # every announcement is made under it: none falls between
             mark = await bus.mark()
+            if since is None:
+                first: list[dict[str, Any]] | None = [
+                    {"type": "ADDED", "object": obj.raw}
+                    for (kind, namespace, name), obj in list(self.objects.items())
+                    if kind == resource and not obj.deleted and selected(namespace, name)
+                ]
+            else:
+                first = events_after(bus.kept, since)
         try:
-            for event in snapshot:
-                yield event
+            if first is None:
+                assert since is not None
+                yield expired(since, bus.kept)
+                return
+            for event in first:
+                meta = (event.get("object") or {}).get("metadata") or {}
+                if selected(meta.get("namespace"), meta.get("name")):
+                    yield event
             async for event in bus.stream(since=mark):
                 meta = (event.get("object") or {}).get("metadata") or {}
                 if selected(meta.get("namespace"), meta.get("name")):

@@ -110,6 +110,47 @@ async def test_a_late_watcher_is_told_every_write_at_its_own_version(cluster):
     assert told[1:] == written
 
 
+async def read_events(stream, count):
+    """`count` events of an open watch, as (type, name, resourceVersion)."""
+    told = []
+    for _ in range(count):
+        event = json.loads(await asyncio.wait_for(stream.content.readline(), 5))
+        meta = event["object"].get("metadata") or {}
+        told.append((event["type"], meta.get("name"), meta.get("resourceVersion")))
+    return told
+
+
+async def test_a_watch_from_a_version_is_told_what_came_after_it_or_410_when_too_old(cluster):
+    """What a client watching again after its stream ended relies on, as from a real server: the
+    changes after the version it asks for (a create, a patch, a delete, in their order), none
+    before; a version the server no longer keeps is answered 410 (the client lists again)."""
+    cluster.api.watch_events_kept = 4  # Services' first change comes below: their bus keeps 4
+    first = await cluster.kube.create(SERVICES, NS, service_manifest("web-stable"))
+    seen = first["metadata"]["resourceVersion"]
+    made = [await cluster.kube.create(SERVICES, NS, service_manifest("web-canary"))]
+    made.append(await cluster.kube.patch(SERVICES, NS, "web-stable", {"metadata": {"labels": {"a": "b"}}}))
+    await cluster.kube.delete(SERVICES, NS, "web-canary")
+    path = SERVICES.path(NS, None)
+    async with aiohttp.ClientSession(cluster.url) as session:
+        async with session.get(path, params={"watch": "true", "resourceVersion": seen}) as stream:
+            told = await read_events(stream, 3)
+            later = await cluster.kube.patch(SERVICES, NS, "web-stable", {"metadata": {"labels": {"a": "c"}}})
+            told += await read_events(stream, 1)
+        expected = [("ADDED", "web-canary", made[0]["metadata"]["resourceVersion"])]
+        expected.append(("MODIFIED", "web-stable", made[1]["metadata"]["resourceVersion"]))
+        expected.append(("DELETED", "web-canary", made[0]["metadata"]["resourceVersion"]))  # its last
+        expected.append(("MODIFIED", "web-stable", later["metadata"]["resourceVersion"]))
+        assert told == expected
+        # The create of web-stable has left the 4 kept events: its version is too old now.
+        async with session.get(path, params={"watch": "true", "resourceVersion": seen}) as stream:
+            event = json.loads(await asyncio.wait_for(stream.content.readline(), 5))
+    assert event["type"] == "ERROR" and event["object"]["code"] == 410, event
+    assert (
+        event["object"]["reason"] == "Expired"
+        and f"too old resource version: {seen}" in event["object"]["message"]
+    )
+
+
 # Shrinking a run of the real reconciler takes minutes; the drawn example is printed as is.
 NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
 rates = st.sampled_from([0.0, 0.02, 0.05])

@@ -118,7 +118,7 @@ async def test_parallel_reconciles_are_bounded_by_workers_and_one_per_rollout():
 def test_a_reflector_backs_off_over_its_failures_since_the_last_list_not_over_its_life():
     from tenacity import RetryCallState
 
-    from rollout.controller.cache import KindAbsent, WatchExpired, _AfterFailure
+    from rollout.controller.cache import KindAbsent, WatchEnded, WatchExpired, _AfterFailure
 
     def after(exc, failures):
         state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})
@@ -129,6 +129,9 @@ def test_a_reflector_backs_off_over_its_failures_since_the_last_list_not_over_it
     assert after(ConnectionError("cut"), 3) == 4.0
     assert after(ConnectionError("cut"), 12) == 30.0
     assert after(WatchExpired("410"), 12) == 0.0  # list again at once
+    assert after(WatchEnded(5), 12) == 0.0  # ended early having told something: watch again at once
+    assert after(WatchEnded(0), 0) == 0.5  # ended at once: a server doing so again is not hammered
+    assert after(WatchEnded(0), 3) == 4.0
     assert after(KindAbsent("istio"), 0) == 30.0  # not installed: look again later
 
 

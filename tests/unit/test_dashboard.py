@@ -69,6 +69,21 @@ async def test_which_changes_concern_a_rollouts_page():
     assert watches.concerns(later, "shop", "web")
 
 
+def test_a_watch_ended_early_leaves_the_connection_shown_listed_a_cut_one_does_not():
+    """A Rollouts watch the server ended early is watched again from its version (nothing is
+    missed, no list follows): the pages must not say the connection is lost until a list that
+    never comes. A cut watch (410, an error) does say so until the list."""
+    from rollout.controller.cache import WatchEnded, WatchExpired
+
+    watches = Watches(lambda: None, None)
+    rollouts = type("Reflector", (), {"resource": ROLLOUTS, "namespace": None})()
+    watches._listed(rollouts, [], 1)
+    watches._failed(rollouts, WatchEnded(3))
+    assert watches.connection.listed and not watches.connection.problem
+    watches._failed(rollouts, WatchExpired("too old resource version"))
+    assert not watches.connection.listed and "listing again" in watches.connection.problem
+
+
 def test_an_analysis_chart_is_shaded_by_the_metrics_own_condition():
     metric = {
         "measurements": [{"value": "[0.5]", "phase": "Failed"}, {"value": "[0.01]", "phase": "Successful"}]
