@@ -254,20 +254,21 @@ class WatchExpired(Exception):
 
 class WatchEnded(WatchExpired):
     """The server ended a watch before its timeout (a real one does when the watcher falls
-    behind): watch again from the last version seen, which a real server replays from or answers
-    410 (then list again). Not an error either; `events`: how many the ended watch told."""
+    behind; a proxy may at an idle limit): watch again from the last version seen, which a real
+    server replays from or answers 410 (then list again). Not an error either. `at_once`: it
+    ended within a second having told nothing, which a server may do again and again."""
 
-    def __init__(self, events: int) -> None:
-        super().__init__(f"watch ended early after {events} events")
-        self.events = events
+    def __init__(self, events: int, seconds: float) -> None:
+        super().__init__(f"watch ended early, after {seconds:.1f} s and {events} events")
+        self.at_once = events == 0 and seconds < 1.0
 
 
 class _AfterFailure(wait_base):
     """No wait before listing again after 410 or a cut watch, nor before watching again after a
-    watch that ended early having told something; half a minute for a kind that is not installed
-    (it may be installed later); after an error, or a watch that ended early at once, 0.5 s
-    doubling up to 30 s over the failures since the last successful list or watched event (a
-    reflector lives for days: its attempts do not add up)."""
+    watch that ended early, unless at once; half a minute for a kind that is not installed (it
+    may be installed later); after an error, or a watch that ended at once, 0.5 s doubling up
+    to 30 s over the failures since the last successful list or watched event (a reflector lives
+    for days: its attempts do not add up)."""
 
     def __init__(self, failures: Callable[[], int]) -> None:
         self.failures = failures
@@ -275,7 +276,7 @@ class _AfterFailure(wait_base):
     def __call__(self, retry_state: RetryCallState) -> float:
         outcome = retry_state.outcome
         exc = outcome.exception() if outcome is not None and outcome.failed else None
-        ended_at_once = isinstance(exc, WatchEnded) and exc.events == 0
+        ended_at_once = isinstance(exc, WatchEnded) and exc.at_once
         if isinstance(exc, WatchExpired) and not ended_at_once:
             return 0.0
         if isinstance(exc, KindAbsent):
@@ -408,8 +409,9 @@ class Reflector:
             finally:
                 self._open = None
                 stream.release_conn()
-            if time.monotonic() - opened < self.watch_seconds - 5:
-                raise WatchEnded(told)  # cut short, not timed out: watch again from _version
+            lasted = time.monotonic() - opened
+            if lasted < self.watch_seconds - 5:
+                raise WatchEnded(told, lasted)  # cut short, not timed out: watch again from _version
 
     def _failed(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None

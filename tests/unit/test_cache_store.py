@@ -129,9 +129,10 @@ def test_a_reflector_backs_off_over_its_failures_since_the_last_list_not_over_it
     assert after(ConnectionError("cut"), 3) == 4.0
     assert after(ConnectionError("cut"), 12) == 30.0
     assert after(WatchExpired("410"), 12) == 0.0  # list again at once
-    assert after(WatchEnded(5), 12) == 0.0  # ended early having told something: watch again at once
-    assert after(WatchEnded(0), 0) == 0.5  # ended at once: a server doing so again is not hammered
-    assert after(WatchEnded(0), 3) == 4.0
+    assert after(WatchEnded(5, 0.2), 12) == 0.0  # ended early having told something: watch again
+    assert after(WatchEnded(0, 60.0), 12) == 0.0  # a quiet watch a proxy cut at its idle limit
+    assert after(WatchEnded(0, 0.1), 0) == 0.5  # ended at once: a server doing so again is not hammered
+    assert after(WatchEnded(0, 0.1), 3) == 4.0
     assert after(KindAbsent("istio"), 0) == 30.0  # not installed: look again later
 
 

@@ -78,7 +78,7 @@ def test_a_watch_ended_early_leaves_the_connection_shown_listed_a_cut_one_does_n
     watches = Watches(lambda: None, None)
     rollouts = type("Reflector", (), {"resource": ROLLOUTS, "namespace": None})()
     watches._listed(rollouts, [], 1)
-    watches._failed(rollouts, WatchEnded(3))
+    watches._failed(rollouts, WatchEnded(3, 12.0))
     assert watches.connection.listed and not watches.connection.problem
     watches._failed(rollouts, WatchExpired("too old resource version"))
     assert not watches.connection.listed and "listing again" in watches.connection.problem
