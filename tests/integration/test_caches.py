@@ -317,13 +317,7 @@ async def test_a_watch_the_server_never_ends_is_watched_again_not_listed_again(c
         )
     finally:
         caches.stop()
-    served = [
-        r
-        for r in cluster.api.requests_since(since)
-        if r.method.value == "GET" and r.resource is not None and r.resource.plural == "services"
-    ]
-    watches = [r for r in served if r.params.get("watch") in ("true", "1")]
-    lists = [r for r in served if r.params.get("watch") not in ("true", "1")]
+    lists, watches = service_reads(cluster, since)
     assert len(lists) == 1, [r.params for r in lists]
     assert len(watches) >= 3
     assert (NS, "late") in changes
@@ -362,6 +356,16 @@ async def test_a_watch_the_server_ends_early_is_watched_again_from_its_version_n
     finally:
         cluster.api.faults = None
         caches.stop()
+    lists, watches = service_reads(cluster, since)
+    assert dropped >= 2 and len(watches) > dropped, (dropped, len(watches))
+    assert len(lists) == 1, [r.params for r in lists]
+    from_versions = [r.params.get("resourceVersion", "") for r in watches[1:]]
+    assert all(version.isdigit() for version in from_versions), from_versions
+    assert caches.serves(SERVICES, NS)
+
+
+def service_reads(cluster, since):
+    """The lists and the watches of Services the emulator served after request `since`."""
     served = [
         r
         for r in cluster.api.requests_since(since)
@@ -369,12 +373,7 @@ async def test_a_watch_the_server_ends_early_is_watched_again_from_its_version_n
     ]
     watches = [r for r in served if r.params.get("watch") in ("true", "1")]
     lists = [r for r in served if r.params.get("watch") not in ("true", "1")]
-    assert dropped >= 2 and len(watches) > dropped, (dropped, len(watches))
-    assert len(lists) == 1, [r.params for r in lists]
-    assert all(r.params.get("resourceVersion", "").isdigit() for r in watches[1:]), [
-        r.params for r in watches
-    ]
-    assert caches.serves(SERVICES, NS)
+    return lists, watches
 
 
 async def _listed_and(value):
