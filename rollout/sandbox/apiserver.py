@@ -432,7 +432,7 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
         return response
 
     async def _serve_watch(self, request: rendering.Request) -> AsyncIterator[Any]:
-        stream = self._watch_from_snapshot(request)
+        stream = self._watch_events(request)
         async with contextlib.aclosing(stream):
             async for item in stream:
                 plan = self.faults  # read per event: faults switched on or off apply to open streams
@@ -446,7 +446,7 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
                 if fault == "watch_duplicate":
                     yield item
 
-    async def _watch_from_snapshot(self, request: rendering.Request) -> AsyncIterator[Any]:
+    async def _watch_events(self, request: rendering.Request) -> AsyncIterator[Any]:
         """Without a resourceVersion: the objects as they are (ADDED), then every change after
         them. kmock joins the bus only once the last ADDED is sent, so a write made while a slow
         watcher read them was never told; here the bus is joined under the lock that the
