@@ -461,6 +461,10 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
             in_namespace = request.namespace is None or namespace == request.namespace
             return in_namespace and (request.name is None or name == request.name)
 
+        def told(event: dict[str, Any]) -> bool:  # an event of the watched scope
+            meta = (event.get("object") or {}).get("metadata") or {}
+            return selected(meta.get("namespace"), meta.get("name"))
+
         async with self._lock:  # every announcement is made under it: none falls between
             mark = await bus.mark()
             if since is None:
@@ -470,19 +474,17 @@ class EmulatedApiServer(kmock.KubernetesEmulator):
                     if kind == resource and not obj.deleted and selected(namespace, name)
                 ]
             else:
-                first = events_after(bus.kept, since)
+                replayed = events_after(bus.kept, since)
+                first = None if replayed is None else [e for e in replayed if told(e)]
         try:
             if first is None:
                 assert since is not None
                 yield expired(since, bus.kept)
                 return
             for event in first:
-                meta = (event.get("object") or {}).get("metadata") or {}
-                if selected(meta.get("namespace"), meta.get("name")):
-                    yield event
+                yield event
             async for event in bus.stream(since=mark):
-                meta = (event.get("object") or {}).get("metadata") or {}
-                if selected(meta.get("namespace"), meta.get("name")):
+                if told(event):
                     yield event
         finally:
             await bus.unmark(mark)
